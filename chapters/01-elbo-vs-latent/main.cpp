@@ -1,0 +1,395 @@
+/// \page chapter01 Chapter 1: the ELBO against the latent size
+///
+/// **Claim** (Kingma & Welling 2013, Fig. 2; seed 000 sections 2.1, 2.3, 2.4):
+/// an MLP VAE with 500 tanh hidden units and a Bernoulli decoder, trained by
+/// Adagrad on minibatches of 100 with one latent sample per example, reaches a
+/// better variational lower bound with more latent variables, and more latent
+/// variables do not overfit: at 1e8 training samples KW2013 read (digitised)
+/// train/test bounds of -130.3/-133.4 (Nz = 3), -116.5/-119.1 (5),
+/// -100.7/-103.7 (10), -98.2/-100.2 (20), -98.4/-100.3 (200).
+///
+/// **What this program does**: for each Nz it trains one model, scores the
+/// ELBO on the whole training and test sets at points log-spaced in training
+/// samples seen, and writes the curves, the final bounds, reconstructions
+/// (seed Fig. 4), samples (seed Fig. 5) and, for Nz = 2, the learned manifold
+/// (a decoded grid over the prior's quantiles). Frey Face (KW2013 Fig. 2,
+/// right) runs when its data is present; otherwise the run records why not.
+///
+/// The training loop, from the library (src/vaerepro/trainer.cpp), is driven
+/// here per latent size:
+/// \snippet 01-elbo-vs-latent/main.cpp train-one
+///
+/// Results land in results/01-elbo-vs-latent/ (layout: docs/results-layout.md).
+
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "vaerepro/cli.h"
+#include "vaerepro/datasets.h"
+#include "vaerepro/image.h"
+#include "vaerepro/models.h"
+#include "vaerepro/protocol.h"
+#include "vaerepro/results.h"
+#include "vaerepro/runtime.h"
+#include "vaerepro/trainer.h"
+
+namespace po = boost::program_options;
+using namespace vaerepro;
+
+namespace {
+
+constexpr const char* kSlug = "01-elbo-vs-latent";
+constexpr const char* kProgram = "chapter-01";
+
+/// The experiment's options; defaults depend on the profile.
+struct Options {
+  std::string nz = "3,5,10,20,200";  // KW2013 Fig. 2
+  int64_t manifold_nz = 2;           // seed 000 Fig. 5 / KW2013 Fig. 4; 0 = none
+  int64_t hidden = 500;              // KW2013 section 5 (MNIST)
+  std::string activation = "tanh";   // KW2013 appendix C
+  std::string optimizer = "adagrad"; // KW2013 section 5
+  double lr = 0.02;                  // KW chose from {0.01, 0.02, 0.1}; seed 000 used 0.02
+  double weight_decay = -1;          // -1: KW2013's N(0, I) weight prior = 1 / N
+  int64_t batch_size = 100;          // KW2013 section 5
+  double samples = 0;                // training samples per model (set by the profile)
+  int64_t eval_points = 0;           // whole-set evaluations per model
+  int64_t max_train = 0;             // 0: the whole training set
+  int64_t max_test = 0;              // 0: the whole test set
+};
+
+void apply_profile(const std::string& profile, Options& o) {
+  if (profile == "smoke") {  // seconds: used by the tests
+    o.nz = "3,20";
+    o.samples = 3000;
+    o.eval_points = 3;
+    o.max_train = 1000;
+    o.max_test = 500;
+  } else if (profile == "quick") {  // the chapter in under 10 minutes on 2 CPU cores
+    o.samples = 1.2e6;
+    o.eval_points = 8;
+  } else {  // full: KW2013's budget
+    o.samples = 1e8;
+    o.eval_points = 30;
+  }
+}
+
+/// Per-model seed, so that `--nz 20` alone reproduces the Nz = 20 model of a sweep.
+int64_t model_seed(int64_t seed, int64_t nz) { return seed * 1000003 + nz; }
+
+nlohmann::json curve_json(const TrainResult& r) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& p : r.curve) {
+    rows.push_back({{"samples_seen", p.samples_seen},
+                    {"epochs", p.epochs},
+                    {"train", p.train.to_json()},
+                    {"test", p.test.to_json()},
+                    {"wall_seconds", p.wall_seconds}});
+  }
+  return rows;
+}
+
+struct ModelOutcome {
+  int64_t nz = 0;
+  TrainResult result;
+  Vae vae{nullptr};
+};
+
+/// The verdicts this chapter can decide from its own numbers, criteria written out.
+nlohmann::json compute_checks(const std::map<int64_t, double>& test_bound) {
+  nlohmann::json checks = nlohmann::json::array();
+  auto has = [&](int64_t k) { return test_bound.count(k) > 0; };
+  auto fmt = [](double v) {
+    std::ostringstream os;
+    os.setf(std::ios::fixed);
+    os.precision(1);
+    os << v;
+    return os.str();
+  };
+  if (test_bound.size() >= 2 && has(3)) {
+    bool worst = true;
+    for (const auto& [k, v] : test_bound) {
+      if (k != 3 && v <= test_bound.at(3)) worst = false;
+    }
+    checks.push_back({{"claim", "Nz = 3 has the worst test bound"},
+                      {"criterion", "the final test ELBO at Nz = 3 is below that of every other Nz"},
+                      {"holds", worst},
+                      {"detail", "Nz = 3: " + fmt(test_bound.at(3))}});
+  }
+  if (has(3) && has(20)) {
+    checks.push_back({{"claim", "the test bound improves from Nz = 3 to Nz = 20"},
+                      {"criterion", "final test ELBO(Nz = 20) > final test ELBO(Nz = 3)"},
+                      {"holds", test_bound.at(20) > test_bound.at(3)},
+                      {"detail", fmt(test_bound.at(3)) + " -> " + fmt(test_bound.at(20))}});
+  }
+  if (has(3) && has(10) && has(20) && has(200)) {
+    const double hi = std::max({test_bound.at(10), test_bound.at(20), test_bound.at(200)});
+    const double lo = std::min({test_bound.at(10), test_bound.at(20), test_bound.at(200)});
+    const double gap = hi - test_bound.at(3);
+    checks.push_back(
+        {{"claim", "Nz = 10, 20 and 200 end close together"},
+         {"criterion",
+          "the spread of their final test ELBOs is less than a third of the gap between Nz = 3 and "
+          "the best of them"},
+         {"holds", (hi - lo) < gap / 3.0},
+         {"detail", "spread " + fmt(hi - lo) + " nats, gap to Nz = 3 " + fmt(gap) + " nats"}});
+  }
+  return checks;
+}
+
+int run(int argc, char** argv) {
+  CommonOptions common;
+  Options o;
+  auto generic = generic_options(common);
+  po::options_description experiment("Experiment (defaults depend on --profile)");
+  experiment.add_options()
+      ("nz", po::value(&o.nz), "latent sizes to train, e.g. 3,5,10,20,200 (smoke: 3,20)")
+      ("manifold-nz", po::value(&o.manifold_nz), "latent size of the 2-D manifold figure (2; 0 = none)")
+      ("hidden", po::value(&o.hidden), "hidden units of encoder and decoder (500)")
+      ("activation", po::value(&o.activation), "tanh | relu | softplus | sigmoid (tanh)")
+      ("optimizer", po::value(&o.optimizer), "adagrad | adam | sgd (adagrad)")
+      ("lr", po::value(&o.lr), "learning rate (0.02)")
+      ("weight-decay", po::value(&o.weight_decay), "L2 weight decay; -1 = KW2013's N(0,I) prior, 1/N (-1)")
+      ("batch-size", po::value(&o.batch_size), "minibatch size (100)")
+      ("samples", po::value(&o.samples), "training samples per model (smoke 3e3, quick 1.2e6, full 1e8)")
+      ("eval-points", po::value(&o.eval_points), "whole-set evaluations per model (smoke 3, quick 8, full 30)")
+      ("max-train", po::value(&o.max_train), "use only the first N training examples (0 = all)")
+      ("max-test", po::value(&o.max_test), "use only the first N test examples (0 = all)");
+  po::options_description all;
+  all.add(generic).add(experiment);
+  po::variables_map vm;
+  if (!parse_command_line(argc, argv,
+                          "chapter-01: ELBO against latent size (Kingma & Welling 2013, Fig. 2)\n"
+                          "usage: chapter-01 [options]",
+                          all, vm)) {
+    return 0;
+  }
+  apply_profile(vm["profile"].as<std::string>(), o);
+  notify_options(vm);
+  validate_common(common);
+  const auto nz_list = parse_positive_list(o.nz, "nz");
+  for (auto nz : nz_list) require_range("nz", static_cast<double>(nz), 1, 4096);
+  require_range("manifold-nz", static_cast<double>(o.manifold_nz), 0, 2);
+  if (o.manifold_nz == 1) throw UsageError("--manifold-nz must be 2 (a 2-D grid) or 0 (none)");
+  require_range("hidden", static_cast<double>(o.hidden), 1, 100000);
+  require_range("lr", o.lr, 1e-12, 10);
+  if (o.weight_decay != -1) require_range("weight-decay", o.weight_decay, 0, 1);
+  require_range("batch-size", static_cast<double>(o.batch_size), 1, 1e6);
+  require_range("samples", o.samples, 1, 1e12);
+  require_range("eval-points", static_cast<double>(o.eval_points), 1, 10000);
+  require_range("max-train", static_cast<double>(o.max_train), 0, 1e9);
+  require_range("max-test", static_cast<double>(o.max_test), 0, 1e9);
+  Activation activation;
+  try {
+    activation = parse_activation(o.activation);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--activation: ") + e.what());
+  }
+  if (o.optimizer != "adagrad" && o.optimizer != "adam" && o.optimizer != "sgd") {
+    throw UsageError("--optimizer '" + o.optimizer + "' is not one of: adagrad, adam, sgd");
+  }
+  const Protocol protocol = parse_protocol(common.protocol.empty() ? "binarized" : common.protocol);
+
+  // Runtime: threads, allocator, BLAS, device. Said first, because they decide the speed.
+  const auto runtime = configure_runtime(common.threads);
+  const auto device = select_device(common.device);
+  for (const auto& w : runtime_warnings(runtime)) std::cerr << kProgram << ": warning: " << w << "\n";
+
+  DataPaths paths;
+  paths.data_dir = common.data_dir;
+  const std::string dataset_name = resolve_dataset_name(common.dataset, paths);
+  const Dataset dataset = load_dataset(dataset_name, paths);
+  std::cout << kProgram << ": dataset " << dataset_name << " (" << dataset.description
+            << "); protocol " << to_string(protocol) << "; profile " << common.profile << "; device "
+            << device.str() << "; seed " << common.seed << "\n";
+  if (dataset_name != "mnist") {
+    std::cout << kProgram << ": note: KW2013's numbers are for MNIST; on " << dataset_name
+              << " the fresh bounds are not comparable with them, only their ordering is.\n";
+  }
+
+  const Provenance provenance = collect_provenance(argc, argv);
+  RunWriter writer(common.out, kSlug);
+  const auto t_start = std::chrono::steady_clock::now();
+
+  torch::manual_seed(static_cast<uint64_t>(common.seed));
+  const TensorData data = prepare_tensors(dataset, protocol, device, o.max_train, o.max_test);
+  const double weight_decay = o.weight_decay < 0 ? 1.0 / data.train.size(0) : o.weight_decay;
+  const auto total = static_cast<int64_t>(std::llround(o.samples));
+
+  nlohmann::json config = {
+      {"nz", nz_list},
+      {"manifold_nz", o.manifold_nz},
+      {"hidden", o.hidden},
+      {"activation", to_string(activation)},
+      {"likelihood", "bernoulli"},
+      {"optimizer", OptimizerOptions{o.optimizer, o.lr, weight_decay}.to_json()},
+      {"batch_size", o.batch_size},
+      {"samples_per_model", total},
+      {"eval_points", o.eval_points},
+      {"latent_samples_per_example", 1},
+      {"init", "N(0, 0.01^2) for every parameter (KW2013 section 5)"},
+      {"max_train", o.max_train},
+      {"max_test", o.max_test}};
+  nlohmann::json run = {
+      {"chapter", kSlug},
+      {"title", "ELBO against latent size (Kingma & Welling 2013, Fig. 2)"},
+      {"profile", common.profile},
+      {"seed", common.seed},
+      {"device", device.str()},
+      {"dataset", {{"name", dataset_name}, {"description", dataset.description}}},
+      {"protocol", {{"name", to_string(protocol)}, {"description", describe(protocol)}}},
+      {"data", data.to_json()},
+      {"config", config},
+      {"budget",
+       "each model sees " + std::to_string(total) + " training samples (KW2013 Fig. 2 runs to 1e8)"},
+      {"provenance", provenance.to_json()},
+      {"runtime", runtime.to_json()}};
+  run["status"] = "running";
+  writer.write_json("run.json", run);
+
+  try {
+    std::vector<int64_t> to_train = nz_list;
+    if (o.manifold_nz > 0 &&
+        std::find(to_train.begin(), to_train.end(), o.manifold_nz) == to_train.end()) {
+      to_train.push_back(o.manifold_nz);
+    }
+    std::vector<ModelOutcome> outcomes;
+    nlohmann::json models = nlohmann::json::array();
+    std::map<int64_t, double> test_bound;
+    const auto marks =
+        log_spaced_marks(std::max<int64_t>(o.batch_size, total / 100), total, o.eval_points,
+                         o.batch_size);
+
+    for (int64_t nz : to_train) {
+      // [train-one]
+      torch::manual_seed(static_cast<uint64_t>(model_seed(common.seed, nz)));
+      Vae vae(VaeOptions(data.dim(), Architecture{{o.hidden}, nz})
+                  .activation(activation)
+                  .likelihood(Likelihood::kBernoulli));
+      vae->to(device);
+      auto optimizer = make_optimizer(vae->parameters(), {o.optimizer, o.lr, weight_decay});
+      TrainOptions train;
+      train.total_samples = total;
+      train.batch_size = o.batch_size;
+      train.eval_at = marks;
+      train.label = std::string(kProgram) + " Nz=" + std::to_string(nz);
+      TrainResult result = train_vae(*vae, *optimizer, data, train);
+      // [train-one]
+
+      const auto& last = result.curve.back();
+      std::cout << kProgram << ": Nz=" << nz << " done: train ELBO " << last.train.elbo
+                << ", test ELBO " << last.test.elbo << " nats (" << to_string(protocol) << ", "
+                << dataset_name << "), " << result.train_seconds << " s training + "
+                << result.eval_seconds << " s evaluation\n";
+      std::vector<std::vector<double>> rows;
+      for (const auto& p : result.curve) {
+        rows.push_back({static_cast<double>(p.samples_seen), p.epochs, p.train.elbo,
+                        p.train.log_likelihood, p.train.kl, p.test.elbo, p.test.log_likelihood,
+                        p.test.kl, p.wall_seconds});
+      }
+      writer.write_csv("curves/nz-" + std::to_string(nz) + ".csv",
+                       {"samples_seen", "epochs", "train_elbo", "train_log_likelihood", "train_kl",
+                        "test_elbo", "test_log_likelihood", "test_kl", "wall_seconds"},
+                       rows);
+      const bool in_sweep = std::find(nz_list.begin(), nz_list.end(), nz) != nz_list.end();
+      if (in_sweep) test_bound[nz] = last.test.elbo;
+      models.push_back({{"nz", nz},
+                        {"architecture", Architecture{{o.hidden}, nz}.to_string()},
+                        {"role", in_sweep ? "sweep" : "manifold"},
+                        {"parameters", vae->parameter_count()},
+                        {"samples_seen", result.samples_seen},
+                        {"final", {{"train", last.train.to_json()}, {"test", last.test.to_json()}}},
+                        {"curve", curve_json(result)},
+                        {"curve_csv", "curves/nz-" + std::to_string(nz) + ".csv"},
+                        {"train_seconds", result.train_seconds},
+                        {"eval_seconds", result.eval_seconds}});
+      outcomes.push_back({nz, std::move(result), vae});
+    }
+
+    // Pictures: reconstructions (seed Fig. 4), samples (seed Fig. 5), the 2-D manifold.
+    torch::NoGradGuard no_grad;
+    const int64_t n_show = std::min<int64_t>(10, data.test.size(0));
+    auto originals = data.test.narrow(0, 0, n_show);  // [10, D] as scored
+    std::vector<torch::Tensor> recon_rows = {originals};
+    nlohmann::json images = nlohmann::json::object();
+    for (auto& m : outcomes) {
+      m.vae->eval();
+      const std::string tag = "nz-" + std::to_string(m.nz);
+      auto post = m.vae->encoder->forward(originals);
+      recon_rows.push_back(m.vae->decoder->mean(m.vae->decoder->forward(post.mu)));  // [10, D]
+      auto z = torch::randn({100, m.nz}, originals.options());
+      auto samples = m.vae->decoder->mean(m.vae->decoder->forward(z));  // [100, D]
+      write_image_grid(writer.path("images/samples-" + tag + ".png"), samples, 10, data.height,
+                       data.width);
+      images["samples_" + tag] = "images/samples-" + tag + ".png";
+      if (m.nz == 2 && o.manifold_nz == 2) {
+        const int64_t g = 20;
+        auto q = torch::linspace(0.05, 0.95, g, originals.options());    // prior quantiles
+        auto v = std::sqrt(2.0) * torch::erfinv(2 * q - 1);              // Phi^{-1}(q)
+        auto grid = torch::stack(torch::meshgrid({v.flip(0), v}, "ij"), -1).view({g * g, 2});
+        auto decoded = m.vae->decoder->mean(m.vae->decoder->forward(grid));  // [400, D]
+        write_image_grid(writer.path("images/manifold-nz-2.png"), decoded, g, data.height,
+                         data.width);
+        images["manifold_nz-2"] = "images/manifold-nz-2.png";
+      }
+    }
+    write_image_grid(writer.path("images/reconstructions.png"), torch::cat(recon_rows, 0), n_show,
+                     data.height, data.width);
+    images["reconstructions"] = "images/reconstructions.png";
+
+    std::vector<int64_t> recon_order;
+    for (const auto& m : outcomes) recon_order.push_back(m.nz);
+    const double wall =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    nlohmann::json frey = {{"status", "skipped"}};
+    if (std::filesystem::exists(common.data_dir + "/frey-face/frey_rawface.mat")) {
+      frey["reason"] = "Frey Face data is present, but its loader is not implemented yet";
+    } else {
+      frey["reason"] =
+          "Frey Face is not available offline (no Debian or npm package ships it) and "
+          "data/frey-face/frey_rawface.mat is absent";
+    }
+    nlohmann::json metrics = {{"models", models},
+                              {"checks", compute_checks(test_bound)},
+                              {"reconstruction_rows", "original test images, then Nz = " +
+                                                          nlohmann::json(recon_order).dump()},
+                              {"images", images},
+                              {"frey_face", frey}};
+    writer.write_json("metrics.json", metrics);
+    run["wall_seconds"] = wall;
+    run["frey_face"] = frey;
+    const auto where = writer.finish(run);
+
+    std::cout << "\n" << kProgram << ": final bounds, nats per example (" << dataset_name << ", "
+              << to_string(protocol) << ", " << total << " samples per model)\n";
+    std::cout << "   Nz   train ELBO    test ELBO\n";
+    for (const auto& m : outcomes) {
+      const auto& last = m.result.curve.back();
+      char line[128];
+      std::snprintf(line, sizeof(line), "%5lld %12.2f %12.2f\n", static_cast<long long>(m.nz),
+                    last.train.elbo, last.test.elbo);
+      std::cout << line;
+    }
+    for (const auto& c : metrics["checks"]) {
+      std::cout << "check: " << c["claim"].get<std::string>() << ": "
+                << (c["holds"].get<bool>() ? "holds" : "does not hold") << " ("
+                << c["detail"].get<std::string>() << ")\n";
+    }
+    std::cout << kProgram << ": results in " << where << " (" << wall << " s)\n";
+    return 0;
+  } catch (const std::exception& e) {
+    run["wall_seconds"] =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    const auto where = writer.fail(run, e.what());
+    std::cerr << kProgram << ": the run failed; partial output kept in " << where << "\n";
+    throw;
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return run_program(kProgram, [&] { return run(argc, argv); });
+}

@@ -1,0 +1,67 @@
+#pragma once
+/// \file cli.h
+/// Command lines shared by every chapter (Boost.Program_options): the generic
+/// options, profile-dependent defaults, validation, and exit codes (2 for a
+/// usage error, 1 for a runtime failure).
+
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+
+namespace vaerepro {
+
+/// A mistake on the command line or in a config file: exit code 2.
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Options every chapter takes ("Generic").
+struct CommonOptions {
+  std::string profile = "quick";  ///< smoke | quick | full
+  std::string dataset = "auto";   ///< auto | mnist | fashion-mnist | mnist-10k | synthetic
+  std::string protocol;           ///< binarized | gray-bce; empty = the chapter's default
+  std::string device = "auto";    ///< auto | cpu | cuda
+  int64_t seed = 1;
+  std::string out = "results";    ///< results root
+  std::string data_dir = "data";
+  int threads = 0;                ///< 0 = the cores available
+  std::string config;             ///< optional config file (key = value)
+};
+
+/// The "Generic" option group bound to `opts`.
+boost::program_options::options_description generic_options(CommonOptions& opts);
+
+/// Parses argv (command line first, so it wins over --config FILE) into `vm`
+/// without notifying. Returns false when --help was asked (the help has been
+/// printed). Throws UsageError for unknown options, bad values, a missing
+/// config file.
+bool parse_command_line(int argc, char** argv, const std::string& synopsis,
+                        const boost::program_options::options_description& all,
+                        boost::program_options::variables_map& vm);
+
+/// Stores parsed values into their bound variables; converts Boost's errors
+/// into UsageError.
+void notify_options(boost::program_options::variables_map& vm);
+
+/// Checks the generic options (known profile, dataset, protocol, device;
+/// seed and threads non-negative). Throws UsageError naming the option.
+void validate_common(const CommonOptions& opts);
+
+/// "3,5,10" or "[3, 5, 10]" -> {3, 5, 10}; every entry a positive integer.
+/// Throws UsageError naming `option`.
+std::vector<int64_t> parse_positive_list(const std::string& text, const std::string& option);
+
+/// Throws UsageError unless lo <= value <= hi and value is finite.
+void require_range(const std::string& option, double value, double lo, double hi);
+
+/// Runs a chapter's body, turning exceptions into a one-line message on
+/// stderr ("<program>: error: ...") and an exit code: 2 for UsageError, 1
+/// for anything else.
+int run_program(const std::string& program, const std::function<int()>& body);
+
+}  // namespace vaerepro

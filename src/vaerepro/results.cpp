@@ -1,0 +1,193 @@
+#include "vaerepro/results.h"
+
+#include "vaerepro/build_config.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+
+namespace fs = std::filesystem;
+
+namespace vaerepro {
+
+void write_file_atomic(const std::string& path, const std::string& text) {
+  fs::path target(path);
+  if (target.has_parent_path()) {
+    std::error_code ec;
+    fs::create_directories(target.parent_path(), ec);
+    if (ec) {
+      throw std::runtime_error("cannot create folder " + target.parent_path().string() + ": " +
+                               ec.message());
+    }
+  }
+  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
+  }
+  const char* p = text.data();
+  size_t left = text.size();
+  while (left > 0) {
+    ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      throw std::runtime_error("write to " + path + " failed: " + std::strerror(err));
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot flush " + path + ": " + std::strerror(err));
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("cannot move " + tmp + " to " + path + ": " + std::strerror(err));
+  }
+}
+
+std::string format_number(double v) {
+  std::ostringstream os;
+  os << std::setprecision(10) << v;
+  return os.str();
+}
+
+namespace {
+
+std::string run_command(const std::string& cmd) {
+  std::array<char, 256> buf{};
+  std::string out;
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (!pipe) return "";
+  while (std::fgets(buf.data(), buf.size(), pipe)) out += buf.data();
+  ::pclose(pipe);
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+std::string utc_now() {
+  auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+}  // namespace
+
+nlohmann::json Provenance::to_json() const {
+  return {{"git_commit", git_commit},
+          {"date_utc", date_utc},
+          {"host", host},
+          {"command_line", command_line}};
+}
+
+Provenance collect_provenance(int argc, char** argv) {
+  Provenance p;
+  const std::string src = VAEREPRO_SOURCE_DIR;
+  p.git_commit = run_command("git -C '" + src +
+                             "' describe --always --dirty --abbrev=12 2>/dev/null");
+  if (p.git_commit.empty()) p.git_commit = "unknown (not a git checkout)";
+  p.date_utc = utc_now();
+  char host[256] = {0};
+  if (::gethostname(host, sizeof(host) - 1) == 0) p.host = host;
+  for (int i = 0; i < argc; ++i) {
+    if (i) p.command_line += ' ';
+    p.command_line += argv[i];
+  }
+  return p;
+}
+
+RunWriter::RunWriter(std::string results_root, std::string slug)
+    : root_(std::move(results_root)), slug_(std::move(slug)) {
+  staging_ = (fs::path(root_) / ".staging" / (slug_ + "-" + std::to_string(::getpid()))).string();
+  final_ = (fs::path(root_) / slug_).string();
+  std::error_code ec;
+  fs::remove_all(staging_, ec);
+  fs::create_directories(staging_, ec);
+  if (ec) {
+    throw std::runtime_error("cannot create the results folder " + staging_ + ": " +
+                             ec.message() + " (choose a writable --out / OUT=)");
+  }
+  write_json("run.json", {{"status", "running"}, {"chapter", slug_}});
+}
+
+RunWriter::~RunWriter() {
+  // A run that neither finished nor failed (an exception escaped) keeps its
+  // staging folder with status "running": readers ignore it.
+}
+
+std::string RunWriter::path(const std::string& relative) const {
+  fs::path p = fs::path(staging_) / relative;
+  std::error_code ec;
+  fs::create_directories(p.parent_path(), ec);
+  if (ec) throw std::runtime_error("cannot create folder " + p.parent_path().string());
+  return p.string();
+}
+
+void RunWriter::write_json(const std::string& relative, const nlohmann::json& j) const {
+  write_file_atomic(path(relative), j.dump(2) + "\n");
+}
+
+void RunWriter::write_csv(const std::string& relative, const std::vector<std::string>& header,
+                          const std::vector<std::vector<double>>& rows) const {
+  std::ostringstream os;
+  for (size_t i = 0; i < header.size(); ++i) os << (i ? "," : "") << header[i];
+  os << '\n';
+  for (const auto& row : rows) {
+    if (row.size() != header.size()) {
+      throw std::logic_error("CSV " + relative + ": a row has " + std::to_string(row.size()) +
+                             " cells, the header " + std::to_string(header.size()));
+    }
+    for (size_t i = 0; i < row.size(); ++i) os << (i ? "," : "") << format_number(row[i]);
+    os << '\n';
+  }
+  write_file_atomic(path(relative), os.str());
+}
+
+std::string RunWriter::move_to(const std::string& target) {
+  std::error_code ec;
+  fs::path old = fs::path(root_) / ".staging" / (slug_ + ".old-" + std::to_string(::getpid()));
+  if (fs::exists(target)) {
+    fs::rename(target, old, ec);
+    if (ec) throw std::runtime_error("cannot replace " + target + ": " + ec.message());
+  }
+  fs::rename(staging_, target, ec);
+  if (ec) throw std::runtime_error("cannot move " + staging_ + " to " + target + ": " + ec.message());
+  fs::remove_all(old, ec);
+  done_ = true;
+  return target;
+}
+
+std::string RunWriter::finish(nlohmann::json run) {
+  run["status"] = "complete";
+  write_json("run.json", run);
+  std::error_code ec;
+  fs::remove_all(final_ + ".failed", ec);  // a newer complete run supersedes an old failure
+  return move_to(final_);
+}
+
+std::string RunWriter::fail(nlohmann::json run, const std::string& message) {
+  run["status"] = "failed";
+  run["error"] = message;
+  write_json("run.json", run);
+  return move_to(final_ + ".failed");
+}
+
+}  // namespace vaerepro

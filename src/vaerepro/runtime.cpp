@@ -1,0 +1,128 @@
+#include "vaerepro/runtime.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <malloc.h>
+#include <sched.h>
+
+#include <climits>
+#include <cstdlib>
+#include <stdexcept>
+#include <thread>
+
+namespace vaerepro {
+namespace {
+
+int find_blas(struct dl_phdr_info* info, size_t, void* data) {
+  auto* out = static_cast<std::string*>(data);
+  std::string name = info->dlpi_name ? info->dlpi_name : "";
+  if (name.find("libblas.so") != std::string::npos ||
+      name.find("libopenblas") != std::string::npos) {
+    char resolved[PATH_MAX];
+    if (realpath(name.c_str(), resolved)) name = resolved;
+    if (out->empty() || name.find("openblas") != std::string::npos) *out = name;
+  }
+  return 0;
+}
+
+std::string torch_version() {
+#ifdef TORCH_VERSION
+  return TORCH_VERSION;
+#else
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH);
+#endif
+}
+
+}  // namespace
+
+int available_cores() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) {
+    int n = CPU_COUNT(&set);
+    if (n > 0) return n;
+  }
+  int n = static_cast<int>(std::thread::hardware_concurrency());
+  return n > 0 ? n : 1;
+}
+
+RuntimeInfo configure_runtime(int threads) {
+  RuntimeInfo info;
+  // 32 MiB is glibc's largest dynamic mmap threshold on 64-bit; a 1 GiB trim
+  // threshold keeps freed step buffers in the heap instead of unmapping them.
+  info.malloc_tuned = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1 &&
+                      mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024) == 1 &&
+                      mallopt(M_TOP_PAD, 64 * 1024 * 1024) == 1;
+  info.available_cores = available_cores();
+  int n = threads > 0 ? threads : info.available_cores;
+  torch::set_num_threads(n);
+  info.intra_op_threads = torch::get_num_threads();
+  info.libtorch_version = torch_version();
+
+  // Force torch's BLAS to be loaded (a tiny matmul), then ask the dynamic
+  // loader which libblas this process actually uses.
+  (void)torch::mm(torch::ones({2, 2}), torch::ones({2, 2}));
+  dl_iterate_phdr(find_blas, &info.blas_library);
+  info.blas_is_openblas = info.blas_library.find("openblas") != std::string::npos;
+  using CoreName = char* (*)();
+  if (auto fn = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"))) {
+    if (const char* name = fn()) info.openblas_corename = name;
+  }
+  if (const char* env = std::getenv("OPENBLAS_CORETYPE")) info.openblas_coretype_env = env;
+  info.cuda_available = torch::cuda::is_available();
+  info.cuda_device_count = info.cuda_available ? static_cast<int>(torch::cuda::device_count()) : 0;
+  return info;
+}
+
+std::vector<std::string> runtime_warnings(const RuntimeInfo& info) {
+  std::vector<std::string> w;
+  if (!info.blas_is_openblas && !info.cuda_available) {
+    w.push_back("the active BLAS is not OpenBLAS (" +
+                (info.blas_library.empty() ? std::string("none found") : info.blas_library) +
+                "): CPU training is about 18x slower. Run `make deps` (installs "
+                "libopenblas0-openmp) or `update-alternatives --config libblas.so.3-x86_64-linux-gnu`.");
+  }
+  if (!info.openblas_coretype_env.empty()) {
+    w.push_back("OPENBLAS_CORETYPE=" + info.openblas_coretype_env +
+                " is set in the environment: OpenBLAS uses those kernels (" +
+                info.openblas_corename +
+                ") instead of the best for this CPU; on AVX-512 machines Haswell kernels run "
+                "at about half speed. Unset it to let OpenBLAS choose.");
+  }
+  if (info.intra_op_threads < info.available_cores) {
+    w.push_back("torch uses " + std::to_string(info.intra_op_threads) + " thread(s) of " +
+                std::to_string(info.available_cores) + " available cores.");
+  }
+  if (!info.malloc_tuned) w.push_back("could not raise glibc malloc's trim/mmap thresholds.");
+  return w;
+}
+
+nlohmann::json RuntimeInfo::to_json() const {
+  return {{"libtorch_version", libtorch_version},
+          {"blas_library", blas_library},
+          {"blas_is_openblas", blas_is_openblas},
+          {"openblas_corename", openblas_corename},
+          {"openblas_coretype_env", openblas_coretype_env},
+          {"intra_op_threads", intra_op_threads},
+          {"available_cores", available_cores},
+          {"malloc_tuned", malloc_tuned},
+          {"cuda_available", cuda_available},
+          {"cuda_device_count", cuda_device_count}};
+}
+
+torch::Device select_device(const std::string& name) {
+  if (name == "cpu") return torch::kCPU;
+  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::kCPU;
+  if (name == "cuda") {
+    if (!torch::cuda::is_available()) {
+      throw std::runtime_error(
+          "DEVICE=cuda was asked for but this LibTorch sees no CUDA GPU (Debian's libtorch "
+          "is CPU-only; build against a CUDA LibTorch via CMAKE_PREFIX_PATH, or use DEVICE=auto)");
+    }
+    return torch::kCUDA;
+  }
+  throw std::invalid_argument("unknown device '" + name + "' (expected auto, cpu or cuda)");
+}
+
+}  // namespace vaerepro

@@ -1,0 +1,48 @@
+#pragma once
+/// \file runtime.h
+/// The machine a run executes on: threads, allocator, BLAS, device. These
+/// decide an epoch's speed by up to 18x on a CPU, so every run configures them
+/// at start and records them beside its numbers.
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+namespace vaerepro {
+
+/// What was found and set.
+struct RuntimeInfo {
+  std::string libtorch_version;   ///< e.g. "1.13.1"
+  std::string blas_library;       ///< resolved path of the libblas.so.3 in this process
+  bool blas_is_openblas = false;  ///< false: reference BLAS, ~18x slower
+  std::string openblas_corename;  ///< the kernel OpenBLAS picked ("Haswell", "SkylakeX", ...)
+  std::string openblas_coretype_env;  ///< OPENBLAS_CORETYPE as set in the environment
+  int intra_op_threads = 0;
+  int available_cores = 0;
+  bool malloc_tuned = false;  ///< glibc trim/mmap thresholds raised
+  bool cuda_available = false;
+  int cuda_device_count = 0;
+  nlohmann::json to_json() const;
+};
+
+/// Sets up the process for fast training: raises glibc malloc's trim and mmap
+/// thresholds (otherwise each step's buffers are returned to the kernel and
+/// re-faulted) and sets torch's intra-op threads to `threads` (0: the cores
+/// this process may use). Call first thing in main.
+RuntimeInfo configure_runtime(int threads = 0);
+
+/// One line per problem that slows the run down or changes what a number
+/// means (reference BLAS active, a forced slower OpenBLAS kernel, one thread).
+std::vector<std::string> runtime_warnings(const RuntimeInfo& info);
+
+/// "auto" (CUDA when present, else CPU), "cpu" or "cuda". Throws
+/// std::invalid_argument for an unknown name, std::runtime_error for "cuda"
+/// without a usable GPU.
+torch::Device select_device(const std::string& name);
+
+/// The number of cores this process may run on (sched_getaffinity).
+int available_cores();
+
+}  // namespace vaerepro

@@ -1,0 +1,225 @@
+#include "vaerepro/trainer.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
+
+#include "vaerepro/objectives.h"
+
+namespace vaerepro {
+
+nlohmann::json OptimizerOptions::to_json() const {
+  return {{"name", name}, {"lr", lr}, {"weight_decay", weight_decay}};
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<torch::Tensor> params,
+                                                        const OptimizerOptions& o) {
+  if (o.name == "adagrad") {
+    return std::make_unique<torch::optim::Adagrad>(
+        params, torch::optim::AdagradOptions(o.lr).weight_decay(o.weight_decay));
+  }
+  if (o.name == "adam") {
+    return std::make_unique<torch::optim::Adam>(
+        params, torch::optim::AdamOptions(o.lr).weight_decay(o.weight_decay));
+  }
+  if (o.name == "sgd") {
+    return std::make_unique<torch::optim::SGD>(
+        params, torch::optim::SGDOptions(o.lr).weight_decay(o.weight_decay));
+  }
+  throw std::invalid_argument("unknown optimizer '" + o.name + "' (expected adagrad, adam or sgd)");
+}
+
+nlohmann::json SetMetrics::to_json() const {
+  return {{"elbo", elbo}, {"log_likelihood", log_likelihood}, {"kl", kl}, {"examples", examples}};
+}
+
+SetMetrics evaluate_elbo(VaeImpl& vae, const torch::Tensor& x, const torch::Tensor& condition,
+                         int64_t batch_size) {
+  torch::NoGradGuard no_grad;
+  const bool was_training = vae.is_training();
+  vae.eval();
+  const int64_t n = x.size(0);
+  auto sums = torch::zeros({3}, x.options().dtype(torch::kDouble));  // [elbo, ll, kl]
+  for (int64_t start = 0; start < n; start += batch_size) {
+    const int64_t len = std::min(batch_size, n - start);
+    auto xb = x.narrow(0, start, len);                                          // [B, D]
+    auto cb = condition.defined() ? condition.narrow(0, start, len) : torch::Tensor();
+    auto t = elbo(vae, xb, cb);
+    sums += torch::stack({t.elbo.to(torch::kDouble).sum(), t.log_likelihood.to(torch::kDouble).sum(),
+                          t.kl.to(torch::kDouble).sum()});
+  }
+  vae.train(was_training);
+  auto s = sums.cpu();
+  const double* p = s.data_ptr<double>();
+  return {p[0] / n, p[1] / n, p[2] / n, n};
+}
+
+std::vector<int64_t> log_spaced_marks(int64_t first, int64_t last, int64_t count, int64_t step) {
+  std::vector<int64_t> marks;
+  if (last <= 0) return marks;
+  step = std::max<int64_t>(1, step);
+  first = std::clamp<int64_t>(first, 1, last);
+  count = std::max<int64_t>(1, count);
+  for (int64_t i = 0; i < count; ++i) {
+    double t = count == 1 ? 1.0 : static_cast<double>(i) / (count - 1);
+    double v = std::exp(std::log(static_cast<double>(first)) +
+                        t * (std::log(static_cast<double>(last)) - std::log(static_cast<double>(first))));
+    int64_t m = std::max<int64_t>(step, static_cast<int64_t>(std::llround(v / step)) * step);
+    m = std::min(m, last);
+    if (marks.empty() || m > marks.back()) marks.push_back(m);
+  }
+  if (marks.back() != last) marks.push_back(last);
+  return marks;
+}
+
+namespace {
+
+std::string human_duration(double s) {
+  char buf[32];
+  if (s < 60) {
+    std::snprintf(buf, sizeof(buf), "%.0fs", s);
+  } else if (s < 3600) {
+    std::snprintf(buf, sizeof(buf), "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
+  } else {
+    std::snprintf(buf, sizeof(buf), "%dh%02dm", static_cast<int>(s) / 3600,
+                  (static_cast<int>(s) % 3600) / 60);
+  }
+  return buf;
+}
+
+double current_lr(torch::optim::Optimizer& opt) {
+  auto& group = opt.param_groups().front();
+  return group.options().get_lr();
+}
+
+}  // namespace
+
+TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const TensorData& data,
+                      const TrainOptions& options) {
+  using Clock = std::chrono::steady_clock;
+  TORCH_CHECK(options.batch_size >= 1, "batch size must be >= 1");
+  TORCH_CHECK(options.total_samples >= 1, "total samples must be >= 1");
+  const int64_t n = data.train.size(0);
+  const auto device = data.train.device();
+  const bool tty = ::isatty(STDERR_FILENO) == 1;
+  auto train_condition = encode_condition(data.train_labels, options.condition, data.num_classes);
+  auto eval_train_condition = train_condition;
+  auto eval_test_condition = encode_condition(data.test_labels, options.condition, data.num_classes);
+
+  std::vector<int64_t> marks = options.eval_at;
+  marks.push_back(options.total_samples);
+  std::sort(marks.begin(), marks.end());
+  marks.erase(std::unique(marks.begin(), marks.end()), marks.end());
+  marks.erase(std::remove_if(marks.begin(), marks.end(),
+                             [&](int64_t m) { return m <= 0 || m > options.total_samples; }),
+              marks.end());
+
+  TrainResult result;
+  const auto t0 = Clock::now();
+  auto last_print = t0;
+  double eval_seconds = 0;
+  size_t next_mark = 0;
+  int64_t seen = 0, step = 0;
+  torch::Tensor perm;
+  int64_t pos = n;  // forces a fresh permutation at the start
+  auto running = torch::zeros({3}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+  int64_t running_steps = 0;
+  vae.train();
+
+  auto evaluate_now = [&]() {
+    const auto e0 = Clock::now();
+    CurvePoint p;
+    p.samples_seen = seen;
+    p.epochs = static_cast<double>(seen) / n;
+    p.train = evaluate_elbo(vae, data.train_eval, eval_train_condition, options.eval_batch);
+    p.test = evaluate_elbo(vae, data.test, eval_test_condition, options.eval_batch);
+    eval_seconds += std::chrono::duration<double>(Clock::now() - e0).count();
+    p.wall_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+    if (!std::isfinite(p.train.elbo) || !std::isfinite(p.test.elbo)) {
+      std::ostringstream os;
+      os << options.label << ": the bound became non-finite at " << seen
+         << " samples (train ELBO " << p.train.elbo << ", reconstruction " << p.train.log_likelihood
+         << ", KL " << p.train.kl << "; learning rate " << current_lr(optimizer)
+         << "): lower --lr or check the data";
+      throw std::runtime_error(os.str());
+    }
+    result.curve.push_back(p);
+  };
+
+  while (seen < options.total_samples) {
+    if (pos >= n) {
+      perm = torch::randperm(n, torch::TensorOptions().dtype(torch::kLong).device(device));
+      pos = 0;
+    }
+    const int64_t len = std::min({options.batch_size, n - pos, options.total_samples - seen});
+    auto idx = perm.narrow(0, pos, len);  // [B]
+    pos += len;
+    auto x = data.train_batch(idx);      // [B, D]
+    auto c = train_condition.defined() ? train_condition.index_select(0, idx) : torch::Tensor();
+
+    optimizer.zero_grad();
+    auto terms = elbo(vae, x, c);
+    auto loss = negative_beta_elbo_loss(terms, options.beta);
+    loss.backward();
+    optimizer.step();
+    {
+      torch::NoGradGuard no_grad;
+      running += torch::stack({terms.elbo.mean(), terms.log_likelihood.mean(), terms.kl.mean()});
+    }
+    ++running_steps;
+    seen += len;
+    ++step;
+
+    const auto now = Clock::now();
+    const bool at_mark = next_mark < marks.size() && seen >= marks[next_mark];
+    const bool print = options.progress_seconds > 0 &&
+                       std::chrono::duration<double>(now - last_print).count() >= options.progress_seconds;
+    if (print || at_mark) {
+      auto r = (running / static_cast<double>(std::max<int64_t>(1, running_steps))).cpu();
+      const float* rp = r.data_ptr<float>();
+      if (!std::isfinite(rp[0])) {
+        std::ostringstream os;
+        os << options.label << ": the training loss became non-finite at step " << step << " ("
+           << seen << " samples): mean ELBO " << rp[0] << ", reconstruction term " << rp[1]
+           << ", KL term " << rp[2] << ", learning rate " << current_lr(optimizer)
+           << ". Lower --lr, or check the data for NaN.";
+        throw std::runtime_error(os.str());
+      }
+      if (print) {
+        const double elapsed = std::chrono::duration<double>(now - t0).count();
+        const double train_time = std::max(1e-9, elapsed - eval_seconds);
+        const double rate = seen / train_time;
+        const double eta = (options.total_samples - seen) / std::max(rate, 1e-9);
+        char line[256];
+        std::snprintf(line, sizeof(line),
+                      "%s %.3g/%.3g samples (%.1f epochs)  %.0f samples/s  ETA %s  "
+                      "minibatch ELBO %.2f (rec %.2f, KL %.2f)",
+                      options.label.c_str(), static_cast<double>(seen),
+                      static_cast<double>(options.total_samples), static_cast<double>(seen) / n,
+                      rate, human_duration(eta).c_str(), rp[0], rp[1], rp[2]);
+        std::cerr << (tty ? "\r\033[K" : "") << line << (tty ? "" : "\n") << std::flush;
+        last_print = now;
+      }
+      running.zero_();
+      running_steps = 0;
+    }
+    while (next_mark < marks.size() && seen >= marks[next_mark]) {
+      evaluate_now();
+      ++next_mark;
+    }
+  }
+  if (tty && options.progress_seconds > 0) std::cerr << "\r\033[K" << std::flush;
+  result.samples_seen = seen;
+  result.eval_seconds = eval_seconds;
+  result.train_seconds =
+      std::chrono::duration<double>(Clock::now() - t0).count() - eval_seconds;
+  return result;
+}
+
+}  // namespace vaerepro

@@ -1,0 +1,89 @@
+#pragma once
+/// \file trainer.h
+/// Training a VAE by minibatch stochastic gradient on the (beta-)ELBO, with
+/// bounds computed on whole sets at points spaced by training samples seen.
+///
+/// Shapes: B = batch, D = pixels, N = examples.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "vaerepro/models.h"
+#include "vaerepro/protocol.h"
+
+namespace vaerepro {
+
+/// Which optimizer, and its settings.
+struct OptimizerOptions {
+  std::string name = "adagrad";  ///< adagrad | adam | sgd
+  double lr = 0.02;              ///< seed 000 / KW2013's step for MNIST
+  /// L2 weight decay added to the per-example loss's gradient. KW2013's
+  /// N(0, I) prior on the weights corresponds to 1 / (training set size).
+  double weight_decay = 0.0;
+  nlohmann::json to_json() const;
+};
+
+/// Builds the optimizer over `params`. Throws std::invalid_argument for an
+/// unknown name.
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<torch::Tensor> params,
+                                                        const OptimizerOptions& o);
+
+/// Means over a whole set, accumulated in float64.
+struct SetMetrics {
+  double elbo = 0;            ///< nats per example (summed over pixels)
+  double log_likelihood = 0;  ///< E_q log p(x|z), one sample per example
+  double kl = 0;              ///< KL(q(z|x) || p(z))
+  int64_t examples = 0;
+  nlohmann::json to_json() const;
+};
+
+/// The ELBO on every example of `x` [N, D] (one z sample each), in batches.
+SetMetrics evaluate_elbo(VaeImpl& vae, const torch::Tensor& x, const torch::Tensor& condition,
+                         int64_t batch_size = 1000);
+
+/// One evaluation along training.
+struct CurvePoint {
+  int64_t samples_seen = 0;
+  double epochs = 0;
+  SetMetrics train, test;
+  double wall_seconds = 0;  ///< since the start of training
+};
+
+/// What to train and when to look.
+struct TrainOptions {
+  int64_t total_samples = 0;   ///< training examples to process (epochs x N)
+  int64_t batch_size = 100;    ///< KW2013: M = 100
+  double beta = 1.0;           ///< weight on the KL (1 = the VAE)
+  std::vector<int64_t> eval_at;  ///< samples-seen marks for whole-set bounds
+  int64_t eval_batch = 1000;
+  ConditionEncoding condition = ConditionEncoding::kNone;
+  std::string label;           ///< prefix of the progress line
+  double progress_seconds = 5;  ///< between progress lines (<= 0: none)
+};
+
+/// The outcome of a training run.
+struct TrainResult {
+  std::vector<CurvePoint> curve;
+  int64_t samples_seen = 0;
+  double train_seconds = 0;  ///< optimisation only
+  double eval_seconds = 0;   ///< whole-set evaluations
+};
+
+/// Trains `vae` with `optimizer` on data.train, evaluating the ELBO on
+/// data.train_eval and data.test at every mark of options.eval_at (and at
+/// the end). Stops with std::runtime_error (which term, which step, the
+/// learning rate) if the loss becomes NaN or infinite.
+TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const TensorData& data,
+                      const TrainOptions& options);
+
+/// `count` marks from `first` to `last` evenly spaced in log(samples),
+/// rounded to multiples of `step`, strictly increasing, `last` included.
+std::vector<int64_t> log_spaced_marks(int64_t first, int64_t last, int64_t count,
+                                      int64_t step = 1);
+
+}  // namespace vaerepro

@@ -1,0 +1,87 @@
+// The command line rejects bad values with a message naming the option and
+// exit code 2.
+#include <gtest/gtest.h>
+
+#include "vaerepro/build_config.h"
+#include <sys/wait.h>
+
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "vaerepro/cli.h"
+
+namespace {
+
+struct Outcome {
+  int code;
+  std::string output;
+};
+
+Outcome run_chapter01(const std::string& args) {
+  const std::string cmd = std::string(VAEREPRO_BIN_DIR) + "/chapter-01 " + args + " 2>&1";
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  std::string out;
+  std::array<char, 512> buf{};
+  while (pipe && std::fgets(buf.data(), buf.size(), pipe)) out += buf.data();
+  const int status = pipe ? ::pclose(pipe) : -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+struct BadArgs {
+  const char* args;
+  const char* mentions;
+};
+
+class ChapterCommandLine : public ::testing::TestWithParam<BadArgs> {};
+
+TEST_P(ChapterCommandLine, RejectsWithExitTwoAndAMessage) {
+  const auto& p = GetParam();
+  auto r = run_chapter01(std::string(p.args) + " --out /tmp/vaerepro-cli-test-never-written");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find(p.mentions), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("usage error"), std::string::npos) << r.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    BadValues, ChapterCommandLine,
+    ::testing::Values(BadArgs{"--samples -5", "samples"}, BadArgs{"--samples 0", "samples"},
+                      BadArgs{"--dataset nope", "dataset"}, BadArgs{"--nz 0", "nz"},
+                      BadArgs{"--nz 3,x", "nz"}, BadArgs{"--bogus-option 1", "bogus"},
+                      BadArgs{"--lr nan", "lr"}, BadArgs{"--lr -1", "lr"},
+                      BadArgs{"--batch-size 0", "batch-size"}, BadArgs{"--profile fast", "profile"},
+                      BadArgs{"--protocol gray", "protocol"}, BadArgs{"--device tpu", "device"},
+                      BadArgs{"--seed -1", "seed"}, BadArgs{"--activation swish", "activation"},
+                      BadArgs{"--samples 1e300", "samples"}, BadArgs{"--hidden abc", "hidden"},
+                      BadArgs{"--config /nonexistent/file.cfg", "config"}),
+    [](const ::testing::TestParamInfo<BadArgs>& info) {
+      std::string name = std::to_string(info.index) + "_";
+      for (const char* c = info.param.args; *c; ++c) {
+        if (std::isalnum(static_cast<unsigned char>(*c))) name += *c;
+      }
+      return name;
+    });
+
+TEST(ChapterCommandLine, HelpExitsZero) {
+  auto r = run_chapter01("--help");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("--profile"), std::string::npos);
+  EXPECT_NE(r.output.find("--nz"), std::string::npos);
+}
+
+TEST(ParsePositiveList, AcceptsAndRejects) {
+  EXPECT_EQ(vaerepro::parse_positive_list("[3, 5,10]", "nz"), (std::vector<int64_t>{3, 5, 10}));
+  EXPECT_THROW(vaerepro::parse_positive_list("", "nz"), vaerepro::UsageError);
+  EXPECT_THROW(vaerepro::parse_positive_list("3,-1", "nz"), vaerepro::UsageError);
+  EXPECT_THROW(vaerepro::parse_positive_list("3.5", "nz"), vaerepro::UsageError);
+}
+
+TEST(RequireRange, RejectsNaNAndOutOfRange) {
+  EXPECT_NO_THROW(vaerepro::require_range("lr", 0.1, 0, 1));
+  EXPECT_THROW(vaerepro::require_range("lr", std::nan(""), 0, 1), vaerepro::UsageError);
+  EXPECT_THROW(vaerepro::require_range("lr", 2, 0, 1), vaerepro::UsageError);
+}
+
+}  // namespace
