@@ -30,7 +30,7 @@ help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
 all: deps build data chapters report ## everything: deps, build, data, every chapter, the report
-	@echo "all: done. Results: $(OUT)/  (the report generator is not written yet: see results/README.md)"
+	@echo "all: done. Results: $(OUT)/  (the report generator is not written yet: see chapters/README.md)"
 
 deps: ## install the Debian packages (idempotent) and check that OpenBLAS is active
 	@scripts/deps.sh
@@ -59,7 +59,7 @@ chapter-01: build ## chapter 1: ELBO vs latent size (KW2013 Fig. 2)
 	$(BUILD_DIR)/bin/chapter-01 $(RUN_ARGS)
 
 report: ## (not written yet) the HTML and LaTeX report
-	@echo "report: the report generator is a later issue; results are in $(OUT)/ (layout: results/README.md)"
+	@echo "report: the report generator is a later issue; results are in $(OUT)/ (layout: chapters/README.md)"
 
 docs: configure ## Doxygen documentation of src/ and the chapters, in build/docs/html
 	cmake --build $(BUILD_DIR) --target docs

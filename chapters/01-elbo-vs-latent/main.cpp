@@ -19,7 +19,7 @@
 /// here per latent size:
 /// \snippet 01-elbo-vs-latent/main.cpp train-one
 ///
-/// Results land in results/01-elbo-vs-latent/ (layout: docs/results-layout.md).
+/// Results land in results/01-elbo-vs-latent/ (layout: chapters/README.md).
 
 #include <cmath>
 #include <filesystem>

@@ -255,3 +255,57 @@ int64_t VaeImpl::parameter_count() const {
 }
 
 }  // namespace vaerepro
+
+namespace vaerepro {
+
+namespace F = torch::nn::functional;
+
+ResidualBlockImpl::ResidualBlockImpl(int64_t channels) {
+  conv3 = register_module(
+      "conv3", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 3).padding(1)));
+  conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 1)));
+}
+
+torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
+  return x + conv1(torch::relu(conv3(torch::relu(x))));
+}
+
+ConvEncoderImpl::ConvEncoderImpl(const ConvOptions& o) : options(o) {
+  const int64_t f = o.channels();
+  down1 = register_module(
+      "down1", torch::nn::Conv2d(torch::nn::Conv2dOptions(o.image_channels(), f, 4).stride(2).padding(1)));
+  down2 = register_module("down2",
+                          torch::nn::Conv2d(torch::nn::Conv2dOptions(f, f, 4).stride(2).padding(1)));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < o.residual_blocks(); ++i) blocks->push_back(ResidualBlock(f));
+  out = register_module("out", torch::nn::Conv2d(torch::nn::Conv2dOptions(f, o.out_channels(), 1)));
+}
+
+torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& x) {
+  auto h = torch::relu(down1(x));  // [B, F, 14, 14]
+  h = down2(h);                    // [B, F, 7, 7]
+  for (auto& block : *blocks) h = block->as<ResidualBlock>()->forward(h);
+  return out(torch::relu(h));      // [B, E, 7, 7]
+}
+
+ConvDecoderImpl::ConvDecoderImpl(const ConvOptions& o) : options(o) {
+  const int64_t f = o.channels();
+  in = register_module("in", torch::nn::Conv2d(torch::nn::Conv2dOptions(o.out_channels(), f, 3).padding(1)));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < o.residual_blocks(); ++i) blocks->push_back(ResidualBlock(f));
+  up1 = register_module("up1", torch::nn::ConvTranspose2d(
+                                   torch::nn::ConvTranspose2dOptions(f, f, 4).stride(2).padding(1)));
+  up2 = register_module("up2", torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(
+                                                              f, o.image_channels(), 4)
+                                                              .stride(2)
+                                                              .padding(1)));
+}
+
+torch::Tensor ConvDecoderImpl::forward(const torch::Tensor& z) {
+  auto h = in(z);  // [B, F, 7, 7]
+  for (auto& block : *blocks) h = block->as<ResidualBlock>()->forward(h);
+  h = torch::relu(up1(torch::relu(h)));  // [B, F, 14, 14]
+  return up2(h);                         // [B, C, 28, 28]
+}
+
+}  // namespace vaerepro

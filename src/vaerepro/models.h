@@ -189,3 +189,55 @@ class VaeImpl : public torch::nn::Module {
 TORCH_MODULE(Vae);
 
 }  // namespace vaerepro
+
+namespace vaerepro {
+
+/// Convolutional building blocks for 28x28 images (VQ-VAE, CNN VAEs):
+/// two stride-2 4x4 convolutions (28 -> 14 -> 7) then residual 3x3 blocks
+/// (ReLU, 3x3 conv, ReLU, 1x1 conv), as van den Oord et al. 2017 section 4.1;
+/// the decoder mirrors it with transposed convolutions.
+///
+/// Shapes: B = batch, C = channels of the image (1), F = feature channels,
+/// E = output channels of the encoder (the code dimension for a VQ-VAE).
+struct ConvOptions {
+  ConvOptions(int64_t channels, int64_t out_channels)
+      : channels_(channels), out_channels_(out_channels) {}
+  TORCH_ARG(int64_t, channels);      ///< F
+  TORCH_ARG(int64_t, out_channels);  ///< E
+  TORCH_ARG(int64_t, image_channels) = 1;
+  TORCH_ARG(int64_t, residual_blocks) = 2;
+};
+
+/// ReLU, 3x3 conv, ReLU, 1x1 conv, added to the input.
+class ResidualBlockImpl : public torch::nn::Module {
+ public:
+  explicit ResidualBlockImpl(int64_t channels);
+  torch::Tensor forward(const torch::Tensor& x);  ///< [B, F, h, w] -> same
+  torch::nn::Conv2d conv3{nullptr}, conv1{nullptr};
+};
+TORCH_MODULE(ResidualBlock);
+
+/// [B, C, 28, 28] -> [B, E, 7, 7].
+class ConvEncoderImpl : public torch::nn::Module {
+ public:
+  explicit ConvEncoderImpl(const ConvOptions& options);
+  torch::Tensor forward(const torch::Tensor& x);
+  ConvOptions options;
+  torch::nn::Conv2d down1{nullptr}, down2{nullptr}, out{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
+};
+TORCH_MODULE(ConvEncoder);
+
+/// [B, E, 7, 7] -> [B, C, 28, 28] (unnormalised: logits or means).
+class ConvDecoderImpl : public torch::nn::Module {
+ public:
+  explicit ConvDecoderImpl(const ConvOptions& options);
+  torch::Tensor forward(const torch::Tensor& z);
+  ConvOptions options;
+  torch::nn::Conv2d in{nullptr};
+  torch::nn::ModuleList blocks{nullptr};
+  torch::nn::ConvTranspose2d up1{nullptr}, up2{nullptr};
+};
+TORCH_MODULE(ConvDecoder);
+
+}  // namespace vaerepro

@@ -2,7 +2,7 @@
 /// \file results.h
 /// Writing a run's results so that a killed or failed run never leaves
 /// something that looks complete. The layout is documented in
-/// results/README.md (written by every run) and docs/results-layout.md.
+/// chapters/README.md.
 ///
 /// A chapter run writes into `results/.staging/<slug>-<pid>/`. On success,
 /// `finish()` writes run.json with "status": "complete" last and renames the
