@@ -30,7 +30,7 @@ help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
 all: deps build data chapters report ## everything: deps, build, data, every chapter, the report
-	@echo "all: done. Results: $(OUT)/  (the report generator is not written yet: see chapters/README.md)"
+	@echo "all: done. The report: $(CURDIR)/report/out/index.html (and report.pdf when TeX is installed)"
 
 deps: ## install the Debian packages (idempotent) and check that OpenBLAS is active
 	@scripts/deps.sh
@@ -58,8 +58,10 @@ chapters: $(CHAPTERS) ## run every chapter that exists
 chapter-01: build ## chapter 1: ELBO vs latent size (KW2013 Fig. 2)
 	$(BUILD_DIR)/bin/chapter-01 $(RUN_ARGS)
 
-report: ## (not written yet) the HTML and LaTeX report
-	@echo "report: the report generator is a later issue; results are in $(OUT)/ (layout: chapters/README.md)"
+report: configure ## rebuild the report from the results on disk (seconds; trains nothing)
+	@cmake --build $(BUILD_DIR) --target report-gen -j $(JOBS) > /dev/null
+	$(BUILD_DIR)/bin/report-gen --results $(OUT) --out report/out --figures figures --docs $(BUILD_DIR)/docs/html
+	@echo "report: open $(CURDIR)/report/out/index.html"
 
 docs: configure ## Doxygen documentation of src/ and the chapters, in build/docs/html
 	cmake --build $(BUILD_DIR) --target docs

