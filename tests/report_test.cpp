@@ -1,0 +1,207 @@
+// The report built from a fixture set of results: one chapter complete
+// (a real smoke run of chapter 1), one missing, one corrupt (a truncated
+// run.json), one failed. The report holds the fixture's values, the
+// "not run" and "failed" entries, and every file it references exists.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "generator.h"
+#include "vaerepro/build_config.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+namespace rp = vaerepro::report;
+
+namespace {
+
+std::string read(const fs::path& p) {
+  std::ifstream in(p);
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+bool have(const std::string& program) {
+  return std::system(("command -v " + program + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+/// Every element opened is closed in order (void elements and "/>" aside).
+std::string check_well_formed(const std::string& html) {
+  static const std::set<std::string> kVoid = {"area", "base", "br", "col", "embed", "hr", "img", "input",
+                                              "link", "meta", "source", "track", "wbr", "!doctype"};
+  std::vector<std::string> stack;
+  std::regex tag(R"re(<(/?)([A-Za-z!][A-Za-z0-9:-]*)([^>]*)>)re");
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), tag); it != std::sregex_iterator(); ++it) {
+    std::string name = (*it)[2];
+    for (auto& c : name) c = static_cast<char>(std::tolower(c));
+    const bool closing = (*it)[1] == "/";
+    const std::string rest = (*it)[3];
+    if (kVoid.count(name) || (!rest.empty() && rest.back() == '/')) continue;
+    if (!closing) {
+      stack.push_back(name);
+    } else {
+      if (stack.empty() || stack.back() != name) {
+        return "</" + name + "> closes " + (stack.empty() ? std::string("nothing") : "<" + stack.back() + ">");
+      }
+      stack.pop_back();
+    }
+  }
+  return stack.empty() ? "" : "<" + stack.back() + "> is never closed";
+}
+
+class ReportFromFixtures : public ::testing::Test {
+ protected:
+  fs::path root;
+  rp::Options options;
+
+  void SetUp() override {
+    root = fs::temp_directory_path() / ("vaerepro-report-" + std::to_string(::getpid()) + "-" +
+                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root);
+    fs::create_directories(root);
+    const fs::path src = VAEREPRO_SOURCE_DIR;
+    fs::copy(src / "tests/fixtures/results", root / "results", fs::copy_options::recursive);
+    options.paths.results = (root / "results").string();
+    options.paths.templates = (src / "report/templates").string();
+    options.paths.published = (src / "report/published").string();
+    options.paths.figures = (root / "figures").string();
+    options.paths.out = (root / "out").string();
+    options.paths.docs_html = (root / "docs").string();
+    options.pdf = have("latexmk") && have("pdflatex");
+  }
+  void TearDown() override { fs::remove_all(root); }
+  json fixture_metrics() { return json::parse(read(root / "results/01-elbo-vs-latent/metrics.json")); }
+};
+
+TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
+  const auto outcome = rp::generate(options);
+  const std::string html = read(root / "out/index.html");
+  const std::string tex = read(root / "out/report.tex");
+  ASSERT_FALSE(html.empty());
+  ASSERT_FALSE(tex.empty());
+
+  // Chapter 1's table holds the fixture's final bounds, next to KW2013's.
+  for (const auto& m : fixture_metrics()["models"]) {
+    if (m["role"] != "sweep") continue;
+    for (const char* split : {"train", "test"}) {
+      const std::string v = rp::fmt1(m["final"][split]["elbo"].get<double>());
+      EXPECT_NE(html.find(v), std::string::npos) << "missing " << split << " bound " << v;
+      EXPECT_NE(tex.find(v), std::string::npos) << "missing " << split << " bound " << v << " in LaTeX";
+    }
+  }
+  EXPECT_NE(html.find("-133.4"), std::string::npos);  // KW2013 Nz = 3 test (D)
+  EXPECT_NE(html.find("-100.2"), std::string::npos);  // KW2013 Nz = 20 test (D)
+  // Verdicts with their criteria, and provenance.
+  EXPECT_NE(html.find("Criterion:"), std::string::npos);
+  EXPECT_NE(html.find("commit"), std::string::npos);
+  EXPECT_NE(html.find("synthetic"), std::string::npos);
+
+  // Missing, corrupt and failed chapters.
+  EXPECT_NE(html.find("Not run yet"), std::string::npos);
+  EXPECT_NE(html.find("make chapter-02"), std::string::npos);
+  EXPECT_NE(html.find("incomplete or corrupt"), std::string::npos);
+  EXPECT_NE(html.find("The last run failed"), std::string::npos);
+  EXPECT_NE(html.find("non-finite at step 120"), std::string::npos);
+  bool skipped_corrupt = false;
+  for (const auto& s : outcome.skipped) skipped_corrupt |= s.rfind("03-beta-sweep", 0) == 0;
+  EXPECT_TRUE(skipped_corrupt);
+
+  // The figure was drawn, in both formats.
+  EXPECT_TRUE(fs::exists(root / "figures/ch01-curves.svg"));
+  EXPECT_TRUE(fs::exists(root / "figures/ch01-curves.pdf"));
+  // No template key was left unfilled.
+  EXPECT_EQ(html.find("{{"), std::string::npos);
+  for (const auto& w : outcome.warnings) EXPECT_EQ(w.find("template key"), std::string::npos) << w;
+}
+
+TEST_F(ReportFromFixtures, HtmlIsWellFormedAndEveryReferencedFileExists) {
+  rp::generate(options);
+  const std::string html = read(root / "out/index.html");
+  EXPECT_EQ(check_well_formed(html), "");
+  std::regex ref(R"re((?:src|href)="([^"#]+)")re");
+  int images = 0;
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), ref); it != std::sregex_iterator(); ++it) {
+    const std::string target = (*it)[1];
+    if (target.rfind("http", 0) == 0 || target.rfind("mailto:", 0) == 0) {
+      ADD_FAILURE() << "the report references the network: " << target;
+      continue;
+    }
+    if (target.find("docs/") != std::string::npos) continue;  // Doxygen pages: built by make docs
+    EXPECT_TRUE(fs::exists(root / "out" / target)) << target;
+    images += target.find("images/") == 0 || target.find("figures/") == 0;
+  }
+  EXPECT_GE(images, 4);
+  // Math is rendered without a CDN.
+  EXPECT_NE(html.find("<math"), std::string::npos);
+  EXPECT_EQ(html.find("<script src="), std::string::npos);
+}
+
+TEST_F(ReportFromFixtures, LatexReferencesExistAndCompiles) {
+  const auto outcome = rp::generate(options);
+  const std::string tex = read(root / "out/report.tex");
+  std::regex inc(R"re(\\includegraphics(?:\[[^\]]*\])?\{([^}]+)\})re");
+  int n = 0;
+  for (auto it = std::sregex_iterator(tex.begin(), tex.end(), inc); it != std::sregex_iterator(); ++it, ++n) {
+    fs::path p = root / "out" / std::string((*it)[1]);
+    if (!p.has_extension()) p += ".pdf";
+    EXPECT_TRUE(fs::exists(p)) << p;
+  }
+  EXPECT_GE(n, 4);
+  if (!options.pdf) GTEST_SKIP() << "pdflatex/latexmk not installed (CI installs them)";
+  EXPECT_TRUE(outcome.pdf_built) << read(root / "out/latexmk.log");
+  EXPECT_GT(fs::file_size(root / "out/report.pdf"), 10000u);
+}
+
+TEST_F(ReportFromFixtures, NeverCrashesOnPartialResults) {
+  // metrics.json without the fields the renderer needs, and a chapter whose
+  // run.json says it is still running.
+  {
+    std::ofstream(root / "results/01-elbo-vs-latent/metrics.json") << R"({"models": [{"nz": 3}]})";
+    fs::create_directories(root / "results/02-marginal-likelihood");
+    std::ofstream(root / "results/02-marginal-likelihood/run.json") << R"({"status": "running"})";
+  }
+  options.pdf = false;
+  rp::Outcome outcome;
+  ASSERT_NO_THROW(outcome = rp::generate(options));
+  const std::string html = read(root / "out/index.html");
+  EXPECT_NE(html.find("incomplete or corrupt"), std::string::npos);
+  int skipped = 0;
+  for (const auto& s : outcome.skipped) {
+    skipped += s.rfind("01-elbo-vs-latent", 0) == 0 || s.rfind("02-marginal-likelihood", 0) == 0;
+  }
+  EXPECT_EQ(skipped, 2);
+}
+
+TEST_F(ReportFromFixtures, AnEmptyResultsFolderGivesAllNotRun) {
+  fs::remove_all(root / "results");
+  options.pdf = false;
+  rp::generate(options);
+  const std::string html = read(root / "out/index.html");
+  size_t count = 0;
+  for (size_t pos = html.find("Not run yet"); pos != std::string::npos; pos = html.find("Not run yet", pos + 1)) ++count;
+  EXPECT_EQ(count, 6u);
+}
+
+TEST(Substitute, FillsKnownKeysAndReportsUnknownOnes) {
+  std::vector<std::string> unknown;
+  EXPECT_EQ(rp::substitute("a {{x}} b {{y}}", {{"x", "1"}}, &unknown), "a 1 b {{y}}");
+  ASSERT_EQ(unknown.size(), 1u);
+  EXPECT_EQ(unknown[0], "y");
+}
+
+TEST(Format, OneDecimal) {
+  EXPECT_EQ(rp::fmt1(-266.6049), "-266.6");
+  EXPECT_EQ(rp::fmt1(-0.01), "0.0");
+  EXPECT_EQ(rp::fmt1(std::nan("")), "n/a");
+  EXPECT_EQ(rp::fmt1(json("x")), "n/a");
+}
+
+}  // namespace
