@@ -1,0 +1,129 @@
+#include "common.h"
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+#include <stdexcept>
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace vaerepro::report {
+
+std::string read_text(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot read " + p.string());
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+void write_text(const fs::path& p, const std::string& text) {
+  fs::create_directories(p.parent_path());
+  const fs::path tmp = p.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) throw std::runtime_error("cannot write " + tmp.string());
+    out << text;
+    if (!out) throw std::runtime_error("cannot write " + tmp.string());
+  }
+  fs::rename(tmp, p);
+}
+
+/// Parses a JSON file; throws std::runtime_error naming the file.
+json read_json(const fs::path& p) {
+  try {
+    return json::parse(read_text(p));
+  } catch (const json::exception& e) {
+    throw std::runtime_error(p.string() + " is not valid JSON (" + e.what() + ")");
+  }
+}
+
+bool have_program(const std::string& name) {
+  return std::system(("command -v " + name + " >/dev/null 2>&1").c_str()) == 0;
+}
+
+int run_shell(const std::string& cmd) {
+  const int status = std::system(cmd.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+std::string quote(const std::string& s) {  // for the shell
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+/// Escapes text for a Markdown paragraph or table cell.
+std::string md(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (std::string("\\`*_{}[]<>#|$").find(c) != std::string::npos) out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+std::string str(const json& j, const std::string& key, const std::string& fallback) {
+  if (j.is_object() && j.contains(key) && j[key].is_string()) return j[key].get<std::string>();
+  if (j.is_object() && j.contains(key) && j[key].is_number()) return j[key].dump();
+  return fallback;
+}
+
+std::string sci(double v) {
+  std::ostringstream os;
+  os << std::setprecision(3) << v;
+  return os.str();
+}
+
+
+bool draw(const Plot& plot, const Paths& paths, Outcome& outcome) {
+  const fs::path dir = paths.figures;
+  fs::create_directories(dir);
+  write_text(dir / (plot.name + ".dat"), plot.data);
+  const std::string dat = (dir / (plot.name + ".dat")).string();
+  std::ostringstream gp;
+  gp << "datafile = " << json(dat).dump() << "\n";
+  gp << "set terminal svg size " << plot.size_svg << " dynamic enhanced font 'Helvetica,12' background rgb 'white'\n";
+  gp << "set output " << json((dir / (plot.name + ".svg")).string()).dump() << "\n";
+  gp << plot.script << "\nunset output\n";
+  gp << "set terminal pdfcairo size " << plot.size_pdf << " enhanced font 'Helvetica,9'\n";
+  gp << "set output " << json((dir / (plot.name + ".pdf")).string()).dump() << "\n";
+  gp << plot.script << "\nunset output\n";
+  const fs::path script = dir / (plot.name + ".gp");
+  write_text(script, gp.str());
+  if (run_shell("gnuplot " + quote(script.string()) + " 2> " + quote((dir / (plot.name + ".log")).string())) != 0) {
+    outcome.warnings.push_back("gnuplot failed on " + script.string() + " (see " +
+                               (dir / (plot.name + ".log")).string() + ")");
+    return false;
+  }
+  for (const char* ext : {".svg", ".pdf"}) {
+    const fs::path f = dir / (plot.name + ext);
+    fs::create_directories(fs::path(paths.out) / "figures");
+    fs::copy_file(f, fs::path(paths.out) / "figures" / f.filename(), fs::copy_options::overwrite_existing);
+    outcome.written.push_back(f.string());
+  }
+  return true;
+}
+
+std::string copy_image(const ChapterState& st, const std::string& slug, const std::string& rel,
+                       const Paths& paths, Outcome& outcome) {
+  const fs::path src = fs::path(st.dir) / rel;
+  if (rel.empty() || !fs::exists(src)) {
+    outcome.skipped.push_back(slug + ": image " + src.string() + " is missing");
+    return "";
+  }
+  const fs::path dst = fs::path(paths.out) / "images" / slug / src.filename();
+  fs::create_directories(dst.parent_path());
+  fs::copy_file(src, dst, fs::copy_options::overwrite_existing);
+  return "images/" + slug + "/" + src.filename().string();
+}
+
+std::string figure_md(const std::string& ref, const std::string& caption, const std::string& width) {
+  return "![" + caption + "](" + ref + "){width=" + width + "}\n";
+}
+
+}  // namespace vaerepro::report

@@ -1,0 +1,67 @@
+#pragma once
+/// \file common.h
+/// Helpers shared by the report generator and its chapter renderers: files,
+/// Markdown escaping, formatting, gnuplot figures, copying a run's images.
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "generator.h"
+
+namespace vaerepro::report {
+
+/// Placeholder values for a template.
+using Vars = std::map<std::string, std::string>;
+
+std::string read_text(const std::filesystem::path& p);
+void write_text(const std::filesystem::path& p, const std::string& text);
+/// Parses a JSON file; throws std::runtime_error naming the file.
+nlohmann::json read_json(const std::filesystem::path& p);
+bool have_program(const std::string& name);
+int run_shell(const std::string& cmd);
+/// Single-quotes for the shell.
+std::string quote(const std::string& s);
+/// Escapes text for a Markdown paragraph or table cell.
+std::string md(const std::string& s);
+/// j[key] as text (strings as they are, numbers dumped), else `fallback`.
+std::string str(const nlohmann::json& j, const std::string& key, const std::string& fallback = "?");
+/// Three significant digits ("1.5e+06").
+std::string sci(double v);
+
+/// A figure drawn by gnuplot as SVG (HTML) and PDF (LaTeX) into figures/.
+struct Plot {
+  std::string name;    ///< file stem in figures/
+  std::string script;  ///< gnuplot commands after the terminal/output lines; `datafile` names the data
+  std::string data;    ///< written to figures/<name>.dat
+  std::string size_svg = "960,620";
+  std::string size_pdf = "9in,5.8in";
+};
+
+/// Draws `plot` (both formats) and copies it into the report's figures/.
+/// False (with a warning in `outcome`) when gnuplot fails.
+bool draw(const Plot& plot, const Paths& paths, Outcome& outcome);
+
+/// Copies a result's PNG into report/out/images/<slug>/ and returns the
+/// relative reference, or "" (noted in outcome.skipped) when it is missing.
+std::string copy_image(const ChapterState& st, const std::string& slug, const std::string& rel,
+                       const Paths& paths, Outcome& outcome);
+
+/// A Markdown figure with a caption.
+std::string figure_md(const std::string& ref, const std::string& caption, const std::string& width = "100%");
+
+/// What a chapter renderer gets.
+struct RenderContext {
+  const ChapterState& state;
+  const nlohmann::json& published;  ///< report/published/published.json
+  const Options& options;
+  Outcome& outcome;
+  std::string slug;
+};
+
+/// Chapter 1: ELBO against latent size (chapter01.cpp).
+Vars render_elbo_vs_latent(const RenderContext& ctx);
+
+}  // namespace vaerepro::report
