@@ -23,14 +23,22 @@ RUN_ARGS = --profile $(PROFILE) --dataset $(DATASET) --device $(DEVICE) --seed $
            --threads $(THREADS) --out $(OUT) $(if $(PROTOCOL),--protocol $(PROTOCOL),)
 CHAPTERS = chapter-01
 
-.PHONY: help all deps deps-check configure build test data chapters $(CHAPTERS) report docs bench clean
+.PHONY: help all data-note deps deps-check configure build test data chapters $(CHAPTERS) report docs bench clean
 
 help: ## list the targets
 	@echo "vaerepro: make TARGET [PROFILE=smoke|quick|full] [DATASET=auto|mnist|fashion-mnist|mnist-10k] [DEVICE=auto|cpu|cuda] [SEED=N]"
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
-all: deps build data chapters report ## everything: deps, build, data, every chapter, the report
+all: data-note deps build data chapters report ## everything: deps, build, data, every chapter, the report
 	@echo "all: done. The report: $(CURDIR)/report/out/index.html (and report.pdf when TeX is installed)"
+
+data-note:
+	@if [ -f data/mnist/t10k-labels-idx1-ubyte.gz ] || [ -f data/mnist/t10k-labels-idx1-ubyte ]; then \
+	  echo "all: DATASET=$(DATASET): real MNIST is in data/mnist/ and will be used"; \
+	else \
+	  echo "all: DATASET=$(DATASET): real MNIST is not in data/mnist/; make data will try to fetch it (needs a network)."; \
+	  echo "all: without it the chapters use Fashion-MNIST, whose numbers are NOT comparable with the papers' MNIST numbers (the report says so)."; \
+	fi
 
 deps: ## install the Debian packages (idempotent) and check that OpenBLAS is active
 	@scripts/deps.sh

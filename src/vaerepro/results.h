@@ -4,11 +4,11 @@
 /// something that looks complete. The layout is documented in
 /// chapters/README.md.
 ///
-/// A chapter run writes into `results/.staging/<slug>-<pid>/`. On success,
+/// A chapter run writes into `results/.staging/SLUG-PID/`. On success,
 /// `finish()` writes run.json with "status": "complete" last and renames the
-/// staging folder to `results/<slug>/` (the previous complete result is
+/// staging folder to `results/SLUG/` (the previous complete result is
 /// replaced only then). On failure, `fail()` moves it to
-/// `results/<slug>.failed/` with "status": "failed" and the message. A run
+/// `results/SLUG.failed/` with "status": "failed" and the message. A run
 /// killed outright leaves only its staging folder, which readers ignore.
 
 #include <string>
@@ -41,7 +41,7 @@ Provenance collect_provenance(int argc, char** argv);
 /// One run's output folder, staged until finished.
 class RunWriter {
  public:
-  /// Creates results_root/.staging/<slug>-<pid>/ and writes a run.json with
+  /// Creates results_root/.staging/SLUG-PID/ and writes a run.json with
   /// "status": "running". Throws std::runtime_error when the folder cannot be
   /// created or written (naming it).
   RunWriter(std::string results_root, std::string slug);
@@ -56,10 +56,10 @@ class RunWriter {
   void write_csv(const std::string& relative, const std::vector<std::string>& header,
                  const std::vector<std::vector<double>>& rows) const;
 
-  /// Marks the run complete (run.json last) and moves it to results/<slug>/.
+  /// Marks the run complete (run.json last) and moves it to results/SLUG/.
   /// Returns the final folder.
   std::string finish(nlohmann::json run);
-  /// Marks the run failed with `message` and moves it to results/<slug>.failed/.
+  /// Marks the run failed with `message` and moves it to results/SLUG.failed/.
   std::string fail(nlohmann::json run, const std::string& message);
 
   const std::string& staging_dir() const { return staging_; }
