@@ -139,6 +139,11 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
     p.epochs = static_cast<double>(seen) / n;
     p.train = evaluate_elbo(vae, data.train_eval, eval_train_condition, options.eval_batch);
     p.test = evaluate_elbo(vae, data.test, eval_test_condition, options.eval_batch);
+    if (options.evaluate_extra) {
+      vae.eval();
+      p.extra = options.evaluate_extra(vae);
+      vae.train();
+    }
     eval_seconds += std::chrono::duration<double>(Clock::now() - e0).count();
     p.wall_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     if (!std::isfinite(p.train.elbo) || !std::isfinite(p.test.elbo)) {

@@ -6,6 +6,7 @@
 /// Shapes: B = batch, D = pixels, N = examples.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,7 @@ struct CurvePoint {
   int64_t samples_seen = 0;
   double epochs = 0;
   SetMetrics train, test;
+  nlohmann::json extra;     ///< what TrainOptions::evaluate_extra returned (or null)
   double wall_seconds = 0;  ///< since the start of training
 };
 
@@ -64,6 +66,10 @@ struct TrainOptions {
   ConditionEncoding condition = ConditionEncoding::kNone;
   std::string label;           ///< prefix of the progress line
   double progress_seconds = 5;  ///< between progress lines (<= 0: none)
+  /// Called at every evaluation mark (the model in eval mode, no gradient
+  /// state touched) for chapter-specific estimates; its time counts as
+  /// evaluation time.
+  std::function<nlohmann::json(VaeImpl&)> evaluate_extra;
 };
 
 /// The outcome of a training run.
