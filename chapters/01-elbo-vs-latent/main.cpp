@@ -27,14 +27,8 @@
 #include <map>
 #include <sstream>
 
-#include "vaerepro/cli.h"
-#include "vaerepro/datasets.h"
+#include "vaerepro/chapter.h"
 #include "vaerepro/image.h"
-#include "vaerepro/models.h"
-#include "vaerepro/protocol.h"
-#include "vaerepro/results.h"
-#include "vaerepro/runtime.h"
-#include "vaerepro/trainer.h"
 
 namespace po = boost::program_options;
 using namespace vaerepro;
@@ -78,18 +72,6 @@ void apply_profile(const std::string& profile, Options& o) {
 
 /// Per-model seed, so that `--nz 20` alone reproduces the Nz = 20 model of a sweep.
 int64_t model_seed(int64_t seed, int64_t nz) { return seed * 1000003 + nz; }
-
-nlohmann::json curve_json(const TrainResult& r) {
-  nlohmann::json rows = nlohmann::json::array();
-  for (const auto& p : r.curve) {
-    rows.push_back({{"samples_seen", p.samples_seen},
-                    {"epochs", p.epochs},
-                    {"train", p.train.to_json()},
-                    {"test", p.test.to_json()},
-                    {"wall_seconds", p.wall_seconds}});
-  }
-  return rows;
-}
 
 struct ModelOutcome {
   int64_t nz = 0;
@@ -181,40 +163,20 @@ int run(int argc, char** argv) {
   require_range("eval-points", static_cast<double>(o.eval_points), 1, 10000);
   require_range("max-train", static_cast<double>(o.max_train), 0, 1e9);
   require_range("max-test", static_cast<double>(o.max_test), 0, 1e9);
-  Activation activation;
-  try {
-    activation = parse_activation(o.activation);
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(std::string("--activation: ") + e.what());
-  }
-  if (o.optimizer != "adagrad" && o.optimizer != "adam" && o.optimizer != "sgd") {
-    throw UsageError("--optimizer '" + o.optimizer + "' is not one of: adagrad, adam, sgd");
-  }
-  const Protocol protocol = parse_protocol(common.protocol.empty() ? "binarized" : common.protocol);
+  const Activation activation = parse_activation_option(o.activation);
+  validate_optimizer_option(o.optimizer);
 
-  // Runtime: threads, allocator, BLAS, device. Said first, because they decide the speed.
-  const auto runtime = configure_runtime(common.threads);
-  const auto device = select_device(common.device);
-  for (const auto& w : runtime_warnings(runtime)) std::cerr << kProgram << ": warning: " << w << "\n";
-
-  DataPaths paths;
-  paths.data_dir = common.data_dir;
-  const std::string dataset_name = resolve_dataset_name(common.dataset, paths);
-  const Dataset dataset = load_dataset(dataset_name, paths);
-  std::cout << kProgram << ": dataset " << dataset_name << " (" << dataset.description
-            << "); protocol " << to_string(protocol) << "; profile " << common.profile << "; device "
-            << device.str() << "; seed " << common.seed << "\n";
-  if (dataset_name != "mnist") {
-    std::cout << kProgram << ": note: KW2013's numbers are for MNIST; on " << dataset_name
-              << " the fresh bounds are not comparable with them, only their ordering is.\n";
-  }
-
-  const Provenance provenance = collect_provenance(argc, argv);
+  // KW2013's numbers are for MNIST; the default protocol gives proper nats.
+  const ChapterSetup setup =
+      start_chapter(kProgram, kSlug, common, Protocol::kBinarized, "mnist", argc, argv);
+  const auto& device = setup.device;
+  const auto& dataset_name = setup.dataset_name;
+  const Protocol protocol = setup.protocol;
   RunWriter writer(common.out, kSlug);
   const auto t_start = std::chrono::steady_clock::now();
 
   torch::manual_seed(static_cast<uint64_t>(common.seed));
-  const TensorData data = prepare_tensors(dataset, protocol, device, o.max_train, o.max_test);
+  const TensorData data = prepare_tensors(setup.dataset, protocol, device, o.max_train, o.max_test);
   const double weight_decay = o.weight_decay < 0 ? 1.0 / data.train.size(0) : o.weight_decay;
   const auto total = static_cast<int64_t>(std::llround(o.samples));
 
@@ -232,24 +194,13 @@ int run(int argc, char** argv) {
       {"init", "N(0, 0.01^2) for every parameter (KW2013 section 5)"},
       {"max_train", o.max_train},
       {"max_test", o.max_test}};
-  nlohmann::json run = {
-      {"chapter", kSlug},
-      {"title", "ELBO against latent size (Kingma & Welling 2013, Fig. 2)"},
-      {"profile", common.profile},
-      {"seed", common.seed},
-      {"device", device.str()},
-      {"dataset", {{"name", dataset_name}, {"description", dataset.description}}},
-      {"protocol", {{"name", to_string(protocol)}, {"description", describe(protocol)}}},
-      {"data", data.to_json()},
-      {"config", config},
-      {"budget",
-       "each model sees " + std::to_string(total) + " training samples (KW2013 Fig. 2 runs to 1e8)"},
-      {"provenance", provenance.to_json()},
-      {"runtime", runtime.to_json()}};
-  run["status"] = "running";
+  nlohmann::json run = setup.run_json("ELBO against latent size (Kingma & Welling 2013, Fig. 2)");
+  run["data"] = data.to_json();
+  run["config"] = config;
+  run["budget"] = "each model sees " + std::to_string(total) + " training samples (KW2013 Fig. 2 runs to 1e8)";
   writer.write_json("run.json", run);
 
-  try {
+  return run_staged(writer, run, kProgram, [&]() -> int {
     std::vector<int64_t> to_train = nz_list;
     if (o.manifold_nz > 0 &&
         std::find(to_train.begin(), to_train.end(), o.manifold_nz) == to_train.end()) {
@@ -283,16 +234,7 @@ int run(int argc, char** argv) {
                 << ", test ELBO " << last.test.elbo << " nats (" << to_string(protocol) << ", "
                 << dataset_name << "), " << result.train_seconds << " s training + "
                 << result.eval_seconds << " s evaluation\n";
-      std::vector<std::vector<double>> rows;
-      for (const auto& p : result.curve) {
-        rows.push_back({static_cast<double>(p.samples_seen), p.epochs, p.train.elbo,
-                        p.train.log_likelihood, p.train.kl, p.test.elbo, p.test.log_likelihood,
-                        p.test.kl, p.wall_seconds});
-      }
-      writer.write_csv("curves/nz-" + std::to_string(nz) + ".csv",
-                       {"samples_seen", "epochs", "train_elbo", "train_log_likelihood", "train_kl",
-                        "test_elbo", "test_log_likelihood", "test_kl", "wall_seconds"},
-                       rows);
+      write_curve_csv(writer, "curves/nz-" + std::to_string(nz) + ".csv", result);
       const bool in_sweep = std::find(nz_list.begin(), nz_list.end(), nz) != nz_list.end();
       if (in_sweep) test_bound[nz] = last.test.elbo;
       models.push_back({{"nz", nz},
@@ -379,13 +321,7 @@ int run(int argc, char** argv) {
     }
     std::cout << kProgram << ": results in " << where << " (" << wall << " s)\n";
     return 0;
-  } catch (const std::exception& e) {
-    run["wall_seconds"] =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    const auto where = writer.fail(run, e.what());
-    std::cerr << kProgram << ": the run failed; partial output kept in " << where << "\n";
-    throw;
-  }
+  });
 }
 
 }  // namespace

@@ -1,0 +1,108 @@
+#include "vaerepro/chapter.h"
+
+#include <chrono>
+#include <iostream>
+
+namespace vaerepro {
+
+ChapterSetup start_chapter(const std::string& program, const std::string& slug,
+                           const CommonOptions& common, Protocol default_protocol,
+                           const std::string& paper_dataset, int argc, char** argv) {
+  validate_common(common);
+  ChapterSetup s;
+  s.program = program;
+  s.slug = slug;
+  s.common = common;
+  s.protocol = common.protocol.empty() ? default_protocol : parse_protocol(common.protocol);
+  // Runtime first: threads, allocator, BLAS and device decide the speed.
+  s.runtime = configure_runtime(common.threads);
+  s.device = select_device(common.device);
+  for (const auto& w : runtime_warnings(s.runtime)) std::cerr << program << ": warning: " << w << "\n";
+  DataPaths paths;
+  paths.data_dir = common.data_dir;
+  s.dataset_name = resolve_dataset_name(common.dataset, paths);
+  s.dataset = load_dataset(s.dataset_name, paths);
+  std::cout << program << ": dataset " << s.dataset_name << ": " << s.dataset.description
+            << "; protocol " << to_string(s.protocol) << "; profile " << common.profile << "; device "
+            << s.device.str() << "; seed " << common.seed << "\n";
+  if (!paper_dataset.empty() && s.dataset_name != paper_dataset) {
+    std::cout << program << ": note: the published numbers are for " << paper_dataset << "; on "
+              << s.dataset_name << " the fresh numbers are not comparable with them, only their "
+              << "shapes and orderings are.\n";
+  }
+  s.provenance = collect_provenance(argc, argv);
+  return s;
+}
+
+nlohmann::json ChapterSetup::run_json(const std::string& title) const {
+  return {{"status", "running"},
+          {"chapter", slug},
+          {"title", title},
+          {"profile", common.profile},
+          {"seed", common.seed},
+          {"device", device.str()},
+          {"dataset", {{"name", dataset_name}, {"description", dataset.description}}},
+          {"protocol", {{"name", to_string(protocol)}, {"description", describe(protocol)}}},
+          {"provenance", provenance.to_json()},
+          {"runtime", runtime.to_json()}};
+}
+
+Activation parse_activation_option(const std::string& name) {
+  try {
+    return parse_activation(name);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError(std::string("--activation: ") + e.what());
+  }
+}
+
+void validate_optimizer_option(const std::string& name) {
+  if (name != "adagrad" && name != "adam" && name != "sgd") {
+    throw UsageError("--optimizer '" + name + "' is not one of: adagrad, adam, sgd");
+  }
+}
+
+nlohmann::json curve_json(const TrainResult& r) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& p : r.curve) {
+    nlohmann::json row = {{"samples_seen", p.samples_seen},
+                          {"epochs", p.epochs},
+                          {"train", p.train.to_json()},
+                          {"test", p.test.to_json()},
+                          {"wall_seconds", p.wall_seconds}};
+    if (!p.extra.is_null()) row["extra"] = p.extra;
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+void write_curve_csv(const RunWriter& writer, const std::string& relative, const TrainResult& r) {
+  std::vector<std::vector<double>> rows;
+  for (const auto& p : r.curve) {
+    rows.push_back({static_cast<double>(p.samples_seen), p.epochs, p.train.elbo, p.train.log_likelihood,
+                    p.train.kl, p.test.elbo, p.test.log_likelihood, p.test.kl, p.wall_seconds});
+  }
+  writer.write_csv(relative,
+                   {"samples_seen", "epochs", "train_elbo", "train_log_likelihood", "train_kl",
+                    "test_elbo", "test_log_likelihood", "test_kl", "wall_seconds"},
+                   rows);
+}
+
+int run_staged(RunWriter& writer, nlohmann::json& run, const std::string& program,
+               const std::function<int()>& body) {
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    run["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    try {
+      const auto where = writer.fail(run, e.what());
+      std::cerr << program << ": the run failed; partial output kept in " << where << "\n";
+    } catch (const std::exception& inner) {
+      std::cerr << program << ": the run failed, and marking it failed failed too: " << inner.what()
+                << "\n";
+    }
+    throw;
+  }
+}
+
+}  // namespace vaerepro

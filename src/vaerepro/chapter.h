@@ -1,0 +1,67 @@
+#pragma once
+/// \file chapter.h
+/// What every chapter program does around its experiment: validate the
+/// generic options, set up the runtime (threads, allocator, BLAS, device),
+/// load the dataset and say which it is, describe the run in run.json, and
+/// turn a failure into a "failed" result.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "vaerepro/cli.h"
+#include "vaerepro/datasets.h"
+#include "vaerepro/models.h"
+#include "vaerepro/protocol.h"
+#include "vaerepro/results.h"
+#include "vaerepro/runtime.h"
+#include "vaerepro/trainer.h"
+
+namespace vaerepro {
+
+/// A chapter run's fixed context.
+struct ChapterSetup {
+  std::string program;  ///< "chapter-01"
+  std::string slug;     ///< "01-elbo-vs-latent"
+  CommonOptions common;
+  RuntimeInfo runtime;
+  torch::Device device{torch::kCPU};
+  Protocol protocol = Protocol::kBinarized;
+  std::string dataset_name;
+  Dataset dataset;
+  Provenance provenance;
+
+  /// The run.json fields every chapter shares (status, profile, seed, device,
+  /// dataset, protocol, provenance, runtime) plus `title`.
+  nlohmann::json run_json(const std::string& title) const;
+};
+
+/// Validates `common`, configures the runtime (printing its warnings),
+/// resolves and loads the dataset, and prints the run's first line (dataset,
+/// protocol, profile, device, seed). `paper_dataset` is the data the
+/// chapter's published numbers are for: when the run uses another, a note
+/// says the numbers are not comparable. Throws UsageError / DataError.
+ChapterSetup start_chapter(const std::string& program, const std::string& slug,
+                           const CommonOptions& common, Protocol default_protocol,
+                           const std::string& paper_dataset, int argc, char** argv);
+
+/// Parses --activation, as a usage error when unknown.
+Activation parse_activation_option(const std::string& name);
+/// Checks --optimizer (adagrad | adam | sgd), as a usage error when unknown.
+void validate_optimizer_option(const std::string& name);
+
+/// A training curve as JSON rows and as a CSV (header + rows) with the
+/// columns samples_seen, epochs, train_elbo, train_log_likelihood, train_kl,
+/// test_elbo, test_log_likelihood, test_kl, wall_seconds.
+nlohmann::json curve_json(const TrainResult& r);
+void write_curve_csv(const RunWriter& writer, const std::string& relative, const TrainResult& r);
+
+/// Runs `body` with `writer` staged: when it throws, the run is marked failed
+/// (results/SLUG.failed/, with the message) before the exception goes on.
+int run_staged(RunWriter& writer, nlohmann::json& run, const std::string& program,
+               const std::function<int()>& body);
+
+}  // namespace vaerepro
