@@ -18,6 +18,9 @@ CTEST_ARGS ?=
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
+# Targets run one after another (deps before cmake, data before the chapters);
+# the parallelism is inside the build (cmake -j) and the tests (ctest -j).
+.NOTPARALLEL:
 
 RUN_ARGS = --profile $(PROFILE) --dataset $(DATASET) --device $(DEVICE) --seed $(SEED) \
            --threads $(THREADS) --out $(OUT) $(if $(PROTOCOL),--protocol $(PROTOCOL),)
@@ -46,7 +49,7 @@ deps: ## install the Debian packages (idempotent) and check that OpenBLAS is act
 deps-check:
 	@scripts/deps.sh --check >/dev/null 2>&1 || scripts/deps.sh
 
-$(BUILD_DIR)/CMakeCache.txt:
+$(BUILD_DIR)/CMakeCache.txt: | deps-check
 	cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release
 
 configure: deps-check $(BUILD_DIR)/CMakeCache.txt

@@ -2,6 +2,7 @@
 
 #include <sys/wait.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <iomanip>
@@ -124,6 +125,29 @@ std::string copy_image(const ChapterState& st, const std::string& slug, const st
 
 std::string figure_md(const std::string& ref, const std::string& caption, const std::string& width) {
   return "![" + caption + "](" + ref + "){width=" + width + "}\n";
+}
+
+double interpolate_log_x(const std::vector<std::pair<double, double>>& curve, double x) {
+  if (curve.empty() || x < curve.front().first || x > curve.back().first || x <= 0) return std::nan("");
+  for (size_t i = 1; i < curve.size(); ++i) {
+    const auto& [x0, y0] = curve[i - 1];
+    const auto& [x1, y1] = curve[i];
+    if (x <= x1) {
+      if (x1 <= x0) return y1;
+      const double t = (std::log(x) - std::log(x0)) / (std::log(x1) - std::log(x0));
+      return y0 + t * (y1 - y0);
+    }
+  }
+  return curve.back().second;
+}
+
+std::string gnuplot_text(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '\'' || c == '\\' || c == '\n') continue;
+    out += c;
+  }
+  return out;
 }
 
 }  // namespace vaerepro::report

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <map>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -30,6 +32,13 @@ std::string md(const std::string& s);
 std::string str(const nlohmann::json& j, const std::string& key, const std::string& fallback = "?");
 /// Three significant digits ("1.5e+06").
 std::string sci(double v);
+
+/// y at x on a curve of (x, y) points sorted by x, interpolated linearly in
+/// log x; NaN outside the curve's range.
+double interpolate_log_x(const std::vector<std::pair<double, double>>& curve, double x);
+
+/// Text safe inside a gnuplot single-quoted string.
+std::string gnuplot_text(const std::string& s);
 
 /// A figure drawn by gnuplot as SVG (HTML) and PDF (LaTeX) into figures/.
 struct Plot {

@@ -31,8 +31,9 @@ std::string fmt1(double v) {
 
 std::string fmt1(const json& v) { return v.is_number() ? fmt1(v.get<double>()) : "n/a"; }
 
-std::string provenance_line(const json& run) {
-  const json p = run.value("provenance", json::object());
+std::string provenance_line(const json& run_in) {
+  const json run = run_in.is_object() ? run_in : json::object();
+  json p = run.contains("provenance") && run["provenance"].is_object() ? run["provenance"] : json::object();
   std::ostringstream os;
   os << "*Run:* commit " << md(str(p, "git_commit")) << ", " << md(str(p, "date_utc"))
      << ", device " << md(str(run, "device")) << ", profile " << md(str(run, "profile"))
@@ -79,6 +80,7 @@ ChapterState load_chapter(const std::string& results_root, const std::string& sl
   if (fs::exists(failed / "run.json")) {
     try {
       failed_run = read_json(failed / "run.json");
+      if (!failed_run.is_object()) throw std::runtime_error((failed / "run.json").string() + " is not a JSON object");
       has_failed = true;
     } catch (const std::exception& e) {
       s.kind = ChapterState::Kind::kCorrupt;
@@ -100,7 +102,7 @@ ChapterState load_chapter(const std::string& results_root, const std::string& sl
   try {
     if (!fs::exists(done / "run.json")) throw std::runtime_error((done / "run.json").string() + " is missing");
     s.run = read_json(done / "run.json");
-    if (!s.run.is_object() || s.run.value("status", "") != "complete") {
+    if (!s.run.is_object() || !s.run.contains("status") || s.run["status"] != "complete") {
       throw std::runtime_error((done / "run.json").string() + " does not say \"status\": \"complete\"");
     }
     if (!fs::exists(done / "metrics.json")) {
@@ -220,12 +222,13 @@ Outcome generate(const Options& options) {
     std::string verdicts = "";
     if (st.kind == ChapterState::Kind::kComplete) {
       int holds = 0, total = 0;
-      for (const auto& c : st.metrics.value("checks", json::array())) {
+      const json checks = st.metrics.is_object() ? st.metrics.value("checks", json::array()) : json::array();
+      for (const auto& c : checks) {
         ++total;
-        holds += c.value("holds", false) ? 1 : 0;
+        holds += c.is_object() && c.value("holds", false) ? 1 : 0;
       }
       verdicts = std::to_string(holds) + " of " + std::to_string(total) + " hold";
-      datasets_used.insert(st.run.at("dataset").value("name", "?"));
+      if (st.run.contains("dataset") && st.run["dataset"].is_object()) datasets_used.insert(str(st.run["dataset"], "name"));
       if (environment.empty() && st.run.contains("runtime")) {
         std::ostringstream env;
         env << "| | |\n|---|---|\n";

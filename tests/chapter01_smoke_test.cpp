@@ -106,6 +106,23 @@ TEST_F(Chapter01Smoke, SameSeedSameNumbers) {
   EXPECT_EQ(a["models"][0]["final"], b["models"][0]["final"]);
 }
 
+TEST_F(Chapter01Smoke, ADivergingRunFailsAndKeepsTheLastCompleteResult) {
+  const std::string base = "--profile smoke --dataset synthetic --nz 3 --manifold-nz 0 --out " + root.string();
+  ASSERT_EQ(run(base), 0);
+  std::string out;
+  EXPECT_EQ(run(base + " --optimizer sgd --lr 10", &out), 1) << out;
+  EXPECT_NE(out.find("non-finite"), std::string::npos) << out;
+  EXPECT_NE(out.find("learning rate"), std::string::npos) << out;
+  auto kept = read_json(root / "01-elbo-vs-latent" / "run.json");
+  EXPECT_EQ(kept["status"], "complete");
+  auto failed = read_json(root / "01-elbo-vs-latent.failed" / "run.json");
+  EXPECT_EQ(failed["status"], "failed");
+  EXPECT_NE(failed["error"].get<std::string>().find("non-finite"), std::string::npos);
+  // A later complete run supersedes the failure.
+  ASSERT_EQ(run(base), 0);
+  EXPECT_FALSE(fs::exists(root / "01-elbo-vs-latent.failed"));
+}
+
 TEST_F(Chapter01Smoke, AMissingDatasetFailsCleanly) {
   std::string out;
   const int code = run("--profile smoke --dataset mnist --data-dir " + (root / "empty").string() +

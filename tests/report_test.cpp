@@ -180,6 +180,35 @@ TEST_F(ReportFromFixtures, NeverCrashesOnPartialResults) {
   EXPECT_EQ(skipped, 2);
 }
 
+TEST_F(ReportFromFixtures, NeverCrashesOnOddJson) {
+  // run.json files that are valid JSON but not objects, or objects with
+  // fields of the wrong type.
+  fs::create_directories(root / "results/02-marginal-likelihood.failed");
+  std::ofstream(root / "results/02-marginal-likelihood.failed/run.json") << "[]";
+  fs::create_directories(root / "results/05-vqvae-pixelcnn");
+  std::ofstream(root / "results/05-vqvae-pixelcnn/run.json") << "null";
+  std::ofstream(root / "results/01-elbo-vs-latent/run.json")
+      << R"({"status": "complete", "dataset": 3, "protocol": [], "provenance": "x"})";
+  std::ofstream(root / "results/01-elbo-vs-latent/metrics.json") << R"({"checks": [1, "a"], "models": 7})";
+  options.pdf = false;
+  ASSERT_NO_THROW(rp::generate(options));
+  const std::string html = read(root / "out/index.html");
+  size_t corrupt = 0;
+  for (size_t pos = html.find("incomplete or corrupt"); pos != std::string::npos;
+       pos = html.find("incomplete or corrupt", pos + 1)) {
+    ++corrupt;
+  }
+  EXPECT_GE(corrupt, 3u);
+}
+
+TEST_F(ReportFromFixtures, NoDifferenceIsPrintedAgainstPapersOnOtherData) {
+  options.pdf = false;
+  rp::generate(options);
+  const std::string html = read(root / "out/index.html");
+  EXPECT_NE(html.find("n/c"), std::string::npos);  // the fixture ran on synthetic data
+  EXPECT_NE(html.find("not comparable"), std::string::npos);
+}
+
 TEST_F(ReportFromFixtures, AnEmptyResultsFolderGivesAllNotRun) {
   fs::remove_all(root / "results");
   options.pdf = false;

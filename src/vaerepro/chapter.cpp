@@ -17,7 +17,7 @@ ChapterSetup start_chapter(const std::string& program, const std::string& slug,
   // Runtime first: threads, allocator, BLAS and device decide the speed.
   s.runtime = configure_runtime(common.threads);
   s.device = select_device(common.device);
-  for (const auto& w : runtime_warnings(s.runtime)) std::cerr << program << ": warning: " << w << "\n";
+  for (const auto& w : runtime_warnings(s.runtime, s.device)) std::cerr << program << ": warning: " << w << "\n";
   DataPaths paths;
   paths.data_dir = common.data_dir;
   s.dataset_name = resolve_dataset_name(common.dataset, paths);

@@ -1,5 +1,6 @@
 #include "vaerepro/cli.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <sstream>
@@ -73,11 +74,15 @@ void require_one_of(const std::string& option, const std::string& value,
 void validate_common(const CommonOptions& o) {
   require_one_of("profile", o.profile, {"smoke", "quick", "full"});
   std::vector<std::string> datasets = dataset_names();
-  datasets.insert(datasets.begin(), "auto");
+  if (std::find(datasets.begin(), datasets.end(), "auto") == datasets.end()) {
+    datasets.insert(datasets.begin(), "auto");
+  }
   require_one_of("dataset", o.dataset, datasets);
   if (!o.protocol.empty()) require_one_of("protocol", o.protocol, {"binarized", "gray-bce"});
   require_one_of("device", o.device, {"auto", "cpu", "cuda"});
-  if (o.seed < 0) throw UsageError("--seed must be >= 0, got " + std::to_string(o.seed));
+  if (o.seed < 0 || o.seed > 1000000000) {
+    throw UsageError("--seed must be between 0 and 1e9, got " + std::to_string(o.seed));
+  }
   if (o.threads < 0 || o.threads > 1024) {
     throw UsageError("--threads must be between 0 (all cores) and 1024, got " +
                      std::to_string(o.threads));
@@ -113,6 +118,13 @@ std::vector<int64_t> parse_positive_list(const std::string& text, const std::str
   }
   flush();
   if (values.empty()) throw UsageError("--" + option + " is empty");
+  for (size_t i = 0; i < values.size(); ++i) {
+    for (size_t j = 0; j < i; ++j) {
+      if (values[i] == values[j]) {
+        throw UsageError("--" + option + ": " + std::to_string(values[i]) + " is given twice");
+      }
+    }
+  }
   return values;
 }
 

@@ -52,7 +52,7 @@ void notify_options(boost::program_options::variables_map& vm);
 /// seed and threads non-negative). Throws UsageError naming the option.
 void validate_common(const CommonOptions& opts);
 
-/// "3,5,10" or "[3, 5, 10]" -> {3, 5, 10}; every entry a positive integer.
+/// "3,5,10" or "[3, 5, 10]" -> {3, 5, 10}; every entry a positive integer, none twice.
 /// Throws UsageError naming `option`.
 std::vector<int64_t> parse_positive_list(const std::string& text, const std::string& option);
 

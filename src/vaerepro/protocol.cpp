@@ -18,7 +18,7 @@ std::string describe(Protocol p) {
   if (p == Protocol::kBinarized) {
     return "dynamic binarisation (IWAE protocol): training pixels resampled as "
            "Bernoulli(intensity) at every use, test set binarised once with a fixed seed; "
-           "bounds are log-likelihoods in nats";
+           "bounds are lower bounds on log-likelihoods, in nats";
   }
   return "gray levels inside binary cross-entropy (seed 000's protocol): not a normalised "
          "likelihood, so its numbers compare only with seed 000's, not with papers' nats";

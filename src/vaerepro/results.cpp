@@ -162,14 +162,24 @@ void RunWriter::write_csv(const std::string& relative, const std::vector<std::st
 }
 
 std::string RunWriter::move_to(const std::string& target) {
+  // The previous result is set aside under a name of its own, the new one
+  // moved in, and only then the old one deleted; if the second move fails the
+  // old one is put back, so results/SLUG never disappears.
+  static int moves = 0;
   std::error_code ec;
-  fs::path old = fs::path(root_) / ".staging" / (slug_ + ".old-" + std::to_string(::getpid()));
-  if (fs::exists(target)) {
+  const fs::path old = fs::path(root_) / ".staging" /
+                       (slug_ + ".old-" + std::to_string(::getpid()) + "-" + std::to_string(++moves));
+  const bool had_old = fs::exists(target);
+  if (had_old) {
     fs::rename(target, old, ec);
     if (ec) throw std::runtime_error("cannot replace " + target + ": " + ec.message());
   }
   fs::rename(staging_, target, ec);
-  if (ec) throw std::runtime_error("cannot move " + staging_ + " to " + target + ": " + ec.message());
+  if (ec) {
+    std::error_code ignored;
+    if (had_old) fs::rename(old, target, ignored);
+    throw std::runtime_error("cannot move " + staging_ + " to " + target + ": " + ec.message());
+  }
   fs::remove_all(old, ec);
   done_ = true;
   return target;

@@ -16,11 +16,13 @@ namespace {
 int find_blas(struct dl_phdr_info* info, size_t, void* data) {
   auto* out = static_cast<std::string*>(data);
   std::string name = info->dlpi_name ? info->dlpi_name : "";
-  if (name.find("libblas.so") != std::string::npos ||
-      name.find("libopenblas") != std::string::npos) {
+  if (name.find("libblas.so") != std::string::npos || name.find("libopenblas") != std::string::npos ||
+      name.find("libmkl") != std::string::npos) {
     char resolved[PATH_MAX];
     if (realpath(name.c_str(), resolved)) name = resolved;
-    if (out->empty() || name.find("openblas") != std::string::npos) *out = name;
+    if (out->empty() || name.find("openblas") != std::string::npos || name.find("mkl") != std::string::npos) {
+      *out = name;
+    }
   }
   return 0;
 }
@@ -65,6 +67,7 @@ RuntimeInfo configure_runtime(int threads) {
   (void)torch::mm(torch::ones({2, 2}), torch::ones({2, 2}));
   dl_iterate_phdr(find_blas, &info.blas_library);
   info.blas_is_openblas = info.blas_library.find("openblas") != std::string::npos;
+  info.blas_is_optimized = info.blas_is_openblas || info.blas_library.find("mkl") != std::string::npos;
   using CoreName = char* (*)();
   if (auto fn = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"))) {
     if (const char* name = fn()) info.openblas_corename = name;
@@ -75,9 +78,9 @@ RuntimeInfo configure_runtime(int threads) {
   return info;
 }
 
-std::vector<std::string> runtime_warnings(const RuntimeInfo& info) {
+std::vector<std::string> runtime_warnings(const RuntimeInfo& info, const torch::Device& device) {
   std::vector<std::string> w;
-  if (!info.blas_is_openblas && !info.cuda_available) {
+  if (!info.blas_is_optimized && device.is_cpu()) {
     w.push_back("the active BLAS is not OpenBLAS (" +
                 (info.blas_library.empty() ? std::string("none found") : info.blas_library) +
                 "): CPU training is about 18x slower. Run `make deps` (installs "
@@ -102,6 +105,7 @@ nlohmann::json RuntimeInfo::to_json() const {
   return {{"libtorch_version", libtorch_version},
           {"blas_library", blas_library},
           {"blas_is_openblas", blas_is_openblas},
+          {"blas_is_optimized", blas_is_optimized},
           {"openblas_corename", openblas_corename},
           {"openblas_coretype_env", openblas_coretype_env},
           {"intra_op_threads", intra_op_threads},

@@ -16,7 +16,8 @@ namespace vaerepro {
 struct RuntimeInfo {
   std::string libtorch_version;   ///< e.g. "1.13.1"
   std::string blas_library;       ///< resolved path of the libblas.so.3 in this process
-  bool blas_is_openblas = false;  ///< false: reference BLAS, ~18x slower
+  bool blas_is_openblas = false;  ///< OpenBLAS (Debian) is the libblas in use
+  bool blas_is_optimized = false; ///< OpenBLAS or MKL; false: reference BLAS, ~18x slower
   std::string openblas_corename;  ///< the kernel OpenBLAS picked ("Haswell", "SkylakeX", ...)
   std::string openblas_coretype_env;  ///< OPENBLAS_CORETYPE as set in the environment
   int intra_op_threads = 0;
@@ -33,9 +34,9 @@ struct RuntimeInfo {
 /// this process may use). Call first thing in main.
 RuntimeInfo configure_runtime(int threads = 0);
 
-/// One line per problem that slows the run down or changes what a number
-/// means (reference BLAS active, a forced slower OpenBLAS kernel, one thread).
-std::vector<std::string> runtime_warnings(const RuntimeInfo& info);
+/// One line per problem that slows the run down (reference BLAS active while
+/// training on the CPU, a forced slower OpenBLAS kernel, fewer threads than cores).
+std::vector<std::string> runtime_warnings(const RuntimeInfo& info, const torch::Device& device);
 
 /// "auto" (CUDA when present, else CPU), "cpu" or "cuda". Throws
 /// std::invalid_argument for an unknown name, std::runtime_error for "cuda"

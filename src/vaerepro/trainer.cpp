@@ -12,6 +12,8 @@
 
 #include "vaerepro/objectives.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 namespace vaerepro {
 
 nlohmann::json OptimizerOptions::to_json() const {
@@ -80,6 +82,29 @@ std::vector<int64_t> log_spaced_marks(int64_t first, int64_t last, int64_t count
 
 namespace {
 
+/// Saves the default generator of `device` (and the CPU's) and restores it.
+class RngStateGuard {
+ public:
+  explicit RngStateGuard(const torch::Device& device) {
+    cpu_ = at::detail::getDefaultCPUGenerator();
+    cpu_state_ = cpu_.get_state();
+    if (device.is_cuda()) {
+      cuda_ = at::globalContext().defaultGenerator(device);
+      cuda_state_ = cuda_.get_state();
+    }
+  }
+  ~RngStateGuard() {
+    cpu_.set_state(cpu_state_);
+    if (cuda_.defined()) cuda_.set_state(cuda_state_);
+  }
+  RngStateGuard(const RngStateGuard&) = delete;
+  RngStateGuard& operator=(const RngStateGuard&) = delete;
+
+ private:
+  at::Generator cpu_, cuda_;
+  at::Tensor cpu_state_, cuda_state_;
+};
+
 std::string human_duration(double s) {
   char buf[32];
   if (s < 60) {
@@ -133,6 +158,10 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
   vae.train();
 
   auto evaluate_now = [&]() {
+    // Evaluation draws its own z samples; the generator state is restored
+    // afterwards, so how often and how much a run evaluates never changes the
+    // model it trains.
+    RngStateGuard rng_guard(device);
     const auto e0 = Clock::now();
     CurvePoint p;
     p.samples_seen = seen;
@@ -158,7 +187,9 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
   };
 
   while (seen < options.total_samples) {
-    if (pos >= n) {
+    // Every step is a full minibatch: an epoch's remainder (n mod batch) is
+    // dropped and the next permutation begins, as a DataLoader with drop_last.
+    if (pos >= n || (n >= options.batch_size && n - pos < options.batch_size)) {
       perm = torch::randperm(n, torch::TensorOptions().dtype(torch::kLong).device(device));
       pos = 0;
     }
