@@ -24,7 +24,7 @@ SHELL := /bin/bash
 
 RUN_ARGS = --profile $(PROFILE) --dataset $(DATASET) --device $(DEVICE) --seed $(SEED) \
            --threads $(THREADS) --out $(OUT) $(if $(PROTOCOL),--protocol $(PROTOCOL),)
-CHAPTERS = chapter-01
+CHAPTERS = chapter-01 chapter-02
 
 .PHONY: help all data-note deps deps-check configure build test data chapters $(CHAPTERS) report docs bench clean
 
@@ -68,6 +68,9 @@ chapters: $(CHAPTERS) ## run every chapter that exists
 
 chapter-01: build ## chapter 1: ELBO vs latent size (KW2013 Fig. 2)
 	$(BUILD_DIR)/bin/chapter-01 $(RUN_ARGS)
+
+chapter-02: build ## chapter 2: marginal likelihood, small vs large training set (KW2013 Fig. 3)
+	$(BUILD_DIR)/bin/chapter-02 $(RUN_ARGS)
 
 report: configure ## rebuild the report from the results on disk (seconds; trains nothing)
 	@cmake --build $(BUILD_DIR) --target report-gen -j $(JOBS) > /dev/null

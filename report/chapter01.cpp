@@ -204,20 +204,11 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
   // Verdicts, computed by the chapter from its own numbers.
   {
     std::ostringstream os;
-    const json checks = metrics.value("checks", json::array());
-    const json budget = metrics.value("checks_budget", json::object());
-    const bool provisional = budget.value("provisional", true);
-    if (checks.empty()) os << "*The run recorded no verdict (too few latent sizes to decide).*\n";
-    for (const auto& c : checks) {
-      os << "- **" << md(c.value("claim", "?")) << "**: " << (c.value("holds", false) ? "**holds**" : "**does not hold**")
-         << (provisional ? " (provisional)" : "") << ", " << md(c.value("detail", "")) << ". *Criterion:* "
-         << md(c.value("criterion", "?")) << ".\n";
-    }
-    if (provisional) {
-      os << "\n*Provisional:* these verdicts are decided at " << sci(samples) << " training samples per model, "
-         << "a fraction of KW2013's " << sci(kw.value("budget_samples", 1e8)) << ", with one seed; the full profile "
-         << "(`make chapter-01 PROFILE=full`, meant for a GPU) decides them at the paper's budget.\n";
-    }
+    os << verdicts_md(metrics, "these verdicts are decided at " + sci(samples) +
+                                   " training samples per model, a fraction of KW2013's " +
+                                   sci(kw.value("budget_samples", 1e8)) +
+                                   ", with one seed; the full profile (`make chapter-01 PROFILE=full`, "
+                                   "meant for a GPU) decides them at the paper's budget.");
     os << "\n" << prov;
     v["verdicts"] = os.str();
   }

@@ -141,6 +141,21 @@ double interpolate_log_x(const std::vector<std::pair<double, double>>& curve, do
   return curve.back().second;
 }
 
+std::string verdicts_md(const json& metrics, const std::string& provisional_note) {
+  std::ostringstream os;
+  const json checks = metrics.value("checks", json::array());
+  const json budget = metrics.value("checks_budget", json::object());
+  const bool provisional = budget.is_object() && budget.value("provisional", true);
+  if (checks.empty()) os << "*The run recorded no verdict (too few settings to decide).*\n";
+  for (const auto& c : checks) {
+    os << "- **" << md(c.value("claim", "?")) << "**: " << (c.value("holds", false) ? "**holds**" : "**does not hold**")
+       << (provisional ? " (provisional)" : "") << ", " << md(c.value("detail", "")) << ". *Criterion:* "
+       << md(c.value("criterion", "?")) << ".\n";
+  }
+  if (provisional && !checks.empty()) os << "\n*Provisional:* " << provisional_note << "\n";
+  return os.str();
+}
+
 std::string gnuplot_text(const std::string& s) {
   std::string out;
   for (char c : s) {

@@ -61,6 +61,10 @@ std::string copy_image(const ChapterState& st, const std::string& slug, const st
 /// A Markdown figure with a caption.
 std::string figure_md(const std::string& ref, const std::string& caption, const std::string& width = "100%");
 
+/// The verdicts a run computed (metrics.checks), each with its criterion, and
+/// a note when metrics.checks_budget says they are provisional.
+std::string verdicts_md(const nlohmann::json& metrics, const std::string& provisional_note);
+
 /// What a chapter renderer gets.
 struct RenderContext {
   const ChapterState& state;
@@ -72,5 +76,7 @@ struct RenderContext {
 
 /// Chapter 1: ELBO against latent size (chapter01.cpp).
 Vars render_elbo_vs_latent(const RenderContext& ctx);
+/// Chapter 2: marginal likelihood, small vs large training set (chapter02.cpp).
+Vars render_marginal_likelihood(const RenderContext& ctx);
 
 }  // namespace vaerepro::report

@@ -180,26 +180,31 @@ SetEstimate summarize(const LogMarginalEstimate& e) {
 
 namespace {
 template <typename F>
-SetEstimate on_set(const torch::Tensor& x, int64_t batch_size, F&& f) {
+LogMarginalEstimate per_example(const torch::Tensor& x, int64_t batch_size, F&& f) {
   std::vector<torch::Tensor> logs, ses;
   for (int64_t s = 0; s < x.size(0); s += batch_size) {
     auto e = f(x.narrow(0, s, std::min(batch_size, x.size(0) - s)));
     logs.push_back(e.log_px);
     ses.push_back(e.standard_error);
   }
-  return summarize({torch::cat(logs), torch::cat(ses)});
+  return {torch::cat(logs), torch::cat(ses)};
 }
 }  // namespace
 
-SetEstimate importance_sampled_on_set(VaeImpl& vae, const torch::Tensor& x, int64_t k,
-                                      int64_t batch_size) {
+LogMarginalEstimate importance_sampled_per_example(VaeImpl& vae, const torch::Tensor& x, int64_t k,
+                                                   int64_t batch_size) {
   const bool was_training = vae.is_training();
   vae.eval();
-  auto r = on_set(x, batch_size, [&](const torch::Tensor& xb) {
+  auto r = per_example(x, batch_size, [&](const torch::Tensor& xb) {
     return importance_sampled_log_marginal(vae, xb, {}, k);
   });
   vae.train(was_training);
   return r;
+}
+
+SetEstimate importance_sampled_on_set(VaeImpl& vae, const torch::Tensor& x, int64_t k,
+                                      int64_t batch_size) {
+  return summarize(importance_sampled_per_example(vae, x, k, batch_size));
 }
 
 SetEstimate hmc_on_set(VaeImpl& vae, const torch::Tensor& x, const HmcOptions& options,
@@ -207,11 +212,11 @@ SetEstimate hmc_on_set(VaeImpl& vae, const torch::Tensor& x, const HmcOptions& o
   const bool was_training = vae.is_training();
   vae.eval();
   std::vector<torch::Tensor> acc;
-  auto r = on_set(x, batch_size, [&](const torch::Tensor& xb) {
+  auto r = summarize(per_example(x, batch_size, [&](const torch::Tensor& xb) {
     auto h = hmc_log_marginal(vae, xb, {}, options);
     acc.push_back(h.acceptance);
     return h.estimate;
-  });
+  }));
   vae.train(was_training);
   if (acceptance) *acceptance = torch::cat(acc).mean().item<double>();
   return r;

@@ -31,7 +31,7 @@ struct LogMarginalEstimate {
 /// log space.
 LogMarginalEstimate importance_sampled_log_marginal(VaeImpl& vae, const torch::Tensor& x,
                                                     const torch::Tensor& c, int64_t k,
-                                                    int64_t max_chunk_elements = int64_t{1} << 26);
+                                                    int64_t max_chunk_elements = int64_t{1} << 22);
 
 /// Settings of the HMC-based estimator.
 struct HmcOptions {
@@ -74,6 +74,10 @@ struct SetEstimate {
 };
 SetEstimate summarize(const LogMarginalEstimate& e);
 
+/// importance_sampled_log_marginal for every example of a set [N, D], in
+/// batches (per-example values, e.g. to compare estimators on a subset).
+LogMarginalEstimate importance_sampled_per_example(VaeImpl& vae, const torch::Tensor& x, int64_t k,
+                                                   int64_t batch_size = 100);
 /// importance_sampled_log_marginal over a whole set [N, D], in batches.
 SetEstimate importance_sampled_on_set(VaeImpl& vae, const torch::Tensor& x, int64_t k,
                                       int64_t batch_size = 100);

@@ -40,7 +40,7 @@ torch::Tensor negative_beta_elbo_loss(const ElboTerms& terms, double beta = 1.0)
 /// Returns [B] float64. K = 1 gives a one-sample ELBO estimate.
 torch::Tensor importance_weighted_bound(VaeImpl& vae, const torch::Tensor& x,
                                         const torch::Tensor& c, int64_t k,
-                                        int64_t max_chunk_elements = int64_t{1} << 26);
+                                        int64_t max_chunk_elements = int64_t{1} << 22);
 
 /// Log-weights log p(x, z_k) - log q(z_k | x) for K samples: [K, B] float64.
 /// The building block of importance_weighted_bound, exposed for tests and for
