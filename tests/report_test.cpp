@@ -1,6 +1,6 @@
-// The report built from a fixture set of results: one chapter complete
-// (a real smoke run of chapter 1), one missing, one corrupt (a truncated
-// run.json), one failed. The report holds the fixture's values, the
+// The report built from a fixture set of results: two chapters complete
+// (real smoke runs of chapters 1 and 2), two missing, one corrupt (a
+// truncated run.json), one failed. The report holds the fixture's values, the
 // "not run" and "failed" entries, and every file it references exists.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -106,7 +106,17 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
 
   // Missing, corrupt and failed chapters.
   EXPECT_NE(html.find("Not run yet"), std::string::npos);
-  EXPECT_NE(html.find("make chapter-02"), std::string::npos);
+  EXPECT_NE(html.find("make chapter-05"), std::string::npos);
+  // Chapter 2's estimates table holds the fixture's final K-sample estimates.
+  const auto ch2 = json::parse(read(root / "results/02-marginal-likelihood/metrics.json"));
+  const std::string k = ch2["k_final"].dump();
+  for (const auto& m : ch2["models"]) {
+    for (const char* split : {"train", "test"}) {
+      const std::string v = rp::fmt1(m["final"][split]["importance_sampled"][k]["mean"].get<double>());
+      EXPECT_NE(html.find(v), std::string::npos) << "chapter 2: missing " << split << " estimate " << v;
+    }
+  }
+  EXPECT_TRUE(fs::exists(root / "figures/ch02-curves.svg"));
   EXPECT_NE(html.find("incomplete or corrupt"), std::string::npos);
   EXPECT_NE(html.find("The last run failed"), std::string::npos);
   EXPECT_NE(html.find("non-finite at step 120"), std::string::npos);
@@ -165,6 +175,7 @@ TEST_F(ReportFromFixtures, NeverCrashesOnPartialResults) {
   // run.json says it is still running.
   {
     std::ofstream(root / "results/01-elbo-vs-latent/metrics.json") << R"({"models": [{"nz": 3}]})";
+    fs::remove_all(root / "results/02-marginal-likelihood");
     fs::create_directories(root / "results/02-marginal-likelihood");
     std::ofstream(root / "results/02-marginal-likelihood/run.json") << R"({"status": "running"})";
   }
@@ -216,7 +227,7 @@ TEST_F(ReportFromFixtures, AnEmptyResultsFolderGivesAllNotRun) {
   const std::string html = read(root / "out/index.html");
   size_t count = 0;
   for (size_t pos = html.find("Not run yet"); pos != std::string::npos; pos = html.find("Not run yet", pos + 1)) ++count;
-  EXPECT_EQ(count, 6u);
+  EXPECT_EQ(count, 6u);  // every chapter, written or not
 }
 
 TEST(Substitute, FillsKnownKeysAndReportsUnknownOnes) {
