@@ -24,7 +24,8 @@ SHELL := /bin/bash
 
 RUN_ARGS = --profile $(PROFILE) --dataset $(DATASET) --device $(DEVICE) --seed $(SEED) \
            --threads $(THREADS) --out $(OUT) $(if $(PROTOCOL),--protocol $(PROTOCOL),)
-CHAPTERS = chapter-01 chapter-02
+CHAPTERS = chapter-01 chapter-02 chapter-03
+BETAS ?= 0.5 1 2 5 10 20 50
 
 .PHONY: help all data-note deps deps-check configure build test data chapters $(CHAPTERS) report docs bench clean
 
@@ -71,6 +72,14 @@ chapter-01: build ## chapter 1: ELBO vs latent size (KW2013 Fig. 2)
 
 chapter-02: build ## chapter 2: marginal likelihood, small vs large training set (KW2013 Fig. 3)
 	$(BUILD_DIR)/bin/chapter-02 $(RUN_ARGS)
+
+chapter-03: build ## chapter 3: beta sweeps, rate/distortion, latent traversals (seed 000 sections 3.1, 4.3)
+	$(BUILD_DIR)/bin/chapter-03 $(RUN_ARGS)
+
+chapter-03-points: build ## chapter 3's beta points as parallel jobs (JOBS=N), then the chapter assembles them
+	$(MAKE) --no-print-directory -f scripts/points.mk -j $(JOBS) PROGRAM=$(BUILD_DIR)/bin/chapter-03 \
+	  ARGS="$(RUN_ARGS)" POINTS="$(addprefix beta=,$(BETAS))"
+	$(BUILD_DIR)/bin/chapter-03 $(RUN_ARGS)
 
 report: configure ## rebuild the report from the results on disk (seconds; trains nothing)
 	@cmake --build $(BUILD_DIR) --target report-gen -j $(JOBS) > /dev/null

@@ -78,5 +78,7 @@ struct RenderContext {
 Vars render_elbo_vs_latent(const RenderContext& ctx);
 /// Chapter 2: marginal likelihood, small vs large training set (chapter02.cpp).
 Vars render_marginal_likelihood(const RenderContext& ctx);
+/// Chapter 3: beta sweeps and traversals (chapter03.cpp).
+Vars render_beta_sweep(const RenderContext& ctx);
 
 }  // namespace vaerepro::report

@@ -70,7 +70,7 @@ void apply_profile(const std::string& profile, Options& o) {
     o.hmc_samples = 20;
   } else if (profile == "quick") {  // within 10 minutes on 2 CPU cores
     o.samples_small = 8e6;          // 8000 epochs of 1000 points: long enough to overfit
-    o.samples_large = 3e6;          // 60 epochs of 50000 points
+    o.samples_large = 6e6;          // 120 epochs of 50000 points
     o.eval_points = 8;
     o.k_curve = 200;
     o.k_final = 5000;
@@ -160,7 +160,7 @@ int run(int argc, char** argv) {
       ("weight-decay", po::value(&o.weight_decay), "L2 weight decay; -1 = KW2013's N(0,I) prior, 1/N (-1)")
       ("batch-size", po::value(&o.batch_size), "minibatch size (100)")
       ("samples-small", po::value(&o.samples_small), "training samples for the smaller set (quick 8e6, full 6e7)")
-      ("samples-large", po::value(&o.samples_large), "training samples for the larger set (quick 3e6, full 6.7e7)")
+      ("samples-large", po::value(&o.samples_large), "training samples for the larger set (quick 6e6, full 6.7e7)")
       ("eval-points", po::value(&o.eval_points), "estimates along training (quick 8, full 20)")
       ("eval-examples", po::value(&o.eval_examples), "estimate on the first N points of each set (1000, as KW)")
       ("k-curve", po::value(&o.k_curve), "importance samples along training (quick 200, full 5000)")

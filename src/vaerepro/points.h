@@ -1,0 +1,40 @@
+#pragma once
+/// \file points.h
+/// Sweep points that run on their own and are reused: a chapter's sweep is
+/// data (one point per beta, per probe...), each point cached under
+/// OUT/.points/SLUG/NAME-HASH/ where HASH is a digest of the point's effective
+/// configuration. `chapter-03 --only-point beta=5` runs one point (so that
+/// `make -j` or a scheduler runs points in parallel); the chapter run then
+/// assembles the cached points and trains only what is missing. A changed
+/// configuration gives another hash, so stale points are never mixed in.
+
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace vaerepro {
+
+/// A stable 64-bit FNV-1a digest of the canonical JSON text, as 16 hex digits.
+std::string config_hash(const nlohmann::json& config);
+
+/// One point's folder.
+class PointStore {
+ public:
+  PointStore(std::string out_root, std::string slug) : root_(std::move(out_root)), slug_(std::move(slug)) {}
+  /// OUT/.points/SLUG/NAME-HASH
+  std::string dir(const std::string& name, const nlohmann::json& config) const;
+  /// The point's point.json when it is complete, else nothing.
+  std::optional<nlohmann::json> load(const std::string& name, const nlohmann::json& config) const;
+  /// A fresh staging folder for the point (files go there), then commit().
+  std::string begin(const std::string& name, const nlohmann::json& config) const;
+  /// Writes point.json (status complete, the config) into the staging folder
+  /// and moves it into place atomically.
+  void commit(const std::string& staging, const std::string& name, const nlohmann::json& config,
+              nlohmann::json point) const;
+
+ private:
+  std::string root_, slug_;
+};
+
+}  // namespace vaerepro

@@ -1,0 +1,64 @@
+// Latent usage and traversals on models whose answer is known by construction.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "vaerepro/analysis.h"
+
+namespace {
+using namespace vaerepro;
+
+// A linear encoder built by hand: mu_j = a_j * x_0, logvar_j = b_j, so that
+// Cov_x(mu_j) = a_j^2 Var(x_0) and KL_j = E[0.5 (a_j^2 x_0^2 + e^b_j - 1 - b_j)].
+TEST(LatentUsage, ActiveUnitsAndKlOfAHandBuiltEncoder) {
+  Vae vae(VaeOptions(4, Architecture{{}, 3}).init_std(0.0));
+  const std::vector<double> a = {1.0, 0.05, 0.0}, b = {-2.0, 0.0, 0.0};
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : vae->parameters()) p.zero_();
+    for (int j = 0; j < 3; ++j) {
+      vae->encoder->mu_head->weight[j][0] = a[j];
+      vae->encoder->logvar_head->bias[j] = b[j];
+    }
+  }
+  auto x = torch::zeros({1000, 4});
+  x.select(1, 0).copy_(torch::linspace(-1, 1, 1000));
+  auto u = latent_usage(*vae, x);
+  const double var_x = torch::linspace(-1, 1, 1000).to(torch::kDouble).var(0, false).item<double>();
+  const double mean_x2 = torch::linspace(-1, 1, 1000).to(torch::kDouble).pow(2).mean().item<double>();
+  ASSERT_EQ(u.activity.size(), 3u);
+  for (int j = 0; j < 3; ++j) {
+    EXPECT_NEAR(u.activity[j], a[j] * a[j] * var_x, 1e-6);
+    EXPECT_NEAR(u.kl_per_dim[j], 0.5 * (a[j] * a[j] * mean_x2 + std::exp(b[j]) - 1 - b[j]), 1e-5);
+  }
+  EXPECT_EQ(u.active_units, 1);  // 0.336 > 1e-2 > 0.05^2 * 0.336 = 8.4e-4 > 0
+}
+
+TEST(LatentTraversal, GeometryOrderAndHeatMap) {
+  // A decoder whose first pixel is sigmoid(z_0) and second sigmoid(z_1): the
+  // traversal of dimension 0 moves pixel 0 only, in increasing order.
+  Vae vae(VaeOptions(2, Architecture{{}, 2}).init_std(0.0).condition_dim(3));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : vae->parameters()) p.zero_();
+    vae->decoder->loc_head->weight[0][0] = 1.0;
+    vae->decoder->loc_head->weight[1][1] = 1.0;
+  }
+  const auto values = traversal_values(2.0, 5);
+  ASSERT_EQ(values, (std::vector<double>{-2, -1, 0, 1, 2}));
+  auto base = torch::zeros({3, 2});
+  auto cond = torch::eye(3);
+  auto grid = latent_traversal(*vae, base, cond, 0, values);
+  ASSERT_EQ(grid.sizes(), torch::IntArrayRef({3, 6, 2}));  // rows x (values + heat map) x pixels
+  for (int r = 0; r < 3; ++r) {
+    for (int j = 0; j < 5; ++j) {
+      EXPECT_NEAR(grid[r][j][0].item<double>(), 1.0 / (1.0 + std::exp(-values[j])), 1e-6);
+      EXPECT_NEAR(grid[r][j][1].item<double>(), 0.5, 1e-6);
+    }
+    EXPECT_NEAR(grid[r][5][0].item<double>(), 1.0, 1e-6);  // the heat map, scaled to its peak
+    EXPECT_NEAR(grid[r][5][1].item<double>(), 0.0, 1e-6);
+  }
+  EXPECT_THROW(latent_traversal(*vae, base, cond, 2, values), c10::Error);
+}
+
+}  // namespace
