@@ -1,6 +1,6 @@
-// The report built from a fixture set of results: two chapters complete
-// (real smoke runs of chapters 1 and 2), two missing, one corrupt (a
-// truncated run.json), one failed. The report holds the fixture's values, the
+// The report built from a fixture set of results: three chapters complete
+// (real smoke runs of chapters 1 to 3), one missing (5), one corrupt (6: a
+// truncated run.json), one failed (4). The report holds the fixture's values, the
 // "not run" and "failed" entries, and every file it references exists.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -117,11 +117,21 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
     }
   }
   EXPECT_TRUE(fs::exists(root / "figures/ch02-curves.svg"));
+  // Chapter 3: the rate/distortion table holds each beta's reconstruction and KL.
+  const auto ch3 = json::parse(read(root / "results/03-beta-sweep/metrics.json"));
+  for (const auto& p : ch3["sweep"]) {
+    const std::string rec = rp::fmt1(-p["final"]["test"]["log_likelihood"].get<double>());
+    const std::string kl = rp::fmt1(p["final"]["test"]["kl"].get<double>());
+    EXPECT_NE(html.find(rec), std::string::npos) << rec;
+    EXPECT_NE(html.find(kl), std::string::npos) << kl;
+  }
+  EXPECT_TRUE(fs::exists(root / "figures/ch03-rate-distortion.svg"));
+  EXPECT_NE(html.find("traversal-dim1.png"), std::string::npos);
   EXPECT_NE(html.find("incomplete or corrupt"), std::string::npos);
   EXPECT_NE(html.find("The last run failed"), std::string::npos);
   EXPECT_NE(html.find("non-finite at step 120"), std::string::npos);
   bool skipped_corrupt = false;
-  for (const auto& s : outcome.skipped) skipped_corrupt |= s.rfind("03-beta-sweep", 0) == 0;
+  for (const auto& s : outcome.skipped) skipped_corrupt |= s.rfind("06-architecture-search", 0) == 0;
   EXPECT_TRUE(skipped_corrupt);
 
   // The figure was drawn, in both formats.
