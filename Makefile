@@ -27,13 +27,13 @@ RUN_ARGS = --profile $(PROFILE) --dataset $(DATASET) --device $(DEVICE) --seed $
 CHAPTERS = chapter-01 chapter-02 chapter-03
 BETAS ?= 0.5 1 2 5 10 20 50
 
-.PHONY: help all data-note deps deps-check configure build test data chapters $(CHAPTERS) report docs bench clean
+.PHONY: help all data-note deps deps-all deps-check configure build test data chapters $(CHAPTERS) report docs bench clean
 
 help: ## list the targets
 	@echo "vaerepro: make TARGET [PROFILE=smoke|quick|full] [DATASET=auto|mnist|fashion-mnist|mnist-10k] [DEVICE=auto|cpu|cuda] [SEED=N]"
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
-all: data-note deps build data chapters report ## everything: deps, build, data, every chapter, the report
+all: data-note deps-all build data chapters report ## everything: deps (with a minimal TeX), build, data, every chapter, the report
 	@echo "all: done. The report: $(CURDIR)/report/out/index.html (and report.pdf when TeX is installed)"
 
 data-note:
@@ -46,6 +46,9 @@ data-note:
 
 deps: ## install the Debian packages (idempotent) and check that OpenBLAS is active
 	@scripts/deps.sh
+
+deps-all:
+	@VAEREPRO_TEX=1 scripts/deps.sh
 
 deps-check:
 	@scripts/deps.sh --check >/dev/null 2>&1 || scripts/deps.sh

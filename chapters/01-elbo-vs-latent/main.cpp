@@ -151,17 +151,13 @@ int run(int argc, char** argv) {
       ("eval-points", po::value(&o.eval_points), "whole-set evaluations per model (smoke 3, quick 8, full 30)")
       ("max-train", po::value(&o.max_train), "use only the first N training examples (0 = all)")
       ("max-test", po::value(&o.max_test), "use only the first N test examples (0 = all)");
-  po::options_description all;
-  all.add(generic).add(experiment);
-  po::variables_map vm;
-  if (!parse_command_line(argc, argv,
-                          "chapter-01: ELBO against latent size (Kingma & Welling 2013, Fig. 2)\n"
-                          "usage: chapter-01 [options]",
-                          all, vm)) {
+  if (!parse_chapter_command_line(argc, argv,
+                                  "chapter-01: ELBO against latent size (Kingma & Welling 2013, Fig. 2)\n"
+                                "usage: chapter-01 [options]",
+                                  generic, experiment,
+                                  [&](const std::string& profile) { apply_profile(profile, o); })) {
     return 0;
   }
-  apply_profile(vm["profile"].as<std::string>(), o);
-  notify_options(vm);
   validate_common(common);
   const auto nz_list = parse_positive_list(o.nz, "nz");
   for (auto nz : nz_list) require_range("nz", static_cast<double>(nz), 1, 4096);
@@ -300,8 +296,6 @@ int run(int argc, char** argv) {
 
     std::vector<int64_t> recon_order;
     for (const auto& m : outcomes) recon_order.push_back(m.nz);
-    const double wall =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
     nlohmann::json frey = {{"status", "skipped"}};
     if (std::filesystem::exists(common.data_dir + "/frey-face/frey_rawface.mat")) {
       frey["reason"] = "Frey Face data is present, but its loader is not implemented yet";
@@ -323,11 +317,7 @@ int run(int argc, char** argv) {
                                                           nlohmann::json(recon_order).dump()},
                               {"images", images},
                               {"frey_face", frey}};
-    writer.write_json("metrics.json", metrics);
-    run["wall_seconds"] = wall;
     run["frey_face"] = frey;
-    const auto where = writer.finish(run);
-
     std::cout << "\n" << kProgram << ": final bounds, nats per example (" << dataset_name << ", "
               << to_string(protocol) << ", " << total << " samples per model)\n";
     std::cout << "   Nz   train ELBO    test ELBO\n";
@@ -338,12 +328,7 @@ int run(int argc, char** argv) {
                     last.train.elbo, last.test.elbo);
       std::cout << line;
     }
-    for (const auto& c : metrics["checks"]) {
-      std::cout << "check: " << c["claim"].get<std::string>() << ": "
-                << (c["holds"].get<bool>() ? "holds" : "does not hold") << " ("
-                << c["detail"].get<std::string>() << ")\n";
-    }
-    std::cout << kProgram << ": results in " << where << " (" << wall << " s)\n";
+    finish_chapter(writer, run, metrics, kProgram, t_start);
     return 0;
   });
 }

@@ -170,17 +170,13 @@ int run(int argc, char** argv) {
       ("hmc-samples", po::value(&o.hmc_samples), "HMC samples L, for the fit and for the estimate")
       ("hmc-thin", po::value(&o.hmc_thin), "keep every n-th HMC transition")
       ("hmc-leapfrog", po::value(&o.hmc_leapfrog), "leapfrog steps per HMC transition (10)");
-  po::options_description all;
-  all.add(generic).add(experiment);
-  po::variables_map vm;
-  if (!parse_command_line(argc, argv,
-                          "chapter-02: marginal likelihood, small vs large training set "
-                          "(Kingma & Welling 2013, Fig. 3)\nusage: chapter-02 [options]",
-                          all, vm)) {
+  if (!parse_chapter_command_line(argc, argv,
+                                  "chapter-02: marginal likelihood, small vs large training set "
+                                "(Kingma & Welling 2013, Fig. 3)\nusage: chapter-02 [options]",
+                                  generic, experiment,
+                                  [&](const std::string& profile) { apply_profile(profile, o); })) {
     return 0;
   }
-  apply_profile(vm["profile"].as<std::string>(), o);
-  notify_options(vm);
   const auto n_list = parse_positive_list(o.n_train, "n-train");
   require_range("hidden", static_cast<double>(o.hidden), 1, 100000);
   require_range("nz", static_cast<double>(o.nz), 1, 4096);
@@ -341,15 +337,7 @@ int run(int argc, char** argv) {
                                  "standard_error_data: over examples; mean_mc_standard_error: Monte Carlo"},
           {"hmc", "KW2013 appendix D: HMC posterior samples, a Gaussian fitted to them, and the "
                   "harmonic-mean-type ratio on fresh samples; not a bound; reliable for Nz < 5"}}}};
-    writer.write_json("metrics.json", metrics);
-    run["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    const auto where = writer.finish(run);
-    for (const auto& c : metrics["checks"]) {
-      std::cout << "check: " << c["claim"].get<std::string>() << ": "
-                << (c["holds"].get<bool>() ? "holds" : "does not hold") << " ("
-                << c["detail"].get<std::string>() << ")\n";
-    }
-    std::cout << kProgram << ": results in " << where << "\n";
+    finish_chapter(writer, run, metrics, kProgram, t_start);
     return 0;
   });
 }

@@ -298,17 +298,13 @@ int run(int argc, char** argv) {
       ("max-train", po::value(&o.max_train), "use only the first N training examples (0 = all)")
       ("max-test", po::value(&o.max_test), "use only the first N test examples (0 = all)")
       ("only-point", po::value(&o.only_point), "train one point and stop: beta=B or traversal-nzN-betaB");
-  po::options_description all;
-  all.add(generic).add(experiment);
-  po::variables_map vm;
-  if (!parse_command_line(argc, argv,
-                          "chapter-03: beta sweeps, rate/distortion and latent traversals (seed 000 sections 3.1, 4.3)\n"
-                          "usage: chapter-03 [options]",
-                          all, vm)) {
+  if (!parse_chapter_command_line(argc, argv,
+                                  "chapter-03: beta sweeps, rate/distortion and latent traversals (seed 000 sections 3.1, 4.3)\n"
+                                "usage: chapter-03 [options]",
+                                  generic, experiment,
+                                  [&](const std::string& profile) { apply_profile(profile, o); })) {
     return 0;
   }
-  apply_profile(vm["profile"].as<std::string>(), o);
-  notify_options(vm);
   const auto betas = parse_betas(o.betas, "betas");
   const auto traversal_betas = parse_betas(o.traversal_betas, "traversal-betas");
   Architecture arch;
@@ -419,14 +415,7 @@ int run(int argc, char** argv) {
                               {"loss_note", to_string(setup.protocol) == "gray-bce"
                                                 ? "reconstruction = binary cross-entropy of gray levels (seed 000's protocol), not a likelihood"
                                                 : "reconstruction = -log p(x|z) of dynamically binarised data, nats"}};
-    writer.write_json("metrics.json", metrics);
-    run["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    const auto where = writer.finish(run);
-    for (const auto& c : metrics["checks"]) {
-      std::cout << "check: " << c["claim"].get<std::string>() << ": "
-                << (c["holds"].get<bool>() ? "holds" : "does not hold") << " (" << c["detail"].get<std::string>() << ")\n";
-    }
-    std::cout << kProgram << ": results in " << where << "\n";
+    finish_chapter(writer, run, metrics, kProgram, t_start);
     return 0;
   });
 }

@@ -87,6 +87,31 @@ void write_curve_csv(const RunWriter& writer, const std::string& relative, const
                    rows);
 }
 
+bool parse_chapter_command_line(int argc, char** argv, const std::string& synopsis,
+                                const boost::program_options::options_description& generic,
+                                const boost::program_options::options_description& experiment,
+                                const std::function<void(const std::string&)>& apply_profile) {
+  boost::program_options::options_description all;
+  all.add(generic).add(experiment);
+  boost::program_options::variables_map vm;
+  if (!parse_command_line(argc, argv, synopsis, all, vm)) return false;
+  apply_profile(vm["profile"].as<std::string>());
+  notify_options(vm);
+  return true;
+}
+
+void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json& metrics,
+                    const std::string& program, std::chrono::steady_clock::time_point started) {
+  writer.write_json("metrics.json", metrics);
+  run["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const auto where = writer.finish(run);
+  for (const auto& c : metrics.value("checks", nlohmann::json::array())) {
+    std::cout << "check: " << c.value("claim", "?") << ": " << (c.value("holds", false) ? "holds" : "does not hold")
+              << " (" << c.value("detail", "") << ")\n";
+  }
+  std::cout << program << ": results in " << where << " (" << run["wall_seconds"].get<double>() << " s)\n";
+}
+
 int run_staged(RunWriter& writer, nlohmann::json& run, const std::string& program,
                const std::function<int()>& body) {
   const auto t0 = std::chrono::steady_clock::now();

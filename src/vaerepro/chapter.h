@@ -5,6 +5,7 @@
 /// load the dataset and say which it is, describe the run in run.json, and
 /// turn a failure into a "failed" result.
 
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -58,6 +59,19 @@ void validate_optimizer_option(const std::string& name);
 /// test_elbo, test_log_likelihood, test_kl, wall_seconds.
 nlohmann::json curve_json(const TrainResult& r);
 void write_curve_csv(const RunWriter& writer, const std::string& relative, const TrainResult& r);
+
+/// Parses a chapter's command line: the generic and experiment groups, the
+/// profile's defaults applied first (`apply_profile(profile)`), then the values
+/// given. Returns false when --help was printed.
+bool parse_chapter_command_line(int argc, char** argv, const std::string& synopsis,
+                                const boost::program_options::options_description& generic,
+                                const boost::program_options::options_description& experiment,
+                                const std::function<void(const std::string&)>& apply_profile);
+
+/// Writes metrics.json, records the wall time, marks the run complete (moving
+/// it into place), and prints the verdicts and where the results are.
+void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json& metrics,
+                    const std::string& program, std::chrono::steady_clock::time_point started);
 
 /// Runs `body` with `writer` staged: when it throws, the run is marked failed
 /// (results/SLUG.failed/, with the message) before the exception goes on.
