@@ -80,5 +80,7 @@ Vars render_elbo_vs_latent(const RenderContext& ctx);
 Vars render_marginal_likelihood(const RenderContext& ctx);
 /// Chapter 3: beta sweeps and traversals (chapter03.cpp).
 Vars render_beta_sweep(const RenderContext& ctx);
+/// Chapter 4: CVAE labels and the benchmark (chapter04.cpp).
+Vars render_cvae_labels(const RenderContext& ctx);
 
 }  // namespace vaerepro::report

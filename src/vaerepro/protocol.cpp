@@ -71,6 +71,7 @@ TensorData prepare_tensors(const Dataset& data, Protocol protocol, torch::Device
     d.test = test.to(device);
   }
   d.train = train.to(device);
+  d.test_gray = protocol == Protocol::kGrayBce ? d.test : test.to(device);
   if (protocol == Protocol::kGrayBce) d.train_eval = d.train;
   return d;
 }

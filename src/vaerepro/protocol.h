@@ -42,6 +42,7 @@ struct TensorData {
   torch::Tensor train;         ///< [N, D] gray levels in [0, 1]
   torch::Tensor train_eval;    ///< [N, D] the training set as scored (binarised once, or gray)
   torch::Tensor test;          ///< [M, D] the test set as scored
+  torch::Tensor test_gray;     ///< [M, D] the test set's gray levels (pictures, classifiers)
   torch::Tensor train_labels;  ///< [N] int64
   torch::Tensor test_labels;   ///< [M] int64
   Protocol protocol = Protocol::kBinarized;
