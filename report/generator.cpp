@@ -288,14 +288,14 @@ Outcome generate(const Options& options) {
   const std::string out = quote(paths.out);
   if (options.html) {
     const std::string cmd = "cd " + out +
-                            " && pandoc report.md --from markdown --to html5 --standalone --mathml --toc --toc-depth=2"
+                            " && pandoc report.md --from markdown --to html5 --standalone --wrap=none --mathml --toc --toc-depth=2"
                             " --css style.css --default-image-extension=svg -o index.html";
     if (run_shell(cmd) != 0) throw std::runtime_error("pandoc failed to write index.html");
     outcome.written.push_back((fs::path(paths.out) / "index.html").string());
   }
   if (options.latex) {
     const std::string cmd = "cd " + out +
-                            " && pandoc report.md --from markdown --to latex --standalone --toc"
+                            " && pandoc report.md --from markdown --to latex --standalone --wrap=none --toc"
                             " --template " + quote(fs::absolute(templates / "report.latex").string()) +
                             " --default-image-extension=pdf -o report.tex";
     if (run_shell(cmd) != 0) throw std::runtime_error("pandoc failed to write report.tex");

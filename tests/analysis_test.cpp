@@ -62,3 +62,30 @@ TEST(LatentTraversal, GeometryOrderAndHeatMap) {
 }
 
 }  // namespace
+
+#include "vaerepro/classifier.h"
+
+namespace {
+using namespace vaerepro;
+
+TEST(ConditionalAccuracy, RightForAKnownMockClassifier) {
+  // The mock "classifies" an image as the value of its first pixel; samples
+  // for labels 0..2, three each, with known hits: label 0: 3/3, 1: 1/3, 2: 0/3.
+  auto labels = torch::tensor({0, 0, 0, 1, 1, 1, 2, 2, 2}, torch::kLong);
+  auto first = torch::tensor({0, 0, 0, 1, 2, 0, 1, 1, 0}, torch::kFloat);
+  auto samples = torch::zeros({9, 4});
+  samples.select(1, 0).copy_(first);
+  auto mock = [](const torch::Tensor& x) {
+    return torch::one_hot(x.select(1, 0).to(torch::kLong), 3).to(torch::kFloat);  // logits [N, 3]
+  };
+  auto a = conditional_accuracy(mock, samples, labels, 3);
+  ASSERT_EQ(a.per_label.size(), 3u);
+  EXPECT_DOUBLE_EQ(a.per_label[0], 1.0);
+  EXPECT_NEAR(a.per_label[1], 1.0 / 3, 1e-12);
+  EXPECT_DOUBLE_EQ(a.per_label[2], 0.0);
+  EXPECT_NEAR(a.overall, 4.0 / 9, 1e-12);
+  EXPECT_NEAR(a.standard_error, std::sqrt((4.0 / 9) * (5.0 / 9) / 9), 1e-12);
+  EXPECT_EQ(a.per_label_count, (std::vector<int64_t>{3, 3, 3}));
+}
+
+}  // namespace

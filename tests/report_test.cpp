@@ -1,6 +1,6 @@
-// The report built from a fixture set of results: three chapters complete
-// (real smoke runs of chapters 1 to 3), one missing (5), one corrupt (6: a
-// truncated run.json), one failed (4). The report holds the fixture's values, the
+// The report built from a fixture set of results: four chapters complete
+// (real smoke runs of chapters 1 to 4), one failed (5), one corrupt (6: a
+// truncated run.json); an empty folder gives six "not run yet". The report holds the fixture's values, the
 // "not run" and "failed" entries, and every file it references exists.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -104,8 +104,7 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   EXPECT_NE(html.find("commit"), std::string::npos);
   EXPECT_NE(html.find("synthetic"), std::string::npos);
 
-  // Missing, corrupt and failed chapters.
-  EXPECT_NE(html.find("Not run yet"), std::string::npos);
+  // Corrupt and failed chapters (missing ones: AnEmptyResultsFolderGivesAllNotRun).
   EXPECT_NE(html.find("make chapter-05"), std::string::npos);
   // Chapter 2's estimates table holds the fixture's final K-sample estimates.
   const auto ch2 = json::parse(read(root / "results/02-marginal-likelihood/metrics.json"));
@@ -127,6 +126,14 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   }
   EXPECT_TRUE(fs::exists(root / "figures/ch03-rate-distortion.svg"));
   EXPECT_NE(html.find("traversal-dim1.png"), std::string::npos);
+  // Chapter 4: the conditional accuracy of both encodings, and the benchmark.
+  const auto ch4 = json::parse(read(root / "results/04-cvae-labels/metrics.json"));
+  for (const char* m : {"cvae-raw", "cvae-one-hot", "vae"}) {
+    const std::string v = rp::fmt1(100 * ch4["conditional_accuracy"][m]["overall"].get<double>()) + "%";
+    EXPECT_NE(html.find(v), std::string::npos) << m << " " << v;
+  }
+  EXPECT_NE(html.find("121.1"), std::string::npos);  // seed 000 Table 1, VAE cross-entropy (S)
+  EXPECT_TRUE(fs::exists(root / "figures/ch04-latent.svg"));
   EXPECT_NE(html.find("incomplete or corrupt"), std::string::npos);
   EXPECT_NE(html.find("The last run failed"), std::string::npos);
   EXPECT_NE(html.find("non-finite at step 120"), std::string::npos);
@@ -238,6 +245,8 @@ TEST_F(ReportFromFixtures, AnEmptyResultsFolderGivesAllNotRun) {
   size_t count = 0;
   for (size_t pos = html.find("Not run yet"); pos != std::string::npos; pos = html.find("Not run yet", pos + 1)) ++count;
   EXPECT_EQ(count, 6u);  // every chapter, written or not
+  EXPECT_NE(html.find("make chapter-01"), std::string::npos);
+  EXPECT_NE(html.find("not written yet"), std::string::npos);  // chapters 5 and 6
 }
 
 TEST(Substitute, FillsKnownKeysAndReportsUnknownOnes) {
