@@ -24,7 +24,7 @@ SHELL := /bin/bash
 
 RUN_ARGS = --profile $(PROFILE) --dataset $(DATASET) --device $(DEVICE) --seed $(SEED) \
            --threads $(THREADS) --out $(OUT) $(if $(PROTOCOL),--protocol $(PROTOCOL),)
-CHAPTERS = chapter-01 chapter-02 chapter-03 chapter-04
+CHAPTERS = chapter-01 chapter-02 chapter-03 chapter-04 chapter-06
 BETAS ?= 0.5 1 2 5 10 20 50
 
 .PHONY: help all data-note deps deps-all deps-check configure build test data chapters $(CHAPTERS) report docs bench clean
@@ -81,6 +81,9 @@ chapter-03: build ## chapter 3: beta sweeps, rate/distortion, latent traversals 
 
 chapter-04: build ## chapter 4: CVAE with one-hot vs raw labels, the benchmark, the 2-D latent space (seed 000)
 	$(BUILD_DIR)/bin/chapter-04 $(RUN_ARGS)
+
+chapter-06: build ## chapter 6: seed 000's minimal-architecture search, exact and noise-aware (Algorithm 1)
+	$(BUILD_DIR)/bin/chapter-06 $(RUN_ARGS)
 
 chapter-03-points: build ## chapter 3's beta points as parallel jobs (JOBS=N), then the chapter assembles them
 	$(MAKE) --no-print-directory -f scripts/points.mk -j $(JOBS) PROGRAM=$(BUILD_DIR)/bin/chapter-03 \

@@ -192,6 +192,8 @@ Outcome generate(const Options& options) {
         const std::string renderer = ch.value("renderer", "");
         if (renderer == "elbo-vs-latent") {
           vars = render_elbo_vs_latent(RenderContext{st, published, options, outcome, slug});
+        } else if (renderer == "architecture-search") {
+          vars = render_architecture_search(RenderContext{st, published, options, outcome, slug});
         } else if (renderer == "cvae-labels") {
           vars = render_cvae_labels(RenderContext{st, published, options, outcome, slug});
         } else if (renderer == "beta-sweep") {
