@@ -28,7 +28,8 @@ Vars render_architecture_search(const RenderContext& ctx) {
     os << "| dataset | " << md(run["dataset"].value("description", dataset)) << " |\n";
     os << "| protocol | " << md(protocol) << ": " << md(run["protocol"].value("description", "")) << " |\n";
     os << "| profile and budget | " << md(str(run, "profile")) << ": " << md(str(run, "budget")) << " |\n";
-    os << "| probes | " << md(str(config, "activation")) << ", " << md(config.value("optimizer", json::object()).dump())
+    const json opt = config.value("optimizer", json::object());
+    os << "| probes | " << md(str(config, "activation")) << ", " << md(str(opt, "name")) << " (learning rate " << md(str(opt, "lr")) << ")"
        << ", minibatch " << md(str(config, "batch_size")) << "; measured on " << md(str(config, "measured_on")) << "; "
        << metrics.value("probes_trained", 0) << " trained, " << metrics.value("probes_reused", 0) << " reused from the cache |\n";
     os << "| thresholds | " << md(str(metrics, "threshold_note")) << " |\n\n" << prov;
