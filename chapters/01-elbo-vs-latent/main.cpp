@@ -40,18 +40,13 @@ constexpr const char* kProgram = "chapter-01";
 
 /// The experiment's options; defaults depend on the profile.
 struct Options {
+  TrainingFlags training{"tanh", "adagrad", 0.02};  // tanh, Adagrad 0.02: KW2013 section 5 (step from {0.01, 0.02, 0.1}; seed 000 used 0.02)
   std::string nz = "3,5,10,20,200";  // KW2013 Fig. 2
   int64_t manifold_nz = 2;           // seed 000 Fig. 5 / KW2013 Fig. 4; 0 = none
   int64_t hidden = 500;              // KW2013 section 5 (MNIST)
-  std::string activation = "tanh";   // KW2013 appendix C
-  std::string optimizer = "adagrad"; // KW2013 section 5
-  double lr = 0.02;                  // KW chose from {0.01, 0.02, 0.1}; seed 000 used 0.02
   double weight_decay = -1;          // -1: KW2013's N(0, I) weight prior = 1 / N
-  int64_t batch_size = 100;          // KW2013 section 5
   double samples = 0;                // training samples per model (set by the profile)
   int64_t eval_points = 0;           // whole-set evaluations per model
-  int64_t max_train = 0;             // 0: the whole training set
-  int64_t max_test = 0;              // 0: the whole test set
 };
 
 void apply_profile(const std::string& profile, Options& o) {
@@ -59,8 +54,8 @@ void apply_profile(const std::string& profile, Options& o) {
     o.nz = "3,20";
     o.samples = 3000;
     o.eval_points = 3;
-    o.max_train = 1000;
-    o.max_test = 500;
+    o.training.max_train = 1000;
+    o.training.max_test = 500;
   } else if (profile == "quick") {  // the chapter in under 10 minutes on 2 CPU cores
     o.samples = 1.5e6;
     o.eval_points = 8;
@@ -138,19 +133,14 @@ int run(int argc, char** argv) {
   Options o;
   auto generic = generic_options(common);
   po::options_description experiment("Experiment (defaults depend on --profile)");
+  add_training_flags(experiment, o.training, true);
   experiment.add_options()
       ("nz", po::value(&o.nz), "latent sizes to train, e.g. 3,5,10,20,200 (smoke: 3,20)")
       ("manifold-nz", po::value(&o.manifold_nz), "latent size of the 2-D manifold figure (2; 0 = none)")
       ("hidden", po::value(&o.hidden), "hidden units of encoder and decoder (500)")
-      ("activation", po::value(&o.activation), "tanh | relu | softplus | sigmoid (tanh)")
-      ("optimizer", po::value(&o.optimizer), "adagrad | adam | sgd (adagrad)")
-      ("lr", po::value(&o.lr), "learning rate (0.02)")
       ("weight-decay", po::value(&o.weight_decay), "L2 weight decay; -1 = KW2013's N(0,I) prior, 1/N (-1)")
-      ("batch-size", po::value(&o.batch_size), "minibatch size (100)")
       ("samples", po::value(&o.samples), "training samples per model (smoke 3e3, quick 1.5e6, full 1e8)")
-      ("eval-points", po::value(&o.eval_points), "whole-set evaluations per model (smoke 3, quick 8, full 30)")
-      ("max-train", po::value(&o.max_train), "use only the first N training examples (0 = all)")
-      ("max-test", po::value(&o.max_test), "use only the first N test examples (0 = all)");
+      ("eval-points", po::value(&o.eval_points), "whole-set evaluations per model (smoke 3, quick 8, full 30)");
   if (!parse_chapter_command_line(argc, argv,
                                   "chapter-01: ELBO against latent size (Kingma & Welling 2013, Fig. 2)\n"
                                 "usage: chapter-01 [options]",
@@ -164,15 +154,10 @@ int run(int argc, char** argv) {
   require_range("manifold-nz", static_cast<double>(o.manifold_nz), 0, 2);
   if (o.manifold_nz == 1) throw UsageError("--manifold-nz must be 2 (a 2-D grid) or 0 (none)");
   require_range("hidden", static_cast<double>(o.hidden), 1, 100000);
-  require_range("lr", o.lr, 1e-12, 10);
   if (o.weight_decay != -1) require_range("weight-decay", o.weight_decay, 0, 1);
-  require_range("batch-size", static_cast<double>(o.batch_size), 1, 1e6);
   require_range("samples", o.samples, 1, 1e12);
   require_range("eval-points", static_cast<double>(o.eval_points), 1, 10000);
-  require_range("max-train", static_cast<double>(o.max_train), 0, 1e9);
-  require_range("max-test", static_cast<double>(o.max_test), 0, 1e9);
-  const Activation activation = parse_activation_option(o.activation);
-  validate_optimizer_option(o.optimizer);
+  const Activation activation = validate_training_flags(o.training);
 
   // KW2013's numbers are for MNIST; the default protocol gives proper nats.
   const ChapterSetup setup =
@@ -188,7 +173,7 @@ int run(int argc, char** argv) {
 
   return run_staged(writer, run, kProgram, [&]() -> int {
     torch::manual_seed(static_cast<uint64_t>(common.seed));
-    const TensorData data = prepare_tensors(setup.dataset, protocol, device, o.max_train, o.max_test);
+    const TensorData data = prepare_tensors(setup.dataset, protocol, device, o.training.max_train, o.training.max_test);
     const double weight_decay = o.weight_decay < 0 ? 1.0 / data.train.size(0) : o.weight_decay;
     const auto total = static_cast<int64_t>(std::llround(o.samples));
 
@@ -198,14 +183,14 @@ int run(int argc, char** argv) {
         {"hidden", o.hidden},
         {"activation", to_string(activation)},
         {"likelihood", "bernoulli"},
-        {"optimizer", OptimizerOptions{o.optimizer, o.lr, weight_decay}.to_json()},
-        {"batch_size", o.batch_size},
+        {"optimizer", OptimizerOptions{o.training.optimizer, o.training.lr, weight_decay}.to_json()},
+        {"batch_size", o.training.batch_size},
         {"samples_per_model", total},
         {"eval_points", o.eval_points},
         {"latent_samples_per_example", 1},
         {"init", "N(0, 0.01^2) for every parameter (KW2013 section 5)"},
-        {"max_train", o.max_train},
-        {"max_test", o.max_test}};
+        {"max_train", o.training.max_train},
+        {"max_test", o.training.max_test}};
     run["data"] = data.to_json();
     run["config"] = config;
     run["budget"] = "each model sees " + std::to_string(total) + " training samples (KW2013 Fig. 2 runs to 1e8)";
@@ -220,8 +205,8 @@ int run(int argc, char** argv) {
     nlohmann::json models = nlohmann::json::array();
     std::map<int64_t, double> test_bound, gap;
     const auto marks =
-        log_spaced_marks(std::max<int64_t>(o.batch_size, total / 100), total, o.eval_points,
-                         o.batch_size);
+        log_spaced_marks(std::max<int64_t>(o.training.batch_size, total / 100), total, o.eval_points,
+                         o.training.batch_size);
 
     for (int64_t nz : to_train) {
       // [train-one]
@@ -230,10 +215,10 @@ int run(int argc, char** argv) {
                   .activation(activation)
                   .likelihood(Likelihood::kBernoulli));
       vae->to(device);
-      auto optimizer = make_optimizer(vae->parameters(), {o.optimizer, o.lr, weight_decay});
+      auto optimizer = make_optimizer(vae->parameters(), {o.training.optimizer, o.training.lr, weight_decay});
       TrainOptions train;
       train.total_samples = total;
-      train.batch_size = o.batch_size;
+      train.batch_size = o.training.batch_size;
       train.eval_at = marks;
       train.label = std::string(kProgram) + " Nz=" + std::to_string(nz);
       TrainResult result = train_vae(*vae, *optimizer, data, train);

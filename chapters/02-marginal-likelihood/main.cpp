@@ -39,14 +39,11 @@ constexpr const char* kProgram = "chapter-02";
 
 /// The experiment's options; defaults depend on the profile.
 struct Options {
+  TrainingFlags training{"tanh", "adagrad", 0.02};  // KW2013 section 5 (seed 000's code: Adagrad 3e-3 for N = 1000)
   std::string n_train = "1000,50000";  // KW2013 Fig. 3
   int64_t hidden = 100;                // KW2013 Fig. 3: 100 hidden units
   int64_t nz = 3;                      // KW2013 Fig. 3: 3 latent variables
-  std::string activation = "tanh";
-  std::string optimizer = "adagrad";   // KW2013 section 5
-  double lr = 0.02;                    // KW2013's MNIST step (seed 000's code: 3e-3 for N = 1000)
   double weight_decay = -1;            // -1: KW2013's N(0, I) weight prior = 1 / N
-  int64_t batch_size = 100;            // KW2013 section 5
   double samples_small = 0;            // training samples for N = 1000 (profile)
   double samples_large = 0;            // training samples for N = 50000 (profile)
   int64_t eval_points = 0;             // estimates along training
@@ -150,15 +147,12 @@ int run(int argc, char** argv) {
   Options o;
   auto generic = generic_options(common);
   po::options_description experiment("Experiment (defaults depend on --profile)");
+  add_training_flags(experiment, o.training, false);
   experiment.add_options()
       ("n-train", po::value(&o.n_train), "training-set sizes (the first N points), e.g. 1000,50000")
       ("hidden", po::value(&o.hidden), "hidden units (100)")
       ("nz", po::value(&o.nz), "latent size (3; the HMC estimator needs < 5)")
-      ("activation", po::value(&o.activation), "tanh | relu | softplus | sigmoid (tanh)")
-      ("optimizer", po::value(&o.optimizer), "adagrad | adam | sgd (adagrad)")
-      ("lr", po::value(&o.lr), "learning rate (0.02)")
       ("weight-decay", po::value(&o.weight_decay), "L2 weight decay; -1 = KW2013's N(0,I) prior, 1/N (-1)")
-      ("batch-size", po::value(&o.batch_size), "minibatch size (100)")
       ("samples-small", po::value(&o.samples_small), "training samples for the smaller set (quick 8e6, full 6e7)")
       ("samples-large", po::value(&o.samples_large), "training samples for the larger set (quick 6e6, full 6.7e7)")
       ("eval-points", po::value(&o.eval_points), "estimates along training (quick 8, full 20)")
@@ -180,9 +174,7 @@ int run(int argc, char** argv) {
   const auto n_list = parse_positive_list(o.n_train, "n-train");
   require_range("hidden", static_cast<double>(o.hidden), 1, 100000);
   require_range("nz", static_cast<double>(o.nz), 1, 4096);
-  require_range("lr", o.lr, 1e-12, 10);
   if (o.weight_decay != -1) require_range("weight-decay", o.weight_decay, 0, 1);
-  require_range("batch-size", static_cast<double>(o.batch_size), 1, 1e6);
   require_range("samples-small", o.samples_small, 1, 1e12);
   require_range("samples-large", o.samples_large, 1, 1e12);
   require_range("eval-points", static_cast<double>(o.eval_points), 1, 10000);
@@ -197,8 +189,7 @@ int run(int argc, char** argv) {
   if (o.hmc_examples > 0 && o.nz >= 5) {
     std::cerr << kProgram << ": warning: KW2013 found the HMC estimator unreliable for Nz >= 5\n";
   }
-  const Activation activation = parse_activation_option(o.activation);
-  validate_optimizer_option(o.optimizer);
+  const Activation activation = validate_training_flags(o.training);
 
   const ChapterSetup setup =
       start_chapter(kProgram, kSlug, common, Protocol::kBinarized, "mnist", argc, argv);
@@ -226,8 +217,8 @@ int run(int argc, char** argv) {
         {"architecture", Architecture{{o.hidden}, o.nz}.to_string()},
         {"activation", to_string(activation)},
         {"likelihood", "bernoulli"},
-        {"optimizer", {{"name", o.optimizer}, {"lr", o.lr}, {"weight_decay", o.weight_decay < 0 ? "1/N" : std::to_string(o.weight_decay)}}},
-        {"batch_size", o.batch_size},
+        {"optimizer", {{"name", o.training.optimizer}, {"lr", o.training.lr}, {"weight_decay", o.weight_decay < 0 ? "1/N" : std::to_string(o.weight_decay)}}},
+        {"batch_size", o.training.batch_size},
         {"samples", {{"small", o.samples_small}, {"large", o.samples_large}}},
         {"eval_points", o.eval_points},
         {"eval_examples", o.eval_examples},
@@ -258,12 +249,12 @@ int run(int argc, char** argv) {
 
       Vae vae(VaeOptions(data.dim(), Architecture{{o.hidden}, o.nz}).activation(activation));
       vae->to(setup.device);
-      auto optimizer = make_optimizer(vae->parameters(), {o.optimizer, o.lr, weight_decay});
+      auto optimizer = make_optimizer(vae->parameters(), {o.training.optimizer, o.training.lr, weight_decay});
       TrainOptions train;
       train.total_samples = total;
-      train.batch_size = o.batch_size;
-      train.eval_at = log_spaced_marks(std::max<int64_t>(o.batch_size, total / 100), total,
-                                       o.eval_points, o.batch_size);
+      train.batch_size = o.training.batch_size;
+      train.eval_at = log_spaced_marks(std::max<int64_t>(o.training.batch_size, total / 100), total,
+                                       o.eval_points, o.training.batch_size);
       train.label = std::string(kProgram) + " N=" + std::to_string(n);
       // [curve-estimates]
       train.evaluate_extra = [&](VaeImpl& model) -> nlohmann::json {

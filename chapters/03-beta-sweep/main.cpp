@@ -42,19 +42,15 @@ constexpr const char* kSlug = "03-beta-sweep";
 constexpr const char* kProgram = "chapter-03";
 
 struct Options {
+  TrainingFlags training{"tanh", "adagrad", 0.02};  // seed 000 section 2: KW2013's model and optimizer
   std::string betas = "0.5,1,2,5,10,20,50";  // seed 000 Fig. 6: 1, 2, 5, 50; the rest for the rate/distortion curve
   std::string arch = "[500, 20]";             // seed 000 section 3.1: one hidden layer of 500, Nz = 20
   std::string traversal_betas = "1,5";        // seed 000 Figs. 14-15
   int64_t traversal_nz = 5;                   // seed 000 section 4.3
   int64_t appendix_nz = 0;                    // seed 000 appendix 7.2 (Nz = 10); 0 = skip
   std::string traversal_condition = "one-hot";  // the seed's traversals are of a CVAE, one row per label
-  std::string activation = "tanh";            // seed 000 section 2 (KW2013's model)
-  std::string optimizer = "adagrad";
-  double lr = 0.02;
-  int64_t batch_size = 100;
   double samples = 0;                         // per model (profile)
   int64_t eval_points = 0;
-  int64_t max_train = 0, max_test = 0;
   std::string only_point;                     // "beta=5" or "traversal-nz5-beta1": train that point, then stop
 };
 
@@ -64,8 +60,8 @@ void apply_profile(const std::string& profile, Options& o) {
     o.traversal_betas = "5";
     o.samples = 2000;
     o.eval_points = 2;
-    o.max_train = 1000;
-    o.max_test = 500;
+    o.training.max_train = 1000;
+    o.training.max_test = 500;
   } else if (profile == "quick") {  // within 10 minutes on 2 CPU cores
     o.samples = 6e5;
     o.eval_points = 6;
@@ -140,14 +136,14 @@ nlohmann::json point_config(const Context& ctx, const PointSpec& p) {
           {"architecture", p.arch.to_string()},
           {"condition", to_string(p.condition)},
           {"activation", to_string(ctx.activation)},
-          {"optimizer", {{"name", ctx.o.optimizer}, {"lr", ctx.o.lr}}},
-          {"batch_size", ctx.o.batch_size},
+          {"optimizer", {{"name", ctx.o.training.optimizer}, {"lr", ctx.o.training.lr}}},
+          {"batch_size", ctx.o.training.batch_size},
           {"samples", ctx.total},
           {"eval_points", ctx.o.eval_points},
           {"dataset", ctx.setup.dataset_name},
           {"protocol", to_string(ctx.setup.protocol)},
-          {"max_train", ctx.o.max_train},
-          {"max_test", ctx.o.max_test},
+          {"max_train", ctx.o.training.max_train},
+          {"max_test", ctx.o.training.max_test},
           {"seed", ctx.setup.common.seed},
           {"device", ctx.setup.device.type() == torch::kCUDA ? "cuda" : "cpu"}};
 }
@@ -166,14 +162,14 @@ nlohmann::json train_point(const Context& ctx, const PointSpec& p) {
   const int64_t c_dim = condition_dim(p.condition, data.num_classes);
   Vae vae(VaeOptions(data.dim(), p.arch).activation(ctx.activation).condition_dim(c_dim));
   vae->to(ctx.setup.device);
-  auto optimizer = make_optimizer(vae->parameters(), {ctx.o.optimizer, ctx.o.lr, 0.0});
+  auto optimizer = make_optimizer(vae->parameters(), {ctx.o.training.optimizer, ctx.o.training.lr, 0.0});
   TrainOptions train;
   train.total_samples = ctx.total;
-  train.batch_size = ctx.o.batch_size;
+  train.batch_size = ctx.o.training.batch_size;
   train.beta = p.beta;
   train.condition = p.condition;
-  train.eval_at = log_spaced_marks(std::max<int64_t>(ctx.o.batch_size, ctx.total / 100), ctx.total,
-                                   ctx.o.eval_points, ctx.o.batch_size);
+  train.eval_at = log_spaced_marks(std::max<int64_t>(ctx.o.training.batch_size, ctx.total / 100), ctx.total,
+                                   ctx.o.eval_points, ctx.o.training.batch_size);
   train.label = std::string(kProgram) + " " + p.name;
   TrainResult result = train_vae(*vae, *optimizer, data, train);
   vae->eval();
@@ -282,6 +278,7 @@ int run(int argc, char** argv) {
   Options o;
   auto generic = generic_options(common);
   po::options_description experiment("Experiment (defaults depend on --profile)");
+  add_training_flags(experiment, o.training, true);
   experiment.add_options()
       ("betas", po::value(&o.betas), "the sweep, e.g. 0.5,1,2,5,10,20,50 (smoke: 1,5)")
       ("arch", po::value(&o.arch), "the sweep's architecture [h1, ..., Nz] ([500, 20])")
@@ -289,14 +286,8 @@ int run(int argc, char** argv) {
       ("traversal-nz", po::value(&o.traversal_nz), "latent size of the traversal models (5; 0 = none)")
       ("appendix-nz", po::value(&o.appendix_nz), "a second traversal latent size, seed appendix 7.2 (full: 10; 0 = none)")
       ("traversal-condition", po::value(&o.traversal_condition), "one-hot (a CVAE, one row per label) | none (rows = test images)")
-      ("activation", po::value(&o.activation), "tanh | relu | softplus | sigmoid (tanh)")
-      ("optimizer", po::value(&o.optimizer), "adagrad | adam | sgd (adagrad)")
-      ("lr", po::value(&o.lr), "learning rate (0.02)")
-      ("batch-size", po::value(&o.batch_size), "minibatch size (100)")
       ("samples", po::value(&o.samples), "training samples per model (smoke 2e3, quick 6e5, full 3e7)")
       ("eval-points", po::value(&o.eval_points), "whole-set evaluations per model")
-      ("max-train", po::value(&o.max_train), "use only the first N training examples (0 = all)")
-      ("max-test", po::value(&o.max_test), "use only the first N test examples (0 = all)")
       ("only-point", po::value(&o.only_point), "train one point and stop: beta=B or traversal-nzN-betaB");
   if (!parse_chapter_command_line(argc, argv,
                                   "chapter-03: beta sweeps, rate/distortion and latent traversals (seed 000 sections 3.1, 4.3)\n"
@@ -315,12 +306,8 @@ int run(int argc, char** argv) {
   }
   require_range("traversal-nz", static_cast<double>(o.traversal_nz), 0, 64);
   require_range("appendix-nz", static_cast<double>(o.appendix_nz), 0, 64);
-  require_range("lr", o.lr, 1e-12, 10);
-  require_range("batch-size", static_cast<double>(o.batch_size), 1, 1e6);
   require_range("samples", o.samples, 1, 1e12);
   require_range("eval-points", static_cast<double>(o.eval_points), 1, 10000);
-  require_range("max-train", static_cast<double>(o.max_train), 0, 1e9);
-  require_range("max-test", static_cast<double>(o.max_test), 0, 1e9);
   ConditionEncoding traversal_condition;
   try {
     traversal_condition = parse_condition_encoding(o.traversal_condition);
@@ -330,13 +317,12 @@ int run(int argc, char** argv) {
   if (traversal_condition == ConditionEncoding::kRaw) {
     throw UsageError("--traversal-condition: use one-hot or none (raw labels are chapter 4's subject)");
   }
-  const Activation activation = parse_activation_option(o.activation);
-  validate_optimizer_option(o.optimizer);
+  const Activation activation = validate_training_flags(o.training);
 
   // Seed 000's protocol by default, so its figures compare; binarized is one option away.
   const ChapterSetup setup = start_chapter(kProgram, kSlug, common, Protocol::kGrayBce, "mnist", argc, argv);
   torch::manual_seed(static_cast<uint64_t>(common.seed));
-  const TensorData data = prepare_tensors(setup.dataset, setup.protocol, setup.device, o.max_train, o.max_test);
+  const TensorData data = prepare_tensors(setup.dataset, setup.protocol, setup.device, o.training.max_train, o.training.max_test);
   const auto total = static_cast<int64_t>(std::llround(o.samples));
   Context ctx{o, setup, data, activation, total, PointStore(common.out, kSlug)};
 
@@ -379,12 +365,12 @@ int run(int argc, char** argv) {
                      {"appendix_nz", o.appendix_nz},
                      {"traversal_condition", to_string(traversal_condition)},
                      {"activation", to_string(activation)},
-                     {"optimizer", {{"name", o.optimizer}, {"lr", o.lr}}},
-                     {"batch_size", o.batch_size},
+                     {"optimizer", {{"name", o.training.optimizer}, {"lr", o.training.lr}}},
+                     {"batch_size", o.training.batch_size},
                      {"samples_per_model", total},
                      {"eval_points", o.eval_points},
-                     {"max_train", o.max_train},
-                     {"max_test", o.max_test}};
+                     {"max_train", o.training.max_train},
+                     {"max_test", o.training.max_test}};
     run["budget"] = "each model sees " + std::to_string(total) + " training samples (seed 000: 1000 epochs, 6e7)";
     writer.write_json("run.json", run);
 

@@ -35,18 +35,14 @@ constexpr const char* kSlug = "04-cvae-labels";
 constexpr const char* kProgram = "chapter-04";
 
 struct Options {
+  TrainingFlags training{"relu", "adagrad", 0.01};  // seed 000's benchmark code: ReLU, Adagrad 1e-2
   std::string arch = "[500, 500, 3]";  // seed 000 Tables 1-2
-  std::string activation = "relu";     // seed 000's benchmark code
-  std::string optimizer = "adagrad";
-  double lr = 0.01;                    // seed 000's benchmark code: Adagrad 1e-2
   double beta_bvae = 5;                // seed 000 Table 2
-  int64_t batch_size = 100;
   double samples = 0;
   int64_t eval_points = 0;
   int64_t per_label = 0;               // generated samples per label for the accuracy
   int64_t classifier_epochs = 0;
   int64_t scatter_points = 2000;       // test points in the 2-D latent scatter (Fig. 13)
-  int64_t max_train = 0, max_test = 0;
 };
 
 void apply_profile(const std::string& profile, Options& o) {
@@ -56,8 +52,8 @@ void apply_profile(const std::string& profile, Options& o) {
     o.per_label = 20;
     o.classifier_epochs = 1;
     o.scatter_points = 200;
-    o.max_train = 1000;
-    o.max_test = 500;
+    o.training.max_train = 1000;
+    o.training.max_test = 500;
   } else if (profile == "quick") {  // within 10 minutes on 2 CPU cores
     o.samples = 4e5;
     o.eval_points = 4;
@@ -92,20 +88,15 @@ int run(int argc, char** argv) {
   Options o;
   auto generic = generic_options(common);
   po::options_description experiment("Experiment (defaults depend on --profile)");
+  add_training_flags(experiment, o.training, true);
   experiment.add_options()
       ("arch", po::value(&o.arch), "architecture [h1, ..., Nz] of every model ([500, 500, 3])")
-      ("activation", po::value(&o.activation), "tanh | relu | softplus | sigmoid (relu)")
-      ("optimizer", po::value(&o.optimizer), "adagrad | adam | sgd (adagrad)")
-      ("lr", po::value(&o.lr), "learning rate (0.01)")
       ("beta-bvae", po::value(&o.beta_bvae), "the beta-VAE's beta (5)")
-      ("batch-size", po::value(&o.batch_size), "minibatch size (100)")
       ("samples", po::value(&o.samples), "training samples per model (smoke 2e3, quick 4e5, full 1.2e8)")
       ("eval-points", po::value(&o.eval_points), "whole-set evaluations per model")
       ("per-label", po::value(&o.per_label), "generated samples per label for the conditional accuracy")
       ("classifier-epochs", po::value(&o.classifier_epochs), "epochs of the judging classifier")
-      ("scatter-points", po::value(&o.scatter_points), "test points in the 2-D latent scatter")
-      ("max-train", po::value(&o.max_train), "use only the first N training examples (0 = all)")
-      ("max-test", po::value(&o.max_test), "use only the first N test examples (0 = all)");
+      ("scatter-points", po::value(&o.scatter_points), "test points in the 2-D latent scatter");
   if (!parse_chapter_command_line(argc, argv,
                                   "chapter-04: CVAE with one-hot vs raw labels, and the benchmark (seed 000 sections 3.2, 4)\n"
                                   "usage: chapter-04 [options]",
@@ -118,18 +109,13 @@ int run(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     throw UsageError(std::string("--arch: ") + e.what());
   }
-  require_range("lr", o.lr, 1e-12, 10);
   require_range("beta-bvae", o.beta_bvae, 1e-6, 1e4);
-  require_range("batch-size", static_cast<double>(o.batch_size), 1, 1e6);
   require_range("samples", o.samples, 1, 1e12);
   require_range("eval-points", static_cast<double>(o.eval_points), 1, 10000);
   require_range("per-label", static_cast<double>(o.per_label), 1, 1e6);
   require_range("classifier-epochs", static_cast<double>(o.classifier_epochs), 1, 1000);
   require_range("scatter-points", static_cast<double>(o.scatter_points), 1, 1e6);
-  require_range("max-train", static_cast<double>(o.max_train), 0, 1e9);
-  require_range("max-test", static_cast<double>(o.max_test), 0, 1e9);
-  const Activation activation = parse_activation_option(o.activation);
-  validate_optimizer_option(o.optimizer);
+  const Activation activation = validate_training_flags(o.training);
 
   // Seed 000's protocol by default, so its tables compare.
   const ChapterSetup setup = start_chapter(kProgram, kSlug, common, Protocol::kGrayBce, "mnist", argc, argv);
@@ -139,16 +125,16 @@ int run(int argc, char** argv) {
   return run_staged(writer, run, kProgram, [&]() -> int {
     const auto t_start = std::chrono::steady_clock::now();
     torch::manual_seed(static_cast<uint64_t>(common.seed));
-    const TensorData data = prepare_tensors(setup.dataset, setup.protocol, setup.device, o.max_train, o.max_test);
+    const TensorData data = prepare_tensors(setup.dataset, setup.protocol, setup.device, o.training.max_train, o.training.max_test);
     const auto total = static_cast<int64_t>(std::llround(o.samples));
     const int64_t classes = data.num_classes, h = data.height, w = data.width;
     run["data"] = data.to_json();
     run["config"] = {{"architecture", arch.to_string()}, {"activation", to_string(activation)},
-                     {"optimizer", {{"name", o.optimizer}, {"lr", o.lr}}}, {"beta_bvae", o.beta_bvae},
-                     {"batch_size", o.batch_size}, {"samples_per_model", total}, {"eval_points", o.eval_points},
+                     {"optimizer", {{"name", o.training.optimizer}, {"lr", o.training.lr}}}, {"beta_bvae", o.beta_bvae},
+                     {"batch_size", o.training.batch_size}, {"samples_per_model", total}, {"eval_points", o.eval_points},
                      {"per_label", o.per_label}, {"classifier_epochs", o.classifier_epochs},
                      {"classifier", "MLP 784-512-256-10, ReLU, Adam 1e-3, on gray levels"},
-                     {"scatter_points", o.scatter_points}, {"max_train", o.max_train}, {"max_test", o.max_test}};
+                     {"scatter_points", o.scatter_points}, {"max_train", o.training.max_train}, {"max_test", o.training.max_test}};
     run["budget"] = "each model sees " + std::to_string(total) + " training samples (seed 000 Table 2: 2000 epochs, 1.2e8)";
     writer.write_json("run.json", run);
 
@@ -156,13 +142,13 @@ int run(int argc, char** argv) {
       torch::manual_seed(static_cast<uint64_t>(common.seed * 1000003 + std::hash<std::string>{}(name) % 100000));
       Vae vae(VaeOptions(data.dim(), a).activation(activation).condition_dim(condition_dim(cond, classes)));
       vae->to(setup.device);
-      auto opt = make_optimizer(vae->parameters(), {o.optimizer, o.lr, 0.0});
+      auto opt = make_optimizer(vae->parameters(), {o.training.optimizer, o.training.lr, 0.0});
       TrainOptions t;
       t.total_samples = total;
-      t.batch_size = o.batch_size;
+      t.batch_size = o.training.batch_size;
       t.beta = beta;
       t.condition = cond;
-      t.eval_at = log_spaced_marks(std::max<int64_t>(o.batch_size, total / 100), total, o.eval_points, o.batch_size);
+      t.eval_at = log_spaced_marks(std::max<int64_t>(o.training.batch_size, total / 100), total, o.eval_points, o.training.batch_size);
       t.label = std::string(kProgram) + " " + name;
       auto result = train_vae(*vae, *opt, data, t);
       vae->eval();

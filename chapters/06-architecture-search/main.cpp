@@ -44,6 +44,7 @@ const std::vector<std::vector<int64_t>> kTable7 = {
     {500, 100, 5}, {500, 100, 50, 10, 5}, {500, 100, 50, 10, 2}};
 
 struct Options {
+  TrainingFlags training{"relu", "adagrad", 0.01};  // seed 000's benchmark code: ReLU, Adagrad 1e-2
   std::string upper_shallow = "[500, 3]";     // seed 000 section 5.2: depth 2 first
   std::string upper_deep = "[500, 500, 3]";   // seed 000 Table 3's start
   std::string upper_eased = "[500, 4]";       // seed 000 Table 6's start (d <= 5)
@@ -51,19 +52,14 @@ struct Options {
   std::string mode = "both";                  // seed | noise-aware | both
   int repeats = 3;
   bool table7 = true;
-  std::string activation = "relu";            // seed 000's benchmark code
-  std::string optimizer = "adagrad";
-  double lr = 0.01;
-  int64_t batch_size = 100;
   double samples = 0;                         // per probe (profile)
-  int64_t max_train = 0, max_test = 0;
 };
 
 void apply_profile(const std::string& profile, Options& o) {
   if (profile == "smoke") {
     o.samples = 500;
-    o.max_train = 500;
-    o.max_test = 100;
+    o.training.max_train = 500;
+    o.training.max_test = 100;
     o.upper_deep = "[16, 16, 3]";
     o.upper_shallow = "[16, 3]";
     o.upper_eased = "[16, 4]";
@@ -96,6 +92,7 @@ int run(int argc, char** argv) {
   Options o;
   auto generic = generic_options(common);
   po::options_description experiment("Experiment (defaults depend on --profile)");
+  add_training_flags(experiment, o.training, true);
   experiment.add_options()
       ("upper-shallow", po::value(&o.upper_shallow), "depth-2 upper bound ([500, 3])")
       ("upper-deep", po::value(&o.upper_deep), "depth-3 upper bound, Table 3 ([500, 500, 3])")
@@ -105,13 +102,7 @@ int run(int argc, char** argv) {
       ("mode", po::value(&o.mode), "seed | noise-aware | both (both)")
       ("repeats", po::value(&o.repeats), "seeds for a probe near a threshold, noise-aware mode (3)")
       ("table7", po::value(&o.table7), "also train seed 000 Table 7's eleven structures (true)")
-      ("activation", po::value(&o.activation), "tanh | relu | softplus | sigmoid (relu)")
-      ("optimizer", po::value(&o.optimizer), "adagrad | adam | sgd (adagrad)")
-      ("lr", po::value(&o.lr), "learning rate (0.01)")
-      ("batch-size", po::value(&o.batch_size), "minibatch size (100)")
-      ("samples", po::value(&o.samples), "training samples per probe (smoke 500, quick 1.2e5, full 6e7)")
-      ("max-train", po::value(&o.max_train), "use only the first N training examples (0 = all)")
-      ("max-test", po::value(&o.max_test), "use only the first N test examples (0 = all)");
+      ("samples", po::value(&o.samples), "training samples per probe (smoke 500, quick 1.2e5, full 6e7)");
   if (!parse_chapter_command_line(argc, argv,
                                   "chapter-06: seed 000's minimal-architecture search (Algorithm 1), made robust to noise\n"
                                   "usage: chapter-06 [options]",
@@ -128,13 +119,8 @@ int run(int argc, char** argv) {
     throw UsageError("--mode '" + o.mode + "' is not one of: seed, noise-aware, both");
   }
   require_range("repeats", o.repeats, 2, 100);
-  require_range("lr", o.lr, 1e-12, 10);
-  require_range("batch-size", static_cast<double>(o.batch_size), 1, 1e6);
   require_range("samples", o.samples, 1, 1e12);
-  require_range("max-train", static_cast<double>(o.max_train), 0, 1e9);
-  require_range("max-test", static_cast<double>(o.max_test), 0, 1e9);
-  const Activation activation = parse_activation_option(o.activation);
-  validate_optimizer_option(o.optimizer);
+  const Activation activation = validate_training_flags(o.training);
 
   const ChapterSetup setup = start_chapter(kProgram, kSlug, common, Protocol::kGrayBce, "mnist", argc, argv);
   RunWriter writer(common.out, kSlug);
@@ -143,7 +129,7 @@ int run(int argc, char** argv) {
   return run_staged(writer, run, kProgram, [&]() -> int {
     const auto t_start = std::chrono::steady_clock::now();
     torch::manual_seed(static_cast<uint64_t>(common.seed));
-    const TensorData data = prepare_tensors(setup.dataset, setup.protocol, setup.device, o.max_train, o.max_test);
+    const TensorData data = prepare_tensors(setup.dataset, setup.protocol, setup.device, o.training.max_train, o.training.max_test);
     const auto total = static_cast<int64_t>(std::llround(o.samples));
     const bool seed_thresholds = o.thresholds == "seed" ||
                                  (o.thresholds == "auto" && setup.dataset_name == "mnist" &&
@@ -157,10 +143,10 @@ int run(int argc, char** argv) {
     // 000 reads them off its training log). Cached by configuration.
     Oracle oracle = [&](const std::vector<int64_t>& widths, int repeat) -> ProbeMeasure {
       const nlohmann::json config = {{"widths", widths}, {"repeat", repeat}, {"samples", total},
-                                     {"activation", to_string(activation)}, {"optimizer", o.optimizer},
-                                     {"lr", o.lr}, {"batch_size", o.batch_size},
+                                     {"activation", to_string(activation)}, {"optimizer", o.training.optimizer},
+                                     {"lr", o.training.lr}, {"batch_size", o.training.batch_size},
                                      {"dataset", setup.dataset_name}, {"protocol", to_string(setup.protocol)},
-                                     {"max_train", o.max_train}, {"seed", common.seed}};
+                                     {"max_train", o.training.max_train}, {"seed", common.seed}};
       const std::string name = "probe-" + widths_to_string(widths) + "-r" + std::to_string(repeat);
       if (auto p = store.load(name, config)) {
         ++reused;
@@ -171,10 +157,10 @@ int run(int argc, char** argv) {
       Architecture arch{std::vector<int64_t>(widths.begin(), widths.end() - 1), widths.back()};
       Vae vae(VaeOptions(data.dim(), arch).activation(activation));
       vae->to(setup.device);
-      auto opt = make_optimizer(vae->parameters(), {o.optimizer, o.lr, 0.0});
+      auto opt = make_optimizer(vae->parameters(), {o.training.optimizer, o.training.lr, 0.0});
       TrainOptions t;
       t.total_samples = total;
-      t.batch_size = o.batch_size;
+      t.batch_size = o.training.batch_size;
       t.label = std::string(kProgram) + " " + widths_to_string(widths) + " seed " + std::to_string(repeat);
       auto result = train_vae(*vae, *opt, data, t);
       const auto& last = result.curve.back().train;
@@ -207,8 +193,8 @@ int run(int argc, char** argv) {
                      {"good", {{"max_reconstruction", good.max_reconstruction}, {"max_kl", good.max_kl}}},
                      {"good_eased", {{"max_reconstruction", good_eased.max_reconstruction}, {"max_kl", good_eased.max_kl}}},
                      {"threshold_note", threshold_note}, {"mode", o.mode}, {"repeats", o.repeats},
-                     {"activation", to_string(activation)}, {"optimizer", {{"name", o.optimizer}, {"lr", o.lr}}},
-                     {"batch_size", o.batch_size}, {"samples_per_probe", total}, {"measured_on", "the whole training set at the end"}};
+                     {"activation", to_string(activation)}, {"optimizer", {{"name", o.training.optimizer}, {"lr", o.training.lr}}},
+                     {"batch_size", o.training.batch_size}, {"samples_per_probe", total}, {"measured_on", "the whole training set at the end"}};
     run["budget"] = "each probe sees " + std::to_string(total) + " training samples (seed 000: 1000 epochs, 6e7)";
     writer.write_json("run.json", run);
 

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <sstream>
 
 namespace vaerepro {
 
@@ -45,6 +46,31 @@ nlohmann::json ChapterSetup::run_json(const std::string& title) const {
           {"protocol", {{"name", to_string(protocol)}, {"description", describe(protocol)}}},
           {"provenance", provenance.to_json()},
           {"runtime", runtime.to_json()}};
+}
+
+void add_training_flags(boost::program_options::options_description& d, TrainingFlags& f, bool subsets) {
+  namespace po = boost::program_options;
+  std::ostringstream lr;
+  lr << f.lr;
+  d.add_options()
+      ("activation", po::value(&f.activation), ("tanh | relu | softplus | sigmoid (" + f.activation + ")").c_str())
+      ("optimizer", po::value(&f.optimizer), ("adagrad | adam | sgd (" + f.optimizer + ")").c_str())
+      ("lr", po::value(&f.lr), ("learning rate (" + lr.str() + ")").c_str())
+      ("batch-size", po::value(&f.batch_size), ("minibatch size (" + std::to_string(f.batch_size) + ")").c_str());
+  if (subsets) {
+    d.add_options()
+        ("max-train", po::value(&f.max_train), "use only the first N training examples (0 = all)")
+        ("max-test", po::value(&f.max_test), "use only the first N test examples (0 = all)");
+  }
+}
+
+Activation validate_training_flags(const TrainingFlags& f) {
+  require_range("lr", f.lr, 1e-12, 10);
+  require_range("batch-size", static_cast<double>(f.batch_size), 1, 1e6);
+  require_range("max-train", static_cast<double>(f.max_train), 0, 1e9);
+  require_range("max-test", static_cast<double>(f.max_test), 0, 1e9);
+  validate_optimizer_option(f.optimizer);
+  return parse_activation_option(f.activation);
 }
 
 Activation parse_activation_option(const std::string& name) {

@@ -60,6 +60,26 @@ void validate_optimizer_option(const std::string& name);
 nlohmann::json curve_json(const TrainResult& r);
 void write_curve_csv(const RunWriter& writer, const std::string& relative, const TrainResult& r);
 
+/// The training options every chapter shares; each chapter sets its paper's
+/// defaults (and comments them) where it declares its Options.
+struct TrainingFlags {
+  std::string activation = "tanh";   ///< KW2013 appendix C
+  std::string optimizer = "adagrad";  ///< KW2013 section 5
+  double lr = 0.02;
+  int64_t batch_size = 100;           ///< KW2013 section 5
+  int64_t max_train = 0;              ///< 0: the whole training set
+  int64_t max_test = 0;               ///< 0: the whole test set
+};
+
+/// Adds --activation, --optimizer, --lr, --batch-size and, when `subsets`,
+/// --max-train and --max-test, bound to `flags` (their help shows its values).
+void add_training_flags(boost::program_options::options_description& d, TrainingFlags& flags,
+                        bool subsets = true);
+
+/// Checks the shared training options (UsageError naming the option) and
+/// returns the activation.
+Activation validate_training_flags(const TrainingFlags& flags);
+
 /// Parses a chapter's command line: the generic and experiment groups, the
 /// profile's defaults applied first (`apply_profile(profile)`), then the values
 /// given. Returns false when --help was printed.
