@@ -40,10 +40,7 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
   // Setup.
   {
     std::ostringstream os;
-    os << "| setting | this run |\n|---|---|\n";
-    os << "| dataset | " << md(run["dataset"].value("description", dataset)) << " |\n";
-    os << "| protocol | " << md(protocol) << ": " << md(run["protocol"].value("description", "")) << " |\n";
-    os << "| profile and budget | " << md(str(run, "profile")) << ": " << md(str(run, "budget")) << " |\n";
+    os << setup_table_head(run);
     os << "| model | 784-" << md(str(config, "hidden")) << "-Nz, " << md(str(config, "activation"))
        << ", Bernoulli decoder; " << md(str(config, "init")) << " |\n";
     const json opt = config.value("optimizer", json::object());
@@ -136,14 +133,14 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
     std::ostringstream os;
     if (panels.empty()) {
       os << "*No curve to draw: the run recorded no evaluation points.*\n";
-    } else if (!options.plots || draw(plot, options.paths, outcome)) {
-      os << figure_md("figures/ch01-curves",
-                      "The lower bound on the whole training set (solid) and test set (dashed) against training "
-                      "samples seen, one panel per latent size; in gray KW2013's digitised AEVB curves for MNIST. "
-                      "The last panel sets the fresh test curves side by side.");
     } else {
-      os << "*The figure could not be drawn (gnuplot failed); the numbers are in the table below and in "
-         << md(st.dir) << "/curves/.*\n";
+      os << plotted_figure(plot,
+                           "The lower bound on the whole training set (solid) and test set (dashed) against training "
+                           "samples seen, one panel per latent size; in gray KW2013's digitised AEVB curves for MNIST. "
+                           "The last panel sets the fresh test curves side by side.",
+                           options, outcome, "100%",
+                           "*The figure could not be drawn (gnuplot failed); the numbers are in the table below and in " +
+                               md(st.dir) + "/curves/.*\n");
     }
     os << "\n" << prov;
     v["curves_figure"] = os.str();

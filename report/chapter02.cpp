@@ -45,10 +45,7 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
 
   {
     std::ostringstream os;
-    os << "| setting | this run |\n|---|---|\n";
-    os << "| dataset | " << md(run["dataset"].value("description", dataset)) << " |\n";
-    os << "| protocol | " << md(protocol) << ": " << md(run["protocol"].value("description", "")) << " |\n";
-    os << "| profile and budget | " << md(str(run, "profile")) << ": " << md(str(run, "budget")) << " |\n";
+    os << setup_table_head(run);
     os << "| model | " << md(str(config, "architecture")) << ", " << md(str(config, "activation"))
        << ", Bernoulli decoder; " << md(str(config, "init")) << " |\n";
     const json opt = config.value("optimizer", json::object());
@@ -127,13 +124,10 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
     std::ostringstream os;
     if (panels.empty()) {
       os << "*No curve to draw: the run recorded no estimates along training.*\n";
-    } else if (!options.plots || draw(plot, options.paths, outcome)) {
-      os << figure_md("figures/ch02-curves",
-                      "The estimated marginal log-likelihood of the training points (solid) and test points (dashed) "
-                      "against training samples seen, for the small and the large training set; in gray KW2013's "
-                      "digitised AEVB curves (their HMC-based estimator, MNIST).");
     } else {
-      os << "*The figure could not be drawn (gnuplot failed); the numbers are in " << md(st.dir) << "/curves/.*\n";
+      os << plotted_figure(plot, "The estimated marginal log-likelihood of the training points (solid) and test points (dashed) "
+                      "against training samples seen, for the small and the large training set; in gray KW2013's "
+                      "digitised AEVB curves (their HMC-based estimator, MNIST).", options, outcome, "100%", "*The figure could not be drawn (gnuplot failed); the numbers are in " + md(st.dir) + "/curves/.*\n");
     }
     os << "\n" << prov;
     v["curves_figure"] = os.str();

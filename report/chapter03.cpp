@@ -36,10 +36,7 @@ Vars render_beta_sweep(const RenderContext& ctx) {
   Vars v;
   {
     std::ostringstream os;
-    os << "| setting | this run |\n|---|---|\n";
-    os << "| dataset | " << md(run["dataset"].value("description", dataset)) << " |\n";
-    os << "| protocol | " << md(protocol) << ": " << md(run["protocol"].value("description", "")) << " |\n";
-    os << "| profile and budget | " << md(str(run, "profile")) << ": " << md(str(run, "budget")) << " |\n";
+    os << setup_table_head(run);
     os << "| sweep model | " << md(str(config, "architecture")) << ", " << md(str(config, "activation")) << ", Bernoulli decoder |\n";
     os << "| traversal models | Nz = " << md(str(config, "traversal_nz")) << " (and " << md(str(config, "appendix_nz"))
        << "), condition " << md(str(config, "traversal_condition")) << ", beta " << md(config.value("traversal_betas", json()).dump()) << " |\n";
@@ -79,10 +76,8 @@ Vars render_beta_sweep(const RenderContext& ctx) {
     std::ostringstream os;
     if (index == 0) {
       os << "*No curve to draw.*\n";
-    } else if (!options.plots || draw(plot, options.paths, outcome)) {
-      os << figure_md("figures/ch03-curves", "Test reconstruction loss (left) and KL (right) along training, one line per beta (seed 000 Fig. 6).");
     } else {
-      os << "*The figure could not be drawn (gnuplot failed).*\n";
+      os << plotted_figure(plot, "Test reconstruction loss (left) and KL (right) along training, one line per beta (seed 000 Fig. 6).", options, outcome);
     }
     os << "\n" << prov;
     v["curves_figure"] = os.str();
@@ -105,10 +100,8 @@ Vars render_beta_sweep(const RenderContext& ctx) {
     std::ostringstream os;
     if (sweep.empty()) {
       os << "*No point to draw.*\n";
-    } else if (!options.plots || draw(plot, options.paths, outcome)) {
-      os << figure_md("figures/ch03-rate-distortion", "Rate (KL) against distortion (reconstruction loss) at the end of training, one point per beta.", "65%");
     } else {
-      os << "*The figure could not be drawn (gnuplot failed).*\n";
+      os << plotted_figure(plot, "Rate (KL) against distortion (reconstruction loss) at the end of training, one point per beta.", options, outcome, "65%");
     }
     os << "\n" << prov;
     v["rd_figure"] = os.str();

@@ -34,10 +34,7 @@ Vars render_cvae_labels(const RenderContext& ctx) {
   Vars v;
   {
     std::ostringstream os;
-    os << "| setting | this run |\n|---|---|\n";
-    os << "| dataset | " << md(run["dataset"].value("description", dataset)) << " |\n";
-    os << "| protocol | " << md(protocol) << ": " << md(run["protocol"].value("description", "")) << " |\n";
-    os << "| profile and budget | " << md(str(run, "profile")) << ": " << md(str(run, "budget")) << " |\n";
+    os << setup_table_head(run);
     os << "| models | " << md(str(config, "architecture")) << ", " << md(str(config, "activation"))
        << "; VAE, beta-VAE (beta " << md(str(config, "beta_bvae")) << "), CVAE one-hot, CVAE raw |\n";
     os << "| judge | " << md(str(config, "classifier")) << ", " << md(str(config, "classifier_epochs"))
@@ -141,10 +138,8 @@ Vars render_cvae_labels(const RenderContext& ctx) {
     std::ostringstream os;
     if (panels.empty()) {
       os << "*No latent scatter in this run.*\n";
-    } else if (!options.plots || draw(plot, options.paths, outcome)) {
-      os << figure_md("figures/ch04-latent", "The 2-D latent space of VAE, beta-VAE and CVAE (one-hot) with Nz = 2: posterior means of test points coloured by label.");
     } else {
-      os << "*The figure could not be drawn (gnuplot failed).*\n";
+      os << plotted_figure(plot, "The 2-D latent space of VAE, beta-VAE and CVAE (one-hot) with Nz = 2: posterior means of test points coloured by label.", options, outcome);
     }
     os << "\n" << prov;
     v["latent_figure"] = os.str();

@@ -24,10 +24,7 @@ Vars render_architecture_search(const RenderContext& ctx) {
   Vars v;
   {
     std::ostringstream os;
-    os << "| setting | this run |\n|---|---|\n";
-    os << "| dataset | " << md(run["dataset"].value("description", dataset)) << " |\n";
-    os << "| protocol | " << md(protocol) << ": " << md(run["protocol"].value("description", "")) << " |\n";
-    os << "| profile and budget | " << md(str(run, "profile")) << ": " << md(str(run, "budget")) << " |\n";
+    os << setup_table_head(run);
     const json opt = config.value("optimizer", json::object());
     os << "| probes | " << md(str(config, "activation")) << ", " << md(str(opt, "name")) << " (learning rate " << md(str(opt, "lr")) << ")"
        << ", minibatch " << md(str(config, "batch_size")) << "; measured on " << md(str(config, "measured_on")) << "; "

@@ -141,6 +141,22 @@ double interpolate_log_x(const std::vector<std::pair<double, double>>& curve, do
   return curve.back().second;
 }
 
+std::string setup_table_head(const json& run) {
+  std::ostringstream os;
+  const json dataset = run.value("dataset", json::object()), protocol = run.value("protocol", json::object());
+  os << "| setting | this run |\n|---|---|\n";
+  os << "| dataset | " << md(dataset.value("description", str(dataset, "name"))) << " |\n";
+  os << "| protocol | " << md(str(protocol, "name")) << ": " << md(protocol.value("description", "")) << " |\n";
+  os << "| profile and budget | " << md(str(run, "profile")) << ": " << md(str(run, "budget")) << " |\n";
+  return os.str();
+}
+
+std::string plotted_figure(const Plot& plot, const std::string& caption, const Options& options, Outcome& outcome,
+                           const std::string& width, const std::string& fallback) {
+  if (!options.plots || draw(plot, options.paths, outcome)) return figure_md("figures/" + plot.name, caption, width);
+  return fallback.empty() ? "*The figure could not be drawn (gnuplot failed).*\n" : fallback;
+}
+
 std::string verdicts_md(const json& metrics, const std::string& provisional_note) {
   std::ostringstream os;
   const json checks = metrics.value("checks", json::array());

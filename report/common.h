@@ -61,6 +61,16 @@ std::string copy_image(const ChapterState& st, const std::string& slug, const st
 /// A Markdown figure with a caption.
 std::string figure_md(const std::string& ref, const std::string& caption, const std::string& width = "100%");
 
+/// The first rows every chapter's setup table shares: the header, the
+/// dataset, the protocol, and the profile with its budget.
+std::string setup_table_head(const nlohmann::json& run);
+
+/// Draws `plot` and returns its Markdown figure; when gnuplot fails, the
+/// note `fallback` instead (a generic one when empty).
+std::string plotted_figure(const Plot& plot, const std::string& caption, const Options& options,
+                           Outcome& outcome, const std::string& width = "100%",
+                           const std::string& fallback = "");
+
 /// The verdicts a run computed (metrics.checks), each with its criterion, and
 /// a note when metrics.checks_budget says they are provisional.
 std::string verdicts_md(const nlohmann::json& metrics, const std::string& provisional_note);
