@@ -22,12 +22,16 @@ SHELL := /bin/bash
 # the parallelism is inside the build (cmake -j) and the tests (ctest -j).
 .NOTPARALLEL:
 
-RUN_ARGS = --profile $(PROFILE) --dataset $(DATASET) --device $(DEVICE) --seed $(SEED) \
-           --threads $(THREADS) --out $(OUT) $(if $(PROTOCOL),--protocol $(PROTOCOL),)
+RUN_BASE = --profile $(PROFILE) --dataset $(DATASET) --device $(DEVICE) --seed $(SEED) \
+           --out $(OUT) $(if $(PROTOCOL),--protocol $(PROTOCOL),)
+RUN_ARGS = $(RUN_BASE) --threads $(THREADS)
+# Parallel point jobs: one intra-op thread each unless told otherwise.
+POINT_THREADS ?= 1
+POINT_ARGS = $(RUN_BASE) --threads $(POINT_THREADS)
 CHAPTERS = chapter-01 chapter-02 chapter-03 chapter-04 chapter-06
 BETAS ?= 0.5 1 2 5 10 20 50
 
-.PHONY: help all data-note deps deps-all deps-check configure build test data chapters $(CHAPTERS) report docs bench clean
+.PHONY: help all data-note deps deps-all deps-check configure build test data chapters $(CHAPTERS) chapter-03-points chapter-06-probes report docs bench clean
 
 help: ## list the targets
 	@echo "vaerepro: make TARGET [PROFILE=smoke|quick|full] [DATASET=auto|mnist|fashion-mnist|mnist-10k] [DEVICE=auto|cpu|cuda] [SEED=N]"
@@ -87,8 +91,20 @@ chapter-06: build ## chapter 6: seed 000's minimal-architecture search, exact an
 
 chapter-03-points: build ## chapter 3's beta points as parallel jobs (JOBS=N), then the chapter assembles them
 	$(MAKE) --no-print-directory -f scripts/points.mk -j $(JOBS) PROGRAM=$(BUILD_DIR)/bin/chapter-03 \
-	  ARGS="$(RUN_ARGS)" POINTS="$(addprefix beta=,$(BETAS))"
+	  ARGS="$(POINT_ARGS)" POINTS="$(addprefix beta=,$(BETAS))"
 	$(BUILD_DIR)/bin/chapter-03 $(RUN_ARGS)
+
+chapter-06-probes: build ## chapter 6's probes as parallel jobs (JOBS=N), in rounds, then the chapter assembles them
+	@for round in $$(seq 1 1000); do \
+	  probes=$$($(BUILD_DIR)/bin/chapter-06 $(RUN_ARGS) --list-probes | sed -n 's/^pending-probe //p'); \
+	  if [ -z "$$probes" ]; then break; fi; \
+	  if [ "$$probes" = "$${previous:-}" ]; then echo "chapter-06-probes: the same probes are pending twice: $$probes" >&2; exit 1; fi; \
+	  previous=$$probes; \
+	  echo "chapter-06-probes: round $$round:" $$probes; \
+	  $(MAKE) --no-print-directory -f scripts/points.mk -j $(JOBS) PROGRAM=$(BUILD_DIR)/bin/chapter-06 \
+	    ARGS="$(POINT_ARGS)" FLAG=--only-probe POINTS="$$(echo $$probes)"; \
+	done
+	$(BUILD_DIR)/bin/chapter-06 $(RUN_ARGS)
 
 report: configure ## rebuild the report from the results on disk (seconds; trains nothing)
 	@cmake --build $(BUILD_DIR) --target report-gen -j $(JOBS) > /dev/null

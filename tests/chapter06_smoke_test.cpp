@@ -6,6 +6,9 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "vaerepro/build_config.h"
@@ -44,6 +47,60 @@ TEST(Chapter06Smoke, BothModesLogEveryProbe) {
   std::ifstream in2(root / "06-architecture-search/metrics.json");
   EXPECT_EQ(nlohmann::json::parse(in2)["probes_trained"].get<int>(), 0);
   fs::remove_all(root);
+}
+
+// `make chapter-06-probes`: rounds of --list-probes and --only-probe fill the
+// cache; the chapter run then trains nothing and decides exactly as the
+// sequential run did (same seeds, same threads).
+TEST(Chapter06Smoke, ParallelProbeRoundsMatchTheSequentialRun) {
+  const fs::path base = fs::temp_directory_path() / ("vaerepro-ch06p-" + std::to_string(::getpid()));
+  fs::remove_all(base);
+  const std::string common = "--profile smoke --dataset synthetic --threads 1 --mode both --out ";
+  std::string out;
+  ASSERT_EQ(run(common + (base / "sequential").string(), &out), 0) << out;
+  const std::string rounds = common + (base / "rounds").string();
+  int round = 0, probes = 0;
+  for (;; ++round) {
+    ASSERT_LT(round, 30) << "the pending probes never ran out";
+    out.clear();
+    ASSERT_EQ(run(rounds + " --list-probes", &out), 0) << out;
+    std::vector<std::string> pending;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("pending-probe ", 0) == 0) pending.push_back(line.substr(14));
+    }
+    if (pending.empty()) break;
+    for (const auto& p : pending) {
+      std::string o2;
+      ASSERT_EQ(run(rounds + " --only-probe " + p, &o2), 0) << o2;
+      ++probes;
+    }
+  }
+  EXPECT_GT(round, 1);  // the searches need several rounds
+  out.clear();
+  ASSERT_EQ(run(rounds, &out), 0) << out;
+  auto read = [](const fs::path& p) { std::ifstream in(p); return nlohmann::json::parse(in); };
+  const auto seq = read(base / "sequential/06-architecture-search/metrics.json");
+  const auto par = read(base / "rounds/06-architecture-search/metrics.json");
+  EXPECT_EQ(par["probes_trained"].get<int>(), 0);
+  EXPECT_EQ(seq["probes_trained"].get<int>(), probes);  // no probe trained that the algorithm did not ask for
+  auto decisions = [](nlohmann::json searches) {  // everything but the timings
+    for (auto& s : searches) {
+      for (auto& p : s["log"]) p.erase("seconds");
+    }
+    return searches;
+  };
+  EXPECT_EQ(decisions(par["searches"]), decisions(seq["searches"]));
+  fs::remove_all(base);
+}
+
+TEST(Chapter06Smoke, RejectsAMalformedProbe) {
+  std::string out;
+  EXPECT_EQ(run("--profile smoke --dataset synthetic --only-probe 16x3 --out /tmp/never-written", &out), 2) << out;
+  EXPECT_NE(out.find("500-500-3.r0"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(run("--profile smoke --dataset synthetic --only-probe 3-16.r0 --out /tmp/never-written", &out), 2) << out;
+  EXPECT_NE(out.find("h_{i+1} <= h_i"), std::string::npos) << out;
 }
 
 TEST(Chapter06Smoke, RejectsAWideningUpperBound) {

@@ -17,12 +17,21 @@
 /// an oracle:
 /// \snippet 06-architecture-search/main.cpp oracle
 ///
+/// Probes are independent runs. `make chapter-06-probes JOBS=N` trains them
+/// as parallel jobs, in rounds of the probes that can train now (each Table 7
+/// structure, the references, each search's next probe), and the chapter run
+/// then assembles them; the searches' decisions are those of the sequential
+/// algorithm:
+/// \snippet 06-architecture-search/main.cpp parallel-probes
+///
 /// Results land in results/06-architecture-search/ (layout: chapters/README.md).
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 #include "vaerepro/chapter.h"
@@ -87,9 +96,192 @@ std::vector<int64_t> parse_widths(const std::string& text, const std::string& op
   }
 }
 
+/// A probe's name on the command line and in `make` targets: "500-500-3.r0".
+std::string probe_token(const std::vector<int64_t>& widths, int repeat) {
+  std::string t;
+  for (size_t i = 0; i < widths.size(); ++i) t += (i ? "-" : "") + std::to_string(widths[i]);
+  return t + ".r" + std::to_string(repeat);
+}
+
+std::pair<std::vector<int64_t>, int> parse_probe_token(const std::string& token) {
+  const auto dot = token.rfind(".r");
+  std::vector<int64_t> widths;
+  int repeat = -1;
+  try {
+    if (dot == std::string::npos) throw std::invalid_argument("no .rR");
+    std::stringstream ws(token.substr(0, dot));
+    for (std::string w; std::getline(ws, w, '-');) {
+      size_t used = 0;
+      widths.push_back(std::stoll(w, &used));
+      if (used != w.size() || widths.back() < 1) throw std::invalid_argument("width");
+    }
+    size_t used = 0;
+    repeat = std::stoi(token.substr(dot + 2), &used);
+    if (used != token.size() - dot - 2 || repeat < 0 || widths.empty()) throw std::invalid_argument("repeat");
+  } catch (const std::exception&) {
+    throw UsageError("--only-probe '" + token + "' is not a probe: write the widths joined by '-' and the seed "
+                     "index, e.g. 500-500-3.r0 (chapter-06 --list-probes prints the ones pending)");
+  }
+  return {widths, repeat};
+}
+
+/// Thrown by the oracle while planning: the probe is not cached yet.
+struct PendingProbe {};
+
+/// The chapter's oracle: a probe trains `widths` for the budget with the
+/// repeat-th seed and measures the reconstruction loss and KL on the whole
+/// training set (seed 000 reads them off its training log). Every probe is a
+/// cached point. While planning, an uncached probe is recorded and
+/// PendingProbe thrown instead of training it.
+struct ProbeService {
+  const Options& o;
+  const ChapterSetup& setup;
+  const TensorData& data;
+  Activation activation;
+  int64_t total;
+  PointStore store;
+  bool planning = false;
+  std::vector<std::string> pending;  ///< tokens, in the order first asked
+  int trained = 0, reused = 0;
+
+  nlohmann::json config(const std::vector<int64_t>& widths, int repeat) const {
+    return {{"widths", widths}, {"repeat", repeat}, {"samples", total},
+            {"activation", to_string(activation)}, {"optimizer", o.training.optimizer},
+            {"lr", o.training.lr}, {"batch_size", o.training.batch_size},
+            {"dataset", setup.dataset_name}, {"protocol", to_string(setup.protocol)},
+            {"max_train", o.training.max_train}, {"seed", setup.common.seed}};
+  }
+  static std::string name(const std::vector<int64_t>& widths, int repeat) {
+    return "probe-" + widths_to_string(widths) + "-r" + std::to_string(repeat);
+  }
+
+  // [oracle]
+  ProbeMeasure train(const std::vector<int64_t>& widths, int repeat) {
+    const auto cfg = config(widths, repeat);
+    const std::string staging = store.begin(name(widths, repeat), cfg);
+    torch::manual_seed(static_cast<uint64_t>(setup.common.seed * 1000003 + repeat * 7919 + config_hash(cfg).size()));
+    Architecture arch{std::vector<int64_t>(widths.begin(), widths.end() - 1), widths.back()};
+    Vae vae(VaeOptions(data.dim(), arch).activation(activation));
+    vae->to(setup.device);
+    auto opt = make_optimizer(vae->parameters(), {o.training.optimizer, o.training.lr, 0.0});
+    TrainOptions t;
+    t.total_samples = total;
+    t.batch_size = o.training.batch_size;
+    t.label = std::string(kProgram) + " " + widths_to_string(widths) + " seed " + std::to_string(repeat);
+    auto result = train_vae(*vae, *opt, data, t);
+    const auto& last = result.curve.back().train;
+    ProbeMeasure m{-last.log_likelihood, last.kl, result.train_seconds + result.eval_seconds};
+    store.commit(staging, name(widths, repeat), cfg,
+                 {{"reconstruction", m.reconstruction}, {"kl", m.kl}, {"seconds", m.seconds},
+                  {"test", result.curve.back().test.to_json()}});
+    ++trained;
+    std::cout << kProgram << ": " << widths_to_string(widths) << " (seed " << repeat << "): reconstruction "
+              << m.reconstruction << ", KL " << m.kl << "\n";
+    return m;
+  }
+
+  ProbeMeasure operator()(const std::vector<int64_t>& widths, int repeat) {
+    if (auto p = store.load(name(widths, repeat), config(widths, repeat))) {
+      ++reused;
+      return {(*p)["reconstruction"].get<double>(), (*p)["kl"].get<double>(), (*p)["seconds"].get<double>()};
+    }
+    if (planning) {
+      const auto token = probe_token(widths, repeat);
+      if (std::find(pending.begin(), pending.end(), token) == pending.end()) pending.push_back(token);
+      throw PendingProbe{};
+    }
+    return train(widths, repeat);
+  }
+  // [oracle]
+};
+
+/// What the chapter's flow found; `complete` is false while planning found
+/// probes still to train.
+struct Findings {
+  GoodModel good{120, 10}, good_eased{115, 11};  // seed 000 section 5.2, Table 6
+  bool seed_thresholds = false;
+  std::string threshold_note = "seed 000's thresholds";
+  nlohmann::json table7 = nlohmann::json::array();
+  nlohmann::json searches = nlohmann::json::array();
+  std::vector<Probe> probes;
+  bool complete = true;
+};
+
+/// The chapter's experiment, written once: Table 7, the thresholds, and the
+/// searches in both modes. With a planning oracle it stops at the first
+/// uncached probe of each independent part (each Table 7 structure, each
+/// search), so the pending probes of one round can train at once.
+Findings run_flow(ProbeService& probes, const Options& o, const std::vector<int64_t>& shallow,
+                  const std::vector<int64_t>& deep, const std::vector<int64_t>& eased) {
+  Findings f;
+  const Oracle oracle = [&](const std::vector<int64_t>& w, int r) { return probes(w, r); };
+  auto attempt = [&](const std::function<void()>& part) {
+    try {
+      part();
+    } catch (const PendingProbe&) {
+      f.complete = false;
+    }
+  };
+  if (o.table7) {
+    for (const auto& w : kTable7) {
+      attempt([&] {
+        const auto m = oracle(w, 0);
+        f.table7.push_back({{"architecture", widths_to_string(w)}, {"reconstruction", m.reconstruction}, {"kl", m.kl},
+                            {"elbo_loss", m.reconstruction + m.kl}, {"seconds", m.seconds}});
+      });
+    }
+  }
+  // Thresholds: the seed's, or scaled to this run's upper bounds as the
+  // seed's were to its own ([500, 500, 3]: 115.5 / 9.1 -> 120 / 10;
+  // [500, 4]: 114.0 / 10.2 -> 115 / 11).
+  f.seed_thresholds = o.thresholds == "seed" ||
+                      (o.thresholds == "auto" && probes.setup.dataset_name == "mnist" &&
+                       probes.setup.protocol == Protocol::kGrayBce && o.samples >= 6e7);
+  if (!f.seed_thresholds) {
+    bool known = true;
+    ProbeMeasure ref, ref_eased;
+    attempt([&] { ref = oracle(deep, 0); });
+    attempt([&] { ref_eased = oracle(eased, 0); });
+    known = f.complete;
+    if (!known) return f;  // the searches depend on the thresholds
+    f.good = {ref.reconstruction * 120.0 / 115.5, ref.kl * 10.0 / 9.1};
+    f.good_eased = {ref_eased.reconstruction * 115.0 / 114.0, ref_eased.kl * 11.0 / 10.2};
+    f.threshold_note = "relative thresholds, NOT comparable with the seed's: R and K scaled to this run's " +
+                       widths_to_string(deep) + " (and, eased, " + widths_to_string(eased) +
+                       ") as the seed's were to its own (120 / 115.5 and 10 / 9.1; eased 115 / 114.0 and 11 / 10.2)";
+  }
+  const std::vector<std::string> modes = o.mode == "both" ? std::vector<std::string>{"seed", "noise-aware"}
+                                                          : std::vector<std::string>{o.mode};
+  for (const auto& mode : modes) {
+    for (const auto& [label, upper, g] : {std::tuple{"depth 2", shallow, f.good}, std::tuple{"depth 3", deep, f.good},
+                                          std::tuple{"eased (Table 6)", eased, f.good_eased}}) {
+      attempt([&, &label = label, &upper = upper, &g = g] {
+        SearchOptions so;
+        so.good = g;
+        so.noise_aware = mode == "noise-aware";
+        so.repeats = o.repeats;
+        so.margin_reconstruction = 0.03 * g.max_reconstruction;  // within 3% of R
+        so.margin_kl = 0.05 * g.max_kl;
+        const auto r = minimal_architecture_search(oracle, upper, so);
+        for (const auto& p : r.log) f.probes.push_back(p);
+        auto j = r.to_json();
+        j["mode"] = mode;
+        j["search"] = label;
+        j["upper"] = widths_to_string(upper);
+        j["good"] = {{"max_reconstruction", g.max_reconstruction}, {"max_kl", g.max_kl}};
+        f.searches.push_back(j);
+        if (!probes.planning) std::cout << kProgram << ": " << mode << ", " << label << ": " << r.outcome << "\n";
+      });
+    }
+  }
+  return f;
+}
+
 int run(int argc, char** argv) {
   CommonOptions common;
   Options o;
+  std::string only_probe;
+  bool list_probes = false;
   auto generic = generic_options(common);
   po::options_description experiment("Experiment (defaults depend on --profile)");
   add_training_flags(experiment, o.training, true);
@@ -102,7 +294,10 @@ int run(int argc, char** argv) {
       ("mode", po::value(&o.mode), "seed | noise-aware | both (both)")
       ("repeats", po::value(&o.repeats), "seeds for a probe near a threshold, noise-aware mode (3)")
       ("table7", po::value(&o.table7), "also train seed 000 Table 7's eleven structures (true)")
-      ("samples", po::value(&o.samples), "training samples per probe (smoke 500, quick 1.2e5, full 6e7)");
+      ("samples", po::value(&o.samples), "training samples per probe (smoke 500, quick 1.2e5, full 6e7)")
+      ("list-probes", po::bool_switch(&list_probes),
+       "print the probes that can train now, independently of each other (lines 'pending-probe TOKEN'), and stop")
+      ("only-probe", po::value(&only_probe), "train one probe into the cache and stop, e.g. 500-500-3.r0 (for make -j)");
   if (!parse_chapter_command_line(argc, argv,
                                   "chapter-06: seed 000's minimal-architecture search (Algorithm 1), made robust to noise\n"
                                   "usage: chapter-06 [options]",
@@ -120,125 +315,67 @@ int run(int argc, char** argv) {
   }
   require_range("repeats", o.repeats, 2, 100);
   require_range("samples", o.samples, 1, 1e12);
+  if (list_probes && !only_probe.empty()) throw UsageError("--list-probes and --only-probe exclude each other");
+  std::optional<std::pair<std::vector<int64_t>, int>> probe_request;
+  if (!only_probe.empty()) {
+    probe_request = parse_probe_token(only_probe);
+    parse_widths(widths_to_string(probe_request->first), "only-probe");  // h_{i+1} <= h_i
+    require_range("only-probe's seed index", probe_request->second, 0, o.repeats - 1);
+  }
   const Activation activation = validate_training_flags(o.training);
 
   const ChapterSetup setup = start_chapter(kProgram, kSlug, common, Protocol::kGrayBce, "mnist", argc, argv);
+  torch::manual_seed(static_cast<uint64_t>(common.seed));
+  const TensorData data = prepare_tensors(setup.dataset, setup.protocol, setup.device, o.training.max_train, o.training.max_test);
+  const auto total = static_cast<int64_t>(std::llround(o.samples));
+  ProbeService probes{o, setup, data, activation, total, PointStore(common.out, kSlug)};
+
+  // [parallel-probes]
+  // `make chapter-06-probes JOBS=N` runs rounds: list the probes that can
+  // train now (each Table 7 structure, the references, each search's next
+  // probe), train them as parallel jobs, repeat until none is pending; the
+  // chapter run then assembles them without training.
+  if (list_probes) {
+    probes.planning = true;
+    run_flow(probes, o, shallow, deep, eased);
+    for (const auto& t : probes.pending) std::cout << "pending-probe " << t << "\n";
+    return 0;
+  }
+  if (probe_request) {
+    const auto& [widths, repeat] = *probe_request;
+    probes(widths, repeat);
+    std::cout << kProgram << ": probe " << probe_token(widths, repeat) << " is in "
+              << probes.store.dir(ProbeService::name(widths, repeat), probes.config(widths, repeat)) << "\n";
+    return 0;
+  }
+  // [parallel-probes]
+
   RunWriter writer(common.out, kSlug);
   nlohmann::json run = setup.run_json("The minimal-architecture search (seed 000 section 5, Algorithm 1)");
   writer.write_json("run.json", run);
   return run_staged(writer, run, kProgram, [&]() -> int {
     const auto t_start = std::chrono::steady_clock::now();
-    torch::manual_seed(static_cast<uint64_t>(common.seed));
-    const TensorData data = prepare_tensors(setup.dataset, setup.protocol, setup.device, o.training.max_train, o.training.max_test);
-    const auto total = static_cast<int64_t>(std::llround(o.samples));
-    const bool seed_thresholds = o.thresholds == "seed" ||
-                                 (o.thresholds == "auto" && setup.dataset_name == "mnist" &&
-                                  setup.protocol == Protocol::kGrayBce && o.samples >= 6e7);
-    PointStore store(common.out, kSlug);
-    int trained = 0, reused = 0;
-
-    // [oracle]
-    // A probe: train `widths` for the budget with the repeat-th seed, and
-    // measure the reconstruction loss and KL on the whole training set (seed
-    // 000 reads them off its training log). Cached by configuration.
-    Oracle oracle = [&](const std::vector<int64_t>& widths, int repeat) -> ProbeMeasure {
-      const nlohmann::json config = {{"widths", widths}, {"repeat", repeat}, {"samples", total},
-                                     {"activation", to_string(activation)}, {"optimizer", o.training.optimizer},
-                                     {"lr", o.training.lr}, {"batch_size", o.training.batch_size},
-                                     {"dataset", setup.dataset_name}, {"protocol", to_string(setup.protocol)},
-                                     {"max_train", o.training.max_train}, {"seed", common.seed}};
-      const std::string name = "probe-" + widths_to_string(widths) + "-r" + std::to_string(repeat);
-      if (auto p = store.load(name, config)) {
-        ++reused;
-        return {(*p)["reconstruction"].get<double>(), (*p)["kl"].get<double>(), (*p)["seconds"].get<double>()};
-      }
-      const std::string staging = store.begin(name, config);
-      torch::manual_seed(static_cast<uint64_t>(common.seed * 1000003 + repeat * 7919 + config_hash(config).size()));
-      Architecture arch{std::vector<int64_t>(widths.begin(), widths.end() - 1), widths.back()};
-      Vae vae(VaeOptions(data.dim(), arch).activation(activation));
-      vae->to(setup.device);
-      auto opt = make_optimizer(vae->parameters(), {o.training.optimizer, o.training.lr, 0.0});
-      TrainOptions t;
-      t.total_samples = total;
-      t.batch_size = o.training.batch_size;
-      t.label = std::string(kProgram) + " " + widths_to_string(widths) + " seed " + std::to_string(repeat);
-      auto result = train_vae(*vae, *opt, data, t);
-      const auto& last = result.curve.back().train;
-      ProbeMeasure m{-last.log_likelihood, last.kl, result.train_seconds + result.eval_seconds};
-      store.commit(staging, name, config, {{"reconstruction", m.reconstruction}, {"kl", m.kl}, {"seconds", m.seconds},
-                                           {"test", result.curve.back().test.to_json()}});
-      ++trained;
-      std::cout << kProgram << ": " << widths_to_string(widths) << " (seed " << repeat << "): reconstruction "
-                << m.reconstruction << ", KL " << m.kl << "\n";
-      return m;
-    };
-    // [oracle]
-
-    // Thresholds: the seed's, or scaled to this run's upper bounds as the
-    // seed's were to its own ([500, 500, 3]: 115.5 / 9.1 -> 120 / 10;
-    // [500, 4]: 114.0 / 10.2 -> 115 / 11).
-    GoodModel good{120, 10}, good_eased{115, 11};
-    std::string threshold_note = "seed 000's thresholds";
-    if (!seed_thresholds) {
-      const auto ref = oracle(deep, 0), ref_eased = oracle(eased, 0);
-      good = {ref.reconstruction * 120.0 / 115.5, ref.kl * 10.0 / 9.1};
-      good_eased = {ref_eased.reconstruction * 115.0 / 114.0, ref_eased.kl * 11.0 / 10.2};
-      threshold_note = "relative thresholds, NOT comparable with the seed's: R and K scaled to this run's " +
-                       widths_to_string(deep) + " (and, eased, " + widths_to_string(eased) +
-                       ") as the seed's were to its own (120 / 115.5 and 10 / 9.1; eased 115 / 114.0 and 11 / 10.2)";
-    }
+    const Findings f = run_flow(probes, o, shallow, deep, eased);
     run["data"] = data.to_json();
     run["config"] = {{"upper_shallow", widths_to_string(shallow)}, {"upper_deep", widths_to_string(deep)},
-                     {"upper_eased", widths_to_string(eased)}, {"thresholds", seed_thresholds ? "seed" : "relative"},
-                     {"good", {{"max_reconstruction", good.max_reconstruction}, {"max_kl", good.max_kl}}},
-                     {"good_eased", {{"max_reconstruction", good_eased.max_reconstruction}, {"max_kl", good_eased.max_kl}}},
-                     {"threshold_note", threshold_note}, {"mode", o.mode}, {"repeats", o.repeats},
+                     {"upper_eased", widths_to_string(eased)}, {"thresholds", f.seed_thresholds ? "seed" : "relative"},
+                     {"good", {{"max_reconstruction", f.good.max_reconstruction}, {"max_kl", f.good.max_kl}}},
+                     {"good_eased", {{"max_reconstruction", f.good_eased.max_reconstruction}, {"max_kl", f.good_eased.max_kl}}},
+                     {"threshold_note", f.threshold_note}, {"mode", o.mode}, {"repeats", o.repeats},
                      {"activation", to_string(activation)}, {"optimizer", {{"name", o.training.optimizer}, {"lr", o.training.lr}}},
                      {"batch_size", o.training.batch_size}, {"samples_per_probe", total}, {"measured_on", "the whole training set at the end"}};
     run["budget"] = "each probe sees " + std::to_string(total) + " training samples (seed 000: 1000 epochs, 6e7)";
     writer.write_json("run.json", run);
 
-    nlohmann::json table7 = nlohmann::json::array();
-    if (o.table7) {
-      for (const auto& w : kTable7) {
-        const auto m = oracle(w, 0);
-        table7.push_back({{"architecture", widths_to_string(w)}, {"reconstruction", m.reconstruction}, {"kl", m.kl},
-                          {"elbo_loss", m.reconstruction + m.kl}, {"seconds", m.seconds}});
-      }
-    }
-    nlohmann::json searches = nlohmann::json::array();
-    std::vector<Probe> all_probes;
-    std::vector<std::string> modes = o.mode == "both" ? std::vector<std::string>{"seed", "noise-aware"}
-                                                      : std::vector<std::string>{o.mode};
-    for (const auto& mode : modes) {
-      for (const auto& [label, upper, g] : {std::tuple{"depth 2", shallow, good}, std::tuple{"depth 3", deep, good},
-                                            std::tuple{"eased (Table 6)", eased, good_eased}}) {
-        SearchOptions so;
-        so.good = g;
-        so.noise_aware = mode == "noise-aware";
-        so.repeats = o.repeats;
-        so.margin_reconstruction = 0.03 * g.max_reconstruction;  // within 3% of R
-        so.margin_kl = 0.05 * g.max_kl;
-        const auto r = minimal_architecture_search(oracle, upper, so);
-        for (const auto& p : r.log) all_probes.push_back(p);
-        auto j = r.to_json();
-        j["mode"] = mode;
-        j["search"] = label;
-        j["upper"] = widths_to_string(upper);
-        j["good"] = {{"max_reconstruction", g.max_reconstruction}, {"max_kl", g.max_kl}};
-        searches.push_back(j);
-        std::cout << kProgram << ": " << mode << ", " << label << ": " << r.outcome << "\n";
-      }
-    }
     // The noise: how often does a smaller architecture reconstruct better?
     std::map<std::vector<int64_t>, Probe> unique;
-    for (const auto& p : all_probes) unique.emplace(p.widths, p);
+    for (const auto& p : f.probes) unique.emplace(p.widths, p);
     std::vector<Probe> distinct;
     for (const auto& [w, p] : unique) distinct.push_back(p);
     const auto [pairs, violations] = monotonicity_violations(distinct);
 
     nlohmann::json checks = nlohmann::json::array();
-    for (const auto& s : searches) {
+    for (const auto& s : f.searches) {
       if (s["search"] == "depth 2") {
         checks.push_back({{"claim", "no depth-2 model is good (" + s["mode"].get<std::string>() + " mode)"},
                           {"criterion", "the depth-2 upper bound " + s["upper"].get<std::string>() + " is not a good model"},
@@ -250,13 +387,13 @@ int run(int argc, char** argv) {
                       {"criterion", "no pair of probes where the architecture that is smaller in every width reconstructs better"},
                       {"holds", violations == 0},
                       {"detail", std::to_string(violations) + " of " + std::to_string(pairs) + " comparable pairs violate it"}});
-    nlohmann::json metrics = {{"table7", table7},
-                              {"searches", searches},
+    nlohmann::json metrics = {{"table7", f.table7},
+                              {"searches", f.searches},
                               {"monotonicity", {{"pairs", pairs}, {"violations", violations}, {"probes", distinct.size()}}},
-                              {"probes_trained", trained},
-                              {"probes_reused", reused},
-                              {"thresholds", seed_thresholds ? "seed" : "relative"},
-                              {"threshold_note", threshold_note},
+                              {"probes_trained", probes.trained},
+                              {"probes_reused", probes.reused},
+                              {"thresholds", f.seed_thresholds ? "seed" : "relative"},
+                              {"threshold_note", f.threshold_note},
                               {"checks", checks},
                               {"checks_budget", {{"provisional", total < 6e7}, {"note", "seed 000: 1000 epochs per probe"}}}};
     finish_chapter(writer, run, metrics, kProgram, t_start);
