@@ -186,8 +186,13 @@ struct ProbeService {
       return {(*p)["reconstruction"].get<double>(), (*p)["kl"].get<double>(), (*p)["seconds"].get<double>()};
     }
     if (planning) {
-      const auto token = probe_token(widths, repeat);
-      if (std::find(pending.begin(), pending.end(), token) == pending.end()) pending.push_back(token);
+      // A repeat is asked for only near a threshold, and then all of them
+      // (search.h): they go into the same round.
+      for (int r = repeat; r < (repeat == 0 ? 1 : o.repeats); ++r) {
+        const auto token = probe_token(widths, r);
+        if (r > repeat && store.load(name(widths, r), config(widths, r))) continue;
+        if (std::find(pending.begin(), pending.end(), token) == pending.end()) pending.push_back(token);
+      }
       throw PendingProbe{};
     }
     return train(widths, repeat);
