@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <iostream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "vaerepro/chapter.h"
@@ -136,6 +137,16 @@ int run(int argc, char** argv) {
                                   setup.protocol == Protocol::kGrayBce && o.samples >= 6e7);
     PointStore store(common.out, kSlug);
     int trained = 0, reused = 0;
+    // A finished run of these options is not redone; finished probes are reused
+    // (--force trains each again, once), the probe in training checkpoints.
+    const RunCheckpoints checkpoints(
+        setup, {{"upper_shallow", o.upper_shallow}, {"upper_deep", o.upper_deep}, {"upper_eased", o.upper_eased},
+                {"thresholds", o.thresholds}, {"mode", o.mode}, {"repeats", o.repeats}, {"table7", o.table7},
+                {"samples", total}, {"activation", to_string(activation)}, {"optimizer", o.training.optimizer},
+                {"lr", o.training.lr}, {"batch_size", o.training.batch_size}, {"max_train", o.training.max_train},
+                {"max_test", o.training.max_test}});
+    if (!checkpoints.start(writer)) return 0;
+    std::set<std::string> trained_now;
 
     // [oracle]
     // A probe: train `widths` for the budget with the repeat-th seed, and
@@ -148,7 +159,9 @@ int run(int argc, char** argv) {
                                      {"dataset", setup.dataset_name}, {"protocol", to_string(setup.protocol)},
                                      {"max_train", o.training.max_train}, {"seed", common.seed}};
       const std::string name = "probe-" + widths_to_string(widths) + "-r" + std::to_string(repeat);
-      if (auto p = store.load(name, config)) {
+      const auto checkpoint = point_checkpoint(setup, store, name, config);
+      auto p = store.load(name, config);
+      if (p && (!common.force || trained_now.count(name) > 0)) {
         ++reused;
         return {(*p)["reconstruction"].get<double>(), (*p)["kl"].get<double>(), (*p)["seconds"].get<double>()};
       }
@@ -162,11 +175,14 @@ int run(int argc, char** argv) {
       t.total_samples = total;
       t.batch_size = o.training.batch_size;
       t.label = std::string(kProgram) + " " + widths_to_string(widths) + " seed " + std::to_string(repeat);
+      t.checkpoint = checkpoint;
       auto result = train_vae(*vae, *opt, data, t);
       const auto& last = result.curve.back().train;
       ProbeMeasure m{-last.log_likelihood, last.kl, result.train_seconds + result.eval_seconds};
       store.commit(staging, name, config, {{"reconstruction", m.reconstruction}, {"kl", m.kl}, {"seconds", m.seconds},
                                            {"test", result.curve.back().test.to_json()}});
+      remove_point_checkpoint(checkpoint);
+      trained_now.insert(name);
       ++trained;
       std::cout << kProgram << ": " << widths_to_string(widths) << " (seed " << repeat << "): reconstruction "
                 << m.reconstruction << ", KL " << m.kl << "\n";
@@ -259,7 +275,7 @@ int run(int argc, char** argv) {
                               {"threshold_note", threshold_note},
                               {"checks", checks},
                               {"checks_budget", {{"provisional", total < 6e7}, {"note", "seed 000: 1000 epochs per probe"}}}};
-    finish_chapter(writer, run, metrics, kProgram, t_start);
+    finish_chapter(writer, run, metrics, kProgram, t_start, &checkpoints);
     return 0;
   });
 }
