@@ -170,6 +170,10 @@ bool RunCheckpoints::start(RunWriter& writer) const {
         std::cout << program_ << ": " << results_dir_ << " is complete for this configuration (hash " << hash_
                   << "); nothing to train. To train it again: FORCE=1 (make) or --force.\n";
         writer.abandon();
+        // As a newer complete run would, this supersedes a failure of another configuration since.
+        if (fs::remove_all(results_dir_ + ".failed", ec) > 0) {
+          std::cout << program_ << ": the later failed run in " << results_dir_ << ".failed is superseded\n";
+        }
         return false;
       }
     } catch (const nlohmann::json::exception&) {

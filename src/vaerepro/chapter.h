@@ -101,7 +101,8 @@ class RunCheckpoints {
   RunCheckpoints(const ChapterSetup& setup, const nlohmann::json& config);
   const std::string& hash() const { return hash_; }
   /// False when OUT/SLUG is complete for this hash and no interrupted run of
-  /// it is pending (unless --force): it says so and abandons `writer`.
+  /// it is pending (unless --force): it says so, abandons `writer` and
+  /// removes OUT/SLUG.failed (superseded, as by a newer complete run).
   /// Otherwise marks the run in progress (with --force after forgetting this
   /// configuration's checkpoints), notes checkpoints of other configurations
   /// (never used), and returns true.
