@@ -2,6 +2,8 @@
 #
 # Choose a run with PROFILE=smoke|quick|full, DATASET=auto|mnist|fashion-mnist|mnist-10k,
 # DEVICE=auto|cpu|cuda, SEED=N, PROTOCOL=binarized|gray-bce (empty: the chapter's default).
+# A chapter run resumes from its checkpoints after a kill (rerun the same make command);
+# one that is complete for the same configuration is not trained again unless FORCE=1.
 # CMAKE_PREFIX_PATH (or Torch_DIR) picks another LibTorch, e.g. a CUDA build.
 
 PROFILE   ?= quick
@@ -10,6 +12,7 @@ DEVICE    ?= auto
 SEED      ?= 1
 PROTOCOL  ?=
 THREADS   ?= 0
+FORCE     ?=
 OUT       ?= results
 BUILD_DIR ?= build
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
@@ -23,7 +26,11 @@ SHELL := /bin/bash
 .NOTPARALLEL:
 
 RUN_BASE = --profile $(PROFILE) --dataset $(DATASET) --device $(DEVICE) --seed $(SEED) \
-           --out $(OUT) $(if $(PROTOCOL),--protocol $(PROTOCOL),)
+           --out $(OUT) $(if $(PROTOCOL),--protocol $(PROTOCOL),) \
+           $(if $(filter 1 yes true,$(FORCE)),--force --force-since $(FORCE_SINCE),)
+# FORCE=1 retrains what was finished before this make started (point jobs and
+# the run that assembles them share the moment, so the jobs' points are kept).
+FORCE_SINCE := $(shell date +%s)
 RUN_ARGS = $(RUN_BASE) --threads $(THREADS)
 # Parallel point jobs: one intra-op thread each unless told otherwise.
 POINT_THREADS ?= 1
@@ -34,7 +41,7 @@ BETAS ?= 0.5 1 2 5 10 20 50
 .PHONY: help all data-note deps deps-all deps-check configure build test data chapters $(CHAPTERS) chapter-03-points chapter-06-probes report docs bench clean
 
 help: ## list the targets
-	@echo "vaerepro: make TARGET [PROFILE=smoke|quick|full] [DATASET=auto|mnist|fashion-mnist|mnist-10k] [DEVICE=auto|cpu|cuda] [SEED=N]"
+	@echo "vaerepro: make TARGET [PROFILE=smoke|quick|full] [DATASET=auto|mnist|fashion-mnist|mnist-10k] [DEVICE=auto|cpu|cuda] [SEED=N] [FORCE=1]"
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
 all: data-note deps-all build data chapters report ## everything: deps (with a minimal TeX), build, data, every chapter, the report

@@ -278,6 +278,25 @@ Outcome generate(const Options& options) {
          for (const auto& k : outcome.skipped) s += "- " + md(k) + "\n";
          return s.empty() ? std::string("- nothing\n") : s;
        }()}};
+  // The reliability appendix: the failure classes covered (a template), and
+  // the interrupted runs waiting in OUT/.checkpoints/SLUG/HASH/in-progress.json.
+  {
+    std::string pending;
+    for (const auto& ch : chapters) {
+      const std::string slug = ch.at("slug").get<std::string>();
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(fs::path(paths.results) / ".checkpoints" / slug, ec)) {
+        if (fs::exists(e.path() / "in-progress.json")) {
+          pending += "- " + md(ch.value("title", slug)) + ": an interrupted run (configuration " +
+                     md(e.path().filename().string()) + "); `" + ch.value("make", "") + "` resumes it\n";
+        }
+      }
+    }
+    const fs::path appendix = templates / "appendix-reliability.md";
+    top["reliability"] = fs::exists(appendix)
+                             ? substitute(read_text(appendix), {{"interrupted_runs", pending.empty() ? "- none\n" : pending}})
+                             : std::string();
+  }
   std::vector<std::string> unknown;
   const std::string report_md = substitute(read_text(templates / "report.md"), top, &unknown);
   for (const auto& k : unknown) outcome.warnings.push_back("report.md: template key {{" + k + "}} has no value");

@@ -41,11 +41,23 @@ TEST(Chapter06Smoke, BothModesLogEveryProbe) {
   EXPECT_GT(m["probes_reused"].get<int>(), 0);  // the second mode reuses the first's probes
   EXPECT_EQ(m["thresholds"], "relative");       // synthetic data: the seed's thresholds do not apply
   EXPECT_TRUE(m["monotonicity"]["pairs"].is_number());
-  // A second run trains nothing new.
+  // A second run of the same configuration is not redone.
+  out.clear();
+  ASSERT_EQ(run("--profile smoke --dataset synthetic --threads 2 --out " + root.string(), &out), 0) << out;
+  EXPECT_NE(out.find("nothing to train"), std::string::npos) << out;
+  // Without the result, the chapter is assembled from the cached probes.
+  fs::remove_all(root / "06-architecture-search");
   out.clear();
   ASSERT_EQ(run("--profile smoke --dataset synthetic --threads 2 --out " + root.string(), &out), 0) << out;
   std::ifstream in2(root / "06-architecture-search/metrics.json");
   EXPECT_EQ(nlohmann::json::parse(in2)["probes_trained"].get<int>(), 0);
+  // --force trains every probe again, once.
+  out.clear();
+  ASSERT_EQ(run("--profile smoke --dataset synthetic --threads 2 --force --out " + root.string(), &out), 0) << out;
+  std::ifstream in3(root / "06-architecture-search/metrics.json");
+  const auto forced = nlohmann::json::parse(in3);
+  EXPECT_EQ(forced["probes_trained"], m["probes_trained"]);
+  EXPECT_EQ(forced["monotonicity"], m["monotonicity"]);  // same seeds, same numbers
   fs::remove_all(root);
 }
 

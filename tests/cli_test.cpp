@@ -55,7 +55,17 @@ INSTANTIATE_TEST_SUITE_P(
                       BadArgs{"--protocol gray", "protocol"}, BadArgs{"--device tpu", "device"},
                       BadArgs{"--seed -1", "seed"}, BadArgs{"--activation swish", "activation"},
                       BadArgs{"--samples 1e300", "samples"}, BadArgs{"--hidden abc", "hidden"},
-                      BadArgs{"--config /nonexistent/file.cfg", "config"}),
+                      BadArgs{"--config /nonexistent/file.cfg", "config"},
+                      // Contradictory: an option given twice, a minibatch larger than the training set.
+                      BadArgs{"--seed 1 --seed 2", "seed"}, BadArgs{"--batch-size 500 --max-train 100", "batch-size"},
+                      // Out of range: NaN, negative, zero, absurdly large.
+                      BadArgs{"--checkpoint-every nan", "checkpoint-every"},
+                      BadArgs{"--checkpoint-every -1", "checkpoint-every"},
+                      BadArgs{"--checkpoint-every 1e300", "checkpoint-every"},
+                      BadArgs{"--threads 100000", "threads"}, BadArgs{"--eval-points 0", "eval-points"},
+                      BadArgs{"--max-train -3", "max-train"}, BadArgs{"--hidden 1e12", "hidden"},
+                      BadArgs{"--weight-decay inf", "weight-decay"}, BadArgs{"--nz 99999", "nz"},
+                      BadArgs{"--force=maybe", "force"}),
     [](const ::testing::TestParamInfo<BadArgs>& info) {
       std::string name = std::to_string(info.index) + "_";
       for (const char* c = info.param.args; *c; ++c) {

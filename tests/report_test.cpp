@@ -82,6 +82,9 @@ class ReportFromFixtures : public ::testing::Test {
 };
 
 TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
+  // An interrupted chapter-3 run waiting to be resumed.
+  fs::create_directories(root / "results/.checkpoints/03-beta-sweep/0123456789abcdef");
+  std::ofstream(root / "results/.checkpoints/03-beta-sweep/0123456789abcdef/in-progress.json") << "{}";
   const auto outcome = rp::generate(options);
   const std::string html = read(root / "out/index.html");
   const std::string tex = read(root / "out/report.tex");
@@ -136,6 +139,13 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   EXPECT_TRUE(fs::exists(root / "figures/ch04-latent.svg"));
   EXPECT_NE(html.find("incomplete or corrupt"), std::string::npos);
   EXPECT_NE(html.find("The last run failed"), std::string::npos);
+  // The reliability appendix lists the failure classes covered, and the interrupted runs.
+  EXPECT_NE(html.find("failures the suite catches"), std::string::npos);
+  for (const char* c : {"SIGKILL", "SIGINT", "NaN or Inf", "wrong checksum", "a missing dataset",
+                        "contradictory options", "cannot be written", "fails half-way", "FORCE=1"}) {
+    EXPECT_NE(html.find(c), std::string::npos) << "the appendix lacks " << c;
+  }
+  EXPECT_NE(html.find("interrupted run (configuration"), std::string::npos);
   EXPECT_NE(html.find("non-finite at step 120"), std::string::npos);
   bool skipped_corrupt = false;
   for (const auto& s : outcome.skipped) skipped_corrupt |= s.rfind("06-architecture-search", 0) == 0;

@@ -194,6 +194,9 @@ int run(int argc, char** argv) {
     run["data"] = data.to_json();
     run["config"] = config;
     run["budget"] = "each model sees " + std::to_string(total) + " training samples (KW2013 Fig. 2 runs to 1e8)";
+    // Each model checkpoints as it trains; a finished run is not trained again.
+    const RunCheckpoints checkpoints(setup, config);
+    if (!checkpoints.start(writer)) return 0;
     writer.write_json("run.json", run);
 
     std::vector<int64_t> to_train = nz_list;
@@ -221,6 +224,7 @@ int run(int argc, char** argv) {
       train.batch_size = o.training.batch_size;
       train.eval_at = marks;
       train.label = std::string(kProgram) + " Nz=" + std::to_string(nz);
+      train.checkpoint = checkpoints.model("nz-" + std::to_string(nz));
       TrainResult result = train_vae(*vae, *optimizer, data, train);
       // [train-one]
 
@@ -313,7 +317,7 @@ int run(int argc, char** argv) {
                     last.train.elbo, last.test.elbo);
       std::cout << line;
     }
-    finish_chapter(writer, run, metrics, kProgram, t_start);
+    finish_chapter(writer, run, metrics, kProgram, t_start, &checkpoints);
     return 0;
   });
 }

@@ -228,6 +228,8 @@ int run(int argc, char** argv) {
         {"hmc", hmc.to_json()},
         {"init", "N(0, 0.01^2) for every parameter (KW2013 section 5)"}};
     run["config"] = config;
+    const RunCheckpoints checkpoints(setup, config);  // each model checkpoints; a finished run is not redone
+    if (!checkpoints.start(writer)) return 0;
     run["budget"] = "N = smaller set: " + std::to_string(static_cast<int64_t>(o.samples_small)) +
                     " training samples, larger set: " + std::to_string(static_cast<int64_t>(o.samples_large)) +
                     " (KW2013 Fig. 3: about 6e7); curve estimates with K = " + std::to_string(o.k_curve) +
@@ -256,6 +258,7 @@ int run(int argc, char** argv) {
       train.eval_at = log_spaced_marks(std::max<int64_t>(o.training.batch_size, total / 100), total,
                                        o.eval_points, o.training.batch_size);
       train.label = std::string(kProgram) + " N=" + std::to_string(n);
+      train.checkpoint = checkpoints.model("n-" + std::to_string(n));
       // [curve-estimates]
       train.evaluate_extra = [&](VaeImpl& model) -> nlohmann::json {
         return {{"k", o.k_curve},
@@ -264,6 +267,7 @@ int run(int argc, char** argv) {
       };
       // [curve-estimates]
       TrainResult result = train_vae(*vae, *optimizer, data, train);
+      throw_if_stopped(train.label);  // before the long final estimates (the model's checkpoint is complete)
 
       // The final model: ELBO, the importance-sampled bound at K = 1, 50 and
       // k_final (the gap shows how loose the ELBO is), and the HMC estimator.
@@ -328,7 +332,7 @@ int run(int argc, char** argv) {
                                  "standard_error_data: over examples; mean_mc_standard_error: Monte Carlo"},
           {"hmc", "KW2013 appendix D: HMC posterior samples, a Gaussian fitted to them, and the "
                   "harmonic-mean-type ratio on fresh samples; not a bound; reliable for Nz < 5"}}}};
-    finish_chapter(writer, run, metrics, kProgram, t_start);
+    finish_chapter(writer, run, metrics, kProgram, t_start, &checkpoints);
     return 0;
   });
 }

@@ -151,7 +151,9 @@ nlohmann::json point_config(const Context& ctx, const PointSpec& p) {
 /// Trains one point and writes its files into the point store; returns point.json.
 nlohmann::json train_point(const Context& ctx, const PointSpec& p) {
   const auto config = point_config(ctx, p);
-  if (auto cached = ctx.store.load(p.name, config)) {
+  // A finished point is reused (--force trains it again); one in training checkpoints.
+  const auto checkpoint = point_checkpoint(ctx.setup, ctx.store, p.name, config);
+  if (auto cached = reusable_point(ctx.setup, ctx.store, p.name, config)) {
     std::cout << kProgram << ": " << p.name << ": reusing " << ctx.store.dir(p.name, config) << "\n";
     return *cached;
   }
@@ -171,6 +173,7 @@ nlohmann::json train_point(const Context& ctx, const PointSpec& p) {
   train.eval_at = log_spaced_marks(std::max<int64_t>(ctx.o.training.batch_size, ctx.total / 100), ctx.total,
                                    ctx.o.eval_points, ctx.o.training.batch_size);
   train.label = std::string(kProgram) + " " + p.name;
+  train.checkpoint = checkpoint;
   TrainResult result = train_vae(*vae, *optimizer, data, train);
   vae->eval();
   torch::NoGradGuard no_grad;
@@ -238,6 +241,7 @@ nlohmann::json train_point(const Context& ctx, const PointSpec& p) {
                                                                        : "the first ten test images' posterior means";
   }
   ctx.store.commit(staging, p.name, config, point);
+  remove_point_checkpoint(checkpoint);
   return *ctx.store.load(p.name, config);
 }
 
@@ -372,6 +376,8 @@ int run(int argc, char** argv) {
                      {"max_train", o.training.max_train},
                      {"max_test", o.training.max_test}};
     run["budget"] = "each model sees " + std::to_string(total) + " training samples (seed 000: 1000 epochs, 6e7)";
+    const RunCheckpoints checkpoints(setup, run["config"]);
+    if (!checkpoints.start(writer)) return 0;
     writer.write_json("run.json", run);
 
     auto collect = [&](const std::vector<PointSpec>& specs) {
@@ -401,7 +407,7 @@ int run(int argc, char** argv) {
                               {"loss_note", to_string(setup.protocol) == "gray-bce"
                                                 ? "reconstruction = binary cross-entropy of gray levels (seed 000's protocol), not a likelihood"
                                                 : "reconstruction = -log p(x|z) of dynamically binarised data, nats"}};
-    finish_chapter(writer, run, metrics, kProgram, t_start);
+    finish_chapter(writer, run, metrics, kProgram, t_start, &checkpoints);
     return 0;
   });
 }

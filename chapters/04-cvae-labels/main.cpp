@@ -136,6 +136,8 @@ int run(int argc, char** argv) {
                      {"classifier", "MLP 784-512-256-10, ReLU, Adam 1e-3, on gray levels"},
                      {"scatter_points", o.scatter_points}, {"max_train", o.training.max_train}, {"max_test", o.training.max_test}};
     run["budget"] = "each model sees " + std::to_string(total) + " training samples (seed 000 Table 2: 2000 epochs, 1.2e8)";
+    const RunCheckpoints checkpoints(setup, run["config"]);  // each model checkpoints; a finished run is not redone
+    if (!checkpoints.start(writer)) return 0;
     writer.write_json("run.json", run);
 
     auto train_one = [&](const std::string& name, ConditionEncoding cond, double beta, const Architecture& a) {
@@ -150,6 +152,7 @@ int run(int argc, char** argv) {
       t.condition = cond;
       t.eval_at = log_spaced_marks(std::max<int64_t>(o.training.batch_size, total / 100), total, o.eval_points, o.training.batch_size);
       t.label = std::string(kProgram) + " " + name;
+      t.checkpoint = checkpoints.model(name);
       auto result = train_vae(*vae, *opt, data, t);
       vae->eval();
       write_curve_csv(writer, "curves/" + name + ".csv", result);
@@ -293,7 +296,7 @@ int run(int argc, char** argv) {
                               {"checks", checks},
                               {"checks_budget", {{"provisional", total < 1.2e8},
                                                  {"note", "seed 000 trained 2000 epochs (1.2e8 samples)"}}}};
-    finish_chapter(writer, run, metrics, kProgram, t_start);
+    finish_chapter(writer, run, metrics, kProgram, t_start, &checkpoints);
     return 0;
   });
 }

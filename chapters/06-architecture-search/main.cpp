@@ -158,6 +158,8 @@ struct ProbeService {
   // [oracle]
   ProbeMeasure train(const std::vector<int64_t>& widths, int repeat) {
     const auto cfg = config(widths, repeat);
+    // A probe in training checkpoints (a killed run resumes it).
+    const auto checkpoint = point_checkpoint(setup, store, name(widths, repeat), cfg);
     const std::string staging = store.begin(name(widths, repeat), cfg);
     torch::manual_seed(static_cast<uint64_t>(setup.common.seed * 1000003 + repeat * 7919 + config_hash(cfg).size()));
     Architecture arch{std::vector<int64_t>(widths.begin(), widths.end() - 1), widths.back()};
@@ -168,12 +170,14 @@ struct ProbeService {
     t.total_samples = total;
     t.batch_size = o.training.batch_size;
     t.label = std::string(kProgram) + " " + widths_to_string(widths) + " seed " + std::to_string(repeat);
+    t.checkpoint = checkpoint;
     auto result = train_vae(*vae, *opt, data, t);
     const auto& last = result.curve.back().train;
     ProbeMeasure m{-last.log_likelihood, last.kl, result.train_seconds + result.eval_seconds};
     store.commit(staging, name(widths, repeat), cfg,
                  {{"reconstruction", m.reconstruction}, {"kl", m.kl}, {"seconds", m.seconds},
                   {"test", result.curve.back().test.to_json()}});
+    remove_point_checkpoint(checkpoint);
     ++trained;
     std::cout << kProgram << ": " << widths_to_string(widths) << " (seed " << repeat << "): reconstruction "
               << m.reconstruction << ", KL " << m.kl << "\n";
@@ -181,7 +185,8 @@ struct ProbeService {
   }
 
   ProbeMeasure operator()(const std::vector<int64_t>& widths, int repeat) {
-    if (auto p = store.load(name(widths, repeat), config(widths, repeat))) {
+    // A finished probe is reused (--force: unless it finished before this run).
+    if (auto p = reusable_point(setup, store, name(widths, repeat), config(widths, repeat))) {
       ++reused;
       return {(*p)["reconstruction"].get<double>(), (*p)["kl"].get<double>(), (*p)["seconds"].get<double>()};
     }
@@ -190,7 +195,7 @@ struct ProbeService {
       // (search.h): they go into the same round.
       for (int r = repeat; r < (repeat == 0 ? 1 : o.repeats); ++r) {
         const auto token = probe_token(widths, r);
-        if (r > repeat && store.load(name(widths, r), config(widths, r))) continue;
+        if (r > repeat && reusable_point(setup, store, name(widths, r), config(widths, r))) continue;
         if (std::find(pending.begin(), pending.end(), token) == pending.end()) pending.push_back(token);
       }
       throw PendingProbe{};
@@ -360,6 +365,14 @@ int run(int argc, char** argv) {
   writer.write_json("run.json", run);
   return run_staged(writer, run, kProgram, [&]() -> int {
     const auto t_start = std::chrono::steady_clock::now();
+    // A finished run of these options is not redone (--force: it is).
+    const RunCheckpoints checkpoints(
+        setup, {{"upper_shallow", o.upper_shallow}, {"upper_deep", o.upper_deep}, {"upper_eased", o.upper_eased},
+                {"thresholds", o.thresholds}, {"mode", o.mode}, {"repeats", o.repeats}, {"table7", o.table7},
+                {"samples", total}, {"activation", to_string(activation)}, {"optimizer", o.training.optimizer},
+                {"lr", o.training.lr}, {"batch_size", o.training.batch_size}, {"max_train", o.training.max_train},
+                {"max_test", o.training.max_test}});
+    if (!checkpoints.start(writer)) return 0;
     const Findings f = run_flow(probes, o, shallow, deep, eased);
     run["data"] = data.to_json();
     run["config"] = {{"upper_shallow", widths_to_string(shallow)}, {"upper_deep", widths_to_string(deep)},
@@ -401,7 +414,7 @@ int run(int argc, char** argv) {
                               {"threshold_note", f.threshold_note},
                               {"checks", checks},
                               {"checks_budget", {{"provisional", total < 6e7}, {"note", "seed 000: 1000 epochs per probe"}}}};
-    finish_chapter(writer, run, metrics, kProgram, t_start);
+    finish_chapter(writer, run, metrics, kProgram, t_start, &checkpoints);
     return 0;
   });
 }

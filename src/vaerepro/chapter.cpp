@@ -1,8 +1,12 @@
 #include "vaerepro/chapter.h"
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <sstream>
+
+namespace fs = std::filesystem;
 
 namespace vaerepro {
 
@@ -17,6 +21,12 @@ ChapterSetup start_chapter(const std::string& program, const std::string& slug,
   s.protocol = common.protocol.empty() ? default_protocol : parse_protocol(common.protocol);
   // Runtime first: threads, allocator, BLAS and device decide the speed.
   s.runtime = configure_runtime(common.threads);
+  // SIGINT/SIGTERM: finish the step, save, say how to resume (--force would
+  // start over, so the resume command leaves it out).
+  install_stop_handlers(shell_command(argc, argv, {"--force", "--force-since="}));
+  if (s.common.force && s.common.force_since <= 0) {
+    s.common.force_since = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  }
   s.device = select_device(common.device);
   for (const auto& w : runtime_warnings(s.runtime, s.device)) std::cerr << program << ": warning: " << w << "\n";
   DataPaths paths;
@@ -69,6 +79,11 @@ Activation validate_training_flags(const TrainingFlags& f) {
   require_range("batch-size", static_cast<double>(f.batch_size), 1, 1e6);
   require_range("max-train", static_cast<double>(f.max_train), 0, 1e9);
   require_range("max-test", static_cast<double>(f.max_test), 0, 1e9);
+  if (f.max_train > 0 && f.batch_size > f.max_train) {
+    throw UsageError("--batch-size " + std::to_string(f.batch_size) + " contradicts --max-train " +
+                     std::to_string(f.max_train) + ": a minibatch cannot be larger than the training set " +
+                     "(lower --batch-size or raise --max-train)");
+  }
   validate_optimizer_option(f.optimizer);
   return parse_activation_option(f.activation);
 }
@@ -126,11 +141,121 @@ bool parse_chapter_command_line(int argc, char** argv, const std::string& synops
   return true;
 }
 
+RunCheckpoints::RunCheckpoints(const ChapterSetup& setup, const nlohmann::json& config)
+    : program_(setup.program),
+      results_dir_((fs::path(setup.common.out) / setup.slug).string()),
+      root_((fs::path(setup.common.out) / ".checkpoints" / setup.slug).string()),
+      force_(setup.common.force),
+      every_seconds_(setup.common.checkpoint_every) {
+  hash_ = config_hash({{"chapter", setup.slug},
+                       {"config", config},
+                       {"seed", setup.common.seed},
+                       {"dataset", setup.dataset_name},
+                       {"protocol", to_string(setup.protocol)},
+                       {"device", setup.device.is_cuda() ? "cuda" : "cpu"},
+                       {"profile", setup.common.profile}});
+  dir_ = (fs::path(root_) / hash_).string();
+}
+
+bool RunCheckpoints::start(RunWriter& writer) const {
+  std::error_code ec;
+  const fs::path marker = fs::path(dir_) / "in-progress.json";
+  if (force_) {
+    fs::remove_all(dir_, ec);
+  } else if (fs::exists(marker, ec)) {
+    std::cout << program_ << ": resuming an interrupted run of this configuration (hash " << hash_
+              << ", checkpoints in " << dir_ << ")\n";
+  } else {
+    try {
+      std::ifstream in(fs::path(results_dir_) / "run.json");
+      const auto done = in ? nlohmann::json::parse(in) : nlohmann::json();
+      if (done.is_object() && done.value("status", "") == "complete" && done.value("config_hash", "") == hash_) {
+        std::cout << program_ << ": " << results_dir_ << " is complete for this configuration (hash " << hash_
+                  << "); nothing to train. To train it again: FORCE=1 (make) or --force.\n";
+        writer.abandon();
+        // As a newer complete run would, this supersedes a failure of another configuration since.
+        if (fs::remove_all(results_dir_ + ".failed", ec) > 0) {
+          std::cout << program_ << ": the later failed run in " << results_dir_ << ".failed is superseded\n";
+        }
+        return false;
+      }
+    } catch (const nlohmann::json::exception&) {
+      // An unreadable run.json is no complete result: train.
+    }
+  }
+  int others = 0;
+  for (const auto& e : fs::directory_iterator(root_, ec)) {
+    if (e.is_directory() && e.path().filename() != hash_) ++others;
+  }
+  if (others > 0) {
+    std::cout << program_ << ": note: " << others << " checkpoint folder(s) in " << root_
+              << " belong to other configurations (another hash) and are not used; delete them to free space\n";
+  }
+  write_file_atomic(marker.string(), nlohmann::json({{"config_hash", hash_}, {"status", "in progress"}}).dump(2) + "\n");
+  return true;
+}
+
+CheckpointOptions RunCheckpoints::model(const std::string& name) const {
+  CheckpointOptions c;
+  c.path = (fs::path(dir_) / (name + ".ckpt")).string();
+  c.config_hash = hash_;
+  c.every_seconds = every_seconds_;
+  return c;
+}
+
+void RunCheckpoints::clear() const {
+  std::error_code ec;
+  fs::remove_all(dir_, ec);
+  fs::remove(root_, ec);  // only when empty
+}
+
+CheckpointOptions point_checkpoint(const ChapterSetup& setup, const PointStore& store, const std::string& name,
+                                   const nlohmann::json& config) {
+  CheckpointOptions c;
+  c.path = store.dir(name, config) + ".ckpt";
+  c.config_hash = config_hash(config);
+  c.every_seconds = setup.common.checkpoint_every;
+  if (setup.common.force && finished_before(c.path, setup.common.force_since)) {
+    std::error_code ec;
+    fs::remove(c.path, ec);
+  }
+  return c;
+}
+
+bool finished_before(const std::string& path, double since) {
+  std::error_code ec;
+  const auto t = fs::last_write_time(path, ec);
+  if (ec) return false;
+  // file_clock -> seconds since the epoch (C++17: through the difference to now).
+  const auto age = fs::file_time_type::clock::now() - t;
+  const double written = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() -
+                         std::chrono::duration<double>(age).count();
+  return written < since;
+}
+
+std::optional<nlohmann::json> reusable_point(const ChapterSetup& setup, const PointStore& store,
+                                             const std::string& name, const nlohmann::json& config) {
+  auto cached = store.load(name, config);
+  if (cached && setup.common.force &&
+      finished_before((fs::path(store.dir(name, config)) / "point.json").string(), setup.common.force_since)) {
+    return std::nullopt;  // --force: finished before this run (or before --force-since): train it again
+  }
+  return cached;
+}
+
+void remove_point_checkpoint(const CheckpointOptions& checkpoint) {
+  std::error_code ec;
+  if (checkpoint.enabled()) fs::remove(checkpoint.path, ec);
+}
+
 void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json& metrics,
-                    const std::string& program, std::chrono::steady_clock::time_point started) {
+                    const std::string& program, std::chrono::steady_clock::time_point started,
+                    const RunCheckpoints* checkpoints) {
   writer.write_json("metrics.json", metrics);
   run["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  if (checkpoints) run["config_hash"] = checkpoints->hash();
   const auto where = writer.finish(run);
+  if (checkpoints) checkpoints->clear();
   for (const auto& c : metrics.value("checks", nlohmann::json::array())) {
     std::cout << "check: " << c.value("claim", "?") << ": " << (c.value("holds", false) ? "holds" : "does not hold")
               << " (" << c.value("detail", "") << ")\n";
@@ -143,6 +268,9 @@ int run_staged(RunWriter& writer, nlohmann::json& run, const std::string& progra
   const auto t0 = std::chrono::steady_clock::now();
   try {
     return body();
+  } catch (const Interrupted&) {
+    writer.abandon();  // nothing half-done stays; the checkpoints resume it
+    throw;
   } catch (const std::exception& e) {
     run["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     try {

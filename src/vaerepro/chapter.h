@@ -7,15 +7,18 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "vaerepro/checkpoint.h"
 #include "vaerepro/cli.h"
 #include "vaerepro/datasets.h"
 #include "vaerepro/models.h"
+#include "vaerepro/points.h"
 #include "vaerepro/protocol.h"
 #include "vaerepro/results.h"
 #include "vaerepro/runtime.h"
@@ -41,6 +44,7 @@ struct ChapterSetup {
 };
 
 /// Validates `common`, configures the runtime (printing its warnings),
+/// installs the SIGINT/SIGTERM handlers (cli.h: stop after the current step),
 /// resolves and loads the dataset, and prints the run's first line (dataset,
 /// protocol, profile, device, seed). `paper_dataset` is the data the
 /// chapter's published numbers are for: when the run uses another, a note
@@ -88,13 +92,62 @@ bool parse_chapter_command_line(int argc, char** argv, const std::string& synops
                                 const boost::program_options::options_description& experiment,
                                 const std::function<void(const std::string&)>& apply_profile);
 
-/// Writes metrics.json, records the wall time, marks the run complete (moving
-/// it into place), and prints the verdicts and where the results are.
+/// Stopping, resuming and not training twice, for one chapter run
+/// (chapters/README.md, "Stopping and resuming"). The hash covers the run's
+/// effective configuration (`config`, as in run.json) and the seed, dataset,
+/// protocol, device and profile; the models' checkpoints live in
+/// OUT/.checkpoints/SLUG/HASH/ while the run is in progress.
+class RunCheckpoints {
+ public:
+  RunCheckpoints(const ChapterSetup& setup, const nlohmann::json& config);
+  const std::string& hash() const { return hash_; }
+  /// False when OUT/SLUG is complete for this hash and no interrupted run of
+  /// it is pending (unless --force): it says so, abandons `writer` and
+  /// removes OUT/SLUG.failed (superseded, as by a newer complete run).
+  /// Otherwise marks the run in progress (with --force after forgetting this
+  /// configuration's checkpoints), notes checkpoints of other configurations
+  /// (never used), and returns true.
+  bool start(RunWriter& writer) const;
+  /// Checkpointing of the model `name` (every --checkpoint-every seconds).
+  CheckpointOptions model(const std::string& name) const;
+  /// After the run is complete: deletes its checkpoints.
+  void clear() const;
+
+ private:
+  std::string program_, results_dir_, root_, dir_, hash_;
+  bool force_ = false;
+  double every_seconds_ = 60;
+};
+
+/// Checkpointing of a sweep point being trained (OUT/.points/SLUG/NAME-HASH.ckpt,
+/// keyed by the point's own hash); with --force an existing one written before
+/// common.force_since is deleted first, so the point trains afresh. PointStore::commit does not remove it:
+/// call remove_point_checkpoint after the commit.
+CheckpointOptions point_checkpoint(const ChapterSetup& setup, const PointStore& store, const std::string& name,
+                                   const nlohmann::json& config);
+void remove_point_checkpoint(const CheckpointOptions& checkpoint);
+
+/// A finished sweep point to reuse: the cached one, unless --force asks that
+/// points finished before common.force_since (default: this program's start)
+/// train again. Point jobs of one `make` share that moment (Makefile:
+/// FORCE_SINCE), so the run that assembles them keeps what the jobs trained.
+std::optional<nlohmann::json> reusable_point(const ChapterSetup& setup, const PointStore& store,
+                                             const std::string& name, const nlohmann::json& config);
+/// True when the file at `path` exists and was last written before `since`
+/// (seconds since the epoch).
+bool finished_before(const std::string& path, double since);
+
+/// Writes metrics.json, records the wall time (and, given `checkpoints`, the
+/// configuration hash), marks the run complete (moving it into place), deletes
+/// the run's checkpoints, and prints the verdicts and where the results are.
 void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json& metrics,
-                    const std::string& program, std::chrono::steady_clock::time_point started);
+                    const std::string& program, std::chrono::steady_clock::time_point started,
+                    const RunCheckpoints* checkpoints = nullptr);
 
 /// Runs `body` with `writer` staged: when it throws, the run is marked failed
-/// (results/SLUG.failed/, with the message) before the exception goes on.
+/// (results/SLUG.failed/, with the message) before the exception goes on;
+/// when it is Interrupted (SIGINT/SIGTERM), the staging folder is removed and
+/// nothing is marked (the checkpoints resume it).
 int run_staged(RunWriter& writer, nlohmann::json& run, const std::string& program,
                const std::function<int()>& body);
 

@@ -1,7 +1,12 @@
 #include "vaerepro/cli.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 #include <iostream>
@@ -11,6 +16,76 @@
 namespace po = boost::program_options;
 
 namespace vaerepro {
+
+namespace {
+std::atomic<int> g_stop_signal{0};
+std::string g_resume_command;
+
+extern "C" void on_stop_signal(int sig) {
+  if (g_stop_signal.load() != 0) {  // the second signal: stop now
+    ::signal(sig, SIG_DFL);
+    ::raise(sig);
+    return;
+  }
+  g_stop_signal.store(sig);
+  const char msg[] = "\nstopping after the current training step and saving a checkpoint "
+                     "(a second signal stops at once, losing the work since the last checkpoint)\n";
+  ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
+  (void)ignored;
+}
+}  // namespace
+
+void install_stop_handlers(const std::string& resume_command) {
+  g_resume_command = resume_command;
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &sa, nullptr);
+  ::sigaction(SIGTERM, &sa, nullptr);
+}
+
+int stop_signal() { return g_stop_signal.load(); }
+void request_stop(int signal) { g_stop_signal.store(signal); }
+void clear_stop() { g_stop_signal.store(0); }
+
+std::string signal_name(int signal) {
+  if (signal == SIGINT) return "SIGINT";
+  if (signal == SIGTERM) return "SIGTERM";
+  return "signal " + std::to_string(signal);
+}
+
+void throw_if_stopped(const std::string& where) {
+  if (const int sig = stop_signal()) throw Interrupted(sig, where + " stopped by " + signal_name(sig));
+}
+
+std::string shell_command(int argc, char** argv, const std::vector<std::string>& drop) {
+  std::string out;
+  for (int i = 0; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (std::find(drop.begin(), drop.end(), a) != drop.end()) continue;
+    // A dropped option that takes a value ("--force-since=" in `drop`) goes with it.
+    const auto valued = std::find_if(drop.begin(), drop.end(), [&](const std::string& d) {
+      return !d.empty() && d.back() == '=' && (a == d.substr(0, d.size() - 1) || a.rfind(d, 0) == 0);
+    });
+    if (valued != drop.end()) {
+      if (a.find('=') == std::string::npos) ++i;  // its value is the next argument
+      continue;
+    }
+    const bool plain = !a.empty() && a.find_first_not_of(
+                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                                         "-_./=,:+@%") == std::string::npos;
+    std::string q = a;
+    if (!plain) {
+      q = "'";
+      for (char c : a) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+      q += "'";
+    }
+    out += (out.empty() ? "" : " ") + q;
+  }
+  return out;
+}
 
 po::options_description generic_options(CommonOptions& o) {
   po::options_description d("Generic");
@@ -27,7 +102,13 @@ po::options_description generic_options(CommonOptions& o) {
       ("seed", po::value(&o.seed)->default_value(o.seed), "random seed (runs are deterministic on CPU)")
       ("out", po::value(&o.out)->default_value(o.out), "results root folder")
       ("data-dir", po::value(&o.data_dir)->default_value(o.data_dir), "the data/ folder")
-      ("threads", po::value(&o.threads)->default_value(o.threads), "CPU threads (0 = all available cores)");
+      ("threads", po::value(&o.threads)->default_value(o.threads), "CPU threads (0 = all available cores)")
+      ("force", po::bool_switch(&o.force),
+       "train again from scratch even when OUT/SLUG is complete for this configuration (ignores its checkpoints and cached points)")
+      ("force-since", po::value(&o.force_since),
+       "with --force: keep what finished after this moment (seconds since the epoch; default: the program's start)")
+      ("checkpoint-every", po::value(&o.checkpoint_every)->default_value(o.checkpoint_every),
+       "seconds between checkpoints of the model in training (0 = only when a model ends and on SIGINT/SIGTERM)");
   return d;
 }
 
@@ -88,6 +169,7 @@ void validate_common(const CommonOptions& o) {
                      std::to_string(o.threads));
   }
   if (o.out.empty()) throw UsageError("--out must not be empty");
+  require_range("checkpoint-every", o.checkpoint_every, 0, 1e7);
 }
 
 std::vector<int64_t> parse_positive_list(const std::string& text, const std::string& option) {
@@ -142,6 +224,10 @@ int run_program(const std::string& program, const std::function<int()>& body) {
   } catch (const UsageError& e) {
     std::cerr << program << ": usage error: " << e.what() << "\n";
     return 2;
+  } catch (const Interrupted& e) {
+    std::cerr << program << ": " << e.what() << ". The run is not complete and nothing was marked complete.\n";
+    if (!g_resume_command.empty()) std::cerr << program << ": to resume, run: " << g_resume_command << "\n";
+    return e.exit_code();
   } catch (const std::exception& e) {
     std::cerr << program << ": error: " << e.what() << "\n";
     return 1;

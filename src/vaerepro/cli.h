@@ -20,6 +20,37 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+/// The run was stopped by SIGINT or SIGTERM after saving its state; nothing
+/// was marked complete. Exit code 128 + the signal (130, 143).
+class Interrupted : public std::runtime_error {
+ public:
+  Interrupted(int signal, const std::string& what) : std::runtime_error(what), signal_(signal) {}
+  int signal() const { return signal_; }
+  int exit_code() const { return 128 + signal_; }
+
+ private:
+  int signal_;
+};
+
+/// Installs SIGINT and SIGTERM handlers: the first signal sets a flag that the
+/// training loop checks after every step (it then saves a checkpoint and
+/// throws Interrupted); a second one terminates at once. `resume_command` is
+/// what run_program prints as the way to resume.
+void install_stop_handlers(const std::string& resume_command);
+/// The signal that asked the run to stop, or 0.
+int stop_signal();
+/// Sets the flag as the signal would (tests, or a program's own stop).
+void request_stop(int signal);
+void clear_stop();
+/// Throws Interrupted when a stop was asked; `where` names what stopped.
+void throw_if_stopped(const std::string& where);
+/// "SIGINT", "SIGTERM", or "signal N".
+std::string signal_name(int signal);
+/// argv as one shell command line (arguments quoted where needed), leaving
+/// out the switches named in `drop` (e.g. "--force"; "--force-since=" drops
+/// that option and its value).
+std::string shell_command(int argc, char** argv, const std::vector<std::string>& drop = {});
+
 /// Options every chapter takes ("Generic").
 struct CommonOptions {
   std::string profile = "quick";  ///< smoke | quick | full
@@ -31,6 +62,12 @@ struct CommonOptions {
   std::string data_dir = "data";
   int threads = 0;                ///< 0 = the cores available
   std::string config;             ///< optional config file (key = value)
+  bool force = false;             ///< train again even when a complete result of this configuration exists
+  /// With --force: what was finished before this moment (seconds since the
+  /// epoch; 0 = the program's start) trains again; what finished after it (a
+  /// point job of the same `make` run) is kept.
+  double force_since = 0;
+  double checkpoint_every = 60;   ///< seconds between checkpoints of the model in training
 };
 
 /// The "Generic" option group bound to `opts`.
@@ -60,8 +97,9 @@ std::vector<int64_t> parse_positive_list(const std::string& text, const std::str
 void require_range(const std::string& option, double value, double lo, double hi);
 
 /// Runs a chapter's body, turning exceptions into a one-line message on
-/// stderr ("<program>: error: ...") and an exit code: 2 for UsageError, 1
-/// for anything else.
+/// stderr ("<program>: error: ...") and an exit code: 2 for UsageError,
+/// 128 + signal for Interrupted (with the command that resumes), 1 for
+/// anything else.
 int run_program(const std::string& program, const std::function<int()>& body);
 
 }  // namespace vaerepro

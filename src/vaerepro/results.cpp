@@ -3,10 +3,12 @@
 #include "vaerepro/build_config.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <array>
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -37,6 +39,16 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   }
   const char* p = text.data();
   size_t left = text.size();
+  const char* fault = std::getenv("VAEREPRO_FAULT_WRITE");
+  if (fault && *fault && path.find(fault) != std::string::npos) {
+    // As a disk that fills up half-way: some bytes land, then the write fails.
+    ssize_t ignored = ::write(fd, p, left / 2);
+    (void)ignored;
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    throw std::runtime_error("write to " + path + " failed half-way: injected fault (VAEREPRO_FAULT_WRITE=" +
+                             std::string(fault) + ")");
+  }
   while (left > 0) {
     ssize_t n = ::write(fd, p, left);
     if (n < 0) {
@@ -119,6 +131,19 @@ RunWriter::RunWriter(std::string results_root, std::string slug)
   staging_ = (fs::path(root_) / ".staging" / (slug_ + "-" + std::to_string(::getpid()))).string();
   final_ = (fs::path(root_) / slug_).string();
   std::error_code ec;
+  // Staging folders of killed runs of this chapter (their process is gone).
+  for (const auto& e : fs::directory_iterator(fs::path(root_) / ".staging", ec)) {
+    const std::string name = e.path().filename().string();
+    const std::string prefix = slug_ + "-";
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) {
+      std::error_code ignored;
+      fs::remove_all(e.path(), ignored);
+    }
+  }
+  ec.clear();
   fs::remove_all(staging_, ec);
   fs::create_directories(staging_, ec);
   if (ec) {
@@ -191,6 +216,12 @@ std::string RunWriter::finish(nlohmann::json run) {
   std::error_code ec;
   fs::remove_all(final_ + ".failed", ec);  // a newer complete run supersedes an old failure
   return move_to(final_);
+}
+
+void RunWriter::abandon() {
+  std::error_code ec;
+  fs::remove_all(staging_, ec);
+  done_ = true;
 }
 
 std::string RunWriter::fail(nlohmann::json run, const std::string& message) {

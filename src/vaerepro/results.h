@@ -20,6 +20,10 @@ namespace vaerepro {
 
 /// Writes `text` to `path` atomically (temporary file, fsync, rename). Throws
 /// std::runtime_error naming the path and the system error on failure.
+///
+/// Fault injection (tests): when the environment variable
+/// VAEREPRO_FAULT_WRITE holds a substring of `path`, the write fails half-way
+/// (half the bytes written to the temporary file) as a real I/O error would.
 void write_file_atomic(const std::string& path, const std::string& text);
 
 /// Formats a double for CSV/JSON with enough digits to round-trip.
@@ -42,7 +46,8 @@ Provenance collect_provenance(int argc, char** argv);
 class RunWriter {
  public:
   /// Creates results_root/.staging/SLUG-PID/ and writes a run.json with
-  /// "status": "running". Throws std::runtime_error when the folder cannot be
+  /// "status": "running". Staging folders of this slug left by processes
+  /// that no longer exist (killed runs) are removed first. Throws std::runtime_error when the folder cannot be
   /// created or written (naming it).
   RunWriter(std::string results_root, std::string slug);
   ~RunWriter();
@@ -61,6 +66,9 @@ class RunWriter {
   std::string finish(nlohmann::json run);
   /// Marks the run failed with `message` and moves it to results/SLUG.failed/.
   std::string fail(nlohmann::json run, const std::string& message);
+  /// Removes the staging folder: the run is neither complete nor failed
+  /// (interrupted to be resumed, or nothing to do).
+  void abandon();
 
   const std::string& staging_dir() const { return staging_; }
   const std::string& final_dir() const { return final_; }

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "vaerepro/cli.h"
 #include "vaerepro/objectives.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -123,6 +124,36 @@ double current_lr(torch::optim::Optimizer& opt) {
   return group.options().get_lr();
 }
 
+// A curve as it travels in a checkpoint (every double round-trips exactly).
+nlohmann::json curve_to_checkpoint(const std::vector<CurvePoint>& curve) {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& p : curve) {
+    rows.push_back({{"samples_seen", p.samples_seen}, {"epochs", p.epochs}, {"train", p.train.to_json()},
+                    {"test", p.test.to_json()}, {"extra", p.extra}, {"wall_seconds", p.wall_seconds}});
+  }
+  return rows;
+}
+
+SetMetrics metrics_from_json(const nlohmann::json& j) {
+  return {j.at("elbo").get<double>(), j.at("log_likelihood").get<double>(), j.at("kl").get<double>(),
+          j.at("examples").get<int64_t>()};
+}
+
+std::vector<CurvePoint> curve_from_checkpoint(const nlohmann::json& rows) {
+  std::vector<CurvePoint> curve;
+  for (const auto& r : rows) {
+    CurvePoint p;
+    p.samples_seen = r.at("samples_seen").get<int64_t>();
+    p.epochs = r.at("epochs").get<double>();
+    p.train = metrics_from_json(r.at("train"));
+    p.test = metrics_from_json(r.at("test"));
+    p.extra = r.at("extra");
+    p.wall_seconds = r.at("wall_seconds").get<double>();
+    curve.push_back(p);
+  }
+  return curve;
+}
+
 }  // namespace
 
 TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const TensorData& data,
@@ -146,7 +177,7 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
               marks.end());
 
   TrainResult result;
-  const auto t0 = Clock::now();
+  auto t0 = Clock::now();
   auto last_print = t0;
   double eval_seconds = 0;
   size_t next_mark = 0;
@@ -155,6 +186,84 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
   int64_t pos = n;  // forces a fresh permutation at the start
   auto running = torch::zeros({3}, torch::TensorOptions().dtype(torch::kFloat).device(device));
   int64_t running_steps = 0;
+
+  // Checkpoints: resume from one of this configuration, if any (checkpoint.h).
+  const CheckpointOptions& ck = options.checkpoint;
+  const OptimizerState optimizer_state = OptimizerState::of(optimizer);
+  int64_t saved_at = -1, last_save_step = 0;  // samples seen / step of the last good checkpoint
+  if (auto snap = load_checkpoint(ck, vae, optimizer_state,
+                                  {{"total_samples", options.total_samples}, {"batch_size", options.batch_size},
+                                   {"beta", options.beta}, {"train_examples", n}},
+                                  options.label)) {
+    const auto& pr = snap->progress;
+    restore_rng(*snap, device);
+    seen = pr.at("samples_seen").get<int64_t>();
+    step = last_save_step = pr.at("step").get<int64_t>();
+    saved_at = seen;
+    next_mark = pr.at("next_mark").get<size_t>();
+    running_steps = pr.at("running_steps").get<int64_t>();
+    if (snap->running.defined()) running = snap->running.to(device);
+    perm = snap->permutation.defined() ? snap->permutation.to(device) : torch::Tensor();
+    pos = perm.defined() ? pr.at("position").get<int64_t>() : n;
+    eval_seconds = pr.at("eval_seconds").get<double>();
+    result.curve = curve_from_checkpoint(pr.at("curve"));
+    result.resumed_at = pr.value("resumed_at", std::vector<int64_t>{});
+    t0 -= std::chrono::duration_cast<Clock::duration>(
+        std::chrono::duration<double>(pr.at("elapsed_seconds").get<double>()));
+    if (pr.value("complete", false)) {
+      std::cerr << options.label << ": already trained (" << ck.path << "), reusing it\n";
+      vae.train();
+      result.samples_seen = seen;
+      result.train_seconds = pr.at("train_seconds").get<double>();
+      result.eval_seconds = eval_seconds;
+      return result;
+    }
+    result.resumed_at.push_back(seen);
+    std::cerr << options.label << ": resuming from " << ck.path << " at " << seen << " of "
+              << options.total_samples << " samples (step " << step << ")\n";
+  }
+  auto last_save = Clock::now();
+  auto kept_note = [&]() -> std::string {
+    if (!ck.enabled()) return "";
+    if (saved_at < 0) return " No checkpoint of this model was written yet.";
+    return " The last good checkpoint (" + std::to_string(saved_at) + " samples) is kept in " + ck.path + ".";
+  };
+  // Saves the loop's state; only a finite one (the last good checkpoint stays).
+  auto save_now = [&](bool complete) {
+    if (running_steps > 0) {
+      auto r = (running / static_cast<double>(running_steps)).cpu();
+      const float* rp = r.data_ptr<float>();
+      if (!std::isfinite(rp[0]) || !std::isfinite(rp[1]) || !std::isfinite(rp[2])) {
+        std::ostringstream os;
+        os << options.label << ": the training loss became non-finite by step " << step << " (" << seen
+           << " samples): mean ELBO " << rp[0] << ", reconstruction term " << rp[1] << ", KL term " << rp[2]
+           << " over the last " << running_steps << " steps, learning rate " << current_lr(optimizer)
+           << ". Lower --lr, or check the data for NaN." << kept_note();
+        throw std::runtime_error(os.str());
+      }
+    }
+    if (!parameters_finite(vae)) {
+      std::ostringstream os;
+      os << options.label << ": the parameters became non-finite by step " << step << " (" << seen
+         << " samples), learning rate " << current_lr(optimizer) << ". Lower --lr." << kept_note();
+      throw std::runtime_error(os.str());
+    }
+    TrainingSnapshot snap;
+    const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
+    snap.progress = {{"complete", complete}, {"samples_seen", seen}, {"step", step}, {"position", pos},
+                     {"next_mark", next_mark}, {"running_steps", running_steps},
+                     {"total_samples", options.total_samples}, {"batch_size", options.batch_size},
+                     {"beta", options.beta}, {"train_examples", n}, {"elapsed_seconds", elapsed},
+                     {"eval_seconds", eval_seconds}, {"train_seconds", elapsed - eval_seconds},
+                     {"curve", curve_to_checkpoint(result.curve)}, {"resumed_at", result.resumed_at}};
+    snap.permutation = perm;
+    snap.running = running;
+    capture_rng(snap, device);
+    save_checkpoint(ck, vae, optimizer_state, std::move(snap));
+    saved_at = seen;
+    last_save_step = step;
+    last_save = Clock::now();
+  };
   vae.train();
 
   auto evaluate_now = [&]() {
@@ -180,7 +289,7 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
       os << options.label << ": the bound became non-finite at " << seen
          << " samples (train ELBO " << p.train.elbo << ", reconstruction " << p.train.log_likelihood
          << ", KL " << p.train.kl << "; learning rate " << current_lr(optimizer)
-         << "): lower --lr or check the data";
+         << "): lower --lr or check the data." << kept_note();
       throw std::runtime_error(os.str());
     }
     result.curve.push_back(p);
@@ -224,7 +333,7 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
         os << options.label << ": the training loss became non-finite at step " << step << " ("
            << seen << " samples): mean ELBO " << rp[0] << ", reconstruction term " << rp[1]
            << ", KL term " << rp[2] << ", learning rate " << current_lr(optimizer)
-           << ". Lower --lr, or check the data for NaN.";
+           << ". Lower --lr, or check the data for NaN." << kept_note();
         throw std::runtime_error(os.str());
       }
       if (print) {
@@ -249,12 +358,29 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
       evaluate_now();
       ++next_mark;
     }
+    // Checkpoint at the intervals, and on SIGINT/SIGTERM before stopping.
+    const int stop = stop_signal();
+    if (ck.enabled() && seen < options.total_samples &&
+        (stop != 0 ||
+         (ck.every_seconds > 0 &&
+          std::chrono::duration<double>(Clock::now() - last_save).count() >= ck.every_seconds) ||
+         (ck.every_steps > 0 && step - last_save_step >= ck.every_steps))) {
+      save_now(false);
+    }
+    if (stop != 0 && seen < options.total_samples) {
+      if (tty && options.progress_seconds > 0) std::cerr << "\r\033[K" << std::flush;
+      throw Interrupted(stop, options.label + ": stopped by " + signal_name(stop) + " at " + std::to_string(seen) +
+                                  " of " + std::to_string(options.total_samples) + " samples" +
+                                  (ck.enabled() ? "; its checkpoint is saved in " + ck.path
+                                                : " (no checkpoint: this run does not keep any)"));
+    }
   }
   if (tty && options.progress_seconds > 0) std::cerr << "\r\033[K" << std::flush;
   result.samples_seen = seen;
   result.eval_seconds = eval_seconds;
   result.train_seconds =
       std::chrono::duration<double>(Clock::now() - t0).count() - eval_seconds;
+  if (ck.enabled()) save_now(true);  // a complete checkpoint: a rerun reuses the model
   return result;
 }
 

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "vaerepro/checkpoint.h"
 #include "vaerepro/models.h"
 #include "vaerepro/protocol.h"
 
@@ -70,6 +71,10 @@ struct TrainOptions {
   /// state touched) for chapter-specific estimates; its time counts as
   /// evaluation time.
   std::function<nlohmann::json(VaeImpl&)> evaluate_extra;
+  /// Checkpoints (checkpoint.h): when enabled, the run resumes from a
+  /// matching checkpoint, saves one at these intervals, on SIGINT/SIGTERM and
+  /// when it ends; a complete one is returned as is, without training.
+  CheckpointOptions checkpoint;
 };
 
 /// The outcome of a training run.
@@ -78,12 +83,17 @@ struct TrainResult {
   int64_t samples_seen = 0;
   double train_seconds = 0;  ///< optimisation only
   double eval_seconds = 0;   ///< whole-set evaluations
+  /// Samples seen at each resumption from a checkpoint (empty: one go).
+  std::vector<int64_t> resumed_at;
 };
 
 /// Trains `vae` with `optimizer` on data.train, evaluating the ELBO on
 /// data.train_eval and data.test at every mark of options.eval_at (and at
 /// the end). Stops with std::runtime_error (which term, which step, the
-/// learning rate) if the loss becomes NaN or infinite.
+/// learning rate) if the loss becomes NaN or infinite; a checkpoint is only
+/// written from a finite state, so the last good one is kept. Checks the stop
+/// flag (cli.h) after every step: when set, saves a checkpoint (if enabled)
+/// and throws Interrupted.
 TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const TensorData& data,
                       const TrainOptions& options);
 
