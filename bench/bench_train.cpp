@@ -106,6 +106,7 @@ double median(std::vector<double> v) {
 
 struct Settings {
   int64_t steps = 200, repeats = 5, warmup = 20;
+  int threads = 0;  ///< 0: the cores this process may use (what the suite does)
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
 };
 
@@ -124,7 +125,7 @@ TensorData bench_data(const Settings& s) {
 }
 
 json child_suite(const BenchConfig& cfg, const Settings& s, bool fused) {
-  const RuntimeInfo info = configure_runtime(0);
+  const RuntimeInfo info = configure_runtime(s.threads);
   TensorData d = bench_data(s);
   torch::manual_seed(1);
   Vae vae(VaeOptions(d.dim(), parse_architecture(std::to_string(cfg.hidden) + "," + std::to_string(cfg.latent)))
@@ -212,7 +213,7 @@ json child_plain(const BenchConfig& cfg, const Settings& s) {
 }
 
 json child_bound(const BenchConfig& cfg, const Settings& s) {
-  const RuntimeInfo info = configure_runtime(0);
+  const RuntimeInfo info = configure_runtime(s.threads);
   const int64_t b = cfg.batch, h = cfg.hidden, z = cfg.latent, d = 784;
   // Linear layers (in -> out) of the step, in order, and whether the
   // backward needs the gradient with respect to the layer's input.
@@ -451,8 +452,8 @@ int run_parent(const ParentOptions& o, const std::string& self) {
     for (const auto& v : cpp_variants) {
       jobs.push_back({v, shell_quote(self) + " --child " + v + " --configs " + cfg.name + " --steps " +
                              std::to_string(o.s.steps) + " --repeats " + std::to_string(o.s.repeats) +
-                             " --warmup " + std::to_string(o.s.warmup) + " --data-dir " +
-                             shell_quote(o.s.data_dir)});
+                             " --warmup " + std::to_string(o.s.warmup) + " --threads " +
+                             std::to_string(o.s.threads) + " --data-dir " + shell_quote(o.s.data_dir)});
     }
     if (python_ok) {
       for (const auto& v : py_variants) {
@@ -604,6 +605,8 @@ int main(int argc, char** argv) {
         ("steps", po::value(&o.s.steps)->default_value(o.s.steps), "timed steps per repeat")
         ("repeats", po::value(&o.s.repeats)->default_value(o.s.repeats), "timed repeats (the median is quoted)")
         ("warmup", po::value(&o.s.warmup)->default_value(o.s.warmup), "untimed steps first")
+        ("threads", po::value(&o.s.threads)->default_value(0),
+         "threads of the suite and the bound (0: the cores available, as the chapters)")
         ("data-dir", po::value(&o.s.data_dir)->default_value(o.s.data_dir), "Fashion-MNIST idx files")
         ("python", po::value(&o.python)->default_value(o.python), "the Python with Debian's python3-torch")
         ("python-script", po::value(&o.script)->default_value(o.script), "bench/python_vae.py")

@@ -12,6 +12,7 @@
 #include "vaerepro/fused_optim.h"
 #include "vaerepro/models.h"
 #include "vaerepro/objectives.h"
+#include "vaerepro/protocol.h"
 #include "vaerepro/trainer.h"
 
 namespace {
@@ -302,6 +303,22 @@ TEST(FusedLoss, ANonFiniteStepIsNamedWithItsTermAndLearningRate) {
     EXPECT_NE(m.find("learning rate 1000"), std::string::npos) << m;
     EXPECT_NE(m.find("term"), std::string::npos) << m;
   }
+}
+
+TEST(FastBernoulli, SameValuesAndGeneratorStateAsTorch) {
+  for (const auto& p : {torch::rand({100, 784}), torch::rand({3, 5}).t(), torch::rand({7}).to(torch::kDouble)}) {
+    torch::manual_seed(123);
+    auto expected = torch::bernoulli(p);
+    auto after_expected = torch::rand({4});
+    torch::manual_seed(123);
+    auto got = bernoulli_sample(p);
+    auto after_got = torch::rand({4});
+    EXPECT_TRUE(torch::equal(expected, got)) << p.sizes();
+    EXPECT_TRUE(torch::equal(after_expected, after_got)) << "the generator advanced differently";
+  }
+  // Extremes: p = 0 never, p = 1 always.
+  EXPECT_EQ(bernoulli_sample(torch::zeros({1000})).sum().item<double>(), 0.0);
+  EXPECT_EQ(bernoulli_sample(torch::ones({1000})).sum().item<double>(), 1000.0);
 }
 
 }  // namespace

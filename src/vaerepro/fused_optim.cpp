@@ -90,6 +90,138 @@ torch::Tensor FusedOptimizer::step(LossClosure closure) {
 }
 
 namespace {
+
+// The loops below run 8 floats at a time with AVX (when the CPU has AVX2),
+// 4 with SSE2 (every x86-64) and one at a time elsewhere, with the very
+// operations, in the same order, of the scalar form in each tail loop. The
+// compiler does not vectorise std::sqrt itself here (errno), hence the
+// intrinsics. Each tail loop is the reference.
+#if defined(__GNUC__) && defined(__x86_64__)
+#define VAEREPRO_X86 1
+#include <immintrin.h>
+#endif
+
+#ifdef VAEREPRO_X86
+__attribute__((target("avx2"))) int64_t adagrad_avx2(float* p, float* s, const float* g, int64_t n,
+                                                      float neg_clr, float eps, float wd) {
+  const __m256 a = _mm256_set1_ps(neg_clr), e = _mm256_set1_ps(eps), w = _mm256_set1_ps(wd);
+  const bool decay = wd != 0.0f;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 pi = _mm256_loadu_ps(p + i);
+    __m256 gi = _mm256_loadu_ps(g + i);
+    if (decay) gi = _mm256_add_ps(gi, _mm256_mul_ps(w, pi));
+    const __m256 sum = _mm256_add_ps(_mm256_loadu_ps(s + i), _mm256_mul_ps(gi, gi));
+    _mm256_storeu_ps(s + i, sum);
+    const __m256 step = _mm256_div_ps(gi, _mm256_add_ps(_mm256_sqrt_ps(sum), e));
+    _mm256_storeu_ps(p + i, _mm256_add_ps(pi, _mm256_mul_ps(a, step)));
+  }
+  return i;
+}
+
+int64_t adagrad_sse(float* p, float* s, const float* g, int64_t n, float neg_clr, float eps, float wd) {
+  const __m128 a = _mm_set1_ps(neg_clr), e = _mm_set1_ps(eps), w = _mm_set1_ps(wd);
+  const bool decay = wd != 0.0f;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    __m128 pi = _mm_loadu_ps(p + i);
+    __m128 gi = _mm_loadu_ps(g + i);
+    if (decay) gi = _mm_add_ps(gi, _mm_mul_ps(w, pi));
+    const __m128 sum = _mm_add_ps(_mm_loadu_ps(s + i), _mm_mul_ps(gi, gi));
+    _mm_storeu_ps(s + i, sum);
+    const __m128 step = _mm_div_ps(gi, _mm_add_ps(_mm_sqrt_ps(sum), e));
+    _mm_storeu_ps(p + i, _mm_add_ps(pi, _mm_mul_ps(a, step)));
+  }
+  return i;
+}
+
+__attribute__((target("avx2"))) int64_t adam_avx2(float* p, float* m, float* v, const float* g, int64_t n,
+                                                   float neg_step, float sqrt_bc2, float eps, float b1,
+                                                   float one_minus_b1, float b2, float one_minus_b2, float wd) {
+  const __m256 a = _mm256_set1_ps(neg_step), sb = _mm256_set1_ps(sqrt_bc2), e = _mm256_set1_ps(eps);
+  const __m256 vb1 = _mm256_set1_ps(b1), vb1c = _mm256_set1_ps(one_minus_b1);
+  const __m256 vb2 = _mm256_set1_ps(b2), vb2c = _mm256_set1_ps(one_minus_b2), w = _mm256_set1_ps(wd);
+  const bool decay = wd != 0.0f;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    __m256 pi = _mm256_loadu_ps(p + i);
+    __m256 gi = _mm256_loadu_ps(g + i);
+    if (decay) gi = _mm256_add_ps(gi, _mm256_mul_ps(w, pi));
+    const __m256 mi = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(m + i), vb1), _mm256_mul_ps(vb1c, gi));
+    const __m256 vi =
+        _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i), vb2), _mm256_mul_ps(vb2c, _mm256_mul_ps(gi, gi)));
+    _mm256_storeu_ps(m + i, mi);
+    _mm256_storeu_ps(v + i, vi);
+    const __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), sb), e);
+    _mm256_storeu_ps(p + i, _mm256_add_ps(pi, _mm256_mul_ps(a, _mm256_div_ps(mi, denom))));
+  }
+  return i;
+}
+
+int64_t adam_sse(float* p, float* m, float* v, const float* g, int64_t n, float neg_step, float sqrt_bc2,
+                 float eps, float b1, float one_minus_b1, float b2, float one_minus_b2, float wd) {
+  const __m128 a = _mm_set1_ps(neg_step), sb = _mm_set1_ps(sqrt_bc2), e = _mm_set1_ps(eps);
+  const __m128 vb1 = _mm_set1_ps(b1), vb1c = _mm_set1_ps(one_minus_b1);
+  const __m128 vb2 = _mm_set1_ps(b2), vb2c = _mm_set1_ps(one_minus_b2), w = _mm_set1_ps(wd);
+  const bool decay = wd != 0.0f;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    __m128 pi = _mm_loadu_ps(p + i);
+    __m128 gi = _mm_loadu_ps(g + i);
+    if (decay) gi = _mm_add_ps(gi, _mm_mul_ps(w, pi));
+    const __m128 mi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(m + i), vb1), _mm_mul_ps(vb1c, gi));
+    const __m128 vi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(v + i), vb2), _mm_mul_ps(vb2c, _mm_mul_ps(gi, gi)));
+    _mm_storeu_ps(m + i, mi);
+    _mm_storeu_ps(v + i, vi);
+    const __m128 denom = _mm_add_ps(_mm_div_ps(_mm_sqrt_ps(vi), sb), e);
+    _mm_storeu_ps(p + i, _mm_add_ps(pi, _mm_mul_ps(a, _mm_div_ps(mi, denom))));
+  }
+  return i;
+}
+
+bool have_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+#endif
+
+void adagrad_loop(float* p, float* s, const float* g, int64_t n, float neg_clr, float eps, float wd) {
+  int64_t i = 0;
+#ifdef VAEREPRO_X86
+  i = have_avx2() ? adagrad_avx2(p, s, g, n, neg_clr, eps, wd) : adagrad_sse(p, s, g, n, neg_clr, eps, wd);
+#endif
+  for (; i < n; ++i) {
+    const float gi = wd != 0.0f ? g[i] + wd * p[i] : g[i];
+    const float sum = s[i] + gi * gi;
+    s[i] = sum;
+    p[i] = p[i] + neg_clr * (gi / (std::sqrt(sum) + eps));
+  }
+}
+
+void adam_loop(float* p, float* m, float* v, const float* g, int64_t n, float neg_step, float sqrt_bc2,
+               float eps, float b1, float one_minus_b1, float b2, float one_minus_b2, float wd) {
+  int64_t i = 0;
+#ifdef VAEREPRO_X86
+  i = have_avx2() ? adam_avx2(p, m, v, g, n, neg_step, sqrt_bc2, eps, b1, one_minus_b1, b2, one_minus_b2, wd)
+                  : adam_sse(p, m, v, g, n, neg_step, sqrt_bc2, eps, b1, one_minus_b1, b2, one_minus_b2, wd);
+#endif
+  for (; i < n; ++i) {
+    const float gi = wd != 0.0f ? g[i] + wd * p[i] : g[i];
+    const float mi = m[i] * b1 + one_minus_b1 * gi;
+    const float vi = v[i] * b2 + one_minus_b2 * (gi * gi);
+    m[i] = mi;
+    v[i] = vi;
+    p[i] = p[i] + neg_step * (mi / (std::sqrt(vi) / sqrt_bc2 + eps));
+  }
+}
+
+void sgd_loop(float* __restrict p, const float* __restrict g, int64_t n, float neg_lr, float wd) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float gi = wd != 0.0f ? g[i] + wd * p[i] : g[i];
+    p[i] = p[i] + neg_lr * gi;
+  }
+}
+
 /// One parameter's slice of the CPU loop with its per-step coefficients.
 struct Job {
   int64_t begin = 0, end = 0;  ///< range in the flat buffer
@@ -140,7 +272,6 @@ void FusedOptimizer::step_cpu_float(double lr) {
   float* s1 = state1_.defined() ? state1_.data_ptr<float>() : nullptr;
   float* s2 = state2_.defined() ? state2_.data_ptr<float>() : nullptr;
   const float wd = static_cast<float>(o.weight_decay);
-  const bool decay = o.weight_decay != 0;
   const float eps = static_cast<float>(o.eps);
   const float b1 = static_cast<float>(o.beta1), one_minus_b1 = static_cast<float>(1 - o.beta1);
   const float b2 = static_cast<float>(o.beta2), one_minus_b2 = static_cast<float>(1 - o.beta2);
@@ -151,34 +282,17 @@ void FusedOptimizer::step_cpu_float(double lr) {
     for (const Job& j : jobs) {
       const int64_t lo = std::max(begin, j.begin), hi = std::min(end, j.end);
       if (lo >= hi) continue;
-      const float* g0 = j.grad - j.begin;
+      const float* g = j.grad + (lo - j.begin);
+      const int64_t len = hi - lo;
       switch (kind) {
         case Kind::kAdagrad:
-          for (int64_t i = lo; i < hi; ++i) {
-            float g = g0[i];
-            if (decay) g = g + wd * p[i];
-            const float sum = s1[i] + g * g;
-            s1[i] = sum;
-            p[i] = p[i] + j.a * (g / (std::sqrt(sum) + eps));
-          }
+          adagrad_loop(p + lo, s1 + lo, g, len, j.a, eps, wd);
           break;
         case Kind::kAdam:
-          for (int64_t i = lo; i < hi; ++i) {
-            float g = g0[i];
-            if (decay) g = g + wd * p[i];
-            const float m = s1[i] * b1 + one_minus_b1 * g;
-            const float v = s2[i] * b2 + one_minus_b2 * (g * g);
-            s1[i] = m;
-            s2[i] = v;
-            p[i] = p[i] + j.a * (m / (std::sqrt(v) / j.b + eps));
-          }
+          adam_loop(p + lo, s1 + lo, s2 + lo, g, len, j.a, j.b, eps, b1, one_minus_b1, b2, one_minus_b2, wd);
           break;
         case Kind::kSgd:
-          for (int64_t i = lo; i < hi; ++i) {
-            float g = g0[i];
-            if (decay) g = g + wd * p[i];
-            p[i] = p[i] + j.a * g;
-          }
+          sgd_loop(p + lo, g, len, j.a, wd);
           break;
       }
     }
