@@ -379,7 +379,8 @@ struct ParentOptions {
   std::string json_path = "results/bench/bench.json";
   bool no_python = false;
   double max_busy = 0.5;
-  double wait_seconds = 120;
+  double wait_seconds = 60;
+  int child_timeout = 300;
 };
 
 int run_parent(const ParentOptions& o, const std::string& self) {
@@ -473,13 +474,19 @@ int run_parent(const ParentOptions& o, const std::string& self) {
       const json load_before = loadavg();
       int st = 0;
       const auto t0 = std::chrono::steady_clock::now();
-      const std::string text = capture(cmd, &st);
+      // A variant that crawls (two OpenMP threads on busy cores can be 50x
+      // slower) is stopped and recorded as such rather than holding the run.
+      const std::string text = capture("timeout " + std::to_string(o.child_timeout) + " " + cmd, &st);
       const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const double busy_after = other_runnable(0.5);
       json r = last_json_line(text);
       if (st != 0 || !r.contains("samples_per_s")) {
         std::cerr << "bench-train: " << cfg.name << "/" << variant << " failed (exit " << st << ")\n";
-        variants[variant] = {{"error", "exit status " + std::to_string(st)}, {"output_tail", text.substr(
+        variants[variant] = {{"error", st == 124 ? "stopped after " + std::to_string(o.child_timeout) +
+                                                       " s (--child-timeout); the machine was busy"
+                                                 : "exit status " + std::to_string(st)},
+                             {"other_runnable_before", busy},
+                             {"output_tail", text.substr(
                                  text.size() > 2000 ? text.size() - 2000 : 0)}};
         continue;
       }
@@ -616,6 +623,8 @@ int main(int argc, char** argv) {
          "wait while more than this many other processes are runnable")
         ("wait-seconds", po::value(&o.wait_seconds)->default_value(o.wait_seconds),
          "longest wait for a quiet machine before each variant")
+        ("child-timeout", po::value(&o.child_timeout)->default_value(o.child_timeout),
+         "seconds after which one variant is stopped and recorded as such")
         ("child", po::value(&child), "internal: run one variant and print its JSON");
     po::variables_map vm;
     try {
