@@ -262,6 +262,10 @@ int run_child(const std::string& variant, const BenchConfig& cfg, const Settings
   json out;
   if (variant == "suite") {
     out = child_suite(cfg, s, true);
+  } else if (variant == "suite-1-thread") {
+    Settings one = s;
+    one.threads = 1;
+    out = child_suite(cfg, one, true);
   } else if (variant == "suite-torch-optim") {
     out = child_suite(cfg, s, false);
   } else if (variant == "libtorch-plain") {
@@ -438,7 +442,8 @@ int run_parent(const ParentOptions& o, const std::string& self) {
                              : "no CUDA device (Debian's LibTorch is CPU-only): GPU numbers were not measured"}};
   out["data"] = "Fashion-MNIST training set (" + o.s.data_dir + "), dynamically binarised";
 
-  const std::vector<std::string> cpp_variants = {"suite", "suite-torch-optim", "libtorch-plain", "gemm-bound"};
+  const std::vector<std::string> cpp_variants = {"suite", "suite-1-thread", "suite-torch-optim", "libtorch-plain",
+                                                 "gemm-bound"};
   const std::vector<std::string> py_variants = {"default", "threads", "tuned"};
   double worst_busy = 0;
   json jconfigs = json::array();
@@ -512,7 +517,10 @@ int run_parent(const ParentOptions& o, const std::string& self) {
                  : std::nan("");
     };
     const double suite = rate("suite");
+    const double suite1 = rate("suite-1-thread");
     json ratios = {{"suite_over_python_default", suite / rate("python-default")},
+                   {"suite_1_thread_over_python_default", suite1 / rate("python-default")},
+                   {"suite_1_thread_over_python_tuned", suite1 / rate("python-tuned")},
                    {"suite_over_python_threads", suite / rate("python-threads")},
                    {"suite_over_python_tuned", suite / rate("python-tuned")},
                    {"suite_over_libtorch_plain", suite / rate("libtorch-plain")},
@@ -535,8 +543,16 @@ int run_parent(const ParentOptions& o, const std::string& self) {
       target("epoch within 1.5x of the GEMM-only bound", "step_over_bound", 1.5, true);
       target("at least 2.5x the default Python loop", "suite_over_python_default", 2.5, false);
       target("at least 1.5x the tuned Python loop", "suite_over_python_tuned", 1.5, false);
+      // The same with the suite on one thread (THREADS=1): on a loaded
+      // machine two OpenMP threads can be many times slower than one.
+      target("(suite at 1 thread) at least 2.5x the default Python loop", "suite_1_thread_over_python_default",
+             2.5, false);
+      target("(suite at 1 thread) at least 1.5x the tuned Python loop", "suite_1_thread_over_python_tuned", 1.5,
+             false);
     } else if (cfg.name == "small") {
       target("small model: at least 2x Python (the default loop)", "suite_over_python_default", 2.0, false);
+      target("(suite at 1 thread) small model: at least 2x Python (the default loop)",
+             "suite_1_thread_over_python_default", 2.0, false);
     }
     jc["targets"] = targets;
     jconfigs.push_back(jc);

@@ -30,6 +30,7 @@ std::string num(const json& v, int prec) {
 
 const char* describe_variant(const std::string& v) {
   if (v == "suite") return "the suite's step (train_vae, as every chapter runs it)";
+  if (v == "suite-1-thread") return "the suite's step with one thread (THREADS=1)";
   if (v == "suite-torch-optim") return "the same with torch::optim instead of the fused optimizer";
   if (v == "libtorch-plain") return "a plain LibTorch loop (torch::nn, torch::optim, default threads)";
   if (v == "python-default") return "pytorch/examples' loop in Python, torch's default threads";
@@ -99,7 +100,7 @@ std::string render_performance(const Paths& paths, Outcome& outcome) {
     if (variants.contains("suite") && variants["suite"].contains("median_samples_per_s")) {
       suite = variants["suite"]["median_samples_per_s"].get<double>();
     }
-    for (const char* name : {"suite", "suite-torch-optim", "libtorch-plain", "python-default", "python-threads",
+    for (const char* name : {"suite", "suite-1-thread", "suite-torch-optim", "libtorch-plain", "python-default", "python-threads",
                              "python-tuned", "gemm-bound"}) {
       if (!variants.contains(name)) continue;
       const json& r = variants[name];
