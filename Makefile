@@ -13,6 +13,7 @@ SEED      ?= 1
 PROTOCOL  ?=
 THREADS   ?= 0
 FORCE     ?=
+BENCH_ARGS ?=
 OUT       ?= results
 BUILD_DIR ?= build
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
@@ -38,7 +39,7 @@ POINT_ARGS = $(RUN_BASE) --threads $(POINT_THREADS)
 CHAPTERS = chapter-01 chapter-02 chapter-03 chapter-04 chapter-06
 BETAS ?= 0.5 1 2 5 10 20 50
 
-.PHONY: help all data-note deps deps-all deps-check configure build test data chapters $(CHAPTERS) chapter-03-points chapter-06-probes report docs bench clean
+.PHONY: help all data-note deps deps-all deps-check deps-bench configure build test data chapters $(CHAPTERS) chapter-03-points chapter-06-probes report docs bench clean
 
 help: ## list the targets
 	@echo "vaerepro: make TARGET [PROFILE=smoke|quick|full] [DATASET=auto|mnist|fashion-mnist|mnist-10k] [DEVICE=auto|cpu|cuda] [SEED=N] [FORCE=1]"
@@ -60,6 +61,9 @@ deps: ## install the Debian packages (idempotent) and check that OpenBLAS is act
 
 deps-all:
 	@VAEREPRO_TEX=1 scripts/deps.sh
+
+deps-bench:
+	@scripts/deps.sh --bench
 
 deps-check:
 	@scripts/deps.sh --check >/dev/null 2>&1 || scripts/deps.sh
@@ -117,6 +121,11 @@ report: configure ## rebuild the report from the results on disk (seconds; train
 	@cmake --build $(BUILD_DIR) --target report-gen -j $(JOBS) > /dev/null
 	$(BUILD_DIR)/bin/report-gen --results $(OUT) --out report/out --figures figures --docs $(BUILD_DIR)/docs/html
 	@echo "report: open $(CURDIR)/report/out/index.html"
+
+bench: deps-bench configure ## time the training step beside Python, plain LibTorch and the GEMM-only bound (BENCH_ARGS=--help)
+	cmake --build $(BUILD_DIR) --target bench-train -j $(JOBS)
+	$(BUILD_DIR)/bin/bench-train --json $(OUT)/bench/bench.json $(BENCH_ARGS)
+	@echo "bench: $(OUT)/bench/bench.json; make report shows it in the performance appendix"
 
 docs: configure ## Doxygen documentation of src/ and the chapters, in build/docs/html
 	cmake --build $(BUILD_DIR) --target docs

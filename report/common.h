@@ -92,6 +92,10 @@ Vars render_marginal_likelihood(const RenderContext& ctx);
 Vars render_beta_sweep(const RenderContext& ctx);
 /// Chapter 4: CVAE labels and the benchmark (chapter04.cpp).
 Vars render_cvae_labels(const RenderContext& ctx);
+/// The performance appendix from results/bench/bench.json (performance.cpp):
+/// tables, ratios against issue #9's targets, the environment; or how to
+/// produce it when it is missing or unreadable.
+std::string render_performance(const Paths& paths, Outcome& outcome);
 /// Chapter 6: the minimal-architecture search (chapter06.cpp).
 Vars render_architecture_search(const RenderContext& ctx);
 

@@ -273,6 +273,7 @@ Outcome generate(const Options& options) {
       {"summary_table", summary.str()},
       {"data_note", data_note},
       {"environment", environment.empty() ? std::string("*No run yet.*\n") : environment},
+      {"performance", render_performance(paths, outcome)},
       {"skipped", [&] {
          std::string s;
          for (const auto& k : outcome.skipped) s += "- " + md(k) + "\n";

@@ -4,7 +4,17 @@
 #   scripts/deps.sh          install what is missing
 #   scripts/deps.sh --check  only report (exit 1 when something is missing)
 #   VAEREPRO_TEX=1 scripts/deps.sh   also install a minimal TeX (for the PDF report; CI=true does too)
+#   scripts/deps.sh --bench  also install Debian's python3-torch (the Python peer that
+#                            `make bench` times; large, so only the bench asks for it)
 set -euo pipefail
+
+mode=""
+case "${1:-}" in
+  --check) mode=check;;
+  --bench) mode=bench;;
+  "") ;;
+  *) echo "deps: usage: scripts/deps.sh [--check|--bench]" >&2; exit 2;;
+esac
 
 packages=(
   build-essential cmake git pkg-config ca-certificates curl
@@ -21,6 +31,10 @@ command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ "${VAEREPRO_TEX:-0}" = 1 ] || [ "${CI:-}" = true ]; then
   packages+=(latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern)
 fi
+# The benchmark's Python peer: the same LibTorch 1.13 build, driven from Python.
+if [ "$mode" = bench ]; then
+  packages+=(python3-torch python3-numpy)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
@@ -29,7 +43,7 @@ for p in "${packages[@]}"; do
   fi
 done
 
-if [ "${1:-}" = "--check" ]; then
+if [ "$mode" = check ]; then
   if [ ${#missing[@]} -gt 0 ]; then
     echo "deps: missing Debian packages: ${missing[*]} (run: make deps)"
     exit 1

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "common.h"
 #include "generator.h"
 #include "vaerepro/build_config.h"
 
@@ -271,6 +272,73 @@ TEST(Format, OneDecimal) {
   EXPECT_EQ(rp::fmt1(-0.01), "0.0");
   EXPECT_EQ(rp::fmt1(std::nan("")), "n/a");
   EXPECT_EQ(rp::fmt1(json("x")), "n/a");
+}
+
+}  // namespace
+
+namespace {
+
+TEST(PerformanceAppendix, SaysHowToProduceItWhenThereIsNoBenchmark) {
+  const fs::path root = fs::temp_directory_path() / ("vaerepro-perf-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  rp::Paths paths;
+  paths.results = (root / "results").string();
+  rp::Outcome outcome;
+  const std::string md = rp::render_performance(paths, outcome);
+  EXPECT_NE(md.find("No benchmark results yet"), std::string::npos) << md;
+  EXPECT_NE(md.find("make bench"), std::string::npos) << md;
+  // Corrupt: named and skipped, never a crash.
+  fs::create_directories(root / "results/bench");
+  std::ofstream(root / "results/bench/bench.json") << "{\"configs\": ";
+  const std::string bad = rp::render_performance(paths, outcome);
+  EXPECT_NE(bad.find("could not be read"), std::string::npos) << bad;
+  fs::remove_all(root);
+}
+
+TEST(PerformanceAppendix, ShowsTheMediansRatiosVerdictsAndEnvironment) {
+  const fs::path root = fs::temp_directory_path() / ("vaerepro-perf2-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "results/bench");
+  const json b = {
+      {"settings", {{"steps", 50}, {"repeats", 3}, {"warmup", 5}}},
+      {"data", "Fashion-MNIST"},
+      {"gpu", {{"measured", false}, {"note", "no CUDA device: GPU numbers were not measured"}}},
+      {"environment",
+       {{"cpu_model", "Test CPU"}, {"blas_library", "/usr/lib/libopenblas.so"}, {"openblas_corename", "Haswell"},
+        {"env", {{"OPENBLAS_CORETYPE", "Haswell"}}}, {"load_at_start", {{"1min", 0.25}}},
+        {"load_at_end", {{"1min", 1.5}}}}},
+      {"warnings", {"the machine was busy"}},
+      {"configs",
+       {{{"name", "kw"},
+         {"description", "KW config"},
+         {"variants",
+          {{"suite", {{"median_samples_per_s", 30000.0}, {"threads", 2}, {"other_runnable_before", 0.0}}},
+           {"python-default", {{"median_samples_per_s", 12000.0}, {"threads", 1}, {"torch_version", "1.13.1"},
+                               {"python", "3.11.2"}}},
+           {"gemm-bound", {{"median_samples_per_s", 40000.0}, {"threads", 2}}}}},
+         {"targets",
+          {{{"target", "epoch within 1.5x of the GEMM-only bound"}, {"value", 1.3333}, {"threshold", 1.5},
+            {"at_most", true}, {"holds", true}},
+           {{"target", "at least 2.5x the default Python loop"}, {"value", 2.5}, {"threshold", 2.5},
+            {"at_most", false}, {"holds", true}},
+           {{"target", "at least 1.5x the tuned Python loop"}, {"value", nullptr}, {"threshold", 1.5},
+            {"at_most", false}, {"holds", nullptr}}}}}}}};
+  std::ofstream(root / "results/bench/bench.json") << b.dump();
+  rp::Paths paths;
+  paths.results = (root / "results").string();
+  rp::Outcome outcome;
+  const std::string md = rp::render_performance(paths, outcome);
+  EXPECT_NE(md.find("30000"), std::string::npos) << md;  // suite samples/s
+  EXPECT_NE(md.find("2.00"), std::string::npos) << md;   // 60,000 / 30,000 s per epoch
+  EXPECT_NE(md.find("1.33x"), std::string::npos) << md;  // step over bound
+  EXPECT_NE(md.find("2.50x as fast"), std::string::npos) << md;
+  EXPECT_NE(md.find("not measured"), std::string::npos) << md;
+  EXPECT_NE(md.find("GPU numbers were not measured"), std::string::npos) << md;
+  EXPECT_NE(md.find("Haswell"), std::string::npos) << md;
+  EXPECT_NE(md.find("0.25 / 1.50"), std::string::npos) << md;
+  EXPECT_NE(md.find("torch 1.13.1"), std::string::npos) << md;
+  EXPECT_NE(md.find("the machine was busy"), std::string::npos) << md;
+  fs::remove_all(root);
 }
 
 }  // namespace

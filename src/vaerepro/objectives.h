@@ -7,6 +7,7 @@
 /// Z = latent size, K = importance samples.
 
 #include <cstdint>
+#include <vector>
 
 #include <torch/torch.h>
 
@@ -30,6 +31,33 @@ ElboTerms elbo(VaeImpl& vae, const torch::Tensor& x, const torch::Tensor& c = {}
 /// \f$-(\log p(x|z) - \beta\,KL)\f$ (beta = 1 is the VAE; Higgins et al. 2017
 /// otherwise). A scalar.
 torch::Tensor negative_beta_elbo_loss(const ElboTerms& terms, double beta = 1.0);
+
+/// What a training step needs from the objective, reduced over the batch.
+struct TrainingLoss {
+  torch::Tensor loss;            ///< scalar: mean over the batch of -(log p(x|z) - beta KL)
+  torch::Tensor log_likelihood;  ///< scalar, detached: sum over the batch of log p(x|z)
+  torch::Tensor kl;              ///< scalar, detached: sum over the batch of KL(q(z|x) || p(z))
+};
+
+/// negative_beta_elbo_loss(elbo(vae, x, c), beta) computed with fewer
+/// operations: the reparameterised sample and the analytic KL are one autograd
+/// node (one loop forward, one backward), and the Bernoulli log-likelihood is
+/// one node whose gradient is the closed form (x - sigmoid(logits)) g. The same
+/// random numbers are drawn in the same order (one randn_like(mu)), so a run
+/// sees the same z as through elbo(); values agree to float rounding
+/// (tests/models_test.cpp, FusedTrainingLoss*). Gaussian decoders use their
+/// log_prob unchanged.
+TrainingLoss training_loss(VaeImpl& vae, const torch::Tensor& x, const torch::Tensor& c,
+                           double beta = 1.0);
+
+/// The two fused nodes, exposed for tests.
+/// z = mu + exp(logvar / 2) eps and KL summed over the batch [scalar]
+/// (KW2013 appendix B: -1/2 sum(1 + logvar - mu^2 - exp(logvar))).
+std::vector<torch::Tensor> fused_sample_and_kl(const torch::Tensor& mu, const torch::Tensor& logvar,
+                                               const torch::Tensor& eps);
+/// sum over the batch and pixels of x l - softplus(l) (Bernoulli log-likelihood
+/// of logits l), as one node; a scalar.
+torch::Tensor fused_bernoulli_log_prob_sum(const torch::Tensor& logits, const torch::Tensor& x);
 
 /// The importance-weighted bound (Burda et al. 2015, eq. 8):
 /// \f[ \mathcal{L}_K(x) = \log \frac1K \sum_{k=1}^K \frac{p(x, z_k)}{q(z_k|x)},

@@ -60,6 +60,13 @@ struct TensorData {
 TensorData prepare_tensors(const Dataset& data, Protocol protocol, torch::Device device,
                            int64_t max_train = 0, int64_t max_test = 0);
 
+/// torch::bernoulli(p) with the default generator: the same values and the
+/// same generator state after, faster on the CPU (one tight loop over the
+/// generator's mt19937 instead of torch's per-element kernel; checked against
+/// torch::bernoulli once per process, which is used whenever they differ or
+/// p is not a contiguous float CPU tensor).
+torch::Tensor bernoulli_sample(const torch::Tensor& p);
+
 /// Bernoulli(p) with its own seeded generator (on the CPU, then moved back).
 torch::Tensor binarize_with_seed(const torch::Tensor& p, uint64_t seed);
 

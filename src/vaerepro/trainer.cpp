@@ -7,10 +7,12 @@
 #include <cmath>
 #include <cstdio>
 #include <iostream>
+#include <numeric>
 #include <sstream>
 #include <stdexcept>
 
 #include "vaerepro/cli.h"
+#include "vaerepro/fused_optim.h"
 #include "vaerepro/objectives.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -18,11 +20,18 @@
 namespace vaerepro {
 
 nlohmann::json OptimizerOptions::to_json() const {
-  return {{"name", name}, {"lr", lr}, {"weight_decay", weight_decay}};
+  return {{"name", name}, {"lr", lr}, {"weight_decay", weight_decay}, {"fused", fused}};
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<torch::Tensor> params,
                                                         const OptimizerOptions& o) {
+  if (o.fused) {
+    FusedOptimizerOptions f;
+    f.kind = parse_fused_kind(o.name);  // throws for an unknown name
+    f.lr = o.lr;
+    f.weight_decay = o.weight_decay;
+    return std::make_unique<FusedOptimizer>(std::move(params), f);
+  }
   if (o.name == "adagrad") {
     return std::make_unique<torch::optim::Adagrad>(
         params, torch::optim::AdagradOptions(o.lr).weight_decay(o.weight_decay));
@@ -156,6 +165,19 @@ std::vector<CurvePoint> curve_from_checkpoint(const nlohmann::json& rows) {
 
 }  // namespace
 
+void train_step(VaeImpl& vae, const std::vector<torch::Tensor>& params,
+                torch::optim::Optimizer& optimizer, const torch::Tensor& x, const torch::Tensor& c,
+                double beta, torch::Tensor sums_out) {
+  // Undefined rather than zeroed: autograd then hands over the gradient it
+  // computed instead of adding it into a zeroed buffer (one pass and one
+  // operation less per parameter); the optimizers read the same values.
+  for (const auto& p : params) p.mutable_grad().reset();
+  auto t = training_loss(vae, x, c, beta);
+  t.loss.backward();
+  optimizer.step();
+  if (sums_out.defined()) at::stack_out(sums_out, {t.log_likelihood, t.kl});
+}
+
 TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const TensorData& data,
                       const TrainOptions& options) {
   using Clock = std::chrono::steady_clock;
@@ -184,7 +206,12 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
   int64_t seen = 0, step = 0;
   torch::Tensor perm;
   int64_t pos = n;  // forces a fresh permutation at the start
-  auto running = torch::zeros({3}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+  // Per-step [sum log p(x|z), sum KL] on the device; the host reads it every
+  // kLossCheckSteps steps (and at progress lines and marks), not every step.
+  auto history = torch::zeros({kLossCheckSteps, 2}, torch::TensorOptions().dtype(torch::kFloat).device(device));
+  std::vector<int64_t> history_batch;  // batch size of each row
+  int64_t history_first_step = 1;
+  double running_elbo = 0, running_ll = 0, running_kl = 0;  // sums of per-step means since the last line
   int64_t running_steps = 0;
 
   // Checkpoints: resume from one of this configuration, if any (checkpoint.h).
@@ -202,7 +229,10 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
     saved_at = seen;
     next_mark = pr.at("next_mark").get<size_t>();
     running_steps = pr.at("running_steps").get<int64_t>();
-    if (snap->running.defined()) running = snap->running.to(device);
+    running_elbo = pr.at("running_elbo").get<double>();
+    running_ll = pr.at("running_ll").get<double>();
+    running_kl = pr.at("running_kl").get<double>();
+    history_first_step = step + 1;
     perm = snap->permutation.defined() ? snap->permutation.to(device) : torch::Tensor();
     pos = perm.defined() ? pr.at("position").get<int64_t>() : n;
     eval_seconds = pr.at("eval_seconds").get<double>();
@@ -228,20 +258,40 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
     if (saved_at < 0) return " No checkpoint of this model was written yet.";
     return " The last good checkpoint (" + std::to_string(saved_at) + " samples) is kept in " + ck.path + ".";
   };
-  // Saves the loop's state; only a finite one (the last good checkpoint stays).
-  auto save_now = [&](bool complete) {
-    if (running_steps > 0) {
-      auto r = (running / static_cast<double>(running_steps)).cpu();
-      const float* rp = r.data_ptr<float>();
-      if (!std::isfinite(rp[0]) || !std::isfinite(rp[1]) || !std::isfinite(rp[2])) {
+  // The only host read of the loss: the steps since the last check, each
+  // checked, the first non-finite one named with its terms.
+  auto check_history = [&]() {
+    if (history_batch.empty()) return;
+    auto h = history.narrow(0, 0, static_cast<int64_t>(history_batch.size())).to(torch::kCPU, torch::kDouble);
+    const double* hp = h.data_ptr<double>();
+    for (size_t i = 0; i < history_batch.size(); ++i) {
+      const double b = static_cast<double>(history_batch[i]);
+      const double ll = hp[2 * i] / b, kl = hp[2 * i + 1] / b;
+      if (!std::isfinite(ll) || !std::isfinite(kl)) {
+        const std::string which = !std::isfinite(ll) && !std::isfinite(kl) ? "both terms are"
+                                  : !std::isfinite(ll)                     ? "the reconstruction term is"
+                                                                           : "the KL term is";
         std::ostringstream os;
-        os << options.label << ": the training loss became non-finite by step " << step << " (" << seen
-           << " samples): mean ELBO " << rp[0] << ", reconstruction term " << rp[1] << ", KL term " << rp[2]
-           << " over the last " << running_steps << " steps, learning rate " << current_lr(optimizer)
-           << ". Lower --lr, or check the data for NaN." << kept_note();
+        os << options.label << ": the training loss became non-finite at step "
+           << history_first_step + static_cast<int64_t>(i) << " ("
+           << seen - std::accumulate(history_batch.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                                     history_batch.end(), int64_t{0})
+           << " samples; " << which << " non-finite): mean ELBO " << ll - kl
+           << ", reconstruction term " << ll << ", KL term " << kl << ", learning rate "
+           << current_lr(optimizer) << ". Lower --lr, or check the data for NaN." << kept_note();
         throw std::runtime_error(os.str());
       }
+      running_ll += ll;
+      running_kl += kl;
+      running_elbo += ll - kl;
+      ++running_steps;
     }
+    history_first_step = step + 1;
+    history_batch.clear();
+  };
+  // Saves the loop's state; only a finite one (the last good checkpoint stays).
+  auto save_now = [&](bool complete) {
+    check_history();  // every step since the last check is finite, or it throws
     if (!parameters_finite(vae)) {
       std::ostringstream os;
       os << options.label << ": the parameters became non-finite by step " << step << " (" << seen
@@ -252,18 +302,19 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
     const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
     snap.progress = {{"complete", complete}, {"samples_seen", seen}, {"step", step}, {"position", pos},
                      {"next_mark", next_mark}, {"running_steps", running_steps},
+                     {"running_elbo", running_elbo}, {"running_ll", running_ll}, {"running_kl", running_kl},
                      {"total_samples", options.total_samples}, {"batch_size", options.batch_size},
                      {"beta", options.beta}, {"train_examples", n}, {"elapsed_seconds", elapsed},
                      {"eval_seconds", eval_seconds}, {"train_seconds", elapsed - eval_seconds},
                      {"curve", curve_to_checkpoint(result.curve)}, {"resumed_at", result.resumed_at}};
     snap.permutation = perm;
-    snap.running = running;
     capture_rng(snap, device);
     save_checkpoint(ck, vae, optimizer_state, std::move(snap));
     saved_at = seen;
     last_save_step = step;
     last_save = Clock::now();
   };
+  const auto params = vae.parameters();
   vae.train();
 
   auto evaluate_now = [&]() {
@@ -308,16 +359,9 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
     auto x = data.train_batch(idx);      // [B, D]
     auto c = train_condition.defined() ? train_condition.index_select(0, idx) : torch::Tensor();
 
-    optimizer.zero_grad();
-    auto terms = elbo(vae, x, c);
-    auto loss = negative_beta_elbo_loss(terms, options.beta);
-    loss.backward();
-    optimizer.step();
-    {
-      torch::NoGradGuard no_grad;
-      running += torch::stack({terms.elbo.mean(), terms.log_likelihood.mean(), terms.kl.mean()});
-    }
-    ++running_steps;
+    train_step(vae, params, optimizer, x, c, options.beta,
+               history.select(0, static_cast<int64_t>(history_batch.size())));
+    history_batch.push_back(len);
     seen += len;
     ++step;
 
@@ -325,33 +369,27 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
     const bool at_mark = next_mark < marks.size() && seen >= marks[next_mark];
     const bool print = options.progress_seconds > 0 &&
                        std::chrono::duration<double>(now - last_print).count() >= options.progress_seconds;
-    if (print || at_mark) {
-      auto r = (running / static_cast<double>(std::max<int64_t>(1, running_steps))).cpu();
-      const float* rp = r.data_ptr<float>();
-      if (!std::isfinite(rp[0])) {
-        std::ostringstream os;
-        os << options.label << ": the training loss became non-finite at step " << step << " ("
-           << seen << " samples): mean ELBO " << rp[0] << ", reconstruction term " << rp[1]
-           << ", KL term " << rp[2] << ", learning rate " << current_lr(optimizer)
-           << ". Lower --lr, or check the data for NaN." << kept_note();
-        throw std::runtime_error(os.str());
-      }
-      if (print) {
-        const double elapsed = std::chrono::duration<double>(now - t0).count();
-        const double train_time = std::max(1e-9, elapsed - eval_seconds);
-        const double rate = seen / train_time;
-        const double eta = (options.total_samples - seen) / std::max(rate, 1e-9);
-        char line[256];
-        std::snprintf(line, sizeof(line),
-                      "%s %.3g/%.3g samples (%.1f epochs)  %.0f samples/s  ETA %s  "
-                      "minibatch ELBO %.2f (rec %.2f, KL %.2f)",
-                      options.label.c_str(), static_cast<double>(seen),
-                      static_cast<double>(options.total_samples), static_cast<double>(seen) / n,
-                      rate, human_duration(eta).c_str(), rp[0], rp[1], rp[2]);
-        std::cerr << (tty ? "\r\033[K" : "") << line << (tty ? "" : "\n") << std::flush;
-        last_print = now;
-      }
-      running.zero_();
+    if (print || at_mark || static_cast<int64_t>(history_batch.size()) == kLossCheckSteps ||
+        seen >= options.total_samples) {
+      check_history();
+    }
+    if (print) {
+      const double steps_d = static_cast<double>(std::max<int64_t>(1, running_steps));
+      const double elapsed = std::chrono::duration<double>(now - t0).count();
+      const double train_time = std::max(1e-9, elapsed - eval_seconds);
+      const double rate = seen / train_time;
+      const double eta = (options.total_samples - seen) / std::max(rate, 1e-9);
+      char line[256];
+      std::snprintf(line, sizeof(line),
+                    "%s %.3g/%.3g samples (%.1f epochs)  %.0f samples/s  ETA %s  "
+                    "minibatch ELBO %.2f (rec %.2f, KL %.2f)",
+                    options.label.c_str(), static_cast<double>(seen),
+                    static_cast<double>(options.total_samples), static_cast<double>(seen) / n, rate,
+                    human_duration(eta).c_str(), running_elbo / steps_d, running_ll / steps_d,
+                    running_kl / steps_d);
+      std::cerr << (tty ? "\r\033[K" : "") << line << (tty ? "" : "\n") << std::flush;
+      last_print = now;
+      running_elbo = running_ll = running_kl = 0;
       running_steps = 0;
     }
     while (next_mark < marks.size() && seen >= marks[next_mark]) {

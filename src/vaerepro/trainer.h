@@ -27,11 +27,15 @@ struct OptimizerOptions {
   /// L2 weight decay added to the per-example loss's gradient. KW2013's
   /// N(0, I) prior on the weights corresponds to 1 / (training set size).
   double weight_decay = 0.0;
+  /// One fused update over a flat parameter buffer (fused_optim.h), the same
+  /// mathematics as torch::optim's; false: torch::optim itself.
+  bool fused = true;
   nlohmann::json to_json() const;
 };
 
-/// Builds the optimizer over `params`. Throws std::invalid_argument for an
-/// unknown name.
+/// Builds the optimizer over `params`: a FusedOptimizer (fused_optim.h; the
+/// parameters move into its flat buffer) or, with o.fused false,
+/// torch::optim's. Throws std::invalid_argument for an unknown name.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<torch::Tensor> params,
                                                         const OptimizerOptions& o);
 
@@ -94,8 +98,30 @@ struct TrainResult {
 /// written from a finite state, so the last good one is kept. Checks the stop
 /// flag (cli.h) after every step: when set, saves a checkpoint (if enabled)
 /// and throws Interrupted.
+///
+/// The step (train_step) is written for speed: gradients are reset to
+/// undefined rather than zeroed (autograd hands its buffers over), the loss is
+/// training_loss() (fused sample+KL and Bernoulli nodes), and the host reads
+/// the loss only every kLossCheckSteps steps (and at progress lines and
+/// marks): each step writes its two sums into a small device-side history,
+/// which the check scans for the first non-finite step. On CUDA nothing in the
+/// step waits for the device. Not done: capturing the step in a CUDA graph
+/// (FusedOptimizer keeps its step counts on the host, so a captured Adam would
+/// need them moved to the device first) and training K same-shape models as
+/// one.
 TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const TensorData& data,
                       const TrainOptions& options);
+
+/// Steps between the host's reads of the loss history (NaN checks).
+constexpr int64_t kLossCheckSteps = 64;
+
+/// One optimisation step on the minibatch x [B, D] (c [B, C] or undefined):
+/// gradients reset, training_loss, backward, optimizer step. Writes
+/// [sum log p(x|z), sum KL] over the batch into `sums_out` [2] (a view of the
+/// trainer's history; undefined: not written). No host synchronisation.
+void train_step(VaeImpl& vae, const std::vector<torch::Tensor>& params,
+                torch::optim::Optimizer& optimizer, const torch::Tensor& x, const torch::Tensor& c,
+                double beta, torch::Tensor sums_out);
 
 /// `count` marks from `first` to `last` evenly spaced in log(samples),
 /// rounded to multiples of `step`, strictly increasing, `last` included.

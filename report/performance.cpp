@@ -1,0 +1,169 @@
+/// \file performance.cpp
+/// The performance appendix: results/bench/bench.json (written by
+/// `make bench`, bench/bench_train.cpp) as tables of speeds, ratios against
+/// issue #9's targets, and the environment the figures came from. Reads the
+/// JSON only; never runs anything.
+
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+
+#include "common.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace vaerepro::report {
+
+namespace {
+
+std::string num(const json& v, int prec) {
+  if (!v.is_number()) return "n/a";
+  const double d = v.get<double>();
+  if (!std::isfinite(d)) return "n/a";
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(prec);
+  os << d;
+  return os.str();
+}
+
+const char* describe_variant(const std::string& v) {
+  if (v == "suite") return "the suite's step (train_vae, as every chapter runs it)";
+  if (v == "suite-1-thread") return "the suite's step with one thread (THREADS=1)";
+  if (v == "suite-torch-optim") return "the same with torch::optim instead of the fused optimizer";
+  if (v == "libtorch-plain") return "a plain LibTorch loop (torch::nn, torch::optim, default threads)";
+  if (v == "python-default") return "pytorch/examples' loop in Python, torch's default threads";
+  if (v == "python-threads") return "the same with threads set to the cores";
+  if (v == "python-tuned") return "a tuned Python loop (threads, malloc, in-memory batches, foreach optimizer)";
+  if (v == "gemm-bound") return "GEMM-only bound: the step's matrix products alone";
+  return "";
+}
+
+std::string how_to_produce() {
+  return "Produce it with `make bench` (installs Debian's python3-torch for the Python peer, builds "
+         "`bench-train`, runs every variant and writes `results/bench/bench.json`; a few minutes on a "
+         "quiet machine), then `make report`. `bench-train --help` lists the settings.";
+}
+
+}  // namespace
+
+std::string render_performance(const Paths& paths, Outcome& outcome) {
+  const fs::path file = fs::path(paths.results) / "bench" / "bench.json";
+  std::ostringstream os;
+  if (!fs::exists(file)) {
+    outcome.skipped.push_back("performance appendix: " + file.string() + " not found (make bench)");
+    os << "::: {.status}\n**No benchmark results yet.** " << how_to_produce() << "\n:::\n";
+    return os.str();
+  }
+  json b;
+  try {
+    b = read_json(file);
+    if (!b.is_object() || !b.contains("configs") || !b["configs"].is_array()) {
+      throw std::runtime_error(file.string() + " has no \"configs\" list");
+    }
+  } catch (const std::exception& e) {
+    outcome.skipped.push_back(std::string("performance appendix: ") + e.what());
+    os << "::: {.status}\n**The benchmark results could not be read and were skipped:** " << md(e.what())
+       << ". " << how_to_produce() << "\n:::\n";
+    return os.str();
+  }
+  const json settings = b.value("settings", json::object());
+  const json env = b.value("environment", json::object());
+  os << "Training speed on the CPU, timed by `make bench` (`bench/bench_train.cpp` and "
+        "`bench/python_vae.py`) on the same data (" << md(b.value("data", std::string("?")))
+     << ") and configurations. Each variant runs in its own process: " << str(settings, "warmup")
+     << " untimed steps, then " << str(settings, "repeats") << " timed runs of " << str(settings, "steps")
+     << " steps; the tables give the **median**. Seconds per epoch are for 60,000 images. "
+        "The machine is shared: the column *busy* counts other runnable processes when the variant "
+        "started (more than zero means the figure was taken under load).\n\n";
+
+  os << "| configuration | target | measured | threshold | holds |\n|---|---|---|---|---|\n";
+  for (const auto& c : b["configs"]) {
+    for (const auto& t : c.value("targets", json::array())) {
+      const bool at_most = t.value("at_most", false);
+      os << "| " << md(str(c, "name")) << " | " << md(str(t, "target")) << " | "
+         << num(t.value("value", json()), 2) << "x | " << (at_most ? "<= " : ">= ") << num(t.value("threshold", json()), 1)
+         << "x | "
+         << (t["holds"].is_boolean() ? (t["holds"].get<bool>() ? "**yes**" : "**no**") : std::string("not measured"))
+         << " |\n";
+    }
+  }
+  os << "\nTargets from issue #9 (CPU): the KW epoch within 1.5x of its GEMM-only bound; at least 2.5x "
+        "the default Python loop and 1.5x the tuned one; small models at least 2x Python.\n\n";
+
+  for (const auto& c : b["configs"]) {
+    os << "**" << md(str(c, "description")) << "**\n\n";
+    os << "| variant | what | samples/s | s/epoch | threads | suite is | busy |\n|---|---|---|---|---|---|---|\n";
+    const json variants = c.value("variants", json::object());
+    double suite = std::nan("");
+    if (variants.contains("suite") && variants["suite"].contains("median_samples_per_s")) {
+      suite = variants["suite"]["median_samples_per_s"].get<double>();
+    }
+    for (const char* name : {"suite", "suite-1-thread", "suite-torch-optim", "libtorch-plain", "python-default", "python-threads",
+                             "python-tuned", "gemm-bound"}) {
+      if (!variants.contains(name)) continue;
+      const json& r = variants[name];
+      os << "| " << name << " | " << describe_variant(name) << " | ";
+      if (!r.contains("median_samples_per_s") || !r["median_samples_per_s"].is_number()) {
+        os << "failed: " << md(str(r, "error")) << " | | | | |\n";
+        continue;
+      }
+      const double m = r["median_samples_per_s"].get<double>();
+      std::string rel;
+      if (std::string(name) == "gemm-bound") {
+        rel = num(m / suite, 2) + "x slower than the bound";
+      } else if (std::string(name) != "suite") {
+        rel = num(suite / m, 2) + "x as fast";
+      }
+      os << num(m, 0) << " | " << num(60000.0 / m, 2) << " | " << str(r, "threads") << " | " << rel << " | "
+         << num(r.value("other_runnable_before", json()), 1) << " |\n";
+    }
+    os << "\n";
+  }
+
+  const json gpu = b.value("gpu", json::object());
+  os << "**GPU.** " << md(gpu.value("note", std::string("GPU numbers were not measured."))) << "\n\n";
+
+  os << "**Environment of these figures.**\n\n| | |\n|---|---|\n";
+  auto row = [&](const std::string& k, const std::string& v) { os << "| " << md(k) << " | " << md(v) << " |\n"; };
+  row("CPU", str(env, "cpu_model"));
+  row("cores available", str(env, "available_cores"));
+  row("BLAS library", str(env, "blas_library"));
+  row("OpenBLAS kernel type", str(env, "openblas_corename"));
+  row("OPENBLAS_CORETYPE", env.contains("env") ? str(env["env"], "OPENBLAS_CORETYPE") : "?");
+  row("LibTorch", str(env, "libtorch_version"));
+  std::string py = "not run";
+  for (const auto& c : b["configs"]) {
+    const json v = c.value("variants", json::object());
+    if (v.contains("python-default") && v["python-default"].contains("torch_version")) {
+      py = "torch " + str(v["python-default"], "torch_version") + ", Python " + str(v["python-default"], "python");
+    }
+  }
+  row("Python peer", py);
+  row("threads (suite)", str(env, "intra_op_threads"));
+  row("allocator", str(env, "malloc_settings"));
+  if (env.contains("env") && env["env"].is_object()) {
+    for (const auto& [k, v] : env["env"].items()) {
+      if (k != "OPENBLAS_CORETYPE") row(k, v.is_string() ? v.get<std::string>() : v.dump());
+    }
+  }
+  const auto load = [&](const char* key) {
+    return env.contains(key) ? num(env[key].value("1min", json()), 2) : std::string("?");
+  };
+  row("load average (1 min) at start / end", load("load_at_start") + " / " + load("load_at_end"));
+  row("most other runnable processes seen", num(b.value("max_other_runnable", json()), 1));
+  os << "\n";
+  const json warnings = b.value("warnings", json::array());
+  if (!warnings.empty()) {
+    os << "Warnings recorded with these figures:\n\n";
+    for (const auto& w : warnings) os << "- " << md(w.is_string() ? w.get<std::string>() : w.dump()) << "\n";
+    os << "\n";
+  }
+  const json p = b.value("provenance", json::object());
+  os << "*Run:* commit " << md(str(p, "git_commit")) << ", " << md(str(p, "date_utc")) << ", `"
+     << str(p, "command_line") << "`.\n";
+  return os.str();
+}
+
+}  // namespace vaerepro::report
