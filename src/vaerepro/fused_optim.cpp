@@ -2,6 +2,11 @@
 
 #include <ATen/Parallel.h>
 
+#if defined(__GNUC__) && defined(__x86_64__)
+#define VAEREPRO_X86 1
+#include <immintrin.h>
+#endif
+
 #include <cmath>
 #include <stdexcept>
 #include <unordered_set>
@@ -96,11 +101,6 @@ namespace {
 // operations, in the same order, of the scalar form in each tail loop. The
 // compiler does not vectorise std::sqrt itself here (errno), hence the
 // intrinsics. Each tail loop is the reference.
-#if defined(__GNUC__) && defined(__x86_64__)
-#define VAEREPRO_X86 1
-#include <immintrin.h>
-#endif
-
 #ifdef VAEREPRO_X86
 __attribute__((target("avx2"))) int64_t adagrad_avx2(float* p, float* s, const float* g, int64_t n,
                                                       float neg_clr, float eps, float wd) {
