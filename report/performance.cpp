@@ -77,7 +77,9 @@ std::string render_performance(const Paths& paths, Outcome& outcome) {
      << " untimed steps, then " << str(settings, "repeats") << " timed runs of " << str(settings, "steps")
      << " steps; the tables give the **median**. Seconds per epoch are for 60,000 images. "
         "The machine is shared: the column *busy* counts other runnable processes when the variant "
-        "started (more than zero means the figure was taken under load).\n\n";
+        "started (more than zero means the figure was taken under load; two OpenMP threads on busy cores "
+        "can be ten times slower than one). A target is judged only when every variant it compares ran on "
+        "a quiet machine.\n\n";
 
   os << "| configuration | target | measured | threshold | holds |\n|---|---|---|---|---|\n";
   for (const auto& c : b["configs"]) {
