@@ -272,6 +272,10 @@ int run_child(const std::string& variant, const BenchConfig& cfg, const Settings
     out = child_plain(cfg, s);
   } else if (variant == "gemm-bound") {
     out = child_bound(cfg, s);
+  } else if (variant == "gemm-bound-1-thread") {
+    Settings one = s;
+    one.threads = 1;
+    out = child_bound(cfg, one);
   } else {
     throw UsageError("--child: unknown variant '" + variant + "'");
   }
@@ -442,8 +446,8 @@ int run_parent(const ParentOptions& o, const std::string& self) {
                              : "no CUDA device (Debian's LibTorch is CPU-only): GPU numbers were not measured"}};
   out["data"] = "Fashion-MNIST training set (" + o.s.data_dir + "), dynamically binarised";
 
-  const std::vector<std::string> cpp_variants = {"suite", "suite-1-thread", "suite-torch-optim", "libtorch-plain",
-                                                 "gemm-bound"};
+  const std::vector<std::string> cpp_variants = {"suite",          "suite-1-thread", "suite-torch-optim",
+                                                 "libtorch-plain", "gemm-bound",     "gemm-bound-1-thread"};
   const std::vector<std::string> py_variants = {"default", "threads", "tuned"};
   double worst_busy = 0;
   json jconfigs = json::array();
@@ -525,34 +529,58 @@ int run_parent(const ParentOptions& o, const std::string& self) {
                    {"suite_over_python_tuned", suite / rate("python-tuned")},
                    {"suite_over_libtorch_plain", suite / rate("libtorch-plain")},
                    {"suite_over_suite_torch_optim", suite / rate("suite-torch-optim")},
-                   {"step_over_bound", rate("gemm-bound") / suite}};
+                   {"step_over_bound", rate("gemm-bound") / suite},
+                   {"step_over_bound_1_thread", rate("gemm-bound-1-thread") / suite1}};
     for (auto& [k, v] : ratios.items()) {
       if (!std::isfinite(v.get<double>())) v = nullptr;
     }
     jc["ratios"] = ratios;
     // The CPU targets (#9), judged on these medians.
     json targets = json::array();
-    auto target = [&](const std::string& what, const std::string& key, double threshold, bool at_most) {
+    // A verdict only from figures taken on a quiet machine: under load a
+    // two-thread bound can crawl as much as the step it bounds, and a ratio
+    // of two crawls proves nothing.
+    auto busy_of = [&](const std::string& v) {
+      if (!variants.contains(v)) return 0.0;
+      return std::max(variants[v].value("other_runnable_before", 0.0), variants[v].value("other_runnable_after", 0.0));
+    };
+    auto target = [&](const std::string& what, const std::string& key, double threshold, bool at_most,
+                      const std::vector<std::string>& involved) {
       const json v = ratios[key];
       json t = {{"target", what}, {"ratio", key}, {"threshold", threshold}, {"at_most", at_most}, {"value", v}};
-      t["holds"] = v.is_number() ? json(at_most ? v.get<double>() <= threshold : v.get<double>() >= threshold)
-                                 : json(nullptr);
+      double busy = 0;
+      for (const auto& name : involved) busy = std::max(busy, busy_of(name));
+      t["other_runnable"] = busy;
+      if (!v.is_number()) {
+        t["holds"] = nullptr;
+        t["why_not_judged"] = "not measured (a variant failed or was stopped)";
+      } else if (busy > o.max_busy) {
+        t["holds"] = nullptr;
+        t["why_not_judged"] = "taken under load (" + fmt(busy, 1) + " other runnable processes)";
+      } else {
+        t["holds"] = at_most ? v.get<double>() <= threshold : v.get<double>() >= threshold;
+      }
       targets.push_back(t);
     };
     if (cfg.name == "kw") {
-      target("epoch within 1.5x of the GEMM-only bound", "step_over_bound", 1.5, true);
-      target("at least 2.5x the default Python loop", "suite_over_python_default", 2.5, false);
-      target("at least 1.5x the tuned Python loop", "suite_over_python_tuned", 1.5, false);
+      target("epoch within 1.5x of the GEMM-only bound", "step_over_bound", 1.5, true, {"suite", "gemm-bound"});
+      target("at least 2.5x the default Python loop", "suite_over_python_default", 2.5, false,
+             {"suite", "python-default"});
+      target("at least 1.5x the tuned Python loop", "suite_over_python_tuned", 1.5, false,
+             {"suite", "python-tuned"});
       // The same with the suite on one thread (THREADS=1): on a loaded
       // machine two OpenMP threads can be many times slower than one.
+      target("(1 thread) epoch within 1.5x of the 1-thread GEMM-only bound", "step_over_bound_1_thread", 1.5, true,
+             {"suite-1-thread", "gemm-bound-1-thread"});
       target("(suite at 1 thread) at least 2.5x the default Python loop", "suite_1_thread_over_python_default",
-             2.5, false);
+             2.5, false, {"suite-1-thread", "python-default"});
       target("(suite at 1 thread) at least 1.5x the tuned Python loop", "suite_1_thread_over_python_tuned", 1.5,
-             false);
+             false, {"suite-1-thread", "python-tuned"});
     } else if (cfg.name == "small") {
-      target("small model: at least 2x Python (the default loop)", "suite_over_python_default", 2.0, false);
+      target("small model: at least 2x Python (the default loop)", "suite_over_python_default", 2.0, false,
+             {"suite", "python-default"});
       target("(suite at 1 thread) small model: at least 2x Python (the default loop)",
-             "suite_1_thread_over_python_default", 2.0, false);
+             "suite_1_thread_over_python_default", 2.0, false, {"suite-1-thread", "python-default"});
     }
     jc["targets"] = targets;
     jconfigs.push_back(jc);
@@ -590,12 +618,13 @@ int run_parent(const ParentOptions& o, const std::string& self) {
       const double m = r["median_samples_per_s"].get<double>();
       tab << "  " << std::left << std::setw(20) << v << std::right << std::setw(12) << fmt(m, 0) << std::setw(10)
           << fmt(kEpoch / m, 2) << std::setw(9) << str_or(r, "threads") << std::setw(14)
-          << (v == "gemm-bound" ? "step/bound " + fmt(m / suite, 2) : fmt(suite / m, 2) + "x") << "\n";
+          << (v.rfind("gemm-bound", 0) == 0 ? "bound " + fmt(m / suite, 2) + "x" : fmt(suite / m, 2) + "x") << "\n";
     }
     for (const auto& t : jc["targets"]) {
       tab << "  target: " << t["target"].get<std::string>() << ": "
           << (t["value"].is_number() ? fmt(t["value"].get<double>(), 2) : std::string("n/a")) << " -> "
-          << (t["holds"].is_boolean() ? (t["holds"].get<bool>() ? "holds" : "does NOT hold") : "not measured")
+          << (t["holds"].is_boolean() ? (t["holds"].get<bool>() ? "holds" : "does NOT hold")
+                                      : "not judged: " + t.value("why_not_judged", std::string("?")))
           << "\n";
     }
   }

@@ -79,8 +79,8 @@ TEST_P(FusedVsTorch, SameParametersAfterSeveralSteps) {
   }
   EXPECT_EQ(fused.step_count(0), 6);
   EXPECT_EQ(fused.step_count(2), 5);
-  // The parameters are views of the flat buffer.
-  EXPECT_EQ(a[1].data_ptr<float>(), fused.flat_parameters().data_ptr<float>() + 35);
+  // The parameters are views of the flat buffer, each 64-byte aligned.
+  EXPECT_EQ(a[1].data_ptr<float>(), fused.flat_parameters().data_ptr<float>() + 48);
 }
 
 INSTANTIATE_TEST_SUITE_P(Optimizers, FusedVsTorch,
@@ -123,8 +123,10 @@ TEST(FusedOptimizer, ModuleParametersMoveIntoTheBufferAndKeepTheirValues) {
   int64_t total = 0;
   auto params = vae->parameters();
   for (size_t i = 0; i < params.size(); ++i) {
+    total = (total + 15) / 16 * 16;
     EXPECT_TRUE(torch::equal(params[i], before[i]));
     EXPECT_EQ(params[i].data_ptr<float>(), fused->flat_parameters().data_ptr<float>() + total);
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(params[i].data_ptr<float>()) % 64, 0u);
     total += params[i].numel();
   }
   EXPECT_EQ(total, fused->flat_parameters().numel());

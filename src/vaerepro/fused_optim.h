@@ -73,7 +73,8 @@ class FusedOptimizer : public torch::optim::Optimizer {
   void load(torch::serialize::InputArchive& archive) override;
 
   const FusedOptimizerOptions& fused_options() const { return options_; }
-  /// The flat parameter buffer ([P]); parameters are views of it.
+  /// The flat parameter buffer; parameters are views of it, each starting
+  /// on a 64-byte boundary (the gaps are zero and never updated).
   const torch::Tensor& flat_parameters() const { return flat_params_; }
   /// Adagrad: the running sum of squared gradients; Adam: the first moment.
   const torch::Tensor& flat_state1() const { return state1_; }
