@@ -194,6 +194,10 @@ TEST_F(FaultInjection, SigkillAtRandomMomentsThenRerunGivesTheSameResult) {
   if (text.find("resuming from") != std::string::npos || text.find("already trained") != std::string::npos) ++resumed;
   EXPECT_GE(resumed, 1) << "no run resumed from a checkpoint";
   EXPECT_EQ(numbers(out), reference);
+  // The pictures too (decoded prior samples draw from the generator after training).
+  for (const auto& e : fs::directory_iterator(root / "reference" / kSlug / "images")) {
+    EXPECT_EQ(slurp(out / kSlug / "images" / e.path().filename()), slurp(e.path())) << e.path().filename();
+  }
   // Checkpoints and staging folders of killed runs are cleaned up.
   EXPECT_FALSE(fs::exists(out / ".checkpoints" / kSlug));
   EXPECT_TRUE(!fs::exists(out / ".staging") || fs::is_empty(out / ".staging"));

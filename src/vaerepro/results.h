@@ -26,6 +26,11 @@ namespace vaerepro {
 /// (half the bytes written to the temporary file) as a real I/O error would.
 void write_file_atomic(const std::string& path, const std::string& text);
 
+/// Removes what killed processes left beside `path`: files or folders named
+/// `path` + `marker` + PID (e.g. ".tmp." from write_file_atomic, ".staging-"
+/// from PointStore) whose process no longer exists.
+void remove_stale_leftovers(const std::string& path, const std::string& marker);
+
 /// Formats a double for CSV/JSON with enough digits to round-trip.
 std::string format_number(double v);
 
