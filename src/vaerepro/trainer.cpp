@@ -124,6 +124,14 @@ double current_lr(torch::optim::Optimizer& opt) {
   return group.options().get_lr();
 }
 
+// Which terms of the bound are not finite, in words ("the KL term").
+std::string nonfinite_terms(double reconstruction, double kl) {
+  std::string which;
+  if (!std::isfinite(reconstruction)) which = "the reconstruction term";
+  if (!std::isfinite(kl)) which += std::string(which.empty() ? "" : " and ") + "the KL term";
+  return which.empty() ? "the ELBO" : which;
+}
+
 // A curve as it travels in a checkpoint (every double round-trips exactly).
 nlohmann::json curve_to_checkpoint(const std::vector<CurvePoint>& curve) {
   nlohmann::json rows = nlohmann::json::array();
@@ -236,7 +244,7 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
       if (!std::isfinite(rp[0]) || !std::isfinite(rp[1]) || !std::isfinite(rp[2])) {
         std::ostringstream os;
         os << options.label << ": the training loss became non-finite by step " << step << " (" << seen
-           << " samples): mean ELBO " << rp[0] << ", reconstruction term " << rp[1] << ", KL term " << rp[2]
+           << " samples) in " << nonfinite_terms(rp[1], rp[2]) << ": mean ELBO " << rp[0] << ", reconstruction term " << rp[1] << ", KL term " << rp[2]
            << " over the last " << running_steps << " steps, learning rate " << current_lr(optimizer)
            << ". Lower --lr, or check the data for NaN." << kept_note();
         throw std::runtime_error(os.str());
@@ -286,8 +294,8 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
     p.wall_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     if (!std::isfinite(p.train.elbo) || !std::isfinite(p.test.elbo)) {
       std::ostringstream os;
-      os << options.label << ": the bound became non-finite at " << seen
-         << " samples (train ELBO " << p.train.elbo << ", reconstruction " << p.train.log_likelihood
+      os << options.label << ": the bound became non-finite at " << seen << " samples in "
+         << nonfinite_terms(p.train.log_likelihood, p.train.kl) << " (train ELBO " << p.train.elbo << ", reconstruction " << p.train.log_likelihood
          << ", KL " << p.train.kl << "; learning rate " << current_lr(optimizer)
          << "): lower --lr or check the data." << kept_note();
       throw std::runtime_error(os.str());
@@ -331,7 +339,7 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
       if (!std::isfinite(rp[0])) {
         std::ostringstream os;
         os << options.label << ": the training loss became non-finite at step " << step << " ("
-           << seen << " samples): mean ELBO " << rp[0] << ", reconstruction term " << rp[1]
+           << seen << " samples) in " << nonfinite_terms(rp[1], rp[2]) << ": mean ELBO " << rp[0] << ", reconstruction term " << rp[1]
            << ", KL term " << rp[2] << ", learning rate " << current_lr(optimizer)
            << ". Lower --lr, or check the data for NaN." << kept_note();
         throw std::runtime_error(os.str());
