@@ -71,6 +71,13 @@ void write_file_atomic(const std::string& path, const std::string& text) {
     ::unlink(tmp.c_str());
     throw std::runtime_error("cannot move " + tmp + " to " + path + ": " + std::strerror(err));
   }
+  // The rename itself survives a power loss only once the folder is flushed.
+  const std::string folder = target.has_parent_path() ? target.parent_path().string() : std::string(".");
+  const int dir_fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
 }
 
 void remove_stale_leftovers(const std::string& path, const std::string& marker) {

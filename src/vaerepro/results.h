@@ -18,7 +18,8 @@
 
 namespace vaerepro {
 
-/// Writes `text` to `path` atomically (temporary file, fsync, rename). Throws
+/// Writes `text` to `path` atomically (temporary file, fsync, rename, fsync
+/// of the folder, so that it also survives a power loss). Throws
 /// std::runtime_error naming the path and the system error on failure.
 ///
 /// Fault injection (tests): when the environment variable
