@@ -244,8 +244,9 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
       if (!std::isfinite(rp[0]) || !std::isfinite(rp[1]) || !std::isfinite(rp[2])) {
         std::ostringstream os;
         os << options.label << ": the training loss became non-finite by step " << step << " (" << seen
-           << " samples) in " << nonfinite_terms(rp[1], rp[2]) << ": mean ELBO " << rp[0] << ", reconstruction term " << rp[1] << ", KL term " << rp[2]
-           << " over the last " << running_steps << " steps, learning rate " << current_lr(optimizer)
+           << " samples) in " << nonfinite_terms(rp[1], rp[2]) << ": mean ELBO " << rp[0]
+           << ", reconstruction term " << rp[1] << ", KL term " << rp[2] << " over the last " << running_steps
+           << " steps, learning rate " << current_lr(optimizer)
            << ". Lower --lr, or check the data for NaN." << kept_note();
         throw std::runtime_error(os.str());
       }
@@ -295,8 +296,9 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
     if (!std::isfinite(p.train.elbo) || !std::isfinite(p.test.elbo)) {
       std::ostringstream os;
       os << options.label << ": the bound became non-finite at " << seen << " samples in "
-         << nonfinite_terms(p.train.log_likelihood, p.train.kl) << " (train ELBO " << p.train.elbo << ", reconstruction " << p.train.log_likelihood
-         << ", KL " << p.train.kl << "; learning rate " << current_lr(optimizer)
+         << nonfinite_terms(p.train.log_likelihood, p.train.kl) << " (train ELBO " << p.train.elbo
+         << ", reconstruction " << p.train.log_likelihood << ", KL " << p.train.kl << "; learning rate "
+         << current_lr(optimizer)
          << "): lower --lr or check the data." << kept_note();
       throw std::runtime_error(os.str());
     }
@@ -339,8 +341,9 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
       if (!std::isfinite(rp[0])) {
         std::ostringstream os;
         os << options.label << ": the training loss became non-finite at step " << step << " ("
-           << seen << " samples) in " << nonfinite_terms(rp[1], rp[2]) << ": mean ELBO " << rp[0] << ", reconstruction term " << rp[1]
-           << ", KL term " << rp[2] << ", learning rate " << current_lr(optimizer)
+           << seen << " samples) in " << nonfinite_terms(rp[1], rp[2]) << ": mean ELBO " << rp[0]
+           << ", reconstruction term " << rp[1] << ", KL term " << rp[2] << ", learning rate "
+           << current_lr(optimizer)
            << ". Lower --lr, or check the data for NaN." << kept_note();
         throw std::runtime_error(os.str());
       }
@@ -377,8 +380,9 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
     }
     if (stop != 0 && seen < options.total_samples) {
       if (tty && options.progress_seconds > 0) std::cerr << "\r\033[K" << std::flush;
-      throw Interrupted(stop, options.label + ": stopped by " + signal_name(stop) + " at " + std::to_string(seen) +
-                                  " of " + std::to_string(options.total_samples) + " samples" +
+      throw Interrupted(stop, options.label + ": stopped by " + signal_name(stop) + " at " +
+                                  std::to_string(seen) + " of " + std::to_string(options.total_samples) +
+                                  " samples" +
                                   (ck.enabled() ? "; its checkpoint is saved in " + ck.path
                                                 : " (no checkpoint: this run does not keep any)"));
     }
