@@ -288,8 +288,9 @@ Outcome generate(const Options& options) {
       std::error_code ec;
       for (const auto& e : fs::directory_iterator(fs::path(paths.results) / ".checkpoints" / slug, ec)) {
         if (fs::exists(e.path() / "in-progress.json")) {
-          pending += "- " + md(ch.value("title", slug)) + ": an interrupted run (configuration " +
-                     md(e.path().filename().string()) + "); `" + ch.value("make", "") + "` resumes it\n";
+          pending += "- " + md(ch.value("title", slug)) + ": a run that stopped before completing (configuration " +
+                     md(e.path().filename().string()) + "; interrupted, killed or failed); `" + ch.value("make", "") +
+                     "` resumes it from its checkpoints\n";
         }
       }
     }

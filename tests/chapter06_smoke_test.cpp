@@ -41,23 +41,28 @@ TEST(Chapter06Smoke, BothModesLogEveryProbe) {
   EXPECT_GT(m["probes_reused"].get<int>(), 0);  // the second mode reuses the first's probes
   EXPECT_EQ(m["thresholds"], "relative");       // synthetic data: the seed's thresholds do not apply
   EXPECT_TRUE(m["monotonicity"]["pairs"].is_number());
+  const std::string args = "--profile smoke --dataset synthetic --threads 2 --out " + root.string();
+  auto metrics = [&] { std::ifstream in(root / "06-architecture-search/metrics.json"); return nlohmann::json::parse(in); };
   // A second run of the same configuration is not redone.
   out.clear();
-  ASSERT_EQ(run("--profile smoke --dataset synthetic --threads 2 --out " + root.string(), &out), 0) << out;
+  ASSERT_EQ(run(args, &out), 0) << out;
   EXPECT_NE(out.find("nothing to train"), std::string::npos) << out;
   // Without the result, the chapter is assembled from the cached probes.
   fs::remove_all(root / "06-architecture-search");
   out.clear();
-  ASSERT_EQ(run("--profile smoke --dataset synthetic --threads 2 --out " + root.string(), &out), 0) << out;
-  std::ifstream in2(root / "06-architecture-search/metrics.json");
-  EXPECT_EQ(nlohmann::json::parse(in2)["probes_trained"].get<int>(), 0);
-  // --force trains every probe again, once.
+  ASSERT_EQ(run(args, &out), 0) << out;
+  EXPECT_EQ(metrics()["probes_trained"].get<int>(), 0);
+  // Another configuration whose probes the first made (seed mode only) trains no probe.
   out.clear();
-  ASSERT_EQ(run("--profile smoke --dataset synthetic --threads 2 --force --out " + root.string(), &out), 0) << out;
-  std::ifstream in3(root / "06-architecture-search/metrics.json");
-  const auto forced = nlohmann::json::parse(in3);
+  ASSERT_EQ(run(args + " --mode seed", &out), 0) << out;
+  EXPECT_EQ(metrics()["probes_trained"].get<int>(), 0);
+  EXPECT_EQ(metrics()["searches"].size(), 3u);
+  // --force trains every probe again, once, with the same numbers (same seeds).
+  out.clear();
+  ASSERT_EQ(run(args + " --force", &out), 0) << out;
+  const auto forced = metrics();
   EXPECT_EQ(forced["probes_trained"], m["probes_trained"]);
-  EXPECT_EQ(forced["monotonicity"], m["monotonicity"]);  // same seeds, same numbers
+  EXPECT_EQ(forced["monotonicity"], m["monotonicity"]);
   fs::remove_all(root);
 }
 

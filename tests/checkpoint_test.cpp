@@ -20,6 +20,7 @@
 #include "vaerepro/cli.h"
 #include "vaerepro/datasets.h"
 #include "vaerepro/protocol.h"
+#include "vaerepro/results.h"
 #include "vaerepro/trainer.h"
 
 namespace fs = std::filesystem;
@@ -202,6 +203,7 @@ TEST_F(CheckpointTest, NanStopsWithADiagnosisAndKeepsTheLastGoodCheckpoint) {
     const std::string what = e.what();
     EXPECT_NE(what.find("non-finite"), std::string::npos) << what;
     EXPECT_NE(what.find("step"), std::string::npos) << what;
+    EXPECT_NE(what.find("in the reconstruction term"), std::string::npos) << what;  // NaN pixels: BCE
     EXPECT_NE(what.find("learning rate 0.02"), std::string::npos) << what;
     EXPECT_NE(what.find("last good checkpoint (400 samples)"), std::string::npos) << what;
   }
@@ -219,6 +221,18 @@ TEST_F(CheckpointTest, AWriteFailingHalfWayLeavesNothingBehind) {
     EXPECT_NE(std::string(e.what()).find(ck.path), std::string::npos) << e.what();
   }
   EXPECT_TRUE(fs::is_empty(dir)) << "a partial checkpoint or temporary file was left";
+}
+
+TEST_F(CheckpointTest, LeftoversOfKilledSavesAreRemovedThoseOfLiveOnesKept) {
+  const auto ck = checkpoint();
+  const fs::path dead = ck.path + ".tmp.999999999";  // no such process
+  const fs::path live = ck.path + ".tmp." + std::to_string(::getppid());  // alive: our parent
+  std::ofstream(dead) << "half a checkpoint";
+  std::ofstream(live) << "being written";
+  const Outcome reference = train({});
+  expect_same(reference, train(ck));
+  EXPECT_FALSE(fs::exists(dead));
+  EXPECT_TRUE(fs::exists(live));
 }
 
 TEST(StopFlag, ThrowIfStoppedNamesTheSignalAndExitCode) {

@@ -20,6 +20,7 @@
 #include <functional>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
 #include <iterator>
 #include <random>
 #include <string>
@@ -36,11 +37,11 @@ namespace {
 const char* kSlug = "01-elbo-vs-latent";
 
 // Long enough to be killed mid-training (a few seconds on one core), small
-// enough that a checkpoint every 0.05 s is cheap.
+// enough that a checkpoint every 0.2 s is cheap.
 std::vector<std::string> long_args(const fs::path& out) {
   return {"--profile", "smoke", "--dataset", "synthetic", "--nz", "3", "--manifold-nz", "0", "--hidden", "200",
           "--samples", "60000", "--eval-points", "5", "--threads", "1", "--seed", "3",
-          "--checkpoint-every", "0.05", "--out", out.string()};
+          "--checkpoint-every", "0.2", "--out", out.string()};
 }
 
 struct Child {
@@ -193,7 +194,12 @@ TEST_F(FaultInjection, SigkillAtRandomMomentsThenRerunGivesTheSameResult) {
   ASSERT_EQ(run_to_end(long_args(out), root / "killed-final.log", &text), 0) << text;
   if (text.find("resuming from") != std::string::npos || text.find("already trained") != std::string::npos) ++resumed;
   EXPECT_GE(resumed, 1) << "no run resumed from a checkpoint";
+  std::cout << "[   info   ] " << kills << " SIGKILLs mid-run, " << resumed << " runs resumed from a checkpoint\n";
   EXPECT_EQ(numbers(out), reference);
+  // The pictures too (decoded prior samples draw from the generator after training).
+  for (const auto& e : fs::directory_iterator(root / "reference" / kSlug / "images")) {
+    EXPECT_EQ(slurp(out / kSlug / "images" / e.path().filename()), slurp(e.path())) << e.path().filename();
+  }
   // Checkpoints and staging folders of killed runs are cleaned up.
   EXPECT_FALSE(fs::exists(out / ".checkpoints" / kSlug));
   EXPECT_TRUE(!fs::exists(out / ".staging") || fs::is_empty(out / ".staging"));

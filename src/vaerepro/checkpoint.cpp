@@ -88,7 +88,9 @@ std::optional<TrainingSnapshot> load_checkpoint(const CheckpointOptions& options
                                                 const OptimizerState& optimizer, const nlohmann::json& expect,
                                                 const std::string& label) {
   std::error_code ec;
-  if (!options.enabled() || !fs::exists(options.path, ec)) return std::nullopt;
+  if (!options.enabled()) return std::nullopt;
+  remove_stale_leftovers(options.path, ".tmp.");  // a save cut short by a kill
+  if (!fs::exists(options.path, ec)) return std::nullopt;
   const std::string who = label.empty() ? std::string() : label + ": ";
   torch::serialize::InputArchive archive;
   TrainingSnapshot s;

@@ -46,6 +46,7 @@ std::optional<nlohmann::json> PointStore::load(const std::string& name, const nl
 
 std::string PointStore::begin(const std::string& name, const nlohmann::json& config) const {
   const std::string staging = dir(name, config) + ".staging-" + std::to_string(::getpid());
+  remove_stale_leftovers(dir(name, config), ".staging-");  // points of killed runs
   std::error_code ec;
   fs::remove_all(staging, ec);
   fs::create_directories(staging, ec);

@@ -71,6 +71,30 @@ void write_file_atomic(const std::string& path, const std::string& text) {
     ::unlink(tmp.c_str());
     throw std::runtime_error("cannot move " + tmp + " to " + path + ": " + std::strerror(err));
   }
+  // The rename itself survives a power loss only once the folder is flushed.
+  const std::string folder = target.has_parent_path() ? target.parent_path().string() : std::string(".");
+  const int dir_fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd >= 0) {
+    ::fsync(dir_fd);
+    ::close(dir_fd);
+  }
+}
+
+void remove_stale_leftovers(const std::string& path, const std::string& marker) {
+  const fs::path target(path);
+  const fs::path folder = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string prefix = target.filename().string() + marker;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(folder, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    const std::string pid = name.substr(prefix.size());
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) {
+      std::error_code ignored;
+      fs::remove_all(e.path(), ignored);
+    }
+  }
 }
 
 std::string format_number(double v) {
@@ -132,18 +156,7 @@ RunWriter::RunWriter(std::string results_root, std::string slug)
   final_ = (fs::path(root_) / slug_).string();
   std::error_code ec;
   // Staging folders of killed runs of this chapter (their process is gone).
-  for (const auto& e : fs::directory_iterator(fs::path(root_) / ".staging", ec)) {
-    const std::string name = e.path().filename().string();
-    const std::string prefix = slug_ + "-";
-    if (name.rfind(prefix, 0) != 0) continue;
-    const std::string pid = name.substr(prefix.size());
-    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
-    if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) {
-      std::error_code ignored;
-      fs::remove_all(e.path(), ignored);
-    }
-  }
-  ec.clear();
+  remove_stale_leftovers((fs::path(root_) / ".staging" / slug_).string(), "-");
   fs::remove_all(staging_, ec);
   fs::create_directories(staging_, ec);
   if (ec) {

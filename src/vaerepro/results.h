@@ -18,13 +18,19 @@
 
 namespace vaerepro {
 
-/// Writes `text` to `path` atomically (temporary file, fsync, rename). Throws
+/// Writes `text` to `path` atomically (temporary file, fsync, rename, fsync
+/// of the folder, so that it also survives a power loss). Throws
 /// std::runtime_error naming the path and the system error on failure.
 ///
 /// Fault injection (tests): when the environment variable
 /// VAEREPRO_FAULT_WRITE holds a substring of `path`, the write fails half-way
 /// (half the bytes written to the temporary file) as a real I/O error would.
 void write_file_atomic(const std::string& path, const std::string& text);
+
+/// Removes what killed processes left beside `path`: files or folders named
+/// `path` + `marker` + PID (e.g. ".tmp." from write_file_atomic, ".staging-"
+/// from PointStore) whose process no longer exists.
+void remove_stale_leftovers(const std::string& path, const std::string& marker);
 
 /// Formats a double for CSV/JSON with enough digits to round-trip.
 std::string format_number(double v);

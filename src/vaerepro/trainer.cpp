@@ -133,6 +133,14 @@ double current_lr(torch::optim::Optimizer& opt) {
   return group.options().get_lr();
 }
 
+// Which terms of the bound are not finite, in words ("the KL term").
+std::string nonfinite_terms(double reconstruction, double kl) {
+  std::string which;
+  if (!std::isfinite(reconstruction)) which = "the reconstruction term";
+  if (!std::isfinite(kl)) which += std::string(which.empty() ? "" : " and ") + "the KL term";
+  return which.empty() ? "the ELBO" : which;
+}
+
 // A curve as it travels in a checkpoint (every double round-trips exactly).
 nlohmann::json curve_to_checkpoint(const std::vector<CurvePoint>& curve) {
   nlohmann::json rows = nlohmann::json::array();
@@ -337,9 +345,10 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
     p.wall_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     if (!std::isfinite(p.train.elbo) || !std::isfinite(p.test.elbo)) {
       std::ostringstream os;
-      os << options.label << ": the bound became non-finite at " << seen
-         << " samples (train ELBO " << p.train.elbo << ", reconstruction " << p.train.log_likelihood
-         << ", KL " << p.train.kl << "; learning rate " << current_lr(optimizer)
+      os << options.label << ": the bound became non-finite at " << seen << " samples in "
+         << nonfinite_terms(p.train.log_likelihood, p.train.kl) << " (train ELBO " << p.train.elbo
+         << ", reconstruction " << p.train.log_likelihood << ", KL " << p.train.kl << "; learning rate "
+         << current_lr(optimizer)
          << "): lower --lr or check the data." << kept_note();
       throw std::runtime_error(os.str());
     }
@@ -407,8 +416,9 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
     }
     if (stop != 0 && seen < options.total_samples) {
       if (tty && options.progress_seconds > 0) std::cerr << "\r\033[K" << std::flush;
-      throw Interrupted(stop, options.label + ": stopped by " + signal_name(stop) + " at " + std::to_string(seen) +
-                                  " of " + std::to_string(options.total_samples) + " samples" +
+      throw Interrupted(stop, options.label + ": stopped by " + signal_name(stop) + " at " +
+                                  std::to_string(seen) + " of " + std::to_string(options.total_samples) +
+                                  " samples" +
                                   (ck.enabled() ? "; its checkpoint is saved in " + ck.path
                                                 : " (no checkpoint: this run does not keep any)"));
     }
