@@ -169,23 +169,26 @@ Vars render_vqvae_pixelcnn(const RenderContext& ctx) {
     // The judge.
     bool any_judge = false;
     std::ostringstream judge;
-    judge << "| model | test images | reconstructions | prior samples | uniform code maps | class perplexity of prior samples |\n"
-          << "|---|---:|---:|---:|---:|---:|\n";
+    judge << "| model | test images | reconstructions | prior samples | uniform code maps |\n"
+          << "|---|---:|---:|---:|---:|\n";
     for (const auto& s : settings) {
       if (!s.contains("judge")) continue;
       any_judge = true;
       const json j = s["judge"];
       auto cell = [&](const char* k) {
-        return pct(j[k].value("mean_confidence", json())) + " &plusmn; " + pct(j[k].value("standard_error", json()));
+        return "**" + fixed(j[k].value("classifier_score", json()), 2) + "**; " + pct(j[k].value("mean_confidence", json())) +
+               " &plusmn; " + pct(j[k].value("standard_error", json())) + "; " + fixed(j[k].value("class_perplexity", json()), 1);
       };
       judge << "| " << md(setting_name(s)) << " | " << cell("test_images") << " | " << cell("reconstructions") << " | "
-            << cell("prior_samples") << " | " << cell("uniform_samples") << " | "
-            << fixed(j["prior_samples"].value("class_perplexity", json()), 1) << " |\n";
+            << cell("prior_samples") << " | " << cell("uniform_samples") << " |\n";
     }
     if (any_judge) {
-      os << "What the prior adds, measured: the judge classifier's mean confidence (its largest class probability) on each kind "
-            "of image, with standard errors. The class perplexity (exp of the entropy of the predicted classes, 10 when "
-            "every class is equally common) says whether the samples cover the classes.\n\n"
+      os << "What the prior adds, measured by the judge classifier on each kind of image: **its classifier score** "
+            "exp(H[p(y)] - E H[p(y|x)]) (the Inception score of Salimans et al. 2016 with this classifier: high when each "
+            "image is confidently one class and the classes are diverse; at most 10); its mean confidence (largest class "
+            "probability) with the standard error; and the perplexity of the predicted classes (10 when every class is "
+            "equally common, 1 when all images get one class). Confidence alone misleads: a classifier can be sure about "
+            "noise.\n\n"
          << judge.str() << "\n";
     }
     os << prov;
