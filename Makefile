@@ -36,7 +36,7 @@ RUN_ARGS = $(RUN_BASE) --threads $(THREADS)
 # Parallel point jobs: one intra-op thread each unless told otherwise.
 POINT_THREADS ?= 1
 POINT_ARGS = $(RUN_BASE) --threads $(POINT_THREADS)
-CHAPTERS = chapter-01 chapter-02 chapter-03 chapter-04 chapter-06
+CHAPTERS = chapter-01 chapter-02 chapter-03 chapter-04 chapter-05 chapter-06
 BETAS ?= 0.5 1 2 5 10 20 50
 
 .PHONY: help all data-note deps deps-all deps-check deps-bench configure build test data chapters $(CHAPTERS) chapter-03-points chapter-06-probes report docs bench clean
@@ -96,6 +96,9 @@ chapter-03: build ## chapter 3: beta sweeps, rate/distortion, latent traversals 
 
 chapter-04: build ## chapter 4: CVAE with one-hot vs raw labels, the benchmark, the 2-D latent space (seed 000)
 	$(BUILD_DIR)/bin/chapter-04 $(RUN_ARGS)
+
+chapter-05: build ## chapter 5: VQ-VAE (K = 10 and K = 512) with a gated PixelCNN prior, samples and the bound (seed 000, vdO2017)
+	$(BUILD_DIR)/bin/chapter-05 $(RUN_ARGS)
 
 chapter-06: build ## chapter 6: seed 000's minimal-architecture search, exact and noise-aware (Algorithm 1)
 	$(BUILD_DIR)/bin/chapter-06 $(RUN_ARGS)

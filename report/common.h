@@ -92,6 +92,8 @@ Vars render_marginal_likelihood(const RenderContext& ctx);
 Vars render_beta_sweep(const RenderContext& ctx);
 /// Chapter 4: CVAE labels and the benchmark (chapter04.cpp).
 Vars render_cvae_labels(const RenderContext& ctx);
+/// Chapter 5: VQ-VAE with a PixelCNN prior (chapter05.cpp).
+Vars render_vqvae_pixelcnn(const RenderContext& ctx);
 /// The performance appendix from results/bench/bench.json (performance.cpp):
 /// tables, ratios against issue #9's targets, the environment; or how to
 /// produce it when it is missing or unreadable.

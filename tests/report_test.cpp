@@ -1,7 +1,8 @@
-// The report built from a fixture set of results: four chapters complete
-// (real smoke runs of chapters 1 to 4), one failed (5), one corrupt (6: a
-// truncated run.json); an empty folder gives six "not run yet". The report holds the fixture's values, the
-// "not run" and "failed" entries, and every file it references exists.
+// The report built from a fixture set of results: five chapters complete
+// (real smoke runs of chapters 1 to 5), one corrupt (6: a truncated
+// run.json); a failed run (tests/fixtures/failed/) put in place of chapter 3;
+// an empty folder gives six "not run yet". The report holds the fixture's
+// values, the "not run" and "failed" entries, and every file it references exists.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -109,7 +110,7 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   EXPECT_NE(html.find("synthetic"), std::string::npos);
 
   // Corrupt and failed chapters (missing ones: AnEmptyResultsFolderGivesAllNotRun).
-  EXPECT_NE(html.find("make chapter-05"), std::string::npos);
+  EXPECT_NE(html.find("make chapter-06"), std::string::npos);  // the corrupt chapter says how to rerun
   // Chapter 2's estimates table holds the fixture's final K-sample estimates.
   const auto ch2 = json::parse(read(root / "results/02-marginal-likelihood/metrics.json"));
   const std::string k = ch2["k_final"].dump();
@@ -138,8 +139,31 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   }
   EXPECT_NE(html.find("121.1"), std::string::npos);  // seed 000 Table 1, VAE cross-entropy (S)
   EXPECT_TRUE(fs::exists(root / "figures/ch04-latent.svg"));
+  // Chapter 5: each setting's prior NLL and Table 1 numbers, seed 000's
+  // VQ-VAE row, both kinds of samples, the curves, the bound's caveats.
+  const auto ch5 = json::parse(read(root / "results/05-vqvae-pixelcnn/metrics.json"));
+  ASSERT_EQ(ch5["settings"].size(), 2u);
+  for (const auto& s : ch5["settings"]) {
+    std::ostringstream nll;
+    nll.setf(std::ios::fixed);
+    nll.precision(3);
+    nll << s["prior"]["final"]["test"]["bits_per_dim"].get<double>();
+    EXPECT_NE(html.find(nll.str()), std::string::npos) << "chapter 5: prior bits/dim " << nll.str();
+    const std::string ce = rp::fmt1(s["vqvae"]["table1"]["cross_entropy"].get<double>());
+    EXPECT_NE(html.find(ce), std::string::npos) << "chapter 5: cross-entropy " << ce;
+    const std::string bound = rp::fmt1(s["bound"]["total"].get<double>());
+    EXPECT_NE(html.find(bound), std::string::npos) << "chapter 5: bound " << bound;
+    const std::string name = s["name"].get<std::string>();
+    EXPECT_NE(html.find("prior-samples-" + name + ".png"), std::string::npos);
+    EXPECT_NE(html.find("uniform-samples-" + name + ".png"), std::string::npos);
+    EXPECT_NE(html.find("reconstructions-" + name + ".png"), std::string::npos);
+  }
+  EXPECT_NE(html.find("169.8"), std::string::npos);  // seed 000 Table 1, VQ-VAE cross-entropy (S)
+  EXPECT_NE(html.find("4.67"), std::string::npos);   // vdO2017 CIFAR-10 bits/dim (V), for scale
+  EXPECT_NE(html.find("Caveats"), std::string::npos);
+  EXPECT_TRUE(fs::exists(root / "figures/ch05-curves.svg"));
+  EXPECT_TRUE(fs::exists(root / "figures/ch05-prior.svg"));
   EXPECT_NE(html.find("incomplete or corrupt"), std::string::npos);
-  EXPECT_NE(html.find("The last run failed"), std::string::npos);
   // The reliability appendix lists the failure classes covered, and the interrupted runs.
   EXPECT_NE(html.find("failures the suite catches"), std::string::npos);
   for (const char* c : {"SIGKILL", "SIGINT", "NaN or Inf", "wrong checksum", "a missing dataset",
@@ -147,7 +171,6 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
     EXPECT_NE(html.find(c), std::string::npos) << "the appendix lacks " << c;
   }
   EXPECT_NE(html.find("stopped before completing (configuration 0123456789abcdef"), std::string::npos);
-  EXPECT_NE(html.find("non-finite at step 120"), std::string::npos);
   bool skipped_corrupt = false;
   for (const auto& s : outcome.skipped) skipped_corrupt |= s.rfind("06-architecture-search", 0) == 0;
   EXPECT_TRUE(skipped_corrupt);
@@ -158,6 +181,24 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   // No template key was left unfilled.
   EXPECT_EQ(html.find("{{"), std::string::npos);
   for (const auto& w : outcome.warnings) EXPECT_EQ(w.find("template key"), std::string::npos) << w;
+}
+
+TEST_F(ReportFromFixtures, AFailedRunShowsItsErrorAndHowToRerun) {
+  // Chapter 3's complete result replaced by a failed one (a real failure's run.json).
+  fs::remove_all(root / "results/03-beta-sweep");
+  fs::copy(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/failed/03-beta-sweep.failed", root / "results/03-beta-sweep.failed",
+           fs::copy_options::recursive);
+  options.pdf = false;
+  const auto outcome = rp::generate(options);
+  const std::string html = read(root / "out/index.html");
+  EXPECT_NE(html.find("The last run failed"), std::string::npos);
+  EXPECT_NE(html.find("non-finite at step 120"), std::string::npos);
+  EXPECT_NE(html.find("make chapter-03"), std::string::npos);
+  // Nothing of chapter 3's results is rendered, and the summary says failed.
+  EXPECT_FALSE(fs::exists(root / "figures/ch03-curves.svg"));
+  bool skipped_failed = false;
+  for (const auto& s : outcome.skipped) skipped_failed |= s.rfind("03-beta-sweep: failed", 0) == 0;
+  EXPECT_TRUE(skipped_failed);
 }
 
 TEST_F(ReportFromFixtures, HtmlIsWellFormedAndEveryReferencedFileExists) {
@@ -256,8 +297,19 @@ TEST_F(ReportFromFixtures, AnEmptyResultsFolderGivesAllNotRun) {
   size_t count = 0;
   for (size_t pos = html.find("Not run yet"); pos != std::string::npos; pos = html.find("Not run yet", pos + 1)) ++count;
   EXPECT_EQ(count, 6u);  // every chapter, written or not
-  EXPECT_NE(html.find("make chapter-01"), std::string::npos);
-  EXPECT_NE(html.find("not written yet"), std::string::npos);  // chapters 5 and 6
+  // A written chapter says how to run it; an unwritten one says it is not written.
+  const auto chapters = json::parse(read(fs::path(VAEREPRO_SOURCE_DIR) / "report/templates/chapters.json"));
+  size_t unwritten = 0;
+  for (const auto& ch : chapters) {
+    if (!ch.value("written", false)) {
+      ++unwritten;
+      continue;
+    }
+    EXPECT_NE(html.find("Run it with <code>" + ch["make"].get<std::string>() + "</code>"), std::string::npos) << ch["slug"];
+  }
+  size_t not_written = 0;
+  for (size_t pos = html.find("not written yet"); pos != std::string::npos; pos = html.find("not written yet", pos + 1)) ++not_written;
+  EXPECT_EQ(not_written, unwritten);
 }
 
 TEST(Substitute, FillsKnownKeysAndReportsUnknownOnes) {

@@ -1,0 +1,181 @@
+#pragma once
+/// \file vqvae.h
+/// The VQ-VAE (van den Oord, Vinyals & Kavukcuoglu 2017, "Neural Discrete
+/// Representation Learning", arXiv:1711.00937; seed 000 section 3.3): a
+/// convolutional encoder to a grid of vectors z_e, each replaced by its
+/// nearest codebook vector (z_q), the straight-through estimator, and the
+/// loss of the paper's equation (3)
+/// \f[ L = \mathrm{rec}(x, \mathrm{dec}(z_q)) + \lVert sg[z_e] - e \rVert_2^2
+///         + \beta \lVert z_e - sg[e] \rVert_2^2 . \f]
+///
+/// Shapes: B = batch, D = code dimension, K = codebook size, H x W = the code
+/// grid (7 x 7 for 28 x 28 images), N = examples.
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "vaerepro/models.h"
+
+namespace vaerepro {
+
+/// What a VQ-VAE's decoder output means and how its reconstruction term is
+/// scored.
+enum class Reconstruction {
+  kMse,        ///< the output is the mean image (no sigmoid), squared error (seed 000 section 4)
+  kBernoulli,  ///< the output is per-pixel logits, binary cross-entropy
+};
+Reconstruction parse_reconstruction(const std::string& name);  ///< mse | bernoulli
+std::string to_string(Reconstruction r);
+
+struct VectorQuantizerOptions {
+  VectorQuantizerOptions(int64_t codes, int64_t dim) : codes_(codes), dim_(dim) {}
+  TORCH_ARG(int64_t, codes);  ///< K
+  TORCH_ARG(int64_t, dim);    ///< D
+};
+
+/// The result of quantising z_e [B, D, H, W].
+struct Quantized {
+  torch::Tensor straight_through;  ///< [B, D, H, W] z_e + sg(z_q - z_e): the value of z_q, the gradient of z_e
+  torch::Tensor z_q;               ///< [B, D, H, W] the nearest codebook vectors (gradient reaches the codebook)
+  torch::Tensor codes;             ///< [B, H, W] int64 indices in [0, K)
+  torch::Tensor codebook_loss;     ///< [B] mean over H, W, D of (sg[z_e] - e)^2: trains only the codebook
+  torch::Tensor commitment_loss;   ///< [B] mean over H, W, D of (z_e - sg[e])^2: trains only the encoder
+};
+
+/// The codebook and nearest-code assignment (van den Oord et al. 2017,
+/// section 3.1, equations (1)-(2)).
+class VectorQuantizerImpl : public torch::nn::Module {
+ public:
+  explicit VectorQuantizerImpl(const VectorQuantizerOptions& options);
+  /// z_e [B, D, H, W] -> codes, z_q, the straight-through value and both loss terms.
+  Quantized forward(const torch::Tensor& z_e);
+  /// Nearest codebook index for each row of `flat` [M, D] (squared Euclidean
+  /// distance, ties to the lowest index): [M] int64.
+  torch::Tensor nearest(const torch::Tensor& flat) const;
+  /// The codebook vectors of `codes` [B, H, W]: [B, D, H, W].
+  torch::Tensor lookup(const torch::Tensor& codes) const;
+  VectorQuantizerOptions options;
+  torch::Tensor codebook;  ///< [K, D], initialised U(-1/K, 1/K)
+};
+TORCH_MODULE(VectorQuantizer);
+
+/// The straight-through estimator: the value of `quantized`, the gradient of
+/// `continuous` (the identity Jacobian). Bengio et al. 2013; vdO2017 eq. (3).
+torch::Tensor straight_through(const torch::Tensor& continuous, const torch::Tensor& quantized);
+
+struct VqVaeOptions {
+  VqVaeOptions(int64_t codes, int64_t dim) : codes_(codes), dim_(dim) {}
+  TORCH_ARG(int64_t, codes);                 ///< K
+  TORCH_ARG(int64_t, dim);                   ///< D
+  TORCH_ARG(int64_t, channels) = 32;         ///< feature channels of encoder and decoder
+  TORCH_ARG(int64_t, residual_blocks) = 2;   ///< vdO2017 section 4.1: two residual 3x3 blocks
+  TORCH_ARG(double, beta) = 0.25;            ///< commitment weight, vdO2017 section 4.1
+  TORCH_ARG(Reconstruction, reconstruction) = Reconstruction::kMse;  ///< seed 000 section 4: MSE
+};
+
+/// One pass of the VQ-VAE.
+struct VqVaeOutput {
+  torch::Tensor z_e;     ///< [B, D, H, W] encoder output
+  Quantized quantized;
+  torch::Tensor output;  ///< [B, 1, 28, 28] mean image (kMse) or logits (kBernoulli)
+};
+
+/// The loss terms, one value per example.
+struct VqVaeLoss {
+  torch::Tensor reconstruction;  ///< [B] mean over pixels: squared error or binary cross-entropy
+  torch::Tensor codebook;        ///< [B] ||sg[z_e] - e||^2, mean over elements
+  torch::Tensor commitment;      ///< [B] ||z_e - sg[e]||^2, mean over elements
+  torch::Tensor total;           ///< [B] reconstruction + codebook + beta * commitment
+};
+
+/// Encoder (28 -> 7), vector quantiser, decoder (7 -> 28).
+class VqVaeImpl : public torch::nn::Module {
+ public:
+  explicit VqVaeImpl(const VqVaeOptions& options);
+  /// x [B, 1, 28, 28] (or [B, 784]) in [0, 1].
+  VqVaeOutput forward(const torch::Tensor& x);
+  /// The loss of `out` for targets x [B, 1, 28, 28] (or [B, 784]).
+  VqVaeLoss loss(const VqVaeOutput& out, const torch::Tensor& x) const;
+  /// The code map of each image: [B, H, W] int64.
+  torch::Tensor encode(const torch::Tensor& x);
+  /// Decoder output (mean or logits) for code maps [B, H, W].
+  torch::Tensor decode_codes(const torch::Tensor& codes);
+  /// The mean image in [0, 1] of a decoder output (clamped for kMse,
+  /// sigmoid for kBernoulli): [B, 1, 28, 28].
+  torch::Tensor mean_image(const torch::Tensor& output) const;
+  /// log p(x | z_q) per example [B], summed over pixels: Bernoulli in nats
+  /// (a probability when x is binary), or a Gaussian density with per-pixel
+  /// variance `sigma2` for kMse (a density on gray levels: see the chapter's caveats).
+  torch::Tensor log_likelihood(const torch::Tensor& output, const torch::Tensor& x, double sigma2) const;
+  int64_t parameter_count() const;
+  VqVaeOptions options;
+  ConvEncoder encoder{nullptr};
+  VectorQuantizer quantizer{nullptr};
+  ConvDecoder decoder{nullptr};
+};
+TORCH_MODULE(VqVae);
+
+/// How the codes are used: counts per code, the number used, and the
+/// perplexity exp(H(counts / total)) (K when uniform, 1 when one code).
+struct CodebookUsage {
+  std::vector<int64_t> counts;  ///< [K]
+  int64_t used = 0;
+  double perplexity = 0;
+  nlohmann::json to_json() const;
+};
+CodebookUsage codebook_usage(const torch::Tensor& codes, int64_t num_codes);
+
+/// Means of the loss terms over a set, accumulated in float64.
+struct VqSetMetrics {
+  double reconstruction = 0;  ///< mean over examples of the per-pixel reconstruction term
+  double codebook = 0;
+  double commitment = 0;
+  double mse_per_pixel = 0;   ///< of the mean image against the target, whatever the reconstruction
+  double perplexity = 0;
+  int64_t codes_used = 0;
+  int64_t examples = 0;
+  nlohmann::json to_json() const;
+};
+
+/// Evaluates a VQ-VAE on `x` [N, 784] in batches (no gradient, eval mode kept as is).
+VqSetMetrics evaluate_vqvae(VqVaeImpl& model, const torch::Tensor& x, int64_t batch_size = 500);
+
+/// One point of a VQ-VAE's training curve (seed 000 Fig. 16).
+struct VqCurvePoint {
+  int64_t samples_seen = 0;
+  double epochs = 0;
+  VqSetMetrics train;  ///< means of the minibatch terms since the previous point
+  VqSetMetrics test;   ///< on the curve's test subset
+  double wall_seconds = 0;
+};
+
+struct VqTrainOptions {
+  int64_t epochs = 1;
+  int64_t batch_size = 100;
+  double lr = 2e-4;              ///< Adam, vdO2017 section 4.1
+  int64_t curve_points = 10;     ///< evaluations along training
+  int64_t curve_test_examples = 2000;
+  std::string label;             ///< progress-line prefix
+  double progress_seconds = 10;
+};
+
+struct VqTrainResult {
+  std::vector<VqCurvePoint> curve;
+  int64_t samples_seen = 0;
+  double train_seconds = 0;
+};
+
+/// Trains with Adam on minibatches drawn by `batch(idx)` from `n_train`
+/// examples (so the caller decides the protocol: gray levels or dynamic
+/// binarisation), evaluating on `test` [M, 784]. Throws std::runtime_error
+/// naming the term and step when a loss becomes non-finite.
+VqTrainResult train_vqvae(VqVaeImpl& model, int64_t n_train,
+                          const std::function<torch::Tensor(const torch::Tensor&)>& batch,
+                          const torch::Tensor& test, const VqTrainOptions& options);
+
+}  // namespace vaerepro

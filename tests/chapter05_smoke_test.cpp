@@ -1,0 +1,91 @@
+// A smoke run of chapter 5 writes a complete result: both VQ-VAE settings,
+// their priors (NLL below uniform is not required at this budget, only
+// finite and consistent), samples, curves, codebook counts and the bound.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "vaerepro/build_config.h"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string run_command(const std::string& cmd, int& status) {
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[512];
+  while (pipe && std::fgets(buf, sizeof(buf), pipe)) out += buf;
+  status = pipe ? ::pclose(pipe) : -1;
+  return out;
+}
+
+int csv_rows(const fs::path& p) {
+  std::ifstream in(p);
+  std::string line;
+  int n = -1;  // the header
+  while (std::getline(in, line)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST(Chapter05Smoke, WritesBothSettingsPriorsSamplesAndTheBound) {
+  const fs::path root = fs::temp_directory_path() / ("vaerepro-ch05-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  int status = 0;
+  // One thread: ctest runs tests side by side, and the prior's tiny 7x7
+  // convolutions slow down many-fold when two threads compete for a busy core.
+  const std::string out = run_command(std::string(VAEREPRO_BIN_DIR) + "/chapter-05 --profile smoke --dataset synthetic --threads 1 --out " +
+                                          root.string() + " 2>&1",
+                                      status);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  const fs::path dir = root / "05-vqvae-pixelcnn";
+  std::ifstream run_in(dir / "run.json");
+  auto run = nlohmann::json::parse(run_in);
+  EXPECT_EQ(run["status"], "complete");
+  std::ifstream in(dir / "metrics.json");
+  auto m = nlohmann::json::parse(in);
+  ASSERT_EQ(m["settings"].size(), 2u);
+  EXPECT_EQ(m["settings"][0]["codes"], 10);
+  EXPECT_EQ(m["settings"][0]["dim"], 2);
+  EXPECT_EQ(m["settings"][1]["codes"], 512);
+  for (const auto& s : m["settings"]) {
+    const int64_t k = s["codes"].get<int64_t>();
+    const auto& test = s["vqvae"]["final"]["test"];
+    EXPECT_TRUE(std::isfinite(test["mse_per_pixel"].get<double>()));
+    EXPECT_GE(test["codes_used"].get<int64_t>(), 1);
+    EXPECT_LE(test["codes_used"].get<int64_t>(), k);
+    EXPECT_GE(s["usage"]["test"]["perplexity"].get<double>(), 1.0 - 1e-9);
+    EXPECT_LE(s["usage"]["test"]["perplexity"].get<double>(), static_cast<double>(k) + 1e-9);
+    // Prior: nats and bits per dimension agree; uniform is 49 ln K.
+    const auto& p = s["prior"]["final"]["test"];
+    EXPECT_NEAR(p["bits_per_dim"].get<double>(), p["nats_per_map"].get<double>() / (49 * std::log(2.0)), 1e-9);
+    EXPECT_NEAR(s["prior"]["uniform"]["nats_per_map"].get<double>(), 49 * std::log(static_cast<double>(k)), 1e-9);
+    // The bound is the sum of its parts.
+    const auto& b = s["bound"];
+    EXPECT_NEAR(b["total"].get<double>(), b["log_p_x_given_z"].get<double>() + b["log_p_z"].get<double>(), 1e-6);
+    EXPECT_FALSE(b["caveats"].empty());
+    EXPECT_GT(s["vqvae"]["table1"]["cross_entropy"].get<double>(), 0.0);
+    for (const auto& [key, rel] : s["images"].items()) EXPECT_TRUE(fs::exists(dir / rel.get<std::string>())) << key;
+    EXPECT_EQ(csv_rows(dir / s["vqvae"]["curve_csv"].get<std::string>()), 3);
+    EXPECT_EQ(csv_rows(dir / s["prior"]["curve_csv"].get<std::string>()), 1);
+    EXPECT_EQ(csv_rows(dir / s["usage"]["codebook_csv"].get<std::string>()), k);
+    EXPECT_TRUE(s.contains("judge"));
+  }
+  EXPECT_GE(m["checks"].size(), 5u);
+  fs::remove_all(root);
+}
+
+TEST(Chapter05Smoke, RejectsAnUnknownSettingAsAUsageError) {
+  int status = 0;
+  const std::string out = run_command(std::string(VAEREPRO_BIN_DIR) + "/chapter-05 --settings seed,huge 2>&1", status);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 2) << out;
+  EXPECT_NE(out.find("huge"), std::string::npos) << out;
+}
