@@ -159,6 +159,7 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
     EXPECT_NE(html.find("reconstructions-" + name + ".png"), std::string::npos);
   }
   EXPECT_NE(html.find("169.8"), std::string::npos);  // seed 000 Table 1, VQ-VAE cross-entropy (S)
+  EXPECT_NE(html.find("vqvae (chapter 5, K = 10)"), std::string::npos);  // chapter 4's benchmark reads chapter 5
   EXPECT_NE(html.find("4.67"), std::string::npos);   // vdO2017 CIFAR-10 bits/dim (V), for scale
   EXPECT_NE(html.find("Caveats"), std::string::npos);
   EXPECT_TRUE(fs::exists(root / "figures/ch05-curves.svg"));
