@@ -293,6 +293,11 @@ int run(int argc, char** argv) {
                      {"classifier", "MLP 784-512-256-10, ReLU, Adam 1e-3, on gray levels"}};
     run["budget"] = std::to_string(o.epochs) + " VQ-VAE epochs and " + std::to_string(o.prior_epochs) +
                     " prior epochs of " + std::to_string(n_train) + " training images (seed 000's code: 20 epochs of 60,000)";
+    // A finished run of this configuration is not redone (--force: it is).
+    // The VQ-VAE and prior loops keep no checkpoints yet: SIGINT/SIGTERM stop
+    // at the next stage boundary and a rerun starts the chapter afresh.
+    const RunCheckpoints checkpoints(setup, run["config"]);
+    if (!checkpoints.start(writer)) return 0;
     writer.write_json("run.json", run);
 
     // The judge of samples (optional): how confidently a classifier sees a digit in an image.
@@ -327,6 +332,7 @@ int run(int argc, char** argv) {
       t.label = label;
       const auto trained = train_vqvae(*model, n_train, [&](const torch::Tensor& idx) { return data.train_batch(idx); },
                                        data.test, t);
+      throw_if_stopped(label);
       model->eval();
       // 2. The codes of every training and test image.
       const auto train_codes = encode_all(*model, data.train_eval);  // [N, 7, 7]
@@ -341,6 +347,7 @@ int run(int argc, char** argv) {
       pt.lr = o.prior_lr;
       pt.label = label + " prior";
       const auto prior_curve = train_prior(*prior, train_codes, test_codes, pt);
+      throw_if_stopped(pt.label);
       // 4. New images: prior samples (49 sequential steps over the whole batch)
       //    beside uniformly random code maps, both decoded.
       const auto t_sample = std::chrono::steady_clock::now();
@@ -574,7 +581,7 @@ int run(int argc, char** argv) {
                               {"checks", checks},
                               {"checks_budget", {{"provisional", o.epochs < 20 || o.prior_epochs < 20},
                                                  {"note", "seed 000's code trained 20 epochs of 60,000 images"}}}};
-    finish_chapter(writer, run, metrics, kProgram, t_start);
+    finish_chapter(writer, run, metrics, kProgram, t_start, &checkpoints);
     return 0;
   });
 }
