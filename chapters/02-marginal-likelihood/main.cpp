@@ -26,6 +26,7 @@
 #include <sstream>
 
 #include "vaerepro/chapter.h"
+#include "vaerepro/format.h"
 #include "vaerepro/estimators.h"
 #include "vaerepro/image.h"
 
@@ -89,14 +90,6 @@ void apply_profile(const std::string& profile, Options& o) {
 
 int64_t model_seed(int64_t seed, int64_t n) { return seed * 1000003 + n; }
 
-std::string fmt(double v) {
-  std::ostringstream os;
-  os.setf(std::ios::fixed);
-  os.precision(1);
-  os << v;
-  return os.str();
-}
-
 /// The overfitting verdicts, from the fresh curves and final estimates.
 nlohmann::json compute_checks(const nlohmann::json& models, int64_t k_final) {
   nlohmann::json checks = nlohmann::json::array();
@@ -126,19 +119,19 @@ nlohmann::json compute_checks(const nlohmann::json& models, int64_t k_final) {
                          ") exceeds that of N = " + nl + " by more than 5 nats, and the gap grew along "
                          "training by more than 2 nats"},
        {"holds", gap_small - gap_large > 5.0 && growth_small > 2.0},
-       {"detail", "gap " + fmt(gap_small) + " nats against " + fmt(gap_large) + "; grew by " +
-                      fmt(growth_small) + " nats"}});
+       {"detail", "gap " + format_fixed(gap_small) + " nats against " + format_fixed(gap_large) + "; grew by " +
+                      format_fixed(growth_small) + " nats"}});
   checks.push_back(
       {{"claim", "with N = " + nl + " it does not"},
        {"criterion", "over the second half of its estimates along training, the train-minus-test gap "
                      "grows by less than 1 nat (the test estimate keeps up with the train estimate)"},
        {"holds", growth_large < 1.0},
-       {"detail", "the gap changed by " + fmt(growth_large) + " nats"}});
+       {"detail", "the gap changed by " + format_fixed(growth_large) + " nats"}});
   checks.push_back({{"claim", "the larger training set generalises better"},
                     {"criterion", "final test estimate with N = " + nl + " above that with N = " + ns},
                     {"holds", final_iw(large, "test") > final_iw(small, "test")},
-                    {"detail", fmt(final_iw(small, "test")) + " (N = " + ns + ") -> " +
-                                   fmt(final_iw(large, "test")) + " (N = " + nl + ")"}});
+                    {"detail", format_fixed(final_iw(small, "test")) + " (N = " + ns + ") -> " +
+                                   format_fixed(final_iw(large, "test")) + " (N = " + nl + ")"}});
   return checks;
 }
 
@@ -296,9 +289,9 @@ int run(int argc, char** argv) {
       const double final_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
       const auto& fj = final_json;
       std::cout << kProgram << ": N=" << n << " done: log p(x) (K = " << o.k_final << ") train "
-                << fmt(fj["train"]["importance_sampled"][std::to_string(o.k_final)]["mean"].get<double>())
+                << format_fixed(fj["train"]["importance_sampled"][std::to_string(o.k_final)]["mean"].get<double>())
                 << ", test "
-                << fmt(fj["test"]["importance_sampled"][std::to_string(o.k_final)]["mean"].get<double>())
+                << format_fixed(fj["test"]["importance_sampled"][std::to_string(o.k_final)]["mean"].get<double>())
                 << " nats (" << to_string(setup.protocol) << ", " << setup.dataset_name << ")\n";
 
       write_curve_csv(writer, "curves/n-" + std::to_string(n) + ".csv", result);

@@ -29,6 +29,7 @@
 
 #include "vaerepro/analysis.h"
 #include "vaerepro/chapter.h"
+#include "vaerepro/format.h"
 #include "vaerepro/image.h"
 #include "vaerepro/points.h"
 
@@ -101,14 +102,6 @@ std::vector<double> parse_betas(const std::string& text, const std::string& opti
 std::string beta_tag(double beta) {
   std::ostringstream os;
   os << beta;
-  return os.str();
-}
-
-std::string fmt(double v) {
-  std::ostringstream os;
-  os.setf(std::ios::fixed);
-  os.precision(1);
-  os << v;
   return os.str();
 }
 
@@ -255,8 +248,8 @@ nlohmann::json compute_checks(const std::vector<nlohmann::json>& sweep, int64_t 
   for (size_t i = 0; i < sweep.size(); ++i) {
     if (i > 0 && kl(sweep[i]) >= kl(sweep[i - 1])) kl_falls = false;
     if (i > 0 && rec(sweep[i]) <= rec(sweep[i - 1])) rec_rises = false;
-    kls += (i ? " -> " : "") + fmt(kl(sweep[i]));
-    recs += (i ? " -> " : "") + fmt(rec(sweep[i]));
+    kls += (i ? " -> " : "") + format_fixed(kl(sweep[i]));
+    recs += (i ? " -> " : "") + format_fixed(rec(sweep[i]));
   }
   checks.push_back({{"claim", "the KL term falls as beta grows"},
                     {"criterion", "the final test KL strictly decreases from each beta to the next larger one"},
@@ -391,8 +384,8 @@ int run(int argc, char** argv) {
         point["config_hash"] = config_hash(point_config(ctx, p));
         points.push_back(point);
         std::cout << kProgram << ": " << p.name << ": test reconstruction "
-                  << fmt(-point["final"]["test"]["log_likelihood"].get<double>()) << ", KL "
-                  << fmt(point["final"]["test"]["kl"].get<double>()) << ", active units "
+                  << format_fixed(-point["final"]["test"]["log_likelihood"].get<double>()) << ", KL "
+                  << format_fixed(point["final"]["test"]["kl"].get<double>()) << ", active units "
                   << point["active_units"].get<int64_t>() << "\n";
       }
       return points;

@@ -22,6 +22,7 @@
 #include <sstream>
 
 #include "vaerepro/chapter.h"
+#include "vaerepro/format.h"
 #include "vaerepro/classifier.h"
 #include "vaerepro/image.h"
 
@@ -65,14 +66,6 @@ void apply_profile(const std::string& profile, Options& o) {
     o.per_label = 1000;
     o.classifier_epochs = 10;
   }
-}
-
-std::string fmt(double v, int digits = 1) {
-  std::ostringstream os;
-  os.setf(std::ios::fixed);
-  os.precision(digits);
-  os << v;
-  return os.str();
 }
 
 struct Trained {
@@ -164,7 +157,7 @@ int run(int argc, char** argv) {
     Classifier classifier(data.dim(), classes);
     classifier->to(setup.device);
     const double classifier_accuracy = train_classifier(*classifier, data, o.classifier_epochs);
-    std::cout << kProgram << ": classifier test accuracy " << fmt(100 * classifier_accuracy) << "% on "
+    std::cout << kProgram << ": classifier test accuracy " << format_fixed(100 * classifier_accuracy) << "% on "
               << setup.dataset_name << "\n";
 
     std::vector<Trained> models;
@@ -187,8 +180,8 @@ int run(int argc, char** argv) {
       auto acc = conditional_accuracy([&](const torch::Tensor& x) { return classifier->forward(x); }, samples,
                                       labels, classes);
       accuracy[m.name] = acc.to_json();
-      std::cout << kProgram << ": " << m.name << ": conditional accuracy " << fmt(100 * acc.overall) << "% +- "
-                << fmt(100 * acc.standard_error) << "\n";
+      std::cout << kProgram << ": " << m.name << ": conditional accuracy " << format_fixed(100 * acc.overall) << "% +- "
+                << format_fixed(100 * acc.standard_error) << "\n";
       // Generation grid (seed Figs. 9-10): ten rows, labels 0-9, ten samples each.
       auto grid = samples.view({classes, o.per_label, -1}).narrow(1, 0, std::min<int64_t>(10, o.per_label));
       const std::string rel = "images/generation-" + m.name + ".png";
@@ -272,20 +265,20 @@ int run(int argc, char** argv) {
                       {"criterion", "the one-hot CVAE's conditional accuracy exceeds the raw CVAE's by more than two "
                                     "standard errors of the difference"},
                       {"holds", one_hot - raw > 2 * se},
-                      {"detail", fmt(100 * raw) + "% (raw) -> " + fmt(100 * one_hot) + "% (one-hot), standard error of the difference " + fmt(100 * se) + " points"}});
+                      {"detail", format_fixed(100 * raw) + "% (raw) -> " + format_fixed(100 * one_hot) + "% (one-hot), standard error of the difference " + format_fixed(100 * se) + " points"}});
     checks.push_back({{"claim", "the one-hot CVAE generates the requested class"},
                       {"criterion", "its conditional accuracy is above 50% (the unconditional VAE's baseline is 10%)"},
                       {"holds", one_hot > 0.5},
-                      {"detail", fmt(100 * one_hot) + "% against the baseline " + fmt(100 * base) + "%"}});
+                      {"detail", format_fixed(100 * one_hot) + "% against the baseline " + format_fixed(100 * base) + "%"}});
     checks.push_back({{"claim", "the CVAE reconstructs best of VAE, beta-VAE and CVAE"},
                       {"criterion", "test reconstruction loss of the one-hot CVAE below those of the VAE and the beta-VAE"},
                       {"holds", rec_of("cvae-one-hot") < rec_of("vae") && rec_of("cvae-one-hot") < rec_of("bvae")},
-                      {"detail", "VAE " + fmt(rec_of("vae")) + ", beta-VAE " + fmt(rec_of("bvae")) + ", CVAE " + fmt(rec_of("cvae-one-hot"))}});
+                      {"detail", "VAE " + format_fixed(rec_of("vae")) + ", beta-VAE " + format_fixed(rec_of("bvae")) + ", CVAE " + format_fixed(rec_of("cvae-one-hot"))}});
     checks.push_back({{"claim", "the beta-VAE trades reconstruction for KL"},
                       {"criterion", "beta-VAE: larger test reconstruction loss and smaller KL than the VAE"},
                       {"holds", rec_of("bvae") > rec_of("vae") && kl_of("bvae") < kl_of("vae")},
-                      {"detail", "reconstruction " + fmt(rec_of("vae")) + " -> " + fmt(rec_of("bvae")) + ", KL " +
-                                     fmt(kl_of("vae")) + " -> " + fmt(kl_of("bvae"))}});
+                      {"detail", "reconstruction " + format_fixed(rec_of("vae")) + " -> " + format_fixed(rec_of("bvae")) + ", KL " +
+                                     format_fixed(kl_of("vae")) + " -> " + format_fixed(kl_of("bvae"))}});
 
     nlohmann::json metrics = {{"classifier_accuracy", classifier_accuracy},
                               {"conditional_accuracy", accuracy},

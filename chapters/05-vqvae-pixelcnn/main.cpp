@@ -30,6 +30,7 @@
 #include <sstream>
 
 #include "vaerepro/chapter.h"
+#include "vaerepro/format.h"
 #include "vaerepro/classifier.h"
 #include "vaerepro/image.h"
 #include "vaerepro/pixelcnn.h"
@@ -107,21 +108,6 @@ void apply_profile(const std::string& profile, Options& o) {
     o.prior_epochs = 20;
     o.classifier_epochs = 5;
   }
-}
-
-std::string fmt(double v, int digits = 1) {
-  std::ostringstream os;
-  os.setf(std::ios::fixed);
-  os.precision(digits);
-  os << v;
-  return os.str();
-}
-
-std::string sci(double v) {
-  std::ostringstream os;
-  os.precision(2);
-  os << std::scientific << v;
-  return os.str();
 }
 
 std::vector<Setting> parse_settings(const Options& o) {
@@ -308,7 +294,7 @@ int run(int argc, char** argv) {
       classifier = Classifier(data.dim(), classes);
       classifier->to(setup.device);
       classifier_accuracy = train_classifier(*classifier, data, o.classifier_epochs);
-      std::cout << kProgram << ": judge classifier test accuracy " << fmt(100 * classifier_accuracy) << "%\n";
+      std::cout << kProgram << ": judge classifier test accuracy " << format_fixed(100 * classifier_accuracy) << "%\n";
     }
 
     const int64_t n_fixed = std::min<int64_t>(100, data.test.size(0));  // seed 000 Table 1: 100 samples
@@ -506,9 +492,9 @@ int run(int argc, char** argv) {
                       {"uniform_samples", judge(*classifier, uniform_images, classes)}};
       }
       r["images"] = images;
-      std::cout << label << ": test MSE/pixel " << sci(final_test.mse_per_pixel) << ", codes used " << usage_test.used << "/"
-                << s.codes << " (perplexity " << fmt(usage_test.perplexity) << "); prior " << fmt(prior_test.nats_per_map)
-                << " nats/map = " << fmt(prior_test.bits_per_dim, 3) << " bits/dim (uniform " << fmt(uniform_nats) << ")\n";
+      std::cout << label << ": test MSE/pixel " << format_sci(final_test.mse_per_pixel) << ", codes used " << usage_test.used << "/"
+                << s.codes << " (perplexity " << format_fixed(usage_test.perplexity) << "); prior " << format_fixed(prior_test.nats_per_map)
+                << " nats/map = " << format_fixed(prior_test.bits_per_dim, 3) << " bits/dim (uniform " << format_fixed(uniform_nats) << ")\n";
       results.push_back(r);
     }
 
@@ -521,9 +507,9 @@ int run(int argc, char** argv) {
       checks.push_back({{"claim", "the PixelCNN prior models the codes (" + k + ")"},
                         {"criterion", "the prior's test NLL is below the uniform distribution's 49 ln K nats per map"},
                         {"holds", nats < uni},
-                        {"detail", fmt(nats) + " against " + fmt(uni) + " nats per map (" +
-                                       fmt(r["prior"]["final"]["test"]["bits_per_dim"].get<double>(), 3) + " against " +
-                                       fmt(r["prior"]["uniform"]["bits_per_dim"].get<double>(), 3) + " bits per dimension)"}});
+                        {"detail", format_fixed(nats) + " against " + format_fixed(uni) + " nats per map (" +
+                                       format_fixed(r["prior"]["final"]["test"]["bits_per_dim"].get<double>(), 3) + " against " +
+                                       format_fixed(r["prior"]["uniform"]["bits_per_dim"].get<double>(), 3) + " bits per dimension)"}});
       if (r.contains("judge")) {
         const auto& j = r["judge"];
         const double sp = j["prior_samples"]["classifier_score"].get<double>();
@@ -532,11 +518,11 @@ int run(int argc, char** argv) {
                           {"criterion", "the judge's classifier score exp(H[p(y)] - E H[p(y|x)]) of decoded prior samples "
                                         "exceeds that of as many decoded uniform code maps"},
                           {"holds", sp > su},
-                          {"detail", fmt(sp, 2) + " against " + fmt(su, 2) + " (real test images " +
-                                         fmt(j["test_images"]["classifier_score"].get<double>(), 2) + ", at most " +
+                          {"detail", format_fixed(sp, 2) + " against " + format_fixed(su, 2) + " (real test images " +
+                                         format_fixed(j["test_images"]["classifier_score"].get<double>(), 2) + ", at most " +
                                          std::to_string(classes) + "); mean confidence " +
-                                         fmt(100 * j["prior_samples"]["mean_confidence"].get<double>()) + "% against " +
-                                         fmt(100 * j["uniform_samples"]["mean_confidence"].get<double>()) + "%"}});
+                                         format_fixed(100 * j["prior_samples"]["mean_confidence"].get<double>()) + "% against " +
+                                         format_fixed(100 * j["uniform_samples"]["mean_confidence"].get<double>()) + "%"}});
       }
       // Seed Fig. 16: both terms end lower than where they peaked; did the codebook term rise first?
       const auto& c = r["vqvae"]["curve"];
@@ -557,10 +543,10 @@ int run(int argc, char** argv) {
                           {"criterion", "the last training-curve point's reconstruction term is below the first point's, and its "
                                         "codebook term below the curve's peak"},
                           {"holds", last_rec < first_rec && last_cb < peak_cb},
-                          {"detail", "reconstruction " + sci(first_rec) + " -> " + sci(last_rec) + "; codebook term peaked at " +
-                                         sci(peak_cb) + " (point " + std::to_string(peak_at + 1) + " of " +
+                          {"detail", "reconstruction " + format_sci(first_rec) + " -> " + format_sci(last_rec) + "; codebook term peaked at " +
+                                         format_sci(peak_cb) + " (point " + std::to_string(peak_at + 1) + " of " +
                                          std::to_string(c.size()) + (peak_at > 0 ? ", after rising first" : ", at the start") +
-                                         ") and ends at " + sci(last_cb)}});
+                                         ") and ends at " + format_sci(last_cb)}});
       }
     }
     if (results.size() == 2) {
@@ -571,7 +557,7 @@ int run(int argc, char** argv) {
                                           results[0]["codes"].dump() + " model's"},
                         {"holds", results[1]["codes"].get<int64_t>() > results[0]["codes"].get<int64_t>() ? mse_large < mse_small
                                                                                                          : mse_small < mse_large},
-                        {"detail", sci(mse_small) + " (K = " + results[0]["codes"].dump() + ") against " + sci(mse_large) +
+                        {"detail", format_sci(mse_small) + " (K = " + results[0]["codes"].dump() + ") against " + format_sci(mse_large) +
                                        " (K = " + results[1]["codes"].dump() + ")"}});
     }
     nlohmann::json metrics = {{"settings", results},
