@@ -81,6 +81,8 @@ class MlpImpl : public torch::nn::Module {
   explicit MlpImpl(const MlpOptions& options);
   torch::Tensor forward(torch::Tensor x);                      ///< [B, in] -> [B, out]
   int64_t out_features() const { return out_features_; }
+  /// The Linear layers, input side first.
+  const std::vector<torch::nn::Linear>& layers() const { return layers_; }
   MlpOptions options;
 
  private:

@@ -13,6 +13,7 @@
 
 #include "vaerepro/cli.h"
 #include "vaerepro/fused_optim.h"
+#include "vaerepro/mlp_step.h"
 #include "vaerepro/objectives.h"
 
 #include <ATen/CPUGeneratorImpl.h>
@@ -254,6 +255,7 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
       result.samples_seen = seen;
       result.train_seconds = pr.at("train_seconds").get<double>();
       result.eval_seconds = eval_seconds;
+      result.step = pr.value("step_path", std::string("unknown (an older checkpoint)"));
       return result;
     }
     result.resumed_at.push_back(seen);
@@ -314,7 +316,8 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
                      {"total_samples", options.total_samples}, {"batch_size", options.batch_size},
                      {"beta", options.beta}, {"train_examples", n}, {"elapsed_seconds", elapsed},
                      {"eval_seconds", eval_seconds}, {"train_seconds", elapsed - eval_seconds},
-                     {"curve", curve_to_checkpoint(result.curve)}, {"resumed_at", result.resumed_at}};
+                     {"curve", curve_to_checkpoint(result.curve)}, {"resumed_at", result.resumed_at},
+                     {"step_path", result.step}};
     snap.permutation = perm;
     capture_rng(snap, device);
     save_checkpoint(ck, vae, optimizer_state, std::move(snap));
@@ -324,6 +327,18 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
   };
   const auto params = vae.parameters();
   vae.train();
+  std::unique_ptr<MlpVaeStep> hand_step;
+  if (options.hand_written_step) {
+    const std::string why = MlpVaeStep::unsupported_reason(vae);
+    if (why.empty()) {
+      hand_step = std::make_unique<MlpVaeStep>(vae);
+      result.step = "hand-written";
+    } else {
+      result.step = "autograd (" + why + ")";
+    }
+  } else {
+    result.step = "autograd (hand-written step turned off)";
+  }
 
   auto evaluate_now = [&]() {
     // Evaluation draws its own z samples; the generator state is restored
@@ -368,8 +383,13 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
     auto x = data.train_batch(idx);      // [B, D]
     auto c = train_condition.defined() ? train_condition.index_select(0, idx) : torch::Tensor();
 
-    train_step(vae, params, optimizer, x, c, options.beta,
-               history.select(0, static_cast<int64_t>(history_batch.size())));
+    auto sums = history.select(0, static_cast<int64_t>(history_batch.size()));
+    if (hand_step) {
+      hand_step->compute_gradients(x, c, options.beta, sums);
+      optimizer.step();
+    } else {
+      train_step(vae, params, optimizer, x, c, options.beta, sums);
+    }
     history_batch.push_back(len);
     seen += len;
     ++step;

@@ -79,6 +79,11 @@ struct TrainOptions {
   /// matching checkpoint, saves one at these intervals, on SIGINT/SIGTERM and
   /// when it ends; a complete one is returned as is, without training.
   CheckpointOptions checkpoint;
+  /// The MLP VAE's step written out by hand (mlp_step.h) when the model is
+  /// one it is written for; false, or another model: autograd's step
+  /// (train_step). The same mathematics; which one ran is in
+  /// TrainResult::step.
+  bool hand_written_step = true;
 };
 
 /// The outcome of a training run.
@@ -89,6 +94,9 @@ struct TrainResult {
   double eval_seconds = 0;   ///< whole-set evaluations
   /// Samples seen at each resumption from a checkpoint (empty: one go).
   std::vector<int64_t> resumed_at;
+  /// Which step trained the model: "hand-written" (mlp_step.h) or
+  /// "autograd" followed by the reason the hand-written one was not used.
+  std::string step;
 };
 
 /// Trains `vae` with `optimizer` on data.train, evaluating the ELBO on
@@ -99,7 +107,9 @@ struct TrainResult {
 /// flag (cli.h) after every step: when set, saves a checkpoint (if enabled)
 /// and throws Interrupted.
 ///
-/// The step (train_step) is written for speed: gradients are reset to
+/// The step is MlpVaeStep (mlp_step.h: forward and backward written out, no
+/// autograd, no per-step allocation) for the models it is written for, and
+/// otherwise train_step, itself written for speed: gradients are reset to
 /// undefined rather than zeroed (autograd hands its buffers over), the loss is
 /// training_loss() (fused sample+KL and Bernoulli nodes), and the host reads
 /// the loss only every kLossCheckSteps steps (and at progress lines and
