@@ -10,6 +10,8 @@
 ///  - suite: vaerepro::train_vae, the code path every chapter uses (fused
 ///    optimizer, fused ELBO nodes, threads and malloc set by configure_runtime);
 ///  - suite-torch-optim: the same with torch::optim's optimizer (one lever off);
+///  - suite-autograd: the same with autograd's step instead of the
+///    hand-written one (mlp_step.h; another lever off);
 ///  - libtorch-plain: a LibTorch loop as a C++ user writes it (torch::nn,
 ///    autograd through the textbook ELBO, torch::optim, zero_grad, loss.item()
 ///    each step; default threads and allocator);
@@ -19,8 +21,11 @@
 ///  - gemm-bound: the step's matrix products alone at their shapes (forward,
 ///    and the backward's weight and input gradients), into preallocated
 ///    outputs: no elementwise work, no optimizer, no autograd, no data.
-/// Every variant runs `warmup` steps, then `repeats` timed runs of `steps`
-/// steps; the table shows medians, samples/s and seconds per 60,000-image
+/// The variants run in --rounds rounds (each once per round, the order
+/// rotated), each run `warmup` steps then `repeats` timed runs of `steps`
+/// steps; the table shows medians over rounds and each ratio is the median of
+/// its per-round ratios (a shared VM has slow and fast spells of minutes:
+/// rounds spread them over all variants); it shows samples/s and seconds per 60,000-image
 /// epoch, the ratios suite/Python and suite/bound, the CPU targets,
 /// and the environment (BLAS and its kernel, OPENBLAS_CORETYPE, threads,
 /// allocator settings, load). The machine may be shared: before each variant
@@ -38,10 +43,13 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -105,7 +113,7 @@ double median(std::vector<double> v) {
 }
 
 struct Settings {
-  int64_t steps = 200, repeats = 5, warmup = 20;
+  int64_t steps = 200, repeats = 1, warmup = 20;
   int threads = 0;  ///< 0: the cores this process may use (what the suite does)
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
 };
@@ -124,7 +132,7 @@ TensorData bench_data(const Settings& s) {
   return d;
 }
 
-json child_suite(const BenchConfig& cfg, const Settings& s, bool fused) {
+json child_suite(const BenchConfig& cfg, const Settings& s, bool fused, bool hand_written = true) {
   const RuntimeInfo info = configure_runtime(s.threads);
   TensorData d = bench_data(s);
   torch::manual_seed(1);
@@ -138,18 +146,21 @@ json child_suite(const BenchConfig& cfg, const Settings& s, bool fused) {
   t.progress_seconds = 0;
   t.eval_batch = 500;
   t.label = "bench";
+  t.hand_written_step = hand_written;
   if (s.warmup > 0) {
     t.total_samples = s.warmup * cfg.batch;
     train_vae(*vae, *opt, d, t);
   }
   std::vector<double> rates;
+  std::string last_step;
   for (int64_t r = 0; r < s.repeats; ++r) {
     t.total_samples = s.steps * cfg.batch;
     const TrainResult res = train_vae(*vae, *opt, d, t);
     rates.push_back(static_cast<double>(res.samples_seen) / res.train_seconds);
+    last_step = res.step;
   }
   return {{"samples_per_s", rates}, {"threads", info.intra_op_threads}, {"malloc_tuned", info.malloc_tuned},
-          {"runtime", info.to_json()}};
+          {"runtime", info.to_json()}, {"step", last_step}};
 }
 
 /// A VAE as a LibTorch user writes it (pytorch/examples' layer names).
@@ -268,6 +279,8 @@ int run_child(const std::string& variant, const BenchConfig& cfg, const Settings
     out = child_suite(cfg, one, true);
   } else if (variant == "suite-torch-optim") {
     out = child_suite(cfg, s, false);
+  } else if (variant == "suite-autograd") {
+    out = child_suite(cfg, s, true, false);
   } else if (variant == "libtorch-plain") {
     out = child_plain(cfg, s);
   } else if (variant == "gemm-bound") {
@@ -381,6 +394,8 @@ std::string fmt(double v, int prec) {
 
 struct ParentOptions {
   Settings s;
+  int64_t rounds = 5;
+  std::string coretype = "environment";
   std::string configs = "kw,examples,small";
   std::string python = "/usr/bin/python3";
   std::string script = std::string(VAEREPRO_SOURCE_DIR) + "/bench/python_vae.py";
@@ -429,14 +444,24 @@ int run_parent(const ParentOptions& o, const std::string& self) {
     env["env"][v] = env_or(v, "(unset)");
   }
   env["load_at_start"] = loadavg();
+  env["coretype_setting"] = o.coretype;
+  env["coretype_in_environment"] =
+      o.coretype == "environment" ? env_or("OPENBLAS_CORETYPE", "(unset)") : env_or("VAEREPRO_BENCH_CORETYPE_WAS", "?");
   std::cerr << "bench-train: " << cpu_model() << ", " << info.available_cores << " cores, BLAS "
             << info.blas_library << " (" << info.openblas_corename << "), OPENBLAS_CORETYPE="
             << env_or("OPENBLAS_CORETYPE", "(unset)") << ", LibTorch " << info.libtorch_version << "\n";
 
   std::vector<std::string> warnings = runtime_warnings(info, torch::kCPU);
+  if (o.coretype != "environment") {
+    warnings.push_back("--coretype " + o.coretype + ": every variant (Python's too) ran with OPENBLAS_CORETYPE " +
+                       (o.coretype == "unset" ? std::string("unset") : "=" + o.coretype) +
+                       " (OpenBLAS kernels: " + info.openblas_corename + "); the environment had " +
+                       env_or("VAEREPRO_BENCH_CORETYPE_WAS", "?") +
+                       ". Compare these figures only with figures taken the same way.");
+  }
   json out;
   out["schema"] = 1;
-  out["settings"] = {{"steps", o.s.steps}, {"repeats", o.s.repeats}, {"warmup", o.s.warmup},
+  out["settings"] = {{"steps", o.s.steps}, {"repeats", o.s.repeats}, {"rounds", o.rounds}, {"warmup", o.s.warmup},
                      {"max_busy", o.max_busy}, {"wait_seconds", o.wait_seconds}, {"epoch_samples", kEpoch}};
   out["gpu"] = {{"cuda_available", info.cuda_available},
                 {"measured", false},
@@ -446,7 +471,7 @@ int run_parent(const ParentOptions& o, const std::string& self) {
                              : "no CUDA device (Debian's LibTorch is CPU-only): GPU numbers were not measured"}};
   out["data"] = "Fashion-MNIST training set (" + o.s.data_dir + "), dynamically binarised";
 
-  const std::vector<std::string> cpp_variants = {"suite",          "suite-1-thread", "suite-torch-optim",
+  const std::vector<std::string> cpp_variants = {"suite",          "suite-1-thread", "suite-torch-optim", "suite-autograd",
                                                  "libtorch-plain", "gemm-bound",     "gemm-bound-1-thread"};
   const std::vector<std::string> py_variants = {"default", "threads", "tuned"};
   double worst_busy = 0;
@@ -475,65 +500,92 @@ int run_parent(const ParentOptions& o, const std::string& self) {
                                            shell_quote(o.s.data_dir)});
       }
     }
-    for (const auto& [variant, cmd] : jobs) {
-      // Wait for a quiet machine (others compile here), up to wait_seconds.
-      double busy = other_runnable();
-      const auto wait_end = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.wait_seconds);
-      while (busy > o.max_busy && std::chrono::steady_clock::now() < wait_end) busy = other_runnable(2.0);
-      const json load_before = loadavg();
-      int st = 0;
-      const auto t0 = std::chrono::steady_clock::now();
-      // A variant that crawls (two OpenMP threads on busy cores can be 50x
-      // slower) is stopped and recorded as such rather than holding the run.
-      const std::string text = capture("timeout " + std::to_string(o.child_timeout) + " " + cmd, &st);
-      const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      const double busy_after = other_runnable(0.5);
-      json r = last_json_line(text);
-      if (st != 0 || !r.contains("samples_per_s")) {
-        std::cerr << "bench-train: " << cfg.name << "/" << variant << " failed (exit " << st << ")\n";
-        variants[variant] = {{"error", st == 124 ? "stopped after " + std::to_string(o.child_timeout) +
-                                                       " s (--child-timeout); the machine was busy"
-                                                 : "exit status " + std::to_string(st)},
-                             {"other_runnable_before", busy},
-                             {"output_tail", text.substr(
-                                 text.size() > 2000 ? text.size() - 2000 : 0)}};
-        continue;
+    // Rounds: every variant once per round, the order rotated each round, so
+    // that the machine's slow and fast spells (a shared VM's neighbours) fall
+    // on all variants alike; a ratio is the median of its per-round ratios.
+    std::map<std::string, std::vector<double>> round_rate;  // variant -> rate per round (NaN: failed)
+    for (int64_t round = 0; round < o.rounds; ++round) {
+      for (size_t k = 0; k < jobs.size(); ++k) {
+        const auto& [variant, cmd] = jobs[(k + static_cast<size_t>(round)) % jobs.size()];
+        auto& rates_of = round_rate[variant];
+        rates_of.resize(static_cast<size_t>(o.rounds), std::nan(""));
+        // Wait for a quiet machine (others compile here), up to wait_seconds.
+        double busy = other_runnable();
+        const auto wait_end = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.wait_seconds);
+        while (busy > o.max_busy && std::chrono::steady_clock::now() < wait_end) busy = other_runnable(2.0);
+        const json load_before = loadavg();
+        int st = 0;
+        const auto t0 = std::chrono::steady_clock::now();
+        // A variant that crawls (two OpenMP threads on busy cores can be 50x
+        // slower) is stopped and recorded as such rather than holding the run.
+        const std::string text = capture("timeout " + std::to_string(o.child_timeout) + " " + cmd, &st);
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const double busy_after = other_runnable(0.5);
+        json r = last_json_line(text);
+        json& slot = variants[variant];
+        if (st != 0 || !r.contains("samples_per_s")) {
+          std::cerr << "bench-train: " << cfg.name << "/" << variant << " failed in round " << round + 1
+                    << " (exit " << st << ")\n";
+          slot["error"] = st == 124 ? "stopped after " + std::to_string(o.child_timeout) +
+                                          " s (--child-timeout); the machine was busy"
+                                    : "exit status " + std::to_string(st);
+          slot["output_tail"] = text.substr(text.size() > 2000 ? text.size() - 2000 : 0);
+          slot["other_runnable_before"] = std::max(slot.value("other_runnable_before", 0.0), busy);
+          continue;
+        }
+        const double med = median(r["samples_per_s"].get<std::vector<double>>());
+        rates_of[static_cast<size_t>(round)] = med;
+        for (auto& [key, value] : r.items()) {
+          if (key != "samples_per_s") slot[key] = value;  // threads, runtime, versions: the same each round
+        }
+        slot["other_runnable_before"] = std::max(slot.value("other_runnable_before", 0.0), busy);
+        slot["other_runnable_after"] = std::max(slot.value("other_runnable_after", 0.0), busy_after);
+        slot["load_before"] = load_before;
+        slot["wall_seconds"] = slot.value("wall_seconds", 0.0) + wall;
+        worst_busy = std::max({worst_busy, busy, busy_after});
+        std::cerr << "bench-train:   [" << round + 1 << "/" << o.rounds << "] " << std::left << std::setw(18)
+                  << variant << std::right << std::setw(9) << fmt(med, 0) << " samples/s  "
+                  << fmt(kEpoch / med, 2) << " s/epoch  (threads " << str_or(r, "threads")
+                  << ", others runnable " << fmt(busy, 1) << ")\n";
       }
-      std::vector<double> rates = r["samples_per_s"].get<std::vector<double>>();
-      const double med = median(rates);
-      r["median_samples_per_s"] = med;
-      r["seconds_per_epoch"] = kEpoch / med;
-      r["other_runnable_before"] = busy;
-      r["other_runnable_after"] = busy_after;
-      r["load_before"] = load_before;
-      r["wall_seconds"] = wall;
-      worst_busy = std::max({worst_busy, busy, busy_after});
-      variants[variant] = r;
-      std::cerr << "bench-train:   " << std::left << std::setw(18) << variant << std::right << std::setw(9)
-                << fmt(med, 0) << " samples/s  " << fmt(kEpoch / med, 2) << " s/epoch  (threads "
-                << str_or(r, "threads") << ", others runnable " << fmt(busy, 1) << ")\n";
+    }
+    for (auto& [variant, rates_of] : round_rate) {
+      json& slot = variants[variant];
+      std::vector<double> ok;
+      for (double v : rates_of) {
+        if (std::isfinite(v)) ok.push_back(v);
+      }
+      slot["samples_per_s"] = ok;
+      slot["rounds_measured"] = ok.size();
+      if (ok.empty()) continue;  // its "error" says why
+      slot.erase("error");
+      slot.erase("output_tail");
+      slot["median_samples_per_s"] = median(ok);
+      slot["seconds_per_epoch"] = kEpoch / median(ok);
     }
     jc["variants"] = variants;
 
-    auto rate = [&](const std::string& v) {
-      return variants.contains(v) && variants[v].contains("median_samples_per_s")
-                 ? variants[v]["median_samples_per_s"].get<double>()
-                 : std::nan("");
+    // Each ratio: the median over rounds of rate(a) / rate(b) in the same round.
+    auto ratio = [&](const std::string& a, const std::string& b) -> json {
+      if (!round_rate.count(a) || !round_rate.count(b)) return nullptr;
+      std::vector<double> per_round;
+      for (int64_t r = 0; r < o.rounds; ++r) {
+        const double q = round_rate[a][static_cast<size_t>(r)] / round_rate[b][static_cast<size_t>(r)];
+        if (std::isfinite(q)) per_round.push_back(q);
+      }
+      if (per_round.empty()) return nullptr;
+      return median(per_round);
     };
-    const double suite = rate("suite");
-    const double suite1 = rate("suite-1-thread");
-    json ratios = {{"suite_over_python_default", suite / rate("python-default")},
-                   {"suite_1_thread_over_python_default", suite1 / rate("python-default")},
-                   {"suite_1_thread_over_python_tuned", suite1 / rate("python-tuned")},
-                   {"suite_over_python_threads", suite / rate("python-threads")},
-                   {"suite_over_python_tuned", suite / rate("python-tuned")},
-                   {"suite_over_libtorch_plain", suite / rate("libtorch-plain")},
-                   {"suite_over_suite_torch_optim", suite / rate("suite-torch-optim")},
-                   {"step_over_bound", rate("gemm-bound") / suite},
-                   {"step_over_bound_1_thread", rate("gemm-bound-1-thread") / suite1}};
-    for (auto& [k, v] : ratios.items()) {
-      if (!std::isfinite(v.get<double>())) v = nullptr;
-    }
+    json ratios = {{"suite_over_python_default", ratio("suite", "python-default")},
+                   {"suite_1_thread_over_python_default", ratio("suite-1-thread", "python-default")},
+                   {"suite_1_thread_over_python_tuned", ratio("suite-1-thread", "python-tuned")},
+                   {"suite_over_python_threads", ratio("suite", "python-threads")},
+                   {"suite_over_python_tuned", ratio("suite", "python-tuned")},
+                   {"suite_over_libtorch_plain", ratio("suite", "libtorch-plain")},
+                   {"suite_over_suite_torch_optim", ratio("suite", "suite-torch-optim")},
+                   {"suite_over_suite_autograd", ratio("suite", "suite-autograd")},
+                   {"step_over_bound", ratio("gemm-bound", "suite")},
+                   {"step_over_bound_1_thread", ratio("gemm-bound-1-thread", "suite-1-thread")}};
     jc["ratios"] = ratios;
     // The CPU targets (#9), judged on these medians.
     json targets = json::array();
@@ -598,11 +650,13 @@ int run_parent(const ParentOptions& o, const std::string& self) {
   out["max_other_runnable"] = worst_busy;
   out["provenance"] = collect_provenance(0, nullptr).to_json();
   out["provenance"]["command_line"] = "bench-train --configs " + o.configs + " --steps " +
-                                      std::to_string(o.s.steps) + " --repeats " + std::to_string(o.s.repeats);
+                                      std::to_string(o.s.steps) + " --repeats " + std::to_string(o.s.repeats) +
+                                      " --rounds " + std::to_string(o.rounds);
 
   // The table.
   std::ostringstream tab;
-  tab << "\nbench-train: medians of " << o.s.repeats << " x " << o.s.steps << " steps (s/epoch = 60,000 images)\n";
+  tab << "\nbench-train: medians over " << o.rounds << " rounds of " << o.s.repeats << " x " << o.s.steps
+      << " steps (s/epoch = 60,000 images; ratios: medians of the per-round ratios)\n";
   for (const auto& jc : jconfigs) {
     tab << "\n" << jc["description"].get<std::string>() << "\n";
     tab << "  " << std::left << std::setw(20) << "variant" << std::right << std::setw(12) << "samples/s"
@@ -655,7 +709,10 @@ int main(int argc, char** argv) {
     d.add_options()("help,h", "print this help")
         ("configs", po::value(&o.configs)->default_value(o.configs), "kw,examples,small (comma-separated)")
         ("steps", po::value(&o.s.steps)->default_value(o.s.steps), "timed steps per repeat")
-        ("repeats", po::value(&o.s.repeats)->default_value(o.s.repeats), "timed repeats (the median is quoted)")
+        ("rounds", po::value(&o.rounds)->default_value(o.rounds),
+         "rounds: every variant runs once per round, in a rotated order; medians are over rounds")
+        ("repeats", po::value(&o.s.repeats)->default_value(o.s.repeats),
+         "timed runs of --steps steps inside one variant's process per round (their median is that round's)")
         ("warmup", po::value(&o.s.warmup)->default_value(o.s.warmup), "untimed steps first")
         ("threads", po::value(&o.s.threads)->default_value(0),
          "threads of the suite and the bound (0: the cores available, as the chapters)")
@@ -670,6 +727,9 @@ int main(int argc, char** argv) {
          "longest wait for a quiet machine before each variant")
         ("child-timeout", po::value(&o.child_timeout)->default_value(o.child_timeout),
          "seconds after which one variant is stopped and recorded as such")
+        ("coretype", po::value(&o.coretype)->default_value(o.coretype),
+         "OPENBLAS_CORETYPE for every variant, Python's included: 'environment' (as it is set), 'unset' "
+         "(OpenBLAS picks the kernels for this CPU) or a kernel name (Haswell, SkylakeX, Zen, ...)")
         ("child", po::value(&child), "internal: run one variant and print its JSON");
     po::variables_map vm;
     try {
@@ -682,10 +742,25 @@ int main(int argc, char** argv) {
       std::cout << d << "\n";
       return 0;
     }
-    if (o.s.steps < 1 || o.s.repeats < 1 || o.s.warmup < 0) {
-      throw UsageError("--steps and --repeats must be >= 1 and --warmup >= 0");
+    if (o.s.steps < 1 || o.s.repeats < 1 || o.s.warmup < 0 || o.rounds < 1) {
+      throw UsageError("--steps, --repeats and --rounds must be >= 1 and --warmup >= 0");
     }
     if (!child.empty()) return run_child(child, find_config(o.configs), o.s);
-    return run_parent(o, fs::canonical("/proc/self/exe").string());
+    const std::string self = fs::canonical("/proc/self/exe").string();
+    // OpenBLAS reads OPENBLAS_CORETYPE once, when it loads: to change it this
+    // program sets it and starts itself again (the children inherit it).
+    if (o.coretype != "environment" && std::getenv("VAEREPRO_BENCH_CORETYPE_APPLIED") == nullptr) {
+      ::setenv("VAEREPRO_BENCH_CORETYPE_WAS", env_or("OPENBLAS_CORETYPE", "(unset)").c_str(), 1);
+      ::setenv("VAEREPRO_BENCH_CORETYPE_APPLIED", o.coretype.c_str(), 1);
+      if (o.coretype == "unset") {
+        ::unsetenv("OPENBLAS_CORETYPE");
+      } else {
+        ::setenv("OPENBLAS_CORETYPE", o.coretype.c_str(), 1);
+      }
+      ::execv(self.c_str(), argv);
+      throw std::runtime_error("could not restart " + self + " with OPENBLAS_CORETYPE changed: " +
+                               std::strerror(errno));
+    }
+    return run_parent(o, self);
   });
 }
