@@ -125,10 +125,16 @@ report: configure ## rebuild the report from the results on disk (seconds; train
 	$(BUILD_DIR)/bin/report-gen --results $(OUT) --out report/out --figures figures --docs $(BUILD_DIR)/docs/html
 	@echo "report: open $(CURDIR)/report/out/index.html"
 
+BENCH_UNSET_ARGS ?= --configs kw $(BENCH_ARGS)
 bench: deps-bench configure ## time the training step beside Python, plain LibTorch and the GEMM-only bound (BENCH_ARGS=--help)
 	cmake --build $(BUILD_DIR) --target bench-train -j $(JOBS)
 	$(BUILD_DIR)/bin/bench-train --json $(OUT)/bench/bench.json $(BENCH_ARGS)
-	@echo "bench: $(OUT)/bench/bench.json; make report shows it in the performance appendix"
+	@# With OPENBLAS_CORETYPE forced (AVX2 kernels on an AVX-512 CPU here), time it all again unset.
+	@if [ -n "$$OPENBLAS_CORETYPE" ]; then \
+	  echo "bench: again with OPENBLAS_CORETYPE unset (it is $$OPENBLAS_CORETYPE here)"; \
+	  $(BUILD_DIR)/bin/bench-train --coretype unset --json $(OUT)/bench/bench-coretype-unset.json $(BENCH_UNSET_ARGS); \
+	else rm -f $(OUT)/bench/bench-coretype-unset.json; fi
+	@echo "bench: $(OUT)/bench/bench*.json; make report shows them in the performance appendix"
 
 docs: configure ## Doxygen documentation of src/ and the chapters, in build/docs/html
 	cmake --build $(BUILD_DIR) --target docs

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -394,7 +395,7 @@ std::string fmt(double v, int prec) {
 
 struct ParentOptions {
   Settings s;
-  int64_t rounds = 5;
+  int64_t rounds = 3;
   std::string coretype = "environment";
   std::string configs = "kw,examples,small";
   std::string python = "/usr/bin/python3";
@@ -504,11 +505,13 @@ int run_parent(const ParentOptions& o, const std::string& self) {
     // that the machine's slow and fast spells (a shared VM's neighbours) fall
     // on all variants alike; a ratio is the median of its per-round ratios.
     std::map<std::string, std::vector<double>> round_rate;  // variant -> rate per round (NaN: failed)
+    std::map<std::string, std::vector<double>> round_busy;  // variant -> other runnable processes, per round
     for (int64_t round = 0; round < o.rounds; ++round) {
       for (size_t k = 0; k < jobs.size(); ++k) {
         const auto& [variant, cmd] = jobs[(k + static_cast<size_t>(round)) % jobs.size()];
         auto& rates_of = round_rate[variant];
         rates_of.resize(static_cast<size_t>(o.rounds), std::nan(""));
+        round_busy[variant].resize(static_cast<size_t>(o.rounds), 0.0);
         // Wait for a quiet machine (others compile here), up to wait_seconds.
         double busy = other_runnable();
         const auto wait_end = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.wait_seconds);
@@ -521,6 +524,7 @@ int run_parent(const ParentOptions& o, const std::string& self) {
         const std::string text = capture("timeout " + std::to_string(o.child_timeout) + " " + cmd, &st);
         const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const double busy_after = other_runnable(0.5);
+        round_busy[variant][static_cast<size_t>(round)] = std::max(busy, busy_after);
         json r = last_json_line(text);
         json& slot = variants[variant];
         if (st != 0 || !r.contains("samples_per_s")) {
@@ -565,50 +569,61 @@ int run_parent(const ParentOptions& o, const std::string& self) {
     }
     jc["variants"] = variants;
 
-    // Each ratio: the median over rounds of rate(a) / rate(b) in the same round.
-    auto ratio = [&](const std::string& a, const std::string& b) -> json {
+    // Each ratio: the median over rounds of rate(a) / rate(b) in the same
+    // round, over the rounds in which both ran on a quiet machine (all rounds
+    // when none did; the verdict then says so).
+    json ratio_rounds = json::object();
+    auto ratio = [&](const std::string& key, const std::string& a, const std::string& b) -> json {
       if (!round_rate.count(a) || !round_rate.count(b)) return nullptr;
-      std::vector<double> per_round;
-      for (int64_t r = 0; r < o.rounds; ++r) {
-        const double q = round_rate[a][static_cast<size_t>(r)] / round_rate[b][static_cast<size_t>(r)];
-        if (std::isfinite(q)) per_round.push_back(q);
+      std::vector<double> quiet, all;
+      for (size_t r = 0; r < static_cast<size_t>(o.rounds); ++r) {
+        const double q = round_rate[a][r] / round_rate[b][r];
+        if (!std::isfinite(q)) continue;
+        all.push_back(q);
+        if (round_busy[a][r] <= o.max_busy && round_busy[b][r] <= o.max_busy) quiet.push_back(q);
       }
-      if (per_round.empty()) return nullptr;
-      return median(per_round);
+      ratio_rounds[key] = {{"rounds", all.size()}, {"quiet_rounds", quiet.size()}};
+      if (all.empty()) return nullptr;
+      return median(quiet.empty() ? all : quiet);
     };
-    json ratios = {{"suite_over_python_default", ratio("suite", "python-default")},
-                   {"suite_1_thread_over_python_default", ratio("suite-1-thread", "python-default")},
-                   {"suite_1_thread_over_python_tuned", ratio("suite-1-thread", "python-tuned")},
-                   {"suite_over_python_threads", ratio("suite", "python-threads")},
-                   {"suite_over_python_tuned", ratio("suite", "python-tuned")},
-                   {"suite_over_libtorch_plain", ratio("suite", "libtorch-plain")},
-                   {"suite_over_suite_torch_optim", ratio("suite", "suite-torch-optim")},
-                   {"suite_over_suite_autograd", ratio("suite", "suite-autograd")},
-                   {"step_over_bound", ratio("gemm-bound", "suite")},
-                   {"step_over_bound_1_thread", ratio("gemm-bound-1-thread", "suite-1-thread")}};
+    json ratios = json::object();
+    for (const auto& [key, a, b] : std::vector<std::array<std::string, 3>>{
+             {"suite_over_python_default", "suite", "python-default"},
+             {"suite_1_thread_over_python_default", "suite-1-thread", "python-default"},
+             {"suite_1_thread_over_python_tuned", "suite-1-thread", "python-tuned"},
+             {"suite_over_python_threads", "suite", "python-threads"},
+             {"suite_over_python_tuned", "suite", "python-tuned"},
+             {"suite_over_libtorch_plain", "suite", "libtorch-plain"},
+             {"suite_over_suite_torch_optim", "suite", "suite-torch-optim"},
+             {"suite_over_suite_autograd", "suite", "suite-autograd"},
+             {"step_over_bound", "gemm-bound", "suite"},
+             {"step_over_bound_1_thread", "gemm-bound-1-thread", "suite-1-thread"}}) {
+      ratios[key] = ratio(key, a, b);
+    }
+    jc["ratio_rounds"] = ratio_rounds;
     jc["ratios"] = ratios;
     // The CPU targets (#9), judged on these medians.
     json targets = json::array();
-    // A verdict only from figures taken on a quiet machine: under load a
+    // A verdict only from rounds taken on a quiet machine: under load a
     // two-thread bound can crawl as much as the step it bounds, and a ratio
     // of two crawls proves nothing.
-    auto busy_of = [&](const std::string& v) {
-      if (!variants.contains(v)) return 0.0;
-      return std::max(variants[v].value("other_runnable_before", 0.0), variants[v].value("other_runnable_after", 0.0));
-    };
     auto target = [&](const std::string& what, const std::string& key, double threshold, bool at_most,
                       const std::vector<std::string>& involved) {
       const json v = ratios[key];
       json t = {{"target", what}, {"ratio", key}, {"threshold", threshold}, {"at_most", at_most}, {"value", v}};
-      double busy = 0;
-      for (const auto& name : involved) busy = std::max(busy, busy_of(name));
+      double busy = 0;  // the most seen in any round of these variants
+      for (const auto& name : involved) {
+        for (double x : round_busy.count(name) ? round_busy[name] : std::vector<double>{}) busy = std::max(busy, x);
+      }
       t["other_runnable"] = busy;
+      const int64_t quiet = ratio_rounds.contains(key) ? ratio_rounds[key].value("quiet_rounds", int64_t{0}) : 0;
+      t["quiet_rounds"] = quiet;
       if (!v.is_number()) {
         t["holds"] = nullptr;
         t["why_not_judged"] = "not measured (a variant failed or was stopped)";
-      } else if (busy > o.max_busy) {
+      } else if (quiet == 0) {
         t["holds"] = nullptr;
-        t["why_not_judged"] = "taken under load (" + fmt(busy, 1) + " other runnable processes)";
+        t["why_not_judged"] = "taken under load in every round (up to " + fmt(busy, 1) + " other runnable processes)";
       } else {
         t["holds"] = at_most ? v.get<double>() <= threshold : v.get<double>() >= threshold;
       }
@@ -676,7 +691,8 @@ int run_parent(const ParentOptions& o, const std::string& self) {
     }
     for (const auto& t : jc["targets"]) {
       tab << "  target: " << t["target"].get<std::string>() << ": "
-          << (t["value"].is_number() ? fmt(t["value"].get<double>(), 2) : std::string("n/a")) << " -> "
+          << (t["value"].is_number() ? fmt(t["value"].get<double>(), 2) : std::string("n/a"))
+          << " (quiet rounds: " << t.value("quiet_rounds", int64_t{0}) << " of " << o.rounds << ") -> "
           << (t["holds"].is_boolean() ? (t["holds"].get<bool>() ? "holds" : "does NOT hold")
                                       : "not judged: " + t.value("why_not_judged", std::string("?")))
           << "\n";

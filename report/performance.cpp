@@ -4,9 +4,11 @@
 /// issue #9's targets, and the environment the figures came from. Reads the
 /// JSON only; never runs anything.
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <sstream>
+#include <vector>
 
 #include "common.h"
 
@@ -32,6 +34,7 @@ const char* describe_variant(const std::string& v) {
   if (v == "suite") return "the suite's step (train_vae, as every chapter runs it)";
   if (v == "suite-1-thread") return "the suite's step with one thread (THREADS=1)";
   if (v == "suite-torch-optim") return "the same with torch::optim instead of the fused optimizer";
+  if (v == "suite-autograd") return "the same with autograd's step instead of the hand-written one (mlp_step.h)";
   if (v == "libtorch-plain") return "a plain LibTorch loop (torch::nn, torch::optim, default threads)";
   if (v == "python-default") return "pytorch/examples' loop in Python, torch's default threads";
   if (v == "python-threads") return "the same with threads set to the cores";
@@ -47,16 +50,9 @@ std::string how_to_produce() {
          "quiet machine), then `make report`. `bench-train --help` lists the settings.";
 }
 
-}  // namespace
-
-std::string render_performance(const Paths& paths, Outcome& outcome) {
-  const fs::path file = fs::path(paths.results) / "bench" / "bench.json";
+/// One benchmark file's section (the tables, the environment, the run).
+std::string render_bench_file(const fs::path& file, Outcome& outcome) {
   std::ostringstream os;
-  if (!fs::exists(file)) {
-    outcome.skipped.push_back("performance appendix: " + file.string() + " not found (make bench)");
-    os << "::: {.status}\n**No benchmark results yet.** " << how_to_produce() << "\n:::\n";
-    return os.str();
-  }
   json b;
   try {
     b = read_json(file);
@@ -73,9 +69,13 @@ std::string render_performance(const Paths& paths, Outcome& outcome) {
   const json env = b.value("environment", json::object());
   os << "Training speed on the CPU, timed by `make bench` (`bench/bench_train.cpp` and "
         "`bench/python_vae.py`) on the same data (" << md(b.value("data", std::string("?")))
-     << ") and configurations. Each variant runs in its own process: " << str(settings, "warmup")
-     << " untimed steps, then " << str(settings, "repeats") << " timed runs of " << str(settings, "steps")
-     << " steps; the tables give the **median**. Seconds per epoch are for 60,000 images. "
+     << ") and configurations. Each variant runs in its own process, once per round in "
+     << (settings.contains("rounds") ? str(settings, "rounds") : std::string("1"))
+     << " rounds (the order rotated each round): " << str(settings, "warmup") << " untimed steps, then "
+     << str(settings, "repeats") << " timed run(s) of " << str(settings, "steps")
+     << " steps; the tables give the **median over rounds**, and each ratio is the median of its per-round "
+        "ratios, so that a shared machine's slow and fast spells fall on every variant alike. Seconds per "
+        "epoch are for 60,000 images. "
         "The machine is shared: the column *busy* counts other runnable processes when the variant "
         "started (more than zero means the figure was taken under load; two OpenMP threads on busy cores "
         "can be ten times slower than one). A target is judged only when every variant it compares ran on "
@@ -86,7 +86,8 @@ std::string render_performance(const Paths& paths, Outcome& outcome) {
     for (const auto& t : c.value("targets", json::array())) {
       const bool at_most = t.value("at_most", false);
       os << "| " << md(str(c, "name")) << " | " << md(str(t, "target")) << " | "
-         << num(t.value("value", json()), 2) << "x | " << (at_most ? "<= " : ">= ") << num(t.value("threshold", json()), 1)
+         << num(t.value("value", json()), 2) << "x"
+         << (t.contains("quiet_rounds") ? " (" + str(t, "quiet_rounds") + " quiet rounds)" : std::string()) << " | " << (at_most ? "<= " : ">= ") << num(t.value("threshold", json()), 1)
          << "x | "
          << (t["holds"].is_boolean() ? (t["holds"].get<bool>() ? "**yes**" : "**no**")
                                      : "not judged: " + md(t.value("why_not_judged", std::string("not measured"))))
@@ -104,7 +105,8 @@ std::string render_performance(const Paths& paths, Outcome& outcome) {
     if (variants.contains("suite") && variants["suite"].contains("median_samples_per_s")) {
       suite = variants["suite"]["median_samples_per_s"].get<double>();
     }
-    for (const char* name : {"suite", "suite-1-thread", "suite-torch-optim", "libtorch-plain", "python-default", "python-threads",
+    for (const char* name : {"suite", "suite-1-thread", "suite-torch-optim", "suite-autograd", "libtorch-plain",
+                             "python-default", "python-threads",
                              "python-tuned", "gemm-bound", "gemm-bound-1-thread"}) {
       if (!variants.contains(name)) continue;
       const json& r = variants[name];
@@ -136,6 +138,16 @@ std::string render_performance(const Paths& paths, Outcome& outcome) {
   row("BLAS library", str(env, "blas_library"));
   row("OpenBLAS kernel type", str(env, "openblas_corename"));
   row("OPENBLAS_CORETYPE", env.contains("env") ? str(env["env"], "OPENBLAS_CORETYPE") : "?");
+  if (env.contains("coretype_setting") && str(env, "coretype_setting") != "environment") {
+    row("OPENBLAS_CORETYPE in the environment", str(env, "coretype_in_environment") + " (this run: --coretype " +
+                                                    str(env, "coretype_setting") + ")");
+  }
+  std::string step = "?";
+  for (const auto& c : b["configs"]) {
+    const json v = c.value("variants", json::object());
+    if (v.contains("suite") && v["suite"].contains("step")) step = str(v["suite"], "step");
+  }
+  row("the suite's step", step);
   row("LibTorch", str(env, "libtorch_version"));
   std::string py = "not run";
   for (const auto& c : b["configs"]) {
@@ -167,6 +179,39 @@ std::string render_performance(const Paths& paths, Outcome& outcome) {
   const json p = b.value("provenance", json::object());
   os << "*Run:* commit " << md(str(p, "git_commit")) << ", " << md(str(p, "date_utc")) << ", `"
      << str(p, "command_line") << "`.\n";
+  return os.str();
+}
+
+}  // namespace
+
+std::string render_performance(const Paths& paths, Outcome& outcome) {
+  const fs::path dir = fs::path(paths.results) / "bench";
+  const fs::path main_file = dir / "bench.json";
+  std::ostringstream os;
+  if (!fs::exists(main_file)) {
+    outcome.skipped.push_back("performance appendix: " + main_file.string() + " not found (make bench)");
+    os << "::: {.status}\n**No benchmark results yet.** " << how_to_produce() << "\n:::\n";
+    return os.str();
+  }
+  os << render_bench_file(main_file, outcome);
+  // Figures taken with OPENBLAS_CORETYPE changed (bench-train --coretype),
+  // each in its own section: they compare only among themselves.
+  std::vector<fs::path> others;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("bench-coretype-", 0) == 0 && e.path().extension() == ".json") others.push_back(e.path());
+  }
+  std::sort(others.begin(), others.end());
+  for (const auto& f : others) {
+    const std::string setting = f.stem().string().substr(std::string("bench-coretype-").size());
+    os << "\n### The same with OPENBLAS_CORETYPE " << (setting == "unset" ? "unset" : "= " + md(setting))
+       << "\n\nThe environment of these machines sets `OPENBLAS_CORETYPE=Haswell`, which makes OpenBLAS "
+          "use AVX2 kernels even on CPUs with AVX-512. `make bench` times everything a second time with "
+       << (setting == "unset" ? "it unset (OpenBLAS then picks the kernels for this CPU)" : "it set to " + md(setting))
+       << ", every variant alike, Python's included (`bench-train --coretype " << md(setting)
+       << "`). The chapters run with the environment as it is; the warning they print says how to change it.\n\n";
+    os << render_bench_file(f, outcome);
+  }
   return os.str();
 }
 

@@ -391,6 +391,23 @@ TEST(PerformanceAppendix, ShowsTheMediansRatiosVerdictsAndEnvironment) {
   EXPECT_NE(md.find("0.25 / 1.50"), std::string::npos) << md;
   EXPECT_NE(md.find("torch 1.13.1"), std::string::npos) << md;
   EXPECT_NE(md.find("the machine was busy"), std::string::npos) << md;
+  EXPECT_EQ(md.find("OPENBLAS_CORETYPE unset"), std::string::npos) << "no second run: no second section";
+
+  // The same figures taken with OPENBLAS_CORETYPE unset: their own section,
+  // saying how they were taken.
+  json u = b;
+  u["environment"]["coretype_setting"] = "unset";
+  u["environment"]["coretype_in_environment"] = "Haswell";
+  u["environment"]["openblas_corename"] = "Cooperlake";
+  u["configs"][0]["variants"]["suite"]["median_samples_per_s"] = 48000.0;
+  std::ofstream(root / "results/bench/bench-coretype-unset.json") << u.dump();
+  const std::string both = rp::render_performance(paths, outcome);
+  const auto section = both.find("The same with OPENBLAS_CORETYPE unset");
+  ASSERT_NE(section, std::string::npos) << both;
+  EXPECT_NE(both.find("48000", section), std::string::npos) << both;
+  EXPECT_NE(both.find("Cooperlake", section), std::string::npos) << both;
+  EXPECT_NE(both.find("--coretype unset", section), std::string::npos) << both;
+  EXPECT_EQ(both.find("48000"), both.find("48000", section)) << "the unset figures only in their own section";
   fs::remove_all(root);
 }
 

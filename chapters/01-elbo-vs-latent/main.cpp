@@ -248,7 +248,8 @@ int run(int argc, char** argv) {
                         {"curve", curve_json(result)},
                         {"curve_csv", "curves/nz-" + std::to_string(nz) + ".csv"},
                         {"train_seconds", result.train_seconds},
-                        {"eval_seconds", result.eval_seconds}});
+                        {"eval_seconds", result.eval_seconds},
+                        {"step", result.step}});
       outcomes.push_back({nz, std::move(result), vae});
     }
 

@@ -309,7 +309,8 @@ int run(int argc, char** argv) {
                         {"final", final_json},
                         {"curve", curve_json(result)},
                         {"train_seconds", result.train_seconds},
-                        {"eval_seconds", result.eval_seconds + final_seconds}});
+                        {"eval_seconds", result.eval_seconds + final_seconds},
+                        {"step", result.step}});
     }
 
     nlohmann::json metrics = {

@@ -186,7 +186,8 @@ nlohmann::json train_point(const Context& ctx, const PointSpec& p) {
                           {"active_threshold", usage.threshold},
                           {"curve", curve_json(result)},
                           {"train_seconds", result.train_seconds},
-                          {"eval_seconds", result.eval_seconds}};
+                          {"eval_seconds", result.eval_seconds},
+                          {"step", result.step}};
   const fs::path dir(staging);
   fs::create_directories(dir / "images");
   std::vector<std::vector<double>> rows;
