@@ -9,6 +9,9 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <iostream>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 
 #include "vaerepro/cli.h"
@@ -92,6 +95,31 @@ TEST(RequireRange, RejectsNaNAndOutOfRange) {
   EXPECT_NO_THROW(vaerepro::require_range("lr", 0.1, 0, 1));
   EXPECT_THROW(vaerepro::require_range("lr", std::nan(""), 0, 1), vaerepro::UsageError);
   EXPECT_THROW(vaerepro::require_range("lr", 2, 0, 1), vaerepro::UsageError);
+}
+
+}  // namespace
+
+namespace {
+
+std::string program_error_line(const std::string& message, int* code) {
+  std::ostringstream captured;
+  auto* old = std::cerr.rdbuf(captured.rdbuf());
+  *code = vaerepro::run_program("chapter-01", [&]() -> int { throw std::runtime_error(message); });
+  std::cerr.rdbuf(old);
+  return captured.str();
+}
+
+TEST(RunProgram, SaysTheProgramNameOnce) {
+  int code = 0;
+  // A run's label begins with the program's name; the line says it once.
+  EXPECT_EQ(program_error_line("chapter-01 Nz=3: the training loss became non-finite", &code),
+            "chapter-01: error: Nz=3: the training loss became non-finite\n");
+  EXPECT_EQ(code, 1);
+  EXPECT_EQ(program_error_line("chapter-01: cannot write results", &code), "chapter-01: error: cannot write results\n");
+  // Other messages, and names that only begin alike, are left as they are.
+  EXPECT_EQ(program_error_line("no such file", &code), "chapter-01: error: no such file\n");
+  EXPECT_EQ(program_error_line("chapter-010 is not a chapter", &code),
+            "chapter-01: error: chapter-010 is not a chapter\n");
 }
 
 }  // namespace

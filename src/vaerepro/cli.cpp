@@ -218,18 +218,34 @@ void require_range(const std::string& option, double value, double lo, double hi
   }
 }
 
+namespace {
+// Messages from the library often begin with a run's label, which begins with
+// the program's name ("chapter-01 Nz=3: ..."); the line already starts with
+// it, so it is said once.
+std::string without_program(const std::string& message, const std::string& program) {
+  if (message.size() > program.size() + 1 && message.compare(0, program.size(), program) == 0 &&
+      (message[program.size()] == ' ' || message[program.size()] == ':')) {
+    size_t i = program.size();
+    while (i < message.size() && (message[i] == ' ' || message[i] == ':')) ++i;
+    return message.substr(i);
+  }
+  return message;
+}
+}  // namespace
+
 int run_program(const std::string& program, const std::function<int()>& body) {
   try {
     return body();
   } catch (const UsageError& e) {
-    std::cerr << program << ": usage error: " << e.what() << "\n";
+    std::cerr << program << ": usage error: " << without_program(e.what(), program) << "\n";
     return 2;
   } catch (const Interrupted& e) {
-    std::cerr << program << ": " << e.what() << ". The run is not complete and nothing was marked complete.\n";
+    std::cerr << program << ": " << without_program(e.what(), program)
+              << ". The run is not complete and nothing was marked complete.\n";
     if (!g_resume_command.empty()) std::cerr << program << ": to resume, run: " << g_resume_command << "\n";
     return e.exit_code();
   } catch (const std::exception& e) {
-    std::cerr << program << ": error: " << e.what() << "\n";
+    std::cerr << program << ": error: " << without_program(e.what(), program) << "\n";
     return 1;
   }
 }
