@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "vaerepro/build_config.h"
+#include "run_program.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -18,14 +19,9 @@ namespace fs = std::filesystem;
 namespace {
 
 int run(const std::string& args, std::string* output = nullptr) {
-  const std::string cmd = std::string(VAEREPRO_BIN_DIR) + "/chapter-01 " + args + " 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[512];
-  while (pipe && std::fgets(buf, sizeof(buf), pipe)) out += buf;
-  const int status = pipe ? ::pclose(pipe) : -1;
-  if (output) *output = out;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const auto r = vaerepro::test::run_program("chapter-01", args);
+  if (output) *output = r.output;
+  return r.code;
 }
 
 nlohmann::json read_json(const fs::path& p) {

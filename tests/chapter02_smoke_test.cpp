@@ -10,18 +10,16 @@
 #include <nlohmann/json.hpp>
 
 #include "vaerepro/build_config.h"
+#include "run_program.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 
 int run(const std::string& args, std::string* output) {
-  const std::string cmd = std::string(VAEREPRO_BIN_DIR) + "/chapter-02 " + args + " 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  char buf[512];
-  while (pipe && std::fgets(buf, sizeof(buf), pipe)) *output += buf;
-  const int status = pipe ? ::pclose(pipe) : -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const auto r = vaerepro::test::run_program("chapter-02", args);
+  *output += r.output;
+  return r.code;
 }
 
 TEST(Chapter02Smoke, WritesOrderedFiniteEstimates) {

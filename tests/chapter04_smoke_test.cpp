@@ -9,20 +9,17 @@
 #include <nlohmann/json.hpp>
 
 #include "vaerepro/build_config.h"
+#include "run_program.h"
 
 namespace fs = std::filesystem;
 
 TEST(Chapter04Smoke, WritesAccuracyBenchmarkAndScatter) {
   const fs::path root = fs::temp_directory_path() / ("vaerepro-ch04-" + std::to_string(::getpid()));
   fs::remove_all(root);
-  const std::string cmd = std::string(VAEREPRO_BIN_DIR) + "/chapter-04 --profile smoke --dataset synthetic --threads 2 --out " +
-                          root.string() + " 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[512];
-  while (pipe && std::fgets(buf, sizeof(buf), pipe)) out += buf;
-  const int status = pipe ? ::pclose(pipe) : -1;
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  const auto r = vaerepro::test::run_program(
+      "chapter-04", "--profile smoke --dataset synthetic --threads 2 --out " + root.string());
+  const std::string& out = r.output;
+  ASSERT_EQ(r.code, 0) << out;
   const fs::path dir = root / "04-cvae-labels";
   std::ifstream in(dir / "metrics.json");
   auto m = nlohmann::json::parse(in);

@@ -11,19 +11,11 @@
 #include <nlohmann/json.hpp>
 
 #include "vaerepro/build_config.h"
+#include "run_program.h"
 
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string run_command(const std::string& cmd, int& status) {
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[512];
-  while (pipe && std::fgets(buf, sizeof(buf), pipe)) out += buf;
-  status = pipe ? ::pclose(pipe) : -1;
-  return out;
-}
 
 int csv_rows(const fs::path& p) {
   std::ifstream in(p);
@@ -38,13 +30,12 @@ int csv_rows(const fs::path& p) {
 TEST(Chapter05Smoke, WritesBothSettingsPriorsSamplesAndTheBound) {
   const fs::path root = fs::temp_directory_path() / ("vaerepro-ch05-" + std::to_string(::getpid()));
   fs::remove_all(root);
-  int status = 0;
   // One thread: ctest runs tests side by side, and the prior's tiny 7x7
   // convolutions slow down many-fold when two threads compete for a busy core.
-  const std::string out = run_command(std::string(VAEREPRO_BIN_DIR) + "/chapter-05 --profile smoke --dataset synthetic --threads 1 --out " +
-                                          root.string() + " 2>&1",
-                                      status);
-  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+  const auto r = vaerepro::test::run_program(
+      "chapter-05", "--profile smoke --dataset synthetic --threads 1 --out " + root.string());
+  const std::string& out = r.output;
+  ASSERT_EQ(r.code, 0) << out;
   const fs::path dir = root / "05-vqvae-pixelcnn";
   std::ifstream run_in(dir / "run.json");
   auto run = nlohmann::json::parse(run_in);
@@ -83,9 +74,8 @@ TEST(Chapter05Smoke, WritesBothSettingsPriorsSamplesAndTheBound) {
 }
 
 TEST(Chapter05Smoke, RejectsAnUnknownSettingAsAUsageError) {
-  int status = 0;
-  const std::string out = run_command(std::string(VAEREPRO_BIN_DIR) + "/chapter-05 --settings seed,huge 2>&1", status);
-  ASSERT_TRUE(WIFEXITED(status));
-  EXPECT_EQ(WEXITSTATUS(status), 2) << out;
+  const auto r = vaerepro::test::run_program("chapter-05", "--settings seed,huge");
+  const std::string& out = r.output;
+  EXPECT_EQ(r.code, 2) << out;
   EXPECT_NE(out.find("huge"), std::string::npos) << out;
 }

@@ -12,17 +12,15 @@
 #include <nlohmann/json.hpp>
 
 #include "vaerepro/build_config.h"
+#include "run_program.h"
 
 namespace fs = std::filesystem;
 
 namespace {
 int run(const std::string& args, std::string* out) {
-  const std::string cmd = std::string(VAEREPRO_BIN_DIR) + "/chapter-06 " + args + " 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  char buf[512];
-  while (pipe && std::fgets(buf, sizeof(buf), pipe)) *out += buf;
-  const int status = pipe ? ::pclose(pipe) : -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const auto r = vaerepro::test::run_program("chapter-06", args);
+  *out += r.output;
+  return r.code;
 }
 }  // namespace
 

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "vaerepro/cli.h"
+#include "run_program.h"
 
 namespace {
 
@@ -24,13 +25,8 @@ struct Outcome {
 };
 
 Outcome run_chapter01(const std::string& args) {
-  const std::string cmd = std::string(VAEREPRO_BIN_DIR) + "/chapter-01 " + args + " 2>&1";
-  FILE* pipe = ::popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 512> buf{};
-  while (pipe && std::fgets(buf.data(), buf.size(), pipe)) out += buf.data();
-  const int status = pipe ? ::pclose(pipe) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  const auto r = vaerepro::test::run_program("chapter-01", args);
+  return {r.code, r.output};
 }
 
 struct BadArgs {
