@@ -14,6 +14,7 @@
 #include "vaerepro/objectives.h"
 #include "vaerepro/protocol.h"
 #include "vaerepro/trainer.h"
+#include "toy_data.h"
 
 namespace {
 using namespace vaerepro;
@@ -255,17 +256,7 @@ TEST(FusedLoss, TrainingLossEqualsTheElboLossWithTheSameRandomNumbers) {
 TEST(FusedLoss, TrainingMatchesTheUnfusedPathToFloatNoise) {
   // The same run through torch::optim and the fused optimizer: the bounds agree.
   auto run = [](bool fused) {
-    torch::manual_seed(4);
-    TensorData d;
-    auto protos = (torch::rand({4, 64}) > 0.5).to(torch::kFloat);
-    auto labels = torch::randint(0, 4, {256}, torch::kLong);
-    d.train = protos.index_select(0, labels) * 0.9 + 0.05;
-    d.train_eval = d.train.bernoulli();
-    d.test = d.train.narrow(0, 0, 64).bernoulli();
-    d.train_labels = labels;
-    d.test_labels = labels.narrow(0, 0, 64);
-    d.height = 8;
-    d.width = 8;
+    TensorData d = vaerepro::test::four_prototypes();
     Vae vae(VaeOptions(64, parse_architecture("[32, 2]")));
     OptimizerOptions o{"adagrad", 0.05, 0.0};
     o.fused = fused;

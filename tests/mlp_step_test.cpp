@@ -17,6 +17,7 @@
 #include "vaerepro/objectives.h"
 #include "vaerepro/protocol.h"
 #include "vaerepro/trainer.h"
+#include "toy_data.h"
 
 namespace {
 using namespace vaerepro;
@@ -186,21 +187,7 @@ TEST(HandWrittenStep, SaysWhatItIsNotWrittenFor) {
   EXPECT_THROW(step.compute_gradients(torch::rand({3, 8}), torch::rand({3, 2}), 1.0, {}), c10::Error);
 }
 
-TensorData toy_data() {
-  torch::manual_seed(4);
-  TensorData d;
-  auto protos = (torch::rand({4, 64}) > 0.5).to(torch::kFloat);
-  auto labels = torch::randint(0, 4, {256}, torch::kLong);
-  d.train = protos.index_select(0, labels) * 0.9 + 0.05;
-  d.train_eval = d.train.bernoulli();
-  d.test = d.train.narrow(0, 0, 64).bernoulli();
-  d.train_labels = labels;
-  d.test_labels = labels.narrow(0, 0, 64);
-  d.num_classes = 4;
-  d.height = 8;
-  d.width = 8;
-  return d;
-}
+TensorData toy_data() { return vaerepro::test::four_prototypes(); }
 
 TEST(HandWrittenStep, TrainVaeUsesItAndStaysWithAutogradsRun) {
   // Same seed, same data, same draws: after 40 steps the parameters of the two
