@@ -76,10 +76,10 @@ std::string render_bench_file(const fs::path& file, Outcome& outcome) {
      << " steps; the tables give the **median over rounds**, and each ratio is the median of its per-round "
         "ratios, so that a shared machine's slow and fast spells fall on every variant alike. Seconds per "
         "epoch are for 60,000 images. "
-        "The machine is shared: the column *busy* counts other runnable processes when the variant "
-        "started (more than zero means the figure was taken under load; two OpenMP threads on busy cores "
-        "can be ten times slower than one). A target is judged only when every variant it compares ran on "
-        "a quiet machine.\n\n";
+        "The machine is shared: the column *busy* gives the most other runnable processes seen around "
+        "any of the variant's runs (more than zero means some figure was taken under load; two OpenMP "
+        "threads on busy cores can be ten times slower than one). A target is judged on the rounds in "
+        "which both variants it compares ran on a quiet machine, and not at all when there were none.\n\n";
 
   os << "| configuration | target | measured | threshold | holds |\n|---|---|---|---|---|\n";
   for (const auto& c : b["configs"]) {
@@ -118,7 +118,7 @@ std::string render_bench_file(const fs::path& file, Outcome& outcome) {
       const double m = r["median_samples_per_s"].get<double>();
       std::string rel;
       if (std::string(name).rfind("gemm-bound", 0) == 0) {
-        rel = num(m / suite, 2) + "x slower than this bound";
+        rel = "takes " + num(m / suite, 2) + "x this bound's time";
       } else if (std::string(name) != "suite") {
         rel = num(suite / m, 2) + "x as fast";
       }
