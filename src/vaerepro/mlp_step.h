@@ -8,7 +8,10 @@
 /// most) an allocation; the ten matrix products that do the work are 55-70%
 /// of it on a CPU. This step runs the same matrix products, at the same
 /// shapes, into buffers that live as long as the step object, and replaces
-/// the rest by about twenty elementwise passes (two of them hand-written loops):
+/// the rest by two fused kernels (mlp_step_kernels.h: bias + activation, and
+/// the Bernoulli head), two small loops over [B, Z] (the sample and the KL,
+/// and their gradient) and a dozen small ATen calls (bias gradients,
+/// activation derivatives):
 ///
 ///   forward    h_l = act(h_{l-1} W_l^T + b_l)   (addmm into h_l, activation in place)
 ///              mu, logvar heads; eps ~ N(0, I) (the draw autograd's path makes)
@@ -30,7 +33,8 @@
 /// Written for: an unconditional or conditional (one-hot / raw label
 /// concatenated, as models.h does) MLP VAE with a Bernoulli decoder and tanh,
 /// ReLU or sigmoid hidden units, on float tensors on any device (on the CPU
-/// two hand-written loops; elsewhere the same arithmetic as ATen operations).
+/// the kernels and loops above; elsewhere the same arithmetic as ATen
+/// operations, which has not yet run on a GPU).
 /// Anything else (Gaussian decoders, softplus units, double precision) says
 /// why in unsupported_reason() and the trainer keeps autograd's step.
 
