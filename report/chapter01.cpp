@@ -25,15 +25,10 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
   } catch (const std::exception& e) {
     outcome.warnings.push_back(std::string("KW2013 curves unavailable: ") + e.what());
   }
-  const json& run = st.run;
-  const json& metrics = st.metrics;
-  const std::string prov = provenance_line(run) + "\n";
+  const auto [run, metrics, prov, dataset, protocol, config] = run_view(st);
   Vars v;
   const json kw = published.at("kw2013_fig2");
   const json sumba = published.at("sumba2019_table1_vae_reimpl");
-  const std::string dataset = run.at("dataset").at("name").get<std::string>();
-  const std::string protocol = run.at("protocol").at("name").get<std::string>();
-  const json config = run.at("config");
   const double samples = config.at("samples_per_model").get<double>();
   const json& models = metrics.at("models");
 

@@ -25,8 +25,7 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
   const ChapterState& st = ctx.state;
   const Options& options = ctx.options;
   Outcome& outcome = ctx.outcome;
-  const json& run = st.run;
-  const json& metrics = st.metrics;
+  const auto [run, metrics, prov, dataset, protocol, config] = run_view(st);
   const json kw = ctx.published.at("kw2013_fig3");
   json kw_curves = json::object();
   try {
@@ -34,10 +33,6 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
   } catch (const std::exception& e) {
     outcome.warnings.push_back(std::string("KW2013 Fig. 3 curves unavailable: ") + e.what());
   }
-  const std::string prov = provenance_line(run) + "\n";
-  const std::string dataset = run.at("dataset").at("name").get<std::string>();
-  const std::string protocol = run.at("protocol").at("name").get<std::string>();
-  const json config = run.at("config");
   const json& models = metrics.at("models");
   const std::string k_final = metrics.at("k_final").dump();
   const bool comparable = dataset == kw.value("dataset", "mnist") && protocol == "binarized";

@@ -25,12 +25,7 @@ Vars render_beta_sweep(const RenderContext& ctx) {
   const ChapterState& st = ctx.state;
   const Options& options = ctx.options;
   Outcome& outcome = ctx.outcome;
-  const json& run = st.run;
-  const json& metrics = st.metrics;
-  const std::string prov = provenance_line(run) + "\n";
-  const std::string dataset = run.at("dataset").at("name").get<std::string>();
-  const std::string protocol = run.at("protocol").at("name").get<std::string>();
-  const json config = run.at("config");
+  const auto [run, metrics, prov, dataset, protocol, config] = run_view(st);
   const json& sweep = metrics.at("sweep");
   const std::string units = protocol == "gray-bce" ? "BCE of gray levels, not nats of a likelihood" : "nats";
   Vars v;

@@ -23,12 +23,7 @@ Vars render_cvae_labels(const RenderContext& ctx) {
   const ChapterState& st = ctx.state;
   const Options& options = ctx.options;
   Outcome& outcome = ctx.outcome;
-  const json& run = st.run;
-  const json& metrics = st.metrics;
-  const std::string prov = provenance_line(run) + "\n";
-  const std::string dataset = run.at("dataset").at("name").get<std::string>();
-  const std::string protocol = run.at("protocol").at("name").get<std::string>();
-  const json config = run.at("config");
+  const auto [run, metrics, prov, dataset, protocol, config] = run_view(st);
   const json t1 = ctx.published.at("seed000_table1"), t2 = ctx.published.at("seed000_table2");
   const bool comparable = dataset == "mnist" && protocol == "gray-bce";
   Vars v;

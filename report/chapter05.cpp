@@ -47,12 +47,7 @@ Vars render_vqvae_pixelcnn(const RenderContext& ctx) {
   const ChapterState& st = ctx.state;
   const Options& options = ctx.options;
   Outcome& outcome = ctx.outcome;
-  const json& run = st.run;
-  const json& metrics = st.metrics;
-  const std::string prov = provenance_line(run) + "\n";
-  const std::string dataset = run.at("dataset").at("name").get<std::string>();
-  const std::string protocol = run.at("protocol").at("name").get<std::string>();
-  const json config = run.at("config");
+  const auto [run, metrics, prov, dataset, protocol, config] = run_view(st);
   const json& settings = metrics.at("settings");
   const json t1 = ctx.published.at("seed000_table1");
   const json vdo = ctx.published.at("vdo2017_cifar10");

@@ -13,12 +13,7 @@ namespace vaerepro::report {
 
 Vars render_architecture_search(const RenderContext& ctx) {
   const ChapterState& st = ctx.state;
-  const json& run = st.run;
-  const json& metrics = st.metrics;
-  const std::string prov = provenance_line(run) + "\n";
-  const std::string dataset = run.at("dataset").at("name").get<std::string>();
-  const std::string protocol = run.at("protocol").at("name").get<std::string>();
-  const json config = run.at("config");
+  const auto [run, metrics, prov, dataset, protocol, config] = run_view(st);
   const json t7 = ctx.published.at("seed000_table7"), seed_search = ctx.published.at("seed000_search");
   const bool seed_thresholds = metrics.value("thresholds", "") == "seed";
   Vars v;

@@ -181,4 +181,10 @@ std::string gnuplot_text(const std::string& s) {
   return out;
 }
 
+RunView run_view(const ChapterState& st) {
+  const nlohmann::json& run = st.run;
+  return {run, st.metrics, provenance_line(run) + "\n", run.at("dataset").at("name").get<std::string>(),
+          run.at("protocol").at("name").get<std::string>(), run.at("config")};
+}
+
 }  // namespace vaerepro::report

@@ -75,6 +75,20 @@ std::string plotted_figure(const Plot& plot, const std::string& caption, const O
 /// a note when metrics.checks_budget says they are provisional.
 std::string verdicts_md(const nlohmann::json& metrics, const std::string& provisional_note);
 
+/// What every chapter renderer reads first from its run: run.json, the
+/// metrics, the provenance line, and the dataset, protocol and configuration
+/// the run used. Renderers take it apart with a structured binding:
+/// `const auto [run, metrics, prov, dataset, protocol, config] = run_view(st);`
+struct RunView {
+  const nlohmann::json& run;
+  const nlohmann::json& metrics;
+  std::string provenance;  ///< provenance_line(run) and a newline
+  std::string dataset;     ///< run.dataset.name
+  std::string protocol;    ///< run.protocol.name
+  nlohmann::json config;   ///< run.config
+};
+RunView run_view(const ChapterState& st);
+
 /// What a chapter renderer gets.
 struct RenderContext {
   const ChapterState& state;
