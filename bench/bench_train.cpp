@@ -164,6 +164,21 @@ json child_suite(const BenchConfig& cfg, const Settings& s, bool fused, bool han
           {"runtime", info.to_json()}, {"step", last_step}};
 }
 
+/// `warmup` untimed calls of `step`, then s.repeats timed runs of s.steps
+/// calls: samples per second of each run (`batch` samples a step).
+template <typename Step>
+std::vector<double> timed_rates(Step&& step, const Settings& s, int64_t warmup, int64_t batch) {
+  for (int64_t i = 0; i < warmup; ++i) step();
+  std::vector<double> rates;
+  for (int64_t r = 0; r < s.repeats; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < s.steps; ++i) step();
+    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    rates.push_back(static_cast<double>(s.steps * batch) / sec);
+  }
+  return rates;
+}
+
 /// A VAE as a LibTorch user writes it (pytorch/examples' layer names).
 struct PlainVaeImpl : torch::nn::Module {
   PlainVaeImpl(int64_t hidden, int64_t latent, bool relu)
@@ -213,14 +228,7 @@ json child_plain(const BenchConfig& cfg, const Settings& s) {
     opt->step();
     train_loss += loss.item<double>();
   };
-  for (int64_t i = 0; i < s.warmup; ++i) step();
-  std::vector<double> rates;
-  for (int64_t r = 0; r < s.repeats; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < s.steps; ++i) step();
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rates.push_back(static_cast<double>(s.steps * b) / sec);
-  }
+  const std::vector<double> rates = timed_rates(step, s, s.warmup, b);
   return {{"samples_per_s", rates}, {"threads", torch::get_num_threads()}, {"malloc_tuned", false}};
 }
 
@@ -256,14 +264,7 @@ json child_bound(const BenchConfig& cfg, const Settings& s) {
       if (layers[i].input_grad) torch::mm_out(t.gx, t.g, t.w);  // dx = g W
     }
   };
-  for (int64_t i = 0; i < std::max<int64_t>(s.warmup, 5); ++i) step();
-  std::vector<double> rates;
-  for (int64_t r = 0; r < s.repeats; ++r) {
-    const auto t0 = std::chrono::steady_clock::now();
-    for (int64_t i = 0; i < s.steps; ++i) step();
-    const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    rates.push_back(static_cast<double>(s.steps * b) / sec);
-  }
+  const std::vector<double> rates = timed_rates(step, s, std::max<int64_t>(s.warmup, 5), b);
   double flops = 0;
   for (const auto& l : layers) flops += 2.0 * b * l.in * l.out * (l.input_grad ? 3 : 2);
   return {{"samples_per_s", rates}, {"threads", info.intra_op_threads}, {"malloc_tuned", info.malloc_tuned},
