@@ -12,6 +12,9 @@
 ///  - suite-torch-optim: the same with torch::optim's optimizer (one lever off);
 ///  - suite-autograd: the same with autograd's step instead of the
 ///    hand-written one (mlp_step.h; another lever off);
+///  - suite-dense-input: the hand-written step with its first layer as
+///    dense products even though the batches are binary (the sparse first
+///    layer off);
 ///  - libtorch-plain: a LibTorch loop as a C++ user writes it (torch::nn,
 ///    autograd through the textbook ELBO, torch::optim, zero_grad, loss.item()
 ///    each step; default threads and allocator);
@@ -133,7 +136,8 @@ TensorData bench_data(const Settings& s) {
   return d;
 }
 
-json child_suite(const BenchConfig& cfg, const Settings& s, bool fused, bool hand_written = true) {
+json child_suite(const BenchConfig& cfg, const Settings& s, bool fused, bool hand_written = true,
+                bool sparse_first_layer = true) {
   const RuntimeInfo info = configure_runtime(s.threads);
   TensorData d = bench_data(s);
   torch::manual_seed(1);
@@ -148,6 +152,7 @@ json child_suite(const BenchConfig& cfg, const Settings& s, bool fused, bool han
   t.eval_batch = 500;
   t.label = "bench";
   t.hand_written_step = hand_written;
+  t.hand_step_options.sparse_binary_input = sparse_first_layer;
   if (s.warmup > 0) {
     t.total_samples = s.warmup * cfg.batch;
     train_vae(*vae, *opt, d, t);
@@ -283,6 +288,8 @@ int run_child(const std::string& variant, const BenchConfig& cfg, const Settings
     out = child_suite(cfg, s, false);
   } else if (variant == "suite-autograd") {
     out = child_suite(cfg, s, true, false);
+  } else if (variant == "suite-dense-input") {
+    out = child_suite(cfg, s, true, true, false);
   } else if (variant == "libtorch-plain") {
     out = child_plain(cfg, s);
   } else if (variant == "gemm-bound") {
@@ -473,8 +480,9 @@ int run_parent(const ParentOptions& o, const std::string& self) {
                              : "no CUDA device (Debian's LibTorch is CPU-only): GPU numbers were not measured"}};
   out["data"] = "Fashion-MNIST training set (" + o.s.data_dir + "), dynamically binarised";
 
-  const std::vector<std::string> cpp_variants = {"suite",          "suite-1-thread", "suite-torch-optim", "suite-autograd",
-                                                 "libtorch-plain", "gemm-bound",     "gemm-bound-1-thread"};
+  const std::vector<std::string> cpp_variants = {
+      "suite",          "suite-1-thread", "suite-torch-optim",  "suite-autograd", "suite-dense-input",
+      "libtorch-plain", "gemm-bound",     "gemm-bound-1-thread"};
   const std::vector<std::string> py_variants = {"default", "threads", "tuned"};
   double worst_busy = 0;
   json jconfigs = json::array();
@@ -597,6 +605,7 @@ int run_parent(const ParentOptions& o, const std::string& self) {
              {"suite_over_libtorch_plain", "suite", "libtorch-plain"},
              {"suite_over_suite_torch_optim", "suite", "suite-torch-optim"},
              {"suite_over_suite_autograd", "suite", "suite-autograd"},
+             {"suite_over_suite_dense_input", "suite", "suite-dense-input"},
              {"step_over_bound", "gemm-bound", "suite"},
              {"step_over_bound_1_thread", "gemm-bound-1-thread", "suite-1-thread"}}) {
       ratios[key] = ratio(key, a, b);

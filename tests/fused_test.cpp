@@ -19,16 +19,17 @@
 namespace {
 using namespace vaerepro;
 
-/// Two copies of the same small parameter set (a matrix, a vector, a scalar-ish).
+/// A small parameter set: a matrix, a vector, a scalar-ish one and a matrix
+/// stored input major (strides (1, 4), as models.h's first layer).
 std::vector<torch::Tensor> make_params(uint64_t seed) {
   torch::manual_seed(static_cast<int64_t>(seed));
   return {torch::randn({7, 5}).requires_grad_(), torch::randn({5}).requires_grad_(),
-          torch::randn({1, 3}).requires_grad_()};
+          torch::randn({1, 3}).requires_grad_(), torch::randn({6, 4}).t().detach().requires_grad_()};
 }
 
 std::vector<torch::Tensor> clone_params(const std::vector<torch::Tensor>& ps) {
   std::vector<torch::Tensor> out;
-  for (const auto& p : ps) out.push_back(p.detach().clone().requires_grad_());
+  for (const auto& p : ps) out.push_back(p.detach().clone().requires_grad_());  // clone keeps strides
   return out;
 }
 
@@ -63,8 +64,13 @@ TEST_P(FusedVsTorch, SameParametersAfterSeveralSteps) {
   torch::manual_seed(11);
   for (int step = 0; step < 6; ++step) {
     // The same gradients for both: a loss that is not separable per element.
+    // The input-major parameter's gradient comes in its own layout on even
+    // steps (read in place) and contiguous on odd ones (copied first).
     std::vector<torch::Tensor> gs;
-    for (const auto& p : a) gs.push_back(torch::randn(p.sizes()) * (1.0 + step));
+    for (const auto& p : a) {
+      auto g = torch::empty_strided(p.sizes(), step % 2 == 0 ? p.strides() : p.contiguous().strides());
+      gs.push_back(g.copy_(torch::randn(p.sizes()) * (1.0 + step)));
+    }
     for (size_t i = 0; i < a.size(); ++i) {
       a[i].mutable_grad() = gs[i].clone();
       b[i].mutable_grad() = gs[i].clone();
@@ -80,8 +86,11 @@ TEST_P(FusedVsTorch, SameParametersAfterSeveralSteps) {
   }
   EXPECT_EQ(fused.step_count(0), 6);
   EXPECT_EQ(fused.step_count(2), 5);
-  // The parameters are views of the flat buffer, each 64-byte aligned.
+  // The parameters are views of the flat buffer, each 64-byte aligned, in
+  // their own layout.
   EXPECT_EQ(a[1].data_ptr<float>(), fused.flat_parameters().data_ptr<float>() + 48);
+  EXPECT_EQ(a[3].strides(), b[3].strides());
+  EXPECT_EQ(a[3].stride(0), 1);
 }
 
 INSTANTIATE_TEST_SUITE_P(Optimizers, FusedVsTorch,
@@ -118,6 +127,7 @@ TEST(FusedOptimizer, ModuleParametersMoveIntoTheBufferAndKeepTheirValues) {
   Vae vae(VaeOptions(16, parse_architecture("[8, 2]")));
   std::vector<torch::Tensor> before;
   for (const auto& p : vae->parameters()) before.push_back(p.detach().clone());
+  ASSERT_EQ(vae->parameters().front().stride(0), 1) << "the first layer's weight is input major";
   auto opt = make_optimizer(vae->parameters(), {"adagrad", 0.02, 0.0});
   auto* fused = dynamic_cast<FusedOptimizer*>(opt.get());
   ASSERT_NE(fused, nullptr);
@@ -126,6 +136,7 @@ TEST(FusedOptimizer, ModuleParametersMoveIntoTheBufferAndKeepTheirValues) {
   for (size_t i = 0; i < params.size(); ++i) {
     total = (total + 15) / 16 * 16;
     EXPECT_TRUE(torch::equal(params[i], before[i]));
+    EXPECT_EQ(params[i].strides(), before[i].strides()) << "parameter " << i << " changed its layout";
     EXPECT_EQ(params[i].data_ptr<float>(), fused->flat_parameters().data_ptr<float>() + total);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(params[i].data_ptr<float>()) % 64, 0u);
     total += params[i].numel();

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -67,43 +68,53 @@ TEST_P(HandWrittenStep, LossTermsAndEveryGradientMatchAutograd) {
   std::vector<torch::Tensor> expected;
   for (auto& q : vae->parameters()) expected.push_back(q.grad().clone());
 
-  // By hand, from the same generator state (so the same eps).
-  for (auto& q : vae->parameters()) q.mutable_grad().reset();
-  MlpVaeStep step(*vae);
-  auto sums = torch::full({2}, std::nan(""));
-  torch::manual_seed(5);
-  step.compute_gradients(x, c, p.beta, sums);
-
-  EXPECT_NEAR(sums[0].item<double>(), t.log_likelihood.item<double>(),
-              1e-4 * std::abs(t.log_likelihood.item<double>()));
-  EXPECT_NEAR(sums[1].item<double>(), t.kl.item<double>(), 1e-4 * std::abs(t.kl.item<double>()) + 1e-5);
+  // By hand, from the same generator state (so the same eps): with the
+  // dense first layer, and with the sparse one (x is binary; its 1s are the
+  // rows it sums), which a model with hidden layers takes.
   const auto named = vae->named_parameters();
   ASSERT_EQ(named.size(), expected.size());
-  for (size_t i = 0; i < expected.size(); ++i) {
-    const auto& got = named[i].value().grad();
-    ASSERT_TRUE(got.defined()) << named[i].key();
-    const double scale = expected[i].abs().max().item<double>();
-    const double err = (got - expected[i]).abs().max().item<double>();
-    EXPECT_LE(err, 1e-4 * scale + 1e-7) << named[i].key() << ": max |difference| " << err
-                                         << " against max |gradient| " << scale;
-  }
+  for (const bool sparse : {false, true}) {
+    SCOPED_TRACE(sparse ? "sparse first layer" : "dense first layer");
+    for (auto& q : vae->parameters()) q.mutable_grad().reset();
+    MlpStepOptions so;
+    so.sparse_binary_input = sparse;
+    so.max_density = 1.0;
+    MlpVaeStep step(*vae, so);
+    auto sums = torch::full({2}, std::nan(""));
+    torch::manual_seed(5);
+    step.compute_gradients(x, c, p.beta, sums);
+    const bool has_hidden = parse_architecture(p.arch).hidden.size() > 0;
+    EXPECT_EQ(step.sparse_steps(), sparse && has_hidden ? 1 : 0);
 
-  // The buffers are reused: a second step (a different batch size too) gives
-  // autograd's gradient again, not a sum with the first.
-  const int64_t b2 = std::max<int64_t>(1, p.batch - 3);
-  auto x2 = x.narrow(0, 0, b2);
-  auto c2 = c.defined() ? c.narrow(0, 0, b2) : torch::Tensor();
-  torch::manual_seed(6);
-  step.compute_gradients(x2, c2, p.beta, {});
-  std::vector<torch::Tensor> by_hand;
-  for (auto& q : vae->parameters()) by_hand.push_back(q.grad().clone());
-  for (auto& q : vae->parameters()) q.mutable_grad().reset();
-  torch::manual_seed(6);
-  training_loss(*vae, x2, c2, p.beta).loss.backward();
-  for (size_t i = 0; i < by_hand.size(); ++i) {
-    const auto& want = named[i].value().grad();
-    const double err = (by_hand[i] - want).abs().max().item<double>();
-    EXPECT_LE(err, 1e-4 * want.abs().max().item<double>() + 1e-7) << "second step, " << named[i].key();
+    EXPECT_NEAR(sums[0].item<double>(), t.log_likelihood.item<double>(),
+                1e-4 * std::abs(t.log_likelihood.item<double>()));
+    EXPECT_NEAR(sums[1].item<double>(), t.kl.item<double>(), 1e-4 * std::abs(t.kl.item<double>()) + 1e-5);
+    for (size_t i = 0; i < expected.size(); ++i) {
+      const auto& got = named[i].value().grad();
+      ASSERT_TRUE(got.defined()) << named[i].key();
+      const double scale = expected[i].abs().max().item<double>();
+      const double err = (got - expected[i]).abs().max().item<double>();
+      EXPECT_LE(err, 1e-4 * scale + 1e-7) << named[i].key() << ": max |difference| " << err
+                                           << " against max |gradient| " << scale;
+    }
+
+    // The buffers are reused: a second step (a different batch size too)
+    // gives autograd's gradient again, not a sum with the first.
+    const int64_t b2 = std::max<int64_t>(1, p.batch - 3);
+    auto x2 = x.narrow(0, 0, b2);
+    auto c2 = c.defined() ? c.narrow(0, 0, b2) : torch::Tensor();
+    torch::manual_seed(6);
+    step.compute_gradients(x2, c2, p.beta, {});
+    std::vector<torch::Tensor> by_hand;
+    for (auto& q : vae->parameters()) by_hand.push_back(q.grad().clone());
+    for (auto& q : vae->parameters()) q.mutable_grad().reset();
+    torch::manual_seed(6);
+    training_loss(*vae, x2, c2, p.beta).loss.backward();
+    for (size_t i = 0; i < by_hand.size(); ++i) {
+      const auto& want = named[i].value().grad();
+      const double err = (by_hand[i] - want).abs().max().item<double>();
+      EXPECT_LE(err, 1e-4 * want.abs().max().item<double>() + 1e-7) << "second step, " << named[i].key();
+    }
   }
 }
 
@@ -174,6 +185,129 @@ TEST(HandWrittenStepKernels, BernoulliHeadMatchesTheClosedFormInDouble) {
   EXPECT_TRUE(std::isnan(kernels::bernoulli_head(raw.data(), bias.data(), x.data(), g.data(), rows, cols, scale)));
 }
 
+// sum_selected_rows against the dense product it replaces, at widths that
+// run every part of it: 64-column blocks, 1-7 vector tails, scalar tails.
+TEST(HandWrittenStepKernels, SumsOfSelectedRowsAreTheBinaryMatrixProduct) {
+  torch::manual_seed(3);
+  const int64_t rows = 13, k = 41;
+  for (const int64_t n : {1, 5, 8, 20, 63, 64, 65, 130, 500}) {
+    SCOPED_TRACE("n = " + std::to_string(n));
+    auto x = (torch::rand({rows, k}) < 0.3).to(torch::kFloat);
+    x[2].zero_();  // an image with no lit pixel: a row of zeros
+    auto src = torch::randn({k, n});
+    kernels::Pattern p, t;
+    ASSERT_TRUE(kernels::binary_pattern(x.data_ptr<float>(), rows, k, k, rows * k, p));
+    ASSERT_EQ(static_cast<int64_t>(p.idx.size()), x.sum().item<int64_t>());
+    auto out = torch::full({rows, n}, std::nan(""));
+    kernels::sum_selected_rows(src.data_ptr<float>(), n, n, p, rows, out.data_ptr<float>(), n);
+    EXPECT_TRUE(torch::allclose(out, x.mm(src), 1e-5, 1e-5));
+    // By column: X^T G, each pixel summing the rows of the images it is lit in.
+    kernels::transpose_pattern(p, k, t);
+    auto g = torch::randn({rows, n});
+    auto gt = torch::full({k, n}, std::nan(""));
+    kernels::sum_selected_rows(g.data_ptr<float>(), n, n, t, k, gt.data_ptr<float>(), n);
+    EXPECT_TRUE(torch::allclose(gt, x.t().mm(g), 1e-5, 1e-5));
+  }
+}
+
+TEST(HandWrittenStepKernels, ABinaryPatternRefusesAnythingButZerosAndOnes) {
+  kernels::Pattern p;
+  for (const float bad : {0.5f, -1.0f, 2.0f, 1e-30f, std::nanf(""), std::numeric_limits<float>::infinity()}) {
+    for (const int64_t at : {3, 17}) {  // in a vector body and in a scalar tail
+      std::vector<float> x(2 * 20, 0.0f);
+      x[5] = 1.0f;
+      x[20 + at] = bad;
+      EXPECT_FALSE(kernels::binary_pattern(x.data(), 2, 20, 20, 40, p)) << bad << " at " << at;
+    }
+  }
+  std::vector<float> x(2 * 20, 1.0f);
+  x[7] = -0.0f;  // -0 is a zero
+  EXPECT_TRUE(kernels::binary_pattern(x.data(), 2, 20, 20, 40, p));
+  EXPECT_EQ(p.idx.size(), 39u);
+  EXPECT_FALSE(kernels::binary_pattern(x.data(), 2, 20, 20, 38, p)) << "more 1s than allowed";
+}
+
+// Which first layer a batch gets: the sparse one only for binary batches no
+// denser than the limit, on an input-major weight; the two agree.
+TEST(HandWrittenStep, TakesTheSparseFirstLayerOnlyWhereItApplies) {
+  torch::manual_seed(8);
+  Vae vae(VaeOptions(30, parse_architecture("[70, 3]")));
+  const auto& w = vae->encoder->body->layers().front()->weight;
+  ASSERT_EQ(w.stride(0), 1) << "models.h stores the first layer's weight input major";
+  auto opt = make_optimizer(vae->parameters(), {"adagrad", 0.01, 0.0});
+  ASSERT_EQ(w.stride(0), 1) << "the fused optimizer keeps the layout";
+  MlpStepOptions so;
+  so.max_density = 0.5;
+  MlpVaeStep step(*vae, so);
+  auto grads = [&] {
+    std::vector<torch::Tensor> g;
+    for (auto& q : vae->parameters()) g.push_back(q.grad().clone());
+    return g;
+  };
+  auto binary = (torch::rand({16, 30}) < 0.2).to(torch::kFloat);
+  torch::manual_seed(1);
+  step.compute_gradients(binary, {}, 1.0, {});
+  EXPECT_EQ(step.sparse_steps(), 1);
+  const auto sparse_grads = grads();
+  step.compute_gradients(binary * 0.5 + 0.25, {}, 1.0, {});  // gray levels
+  step.compute_gradients(torch::ones({16, 30}), {}, 1.0, {});  // denser than 0.5
+  EXPECT_EQ(step.steps(), 3);
+  EXPECT_EQ(step.sparse_steps(), 1);
+  MlpStepOptions off;
+  off.sparse_binary_input = false;
+  MlpVaeStep dense(*vae, off);
+  torch::manual_seed(1);
+  dense.compute_gradients(binary, {}, 1.0, {});
+  EXPECT_EQ(dense.sparse_steps(), 0);
+  const auto dense_grads = grads();
+  for (size_t i = 0; i < dense_grads.size(); ++i) {
+    EXPECT_TRUE(torch::allclose(sparse_grads[i], dense_grads[i], 1e-5, 1e-6)) << "parameter " << i;
+  }
+  // A weight stored the usual way (someone re-laid it out): the dense path.
+  vae->encoder->body->layers().front()->weight.set_data(w.contiguous());
+  for (auto& q : vae->parameters()) q.mutable_grad().reset();
+  MlpVaeStep plain(*vae, so);
+  plain.compute_gradients(binary, {}, 1.0, {});
+  EXPECT_EQ(plain.sparse_steps(), 0);
+}
+
+// Products large enough to be split between threads (mlp_step.cpp splits
+// those of at least 2^20 multiply-adds and 128 columns), with two threads:
+// every gradient still autograd's, with each combination of the levers.
+TEST(HandWrittenStep, SplitProductsOnTwoThreadsMatchAutograd) {
+  const int threads_before = torch::get_num_threads();
+  torch::set_num_threads(2);
+  torch::manual_seed(21);
+  const int64_t d = 300, batch = 64;
+  Vae vae(VaeOptions(d, parse_architecture("[256, 160, 6]")).condition_dim(3).init_std(0.05));
+  auto x = (torch::rand({batch, d}) < 0.3).to(torch::kFloat);
+  auto c = encode_condition(torch::randint(0, 3, {batch}, torch::kLong), ConditionEncoding::kOneHot, 3);
+  torch::manual_seed(5);
+  for (auto& q : vae->parameters()) q.mutable_grad().reset();
+  training_loss(*vae, x, c, 1.0).loss.backward();
+  std::vector<torch::Tensor> expected;
+  for (auto& q : vae->parameters()) expected.push_back(q.grad().clone());
+  for (const bool split : {true, false}) {
+    for (const bool sparse : {true, false}) {
+      SCOPED_TRACE(std::string(split ? "split" : "OpenBLAS threads") + (sparse ? ", sparse" : ", dense"));
+      for (auto& q : vae->parameters()) q.mutable_grad().reset();
+      MlpStepOptions so;
+      so.split_products = split;
+      so.sparse_binary_input = sparse;
+      MlpVaeStep step(*vae, so);
+      torch::manual_seed(5);
+      step.compute_gradients(x, c, 1.0, {});
+      EXPECT_EQ(step.sparse_steps(), sparse ? 1 : 0);
+      const auto params = vae->parameters();
+      for (size_t i = 0; i < expected.size(); ++i) {
+        const double err = (params[i].grad() - expected[i]).abs().max().item<double>();
+        EXPECT_LE(err, 1e-4 * expected[i].abs().max().item<double>() + 1e-7) << "parameter " << i;
+      }
+    }
+  }
+  torch::set_num_threads(threads_before);
+}
+
 TEST(HandWrittenStep, SaysWhatItIsNotWrittenFor) {
   Vae gaussian(VaeOptions(8, parse_architecture("[4, 2]")).likelihood(Likelihood::kGaussian));
   EXPECT_NE(MlpVaeStep::unsupported_reason(*gaussian).find("gaussian"), std::string::npos);
@@ -190,9 +324,12 @@ TEST(HandWrittenStep, SaysWhatItIsNotWrittenFor) {
 TensorData toy_data() { return vaerepro::test::four_prototypes(); }
 
 TEST(HandWrittenStep, TrainVaeUsesItAndStaysWithAutogradsRun) {
-  // Same seed, same data, same draws: after 40 steps the parameters of the two
-  // runs differ by float rounding only, and so do their bounds.
-  auto run = [](bool hand, std::vector<torch::Tensor>* params) {
+  // Same seed, same data, same draws: after 40 steps the parameters of the
+  // runs differ by float rounding only, and so do their bounds. The batches
+  // are binarised (the default protocol), so the hand-written step takes
+  // its sparse first layer unless told not to.
+  enum class Path { kSparse, kDense, kAutograd };
+  auto run = [](Path path, std::vector<torch::Tensor>* params) {
     TensorData d = toy_data();
     torch::manual_seed(9);
     Vae vae(VaeOptions(64, parse_architecture("[32, 3]")));
@@ -201,21 +338,28 @@ TEST(HandWrittenStep, TrainVaeUsesItAndStaysWithAutogradsRun) {
     t.total_samples = 32 * 40;
     t.batch_size = 32;
     t.progress_seconds = 0;
-    t.hand_written_step = hand;
+    t.hand_written_step = path != Path::kAutograd;
+    t.hand_step_options.sparse_binary_input = path == Path::kSparse;
+    t.hand_step_options.max_density = 1.0;
     auto r = train_vae(*vae, *opt, d, t);
     for (auto& q : vae->parameters()) params->push_back(q.detach().clone());
     return r;
   };
-  std::vector<torch::Tensor> a, b;
-  auto ra = run(true, &a);
-  auto rb = run(false, &b);
-  EXPECT_EQ(ra.step, "hand-written");
+  std::vector<torch::Tensor> a, b, c;
+  auto ra = run(Path::kSparse, &a);
+  auto rb = run(Path::kAutograd, &b);
+  auto rc = run(Path::kDense, &c);
+  EXPECT_EQ(ra.step, "hand-written; first layer as sparse row sums (binary inputs)");
   EXPECT_EQ(rb.step.rfind("autograd", 0), 0u) << rb.step;
+  EXPECT_EQ(rc.step, "hand-written");
   ASSERT_EQ(a.size(), b.size());
+  ASSERT_EQ(c.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
-    EXPECT_LE((a[i] - b[i]).abs().max().item<double>(), 1e-4) << "parameter " << i;
+    EXPECT_LE((a[i] - b[i]).abs().max().item<double>(), 1e-4) << "sparse, parameter " << i;
+    EXPECT_LE((c[i] - b[i]).abs().max().item<double>(), 1e-4) << "dense, parameter " << i;
   }
   EXPECT_NEAR(ra.curve.back().test.elbo, rb.curve.back().test.elbo, 1e-3 * std::abs(rb.curve.back().test.elbo));
+  EXPECT_NEAR(rc.curve.back().test.elbo, rb.curve.back().test.elbo, 1e-3 * std::abs(rb.curve.back().test.elbo));
 }
 
 TEST(HandWrittenStep, ConditionalTrainingFromTheTrainerToo) {
@@ -230,7 +374,7 @@ TEST(HandWrittenStep, ConditionalTrainingFromTheTrainerToo) {
   t.condition = ConditionEncoding::kOneHot;
   t.eval_at = {32};
   auto r = train_vae(*vae, *opt, d, t);
-  EXPECT_EQ(r.step, "hand-written");
+  EXPECT_EQ(r.step.rfind("hand-written", 0), 0u) << r.step;
   ASSERT_GE(r.curve.size(), 2u);
   EXPECT_GT(r.curve.back().test.elbo, r.curve.front().test.elbo + 1.0);  // it learned
 }

@@ -72,9 +72,13 @@ FusedOptimizer::FusedOptimizer(std::vector<torch::Tensor> params, const FusedOpt
   int64_t offset = 0;
   for (auto& p : params) {
     offset = aligned(offset);
-    auto view = flat_params_.narrow(0, offset, p.numel());
-    view.copy_(p.detach().reshape({-1}));
-    p.set_data(view.view(p.sizes()));  // the module's tensor now lives in the flat buffer
+    // The view keeps the parameter's memory layout (an input-major weight,
+    // models.h, stays input major); a layout with gaps or overlaps becomes
+    // contiguous.
+    const auto strides = p.is_non_overlapping_and_dense() ? p.strides().vec() : p.contiguous().strides().vec();
+    auto view = flat_params_.as_strided(p.sizes(), strides, offset);
+    view.copy_(p.detach());
+    p.set_data(view);  // the module's tensor now lives in the flat buffer
     segments_.push_back({p, offset, p.numel(), 0});
     offset += p.numel();
   }
@@ -245,8 +249,10 @@ void FusedOptimizer::step_cpu_float(double lr) {
     torch::Tensor g = s.param.grad();
     if (!g.defined()) continue;
     TORCH_CHECK(!g.is_sparse(), "fused optimizer: sparse gradients are not supported");
-    if (g.scalar_type() != torch::kFloat || !g.is_contiguous() || !g.is_cpu()) {
-      g = g.to(torch::kCPU, torch::kFloat).contiguous();
+    // The loop pairs gradient and parameter element by element in memory:
+    // a gradient of another layout is first copied into the parameter's.
+    if (g.scalar_type() != torch::kFloat || !g.is_cpu() || g.strides() != s.param.strides()) {
+      g = torch::empty_strided(s.param.sizes(), s.param.strides(), s.param.options()).copy_(g);
       keep.push_back(g);
     }
     ++s.steps;
@@ -318,15 +324,15 @@ void FusedOptimizer::step_generic(double lr) {
     if (o.weight_decay != 0) grad = grad.add(p, o.weight_decay);
     switch (o.kind) {
       case Kind::kAdagrad: {
-        auto sum = state1_.narrow(0, s.offset, s.numel).view(p.sizes());
+        auto sum = state1_.as_strided(p.sizes(), p.strides(), s.offset);  // the CPU loop's layout
         const double clr = lr / (1 + (t - 1) * o.lr_decay);
         sum.addcmul_(grad, grad, 1.0);
         p.addcdiv_(grad, sum.sqrt().add_(o.eps), -clr);
         break;
       }
       case Kind::kAdam: {
-        auto m = state1_.narrow(0, s.offset, s.numel).view(p.sizes());
-        auto v = state2_.narrow(0, s.offset, s.numel).view(p.sizes());
+        auto m = state1_.as_strided(p.sizes(), p.strides(), s.offset);
+        auto v = state2_.as_strided(p.sizes(), p.strides(), s.offset);
         const double bc1 = 1 - std::pow(o.beta1, t);
         const double bc2 = 1 - std::pow(o.beta2, t);
         m.mul_(o.beta1).add_(grad, 1 - o.beta1);

@@ -6,7 +6,8 @@
 /// (each a dispatch, most an allocation and a pass over memory); for a
 /// 784-500-20 VAE that is 40-80 small operations, 11-14% of a CPU step. This
 /// optimizer moves the parameters into one contiguous buffer (each parameter
-/// becomes a view of it; the module's own tensors are re-pointed, so nothing
+/// becomes a view of it with its own memory layout, so an input-major weight
+/// stays input major; the module's own tensors are re-pointed, so nothing
 /// else changes) and keeps its state in buffers of the same layout. On the CPU
 /// a step is one parallel loop over that buffer that reads each gradient once
 /// and writes parameter and state once. Elsewhere (CUDA) it runs

@@ -2,6 +2,9 @@
 
 #include "vaerepro/mlp_step_kernels.h"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 
@@ -24,13 +27,57 @@ kernels::Unit unit_of(Activation a) {
   }
 }
 
+// out = a b. On the CPU with several threads a large product is split by
+// output columns, one single-threaded GEMM per thread (inside the parallel
+// region OpenBLAS runs on the calling thread): at the step's shapes
+// (B = 100, 500 x 784) OpenBLAS's own two-thread split ran 15-25% slower
+// than this (bench/README.md). Elsewhere, or small: at::mm_out.
+void product(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b, bool split = true) {
+  constexpr int64_t kMinMacs = int64_t{1} << 20, kMinColumns = 64, kAlign = 16;
+  const int64_t n = out.size(1);
+  const int64_t threads = at::get_num_threads();
+  if (!split || !out.is_cpu() || threads < 2 || at::in_parallel_region() || n < 2 * kMinColumns ||
+      out.size(0) * n * a.size(1) < kMinMacs) {
+    at::mm_out(out, a, b);
+    return;
+  }
+  const int64_t parts = std::min(threads, n / kMinColumns);
+  const int64_t width = ((n + parts - 1) / parts + kAlign - 1) / kAlign * kAlign;
+  at::parallel_for(0, parts, 1, [&](int64_t p0, int64_t p1) {
+    torch::NoGradGuard no_grad;  // grad mode is per thread; the workers' is on
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t c0 = p * width, c1 = std::min(n, c0 + width);
+      if (c0 >= c1) continue;
+      torch::Tensor o = out.narrow(1, c0, c1 - c0);
+      at::mm_out(o, a, b.narrow(1, c0, c1 - c0));
+    }
+  });
+}
+
+// f() and g(), independent small products, at once on two threads (each
+// product then runs on its own thread) on the CPU; one after the other
+// elsewhere. A product too small to split (a latent head: N or K = 20)
+// gains nothing from OpenBLAS's two threads but their synchronisation.
+template <typename F, typename G>
+void side_by_side(bool cpu, F&& f, G&& g) {
+  if (!cpu || at::get_num_threads() < 2 || at::in_parallel_region()) {
+    f();
+    g();
+    return;
+  }
+  at::parallel_for(0, 2, 1, [&](int64_t t0, int64_t t1) {
+    torch::NoGradGuard no_grad;  // grad mode is per thread
+    for (int64_t t = t0; t < t1; ++t) t == 0 ? f() : g();
+  });
+}
+
 // out <- act(in W^T + b): on the CPU a matrix product and one pass
 // (kernels::bias_activation); elsewhere addmm and the activation in place.
 template <typename Activate>
 void dense_forward(torch::Tensor& out, const torch::Tensor& in, const torch::Tensor& weight,
-                   const torch::Tensor& bias, bool cpu, kernels::Unit unit, Activate&& activate) {
+                   const torch::Tensor& bias, bool cpu, bool split, kernels::Unit unit, Activate&& activate) {
   if (cpu) {
-    at::mm_out(out, in, weight.t());
+    product(out, in, weight.t(), split);
     kernels::bias_activation(out.data_ptr<float>(), bias.data_ptr<float>(), out.size(0), out.size(1), unit);
   } else {
     at::addmm_out(out, bias, in, weight.t());
@@ -55,8 +102,9 @@ std::string MlpVaeStep::unsupported_reason(VaeImpl& vae) {
   return "";
 }
 
-MlpVaeStep::MlpVaeStep(VaeImpl& vae)
+MlpVaeStep::MlpVaeStep(VaeImpl& vae, MlpStepOptions options)
     : vae_(vae),
+      options_(options),
       activation_(vae.options.activation()),
       input_dim_(vae.options.input_dim()),
       condition_dim_(vae.options.condition_dim()),
@@ -116,10 +164,14 @@ void MlpVaeStep::bind_gradients() {
   // The gradients are the parameters' own .grad() tensors, kept from step to
   // step; they are (re)made only when missing (the first step, or after
   // someone reset them).
+  // A gradient has its parameter's strides (an input-major weight has an
+  // input-major gradient), so the fused optimizer pairs them element by
+  // element in memory.
   auto bind = [](torch::Tensor& param, torch::Tensor& grad) {
     torch::Tensor g = param.grad();
-    if (!g.defined() || g.sizes() != param.sizes() || !g.is_contiguous()) {
-      g = torch::zeros_like(param, torch::MemoryFormat::Contiguous);
+    if (!g.defined() || g.sizes() != param.sizes() || g.strides() != param.strides()) {
+      g = param.is_non_overlapping_and_dense() ? torch::zeros_like(param, torch::MemoryFormat::Preserve)
+                                               : torch::zeros_like(param, torch::MemoryFormat::Contiguous);
       param.mutable_grad() = g;
     }
     grad = g;
@@ -169,9 +221,42 @@ void MlpVaeStep::activation_backward_(torch::Tensor& g, const torch::Tensor& h) 
   }
 }
 
-void MlpVaeStep::dense_backward(Dense& d, const torch::Tensor& g, const torch::Tensor& input) {
-  at::mm_out(d.weight_grad, g.t(), input);             // [out, in]
+void MlpVaeStep::dense_backward(Dense& d, const torch::Tensor& g, const torch::Tensor& input) const {
+  product(d.weight_grad, g.t(), input, options_.split_products);  // [out, in]
   at::sum_out(d.bias_grad, g, at::IntArrayRef(kRows));  // [out]
+}
+
+bool MlpVaeStep::input_major(const Dense& d) {
+  const auto& w = d.weight;
+  return w.dim() == 2 && w.stride(0) == 1 && w.stride(1) == w.size(0) && d.weight_grad.defined() &&
+         d.weight_grad.strides() == w.strides();
+}
+
+// h_1 = act(x W^T + c V^T + b), W^T's rows those of the lit pixels.
+void MlpVaeStep::first_layer_sparse_forward(const torch::Tensor& c, kernels::Unit unit) {
+  Dense& f = encoder_.front();
+  torch::Tensor& h = enc_h_.front().view;  // [B, H]
+  const int64_t width = h.size(1);
+  const torch::Tensor wt = f.weight.t();  // [D (+ C), H], contiguous
+  kernels::sum_selected_rows(wt.data_ptr<float>(), width, width, lit_, h.size(0), h.data_ptr<float>(), width);
+  if (condition_dim_ > 0) h.addmm_(c, wt.narrow(0, input_dim_, condition_dim_));
+  kernels::bias_activation(h.data_ptr<float>(), f.bias.data_ptr<float>(), h.size(0), width, unit);
+}
+
+// dW^T = x^T g (for each pixel, the rows of g of the images where it is lit),
+// dV^T = c^T g, db = sum_rows g.
+void MlpVaeStep::first_layer_sparse_backward(const torch::Tensor& c) {
+  Dense& f = encoder_.front();
+  const torch::Tensor& g = enc_g_.front().view;  // [B, H]
+  const int64_t width = g.size(1);
+  torch::Tensor gwt = f.weight_grad.t();  // [D (+ C), H], contiguous
+  kernels::sum_selected_rows(g.data_ptr<float>(), width, width, lit_by_pixel_, input_dim_, gwt.data_ptr<float>(),
+                             width);
+  if (condition_dim_ > 0) {
+    torch::Tensor gv = gwt.narrow(0, input_dim_, condition_dim_);
+    at::mm_out(gv, c.t(), g);
+  }
+  at::sum_out(f.bias_grad, g, at::IntArrayRef(kRows));
 }
 
 void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& c, double beta,
@@ -192,6 +277,16 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
   const torch::Tensor xc = x.contiguous();
   const double inv_b = 1.0 / static_cast<double>(b);
   const bool cpu = xc.is_cpu();
+  const bool split = options_.split_products;
+
+  // Binary x on the CPU: the first layer as sums of selected rows.
+  const bool sparse =
+      cpu && options_.sparse_binary_input && !encoder_.empty() && input_major(encoder_.front()) &&
+      kernels::binary_pattern(xc.data_ptr<float>(), b, input_dim_, input_dim_,
+                              static_cast<int64_t>(options_.max_density * static_cast<double>(b * input_dim_)), lit_);
+  if (sparse) kernels::transpose_pattern(lit_, input_dim_, lit_by_pixel_);
+  ++steps_;
+  sparse_steps_ += sparse ? 1 : 0;
 
   // ---------------------------------------------------------------- forward
   torch::Tensor in = xc;  // [B, D (+ C)]
@@ -200,16 +295,23 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
     input_.view.narrow(1, input_dim_, condition_dim_).copy_(c);
     in = input_.view;
   }
+  // The condition as float, the columns after x in the encoder's input.
+  const torch::Tensor cond = condition_dim_ > 0 ? input_.view.narrow(1, input_dim_, condition_dim_) : torch::Tensor();
   const torch::Tensor* h = &in;
   const kernels::Unit unit = unit_of(activation_);
   auto act = [this](torch::Tensor& t) { activate_(t); };
   for (size_t i = 0; i < encoder_.size(); ++i) {
-    dense_forward(enc_h_[i].view, *h, encoder_[i].weight, encoder_[i].bias, cpu, unit, act);
+    if (i == 0 && sparse) {
+      first_layer_sparse_forward(cond, unit);
+    } else {
+      dense_forward(enc_h_[i].view, *h, encoder_[i].weight, encoder_[i].bias, cpu, split, unit, act);
+    }
     h = &enc_h_[i].view;
   }
   const torch::Tensor& enc_out = *h;  // [B, H]
-  at::addmm_out(mu_.view, mu_head_.bias, enc_out, mu_head_.weight.t());
-  at::addmm_out(logvar_.view, logvar_head_.bias, enc_out, logvar_head_.weight.t());
+  side_by_side(
+      cpu && split, [&] { at::addmm_out(mu_.view, mu_head_.bias, enc_out, mu_head_.weight.t()); },
+      [&] { at::addmm_out(logvar_.view, logvar_head_.bias, enc_out, logvar_head_.weight.t()); });
   eps_.view.normal_();  // the draw training_loss makes: randn_like(mu)
 
   // z = mu + exp(logvar / 2) eps into the decoder's input; KL summed.
@@ -247,7 +349,7 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
 
   h = &z_in_.view;
   for (size_t i = 0; i < decoder_.size(); ++i) {
-    dense_forward(dec_h_[i].view, *h, decoder_[i].weight, decoder_[i].bias, cpu, unit, act);
+    dense_forward(dec_h_[i].view, *h, decoder_[i].weight, decoder_[i].bias, cpu, split, unit, act);
     h = &dec_h_[i].view;
   }
   const torch::Tensor& dec_out = *h;
@@ -256,7 +358,7 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
   // log p(x|z) = sum x l - softplus(l); d loss / d l = (sigmoid(l) - x) / B.
   if (cpu) {
     // logits without their bias; the head adds it, in one pass with the rest.
-    at::mm_out(logits_.view, dec_out, out_head_.weight.t());
+    product(logits_.view, dec_out, out_head_.weight.t(), split);
     const double ll = kernels::bernoulli_head(logits_.view.data_ptr<float>(), out_head_.bias.data_ptr<float>(),
                                               xc.data_ptr<float>(), dlogits_.view.data_ptr<float>(), b,
                                               input_dim_, static_cast<float>(inv_b));
@@ -282,13 +384,14 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
   for (size_t i = decoder_.size(); i-- > 0;) {
     Dense& above = i + 1 < decoder_.size() ? decoder_[i + 1] : out_head_;
     dense_backward(above, *g, dec_h_[i].view);
-    at::mm_out(dec_g_[i].view, *g, above.weight);  // d h_i
+    product(dec_g_[i].view, *g, above.weight, split);  // d h_i
     activation_backward_(dec_g_[i].view, dec_h_[i].view);
     g = &dec_g_[i].view;
   }
   Dense& first_dec = decoder_.empty() ? out_head_ : decoder_.front();
-  dense_backward(first_dec, *g, z_in_.view);
-  at::mm_out(dz_in_.view, *g, first_dec.weight);  // [B, Z + C]
+  side_by_side(
+      cpu && split, [&] { dense_backward(first_dec, *g, z_in_.view); },
+      [&] { product(dz_in_.view, *g, first_dec.weight, split); });  // [B, Z + C]
   const torch::Tensor dz = dz_in_.view.narrow(1, 0, latent_);
 
   // Through z = mu + sd eps and beta KL / B.
@@ -315,17 +418,29 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
     at::mul_out(dlogvar_.view, sd_.view, sd_.view);
     dlogvar_.view.sub_(1.0).mul_(k).addcmul_(dz, eps_.view * sd_.view).mul_(0.5);
   }
-  dense_backward(mu_head_, dmu_.view, enc_out);
-  dense_backward(logvar_head_, dlogvar_.view, enc_out);
-  if (encoder_.empty()) return;  // the heads read x itself: nothing below
-  torch::Tensor& gh = enc_g_.back().view;
-  at::mm_out(gh, dmu_.view, mu_head_.weight);
-  at::addmm_out(gh, gh, dlogvar_.view, logvar_head_.weight);
+  // The heads' gradients beside the gradient they send down.
+  side_by_side(
+      cpu && split,
+      [&] {
+        dense_backward(mu_head_, dmu_.view, enc_out);
+        dense_backward(logvar_head_, dlogvar_.view, enc_out);
+      },
+      [&] {
+        if (encoder_.empty()) return;  // the heads read x itself: nothing below
+        torch::Tensor& gh = enc_g_.back().view;
+        at::mm_out(gh, dmu_.view, mu_head_.weight);
+        at::addmm_out(gh, gh, dlogvar_.view, logvar_head_.weight);
+      });
+  if (encoder_.empty()) return;
   for (size_t i = encoder_.size(); i-- > 0;) {
     activation_backward_(enc_g_[i].view, enc_h_[i].view);
+    if (i == 0 && sparse) {
+      first_layer_sparse_backward(cond);
+      continue;
+    }
     const torch::Tensor& below = i == 0 ? in : enc_h_[i - 1].view;
     dense_backward(encoder_[i], enc_g_[i].view, below);
-    if (i > 0) at::mm_out(enc_g_[i - 1].view, enc_g_[i].view, encoder_[i].weight);
+    if (i > 0) product(enc_g_[i - 1].view, enc_g_[i].view, encoder_[i].weight, split);
   }
 }
 

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
+#include <c10/util/Exception.h>
 
 #if defined(__x86_64__) || defined(_M_X64)
 #define VAEREPRO_KERNELS_X86 1
@@ -158,6 +159,78 @@ __attribute__((target("avx2,fma"))) double bernoulli_head_avx2(const float* raw,
   return sum;
 }
 
+
+// Sums of selected rows, `V` vectors of 8 columns at a time: V accumulators
+// stay in registers while the rows stream past.
+template <int V>
+__attribute__((target("avx2"))) inline void sum_rows_block(const float* src, int64_t ld, const int32_t* idx,
+                                                            int64_t count, float* out) {
+  __m256 acc[V];
+#pragma GCC unroll 8
+  for (int v = 0; v < V; ++v) acc[v] = _mm256_setzero_ps();
+  for (int64_t k = 0; k < count; ++k) {
+    const float* row = src + static_cast<int64_t>(idx[k]) * ld;
+#pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) acc[v] = _mm256_add_ps(acc[v], _mm256_loadu_ps(row + 8 * v));
+  }
+#pragma GCC unroll 8
+  for (int v = 0; v < V; ++v) _mm256_storeu_ps(out + 8 * v, acc[v]);
+}
+
+// Columns [c0, c0 + 8 * vectors) of one output row, vectors < 8.
+__attribute__((target("avx2"))) void sum_rows_tail(const float* src, int64_t ld, const int32_t* idx,
+                                                    int64_t count, float* out, int vectors) {
+  switch (vectors) {
+    case 1: sum_rows_block<1>(src, ld, idx, count, out); break;
+    case 2: sum_rows_block<2>(src, ld, idx, count, out); break;
+    case 3: sum_rows_block<3>(src, ld, idx, count, out); break;
+    case 4: sum_rows_block<4>(src, ld, idx, count, out); break;
+    case 5: sum_rows_block<5>(src, ld, idx, count, out); break;
+    case 6: sum_rows_block<6>(src, ld, idx, count, out); break;
+    case 7: sum_rows_block<7>(src, ld, idx, count, out); break;
+    default: break;
+  }
+}
+
+// Rows [r0, r1) of sum_selected_rows, columns in blocks of 64 (the outer
+// loop, so one block of src, at most 256 bytes a row, is reused by every
+// row); returns the columns done (a multiple of 8).
+__attribute__((target("avx2"))) int64_t sum_selected_rows_avx2(const float* src, int64_t ld_src, int64_t n,
+                                                                 const int32_t* ptr, const int32_t* idx, int64_t r0,
+                                                                 int64_t r1, float* out, int64_t ld_out) {
+  int64_t c = 0;
+  for (; c + 64 <= n; c += 64) {
+    for (int64_t r = r0; r < r1; ++r) {
+      sum_rows_block<8>(src + c, ld_src, idx + ptr[r], ptr[r + 1] - ptr[r], out + r * ld_out + c);
+    }
+  }
+  const int vectors = static_cast<int>((n - c) / 8);
+  if (vectors > 0) {
+    for (int64_t r = r0; r < r1; ++r) {
+      sum_rows_tail(src + c, ld_src, idx + ptr[r], ptr[r + 1] - ptr[r], out + r * ld_out + c, vectors);
+    }
+    c += 8 * vectors;
+  }
+  return c;
+}
+
+// Appends the columns of the 1s of row x[0, cols) to idx; false when an
+// entry is neither 0 nor 1. Returns the columns done (a multiple of 8).
+__attribute__((target("avx2"))) bool binary_row_avx2(const float* x, int64_t cols, std::vector<int32_t>& idx,
+                                                      int64_t* done) {
+  const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+  int64_t j = 0;
+  for (; j + 8 <= cols; j += 8) {
+    const __m256 v = _mm256_loadu_ps(x + j);
+    const int ones = _mm256_movemask_ps(_mm256_cmp_ps(v, one, _CMP_EQ_OQ));
+    const int zeros = _mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_EQ_OQ));
+    if ((ones | zeros) != 0xff) return false;  // NaN compares unequal to both
+    for (int m = ones; m != 0; m &= m - 1) idx.push_back(static_cast<int32_t>(j + __builtin_ctz(m)));
+  }
+  *done = j;
+  return true;
+}
+
 bool detect() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
 #endif
@@ -185,6 +258,76 @@ void bias_activation(float* h, const float* bias, int64_t rows, int64_t cols, Un
       if (kVectorised) j = bias_activation_avx2(row, bias, cols, unit);
 #endif
       for (; j < cols; ++j) row[j] = act_scalar(row[j] + bias[j], unit);
+    }
+  });
+}
+
+bool binary_pattern(const float* x, int64_t rows, int64_t cols, int64_t ld, int64_t max_nonzero, Pattern& p) {
+  p.ptr.assign(1, 0);
+  p.ptr.reserve(static_cast<size_t>(rows) + 1);
+  p.idx.clear();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * ld;
+    int64_t j = 0;
+#ifdef VAEREPRO_KERNELS_X86
+    if (kVectorised && !binary_row_avx2(row, cols, p.idx, &j)) return false;
+#endif
+    for (; j < cols; ++j) {
+      if (row[j] == 1.0f) {
+        p.idx.push_back(static_cast<int32_t>(j));
+      } else if (row[j] != 0.0f) {
+        return false;
+      }
+    }
+    if (static_cast<int64_t>(p.idx.size()) > max_nonzero) return false;
+    p.ptr.push_back(static_cast<int32_t>(p.idx.size()));
+  }
+  return true;
+}
+
+void transpose_pattern(const Pattern& p, int64_t cols, Pattern& t) {
+  const int64_t rows = static_cast<int64_t>(p.ptr.size()) - 1;
+  t.ptr.assign(static_cast<size_t>(cols) + 1, 0);
+  for (int32_t j : p.idx) ++t.ptr[static_cast<size_t>(j) + 1];
+  for (int64_t j = 0; j < cols; ++j) t.ptr[j + 1] += t.ptr[j];
+  t.idx.resize(p.idx.size());
+  std::vector<int32_t> next(t.ptr.begin(), t.ptr.end() - 1);
+  for (int64_t r = 0; r < rows; ++r) {  // rows ascending: each column's list comes out sorted
+    for (int32_t k = p.ptr[r]; k < p.ptr[r + 1]; ++k) t.idx[next[p.idx[k]]++] = static_cast<int32_t>(r);
+  }
+}
+
+void sum_selected_rows(const float* src, int64_t ld_src, int64_t n, const Pattern& p, int64_t rows, float* out,
+                       int64_t ld_out) {
+  TORCH_CHECK(static_cast<int64_t>(p.ptr.size()) == rows + 1, "sum_selected_rows: the pattern has ",
+              p.ptr.size() - 1, " rows, expected ", rows);
+  const int32_t* ptr = p.ptr.data();
+  const int32_t* idx = p.idx.data();
+  // One part per thread, cut where the parts hold equal numbers of selected
+  // rows (plus one per output row for writing it), not equal output rows:
+  // the lists' lengths vary (a T-shirt lights more pixels than a sandal).
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), rows));
+  const double work = static_cast<double>(ptr[rows]) + static_cast<double>(rows);
+  std::vector<int64_t> cut(static_cast<size_t>(parts) + 1, rows);
+  cut[0] = 0;
+  for (int64_t q = 1, r = 0; q < parts; ++q) {
+    const double target = work * static_cast<double>(q) / static_cast<double>(parts);
+    while (r < rows && static_cast<double>(ptr[r]) + static_cast<double>(r) < target) ++r;
+    cut[static_cast<size_t>(q)] = r;
+  }
+  at::parallel_for(0, parts, 1, [&](int64_t q0, int64_t q1) {
+    const int64_t r0 = cut[static_cast<size_t>(q0)], r1 = cut[static_cast<size_t>(q1)];
+    int64_t c = 0;
+#ifdef VAEREPRO_KERNELS_X86
+    if (kVectorised) c = sum_selected_rows_avx2(src, ld_src, n, ptr, idx, r0, r1, out, ld_out);
+#endif
+    for (int64_t r = r0; r < r1; ++r) {
+      float* o = out + r * ld_out;
+      for (int64_t j = c; j < n; ++j) o[j] = 0.0f;
+      for (int32_t k = ptr[r]; k < ptr[r + 1]; ++k) {
+        const float* row = src + static_cast<int64_t>(idx[k]) * ld_src;
+        for (int64_t j = c; j < n; ++j) o[j] += row[j];
+      }
     }
   });
 }

@@ -8,6 +8,7 @@
 /// reference and runs every tail.
 
 #include <cstdint>
+#include <vector>
 
 namespace vaerepro::kernels {
 
@@ -24,6 +25,29 @@ void bias_activation(float* h, const float* bias, int64_t rows, int64_t cols, Un
 /// 8 lanes, double across rows and chunks, in a fixed order.
 double bernoulli_head(const float* raw, const float* bias, const float* x, float* grad, int64_t rows,
                       int64_t cols, float scale);
+
+/// Rows of a binary matrix as lists of their nonzero columns (CSR): row r's
+/// columns are idx[ptr[r] .. ptr[r + 1]), ascending.
+struct Pattern {
+  std::vector<int32_t> ptr, idx;
+};
+
+/// The pattern of a [rows, cols] float buffer (rows `ld` apart) whose every
+/// entry is exactly 0 or 1. Returns false, leaving `p` unspecified, as soon
+/// as an entry is anything else (a gray level, NaN) or more than
+/// `max_nonzero` entries are 1; the caller then takes the dense path.
+bool binary_pattern(const float* x, int64_t rows, int64_t cols, int64_t ld, int64_t max_nonzero, Pattern& p);
+
+/// The same nonzeros listed by column: t.ptr has cols + 1 entries, and
+/// column j's rows are t.idx[t.ptr[j] .. t.ptr[j + 1]), ascending.
+void transpose_pattern(const Pattern& p, int64_t cols, Pattern& t);
+
+/// out[r, :n] = sum over k in pattern row r of src[k, :n], for r < rows (an
+/// empty row writes zeros); rows of src are ld_src apart, of out ld_out.
+/// With a binary X of pattern p this is X S (X's rows select rows of S);
+/// with p transposed it is X^T S. Sums run in the pattern's order.
+void sum_selected_rows(const float* src, int64_t ld_src, int64_t n, const Pattern& p, int64_t rows, float* out,
+                       int64_t ld_out);
 
 /// Whether the AVX2 + FMA forms run on this CPU.
 bool vectorised();

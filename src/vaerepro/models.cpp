@@ -177,6 +177,14 @@ torch::Tensor with_condition(const torch::Tensor& x, const torch::Tensor& c,
 }
 }  // namespace
 
+void store_input_major(const torch::nn::Linear& layer) {
+  torch::NoGradGuard no_grad;
+  const torch::Tensor w = layer->weight;  // [out, in]
+  torch::Tensor t = torch::empty({w.size(1), w.size(0)}, w.options());
+  t.copy_(w.t());
+  layer->weight.set_data(t.t());  // the same [out, in] values, strides (1, out)
+}
+
 GaussianEncoderImpl::GaussianEncoderImpl(const GaussianEncoderOptions& options_)
     : options(options_) {
   body = register_module(
@@ -185,6 +193,7 @@ GaussianEncoderImpl::GaussianEncoderImpl(const GaussianEncoderOptions& options_)
   mu_head = register_module("mu", torch::nn::Linear(body->out_features(), options.arch().latent));
   logvar_head =
       register_module("logvar", torch::nn::Linear(body->out_features(), options.arch().latent));
+  if (!body->layers().empty()) store_input_major(body->layers().front());
 }
 
 GaussianPosterior GaussianEncoderImpl::forward(const torch::Tensor& x, const torch::Tensor& c) {

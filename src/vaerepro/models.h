@@ -106,7 +106,15 @@ struct GaussianEncoderOptions {
   TORCH_ARG(Activation, activation) = Activation::kTanh;
 };
 
-/// MLP encoder x (+ c) -> hidden layers -> (mu, logvar).
+/// Stores `layer`'s weight [out, in] input major in memory (as its
+/// transpose [in, out] would be) without changing its values or shape; the
+/// module's parameter keeps its identity. Products with it run as before.
+void store_input_major(const torch::nn::Linear& layer);
+
+/// MLP encoder x (+ c) -> hidden layers -> (mu, logvar). The first hidden
+/// layer's weight is stored input major (store_input_major), so that the row
+/// of each input pixel is contiguous: the hand-written step (mlp_step.h)
+/// sums those rows for binary inputs.
 class GaussianEncoderImpl : public torch::nn::Module {
  public:
   explicit GaussianEncoderImpl(const GaussianEncoderOptions& options);

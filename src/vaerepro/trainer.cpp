@@ -331,7 +331,7 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
   if (options.hand_written_step) {
     const std::string why = MlpVaeStep::unsupported_reason(vae);
     if (why.empty()) {
-      hand_step = std::make_unique<MlpVaeStep>(vae);
+      hand_step = std::make_unique<MlpVaeStep>(vae, options.hand_step_options);
       result.step = "hand-written";
     } else {
       result.step = "autograd (" + why + ")";
@@ -444,6 +444,12 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
     }
   }
   if (tty && options.progress_seconds > 0) std::cerr << "\r\033[K" << std::flush;
+  if (hand_step && hand_step->sparse_steps() > 0) {
+    // No counts: a run resumed from a checkpoint must say what one run says.
+    result.step = hand_step->sparse_steps() == hand_step->steps()
+                      ? "hand-written; first layer as sparse row sums (binary inputs)"
+                      : "hand-written; first layer as sparse row sums on its binary batches";
+  }
   result.samples_seen = seen;
   result.eval_seconds = eval_seconds;
   result.train_seconds =

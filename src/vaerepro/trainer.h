@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include "vaerepro/checkpoint.h"
+#include "vaerepro/mlp_step.h"
 #include "vaerepro/models.h"
 #include "vaerepro/protocol.h"
 
@@ -84,6 +85,8 @@ struct TrainOptions {
   /// (train_step). The same mathematics; which one ran is in
   /// TrainResult::step.
   bool hand_written_step = true;
+  /// Its choices (the sparse first layer for binary batches).
+  MlpStepOptions hand_step_options;
 };
 
 /// The outcome of a training run.
@@ -94,8 +97,10 @@ struct TrainResult {
   double eval_seconds = 0;   ///< whole-set evaluations
   /// Samples seen at each resumption from a checkpoint (empty: one go).
   std::vector<int64_t> resumed_at;
-  /// Which step trained the model: "hand-written" (mlp_step.h) or
-  /// "autograd" followed by the reason the hand-written one was not used.
+  /// Which step trained the model: "hand-written" (mlp_step.h), followed by
+  /// "; first layer as sparse row sums ..." when binary batches took that
+  /// path (mlp_step.h), or "autograd" followed by the reason the
+  /// hand-written one was not used.
   std::string step;
 };
 
