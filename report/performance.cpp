@@ -35,11 +35,14 @@ const char* describe_variant(const std::string& v) {
   if (v == "suite-1-thread") return "the suite's step with one thread (THREADS=1)";
   if (v == "suite-torch-optim") return "the same with torch::optim instead of the fused optimizer";
   if (v == "suite-autograd") return "the same with autograd's step instead of the hand-written one (mlp_step.h)";
+  if (v == "suite-dense-input")
+    return "the hand-written step with its first layer as dense products although the batches are binary";
   if (v == "libtorch-plain") return "a plain LibTorch loop (torch::nn, torch::optim, default threads)";
   if (v == "python-default") return "pytorch/examples' loop in Python, torch's default threads";
   if (v == "python-threads") return "the same with threads set to the cores";
   if (v == "python-tuned") return "a tuned Python loop (threads, malloc, in-memory batches, foreach optimizer)";
-  if (v == "gemm-bound") return "GEMM-only bound: the step's matrix products alone";
+  if (v == "gemm-bound") return "GEMM-only bound: the step's dense matrix products alone, on OpenBLAS's threads";
+  if (v == "gemm-bound-split") return "the same products split across threads as the hand-written step runs them";
   if (v == "gemm-bound-1-thread") return "the same bound with one thread";
   return "";
 }
@@ -95,7 +98,12 @@ std::string render_bench_file(const fs::path& file, Outcome& outcome) {
     }
   }
   os << "\nTargets from issue #9 (CPU): the KW epoch within 1.5x of its GEMM-only bound; at least 2.5x "
-        "the default Python loop and 1.5x the tuned one; small models at least 2x Python.\n\n";
+        "the default Python loop and 1.5x the tuned one; small models at least 2x Python.\n\n"
+        "The bound times the step's products as dense GEMMs. On binary batches (this benchmark's "
+        "protocol) the hand-written step does not run two of the five large ones: its first layer sums the "
+        "weight rows of the lit pixels instead (`src/vaerepro/mlp_step.h`). The step can therefore take "
+        "less time than the bound (a ratio below 1); *suite-dense-input* shows the step without that "
+        "lever.\n\n";
 
   for (const auto& c : b["configs"]) {
     os << "**" << md(str(c, "description")) << "**\n\n";
@@ -105,9 +113,9 @@ std::string render_bench_file(const fs::path& file, Outcome& outcome) {
     if (variants.contains("suite") && variants["suite"].contains("median_samples_per_s")) {
       suite = variants["suite"]["median_samples_per_s"].get<double>();
     }
-    for (const char* name : {"suite", "suite-1-thread", "suite-torch-optim", "suite-autograd", "libtorch-plain",
-                             "python-default", "python-threads",
-                             "python-tuned", "gemm-bound", "gemm-bound-1-thread"}) {
+    for (const char* name : {"suite", "suite-1-thread", "suite-torch-optim", "suite-autograd", "suite-dense-input",
+                             "libtorch-plain", "python-default", "python-threads", "python-tuned", "gemm-bound",
+                             "gemm-bound-split", "gemm-bound-1-thread"}) {
       if (!variants.contains(name)) continue;
       const json& r = variants[name];
       os << "| " << name << " | " << describe_variant(name) << " | ";

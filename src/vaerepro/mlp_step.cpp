@@ -27,33 +27,6 @@ kernels::Unit unit_of(Activation a) {
   }
 }
 
-// out = a b. On the CPU with several threads a large product is split by
-// output columns, one single-threaded GEMM per thread (inside the parallel
-// region OpenBLAS runs on the calling thread): at the step's shapes
-// (B = 100, 500 x 784) OpenBLAS's own two-thread split ran 15-25% slower
-// than this (bench/README.md). Elsewhere, or small: at::mm_out.
-void product(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b, bool split = true) {
-  constexpr int64_t kMinMacs = int64_t{1} << 20, kMinColumns = 64, kAlign = 16;
-  const int64_t n = out.size(1);
-  const int64_t threads = at::get_num_threads();
-  if (!split || !out.is_cpu() || threads < 2 || at::in_parallel_region() || n < 2 * kMinColumns ||
-      out.size(0) * n * a.size(1) < kMinMacs) {
-    at::mm_out(out, a, b);
-    return;
-  }
-  const int64_t parts = std::min(threads, n / kMinColumns);
-  const int64_t width = ((n + parts - 1) / parts + kAlign - 1) / kAlign * kAlign;
-  at::parallel_for(0, parts, 1, [&](int64_t p0, int64_t p1) {
-    torch::NoGradGuard no_grad;  // grad mode is per thread; the workers' is on
-    for (int64_t p = p0; p < p1; ++p) {
-      const int64_t c0 = p * width, c1 = std::min(n, c0 + width);
-      if (c0 >= c1) continue;
-      torch::Tensor o = out.narrow(1, c0, c1 - c0);
-      at::mm_out(o, a, b.narrow(1, c0, c1 - c0));
-    }
-  });
-}
-
 // f() and g(), independent small products, at once on two threads (each
 // product then runs on its own thread) on the CPU; one after the other
 // elsewhere. A product too small to split (a latent head: N or K = 20)
@@ -77,7 +50,7 @@ template <typename Activate>
 void dense_forward(torch::Tensor& out, const torch::Tensor& in, const torch::Tensor& weight,
                    const torch::Tensor& bias, bool cpu, bool split, kernels::Unit unit, Activate&& activate) {
   if (cpu) {
-    product(out, in, weight.t(), split);
+    threaded_product(out, in, weight.t(), split);
     kernels::bias_activation(out.data_ptr<float>(), bias.data_ptr<float>(), out.size(0), out.size(1), unit);
   } else {
     at::addmm_out(out, bias, in, weight.t());
@@ -86,6 +59,28 @@ void dense_forward(torch::Tensor& out, const torch::Tensor& in, const torch::Ten
 }
 
 }  // namespace
+
+void threaded_product(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b, bool split) {
+  constexpr int64_t kMinMacs = int64_t{1} << 20, kMinColumns = 64, kAlign = 16;
+  const int64_t n = out.size(1);
+  const int64_t threads = at::get_num_threads();
+  if (!split || !out.is_cpu() || threads < 2 || at::in_parallel_region() || n < 2 * kMinColumns ||
+      out.size(0) * n * a.size(1) < kMinMacs) {
+    at::mm_out(out, a, b);
+    return;
+  }
+  const int64_t parts = std::min(threads, n / kMinColumns);
+  const int64_t width = ((n + parts - 1) / parts + kAlign - 1) / kAlign * kAlign;
+  at::parallel_for(0, parts, 1, [&](int64_t p0, int64_t p1) {
+    torch::NoGradGuard no_grad;  // grad mode is per thread; the workers' is on
+    for (int64_t p = p0; p < p1; ++p) {
+      const int64_t c0 = p * width, c1 = std::min(n, c0 + width);
+      if (c0 >= c1) continue;
+      torch::Tensor o = out.narrow(1, c0, c1 - c0);
+      at::mm_out(o, a, b.narrow(1, c0, c1 - c0));
+    }
+  });
+}
 
 std::string MlpVaeStep::unsupported_reason(VaeImpl& vae) {
   const auto& o = vae.options;
@@ -222,7 +217,7 @@ void MlpVaeStep::activation_backward_(torch::Tensor& g, const torch::Tensor& h) 
 }
 
 void MlpVaeStep::dense_backward(Dense& d, const torch::Tensor& g, const torch::Tensor& input) const {
-  product(d.weight_grad, g.t(), input, options_.split_products);  // [out, in]
+  threaded_product(d.weight_grad, g.t(), input, options_.split_products);  // [out, in]
   at::sum_out(d.bias_grad, g, at::IntArrayRef(kRows));  // [out]
 }
 
@@ -358,7 +353,7 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
   // log p(x|z) = sum x l - softplus(l); d loss / d l = (sigmoid(l) - x) / B.
   if (cpu) {
     // logits without their bias; the head adds it, in one pass with the rest.
-    product(logits_.view, dec_out, out_head_.weight.t(), split);
+    threaded_product(logits_.view, dec_out, out_head_.weight.t(), split);
     const double ll = kernels::bernoulli_head(logits_.view.data_ptr<float>(), out_head_.bias.data_ptr<float>(),
                                               xc.data_ptr<float>(), dlogits_.view.data_ptr<float>(), b,
                                               input_dim_, static_cast<float>(inv_b));
@@ -384,14 +379,14 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
   for (size_t i = decoder_.size(); i-- > 0;) {
     Dense& above = i + 1 < decoder_.size() ? decoder_[i + 1] : out_head_;
     dense_backward(above, *g, dec_h_[i].view);
-    product(dec_g_[i].view, *g, above.weight, split);  // d h_i
+    threaded_product(dec_g_[i].view, *g, above.weight, split);  // d h_i
     activation_backward_(dec_g_[i].view, dec_h_[i].view);
     g = &dec_g_[i].view;
   }
   Dense& first_dec = decoder_.empty() ? out_head_ : decoder_.front();
   side_by_side(
       cpu && split, [&] { dense_backward(first_dec, *g, z_in_.view); },
-      [&] { product(dz_in_.view, *g, first_dec.weight, split); });  // [B, Z + C]
+      [&] { threaded_product(dz_in_.view, *g, first_dec.weight, split); });  // [B, Z + C]
   const torch::Tensor dz = dz_in_.view.narrow(1, 0, latent_);
 
   // Through z = mu + sd eps and beta KL / B.
@@ -440,7 +435,7 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
     }
     const torch::Tensor& below = i == 0 ? in : enc_h_[i - 1].view;
     dense_backward(encoder_[i], enc_g_[i].view, below);
-    if (i > 0) product(enc_g_[i - 1].view, enc_g_[i].view, encoder_[i].weight, split);
+    if (i > 0) threaded_product(enc_g_[i - 1].view, enc_g_[i].view, encoder_[i].weight, split);
   }
 }
 

@@ -61,6 +61,15 @@
 
 namespace vaerepro {
 
+/// out = a b (2-D float tensors; out may be any layout BLAS takes). On the
+/// CPU with several threads and `split`, a product of at least 2^20
+/// multiply-adds and 128 output columns is split by output columns, one
+/// single-threaded GEMM per thread (inside the parallel region OpenBLAS runs
+/// on the calling thread); at the step's shapes (B = 100, 500 x 784)
+/// OpenBLAS's own two-thread split of the same product ran 15-25% slower on
+/// the 2-vCPU machine (bench/README.md). Otherwise, and elsewhere: at::mm_out.
+void threaded_product(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b, bool split = true);
+
 /// Choices of the hand-written step.
 struct MlpStepOptions {
   /// Binary batches on the CPU: the first layer as sums of selected rows.

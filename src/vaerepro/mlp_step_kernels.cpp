@@ -161,57 +161,80 @@ __attribute__((target("avx2,fma"))) double bernoulli_head_avx2(const float* raw,
 
 
 // Sums of selected rows, `V` vectors of 8 columns at a time: V accumulators
-// stay in registers while the rows stream past.
-template <int V>
+// stay in registers while the rows stream past. With kMasked the last
+// vector holds only the lanes set in `mask` (the columns' tail): the
+// others are neither read nor written.
+template <int V, bool kMasked>
 __attribute__((target("avx2"))) inline void sum_rows_block(const float* src, int64_t ld, const int32_t* idx,
-                                                            int64_t count, float* out) {
+                                                            int64_t count, float* out, __m256i mask) {
   __m256 acc[V];
 #pragma GCC unroll 8
   for (int v = 0; v < V; ++v) acc[v] = _mm256_setzero_ps();
   for (int64_t k = 0; k < count; ++k) {
     const float* row = src + static_cast<int64_t>(idx[k]) * ld;
 #pragma GCC unroll 8
-    for (int v = 0; v < V; ++v) acc[v] = _mm256_add_ps(acc[v], _mm256_loadu_ps(row + 8 * v));
+    for (int v = 0; v < V; ++v) {
+      const __m256 r = kMasked && v == V - 1 ? _mm256_maskload_ps(row + 8 * v, mask) : _mm256_loadu_ps(row + 8 * v);
+      acc[v] = _mm256_add_ps(acc[v], r);
+    }
   }
 #pragma GCC unroll 8
-  for (int v = 0; v < V; ++v) _mm256_storeu_ps(out + 8 * v, acc[v]);
+  for (int v = 0; v < V; ++v) {
+    if (kMasked && v == V - 1) {
+      _mm256_maskstore_ps(out + 8 * v, mask, acc[v]);
+    } else {
+      _mm256_storeu_ps(out + 8 * v, acc[v]);
+    }
+  }
 }
 
-// Columns [c0, c0 + 8 * vectors) of one output row, vectors < 8.
+// The last columns of one output row: `vectors` (1-8) vectors, the last of
+// them masked when `masked`.
+template <bool kMasked>
 __attribute__((target("avx2"))) void sum_rows_tail(const float* src, int64_t ld, const int32_t* idx,
-                                                    int64_t count, float* out, int vectors) {
+                                                    int64_t count, float* out, int vectors, __m256i mask) {
   switch (vectors) {
-    case 1: sum_rows_block<1>(src, ld, idx, count, out); break;
-    case 2: sum_rows_block<2>(src, ld, idx, count, out); break;
-    case 3: sum_rows_block<3>(src, ld, idx, count, out); break;
-    case 4: sum_rows_block<4>(src, ld, idx, count, out); break;
-    case 5: sum_rows_block<5>(src, ld, idx, count, out); break;
-    case 6: sum_rows_block<6>(src, ld, idx, count, out); break;
-    case 7: sum_rows_block<7>(src, ld, idx, count, out); break;
+    case 1: sum_rows_block<1, kMasked>(src, ld, idx, count, out, mask); break;
+    case 2: sum_rows_block<2, kMasked>(src, ld, idx, count, out, mask); break;
+    case 3: sum_rows_block<3, kMasked>(src, ld, idx, count, out, mask); break;
+    case 4: sum_rows_block<4, kMasked>(src, ld, idx, count, out, mask); break;
+    case 5: sum_rows_block<5, kMasked>(src, ld, idx, count, out, mask); break;
+    case 6: sum_rows_block<6, kMasked>(src, ld, idx, count, out, mask); break;
+    case 7: sum_rows_block<7, kMasked>(src, ld, idx, count, out, mask); break;
+    case 8: sum_rows_block<8, kMasked>(src, ld, idx, count, out, mask); break;
     default: break;
   }
 }
 
-// Rows [r0, r1) of sum_selected_rows, columns in blocks of 64 (the outer
-// loop, so one block of src, at most 256 bytes a row, is reused by every
-// row); returns the columns done (a multiple of 8).
-__attribute__((target("avx2"))) int64_t sum_selected_rows_avx2(const float* src, int64_t ld_src, int64_t n,
-                                                                 const int32_t* ptr, const int32_t* idx, int64_t r0,
-                                                                 int64_t r1, float* out, int64_t ld_out) {
+// Rows [r0, r1) of sum_selected_rows, every column: blocks of 64 columns
+// (the outer loop, so that one block of src, at most 256 bytes a row, is
+// reused by every row), then the rest in one block whose last vector is
+// masked.
+__attribute__((target("avx2"))) void sum_selected_rows_avx2(const float* src, int64_t ld_src, int64_t n,
+                                                             const int32_t* ptr, const int32_t* idx, int64_t r0,
+                                                             int64_t r1, float* out, int64_t ld_out) {
+  const __m256i all = _mm256_set1_epi32(-1);
   int64_t c = 0;
   for (; c + 64 <= n; c += 64) {
     for (int64_t r = r0; r < r1; ++r) {
-      sum_rows_block<8>(src + c, ld_src, idx + ptr[r], ptr[r + 1] - ptr[r], out + r * ld_out + c);
+      sum_rows_block<8, false>(src + c, ld_src, idx + ptr[r], ptr[r + 1] - ptr[r], out + r * ld_out + c, all);
     }
   }
-  const int vectors = static_cast<int>((n - c) / 8);
-  if (vectors > 0) {
-    for (int64_t r = r0; r < r1; ++r) {
-      sum_rows_tail(src + c, ld_src, idx + ptr[r], ptr[r + 1] - ptr[r], out + r * ld_out + c, vectors);
+  const int64_t rest = n - c;  // 0..63
+  if (rest == 0) return;
+  const int vectors = static_cast<int>((rest + 7) / 8);
+  const int lanes = static_cast<int>(rest - 8 * (vectors - 1));  // 1..8 in the last vector
+  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  for (int64_t r = r0; r < r1; ++r) {
+    const int32_t* list = idx + ptr[r];
+    const int64_t count = ptr[r + 1] - ptr[r];
+    float* o = out + r * ld_out + c;
+    if (lanes == 8) {
+      sum_rows_tail<false>(src + c, ld_src, list, count, o, vectors, all);
+    } else {
+      sum_rows_tail<true>(src + c, ld_src, list, count, o, vectors, mask);
     }
-    c += 8 * vectors;
   }
-  return c;
 }
 
 // Appends the columns of the 1s of row x[0, cols) to idx; false when an
@@ -317,10 +340,13 @@ void sum_selected_rows(const float* src, int64_t ld_src, int64_t n, const Patter
   }
   at::parallel_for(0, parts, 1, [&](int64_t q0, int64_t q1) {
     const int64_t r0 = cut[static_cast<size_t>(q0)], r1 = cut[static_cast<size_t>(q1)];
-    int64_t c = 0;
 #ifdef VAEREPRO_KERNELS_X86
-    if (kVectorised) c = sum_selected_rows_avx2(src, ld_src, n, ptr, idx, r0, r1, out, ld_out);
+    if (kVectorised) {
+      sum_selected_rows_avx2(src, ld_src, n, ptr, idx, r0, r1, out, ld_out);
+      return;
+    }
 #endif
+    const int64_t c = 0;
     for (int64_t r = r0; r < r1; ++r) {
       float* o = out + r * ld_out;
       for (int64_t j = c; j < n; ++j) o[j] = 0.0f;
