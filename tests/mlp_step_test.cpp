@@ -115,6 +115,24 @@ TEST_P(HandWrittenStep, LossTermsAndEveryGradientMatchAutograd) {
       const double err = (by_hand[i] - want).abs().max().item<double>();
       EXPECT_LE(err, 1e-4 * want.abs().max().item<double>() + 1e-7) << "second step, " << named[i].key();
     }
+
+    // And a larger batch than any before (the buffers grow).
+    const int64_t b3 = p.batch + 5;
+    auto x3 = torch::rand({b3, d}).bernoulli();
+    auto c3 = c.defined() ? encode_condition(torch::randint(0, classes, {b3}, torch::kLong), p.condition, classes)
+                          : torch::Tensor();
+    torch::manual_seed(7);
+    step.compute_gradients(x3, c3, p.beta, {});
+    by_hand.clear();
+    for (auto& q : vae->parameters()) by_hand.push_back(q.grad().clone());
+    for (auto& q : vae->parameters()) q.mutable_grad().reset();
+    torch::manual_seed(7);
+    training_loss(*vae, x3, c3, p.beta).loss.backward();
+    for (size_t i = 0; i < by_hand.size(); ++i) {
+      const auto& want = named[i].value().grad();
+      const double err = (by_hand[i] - want).abs().max().item<double>();
+      EXPECT_LE(err, 1e-4 * want.abs().max().item<double>() + 1e-7) << "third step, " << named[i].key();
+    }
   }
 }
 
@@ -186,45 +204,64 @@ TEST(HandWrittenStepKernels, BernoulliHeadMatchesTheClosedFormInDouble) {
 }
 
 // sum_selected_rows against the dense product it replaces, at widths that
-// run every part of it: 64-column blocks, 1-7 vector tails, scalar tails.
+// run every part of it (64-column blocks, 1-8 vector tails, the masked last
+// vector), vector and scalar forms, with strided rows: the columns between
+// rows are NaN in the source (never read) and sentinels in the output
+// (never written).
 TEST(HandWrittenStepKernels, SumsOfSelectedRowsAreTheBinaryMatrixProduct) {
-  torch::manual_seed(3);
-  const int64_t rows = 13, k = 41;
-  for (const int64_t n : {1, 5, 8, 20, 63, 64, 65, 130, 500}) {
-    SCOPED_TRACE("n = " + std::to_string(n));
-    auto x = (torch::rand({rows, k}) < 0.3).to(torch::kFloat);
-    x[2].zero_();  // an image with no lit pixel: a row of zeros
-    auto src = torch::randn({k, n});
-    kernels::Pattern p, t;
-    ASSERT_TRUE(kernels::binary_pattern(x.data_ptr<float>(), rows, k, k, rows * k, p));
-    ASSERT_EQ(static_cast<int64_t>(p.idx.size()), x.sum().item<int64_t>());
-    auto out = torch::full({rows, n}, std::nan(""));
-    kernels::sum_selected_rows(src.data_ptr<float>(), n, n, p, rows, out.data_ptr<float>(), n);
-    EXPECT_TRUE(torch::allclose(out, x.mm(src), 1e-5, 1e-5));
-    // By column: X^T G, each pixel summing the rows of the images it is lit in.
-    kernels::transpose_pattern(p, k, t);
-    auto g = torch::randn({rows, n});
-    auto gt = torch::full({k, n}, std::nan(""));
-    kernels::sum_selected_rows(g.data_ptr<float>(), n, n, t, k, gt.data_ptr<float>(), n);
-    EXPECT_TRUE(torch::allclose(gt, x.t().mm(g), 1e-5, 1e-5));
+  const bool had_avx2 = kernels::vectorised();
+  for (const bool vector_forms : {true, false}) {
+    kernels::set_vectorised(vector_forms);
+    SCOPED_TRACE(kernels::vectorised() ? "AVX2 forms" : "scalar forms");
+    torch::manual_seed(3);
+    const int64_t rows = 13, k = 41, pad = 9;
+    for (const int64_t n : {1, 5, 8, 20, 63, 64, 65, 100, 130, 500}) {
+      SCOPED_TRACE("n = " + std::to_string(n));
+      auto x = (torch::rand({rows, k}) < 0.3).to(torch::kFloat);
+      x[2].zero_();              // an image with no lit pixel: a row of zeros
+      x.select(1, 6).zero_();    // a pixel lit in no image: a zero row of X^T G
+      auto src_full = torch::full({k, n + pad}, std::nan(""));
+      auto src = src_full.narrow(1, 0, n).copy_(torch::randn({k, n}));
+      kernels::Pattern p, t;
+      ASSERT_TRUE(kernels::binary_pattern(x.data_ptr<float>(), rows, k, k, rows * k, p));
+      ASSERT_EQ(static_cast<int64_t>(p.idx.size()), x.sum().item<int64_t>());
+      auto out_full = torch::full({rows, n + pad}, 7.0f);
+      kernels::sum_selected_rows(src.data_ptr<float>(), n + pad, n, p, rows, out_full.data_ptr<float>(), n + pad);
+      EXPECT_TRUE(torch::allclose(out_full.narrow(1, 0, n), x.mm(src), 1e-5, 1e-5));
+      EXPECT_TRUE(torch::all(out_full.narrow(1, n, pad) == 7.0f).item<bool>()) << "wrote past a row's end";
+      // By column: X^T G, each pixel summing the rows of the images it is lit in.
+      kernels::transpose_pattern(p, k, t);
+      auto g = torch::randn({rows, n});
+      auto gt_full = torch::full({k, n + pad}, 7.0f);
+      kernels::sum_selected_rows(g.data_ptr<float>(), n, n, t, k, gt_full.data_ptr<float>(), n + pad);
+      EXPECT_TRUE(torch::allclose(gt_full.narrow(1, 0, n), x.t().mm(g), 1e-5, 1e-5));
+      EXPECT_TRUE(torch::all(gt_full.narrow(1, n, pad) == 7.0f).item<bool>()) << "wrote past a row's end";
+    }
   }
+  kernels::set_vectorised(had_avx2);
 }
 
 TEST(HandWrittenStepKernels, ABinaryPatternRefusesAnythingButZerosAndOnes) {
-  kernels::Pattern p;
-  for (const float bad : {0.5f, -1.0f, 2.0f, 1e-30f, std::nanf(""), std::numeric_limits<float>::infinity()}) {
-    for (const int64_t at : {3, 17}) {  // in a vector body and in a scalar tail
-      std::vector<float> x(2 * 20, 0.0f);
-      x[5] = 1.0f;
-      x[20 + at] = bad;
-      EXPECT_FALSE(kernels::binary_pattern(x.data(), 2, 20, 20, 40, p)) << bad << " at " << at;
+  const bool had_avx2 = kernels::vectorised();
+  for (const bool vector_forms : {true, false}) {
+    kernels::set_vectorised(vector_forms);
+    SCOPED_TRACE(kernels::vectorised() ? "AVX2 forms" : "scalar forms");
+    kernels::Pattern p;
+    for (const float bad : {0.5f, -1.0f, 2.0f, 1e-30f, std::nanf(""), std::numeric_limits<float>::infinity()}) {
+      for (const int64_t at : {3, 17}) {  // in a vector body and in a scalar tail
+        std::vector<float> x(2 * 20, 0.0f);
+        x[5] = 1.0f;
+        x[20 + at] = bad;
+        EXPECT_FALSE(kernels::binary_pattern(x.data(), 2, 20, 20, 40, p)) << bad << " at " << at;
+      }
     }
+    std::vector<float> x(2 * 20, 1.0f);
+    x[7] = -0.0f;  // -0 is a zero
+    EXPECT_TRUE(kernels::binary_pattern(x.data(), 2, 20, 20, 40, p));
+    EXPECT_EQ(p.idx.size(), 39u);
+    EXPECT_FALSE(kernels::binary_pattern(x.data(), 2, 20, 20, 38, p)) << "more 1s than allowed";
   }
-  std::vector<float> x(2 * 20, 1.0f);
-  x[7] = -0.0f;  // -0 is a zero
-  EXPECT_TRUE(kernels::binary_pattern(x.data(), 2, 20, 20, 40, p));
-  EXPECT_EQ(p.idx.size(), 39u);
-  EXPECT_FALSE(kernels::binary_pattern(x.data(), 2, 20, 20, 38, p)) << "more 1s than allowed";
+  kernels::set_vectorised(had_avx2);
 }
 
 // Which first layer a batch gets: the sparse one only for binary batches no
@@ -277,6 +314,7 @@ TEST(HandWrittenStep, TakesTheSparseFirstLayerOnlyWhereItApplies) {
 TEST(HandWrittenStep, SplitProductsOnTwoThreadsMatchAutograd) {
   const int threads_before = torch::get_num_threads();
   torch::set_num_threads(2);
+  if (torch::get_num_threads() != 2) GTEST_SKIP() << "two threads are not available, so nothing is split";
   torch::manual_seed(21);
   const int64_t d = 300, batch = 64;
   Vae vae(VaeOptions(d, parse_architecture("[256, 160, 6]")).condition_dim(3).init_std(0.05));

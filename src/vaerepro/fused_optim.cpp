@@ -79,7 +79,7 @@ FusedOptimizer::FusedOptimizer(std::vector<torch::Tensor> params, const FusedOpt
     auto view = flat_params_.as_strided(p.sizes(), strides, offset);
     view.copy_(p.detach());
     p.set_data(view);  // the module's tensor now lives in the flat buffer
-    segments_.push_back({p, offset, p.numel(), 0});
+    segments_.push_back({p, offset, p.numel(), 0, p.sizes().vec(), strides});
     offset += p.numel();
   }
   state1_ = options_.kind == FusedOptimizerOptions::Kind::kSgd ? torch::Tensor()
@@ -251,8 +251,8 @@ void FusedOptimizer::step_cpu_float(double lr) {
     TORCH_CHECK(!g.is_sparse(), "fused optimizer: sparse gradients are not supported");
     // The loop pairs gradient and parameter element by element in memory:
     // a gradient of another layout is first copied into the parameter's.
-    if (g.scalar_type() != torch::kFloat || !g.is_cpu() || g.strides() != s.param.strides()) {
-      g = torch::empty_strided(s.param.sizes(), s.param.strides(), s.param.options()).copy_(g);
+    if (g.scalar_type() != torch::kFloat || !g.is_cpu() || g.strides() != c10::IntArrayRef(s.strides)) {
+      g = torch::empty_strided(s.sizes, s.strides, flat_params_.options()).copy_(g);
       keep.push_back(g);
     }
     ++s.steps;
@@ -324,15 +324,15 @@ void FusedOptimizer::step_generic(double lr) {
     if (o.weight_decay != 0) grad = grad.add(p, o.weight_decay);
     switch (o.kind) {
       case Kind::kAdagrad: {
-        auto sum = state1_.as_strided(p.sizes(), p.strides(), s.offset);  // the CPU loop's layout
+        auto sum = s.in(state1_);  // the CPU loop's layout
         const double clr = lr / (1 + (t - 1) * o.lr_decay);
         sum.addcmul_(grad, grad, 1.0);
         p.addcdiv_(grad, sum.sqrt().add_(o.eps), -clr);
         break;
       }
       case Kind::kAdam: {
-        auto m = state1_.as_strided(p.sizes(), p.strides(), s.offset);
-        auto v = state2_.as_strided(p.sizes(), p.strides(), s.offset);
+        auto m = s.in(state1_);
+        auto v = s.in(state2_);
         const double bc1 = 1 - std::pow(o.beta1, t);
         const double bc2 = 1 - std::pow(o.beta2, t);
         m.mul_(o.beta1).add_(grad, 1 - o.beta1);
@@ -358,8 +358,29 @@ void FusedOptimizer::save(torch::serialize::OutputArchive& archive) const {
                                                      torch::kDouble));
   archive.write("fused_optimizer/steps", torch::tensor(steps));
   archive.write("fused_optimizer/sizes", torch::tensor(sizes));
-  if (state1_.defined()) archive.write("fused_optimizer/state1", state1_.cpu());
-  if (state2_.defined()) archive.write("fused_optimizer/state2", state2_.cpu());
+  if (state1_.defined()) archive.write("fused_optimizer/state1", canonical(state1_).cpu());
+  if (state2_.defined()) archive.write("fused_optimizer/state2", canonical(state2_).cpu());
+}
+
+// The file keeps each parameter's state in the parameter's logical
+// (row-major) order, whatever its memory layout: files written before
+// parameters kept their own layouts hold exactly that, and a file does not
+// depend on how a model stores its weights.
+torch::Tensor FusedOptimizer::canonical(const torch::Tensor& flat) const {
+  torch::Tensor out = torch::zeros_like(flat);
+  for (const auto& s : segments_) {
+    out.narrow(0, s.offset, s.numel).view(s.sizes).copy_(s.in(flat));
+  }
+  return out;
+}
+
+void FusedOptimizer::from_canonical(torch::Tensor& flat, const torch::Tensor& saved) const {
+  TORCH_CHECK(saved.numel() == flat.numel(), "fused optimizer: the saved state has ", saved.numel(),
+              " entries, this optimizer ", flat.numel());
+  const torch::Tensor src = saved.to(flat.device(), flat.scalar_type()).contiguous();
+  for (const auto& s : segments_) {
+    s.in(flat).copy_(src.narrow(0, s.offset, s.numel).view(s.sizes));
+  }
 }
 
 void FusedOptimizer::load(torch::serialize::InputArchive& archive) {
@@ -386,12 +407,12 @@ void FusedOptimizer::load(torch::serialize::InputArchive& archive) {
   if (state1_.defined()) {
     torch::Tensor t;
     archive.read("fused_optimizer/state1", t);
-    state1_.copy_(t);
+    from_canonical(state1_, t);
   }
   if (state2_.defined()) {
     torch::Tensor t;
     archive.read("fused_optimizer/state2", t);
-    state2_.copy_(t);
+    from_canonical(state2_, t);
   }
   auto st = steps.accessor<int64_t, 1>();
   for (size_t i = 0; i < segments_.size(); ++i) segments_[i].steps = st[static_cast<int64_t>(i)];

@@ -69,7 +69,9 @@ class FusedOptimizer : public torch::optim::Optimizer {
   torch::Tensor step(LossClosure closure = nullptr) override;
 
   /// The whole state (step counts and buffers) and the options, under keys
-  /// of this optimizer's own; load() checks the layout (sizes) matches.
+  /// of this optimizer's own; load() checks the layout (sizes) matches. The
+  /// buffers are saved with each parameter's part in its logical order, so
+  /// a file does not depend on the parameters' memory layouts.
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;
 
@@ -90,9 +92,15 @@ class FusedOptimizer : public torch::optim::Optimizer {
     int64_t offset = 0;
     int64_t numel = 0;
     int64_t steps = 0;
+    std::vector<int64_t> sizes, strides;  ///< its layout in the buffers, fixed at construction
+    torch::Tensor in(const torch::Tensor& flat) const { return flat.as_strided(sizes, strides, offset); }
   };
   void step_cpu_float(double lr);
   void step_generic(double lr);
+  /// A state buffer with each parameter's part in logical order (as saved).
+  torch::Tensor canonical(const torch::Tensor& flat) const;
+  /// The inverse: `saved` (logical order) into `flat` (each parameter's layout).
+  void from_canonical(torch::Tensor& flat, const torch::Tensor& saved) const;
 
   FusedOptimizerOptions options_;
   torch::Tensor flat_params_, state1_, state2_;

@@ -1,6 +1,7 @@
 #include "vaerepro/mlp_step.h"
 
 #include "vaerepro/mlp_step_kernels.h"
+#include "vaerepro/runtime.h"
 
 #include <ATen/Parallel.h>
 
@@ -33,7 +34,7 @@ kernels::Unit unit_of(Activation a) {
 // gains nothing from OpenBLAS's two threads but their synchronisation.
 template <typename F, typename G>
 void side_by_side(bool cpu, F&& f, G&& g) {
-  if (!cpu || at::get_num_threads() < 2 || at::in_parallel_region()) {
+  if (!cpu || at::get_num_threads() < 2 || at::in_parallel_region() || !blas_calls_stay_on_caller()) {
     f();
     g();
     return;
@@ -65,7 +66,7 @@ void threaded_product(torch::Tensor& out, const torch::Tensor& a, const torch::T
   const int64_t n = out.size(1);
   const int64_t threads = at::get_num_threads();
   if (!split || !out.is_cpu() || threads < 2 || at::in_parallel_region() || n < 2 * kMinColumns ||
-      out.size(0) * n * a.size(1) < kMinMacs) {
+      out.size(0) * n * a.size(1) < kMinMacs || !blas_calls_stay_on_caller()) {
     at::mm_out(out, a, b);
     return;
   }
@@ -164,9 +165,11 @@ void MlpVaeStep::bind_gradients() {
   // element in memory.
   auto bind = [](torch::Tensor& param, torch::Tensor& grad) {
     torch::Tensor g = param.grad();
-    if (!g.defined() || g.sizes() != param.sizes() || g.strides() != param.strides()) {
-      g = param.is_non_overlapping_and_dense() ? torch::zeros_like(param, torch::MemoryFormat::Preserve)
-                                               : torch::zeros_like(param, torch::MemoryFormat::Contiguous);
+    const bool dense = param.is_non_overlapping_and_dense();  // else: a contiguous gradient
+    if (!g.defined() || g.sizes() != param.sizes() ||
+        (dense ? g.strides() != param.strides() : !g.is_contiguous())) {
+      g = dense ? torch::zeros_like(param, torch::MemoryFormat::Preserve)
+                : torch::zeros_like(param, torch::MemoryFormat::Contiguous);
       param.mutable_grad() = g;
     }
     grad = g;

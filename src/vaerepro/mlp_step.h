@@ -7,7 +7,9 @@
 /// operations, most of them small, each a dispatch, a graph node and (for
 /// most) an allocation; the ten matrix products that do the work are 55-70%
 /// of it on a CPU. This step runs the same matrix products, at the same
-/// shapes, into buffers that live as long as the step object, and replaces
+/// shapes (but see binary inputs below), into buffers that live as long as
+/// the step object (large ones split across threads by threaded_product,
+/// small independent ones side by side), and replaces
 /// the rest by two fused kernels (mlp_step_kernels.h: bias + activation, and
 /// the Bernoulli head), two small loops over [B, Z] (the sample and the KL,
 /// and their gradient) and a dozen small ATen calls (bias gradients,
@@ -40,7 +42,12 @@
 /// takes this path when x is binary, rho is at most
 /// MlpStepOptions::max_density and the first layer's weight is stored input
 /// major (models.h stores it so); otherwise the dense products. The sums
-/// differ from the dense products by float rounding only.
+/// differ from the dense products by float rounding only, with one
+/// exception: a non-finite weight in the row of a pixel no image of the
+/// batch lights does not reach h (the dense product would give 0 * Inf =
+/// NaN); it still fails the trainer's check of the parameters at the next
+/// checkpoint or the end of the run, and shows in the ELBO as soon as a batch
+/// lights that pixel.
 ///
 /// Written for: an unconditional or conditional (one-hot / raw label
 /// concatenated, as models.h does) MLP VAE with a Bernoulli decoder and tanh,
@@ -64,10 +71,12 @@ namespace vaerepro {
 /// out = a b (2-D float tensors; out may be any layout BLAS takes). On the
 /// CPU with several threads and `split`, a product of at least 2^20
 /// multiply-adds and 128 output columns is split by output columns, one
-/// single-threaded GEMM per thread (inside the parallel region OpenBLAS runs
-/// on the calling thread); at the step's shapes (B = 100, 500 x 784)
-/// OpenBLAS's own two-thread split of the same product ran 15-25% slower on
-/// the 2-vCPU machine (bench/README.md). Otherwise, and elsewhere: at::mm_out.
+/// single-threaded GEMM per thread (inside the parallel region the BLAS runs
+/// on the calling thread: runtime.h blas_calls_stay_on_caller(), true for
+/// the libopenblas0-openmp that `make deps` installs); at the step's shapes
+/// (B = 100, 500 x 784) OpenBLAS's own two-thread split of the same product
+/// took 20-50% longer on the 2-vCPU machine (bench/README.md). Otherwise,
+/// and elsewhere: at::mm_out.
 void threaded_product(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b, bool split = true);
 
 /// Choices of the hand-written step.

@@ -1,6 +1,8 @@
 #include "vaerepro/mlp_step_kernels.h"
 
 #include <algorithm>
+#include <atomic>
+#include <limits>
 #include <cmath>
 #include <vector>
 
@@ -258,18 +260,23 @@ bool detect() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports(
 
 #endif
 
-const bool kVectorised =
+const bool kCpuHasAvx2Fma =
 #ifdef VAEREPRO_KERNELS_X86
     detect();
 #else
     false;
 #endif
+std::atomic<bool> g_vectorised{kCpuHasAvx2Fma};  // set_vectorised() turns it off for tests
+
+inline bool use_avx2() { return g_vectorised.load(std::memory_order_relaxed); }
 
 constexpr int64_t kGrain = 16384;  // elements per parallel chunk
 
 }  // namespace
 
-bool vectorised() { return kVectorised; }
+bool vectorised() { return use_avx2(); }
+
+bool set_vectorised(bool on) { return g_vectorised.exchange(on && kCpuHasAvx2Fma); }
 
 void bias_activation(float* h, const float* bias, int64_t rows, int64_t cols, Unit unit) {
   const int64_t grain_rows = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, cols));
@@ -278,7 +285,7 @@ void bias_activation(float* h, const float* bias, int64_t rows, int64_t cols, Un
       float* row = h + r * cols;
       int64_t j = 0;
 #ifdef VAEREPRO_KERNELS_X86
-      if (kVectorised) j = bias_activation_avx2(row, bias, cols, unit);
+      if (use_avx2()) j = bias_activation_avx2(row, bias, cols, unit);
 #endif
       for (; j < cols; ++j) row[j] = act_scalar(row[j] + bias[j], unit);
     }
@@ -286,6 +293,8 @@ void bias_activation(float* h, const float* bias, int64_t rows, int64_t cols, Un
 }
 
 bool binary_pattern(const float* x, int64_t rows, int64_t cols, int64_t ld, int64_t max_nonzero, Pattern& p) {
+  // The pattern's offsets are int32: beyond that, the caller's dense path.
+  if (rows >= std::numeric_limits<int32_t>::max() / std::max<int64_t>(1, cols)) return false;
   p.ptr.assign(1, 0);
   p.ptr.reserve(static_cast<size_t>(rows) + 1);
   p.idx.clear();
@@ -293,7 +302,7 @@ bool binary_pattern(const float* x, int64_t rows, int64_t cols, int64_t ld, int6
     const float* row = x + r * ld;
     int64_t j = 0;
 #ifdef VAEREPRO_KERNELS_X86
-    if (kVectorised && !binary_row_avx2(row, cols, p.idx, &j)) return false;
+    if (use_avx2() && !binary_row_avx2(row, cols, p.idx, &j)) return false;
 #endif
     for (; j < cols; ++j) {
       if (row[j] == 1.0f) {
@@ -341,7 +350,7 @@ void sum_selected_rows(const float* src, int64_t ld_src, int64_t n, const Patter
   at::parallel_for(0, parts, 1, [&](int64_t q0, int64_t q1) {
     const int64_t r0 = cut[static_cast<size_t>(q0)], r1 = cut[static_cast<size_t>(q1)];
 #ifdef VAEREPRO_KERNELS_X86
-    if (kVectorised) {
+    if (use_avx2()) {
       sum_selected_rows_avx2(src, ld_src, n, ptr, idx, r0, r1, out, ld_out);
       return;
     }
@@ -370,7 +379,7 @@ double bernoulli_head(const float* raw, const float* bias, const float* x, float
         const int64_t o = r * cols;
         int64_t j = 0;
 #ifdef VAEREPRO_KERNELS_X86
-        if (kVectorised) sum += bernoulli_head_avx2(raw + o, bias, x + o, grad + o, cols, scale, &j);
+        if (use_avx2()) sum += bernoulli_head_avx2(raw + o, bias, x + o, grad + o, cols, scale, &j);
 #endif
         for (; j < cols; ++j) sum += head_scalar(raw[o + j] + bias[j], x[o + j], grad + o + j, scale);
       }

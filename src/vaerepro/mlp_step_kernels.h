@@ -5,7 +5,8 @@
 /// FMA (checked at run time) they evaluate exp and log with Cephes' float
 /// polynomials (as avx_mathfun / Sleef's u10 variants: about 1 ulp for exp,
 /// 2 for log), elsewhere with std::exp and std::log1p; the scalar form is the
-/// reference and runs every tail.
+/// reference and runs every tail (sum_selected_rows' vector form covers its
+/// tail with a masked vector).
 
 #include <cstdint>
 #include <vector>
@@ -34,8 +35,9 @@ struct Pattern {
 
 /// The pattern of a [rows, cols] float buffer (rows `ld` apart) whose every
 /// entry is exactly 0 or 1. Returns false, leaving `p` unspecified, as soon
-/// as an entry is anything else (a gray level, NaN) or more than
-/// `max_nonzero` entries are 1; the caller then takes the dense path.
+/// as an entry is anything else (a gray level, NaN), more than
+/// `max_nonzero` entries are 1, or rows x cols does not fit the int32
+/// offsets; the caller then takes the dense path.
 bool binary_pattern(const float* x, int64_t rows, int64_t cols, int64_t ld, int64_t max_nonzero, Pattern& p);
 
 /// The same nonzeros listed by column: t.ptr has cols + 1 entries, and
@@ -49,7 +51,11 @@ void transpose_pattern(const Pattern& p, int64_t cols, Pattern& t);
 void sum_selected_rows(const float* src, int64_t ld_src, int64_t n, const Pattern& p, int64_t rows, float* out,
                        int64_t ld_out);
 
-/// Whether the AVX2 + FMA forms run on this CPU.
+/// Whether the AVX2 + FMA forms run (the CPU has them and they are on).
 bool vectorised();
+
+/// Tests: false runs the scalar forms everywhere, true the AVX2 forms again
+/// where the CPU has them; returns the previous setting.
+bool set_vectorised(bool on);
 
 }  // namespace vaerepro::kernels

@@ -193,7 +193,6 @@ GaussianEncoderImpl::GaussianEncoderImpl(const GaussianEncoderOptions& options_)
   mu_head = register_module("mu", torch::nn::Linear(body->out_features(), options.arch().latent));
   logvar_head =
       register_module("logvar", torch::nn::Linear(body->out_features(), options.arch().latent));
-  if (!body->layers().empty()) store_input_major(body->layers().front());
 }
 
 GaussianPosterior GaussianEncoderImpl::forward(const torch::Tensor& x, const torch::Tensor& c) {
@@ -248,6 +247,10 @@ VaeImpl::VaeImpl(const VaeOptions& options_) : options(options_) {
                                                    .fixed_logvar(options.fixed_logvar())
                                                    .sigmoid_mean(options.sigmoid_mean())));
   if (options.init_std() > 0) init_normal_(*this, options.init_std());
+  // After the initialisation, which then draws into a contiguous tensor as
+  // before: ATen fills a strided tensor with other generator calls, which
+  // would change every model a seed gives.
+  if (!encoder->body->layers().empty()) store_input_major(encoder->body->layers().front());
 }
 
 VaeOutput VaeImpl::forward(const torch::Tensor& x, const torch::Tensor& c) {

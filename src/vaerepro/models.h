@@ -111,10 +111,7 @@ struct GaussianEncoderOptions {
 /// module's parameter keeps its identity. Products with it run as before.
 void store_input_major(const torch::nn::Linear& layer);
 
-/// MLP encoder x (+ c) -> hidden layers -> (mu, logvar). The first hidden
-/// layer's weight is stored input major (store_input_major), so that the row
-/// of each input pixel is contiguous: the hand-written step (mlp_step.h)
-/// sums those rows for binary inputs.
+/// MLP encoder x (+ c) -> hidden layers -> (mu, logvar).
 class GaussianEncoderImpl : public torch::nn::Module {
  public:
   explicit GaussianEncoderImpl(const GaussianEncoderOptions& options);
@@ -185,7 +182,10 @@ struct VaeOutput {
 };
 
 /// A (conditional) VAE with a Gaussian encoder and a Bernoulli or Gaussian
-/// decoder.
+/// decoder. The encoder's first hidden layer's weight is stored input major
+/// (store_input_major, after the initialisation), so that each input
+/// pixel's row is contiguous: the hand-written step (mlp_step.h) sums those
+/// rows for binary inputs.
 class VaeImpl : public torch::nn::Module {
  public:
   explicit VaeImpl(const VaeOptions& options);

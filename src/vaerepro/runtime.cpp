@@ -78,6 +78,16 @@ RuntimeInfo configure_runtime(int threads) {
   return info;
 }
 
+bool blas_calls_stay_on_caller() {
+  static const bool stays = [] {
+    (void)torch::mm(torch::ones({2, 2}), torch::ones({2, 2}));  // the BLAS loaded
+    using Parallel = int (*)();
+    auto fn = reinterpret_cast<Parallel>(dlsym(RTLD_DEFAULT, "openblas_get_parallel"));
+    return fn == nullptr || fn() != 1;  // 0 sequential, 1 pthreads, 2 OpenMP
+  }();
+  return stays;
+}
+
 std::vector<std::string> runtime_warnings(const RuntimeInfo& info, const torch::Device& device) {
   std::vector<std::string> w;
   if (!info.blas_is_optimized && device.is_cpu()) {

@@ -34,6 +34,14 @@ struct RuntimeInfo {
 /// this process may use). Call first thing in main.
 RuntimeInfo configure_runtime(int threads = 0);
 
+/// Whether a BLAS call made on one thread of an OpenMP parallel region runs
+/// on that thread alone, so that two threads can each run their own GEMM
+/// (mlp_step.h threaded_product): OpenBLAS's OpenMP build (it checks
+/// omp_in_parallel) or sequential build, and BLAS libraries other than
+/// OpenBLAS; not OpenBLAS's pthreads build, whose calls from two threads
+/// each want all its threads and queue on its lock.
+bool blas_calls_stay_on_caller();
+
 /// One line per problem that slows the run down (reference BLAS active while
 /// training on the CPU, a forced slower OpenBLAS kernel, fewer threads than cores).
 std::vector<std::string> runtime_warnings(const RuntimeInfo& info, const torch::Device& device);
