@@ -98,41 +98,30 @@ TEST_P(HandWrittenStep, LossTermsAndEveryGradientMatchAutograd) {
                                            << " against max |gradient| " << scale;
     }
 
-    // The buffers are reused: a second step (a different batch size too)
-    // gives autograd's gradient again, not a sum with the first.
+    // Another step with the same step object: its gradient is autograd's
+    // for that batch again, not a sum with the step before.
+    auto again = [&](const torch::Tensor& xb, const torch::Tensor& cb, int64_t seed, const char* what) {
+      torch::manual_seed(seed);
+      step.compute_gradients(xb, cb, p.beta, {});
+      std::vector<torch::Tensor> by_hand;
+      for (auto& q : vae->parameters()) by_hand.push_back(q.grad().clone());
+      for (auto& q : vae->parameters()) q.mutable_grad().reset();
+      torch::manual_seed(seed);
+      training_loss(*vae, xb, cb, p.beta).loss.backward();
+      for (size_t i = 0; i < by_hand.size(); ++i) {
+        const auto& want = named[i].value().grad();
+        const double err = (by_hand[i] - want).abs().max().item<double>();
+        EXPECT_LE(err, 1e-4 * want.abs().max().item<double>() + 1e-7) << what << ", " << named[i].key();
+      }
+    };
+    // A smaller batch (the buffers' views shrink) ...
     const int64_t b2 = std::max<int64_t>(1, p.batch - 3);
-    auto x2 = x.narrow(0, 0, b2);
-    auto c2 = c.defined() ? c.narrow(0, 0, b2) : torch::Tensor();
-    torch::manual_seed(6);
-    step.compute_gradients(x2, c2, p.beta, {});
-    std::vector<torch::Tensor> by_hand;
-    for (auto& q : vae->parameters()) by_hand.push_back(q.grad().clone());
-    for (auto& q : vae->parameters()) q.mutable_grad().reset();
-    torch::manual_seed(6);
-    training_loss(*vae, x2, c2, p.beta).loss.backward();
-    for (size_t i = 0; i < by_hand.size(); ++i) {
-      const auto& want = named[i].value().grad();
-      const double err = (by_hand[i] - want).abs().max().item<double>();
-      EXPECT_LE(err, 1e-4 * want.abs().max().item<double>() + 1e-7) << "second step, " << named[i].key();
-    }
-
-    // And a larger batch than any before (the buffers grow).
+    again(x.narrow(0, 0, b2), c.defined() ? c.narrow(0, 0, b2) : torch::Tensor(), 6, "second step");
+    // ... and a larger one than any before (the buffers grow).
     const int64_t b3 = p.batch + 5;
-    auto x3 = torch::rand({b3, d}).bernoulli();
     auto c3 = c.defined() ? encode_condition(torch::randint(0, classes, {b3}, torch::kLong), p.condition, classes)
                           : torch::Tensor();
-    torch::manual_seed(7);
-    step.compute_gradients(x3, c3, p.beta, {});
-    by_hand.clear();
-    for (auto& q : vae->parameters()) by_hand.push_back(q.grad().clone());
-    for (auto& q : vae->parameters()) q.mutable_grad().reset();
-    torch::manual_seed(7);
-    training_loss(*vae, x3, c3, p.beta).loss.backward();
-    for (size_t i = 0; i < by_hand.size(); ++i) {
-      const auto& want = named[i].value().grad();
-      const double err = (by_hand[i] - want).abs().max().item<double>();
-      EXPECT_LE(err, 1e-4 * want.abs().max().item<double>() + 1e-7) << "third step, " << named[i].key();
-    }
+    again(torch::rand({b3, d}).bernoulli(), c3, 7, "third step");
   }
 }
 
