@@ -145,41 +145,58 @@ TEST(FusedOptimizer, ModuleParametersMoveIntoTheBufferAndKeepTheirValues) {
   EXPECT_DOUBLE_EQ(opt->param_groups().front().options().get_lr(), 0.02);
 }
 
-TEST(FusedOptimizer, SaveAndLoadRestoreTheState) {
-  auto a = make_params(7);
-  auto b = clone_params(a);
-  FusedOptimizerOptions fo;
-  fo.kind = FusedOptimizerOptions::Kind::kAdam;
-  fo.lr = 1e-2;
-  FusedOptimizer fa(a, fo);
+/// Three steps of a fused optimizer over `a`; its state saved, `b` given a's
+/// values, and a new optimizer over `b` loaded from the file.
+struct Resumed {
+  std::unique_ptr<FusedOptimizer> first, second;
+};
+Resumed save_and_resume(std::vector<torch::Tensor>& a, std::vector<torch::Tensor>& b,
+                        const FusedOptimizerOptions& fo) {
+  Resumed r;
+  r.first = std::make_unique<FusedOptimizer>(a, fo);
   for (int s = 0; s < 3; ++s) {
     for (auto& p : a) p.mutable_grad() = torch::randn(p.sizes());
-    fa.step();
+    r.first->step();
   }
   torch::serialize::OutputArchive out;
-  fa.save(out);
+  r.first->save(out);
   std::ostringstream buf;
   out.save_to(buf);
   {
     torch::NoGradGuard ng;
     for (size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
   }
-  FusedOptimizer fb(b, fo);
+  r.second = std::make_unique<FusedOptimizer>(b, fo);
   torch::serialize::InputArchive in;
   std::istringstream ibuf(buf.str());
   in.load_from(ibuf);
-  fb.load(in);
-  EXPECT_EQ(fb.step_count(0), 3);
-  EXPECT_TRUE(torch::equal(fa.flat_state1(), fb.flat_state1()));
-  EXPECT_TRUE(torch::equal(fa.flat_state2(), fb.flat_state2()));
+  r.second->load(in);
+  return r;
+}
+
+/// One more step of both with the same gradients: the same parameters.
+void expect_same_next_step(Resumed& r, std::vector<torch::Tensor>& a, std::vector<torch::Tensor>& b) {
   for (size_t i = 0; i < a.size(); ++i) {
     auto g = torch::randn(a[i].sizes());
     a[i].mutable_grad() = g;
     b[i].mutable_grad() = g.clone();
   }
-  fa.step();
-  fb.step();
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i]));
+  r.first->step();
+  r.second->step();
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+}
+
+TEST(FusedOptimizer, SaveAndLoadRestoreTheState) {
+  auto a = make_params(7);
+  auto b = clone_params(a);
+  FusedOptimizerOptions fo;
+  fo.kind = FusedOptimizerOptions::Kind::kAdam;
+  fo.lr = 1e-2;
+  Resumed r = save_and_resume(a, b, fo);
+  EXPECT_EQ(r.second->step_count(0), 3);
+  EXPECT_TRUE(torch::equal(r.first->flat_state1(), r.second->flat_state1()));
+  EXPECT_TRUE(torch::equal(r.first->flat_state2(), r.second->flat_state2()));
+  expect_same_next_step(r, a, b);
 }
 
 // The file holds each parameter's state in logical order: state saved with
@@ -198,32 +215,8 @@ TEST(FusedOptimizer, SavedStateDoesNotDependOnTheParametersLayout) {
     FusedOptimizerOptions fo;
     fo.kind = FusedOptimizerOptions::Kind::kAdagrad;
     fo.lr = 0.05;
-    FusedOptimizer fa(a, fo);
-    for (int s = 0; s < 3; ++s) {
-      for (auto& p : a) p.mutable_grad() = torch::randn(p.sizes());
-      fa.step();
-    }
-    torch::serialize::OutputArchive out;
-    fa.save(out);
-    std::ostringstream buf;
-    out.save_to(buf);
-    {
-      torch::NoGradGuard ng;
-      for (size_t i = 0; i < a.size(); ++i) b[i].copy_(a[i]);
-    }
-    FusedOptimizer fb(b, fo);
-    torch::serialize::InputArchive in;
-    std::istringstream ibuf(buf.str());
-    in.load_from(ibuf);
-    fb.load(in);
-    for (size_t i = 0; i < a.size(); ++i) {
-      auto g = torch::randn(a[i].sizes());
-      a[i].mutable_grad() = g;
-      b[i].mutable_grad() = g.clone();
-    }
-    fa.step();
-    fb.step();
-    for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+    Resumed r = save_and_resume(a, b, fo);
+    expect_same_next_step(r, a, b);
   }
 }
 
