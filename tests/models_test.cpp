@@ -10,6 +10,7 @@
 #include "vaerepro/models.h"
 #include "vaerepro/objectives.h"
 #include "vaerepro/trainer.h"
+#include "toy_data.h"
 #include "linear_gaussian.h"
 
 namespace {
@@ -156,17 +157,7 @@ TEST(Trainer, LogSpacedMarks) {
 }
 
 TEST(Trainer, TrainingImprovesTheBound) {
-  torch::manual_seed(4);
-  TensorData d;
-  auto protos = (torch::rand({4, 64}) > 0.5).to(torch::kFloat);  // 4 binary prototypes
-  auto labels = torch::randint(0, 4, {512}, torch::kLong);
-  d.train = (protos.index_select(0, labels) * 0.9 + 0.05);  // gray levels near the prototypes
-  d.train_eval = d.train.bernoulli();
-  d.test = d.train.narrow(0, 0, 128).bernoulli();
-  d.train_labels = labels;
-  d.test_labels = labels.narrow(0, 0, 128);
-  d.height = 8;
-  d.width = 8;
+  TensorData d = vaerepro::test::four_prototypes(512, 128);  // gray levels near 4 binary prototypes
   Vae vae(VaeOptions(64, parse_architecture("[32, 2]")));
   auto opt = make_optimizer(vae->parameters(), {"adam", 1e-2, 0.0});
   TrainOptions o;

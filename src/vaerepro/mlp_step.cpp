@@ -28,13 +28,20 @@ kernels::Unit unit_of(Activation a) {
   }
 }
 
+// Whether this thread may hand work to the others, each running its own
+// single-threaded BLAS calls: several threads, not already inside a parallel
+// region, and a BLAS that keeps such a call on its caller's thread.
+bool can_share_out_products() {
+  return at::get_num_threads() >= 2 && !at::in_parallel_region() && blas_calls_stay_on_caller();
+}
+
 // f() and g(), independent small products, at once on two threads (each
 // product then runs on its own thread) on the CPU; one after the other
 // elsewhere. A product too small to split (a latent head: N or K = 20)
 // gains nothing from OpenBLAS's two threads but their synchronisation.
 template <typename F, typename G>
 void side_by_side(bool cpu, F&& f, G&& g) {
-  if (!cpu || at::get_num_threads() < 2 || at::in_parallel_region() || !blas_calls_stay_on_caller()) {
+  if (!cpu || !can_share_out_products()) {
     f();
     g();
     return;
@@ -64,13 +71,12 @@ void dense_forward(torch::Tensor& out, const torch::Tensor& in, const torch::Ten
 void threaded_product(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b, bool split) {
   constexpr int64_t kMinMacs = int64_t{1} << 20, kMinColumns = 64, kAlign = 16;
   const int64_t n = out.size(1);
-  const int64_t threads = at::get_num_threads();
-  if (!split || !out.is_cpu() || threads < 2 || at::in_parallel_region() || n < 2 * kMinColumns ||
-      out.size(0) * n * a.size(1) < kMinMacs || !blas_calls_stay_on_caller()) {
+  if (!split || !out.is_cpu() || n < 2 * kMinColumns || out.size(0) * n * a.size(1) < kMinMacs ||
+      !can_share_out_products()) {
     at::mm_out(out, a, b);
     return;
   }
-  const int64_t parts = std::min(threads, n / kMinColumns);
+  const int64_t parts = std::min<int64_t>(at::get_num_threads(), n / kMinColumns);
   const int64_t width = ((n + parts - 1) / parts + kAlign - 1) / kAlign * kAlign;
   at::parallel_for(0, parts, 1, [&](int64_t p0, int64_t p1) {
     torch::NoGradGuard no_grad;  // grad mode is per thread; the workers' is on
@@ -289,7 +295,8 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
   // ---------------------------------------------------------------- forward
   torch::Tensor in = xc;  // [B, D (+ C)]
   if (condition_dim_ > 0) {
-    input_.view.narrow(1, 0, input_dim_).copy_(xc);
+    // The sparse first layer reads x's pattern and only the condition's columns.
+    if (!sparse) input_.view.narrow(1, 0, input_dim_).copy_(xc);
     input_.view.narrow(1, input_dim_, condition_dim_).copy_(c);
     in = input_.view;
   }
