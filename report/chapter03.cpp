@@ -119,7 +119,9 @@ Vars render_beta_sweep(const RenderContext& ctx) {
           "and pictures (Figs. 6-8); its statements are set beside the verdicts below.\n\n" << prov;
     v["rd_table"] = os.str();
   }
-  v["verdicts"] = verdicts_md(metrics, "decided at the quick profile's budget, a fraction of seed 000's 1000 epochs, with one seed.") + "\n" + prov;
+  v["verdicts"] = verdicts_md(metrics, "decided at this run's budget (" + md(str(run, "budget")) +
+                                           "), a fraction of seed 000's 1000 epochs, on the run with seed " + str(run, "seed") + ".") +
+                  seed_verdicts_md(st) + "\n" + prov;
   // Pictures per beta.
   {
     std::ostringstream os;

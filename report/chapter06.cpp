@@ -5,6 +5,8 @@
 
 #include <sstream>
 
+#include <limits>
+
 #include "common.h"
 
 using nlohmann::json;
@@ -38,6 +40,44 @@ Vars render_architecture_search(const RenderContext& ctx) {
          << " | " << fmt1(r.value("elbo_loss", json())) << " | " << fmt1(p.value("elbo_loss", json())) << " |\n";
     }
     if (metrics.value("table7", json::array()).empty()) os << "| *not run in this profile* | | | | | | |\n";
+    {
+      const bool comparable = dataset == "mnist" && protocol == "gray-bce";
+      const double fresh_samples = number(config, "samples_per_probe", 0.0);
+      for (const auto& r : metrics.value("table7", json::array())) {
+        const std::string arch = r.value("architecture", "");
+        const json p = t7.at("values").value(arch, json::object());
+        if (!p.contains("elbo_loss")) continue;
+        const Spread loss = over_seeds(st, [arch](const json& mm) {
+          for (const auto& rr : mm.at("table7")) {
+            if (rr.value("architecture", "") == arch) return rr.at("elbo_loss").get<double>();
+          }
+          return std::numeric_limits<double>::quiet_NaN();
+        });
+        ctx.outcome.fidelity.push_back(budget_row("06", t7, "loss (reconstruction + KL, training set), " + arch,
+                                                  md(dataset) + ", " + md(protocol) + " (paper: MNIST, gray-bce)", fresh_samples,
+                                                  6e7, p["elbo_loss"].get<double>(), loss, comparable,
+                                                  "this run used " + md(dataset) + " with " + md(protocol)));
+      }
+      for (const auto& s : metrics.value("searches", json::array())) {
+        const std::string label = s.value("search", "?");
+        const json seed = seed_search.at("values").value(label, json::object());
+        if (!seed.contains("architecture") || s.value("mode", "") != "seed") continue;
+        FidelityRow row;
+        row.chapter = "06";
+        row.source = seed_search.value("source", "?");
+        row.status = seed_search.value("status", "?");
+        row.quantity = "the search's minimal architecture, " + label + " (seed mode)";
+        row.data = md(dataset) + ", " + md(protocol) + " (paper: MNIST, gray-bce)";
+        row.budget = "fresh " + sci(fresh_samples) + " / paper 6e7 samples per probe";
+        row.published = md(seed.value("architecture", "")) + " (" + md(seed.value("thresholds", "")) + ")";
+        row.fresh = md(s.value("outcome", ""));
+        row.verdict = !comparable ? std::string("not compared: different data or protocol")
+                      : !seed_thresholds ? std::string("not compared: relative thresholds")
+                      : fresh_samples < 3e7 ? "not decided: the fresh budget is " + fmt1(100.0 * fresh_samples / 6e7) + "% of the seed's"
+                                            : std::string("compare the architectures (a search, no error bar)");
+        ctx.outcome.fidelity.push_back(row);
+      }
+    }
     os << "\nFresh: the whole training set after " << md(str(run, "budget")) << "; " << md(dataset) << ", " << md(protocol)
        << ". Seed: " << md(t7.value("source", "")) << "; " << md(t7.value("binarization", "")) << "; status S. "
        << (dataset == "mnist" && protocol == "gray-bce" ? "Same data and protocol; compare the budgets."

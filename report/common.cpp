@@ -2,11 +2,14 @@
 
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
 #include <iomanip>
+#include <map>
 #include <sstream>
+#include <tuple>
 #include <stdexcept>
 
 namespace fs = std::filesystem;
@@ -172,6 +175,65 @@ std::string verdicts_md(const json& metrics, const std::string& provisional_note
   return os.str();
 }
 
+FidelityRow budget_row(const std::string& chapter, const json& pub, const std::string& quantity, const std::string& data,
+                       double fresh_samples, double paper_samples, double published, const Spread& fresh, bool comparable,
+                       const std::string& why_not) {
+  FidelityRow row;
+  row.chapter = chapter;
+  row.source = pub.value("source", "?");
+  row.status = pub.value("status", "?");
+  row.quantity = quantity;
+  row.data = data;
+  row.budget = "fresh " + sci(fresh_samples) + " / paper " + sci(paper_samples) + " samples";
+  row.published = fmt1(published);
+  row.fresh = spread_text(fresh);
+  if (!comparable) {
+    row.verdict = "not compared: " + why_not;
+    return row;
+  }
+  if (std::isfinite(paper_samples) && fresh_samples < 0.5 * paper_samples) {
+    if (fresh.n() > 0 && std::isfinite(published)) {
+      const double d = fresh.mean - published;
+      row.difference = (d >= 0 ? "+" : "") + fmt1(d);
+    }
+    std::ostringstream pct;
+    pct << std::setprecision(2) << 100.0 * fresh_samples / paper_samples;
+    row.verdict = "not decided: the fresh budget is " + pct.str() + "% of the paper's (`PROFILE=full` runs it)";
+    return row;
+  }
+  std::tie(row.difference, row.verdict) = noise_verdict(fresh, published, published_error(row.status));
+  return row;
+}
+
+std::string seed_verdicts_md(const ChapterState& st) {
+  if (st.seed_runs.size() < 2) return "";
+  std::vector<std::string> claims;
+  std::map<std::string, std::vector<std::pair<int64_t, bool>>> by_claim;
+  for (const auto& r : st.seed_runs) {
+    const json checks = r.metrics.is_object() ? r.metrics.value("checks", json::array()) : json::array();
+    for (const auto& c : checks) {
+      if (!c.is_object()) continue;
+      const std::string claim = c.value("claim", "?");
+      if (!by_claim.count(claim)) claims.push_back(claim);
+      by_claim[claim].emplace_back(r.seed, c.value("holds", false));
+    }
+  }
+  std::ostringstream os;
+  os << "\n**Over " << st.seed_runs.size() << " seeds** (each seed's run decides every verdict on its own numbers):\n\n";
+  for (const auto& claim : claims) {
+    const auto& v = by_claim[claim];
+    int holds = 0;
+    std::string fails;
+    for (const auto& [seed, h] : v) {
+      holds += h ? 1 : 0;
+      if (!h) fails += (fails.empty() ? "" : ", ") + std::to_string(seed);
+    }
+    os << "- " << md(claim) << ": holds in **" << holds << " of " << v.size() << "** seeds"
+       << (fails.empty() ? "" : " (not with seed " + fails + ")") << ".\n";
+  }
+  return os.str();
+}
+
 std::string gnuplot_text(const std::string& s) {
   std::string out;
   for (char c : s) {
@@ -185,6 +247,69 @@ RunView run_view(const ChapterState& st) {
   const nlohmann::json& run = st.run;
   return {run, st.metrics, provenance_line(run) + "\n", run.at("dataset").at("name").get<std::string>(),
           run.at("protocol").at("name").get<std::string>(), run.at("config")};
+}
+
+double number(const json& j, const std::string& key, double fallback) {
+  if (!j.is_object()) return fallback;
+  const auto it = j.find(key);
+  if (it == j.end() || !it->is_number()) return fallback;
+  return it->get<double>();
+}
+
+Spread over_seeds(const ChapterState& st, const std::function<double(const json& metrics)>& get) {
+  Spread s;
+  for (const auto& r : st.seed_runs) {
+    double v = std::numeric_limits<double>::quiet_NaN();
+    try {
+      v = get(r.metrics);
+    } catch (const std::exception&) {
+    }
+    if (!std::isfinite(v)) continue;
+    s.values.push_back(v);
+    s.seeds.push_back(r.seed);
+  }
+  if (s.values.empty()) return s;
+  double sum = 0;
+  s.min = s.max = s.values[0];
+  for (double v : s.values) {
+    sum += v;
+    s.min = std::min(s.min, v);
+    s.max = std::max(s.max, v);
+  }
+  s.mean = sum / static_cast<double>(s.n());
+  if (s.n() > 1) {
+    double ss = 0;
+    for (double v : s.values) ss += (v - s.mean) * (v - s.mean);
+    s.sd = std::sqrt(ss / static_cast<double>(s.n() - 1));
+  }
+  return s;
+}
+
+std::string spread_text(const Spread& s) {
+  if (s.n() == 0) return "not in the results";
+  if (s.n() == 1) return fmt1(s.mean) + " (one seed)";
+  return fmt1(s.mean) + " &plusmn; " + fmt1(s.sd) + " (sd over " + std::to_string(s.n()) + " seeds, min " +
+         fmt1(s.min) + ", max " + fmt1(s.max) + ")";
+}
+
+double published_error(const std::string& status) { return status == "D" ? 0.5 : 0.0; }
+
+std::pair<std::string, std::string> noise_verdict(const Spread& fresh, double published, double published_err,
+                                                  double fallback_se) {
+  if (fresh.n() == 0 || !std::isfinite(published)) return {"", "no fresh value"};
+  const double d = fresh.mean - published;
+  const std::string diff = (d >= 0 ? "+" : "") + fmt1(d);
+  const double spread = fresh.n() > 1 ? fresh.sd : fallback_se;
+  if (!std::isfinite(spread)) {
+    return {diff, "no error bar (one seed; run SEEDS=1,2,3 for one)"};
+  }
+  const double u = std::sqrt(spread * spread + published_err * published_err);
+  const std::string basis = fresh.n() > 1 ? "seed sd" : "estimator's standard error, one seed";
+  std::ostringstream why;
+  why << "2u = " << fmt1(2 * u) << ", u from the " << basis
+      << (published_err > 0 ? " and the read error " + fmt1(published_err) : std::string());
+  if (std::abs(d) <= 2 * u) return {diff, "**within noise** (" + why.str() + ")"};
+  return {diff, std::string("**outside noise**: fresh ") + (d > 0 ? "higher" : "lower") + " (" + why.str() + ")"};
 }
 
 }  // namespace vaerepro::report

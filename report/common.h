@@ -4,6 +4,8 @@
 /// Markdown escaping, formatting, gnuplot figures, copying a run's images.
 
 #include <filesystem>
+#include <functional>
+#include <limits>
 #include <map>
 #include <string>
 #include <utility>
@@ -30,6 +32,8 @@ std::string quote(const std::string& s);
 std::string md(const std::string& s);
 /// j[key] as text (strings as they are, numbers dumped), else `fallback`.
 std::string str(const nlohmann::json& j, const std::string& key, const std::string& fallback = "?");
+/// j[key] as a double when j is an object holding a number there, else `fallback`.
+double number(const nlohmann::json& j, const std::string& key, double fallback);
 /// Three significant digits ("1.5e+06").
 std::string sci(double v);
 
@@ -74,6 +78,8 @@ std::string plotted_figure(const Plot& plot, const std::string& caption, const O
 /// The verdicts a run computed (metrics.checks), each with its criterion, and
 /// a note when metrics.checks_budget says they are provisional.
 std::string verdicts_md(const nlohmann::json& metrics, const std::string& provisional_note);
+/// With several seeds (st.seed_runs): how many of them each verdict holds in; "" for one seed.
+std::string seed_verdicts_md(const ChapterState& st);
 
 /// What every chapter renderer reads first from its run: run.json, the
 /// metrics, the provenance line, and the dataset, protocol and configuration
@@ -88,6 +94,39 @@ struct RunView {
   nlohmann::json config;   ///< run.config
 };
 RunView run_view(const ChapterState& st);
+
+/// A fresh number over the seeds that ran it (ChapterState::seed_runs).
+struct Spread {
+  std::vector<double> values;  ///< one per seed that has the number
+  std::vector<int64_t> seeds;
+  double mean = std::numeric_limits<double>::quiet_NaN();
+  double sd = std::numeric_limits<double>::quiet_NaN();  ///< sample standard deviation (n - 1); NaN for one seed
+  double min = std::numeric_limits<double>::quiet_NaN();
+  double max = std::numeric_limits<double>::quiet_NaN();
+  size_t n() const { return values.size(); }
+};
+/// `get(metrics)` for every seed run (a missing key or a non-number leaves
+/// that seed out: `get` may throw or return NaN).
+Spread over_seeds(const ChapterState& st, const std::function<double(const nlohmann::json& metrics)>& get);
+/// "-101.2" for one seed; "-101.2 &plusmn; 0.4 (sd over 3 seeds, min -101.6, max -100.9)" for several.
+std::string spread_text(const Spread& s);
+/// The verdict of a fresh value against a published one: within noise when
+/// |fresh - published| <= 2 u, u = sqrt(sd_seeds^2 + published_error^2)
+/// (`fallback_se`, e.g. the estimator's standard error, replaces the seed sd
+/// when only one seed ran). Returns {difference text, verdict text}.
+std::pair<std::string, std::string> noise_verdict(const Spread& fresh, double published, double published_error,
+                                                  double fallback_se = std::numeric_limits<double>::quiet_NaN());
+/// The read error of a published number by its status: 0.5 nat for D
+/// (digitised), 0 otherwise (printed values; seed reports give no error bar).
+double published_error(const std::string& status);
+
+/// A fidelity row for a number from a seed report or a paper without an
+/// error bar: the difference when `comparable`, and a verdict that says when
+/// the fresh budget is under half the paper's (the difference then says how
+/// far the run is, not whether the result holds) or why it is not compared.
+FidelityRow budget_row(const std::string& chapter, const nlohmann::json& pub, const std::string& quantity,
+                       const std::string& data, double fresh_samples, double paper_samples, double published,
+                       const Spread& fresh, bool comparable, const std::string& why_not);
 
 /// What a chapter renderer gets.
 struct RenderContext {

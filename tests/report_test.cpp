@@ -214,7 +214,6 @@ TEST_F(ReportFromFixtures, HtmlIsWellFormedAndEveryReferencedFileExists) {
       ADD_FAILURE() << "the report references the network: " << target;
       continue;
     }
-    if (target.find("docs/") != std::string::npos) continue;  // Doxygen pages: built by make docs
     EXPECT_TRUE(fs::exists(root / "out" / target)) << target;
     images += target.find("images/") == 0 || target.find("figures/") == 0;
   }
@@ -222,6 +221,85 @@ TEST_F(ReportFromFixtures, HtmlIsWellFormedAndEveryReferencedFileExists) {
   // Math is rendered without a CDN.
   EXPECT_NE(html.find("<math"), std::string::npos);
   EXPECT_EQ(html.find("<script src="), std::string::npos);
+}
+
+TEST_F(ReportFromFixtures, TheFidelityTableAndSeedIntervals) {
+  // One seed: the fidelity table names every published number of chapter 1, with the fresh value.
+  auto outcome = rp::generate(options);
+  std::string md_text = read(root / "out/report.md");
+  EXPECT_NE(md_text.find("# Do the published numbers hold?"), std::string::npos);
+  EXPECT_NE(md_text.find("| [01](#chapter-01) | KW2013 Fig. 2 (D) | test bound, Nz = 20 |"), std::string::npos);
+  EXPECT_NE(md_text.find("not compared: CIFAR-10 is not run"), std::string::npos);
+  EXPECT_FALSE(std::regex_search(md_text, std::regex(R"(\bn/c\b)"))) << "a bare n/c instead of a reason";
+  const json m1 = fixture_metrics();
+  double te20 = 0;
+  for (const auto& m : m1["models"]) {
+    if (m["nz"] == 20) te20 = m["final"]["test"]["elbo"].get<double>();
+  }
+  EXPECT_NE(md_text.find(rp::fmt1(te20) + " (one seed)"), std::string::npos);
+
+  // A second seed of the same configuration: means and spreads; another configuration is left out, and said.
+  json run = json::parse(read(root / "results/01-elbo-vs-latent/run.json"));
+  json metrics = m1;
+  for (auto& m : metrics["models"]) m["final"]["test"]["elbo"] = m["final"]["test"]["elbo"].get<double>() - 2.0;
+  run["seed"] = 7;
+  fs::create_directories(root / "results/seeds/7");
+  fs::copy(root / "results/01-elbo-vs-latent", root / "results/seeds/7/01-elbo-vs-latent", fs::copy_options::recursive);
+  std::ofstream(root / "results/seeds/7/01-elbo-vs-latent/run.json") << run.dump();
+  std::ofstream(root / "results/seeds/7/01-elbo-vs-latent/metrics.json") << metrics.dump();
+  run["seed"] = 8;
+  run["profile"] = "full";
+  fs::create_directories(root / "results/seeds/8");
+  fs::copy(root / "results/01-elbo-vs-latent", root / "results/seeds/8/01-elbo-vs-latent", fs::copy_options::recursive);
+  std::ofstream(root / "results/seeds/8/01-elbo-vs-latent/run.json") << run.dump();
+  outcome = rp::generate(options);
+  md_text = read(root / "out/report.md");
+  // mean te20 - 1, sd sqrt(2) = 1.4
+  EXPECT_NE(md_text.find(rp::fmt1(te20 - 1.0) + " &plusmn; 1.4 (sd over 2 seeds"), std::string::npos);
+  EXPECT_NE(md_text.find("**Over 2 seeds**"), std::string::npos);
+  bool said = false;
+  for (const auto& s : outcome.skipped) said |= s.find("seed 8 ran another configuration") != std::string::npos;
+  EXPECT_TRUE(said);
+}
+
+TEST(NoiseVerdict, WithinAndOutsideTwoStandardErrors) {
+  rp::Spread s;
+  s.values = {-100.0, -101.0, -99.0};
+  s.seeds = {1, 2, 3};
+  s.mean = -100.0;
+  s.sd = 1.0;
+  // u = sqrt(1 + 0.25) = 1.118; 2u = 2.24
+  EXPECT_NE(rp::noise_verdict(s, -102.0, 0.5).second.find("within noise"), std::string::npos);
+  EXPECT_NE(rp::noise_verdict(s, -102.5, 0.5).second.find("outside noise"), std::string::npos);
+  EXPECT_EQ(rp::noise_verdict(s, -102.5, 0.5).first, "+2.5");
+  rp::Spread one;
+  one.values = {-100.0};
+  one.mean = -100.0;
+  EXPECT_NE(rp::noise_verdict(one, -101.0, 0.5).second.find("no error bar"), std::string::npos);
+  EXPECT_NE(rp::noise_verdict(one, -101.0, 0.5, 1.0).second.find("within noise"), std::string::npos);
+}
+
+TEST_F(ReportFromFixtures, TheLiteratePagesTravelInsideTheReport) {
+  // Without Doxygen's pages: no link to them, and the text says how to get them.
+  auto outcome = rp::generate(options);
+  std::string html = read(root / "out/index.html");
+  EXPECT_EQ(html.find("href=\"docs/"), std::string::npos);
+  EXPECT_NE(read(root / "out/report.md").find("`make docs` builds it"), std::string::npos);
+  // With them: copied into out/docs/, linked relatively, every link resolves.
+  fs::create_directories(root / "docs/search");
+  for (const char* page : {"chapter01", "chapter02", "chapter03", "chapter04", "chapter05", "chapter06"}) {
+    std::ofstream(root / "docs" / (std::string(page) + ".html")) << "<html><body>" << page << "</body></html>";
+  }
+  std::ofstream(root / "docs/search/search.js") << "// search";
+  outcome = rp::generate(options);
+  html = read(root / "out/index.html");
+  EXPECT_NE(html.find("href=\"docs/chapter01.html\""), std::string::npos);
+  EXPECT_TRUE(fs::exists(root / "out/docs/chapter06.html"));
+  EXPECT_TRUE(fs::exists(root / "out/docs/search/search.js"));
+  std::regex ref(R"re((?:src|href)="([^"#]+)")re");
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), ref); it != std::sregex_iterator(); ++it) {
+    EXPECT_TRUE(fs::exists(root / "out" / std::string((*it)[1]))) << (*it)[1];
+  }
 }
 
 TEST_F(ReportFromFixtures, LatexReferencesExistAndCompiles) {

@@ -297,5 +297,5 @@ int run(int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return run_program(kProgram, [&] { return run(argc, argv); });
+  return run_program(kProgram, argc, argv, run);
 }

@@ -100,6 +100,9 @@ po::options_description generic_options(CommonOptions& o) {
        "binarized (dynamic binarisation, proper nats) | gray-bce (seed 000: gray levels in BCE, not a likelihood)")
       ("device", po::value(&o.device)->default_value(o.device), "auto | cpu | cuda")
       ("seed", po::value(&o.seed)->default_value(o.seed), "random seed (runs are deterministic on CPU)")
+      ("seeds", po::value<std::string>(),
+       "several seeds, e.g. 1,2,3: one complete run each, the first into --out, the others into "
+       "OUT/seeds/SEED/ (the report shows their mean and spread)")
       ("out", po::value(&o.out)->default_value(o.out), "results root folder")
       ("data-dir", po::value(&o.data_dir)->default_value(o.data_dir), "the data/ folder")
       ("threads", po::value(&o.threads)->default_value(o.threads), "CPU threads (0 = all available cores)")
@@ -248,6 +251,70 @@ int run_program(const std::string& program, const std::function<int()>& body) {
     std::cerr << program << ": error: " << without_program(e.what(), program) << "\n";
     return 1;
   }
+}
+
+std::string seed_out(const std::string& out, int64_t seed, bool first) {
+  if (first) return out;
+  std::string root = out;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  return root + "/seeds/" + std::to_string(seed);
+}
+
+int run_program(const std::string& program, int argc, char** argv,
+                const std::function<int(int, char**)>& body) {
+  // Find --seeds (and --out) before the chapter parses its command line.
+  std::vector<std::string> rest;
+  std::string seeds_text, out = CommonOptions{}.out;
+  bool have_seeds = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto value_of = [&](const std::string& name, std::string& into) {
+      if (a == name) {
+        if (i + 1 >= argc) return false;
+        into = argv[++i];
+        return true;
+      }
+      if (a.rfind(name + "=", 0) == 0) {
+        into = a.substr(name.size() + 1);
+        return true;
+      }
+      return false;
+    };
+    std::string ignored;
+    if (value_of("--seeds", seeds_text)) {
+      have_seeds = true;
+    } else if (value_of("--out", out)) {
+      continue;
+    } else if (value_of("--seed", ignored)) {
+      continue;
+    } else {
+      rest.push_back(a);
+    }
+  }
+  if (!have_seeds) return run_program(program, [&] { return body(argc, argv); });
+  std::vector<int64_t> seeds;
+  try {
+    seeds = parse_positive_list(seeds_text, "seeds");
+  } catch (const UsageError& e) {
+    std::cerr << program << ": usage error: " << without_program(e.what(), program) << "\n";
+    return 2;
+  }
+  int result = 0;
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    std::vector<std::string> args = {argv[0]};
+    args.insert(args.end(), rest.begin(), rest.end());
+    const std::string dir = seed_out(out, seeds[i], i == 0);
+    args.insert(args.end(), {"--seed", std::to_string(seeds[i]), "--out", dir});
+    std::vector<char*> cargv;
+    for (auto& s : args) cargv.push_back(s.data());
+    cargv.push_back(nullptr);
+    std::cout << program << ": seed " << seeds[i] << " (" << i + 1 << " of " << seeds.size() << "), results in "
+              << dir << "\n";
+    const int code = run_program(program, [&] { return body(static_cast<int>(args.size()), cargv.data()); });
+    if (code == 130 || code == 143) return code;
+    if (code != 0 && result == 0) result = code;
+  }
+  return result;
 }
 
 }  // namespace vaerepro

