@@ -326,7 +326,7 @@ Vars render_vqvae_pixelcnn(const RenderContext& ctx) {
     if (pix.is_object() && pix.contains("values")) {
       FidelityRow row;
       row.chapter = "05";
-      row.source = str(pix, "source");
+      row.source = str(pix, "cite");
       row.status = str(pix, "status");
       row.quantity = "test NLL of a pixel-level PixelCNN, binarised MNIST";
       row.data = "paper: binarised MNIST";
@@ -338,7 +338,7 @@ Vars render_vqvae_pixelcnn(const RenderContext& ctx) {
     for (const char* model : {"vqvae", "vae"}) {
       FidelityRow row;
       row.chapter = "05";
-      row.source = str(vdo, "source");
+      row.source = str(vdo, "cite");
       row.status = str(vdo, "status");
       row.quantity = std::string("bits per dimension, CIFAR-10 test set, ") + (std::string(model) == "vqvae" ? "VQ-VAE" : "VAE");
       row.data = "paper: CIFAR-10";

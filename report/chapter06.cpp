@@ -64,7 +64,7 @@ Vars render_architecture_search(const RenderContext& ctx) {
         if (!seed.contains("architecture") || s.value("mode", "") != "seed") continue;
         FidelityRow row;
         row.chapter = "06";
-        row.source = seed_search.value("source", "?");
+        row.source = seed_search.value("cite", "seed 000");
         row.status = seed_search.value("status", "?");
         row.quantity = "the search's minimal architecture, " + label + " (seed mode)";
         row.data = md(dataset) + ", " + md(protocol) + " (paper: MNIST, gray-bce)";

@@ -180,7 +180,7 @@ FidelityRow budget_row(const std::string& chapter, const json& pub, const std::s
                        const std::string& why_not) {
   FidelityRow row;
   row.chapter = chapter;
-  row.source = pub.value("source", "?");
+  row.source = pub.value("cite", pub.value("source", "?"));
   row.status = pub.value("status", "?");
   row.quantity = quantity;
   row.data = data;

@@ -317,7 +317,7 @@ Outcome generate(const Options& options) {
         char number[8];
         std::snprintf(number, sizeof(number), "%02d", ch.value("number", 0));
         row.chapter = number;
-        row.source = pub.value("source", key.get<std::string>());
+        row.source = pub.value("cite", pub.value("source", key.get<std::string>()));
         row.status = pub.value("status", "?");
         row.quantity = pub.value("quantity", "");
         row.verdict = std::string("not compared: the chapter ") +
