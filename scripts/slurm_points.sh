@@ -242,17 +242,21 @@ plan_body() {
     echo "$label: the next round, job $next, starts when every task of $array succeeded"
   else
     next=$(submit_job assemble --dependency="afterok:$array" --cpus-per-task="$cpus" \
-      --output="$state/logs/assemble.log" -- bash "$script" assemble "$state") || return 1
+      --output="$state/logs/slurm/assemble-%j.out" -- bash "$script" assemble "$state") || return 1
     echo "$label: the assembly, job $next, starts when every task of $array succeeded"
   fi
   write_rc "$label" 0
 }
 
-run_assembly() {
-  echo "=== assemble: job ${SLURM_JOB_ID:-?} on $(hostname) at $(date -u +%FT%TZ)"
-  echo "+ $program ${assemble_args[*]}"
-  local rc=0
-  run_forwarding_term "$program" "${assemble_args[@]}" || rc=$?
+run_assembly() {  # into logs/assemble.log, whether it is a job of its own or the last plan
+  local log="$state/logs/assemble.log" rc=0
+  echo "$me: the assembly: $program ${assemble_args[*]} (its log: $log)"
+  {
+    echo "=== assemble: job ${SLURM_JOB_ID:-?} on $(hostname) at $(date -u +%FT%TZ)"
+    echo "+ $program ${assemble_args[*]}"
+  } >>"$log"
+  run_forwarding_term "$program" "${assemble_args[@]}" >>"$log" 2>&1 || rc=$?
+  echo "=== assemble: exit $rc at $(date -u +%FT%TZ)" >>"$log"
   write_rc assemble "$rc"
   return "$rc"
 }
@@ -339,7 +343,7 @@ poll_state() {
     array=$(awk -v l="batch-$k" '$2 == l {print $1}' "$state/jobs" | tail -1)
     [ -n "$array" ] && echo "$queued" | grep -qx "$array" && run=$(running_tasks "$array")
     local label="round $k"; [ "$mode" = points ] && label="points"
-    summary="$label: $n to train: $ok done, $run running, $((n - ok - bad - run)) waiting, $bad failed"
+    summary="$label: $n to train: $ok done, $run running, $bad failed, $((n - ok - bad - run)) to go"
   else
     summary="planning (plan-1)"
   fi
@@ -414,16 +418,22 @@ cmd_wait() {
       # Nothing of ours is queued and nothing is assembled: twice in a row with
       # the same jobs (a job that just ended may have submitted the next).
       if [ "$jobs_now" = "$last_jobs" ] && [ "$idle" -ge 1 ]; then
-        local missing=() id lbl
+        local lost=() cancelled=() id lbl p
         while read -r id lbl; do
           case "$lbl" in
-            batch-*) while read -r p; do [ -f "$state/status/$p.rc" ] || missing+=("$p"); done <"$state/${lbl}";;
-            *) [ -f "$state/status/$lbl.rc" ] || missing+=("$lbl");;
+            batch-*) while read -r p; do [ -f "$state/status/$p.rc" ] || lost+=("$p"); done <"$state/$lbl";;
+            *) [ -f "$state/status/$lbl.rc" ] || cancelled+=("$lbl");;
           esac
         done <"$state/jobs"
-        echo "$me: $name: FAILED: the jobs left the queue without finishing: ${missing[*]:-?} (cancelled, killed at the time" >&2
-        echo "$me: $name: limit, or lost with a node?); logs in $state/logs/. What finished is kept; run the same command" >&2
-        echo "$me: $name: again to resubmit only what is missing (a killed point resumes from its checkpoint)." >&2
+        for p in "${lost[@]}"; do
+          echo "$me: $name: FAILED: task $p ended without an exit status (killed outright: cancelled, out of memory, the" >&2
+          echo "$me: $name: time limit's SIGKILL, or a lost node?); its log: $state/logs/$p.log, Slurm's: $state/logs/slurm/" >&2
+        done
+        if [ ${#cancelled[@]} -gt 0 ]; then
+          echo "$me: $name: FAILED: these jobs left the queue without running: ${cancelled[*]} (cancelled, or a job they depend on failed)" >&2
+        fi
+        echo "$me: $name: the assembly did not run. What finished is kept (OUT/.points/); run the same command again:" >&2
+        echo "$me: $name: it submits only what is missing, and a killed point resumes from its checkpoint." >&2
         return 1
       fi
       idle=$((idle + 1))

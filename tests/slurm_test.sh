@@ -9,7 +9,9 @@
 #      log; the same command again trains only the missing point, and once
 #      more trains nothing;
 #   4. a task killed outright (no exit status) is reported, not waited for.
-# Skipped (exit 77) with the reason when Slurm cannot start here.
+# Skipped (exit 77) with the reason when Slurm cannot start here. It stops the
+# daemons it started (by pid) also when it fails; VAEREPRO_KEEP_TEST=1 keeps
+# its temporary folder (logs, results) for a look.
 #   usage: tests/slurm_test.sh SOURCE_DIR BUILD_DIR
 set -euo pipefail
 
@@ -27,7 +29,8 @@ source "$src/tests/slurm_cluster.sh"
 cleanup() {
   local rc=$?
   slurm_cluster_stop
-  if [ "$rc" = 0 ] || [ "$rc" = "$skip" ]; then rm -rf "$tmp"; else echo "slurm_test: kept $tmp for a look (cluster logs in $tmp/cluster/log)"; fi
+  if [ "${VAEREPRO_KEEP_TEST:-0}" = 1 ]; then echo "slurm_test: kept $tmp (VAEREPRO_KEEP_TEST=1)"
+  elif [ "$rc" = 0 ] || [ "$rc" = "$skip" ]; then rm -rf "$tmp"; else echo "slurm_test: kept $tmp for a look (cluster logs in $tmp/cluster/log)"; fi
   exit "$rc"
 }
 trap cleanup EXIT
@@ -82,6 +85,12 @@ mk chapter-06-probes OUT="$tmp/slurm" WAIT=0 >"$tmp/06.log" 2>&1 || { cat "$tmp/
 check=$(sed -n 's/^ *\(.*slurm_points.sh wait [^ ]*\).*/\1/p' "$tmp/06.log" | head -1)
 [ -n "$check" ] || { cat "$tmp/06.log"; fail "WAIT=0 printed no command to wait with"; }
 [ -f "$tmp/slurm/06-architecture-search/metrics.json" ] && fail "WAIT=0 waited for the assembly"
+# While it is in the queue, the same command submits nothing twice; status reports.
+mk chapter-06-probes OUT="$tmp/slurm" WAIT=0 >"$tmp/06-again.log" 2>&1 || { cat "$tmp/06-again.log"; fail "the second WAIT=0 run failed"; }
+grep -q "still in the queue" "$tmp/06-again.log" || { cat "$tmp/06-again.log"; fail "a second WAIT=0 run did not find the first in the queue"; }
+grep -q "submitted job" "$tmp/06-again.log" && { cat "$tmp/06-again.log"; fail "a second WAIT=0 run submitted again"; }
+"$src/scripts/slurm_points.sh" status "$tmp/slurm/.slurm/chapter-06" >"$tmp/06-status.log" 2>&1 || { cat "$tmp/06-status.log"; fail "status failed"; }
+grep -q "chapter-06: " "$tmp/06-status.log" || fail "status printed no progress"
 $check >"$tmp/06-wait.log" 2>&1 || { cat "$tmp/06-wait.log"; fail "'$check' failed"; }
 state06=$tmp/slurm/.slurm/chapter-06
 rounds=$(find "$state06" -maxdepth 1 -name 'batch-*' | wc -l)
@@ -120,6 +129,10 @@ grep -q "the assembly did not run" "$tmp/fail.log" || { cat "$tmp/fail.log"; fai
 grep -q "injected failure of beta-5" "$statef/logs/beta-5.log" || fail "the task's log lacks the program's error"
 [ -e "$tmp/fail/03-beta-sweep/metrics.json" ] && fail "the chapter was assembled although a task failed"
 rm -f "$tmp/fail-beta-5"
+# The failure is reported at once; the array's other tasks go on. Once they are
+# done, the same command again must train beta-5 alone.
+drain() { for _ in $(seq 1 120); do [ -z "$(squeue -h -o %i)" ] && return 0; sleep 1; done; fail "the queue did not drain"; }
+drain
 : >"$tmp/calls.log"
 echo "slurm_test: 3. the same command again trains only the missing point"
 mk chapter-03-points OUT="$tmp/fail" BUILD_DIR="$tmp/fake" >"$tmp/resubmit.log" 2>&1 ||
@@ -143,7 +156,7 @@ touch "$tmp/kill-beta-5"
 if mk chapter-03-points OUT="$tmp/killed" BUILD_DIR="$tmp/fake" >"$tmp/killed.log" 2>&1; then
   cat "$tmp/killed.log"; fail "a killed task did not fail the make command"
 fi
-grep -q "FAILED" "$tmp/killed.log" && grep -q "beta-5" "$tmp/killed.log" || { cat "$tmp/killed.log"; fail "the killed task is not named"; }
+grep -q "FAILED: task beta-5 ended without an exit status" "$tmp/killed.log" || { cat "$tmp/killed.log"; fail "the killed task is not named"; }
 [ -e "$tmp/killed/03-beta-sweep/metrics.json" ] && fail "the chapter was assembled although a task was killed"
 rm -f "$tmp/kill-beta-5"
 echo "slurm_test: 4. ok in $(($(date +%s) - t0)) s"
