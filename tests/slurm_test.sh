@@ -108,6 +108,7 @@ echo "slurm_test: 2. ok in $(($(date +%s) - t0)) s: $tasks probes in $rounds rou
 mkdir -p "$tmp/fake/bin"
 cat >"$tmp/fake/bin/chapter-03" <<EOF
 #!/usr/bin/env bash
+[ -e "$tmp/slow" ] && set -- "\$@" --betas 5 --traversal-nz 0 --samples 150000  # one point, long enough to stop
 echo "\$*" >>"$tmp/calls.log"
 for a in "\$@"; do
   if [ "\$a" = beta-5 ] && [ -e "$tmp/fail-beta-5" ]; then echo "injected failure of beta-5" >&2; exit 42; fi
@@ -160,6 +161,34 @@ grep -q "FAILED: task beta-5 ended without an exit status" "$tmp/killed.log" || 
 [ -e "$tmp/killed/03-beta-sweep/metrics.json" ] && fail "the chapter was assembled although a task was killed"
 rm -f "$tmp/kill-beta-5"
 echo "slurm_test: 4. ok in $(($(date +%s) - t0)) s"
+
+# --- 5. a task stopped by scancel resumes from its checkpoint ------------------------
+echo "slurm_test: 5. a task stopped by scancel resumes from its checkpoint when resubmitted"
+t0=$(date +%s)
+touch "$tmp/slow"
+stater=$tmp/resume/.slurm/chapter-03
+mk chapter-03-points OUT="$tmp/resume" BUILD_DIR="$tmp/fake" WAIT=0 >"$tmp/resume-1.log" 2>&1 ||
+  { cat "$tmp/resume-1.log"; fail "the WAIT=0 submission failed"; }
+for _ in $(seq 1 240); do
+  grep -q "dataset synthetic" "$stater/logs/beta-5.log" 2>/dev/null && break
+  sleep 0.5
+done
+grep -q "dataset synthetic" "$stater/logs/beta-5.log" || fail "beta-5 did not start"
+sleep 1  # in training (150000 samples take seconds even on a fast machine)
+array=$(awk '$2 == "batch-1" {print $1}' "$stater/jobs")
+scancel "${array}_0"
+if "$src/scripts/slurm_points.sh" wait "$stater" >"$tmp/resume-2.log" 2>&1; then
+  cat "$tmp/resume-2.log"; fail "a cancelled task did not fail the wait"
+fi
+grep -q "FAILED: task beta-5 failed (exit 143: interrupted" "$tmp/resume-2.log" ||
+  { cat "$tmp/resume-2.log"; tail -5 "$stater/logs/beta-5.log"; fail "the cancelled task is not reported as interrupted"; }
+drain
+mk chapter-03-points OUT="$tmp/resume" BUILD_DIR="$tmp/fake" >"$tmp/resume-3.log" 2>&1 ||
+  { cat "$tmp/resume-3.log"; fail "the resubmission after scancel failed"; }
+grep -q "beta-5: resuming from " "$stater/logs/beta-5.log" || { tail -20 "$stater/logs/beta-5.log"; fail "beta-5 did not resume from its checkpoint"; }
+[ -f "$tmp/resume/03-beta-sweep/metrics.json" ] || fail "the resumed sweep was not assembled"
+rm -f "$tmp/slow"
+echo "slurm_test: 5. ok in $(($(date +%s) - t0)) s"
 
 left=$(squeue -h -o '%i %j %T' 2>/dev/null || true)
 [ -z "$left" ] || { echo "$left"; fail "jobs are left in the queue"; }
