@@ -15,8 +15,9 @@
 /// **The sweep is data**: each beta (and each traversal model) is a point
 /// cached under OUT/.points/03-beta-sweep/ by a hash of its configuration;
 /// `chapter-03 --only-point beta=5` trains one point alone (for `make -j` or a
-/// cluster), and a plain run assembles the cached points, training only what is
-/// missing:
+/// cluster; `--list-points` prints the points not yet cached, which
+/// `make chapter-03-points SCHEDULER=slurm` submits as a job array), and a
+/// plain run assembles the cached points, training only what is missing:
 /// \snippet 03-beta-sweep/main.cpp run-point
 ///
 /// Results land in results/03-beta-sweep/ (layout: chapters/README.md).
