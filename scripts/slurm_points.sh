@@ -396,6 +396,7 @@ cmd_wait() {
   need_slurm
   local last="" idle=0 last_jobs="" since
   since=$(date +%s)
+  trap 'echo; echo "$me: $name: stopped waiting; the jobs go on in the queue. Check with: $script status $state" >&2; exit 130' INT
   while :; do
     poll_state
     if [ "$summary" != "$last" ]; then
