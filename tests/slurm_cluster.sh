@@ -9,8 +9,8 @@
 # squeue and scontrol talk to it.
 
 SLURM_CLUSTER_PIDS=()
+SLURM_CLUSTER_WATCHDOG=""
 SLURM_CLUSTER_REASON=""
-SLURM_CLUSTER_DIR=""
 
 slurm_cluster_free_port() {
   local p
@@ -23,7 +23,7 @@ slurm_cluster_free_port() {
 
 slurm_cluster_start() {
   local dir=$1 d
-  SLURM_CLUSTER_DIR=$dir
+
   for d in munged mungekey slurmctld slurmd sbatch squeue scontrol; do
     if ! command -v "$d" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$d" ]; then
       SLURM_CLUSTER_REASON="$d is not installed (Debian: apt-get install slurm-wlm munge)"
@@ -99,6 +99,12 @@ CONF
   SLURM_CLUSTER_PIDS+=($!)
   slurmd -D -f "$dir/slurm.conf" >"$dir/log/slurmd.out" 2>&1 &
   SLURM_CLUSTER_PIDS+=($!)
+  # Should the test itself be killed outright (a ctest timeout), a watchdog in
+  # its own session stops these daemons, by pid, once the test's shell is gone.
+  setsid bash -c 'while kill -0 "$1" 2>/dev/null; do sleep 1; done; shift
+                  kill -TERM "$@" 2>/dev/null; sleep 3; kill -KILL "$@" 2>/dev/null' \
+    watchdog "$$" "${SLURM_CLUSTER_PIDS[@]}" </dev/null >/dev/null 2>&1 &
+  SLURM_CLUSTER_WATCHDOG=$!
   for i in $(seq 1 60); do
     if sinfo -h -N -o '%T' 2>/dev/null | grep -qE '^(idle|mixed|allocated)'; then
       return 0
@@ -111,9 +117,14 @@ CONF
 
 slurm_cluster_stop() {
   local pid i
-  # Cancel what is left, then stop the daemons (slurmd, slurmctld, munged) by pid.
-  if [ -n "${SLURM_CONF:-}" ] && [ ${#SLURM_CLUSTER_PIDS[@]} -gt 1 ]; then
+  # Cancel what is left and let it end, then stop the daemons (slurmd,
+  # slurmctld, munged) by pid, and the watchdog.
+  if [ -n "${SLURM_CONF:-}" ] && [ ${#SLURM_CLUSTER_PIDS[@]} -gt 2 ]; then
     scancel --quiet --user="$(id -un)" 2>/dev/null || true
+    for _ in $(seq 1 30); do
+      [ -z "$(squeue -h -o %i 2>/dev/null)" ] && break
+      sleep 0.5
+    done
   fi
   for ((i = ${#SLURM_CLUSTER_PIDS[@]} - 1; i >= 0; i--)); do
     pid=${SLURM_CLUSTER_PIDS[$i]}
@@ -126,4 +137,9 @@ slurm_cluster_stop() {
     wait "$pid" 2>/dev/null || true
   done
   SLURM_CLUSTER_PIDS=()
+  if [ -n "${SLURM_CLUSTER_WATCHDOG:-}" ]; then
+    kill -TERM "$SLURM_CLUSTER_WATCHDOG" 2>/dev/null || true
+    wait "$SLURM_CLUSTER_WATCHDOG" 2>/dev/null || true
+    SLURM_CLUSTER_WATCHDOG=""
+  fi
 }

@@ -23,18 +23,20 @@ for b in chapter-03 chapter-06; do
 done
 command -v jq >/dev/null 2>&1 || { echo "SKIP: jq is not installed (make test installs it: VAEREPRO_SLURM=test scripts/deps.sh)"; exit $skip; }
 
+exec 3>&1  # the test's own output, for the cleanup (a signal may come while a command's output is redirected)
 tmp=$(mktemp -d /tmp/vaerepro-slurm-test.XXXXXX)
 # shellcheck source=tests/slurm_cluster.sh
 source "$src/tests/slurm_cluster.sh"
 cleanup() {
   local rc=$?
+  if [ -n "${child:-}" ]; then kill -TERM -- "-$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi
   slurm_cluster_stop
-  if [ "${VAEREPRO_KEEP_TEST:-0}" = 1 ]; then echo "slurm_test: kept $tmp (VAEREPRO_KEEP_TEST=1)"
-  elif [ "$rc" = 0 ] || [ "$rc" = "$skip" ]; then rm -rf "$tmp"; else echo "slurm_test: kept $tmp for a look (cluster logs in $tmp/cluster/log)"; fi
+  if [ "${VAEREPRO_KEEP_TEST:-0}" = 1 ]; then echo "slurm_test: kept $tmp (VAEREPRO_KEEP_TEST=1)" >&3
+  elif [ "$rc" = 0 ] || [ "$rc" = "$skip" ]; then rm -rf "$tmp"; else echo "slurm_test: kept $tmp for a look (cluster logs in $tmp/cluster/log)" >&3; fi
   exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'echo "slurm_test: stopped by a signal" >&3; exit 130' INT TERM
 
 started=$(date +%s)
 if ! slurm_cluster_start "$tmp/cluster"; then
@@ -47,7 +49,19 @@ fail() { echo "FAIL: $*"; exit 1; }
 # The chapters' smoke runs, one thread, through the Makefile (already built: -o build).
 unset MAKEFLAGS MFLAGS MAKELEVEL
 smoke=(PROFILE=smoke DATASET=synthetic THREADS=1 POINT_THREADS=1 SCHEDULER=slurm SLURM_POLL=1 SLURM_TIME=00:20:00 SLURM_MAX_TASKS=2)
-mk() { make -C "$src" --no-print-directory -o build "${smoke[@]}" "$@"; }
+mk() { bg make -C "$src" --no-print-directory -o build "${smoke[@]}" "$@"; }
+# The long commands run in their own process group, waited for with `wait`
+# (which a signal interrupts), so that INT/TERM stops them and the cluster now.
+set -m
+child=""
+bg() {
+  local rc=0
+  "$@" &
+  child=$!
+  wait "$child" || rc=$?
+  child=""
+  return "$rc"
+}
 # metrics.json without what differs between runs of the same numbers: timings,
 # and how many probes this particular run trained or reused.
 numbers() {
@@ -91,7 +105,7 @@ grep -q "still in the queue" "$tmp/06-again.log" || { cat "$tmp/06-again.log"; f
 grep -q "submitted job" "$tmp/06-again.log" && { cat "$tmp/06-again.log"; fail "a second WAIT=0 run submitted again"; }
 "$src/scripts/slurm_points.sh" status "$tmp/slurm/.slurm/chapter-06" >"$tmp/06-status.log" 2>&1 || { cat "$tmp/06-status.log"; fail "status failed"; }
 grep -q "chapter-06: " "$tmp/06-status.log" || fail "status printed no progress"
-$check >"$tmp/06-wait.log" 2>&1 || { cat "$tmp/06-wait.log"; fail "'$check' failed"; }
+bg $check >"$tmp/06-wait.log" 2>&1 || { cat "$tmp/06-wait.log"; fail "'$check' failed"; }
 state06=$tmp/slurm/.slurm/chapter-06
 rounds=$(find "$state06" -maxdepth 1 -name 'batch-*' | wc -l)
 tasks=$(cat "$state06"/batch-* | wc -l)
@@ -177,7 +191,7 @@ grep -q "dataset synthetic" "$stater/logs/beta-5.log" || fail "beta-5 did not st
 sleep 1  # in training (150000 samples take seconds even on a fast machine)
 array=$(awk '$2 == "batch-1" {print $1}' "$stater/jobs")
 scancel "${array}_0"
-if "$src/scripts/slurm_points.sh" wait "$stater" >"$tmp/resume-2.log" 2>&1; then
+if bg "$src/scripts/slurm_points.sh" wait "$stater" >"$tmp/resume-2.log" 2>&1; then
   cat "$tmp/resume-2.log"; fail "a cancelled task did not fail the wait"
 fi
 grep -q "FAILED: task beta-5 failed (exit 143: interrupted" "$tmp/resume-2.log" ||
