@@ -128,7 +128,7 @@ for a in "\$@"; do
   if [ "\$a" = beta-5 ] && [ -e "$tmp/fail-beta-5" ]; then echo "injected failure of beta-5" >&2; exit 42; fi
   if [ "\$a" = beta-5 ] && [ -e "$tmp/kill-beta-5" ]; then kill -KILL \$PPID; sleep 5; fi
 done
-exec "$build/bin/chapter-03" "\$@"
+exec stdbuf -oL "$build/bin/chapter-03" "\$@"  # line by line into the task's log
 EOF
 chmod +x "$tmp/fake/bin/chapter-03"
 statef=$tmp/fail/.slurm/chapter-03
@@ -183,12 +183,13 @@ touch "$tmp/slow"
 stater=$tmp/resume/.slurm/chapter-03
 mk chapter-03-points OUT="$tmp/resume" BUILD_DIR="$tmp/fake" WAIT=0 >"$tmp/resume-1.log" 2>&1 ||
   { cat "$tmp/resume-1.log"; fail "the WAIT=0 submission failed"; }
+started_line="chapter-03: dataset synthetic: "  # printed once its stop handlers are in place
 for _ in $(seq 1 240); do
-  grep -q "dataset synthetic" "$stater/logs/beta-5.log" 2>/dev/null && break
+  grep -q "$started_line" "$stater/logs/beta-5.log" 2>/dev/null && break
   sleep 0.5
 done
-grep -q "dataset synthetic" "$stater/logs/beta-5.log" || fail "beta-5 did not start"
-sleep 1  # in training (150000 samples take seconds even on a fast machine)
+grep -q "$started_line" "$stater/logs/beta-5.log" || fail "beta-5 did not start"
+sleep 1.5  # in training (150000 samples take seconds even on a fast machine)
 array=$(awk '$2 == "batch-1" {print $1}' "$stater/jobs")
 scancel "${array}_0"
 if bg "$src/scripts/slurm_points.sh" wait "$stater" >"$tmp/resume-2.log" 2>&1; then
