@@ -57,7 +57,7 @@ SLURM_SUBMIT = scripts/slurm_points.sh submit --args "$(POINT_ARGS)" --assemble-
   --partition "$(SLURM_PARTITION)" --time "$(SLURM_TIME)" --cpus "$(SLURM_CPUS)" --gpus "$(SLURM_GPUS)" \
   --sbatch-args "$(SLURM_ARGS)" --max-tasks "$(SLURM_MAX_TASKS)" --wait "$(WAIT)" --poll "$(SLURM_POLL)"
 
-.PHONY: help all data-note deps deps-all deps-check deps-bench deps-test configure build test data chapters $(CHAPTERS) chapter-03-points chapter-06-probes report docs bench clean
+.PHONY: help all data-note deps deps-all deps-check deps-bench configure build test data chapters $(CHAPTERS) chapter-03-points chapter-06-probes report docs bench clean
 
 help: ## list the targets
 	@echo "vaerepro: make TARGET [PROFILE=smoke|quick|full] [DATASET=auto|mnist|fashion-mnist|mnist-10k] [DEVICE=auto|cpu|cuda] [SEED=N] [FORCE=1]"
@@ -95,6 +95,7 @@ build: configure ## build the library, the chapters and the tests
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 # The Slurm test's single-node cluster (slurm-wlm, munge); without them it is skipped.
+.PHONY: deps-test
 deps-test:
 	@VAEREPRO_SLURM=test scripts/deps.sh --check >/dev/null 2>&1 || VAEREPRO_SLURM=test scripts/deps.sh || \
 	  echo "test: note: the Slurm test's packages could not be installed; that test will be skipped"

@@ -10,6 +10,7 @@
 
 SLURM_CLUSTER_PIDS=()
 SLURM_CLUSTER_WATCHDOG=""
+# shellcheck disable=SC2034  # read by the test that sources this file
 SLURM_CLUSTER_REASON=""
 
 slurm_cluster_free_port() {

@@ -122,7 +122,7 @@ echo "slurm_test: 2. ok in $(($(date +%s) - t0)) s: $tasks probes in $rounds rou
 mkdir -p "$tmp/fake/bin"
 cat >"$tmp/fake/bin/chapter-03" <<EOF
 #!/usr/bin/env bash
-[ -e "$tmp/slow" ] && set -- "\$@" --betas 5 --traversal-nz 0 --samples 150000  # one point, long enough to stop
+[ -e "$tmp/slow" ] && set -- "\$@" --betas 5 --traversal-nz 0 --samples 100000  # one point, long enough to stop
 echo "\$*" >>"$tmp/calls.log"
 for a in "\$@"; do
   if [ "\$a" = beta-5 ] && [ -e "$tmp/fail-beta-5" ]; then echo "injected failure of beta-5" >&2; exit 42; fi
@@ -189,7 +189,7 @@ for _ in $(seq 1 240); do
   sleep 0.5
 done
 grep -q "$started_line" "$stater/logs/beta-5.log" || fail "beta-5 did not start"
-sleep 1.5  # in training (150000 samples take seconds even on a fast machine)
+sleep 1.5  # in training (100000 samples take seconds even on a fast machine)
 array=$(awk '$2 == "batch-1" {print $1}' "$stater/jobs")
 scancel "${array}_0"
 if bg "$src/scripts/slurm_points.sh" wait "$stater" >"$tmp/resume-2.log" 2>&1; then
