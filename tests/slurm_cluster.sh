@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # SLURM_CLUSTER_REASON is read by the test that sources this file
 # A throw-away single-node Slurm for the tests (sourced, bash): munged with its
 # own key, slurmctld and slurmd in the foreground (-D), without systemd, all
 # state in one temporary folder. Runs as root (the test's CI does).
@@ -10,7 +10,6 @@
 
 SLURM_CLUSTER_PIDS=()
 SLURM_CLUSTER_WATCHDOG=""
-# shellcheck disable=SC2034  # read by the test that sources this file
 SLURM_CLUSTER_REASON=""
 
 slurm_cluster_free_port() {
