@@ -34,6 +34,9 @@
 # the queue, running the command again waits for it (WAIT=0: reports on it)
 # rather than submitting twice.
 #
+# A job that left the queue without an exit status is reported as lost after
+# VAEREPRO_SLURM_GRACE seconds (60: a shared file system may show files late).
+#
 # Exit codes: 0 done (or submitted, with --wait 0; status: done or in
 # progress), 1 a task or the assembly failed, 2 usage, 3 Slurm is not reachable.
 set -euo pipefail
@@ -394,7 +397,10 @@ cmd_status() {
 cmd_wait() {
   load_config "$1"
   need_slurm
-  local last="" idle=0 last_jobs="" since
+  local last="" last_jobs="" since empty_since=""
+  # A job that left the queue without writing its exit status counts as lost
+  # only after this many seconds (a shared file system may show a new file late).
+  local grace=${VAEREPRO_SLURM_GRACE:-60}
   since=$(date +%s)
   trap 'echo; echo "$me: $name: stopped waiting; the jobs go on in the queue. Check with: $script status $state" >&2; exit 130' INT
   while :; do
@@ -415,10 +421,11 @@ cmd_wait() {
       grep -E 'results in ' "$state/logs/assemble.log" | tail -1 || true
       return 0
     fi
-    if [ -z "$queued_now" ]; then
-      # Nothing of ours is queued and nothing is assembled: twice in a row with
-      # the same jobs (a job that just ended may have submitted the next).
-      if [ "$jobs_now" = "$last_jobs" ] && [ "$idle" -ge 1 ]; then
+    if [ -z "$queued_now" ] && [ "$jobs_now" = "$last_jobs" ]; then
+      # Nothing of ours is queued, nothing is assembled, and no job was added
+      # since the last look (a job that just ended may have submitted the next).
+      [ -n "$empty_since" ] || empty_since=$(date +%s)
+      if [ $(($(date +%s) - empty_since)) -ge "$grace" ]; then
         local lost=() cancelled=() id lbl p
         while read -r id lbl; do
           case "$lbl" in
@@ -437,9 +444,8 @@ cmd_wait() {
         echo "$me: $name: it submits only what is missing, and a killed point resumes from its checkpoint." >&2
         return 1
       fi
-      idle=$((idle + 1))
     else
-      idle=0
+      empty_since=""
     fi
     last_jobs=$jobs_now
     sleep "$poll"
@@ -455,6 +461,6 @@ case "$command" in
   plan) cmd_plan "$@";;
   task) cmd_task "$@";;
   assemble) cmd_assemble "$@";;
-  -h|--help|help) sed -n '3,39p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+  -h|--help|help) sed -n '3,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
   *) usage "unknown command '$command'";;
 esac

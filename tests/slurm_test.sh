@@ -48,6 +48,7 @@ echo "slurm_test: single-node Slurm up in $(($(date +%s) - started)) s ($SLURM_C
 fail() { echo "FAIL: $*"; exit 1; }
 # The chapters' smoke runs, one thread, through the Makefile (already built: -o build).
 unset MAKEFLAGS MFLAGS MAKELEVEL
+export VAEREPRO_SLURM_GRACE=3  # a local disk: a lost job's missing status is not a late file
 smoke=(PROFILE=smoke DATASET=synthetic THREADS=1 POINT_THREADS=1 SCHEDULER=slurm SLURM_POLL=1 SLURM_TIME=00:20:00 SLURM_MAX_TASKS=2)
 mk() { bg make -C "$src" --no-print-directory -o build "${smoke[@]}" "$@"; }
 # The long commands run in their own process group, waited for with `wait`
