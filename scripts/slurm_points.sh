@@ -461,6 +461,6 @@ case "$command" in
   plan) cmd_plan "$@";;
   task) cmd_task "$@";;
   assemble) cmd_assemble "$@";;
-  -h|--help|help) sed -n '3,42p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
+  -h|--help|help) sed -n '3,41p' "$0" | sed 's/^# \{0,1\}//'; exit 0;;
   *) usage "unknown command '$command'";;
 esac
