@@ -220,7 +220,8 @@ plan_body() {
     return 1
   fi
   local -a pending=()
-  mapfile -t pending < <(echo "$listing" | sed -n -E 's/^pending-(point|probe) +//p')
+  # Once each (with several seeds, --seeds, every seed lists its own; a task trains its model for all of them).
+  mapfile -t pending < <(echo "$listing" | sed -n -E 's/^pending-(point|probe) +//p' | awk '!seen[$0]++')
   if [ ${#pending[@]} -eq 0 ]; then
     echo "$label: nothing left to train; the assembly runs in this job"
     write_rc "$label" 0
