@@ -141,6 +141,8 @@ cmd_submit() {
   # waits until it has left the queue, then is done if it assembled the
   # chapter, or submits what is still missing.
   if [ -f "$state/jobs" ] && [ -f "$state/config" ] && [ -n "$(queued_ids)" ]; then
+    local previous_args
+    previous_args=$(sed -n 's/^# args: //p' "$state/config")
     (
       load_config "$state"
       echo "$me: $name: the previous submission is still in the queue (jobs $(queued_ids | tr '\n' ' ' | sed 's/ $//'))"
@@ -158,13 +160,13 @@ cmd_submit() {
       done
     ) || exit $?
     [ "$wait_" = 0 ] && exit 0
-    if [ "$(cat "$state/status/assemble.rc" 2>/dev/null)" = 0 ]; then
+    if [ "$(cat "$state/status/assemble.rc" 2>/dev/null)" = 0 ] && [ "$previous_args" = "$args $assemble" ]; then
       echo "$me: $name_: the previous submission assembled the chapter; nothing to submit"
       return 0
     fi
   fi
 
-  rm -rf "$state/status" "$state/jobs" "$state"/batch-* "$state"/previous-*
+  rm -rf "$state/status" "$state/jobs" "$state"/batch-*
   mkdir -p "$state/status" "$state/logs/slurm"
   local -a args_a assemble_a extra_a
   read -r -a args_a <<<"$args"
@@ -172,6 +174,7 @@ cmd_submit() {
   read -r -a extra_a <<<"$extra"
   {
     echo "# written by $me submit at $(date -u +%FT%TZ); read by the jobs"
+    echo "# args: $args $assemble"
     printf 'name=%q\nmode=%q\nprogram=%q\nlist_flag=%q\npoint_flag=%q\n' "$name_" "$mode" \
       "$(cd "$(dirname "$program")" && pwd)/$(basename "$program")" "$list" "$flag"
     printf 'workdir=%q\npartition=%q\ntime_limit=%q\ncpus=%q\ngpus=%q\nmax_tasks=%q\npoll=%q\n' \
