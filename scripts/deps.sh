@@ -6,6 +6,10 @@
 #   VAEREPRO_TEX=1 scripts/deps.sh   also install a minimal TeX (for the PDF report; CI=true does too)
 #   scripts/deps.sh --bench  also install Debian's python3-torch (the Python peer that
 #                            `make bench` times; large, so only the bench asks for it)
+#   VAEREPRO_SLURM=1 scripts/deps.sh     also Slurm's client commands (make deps SCHEDULER=slurm;
+#                            nothing when sbatch is already on the PATH, as on a cluster)
+#   VAEREPRO_SLURM=test scripts/deps.sh  also a single-node Slurm for the test (slurm-wlm, munge, jq;
+#                            make test asks for it)
 set -euo pipefail
 
 mode=""
@@ -31,6 +35,12 @@ command -v npm >/dev/null 2>&1 || packages+=(npm)
 if [ "${VAEREPRO_TEX:-0}" = 1 ] || [ "${CI:-}" = true ]; then
   packages+=(latexmk texlive-latex-base texlive-latex-recommended texlive-fonts-recommended lmodern)
 fi
+# Slurm: the client for SCHEDULER=slurm (a cluster has its own), the daemons for the test.
+case "${VAEREPRO_SLURM:-}" in
+  "" | 0) ;;
+  test) packages+=(slurm-wlm munge jq);;
+  *) command -v sbatch >/dev/null 2>&1 || packages+=(slurm-client);;
+esac
 # The benchmark's Python peer: the same LibTorch 1.13 build, driven from Python.
 if [ "$mode" = bench ]; then
   packages+=(python3-torch python3-numpy)

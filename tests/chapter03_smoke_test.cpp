@@ -29,6 +29,12 @@ TEST(Chapter03Smoke, PointsRunAloneAndAreAssembled) {
   std::string out;
   ASSERT_EQ(run(base + " --only-point beta=5", &out), 0) << out;
   EXPECT_FALSE(fs::exists(root / "03-beta-sweep")) << "a single point is not a chapter result";
+  // What a scheduler submits (scripts/slurm_points.sh): the points not yet trained.
+  out.clear();
+  ASSERT_EQ(run(base + " --list-points", &out), 0) << out;
+  EXPECT_NE(out.find("pending-point beta-1\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("pending-point traversal-nz5-beta5\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("pending-point beta-5"), std::string::npos) << out;
   out.clear();
   ASSERT_EQ(run(base, &out), 0) << out;
   EXPECT_NE(out.find("beta-5: reusing"), std::string::npos) << out;  // trained once, reused

@@ -15,8 +15,9 @@
 /// **The sweep is data**: each beta (and each traversal model) is a point
 /// cached under OUT/.points/03-beta-sweep/ by a hash of its configuration;
 /// `chapter-03 --only-point beta=5` trains one point alone (for `make -j` or a
-/// cluster), and a plain run assembles the cached points, training only what is
-/// missing:
+/// cluster; `--list-points` prints the points not yet cached, which
+/// `make chapter-03-points SCHEDULER=slurm` submits as a job array), and a
+/// plain run assembles the cached points, training only what is missing:
 /// \snippet 03-beta-sweep/main.cpp run-point
 ///
 /// Results land in results/03-beta-sweep/ (layout: chapters/README.md).
@@ -53,6 +54,7 @@ struct Options {
   double samples = 0;                         // per model (profile)
   int64_t eval_points = 0;
   std::string only_point;                     // "beta=5" or "traversal-nz5-beta1": train that point, then stop
+  bool list_points = false;                   // print the points not yet cached, then stop
 };
 
 void apply_profile(const std::string& profile, Options& o) {
@@ -286,7 +288,9 @@ int run(int argc, char** argv) {
       ("traversal-condition", po::value(&o.traversal_condition), "one-hot (a CVAE, one row per label) | none (rows = test images)")
       ("samples", po::value(&o.samples), "training samples per model (smoke 2e3, quick 6e5, full 3e7)")
       ("eval-points", po::value(&o.eval_points), "whole-set evaluations per model")
-      ("only-point", po::value(&o.only_point), "train one point and stop: beta=B or traversal-nzN-betaB");
+      ("only-point", po::value(&o.only_point), "train one point and stop: beta=B or traversal-nzN-betaB")
+      ("list-points", po::bool_switch(&o.list_points),
+       "print the points not yet trained for this configuration (lines 'pending-point NAME', for --only-point), and stop");
   if (!parse_chapter_command_line(argc, argv,
                                   "chapter-03: beta sweeps, rate/distortion and latent traversals (seed 000 sections 3.1, 4.3)\n"
                                 "usage: chapter-03 [options]",
@@ -316,6 +320,7 @@ int run(int argc, char** argv) {
     throw UsageError("--traversal-condition: use one-hot or none (raw labels are chapter 4's subject)");
   }
   const Activation activation = validate_training_flags(o.training);
+  if (o.list_points && !o.only_point.empty()) throw UsageError("--list-points and --only-point exclude each other");
 
   // Seed 000's protocol by default, so its figures compare; binarized is one option away.
   const ChapterSetup setup = start_chapter(kProgram, kSlug, common, Protocol::kGrayBce, "mnist", argc, argv);
@@ -335,6 +340,14 @@ int run(int argc, char** argv) {
   }
 
   // [run-point]
+  if (o.list_points) {  // for a scheduler: what is left to train (scripts/slurm_points.sh)
+    for (const auto& specs : {sweep_specs, traversal_specs}) {
+      for (const auto& p : specs) {
+        if (!reusable_point(setup, ctx.store, p.name, point_config(ctx, p))) std::cout << "pending-point " << p.name << "\n";
+      }
+    }
+    return 0;
+  }
   if (!o.only_point.empty()) {
     for (const auto& specs : {sweep_specs, traversal_specs}) {
       for (const auto& p : specs) {
