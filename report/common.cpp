@@ -299,12 +299,15 @@ std::pair<std::string, std::string> noise_verdict(const Spread& fresh, double pu
   if (fresh.n() == 0 || !std::isfinite(published)) return {"", "no fresh value"};
   const double d = fresh.mean - published;
   const std::string diff = (d >= 0 ? "+" : "") + fmt1(d);
-  const double spread = fresh.n() > 1 ? fresh.sd : fallback_se;
+  // The published number is one run: it carries one run's seed noise (the
+  // fresh seeds' sd stands in for it), the fresh mean carries sd / sqrt(n).
+  const double n = static_cast<double>(fresh.n());
+  const double spread = fresh.n() > 1 ? fresh.sd * std::sqrt(1.0 + 1.0 / n) : fallback_se;
   if (!std::isfinite(spread)) {
     return {diff, "no error bar (one seed; run SEEDS=1,2,3 for one)"};
   }
   const double u = std::sqrt(spread * spread + published_err * published_err);
-  const std::string basis = fresh.n() > 1 ? "seed sd" : "estimator's standard error, one seed";
+  const std::string basis = fresh.n() > 1 ? "seeds' sd" : "estimator's standard error, one seed";
   std::ostringstream why;
   why << "2u = " << fmt1(2 * u) << ", u from the " << basis
       << (published_err > 0 ? " and the read error " + fmt1(published_err) : std::string());

@@ -111,9 +111,11 @@ Spread over_seeds(const ChapterState& st, const std::function<double(const nlohm
 /// "-101.2" for one seed; "-101.2 &plusmn; 0.4 (sd over 3 seeds, min -101.6, max -100.9)" for several.
 std::string spread_text(const Spread& s);
 /// The verdict of a fresh value against a published one: within noise when
-/// |fresh - published| <= 2 u, u = sqrt(sd_seeds^2 + published_error^2)
-/// (`fallback_se`, e.g. the estimator's standard error, replaces the seed sd
-/// when only one seed ran). Returns {difference text, verdict text}.
+/// |fresh - published| <= 2 u, u^2 = sd^2 (1 + 1/n) + published_error^2: the
+/// published number is one run, whose seed noise the n fresh seeds' sample
+/// sd stands in for, and the fresh mean has sd^2 / n (`fallback_se`, e.g.
+/// the estimator's standard error, replaces sd sqrt(1 + 1/n) when only one
+/// seed ran). Returns {difference text, verdict text}.
 std::pair<std::string, std::string> noise_verdict(const Spread& fresh, double published, double published_error,
                                                   double fallback_se = std::numeric_limits<double>::quiet_NaN());
 /// The read error of a published number by its status: 0.5 nat for D

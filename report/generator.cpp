@@ -234,9 +234,12 @@ std::string fidelity_table(const std::vector<FidelityRow>& rows) {
   }
   os << "\n" << rows.size() << " published numbers: " << within << " within noise of the fresh value, " << outside
      << " outside it, " << other << " not compared (the row says why). A fresh number with several seeds is their "
-        "mean &plusmn; sample standard deviation; \"within noise\" means |fresh - published| <= 2u, with u the root "
-        "sum of squares of the seeds' standard deviation and the published number's read error (0.5 nat for "
-        "digitised values, D).\n";
+        "mean &plusmn; sample standard deviation; \"within noise\" means |fresh - published| <= 2u, where u^2 = "
+        "sd^2 (1 + 1/n) + r^2: the published number is a single run, whose seed noise the n fresh seeds' sample "
+        "standard deviation sd stands in for, the fresh mean carries sd^2/n, and r is the published number's read "
+        "error (0.5 nat for digitised values, D; 0 for printed ones). Differences of estimator (KW2013's HMC against "
+        "importance sampling), of unstated binarisation and of the test points are not in u: a row outside noise "
+        "says the numbers differ by more than seed noise, not why.\n";
   return os.str();
 }
 

@@ -268,10 +268,11 @@ TEST(NoiseVerdict, WithinAndOutsideTwoStandardErrors) {
   s.seeds = {1, 2, 3};
   s.mean = -100.0;
   s.sd = 1.0;
-  // u = sqrt(1 + 0.25) = 1.118; 2u = 2.24
-  EXPECT_NE(rp::noise_verdict(s, -102.0, 0.5).second.find("within noise"), std::string::npos);
-  EXPECT_NE(rp::noise_verdict(s, -102.5, 0.5).second.find("outside noise"), std::string::npos);
-  EXPECT_EQ(rp::noise_verdict(s, -102.5, 0.5).first, "+2.5");
+  // u = sqrt(1 * (1 + 1/3) + 0.25) = 1.258; 2u = 2.52
+  EXPECT_NE(rp::noise_verdict(s, -102.5, 0.5).second.find("within noise"), std::string::npos);
+  EXPECT_NE(rp::noise_verdict(s, -102.6, 0.5).second.find("outside noise"), std::string::npos);
+  EXPECT_EQ(rp::noise_verdict(s, -102.6, 0.5).first, "+2.6");
+  EXPECT_NE(rp::noise_verdict(s, -97.4, 0.5).second.find("fresh lower"), std::string::npos);
   rp::Spread one;
   one.values = {-100.0};
   one.mean = -100.0;
