@@ -232,7 +232,8 @@ Outcome generate(const Options& options) {
         throw;  // the generator's own write failed: not the results' fault
       } catch (const std::exception& e) {
         st.kind = ChapterState::Kind::kCorrupt;
-        st.message = "results in " + st.dir + " could not be read: " + e.what();
+        // JSON_DIAGNOSTICS (report/CMakeLists.txt): the message names the key, e.g. "(/models/0/nz)".
+        st.message = "could not read " + st.dir + " (run.json, metrics.json): " + e.what();
         results_md.clear();
       }
     }

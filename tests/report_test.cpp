@@ -464,6 +464,20 @@ TEST_F(ReportReliability, AWrongTypeInBenchJsonNamesTheFileAndKeyAndTheReportIsW
   EXPECT_NE(html.find("Chapter"), std::string::npos);
 }
 
+TEST_F(ReportReliability, AWrongTypeInAChaptersResultsNamesTheKey) {
+  // Item 2: the chapter's section says which file and key (JSON_DIAGNOSTICS).
+  json m = fixture_metrics();
+  m["models"] = 7;
+  std::ofstream(root / "results/01-elbo-vs-latent/metrics.json") << m.dump();
+  rp::Outcome outcome;
+  ASSERT_NO_THROW(outcome = rp::generate(options));
+  std::string skipped;
+  for (const auto& s : outcome.skipped) skipped += s + "\n";
+  EXPECT_NE(skipped.find("could not read " + (root / "results/01-elbo-vs-latent").string()), std::string::npos)
+      << skipped;
+  EXPECT_NE(skipped.find("(/models"), std::string::npos) << skipped;
+}
+
 TEST_F(ReportReliability, ASymlinkLoopInPlaceOfAResultIsReportedAndTheRestWritten) {
   // Item 2: a symlink loop at results/<slug> (and at results/bench).
   fs::remove_all(root / "results/03-beta-sweep");

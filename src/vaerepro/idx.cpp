@@ -247,6 +247,16 @@ uint64_t gzip_trailing_garbage(const std::string& path) {
   }
 }
 
+/// True when the file's last 4 bytes (a gzip member's ISIZE, little-endian)
+/// are `total` modulo 2^32: a single member ending the file, holding all.
+bool gzip_ends_with_size(const std::string& path, uint64_t total) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  unsigned char b[4];
+  if (!f || std::fseek(f.get(), -4, SEEK_END) != 0 || std::fread(b, 1, 4, f.get()) != 4) return false;
+  const uint32_t isize = uint32_t{b[0]} | (uint32_t{b[1]} << 8) | (uint32_t{b[2]} << 16) | (uint32_t{b[3]} << 24);
+  return isize == static_cast<uint32_t>(total);
+}
+
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -434,9 +444,11 @@ torch::Tensor read_idx(const std::string& path) {
                     " bytes of " + body_noun(ndim) + " present, unverified)");
   }
 
-  if (gzip) {
+  if (gzip && !gzip_ends_with_size(path, header_bytes + expected)) {
     // gzread skips bytes after the last member without a word; a raw file
-    // with trailing bytes is rejected above, so a gzip one is too.
+    // with trailing bytes is rejected above, so a gzip one is too. (A file
+    // that ends with its member's size field, as nearly every one does, needs
+    // no second pass: garbage would have to end in exactly those 4 bytes.)
     if (const uint64_t garbage = gzip_trailing_garbage(path)) {
       throw DataError(path + ": " + std::to_string(garbage) +
                       " bytes of trailing garbage after the gzip stream (the file was damaged or "
