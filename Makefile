@@ -172,8 +172,8 @@ bench: deps-bench configure ## time the training step beside Python, plain LibTo
 	cmake --build $(BUILD_DIR) --target bench-train -j $(JOBS)
 	$(BUILD_DIR)/bin/bench-train --json $(OUT)/bench/bench.json $(BENCH_ARGS)
 	@# With OPENBLAS_CORETYPE forced (AVX2 kernels on an AVX-512 CPU here), time it all again unset.
-	@if [ -n "$$OPENBLAS_CORETYPE" ]; then \
-	  echo "bench: again with OPENBLAS_CORETYPE unset (it is $$OPENBLAS_CORETYPE here)"; \
+	@if [ -n "$${OPENBLAS_CORETYPE:-}" ]; then \
+	  echo "bench: again with OPENBLAS_CORETYPE unset (it is $${OPENBLAS_CORETYPE:-} here)"; \
 	  $(BUILD_DIR)/bin/bench-train --coretype unset --json $(OUT)/bench/bench-coretype-unset.json $(BENCH_UNSET_ARGS); \
 	else rm -f $(OUT)/bench/bench-coretype-unset.json; fi
 	@echo "bench: $(OUT)/bench/bench*.json; make report shows them in the performance appendix"

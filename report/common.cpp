@@ -3,8 +3,10 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iomanip>
 #include <map>
@@ -25,16 +27,37 @@ std::string read_text(const fs::path& p) {
   return os.str();
 }
 
+void make_folder(const fs::path& p) {
+  std::error_code ec;
+  if (p.empty()) return;
+  fs::create_directories(p, ec);
+  if (ec || !fs::is_directory(p, ec)) {
+    throw OutputError("cannot create the folder " + p.string() + ": " +
+                      (ec ? ec.message() : std::string("something else is in the way")));
+  }
+}
+
 void write_text(const fs::path& p, const std::string& text) {
-  fs::create_directories(p.parent_path());
+  make_folder(p.parent_path());
   const fs::path tmp = p.string() + ".tmp";
   {
+    errno = 0;
     std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw std::runtime_error("cannot write " + tmp.string());
+    if (!out) throw OutputError("cannot write " + tmp.string() + ": " + std::strerror(errno ? errno : EIO));
     out << text;
-    if (!out) throw std::runtime_error("cannot write " + tmp.string());
+    out.flush();
+    if (!out) throw OutputError("cannot write " + tmp.string() + ": " + std::strerror(errno ? errno : EIO));
   }
-  fs::rename(tmp, p);
+  std::error_code ec;
+  fs::rename(tmp, p, ec);
+  if (ec) throw OutputError("cannot move " + tmp.string() + " to " + p.string() + ": " + ec.message());
+}
+
+void copy_output(const fs::path& from, const fs::path& to) {
+  make_folder(to.parent_path());
+  std::error_code ec;
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  if (ec) throw OutputError("cannot copy " + from.string() + " to " + to.string() + ": " + ec.message());
 }
 
 /// Parses a JSON file; throws std::runtime_error naming the file.
@@ -86,7 +109,7 @@ std::string sci(double v) {
 
 bool draw(const Plot& plot, const Paths& paths, Outcome& outcome) {
   const fs::path dir = paths.figures;
-  fs::create_directories(dir);
+  make_folder(dir);
   write_text(dir / (plot.name + ".dat"), plot.data);
   const std::string dat = (dir / (plot.name + ".dat")).string();
   std::ostringstream gp;
@@ -106,23 +129,48 @@ bool draw(const Plot& plot, const Paths& paths, Outcome& outcome) {
   }
   for (const char* ext : {".svg", ".pdf"}) {
     const fs::path f = dir / (plot.name + ext);
-    fs::create_directories(fs::path(paths.out) / "figures");
-    fs::copy_file(f, fs::path(paths.out) / "figures" / f.filename(), fs::copy_options::overwrite_existing);
+    copy_output(f, fs::path(paths.out) / "figures" / f.filename());
     outcome.written.push_back(f.string());
   }
   return true;
 }
 
+std::string image_problem(const fs::path& run_dir, const std::string& rel) {
+  if (rel.empty()) return "no file named";
+  const fs::path r(rel);
+  if (r.is_absolute()) return "'" + rel + "' is an absolute path; only files inside the run's folder are copied";
+  std::error_code ec;
+  const fs::path src = run_dir / r;
+  if (!fs::exists(fs::symlink_status(src, ec))) return (src.string() + " is missing");
+  const fs::path base = fs::canonical(run_dir, ec);
+  if (ec) return "the run's folder " + run_dir.string() + " cannot be resolved: " + ec.message();
+  const fs::path real = fs::canonical(src, ec);
+  if (ec) return src.string() + " cannot be resolved: " + ec.message();
+  // Inside the run's folder: its resolved path starts with the folder's.
+  const auto mismatch = std::mismatch(base.begin(), base.end(), real.begin(), real.end());
+  if (mismatch.first != base.end()) {
+    return "'" + rel + "' resolves to " + real.string() + ", outside the run's folder " + base.string() +
+           "; only files inside it are copied";
+  }
+  if (!fs::is_regular_file(real, ec)) return src.string() + " is not a regular file";
+  std::ifstream in(real, std::ios::binary);
+  char head[8] = {0};
+  in.read(head, 8);
+  static const char kPng[8] = {'\x89', 'P', 'N', 'G', '\r', '\n', '\x1a', '\n'};
+  if (in.gcount() != 8 || !std::equal(head, head + 8, kPng)) return src.string() + " is not a PNG image";
+  return "";
+}
+
 std::string copy_image(const ChapterState& st, const std::string& slug, const std::string& rel,
                        const Paths& paths, Outcome& outcome) {
   const fs::path src = fs::path(st.dir) / rel;
-  if (rel.empty() || !fs::exists(src)) {
-    outcome.skipped.push_back(slug + ": image " + src.string() + " is missing");
+  const std::string problem = image_problem(st.dir, rel);
+  if (!problem.empty()) {
+    outcome.skipped.push_back(slug + ": image not copied: " + problem);
     return "";
   }
   const fs::path dst = fs::path(paths.out) / "images" / slug / src.filename();
-  fs::create_directories(dst.parent_path());
-  fs::copy_file(src, dst, fs::copy_options::overwrite_existing);
+  copy_output(fs::canonical(src), dst);
   return "images/" + slug + "/" + src.filename().string();
 }
 

@@ -21,7 +21,17 @@ namespace vaerepro::report {
 using Vars = std::map<std::string, std::string>;
 
 std::string read_text(const std::filesystem::path& p);
+/// Writes the generator's own output (temporary file, rename); OutputError
+/// naming the file and the system's reason on failure.
 void write_text(const std::filesystem::path& p, const std::string& text);
+/// Creates a folder of the generator's output; OutputError on failure.
+void make_folder(const std::filesystem::path& p);
+/// Copies a file into the generator's output; OutputError on failure.
+void copy_output(const std::filesystem::path& from, const std::filesystem::path& to);
+/// Why `rel` (a path from a run's metrics.json) may not be copied into the
+/// report: empty, absolute, missing, resolving outside `run_dir` (.., a
+/// symlink), not a regular file, or not a PNG. "" when it may.
+std::string image_problem(const std::filesystem::path& run_dir, const std::string& rel);
 /// Parses a JSON file; throws std::runtime_error naming the file.
 nlohmann::json read_json(const std::filesystem::path& p);
 bool have_program(const std::string& name);
@@ -58,7 +68,8 @@ struct Plot {
 bool draw(const Plot& plot, const Paths& paths, Outcome& outcome);
 
 /// Copies a result's PNG into report/out/images/<slug>/ and returns the
-/// relative reference, or "" (noted in outcome.skipped) when it is missing.
+/// relative reference, or "" (noted in outcome.skipped, with image_problem's
+/// reason) when it may not be copied. OutputError when the copy fails.
 std::string copy_image(const ChapterState& st, const std::string& slug, const std::string& rel,
                        const Paths& paths, Outcome& outcome);
 

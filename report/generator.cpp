@@ -23,6 +23,7 @@ namespace vaerepro::report {
 
 std::string fmt1(double v) {
   if (!std::isfinite(v)) return "n/a";
+  if (std::abs(v) >= 1e9) return sci(v);  // not 309 digits for 1e308
   std::ostringstream os;
   os << std::fixed << std::setprecision(1) << v;
   std::string s = os.str();
@@ -71,7 +72,25 @@ std::string substitute(const std::string& text, const std::map<std::string, std:
   return out;
 }
 
+namespace {
+ChapterState load_chapter_unchecked(const std::string& results_root, const std::string& slug);
+}  // namespace
+
 ChapterState load_chapter(const std::string& results_root, const std::string& slug) {
+  try {
+    return load_chapter_unchecked(results_root, slug);
+  } catch (const std::exception& e) {
+    // A folder that cannot even be looked at (a symlink loop, permissions).
+    ChapterState s;
+    s.kind = ChapterState::Kind::kCorrupt;
+    s.dir = (fs::path(results_root) / slug).string();
+    s.message = "could not read " + s.dir + ": " + e.what();
+    return s;
+  }
+}
+
+namespace {
+ChapterState load_chapter_unchecked(const std::string& results_root, const std::string& slug) {
   ChapterState s;
   const fs::path done = fs::path(results_root) / slug;
   const fs::path failed = fs::path(results_root) / (slug + ".failed");
@@ -124,6 +143,7 @@ ChapterState load_chapter(const std::string& results_root, const std::string& sl
   }
   return s;
 }
+}  // namespace
 
 void load_seed_runs(const std::string& results_root, const std::string& slug, ChapterState& st) {
   st.seed_runs.clear();
@@ -249,7 +269,7 @@ Outcome generate(const Options& options) {
   const fs::path templates = paths.templates;
   const json chapters = read_json(templates / "chapters.json");
   const json published = read_json(fs::path(paths.published) / "published.json");
-  fs::create_directories(paths.out);
+  make_folder(paths.out);
 
   // The literate pages (Doxygen, `make docs`) travel inside the report, so
   // that report/out/ can be copied or served as it is and every link resolves.
@@ -302,9 +322,12 @@ Outcome generate(const Options& options) {
         std::vector<std::string> unknown;
         results_md = substitute(read_text(templates / ch.at("results_template").get<std::string>()), vars, &unknown);
         for (const auto& k : unknown) outcome.warnings.push_back(slug + ": template key {{" + k + "}} has no value");
+      } catch (const OutputError&) {
+        throw;  // the generator's own write failed: not the results' fault
       } catch (const std::exception& e) {
         st.kind = ChapterState::Kind::kCorrupt;
-        st.message = "results in " + st.dir + " could not be read: " + e.what();
+        // JSON_DIAGNOSTICS (report/CMakeLists.txt): the message names the key, e.g. "(/models/0/nz)".
+        st.message = "could not read " + st.dir + " (run.json, metrics.json): " + e.what();
         results_md.clear();
       }
     }
@@ -333,10 +356,19 @@ Outcome generate(const Options& options) {
     const std::string docs_page = ch.value("docs_page", "index") + ".html";
     std::map<std::string, std::string> head = {
         {"status", status_block(st, ch)},
+<<<<<<< HEAD
         {"docs_link", docs_copied && fs::exists(fs::path(paths.out) / "docs" / docs_page)
                           ? "[the chapter's literate page](docs/" + docs_page + ")"
                           : "the chapter's literate page (not in this report: `make docs` builds it, then `make report` "
                             "carries it)"}};
+=======
+        {"docs_link", [&] {
+           std::error_code ec;
+           const fs::path page = fs::absolute(paths.docs_html) / (ch.value("docs_page", "index") + ".html");
+           fs::path rel = fs::relative(page, fs::absolute(paths.out), ec);
+           return "[the chapter's literate page](" + (ec || rel.empty() ? page : rel).string() + ") (built by `make docs`)";
+         }()}};
+>>>>>>> reliability
     body << substitute(read_text(templates / ch.at("template").get<std::string>()), head) << "\n";
     if (!results_md.empty()) body << results_md << "\n";
 
@@ -402,7 +434,8 @@ Outcome generate(const Options& options) {
       const std::string slug = ch.at("slug").get<std::string>();
       std::error_code ec;
       for (const auto& e : fs::directory_iterator(fs::path(paths.results) / ".checkpoints" / slug, ec)) {
-        if (fs::exists(e.path() / "in-progress.json")) {
+        std::error_code exists_ec;
+        if (fs::exists(e.path() / "in-progress.json", exists_ec)) {
           pending += "- " + md(ch.value("title", slug)) + ": a run that stopped before completing (configuration " +
                      md(e.path().filename().string()) + "; interrupted, killed or failed); `" + ch.value("make", "") +
                      "` resumes it from its checkpoints\n";
@@ -420,7 +453,7 @@ Outcome generate(const Options& options) {
   const fs::path md_path = fs::path(paths.out) / "report.md";
   write_text(md_path, report_md);
   outcome.written.push_back(md_path.string());
-  fs::copy_file(templates / "style.css", fs::path(paths.out) / "style.css", fs::copy_options::overwrite_existing);
+  copy_output(templates / "style.css", fs::path(paths.out) / "style.css");
 
   if (!have_program("pandoc")) throw std::runtime_error("pandoc is not installed (make deps installs it)");
   const std::string out = quote(paths.out);

@@ -11,6 +11,7 @@
 /// what it skipped.
 
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,13 @@ struct Paths {
   std::string figures = "figures";
   std::string out = "report/out";
   std::string docs_html = "build/docs/html";  ///< Doxygen output, linked from the report
+};
+
+/// The generator's own output (report/out/, figures/) could not be written:
+/// its own failure, never blamed on the results; report-gen exits 1.
+class OutputError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
 };
 
 /// One complete run of a chapter's configuration with one seed.
@@ -79,7 +87,8 @@ ChapterState load_chapter(const std::string& results_root, const std::string& sl
 /// configuration) and st.seed_notes, for a complete `st`.
 void load_seed_runs(const std::string& results_root, const std::string& slug, ChapterState& st);
 
-/// "-266.6" (one decimal), "n/a" for a non-number.
+/// "-266.6" (one decimal), "n/a" for a non-number; beyond 1e9 in magnitude
+/// three significant digits ("1e+308"), not hundreds of them.
 std::string fmt1(const nlohmann::json& v);
 std::string fmt1(double v);
 
@@ -111,7 +120,10 @@ struct Outcome {
 
 /// Generates the whole report. Throws std::runtime_error only for problems
 /// of the generator's own inputs (a missing template, pandoc missing or
-/// failing), never for bad results.
+/// failing) and OutputError for its own outputs, never for bad results: a
+/// result that cannot be read (a wrong type, a symlink loop) makes its
+/// section say "could not read FILE: KEY: what was wrong" and the rest of
+/// the report is still written.
 Outcome generate(const Options& options);
 
 }  // namespace vaerepro::report

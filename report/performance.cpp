@@ -19,6 +19,9 @@ namespace vaerepro::report {
 
 namespace {
 
+std::string render_checked_bench(const json& b, Outcome& outcome);
+std::string render_performance_files(const Paths& paths, Outcome& outcome);
+
 std::string num(const json& v, int prec) {
   if (!v.is_number()) return "n/a";
   const double d = v.get<double>();
@@ -53,21 +56,104 @@ std::string how_to_produce() {
          "quiet machine), then `make report`. `bench-train --help` lists the settings.";
 }
 
+/// Throws "KEY: expected KIND, found TYPE" unless j (an object) lacks `key`
+/// or holds a value of that kind ("object", "array", "number", "string",
+/// "boolean"; null is accepted for numbers and booleans: not measured).
+void expect_kind(const json& j, const std::string& where, const std::string& key, const std::string& kind) {
+  if (!j.contains(key)) return;
+  const json& v = j[key];
+  const bool ok = kind == "object"    ? v.is_object()
+                  : kind == "array"   ? v.is_array()
+                  : kind == "number"  ? v.is_number() || v.is_null()
+                  : kind == "string"  ? v.is_string()
+                  : kind == "boolean" ? v.is_boolean() || v.is_null()
+                                      : false;
+  if (!ok) {
+    throw std::runtime_error(where + (where.empty() ? "" : ".") + key + ": expected " +
+                             (kind == "array" || kind == "object" ? "an " : "a ") + kind + ", found " + v.type_name() +
+                             " " + v.dump().substr(0, 40));
+  }
+}
+
+/// Checks the types of everything render_bench_file reads, so that a wrong
+/// one is reported as "KEY: what was wrong" instead of a JSON library error.
+void check_bench(const json& b) {
+  if (!b.is_object()) throw std::runtime_error(std::string("expected an object at the top, found ") + b.type_name());
+  if (!b.contains("configs")) throw std::runtime_error("configs: missing (the list of configurations)");
+  expect_kind(b, "", "configs", "array");
+  for (const char* k : {"settings", "environment", "gpu", "provenance"}) expect_kind(b, "", k, "object");
+  expect_kind(b, "", "warnings", "array");
+  expect_kind(b, "", "data", "string");
+  expect_kind(b, "", "max_other_runnable", "number");
+  if (b.contains("gpu")) expect_kind(b["gpu"], "gpu", "note", "string");
+  if (b.contains("environment")) {
+    const json& env = b["environment"];
+    for (const char* k : {"env", "load_at_start", "load_at_end"}) expect_kind(env, "environment", k, "object");
+    for (const char* k : {"load_at_start", "load_at_end"}) {
+      if (env.contains(k)) expect_kind(env[k], std::string("environment.") + k, "1min", "number");
+    }
+  }
+  for (size_t i = 0; i < b["configs"].size(); ++i) {
+    const json& c = b["configs"][i];
+    const std::string where = "configs[" + std::to_string(i) + "]";
+    if (!c.is_object()) throw std::runtime_error(where + ": expected an object, found " + c.type_name() + " " + c.dump().substr(0, 40));
+    expect_kind(c, where, "targets", "array");
+    expect_kind(c, where, "variants", "object");
+    for (size_t t = 0; c.contains("targets") && t < c["targets"].size(); ++t) {
+      const json& target = c["targets"][t];
+      const std::string tw = where + ".targets[" + std::to_string(t) + "]";
+      if (!target.is_object()) throw std::runtime_error(tw + ": expected an object, found " + target.type_name());
+      expect_kind(target, tw, "at_most", "boolean");
+      expect_kind(target, tw, "holds", "boolean");
+      expect_kind(target, tw, "value", "number");
+      expect_kind(target, tw, "threshold", "number");
+      expect_kind(target, tw, "why_not_judged", "string");
+    }
+    if (c.contains("variants")) {
+      for (const auto& [name, r] : c["variants"].items()) {
+        const std::string vw = where + ".variants." + name;
+        if (!r.is_object()) throw std::runtime_error(vw + ": expected an object, found " + r.type_name());
+        expect_kind(r, vw, "median_samples_per_s", "number");
+        expect_kind(r, vw, "other_runnable_before", "number");
+      }
+    }
+  }
+}
+
 /// One benchmark file's section (the tables, the environment, the run).
 std::string render_bench_file(const fs::path& file, Outcome& outcome) {
   std::ostringstream os;
   json b;
+  auto unreadable = [&](const std::string& what) {
+    outcome.skipped.push_back("performance appendix: could not read " + file.string() + ": " + what);
+    std::ostringstream status;
+    status << "::: {.status}\n**The benchmark results could not be read and were skipped:** could not read "
+           << md(file.string()) << ": " << md(what) << ". " << how_to_produce() << "\n:::\n";
+    return status.str();
+  };
   try {
     b = read_json(file);
-    if (!b.is_object() || !b.contains("configs") || !b["configs"].is_array()) {
-      throw std::runtime_error(file.string() + " has no \"configs\" list");
-    }
+    check_bench(b);
   } catch (const std::exception& e) {
-    outcome.skipped.push_back(std::string("performance appendix: ") + e.what());
-    os << "::: {.status}\n**The benchmark results could not be read and were skipped:** " << md(e.what())
-       << ". " << how_to_produce() << "\n:::\n";
-    return os.str();
+    return unreadable(e.what());
   }
+  try {
+    return render_checked_bench(b, outcome);
+  } catch (const OutputError&) {
+    throw;
+  } catch (const std::exception& e) {
+    return unreadable(e.what());
+  }
+}
+
+}  // namespace
+
+namespace {
+
+/// The section of a bench.json whose types check_bench accepted.
+std::string render_checked_bench(const json& b, Outcome& outcome) {
+  (void)outcome;
+  std::ostringstream os;
   const json settings = b.value("settings", json::object());
   const json env = b.value("environment", json::object());
   os << "Training speed on the CPU, timed by `make bench` (`bench/bench_train.cpp` and "
@@ -92,7 +178,7 @@ std::string render_bench_file(const fs::path& file, Outcome& outcome) {
          << num(t.value("value", json()), 2) << "x"
          << (t.contains("quiet_rounds") ? " (" + str(t, "quiet_rounds") + " quiet rounds)" : std::string()) << " | " << (at_most ? "<= " : ">= ") << num(t.value("threshold", json()), 1)
          << "x | "
-         << (t["holds"].is_boolean() ? (t["holds"].get<bool>() ? "**yes**" : "**no**")
+         << (t.contains("holds") && t["holds"].is_boolean() ? (t["holds"].get<bool>() ? "**yes**" : "**no**")
                                      : "not judged: " + md(t.value("why_not_judged", std::string("not measured"))))
          << " |\n";
     }
@@ -114,7 +200,8 @@ std::string render_bench_file(const fs::path& file, Outcome& outcome) {
     os << "| variant | what | samples/s | s/epoch | threads | suite is | busy |\n|---|---|---|---|---|---|---|\n";
     const json variants = c.value("variants", json::object());
     double suite = std::nan("");
-    if (variants.contains("suite") && variants["suite"].contains("median_samples_per_s")) {
+    if (variants.contains("suite") && variants["suite"].contains("median_samples_per_s") &&
+        variants["suite"]["median_samples_per_s"].is_number()) {
       suite = variants["suite"]["median_samples_per_s"].get<double>();
     }
     for (const char* name : {"suite", "suite-1-thread", "suite-torch-optim", "suite-autograd", "suite-dense-input",
@@ -197,6 +284,23 @@ std::string render_bench_file(const fs::path& file, Outcome& outcome) {
 }  // namespace
 
 std::string render_performance(const Paths& paths, Outcome& outcome) {
+  try {
+    return render_performance_files(paths, outcome);
+  } catch (const OutputError&) {
+    throw;
+  } catch (const std::exception& e) {
+    // A folder that cannot be listed (a symlink loop, permissions): the rest of the report still appears.
+    outcome.skipped.push_back("performance appendix: could not read " + (fs::path(paths.results) / "bench").string() +
+                              ": " + e.what());
+    return "::: {.status}\n**The benchmark results could not be read and were skipped:** could not read " +
+           md((fs::path(paths.results) / "bench").string()) + ": " + md(e.what()) + ". " + how_to_produce() +
+           "\n:::\n";
+  }
+}
+
+namespace {
+
+std::string render_performance_files(const Paths& paths, Outcome& outcome) {
   const fs::path dir = fs::path(paths.results) / "bench";
   const fs::path main_file = dir / "bench.json";
   std::ostringstream os;
@@ -226,5 +330,7 @@ std::string render_performance(const Paths& paths, Outcome& outcome) {
   }
   return os.str();
 }
+
+}  // namespace
 
 }  // namespace vaerepro::report

@@ -64,7 +64,12 @@ INSTANTIATE_TEST_SUITE_P(
                       BadArgs{"--threads 100000", "threads"}, BadArgs{"--eval-points 0", "eval-points"},
                       BadArgs{"--max-train -3", "max-train"}, BadArgs{"--hidden 1e12", "hidden"},
                       BadArgs{"--weight-decay inf", "weight-decay"}, BadArgs{"--nz 99999", "nz"},
-                      BadArgs{"--force=maybe", "force"}),
+                      BadArgs{"--force=maybe", "force"},
+                      // Issue #17, item 12: a stray word, a folder as --config, lists with holes.
+                      BadArgs{"smoke", "unexpected argument 'smoke'"}, BadArgs{"--profile smoke quick", "'quick'"},
+                      BadArgs{"--config /tmp", "is a folder"}, BadArgs{"--nz 3,,5", "empty entry"},
+                      BadArgs{"--nz 3,", "empty entry"}, BadArgs{"--nz [3", "unbalanced bracket"},
+                      BadArgs{"--nz 3]", "unbalanced bracket"}, BadArgs{"--nz ,3", "empty entry"}),
     [](const ::testing::TestParamInfo<BadArgs>& info) {
       std::string name = std::to_string(info.index) + "_";
       for (const char* c = info.param.args; *c; ++c) {
@@ -80,7 +85,21 @@ TEST(ChapterCommandLine, HelpExitsZero) {
   EXPECT_NE(r.output.find("--nz"), std::string::npos);
 }
 
+TEST(ChapterCommandLine, BetaListsWithHolesAreRejected) {
+  for (const char* betas : {"1,,5", "1,", ",1"}) {
+    const auto r = vaerepro::test::run_program(
+        "chapter-03", std::string("--betas ") + betas + " --out /tmp/vaerepro-cli-test-never-written");
+    EXPECT_EQ(r.code, 2) << betas << "\n" << r.output;
+    EXPECT_NE(r.output.find("empty entry"), std::string::npos) << r.output;
+  }
+}
+
 TEST(ParsePositiveList, AcceptsAndRejects) {
+  EXPECT_EQ(vaerepro::parse_positive_list("3,5", "nz"), (std::vector<int64_t>{3, 5}));
+  EXPECT_EQ(vaerepro::parse_positive_list("[3]", "nz"), (std::vector<int64_t>{3}));
+  for (const char* bad : {"3,,5", "3,", "[3", "3]", ",3", "[3,[5]]", "[]"}) {
+    EXPECT_THROW(vaerepro::parse_positive_list(bad, "nz"), vaerepro::UsageError) << bad;
+  }
   EXPECT_EQ(vaerepro::parse_positive_list("[3, 5,10]", "nz"), (std::vector<int64_t>{3, 5, 10}));
   EXPECT_THROW(vaerepro::parse_positive_list("", "nz"), vaerepro::UsageError);
   EXPECT_THROW(vaerepro::parse_positive_list("3,-1", "nz"), vaerepro::UsageError);

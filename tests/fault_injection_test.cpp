@@ -5,6 +5,12 @@
 // (timings aside). Also: two runs with the same seed agree, a finished run is
 // not trained again (unless --force, or with another configuration), a write
 // failing half-way and a corrupt dataset leave nothing that looks complete.
+// Issue #17: data replaced between two runs is another configuration; two
+// concurrent runs of one configuration (the second refuses, naming the
+// first's pid); SIGTERM during chapter 2's final estimate (exit 143, and the
+// rerun reuses the trained model); a kill between the two steps of the final
+// swap (one complete result stays, the leftover is cleaned up); a disk full
+// at the final run.json (a .failed result, nothing saying "running").
 #include <gtest/gtest.h>
 
 #include "vaerepro/build_config.h"
@@ -15,6 +21,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <chrono>
 #include <cstdlib>
 #include <functional>
@@ -49,7 +56,8 @@ struct Child {
   fs::path log;
 };
 
-Child spawn(const std::vector<std::string>& args, const fs::path& log, const std::string& env = "") {
+Child spawn(const std::vector<std::string>& args, const fs::path& log, const std::string& env = "",
+            const std::string& program = "chapter-01") {
   Child c;
   c.log = log;
   c.pid = ::fork();
@@ -57,8 +65,15 @@ Child spawn(const std::vector<std::string>& args, const fs::path& log, const std
     const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
-    if (!env.empty()) ::putenv(const_cast<char*>(env.c_str()));
-    const std::string bin = std::string(VAEREPRO_BIN_DIR) + "/chapter-01";
+    // "A=1\nB=2": each assignment (one a line) put into the environment.
+    std::vector<std::string> assignments;
+    for (size_t start = 0; start < env.size();) {
+      const size_t end = std::min(env.find('\n', start), env.size());
+      if (end > start) assignments.push_back(env.substr(start, end - start));
+      start = end + 1;
+    }
+    for (auto& a : assignments) ::putenv(strdup(a.c_str()));
+    const std::string bin = std::string(VAEREPRO_BIN_DIR) + "/" + program;
     std::vector<char*> argv = {const_cast<char*>(bin.c_str())};
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
     argv.push_back(nullptr);
@@ -299,6 +314,165 @@ TEST_F(FaultInjection, ACorruptDatasetFileFailsNamingItAndWritesNoResult) {
   EXPECT_NE(text.find("idx"), std::string::npos) << text;
   EXPECT_NE(text.find((data).string()), std::string::npos) << text;
   EXPECT_FALSE(fs::exists(out / kSlug));
+}
+
+// --- Issue #17 ------------------------------------------------------------------
+
+/// A raw idx file: the header (magic 0x00 0x00 0x08 N, the sizes) and `body`.
+void write_raw_idx(const fs::path& p, const std::vector<uint32_t>& dims, const std::string& body) {
+  std::string header = {0, 0, 8, static_cast<char>(dims.size())};
+  for (uint32_t d : dims) {
+    for (int shift : {24, 16, 8, 0}) header.push_back(static_cast<char>((d >> shift) & 0xff));
+  }
+  std::ofstream(p, std::ios::binary) << header << body;
+}
+
+/// An MNIST-style data/mnist/ of random strokes drawn from `seed` (600 train, 200 test).
+void write_idx_set(const fs::path& dir, unsigned seed) {
+  fs::create_directories(dir);
+  std::mt19937 rng(seed);
+  for (const auto& [prefix, n] : {std::pair{"train", 600u}, std::pair{"t10k", 200u}}) {
+    std::string images(static_cast<size_t>(n) * 784, '\0'), labels(n, '\0');
+    for (uint32_t i = 0; i < n; ++i) {
+      labels[i] = static_cast<char>(i % 10);
+      // A bar whose row depends on the label, with noise: learnable, and the seed changes every byte.
+      for (int p = 0; p < 784; ++p) {
+        const bool ink = (p / 28) / 3 == static_cast<int>(i % 10) || rng() % 13 == 0;
+        images[static_cast<size_t>(i) * 784 + p] = static_cast<char>(ink ? 200 + rng() % 56 : 0);
+      }
+    }
+    write_raw_idx(dir / (std::string(prefix) + "-images-idx3-ubyte"), {n, 28, 28}, images);
+    write_raw_idx(dir / (std::string(prefix) + "-labels-idx1-ubyte"), {n}, labels);
+  }
+}
+
+json run_json(const fs::path& out) {
+  std::ifstream in(out / kSlug / "run.json");
+  return json::parse(in);
+}
+
+TEST_F(FaultInjection, DataReplacedBetweenTwoRunsIsAnotherConfiguration) {
+  const fs::path data = root / "replaced-data", out = root / "replaced";
+  write_idx_set(data / "mnist", 1);
+  const std::vector<std::string> args = {"--profile", "smoke", "--dataset", "mnist", "--data-dir", data.string(),
+                                         "--nz", "3", "--manifold-nz", "0", "--hidden", "50", "--samples", "1200",
+                                         "--eval-points", "2", "--threads", "1", "--out", out.string()};
+  std::string text;
+  ASSERT_EQ(run_to_end(args, root / "replaced-1.log", &text), 0) << text;
+  // The first line names the folders used (item 7).
+  EXPECT_EQ(text.find("chapter-01: data from " + fs::weakly_canonical(data).string() + "/, results into " +
+                      fs::weakly_canonical(out).string() + "/"),
+            0u)
+      << text;
+  const json first = run_json(out);
+  ASSERT_EQ(first["dataset"]["fingerprint"].get<std::string>().size(), 16u) << first.dump();
+  // The same files: nothing to train.
+  ASSERT_EQ(run_to_end(args, root / "replaced-2.log", &text), 0) << text;
+  EXPECT_NE(text.find("nothing to train"), std::string::npos) << text;
+  // Other files under the same names: trained again, and labelled with their own fingerprint.
+  write_idx_set(data / "mnist", 2);
+  ASSERT_EQ(run_to_end(args, root / "replaced-3.log", &text), 0) << text;
+  EXPECT_EQ(text.find("nothing to train"), std::string::npos) << text;
+  EXPECT_EQ(text.find("resuming"), std::string::npos) << text;
+  const json second = run_json(out);
+  EXPECT_NE(second["dataset"]["fingerprint"], first["dataset"]["fingerprint"]);
+  EXPECT_NE(second["config_hash"], first["config_hash"]);
+  EXPECT_NE(numbers(out), json()) << "a result";
+}
+
+TEST_F(FaultInjection, TwoConcurrentRunsOfOneConfigurationDoNotTrampleEachOther) {
+  ASSERT_FALSE(reference.is_null());
+  const fs::path out = root / "concurrent";
+  Child first = spawn(long_args(out), root / "concurrent-1.log");
+  ASSERT_TRUE(poll_until([&] { return has_checkpoint(out); }, 30)) << slurp(first.log);
+  std::string text;
+  const int second = run_to_end(long_args(out), root / "concurrent-2.log", &text);
+  EXPECT_EQ(second, 1) << text;
+  EXPECT_NE(text.find("another run of this configuration"), std::string::npos) << text;
+  EXPECT_NE(text.find("pid " + std::to_string(first.pid)), std::string::npos) << text;
+  const int code = wait_for(first);
+  ASSERT_EQ(code, 0) << slurp(first.log);
+  EXPECT_EQ(numbers(out), reference) << "the first run went on undisturbed";
+  EXPECT_FALSE(fs::exists(out / (std::string(kSlug) + ".failed"))) << "a refusal is no failure";
+  // Its lock is gone with it: the next run finds the result complete.
+  ASSERT_EQ(run_to_end(long_args(out), root / "concurrent-3.log", &text), 0) << text;
+  EXPECT_NE(text.find("nothing to train"), std::string::npos) << text;
+}
+
+/// Waits up to `seconds` for the child; -2 when it is still running (then killed).
+int wait_at_most(const Child& c, double seconds) {
+  int status = 0;
+  const bool ended = poll_until([&] { return ::waitpid(c.pid, &status, WNOHANG) == c.pid; }, seconds);
+  if (!ended) {
+    ::kill(c.pid, SIGKILL);
+    ::waitpid(c.pid, &status, 0);
+    return -2;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+TEST_F(FaultInjection, SigtermDuringAFinalEstimateStopsResumably) {
+  // Chapter 2's final K = 20000 estimate on 200 + 200 examples runs for minutes on one thread.
+  const fs::path out = root / "estimate";
+  const std::vector<std::string> args = {"--profile", "smoke", "--dataset", "synthetic", "--n-train", "200",
+                                         "--samples-small", "1000", "--eval-examples", "200", "--k-final", "20000",
+                                         "--hmc-examples", "0", "--threads", "1", "--out", out.string()};
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    const fs::path log = root / ("estimate-" + std::to_string(attempt) + ".log");
+    Child c = spawn(args, log, "", "chapter-02");
+    ASSERT_TRUE(poll_until([&] { return slurp(log).find("final estimates") != std::string::npos; }, 60)) << slurp(log);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    ::kill(c.pid, SIGTERM);
+    const int code = wait_at_most(c, 60);
+    const std::string text = slurp(log);
+    ASSERT_EQ(code, 128 + SIGTERM) << text;
+    EXPECT_NE(text.find("stopped by SIGTERM"), std::string::npos) << text;
+    EXPECT_NE(text.find("to resume, run: "), std::string::npos) << text;
+    EXPECT_FALSE(fs::exists(out / "02-marginal-likelihood")) << text;
+    EXPECT_FALSE(fs::exists(out / "02-marginal-likelihood.failed")) << "an interruption is not a failure";
+    // The rerun takes the trained model from its checkpoint and estimates again.
+    if (attempt == 1) EXPECT_NE(text.find("already trained"), std::string::npos) << text;
+  }
+}
+
+TEST_F(FaultInjection, AKillBetweenTheTwoStepsOfTheFinalSwapLeavesOneCompleteResult) {
+  ASSERT_FALSE(reference.is_null());
+  const fs::path out = root / "swap";
+  fs::copy(root / "reference", out, fs::copy_options::recursive);
+  auto args = long_args(out);
+  args[std::find(args.begin(), args.end(), "--samples") - args.begin() + 1] = "2000";
+  std::string text;
+  EXPECT_EQ(run_to_end(args, root / "swap-1.log", &text, "VAEREPRO_FAULT_KILL=swap"), 128 + SIGKILL) << text;
+  // A complete result is in place (the new one: the swap is one step), the old one beside it in .staging.
+  EXPECT_EQ(run_json(out)["status"], "complete");
+  EXPECT_FALSE(fs::is_empty(out / ".staging")) << "the old result, set aside by the killed swap";
+  // The next run cleans up after the killed one.
+  ASSERT_EQ(run_to_end(args, root / "swap-2.log", &text), 0) << text;
+  EXPECT_EQ(run_json(out)["status"], "complete");
+  EXPECT_TRUE(fs::is_empty(out / ".staging")) << text;
+  std::string left;
+  EXPECT_FALSE(leftovers(out, &left)) << left;
+}
+
+TEST_F(FaultInjection, ADiskFullAtTheFinalRunJsonLeavesAFailedResultAndNothingRunning) {
+  ASSERT_FALSE(reference.is_null());
+  const fs::path out = root / "full";
+  fs::copy(root / "reference", out, fs::copy_options::recursive);
+  auto args = long_args(out);
+  args[std::find(args.begin(), args.end(), "--samples") - args.begin() + 1] = "2000";
+  args[std::find(args.begin(), args.end(), "--checkpoint-every") - args.begin() + 1] = "1000";
+  std::string text;
+  // Every run.json that says complete or failed fails half-way, as on a full disk.
+  EXPECT_EQ(run_to_end(args, root / "full.log", &text,
+                       "VAEREPRO_FAULT_WRITE=run.json\n"
+                       "VAEREPRO_FAULT_WRITE_CONTAINS=\"status\": \"complete\"|\"status\": \"failed\""),
+            1)
+      << text;
+  EXPECT_EQ(numbers(out), reference) << "the last complete result stays";
+  EXPECT_TRUE(fs::exists(out / (std::string(kSlug) + ".failed"))) << text;
+  EXPECT_TRUE(!fs::exists(out / ".staging") || fs::is_empty(out / ".staging")) << "nothing saying running";
+  EXPECT_NE(text.find("checkpoints ("), std::string::npos) << "says what it leaves behind: " << text;
+  EXPECT_NE(text.find("MB) are kept in"), std::string::npos) << text;
 }
 
 }  // namespace

@@ -491,3 +491,137 @@ TEST(PerformanceAppendix, ShowsTheMediansRatiosVerdictsAndEnvironment) {
 }
 
 }  // namespace
+
+// Issue #17: a report that never fails to appear, and that copies only what
+// it should.
+namespace {
+
+class ReportReliability : public ReportFromFixtures {
+ protected:
+  void SetUp() override {
+    ReportFromFixtures::SetUp();
+    options.pdf = false;
+    options.plots = false;
+  }
+  /// The performance appendix rendered from `bench` as results/bench/bench.json.
+  std::string appendix_for(const std::string& bench, rp::Outcome& outcome) {
+    fs::create_directories(root / "results/bench");
+    std::ofstream(root / "results/bench/bench.json") << bench;
+    return rp::render_performance(options.paths, outcome);
+  }
+};
+
+TEST_F(ReportReliability, AWrongTypeInBenchJsonNamesTheFileAndKeyAndTheReportIsWritten) {
+  // Item 2: each of these ended report-gen with a bare JSON type error.
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"({"configs": [1]})", "configs[0]: expected an object"},
+      {R"({"configs": [{"name": "kw", "variants": {"suite": {"median_samples_per_s": "fast"}}}]})",
+       "configs[0].variants.suite.median_samples_per_s: expected a number"},
+      {R"({"configs": [], "gpu": "none"})", "gpu: expected an object"},
+      {R"({"configs": [{"name": "kw", "targets": [{"target": "t", "value": 1, "threshold": 2}]}]})", ""},
+      {R"({"configs": [{"targets": [{"holds": "yes"}]}]})", "configs[0].targets[0].holds: expected a boolean"},
+      {R"({"configs": {}})", "configs: expected an array"},
+  };
+  for (const auto& [bench, key] : cases) {
+    rp::Outcome outcome;
+    std::string md;
+    ASSERT_NO_THROW(md = appendix_for(bench, outcome)) << bench;
+    if (key.empty()) {
+      // A target without "holds" is shown as not judged (it used to read a missing key).
+      EXPECT_NE(md.find("not judged"), std::string::npos) << bench << "\n" << md;
+      continue;
+    }
+    EXPECT_NE(md.find("could not read " + rp::md((root / "results/bench/bench.json").string())), std::string::npos)
+        << bench << "\n" << md;
+    EXPECT_NE(md.find(rp::md(key)), std::string::npos) << bench << "\n" << md;
+  }
+  // And the whole report is still written around it.
+  std::ofstream(root / "results/bench/bench.json") << R"({"configs": [1]})";
+  ASSERT_NO_THROW(rp::generate(options));
+  const std::string html = read(root / "out/index.html");
+  EXPECT_NE(html.find("configs[0]: expected an object"), std::string::npos);
+  EXPECT_NE(html.find("Chapter"), std::string::npos);
+}
+
+TEST_F(ReportReliability, AWrongTypeInAChaptersResultsNamesTheKey) {
+  // Item 2: the chapter's section says which file and key (JSON_DIAGNOSTICS).
+  json m = fixture_metrics();
+  m["models"] = 7;
+  std::ofstream(root / "results/01-elbo-vs-latent/metrics.json") << m.dump();
+  rp::Outcome outcome;
+  ASSERT_NO_THROW(outcome = rp::generate(options));
+  std::string skipped;
+  for (const auto& s : outcome.skipped) skipped += s + "\n";
+  EXPECT_NE(skipped.find("could not read " + (root / "results/01-elbo-vs-latent").string()), std::string::npos)
+      << skipped;
+  EXPECT_NE(skipped.find("(/models"), std::string::npos) << skipped;
+}
+
+TEST_F(ReportReliability, ASymlinkLoopInPlaceOfAResultIsReportedAndTheRestWritten) {
+  // Item 2: a symlink loop at results/<slug> (and at results/bench).
+  fs::remove_all(root / "results/03-beta-sweep");
+  fs::create_symlink(root / "results/03-beta-sweep", root / "results/03-beta-sweep");
+  fs::create_symlink(root / "results/bench", root / "results/bench");
+  rp::Outcome outcome;
+  ASSERT_NO_THROW(outcome = rp::generate(options));
+  const std::string html = read(root / "out/index.html");
+  EXPECT_NE(html.find("could not read"), std::string::npos);
+  bool named = false;
+  for (const auto& s : outcome.skipped) named |= s.rfind("03-beta-sweep: incomplete or corrupt: could not read", 0) == 0;
+  EXPECT_TRUE(named);
+  // The other chapters are still there (chapter 1's fixture numbers).
+  EXPECT_NE(html.find("ELBO"), std::string::npos);
+}
+
+TEST_F(ReportReliability, ItsOwnWriteErrorsAreItsOwnNotTheResults) {
+  // Item 9: --figures under a regular file cannot be created (whoever runs the test).
+  std::ofstream(root / "a-file") << "x";
+  options.plots = true;
+  options.paths.figures = (root / "a-file" / "figures").string();
+  try {
+    rp::generate(options);
+    ADD_FAILURE() << "an unwritable --figures folder must fail the generation";
+  } catch (const rp::OutputError& e) {
+    EXPECT_NE(std::string(e.what()).find((root / "a-file" / "figures").string()), std::string::npos) << e.what();
+  }
+  // --out likewise.
+  options.plots = false;
+  options.paths.figures = (root / "figures").string();
+  options.paths.out = (root / "a-file" / "out").string();
+  EXPECT_THROW(rp::generate(options), rp::OutputError);
+}
+
+TEST_F(ReportReliability, OnlyPngFilesInsideTheRunsFolderAreCopied) {
+  // Item 10: metrics.json names files outside its folder, or not PNGs.
+  const fs::path run = root / "results/01-elbo-vs-latent";
+  std::ofstream(run / "images/not-a-png.png") << "just text";
+  fs::create_symlink("/etc/hostname", run / "images/link-out.png");
+  json m = fixture_metrics();
+  m["images"]["reconstructions"] = "/etc/passwd";
+  m["images"]["manifold_nz-2"] = "../../../../../../../../etc/hostname";
+  m["images"]["samples_nz-2"] = "images/not-a-png.png";
+  m["images"]["samples_nz-3"] = "images/link-out.png";
+  std::ofstream(run / "metrics.json") << m.dump();
+  rp::Outcome outcome;
+  ASSERT_NO_THROW(outcome = rp::generate(options));
+  for (const char* name : {"passwd", "hostname", "not-a-png.png", "link-out.png"}) {
+    EXPECT_FALSE(fs::exists(root / "out/images/01-elbo-vs-latent" / name)) << name;
+  }
+  EXPECT_TRUE(fs::exists(root / "out/images/01-elbo-vs-latent/samples-nz-10.png"));  // a good one still is
+  std::string skipped;
+  for (const auto& s : outcome.skipped) skipped += s + "\n";
+  EXPECT_NE(skipped.find("absolute path"), std::string::npos) << skipped;
+  EXPECT_NE(skipped.find("outside the run's folder"), std::string::npos) << skipped;
+  EXPECT_NE(skipped.find("is not a PNG image"), std::string::npos) << skipped;
+  EXPECT_EQ(rp::image_problem(run, "images/samples-nz-10.png"), "");
+  EXPECT_NE(rp::image_problem(run, "images"), "");  // a folder
+}
+
+TEST(Format, HugeNumbersAreShortNotHundredsOfDigits) {
+  // Item 17: 1e308 printed as a 309-digit number.
+  EXPECT_EQ(rp::fmt1(1e308), "1e+308");
+  EXPECT_EQ(rp::fmt1(-2.5e12), "-2.5e+12");
+  EXPECT_EQ(rp::fmt1(123456.78), "123456.8");
+}
+
+}  // namespace

@@ -296,6 +296,12 @@ int run(int argc, char** argv) {
 
       // The final model: ELBO, the importance-sampled bound at K = 1, 50 and
       // k_final (the gap shows how loose the ELBO is), and the HMC estimator.
+      // They check the stop flag as they go (SIGINT/SIGTERM: exit 130/143);
+      // the trained model's checkpoint is kept, and a resumed run estimates
+      // again from the start (an estimate keeps no partial state).
+      std::cout << train.label << ": final estimates (K = " << o.k_final << " on " << m_train << " + " << m_test
+                << " examples" << (o.hmc_examples > 0 ? ", HMC on " + std::to_string(o.hmc_examples) + " per set" : "")
+                << ")\n" << std::flush;
       const auto e0 = std::chrono::steady_clock::now();
       nlohmann::json final_json = nlohmann::json::object();
       for (const auto& [split, x] : {std::pair{"train", x_train}, std::pair{"test", x_test}}) {

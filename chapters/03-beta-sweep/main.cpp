@@ -79,8 +79,12 @@ std::vector<double> parse_betas(const std::string& text, const std::string& opti
   std::vector<double> out;
   std::stringstream ss(text);
   std::string tok;
+  // "1,,5" and "1," are mistakes (an entry left out), not lists.
+  if (!text.empty() && (text.back() == ',' || text.front() == ',')) {
+    throw UsageError("--" + option + ": '" + text + "' has an empty entry (write e.g. 0.5,1,2)");
+  }
   while (std::getline(ss, tok, ',')) {
-    if (tok.empty()) continue;
+    if (tok.empty()) throw UsageError("--" + option + ": '" + text + "' has an empty entry (write e.g. 0.5,1,2)");
     size_t used = 0;
     double v = 0;
     try {
@@ -327,7 +331,7 @@ int run(int argc, char** argv) {
   torch::manual_seed(static_cast<uint64_t>(common.seed));
   const TensorData data = prepare_tensors(setup.dataset, setup.protocol, setup.device, o.training.max_train, o.training.max_test);
   const auto total = static_cast<int64_t>(std::llround(o.samples));
-  Context ctx{o, setup, data, activation, total, PointStore(common.out, kSlug)};
+  Context ctx{o, setup, data, activation, total, PointStore(common.out, kSlug, setup.dataset.fingerprint)};
 
   std::vector<PointSpec> sweep_specs, traversal_specs;
   for (double b : betas) sweep_specs.push_back({"beta-" + beta_tag(b), b, arch, ConditionEncoding::kNone, false});
@@ -395,7 +399,7 @@ int run(int argc, char** argv) {
         fs::create_directories(writer.path("points/" + p.name));
         fs::copy(src, writer.path("points/" + p.name), fs::copy_options::recursive | fs::copy_options::overwrite_existing);
         point["dir"] = "points/" + p.name;
-        point["config_hash"] = config_hash(point_config(ctx, p));
+        point["config_hash"] = ctx.store.hash(point_config(ctx, p));
         points.push_back(point);
         std::cout << kProgram << ": " << p.name << ": test reconstruction "
                   << format_fixed(-point["final"]["test"]["log_likelihood"].get<double>()) << ", KL "

@@ -348,7 +348,7 @@ int run(int argc, char** argv) {
   torch::manual_seed(static_cast<uint64_t>(common.seed));
   const TensorData data = prepare_tensors(setup.dataset, setup.protocol, setup.device, o.training.max_train, o.training.max_test);
   const auto total = static_cast<int64_t>(std::llround(o.samples));
-  ProbeService probes{o, setup, data, activation, total, PointStore(common.out, kSlug)};
+  ProbeService probes{o, setup, data, activation, total, PointStore(common.out, kSlug, setup.dataset.fingerprint)};
 
   // [parallel-probes]
   // `make chapter-06-probes JOBS=N` runs rounds: list the probes that can

@@ -1,8 +1,16 @@
 #include "vaerepro/chapter.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <sstream>
 
@@ -14,6 +22,15 @@ ChapterSetup start_chapter(const std::string& program, const std::string& slug,
                            const CommonOptions& common, Protocol default_protocol,
                            const std::string& paper_dataset, int argc, char** argv) {
   validate_common(common);
+  {
+    std::error_code ec;
+    const auto absolute = [&](const std::string& p) {
+      const auto a = fs::weakly_canonical(fs::absolute(p, ec), ec);
+      return ec ? p : a.string();
+    };
+    std::cout << program << ": data from " << absolute(common.data_dir) << "/, results into "
+              << absolute(common.out) << "/" << std::endl;  // first, before any warning on stderr
+  }
   ChapterSetup s;
   s.program = program;
   s.slug = slug;
@@ -32,8 +49,13 @@ ChapterSetup start_chapter(const std::string& program, const std::string& slug,
   DataPaths paths;
   paths.data_dir = common.data_dir;
   s.dataset_name = resolve_dataset_name(common.dataset, paths);
+  if (common.dataset == "auto" && s.dataset_name != "mnist") {
+    std::cout << program << ": dataset auto: real MNIST not used: " << auto_fallback_reason(paths) << "; using "
+              << s.dataset_name << "\n";
+  }
   s.dataset = load_dataset(s.dataset_name, paths);
-  std::cout << program << ": dataset " << s.dataset_name << ": " << s.dataset.description
+  std::cout << program << ": dataset " << s.dataset_name << " (fingerprint " << s.dataset.fingerprint
+            << "): " << s.dataset.description
             << "; protocol " << to_string(s.protocol) << "; profile " << common.profile << "; device "
             << s.device.str() << "; seed " << common.seed << "\n";
   if (!paper_dataset.empty() && s.dataset_name != paper_dataset) {
@@ -52,7 +74,8 @@ nlohmann::json ChapterSetup::run_json(const std::string& title) const {
           {"profile", common.profile},
           {"seed", common.seed},
           {"device", device.str()},
-          {"dataset", {{"name", dataset_name}, {"description", dataset.description}}},
+          {"dataset", {{"name", dataset_name}, {"description", dataset.description}, {"fingerprint", dataset.fingerprint}}},
+          {"folders", {{"data", common.data_dir}, {"results", common.out}}},
           {"protocol", {{"name", to_string(protocol)}, {"description", describe(protocol)}}},
           {"provenance", provenance.to_json()},
           {"runtime", runtime.to_json()}};
@@ -151,14 +174,62 @@ RunCheckpoints::RunCheckpoints(const ChapterSetup& setup, const nlohmann::json& 
                        {"config", config},
                        {"seed", setup.common.seed},
                        {"dataset", setup.dataset_name},
+                       {"data_fingerprint", setup.dataset.fingerprint},
                        {"protocol", to_string(setup.protocol)},
                        {"device", setup.device.is_cuda() ? "cuda" : "cpu"},
                        {"profile", setup.common.profile}});
   dir_ = (fs::path(root_) / hash_).string();
+  lock_path_ = (fs::path(setup.common.out) / ".locks" / (setup.slug + "-" + hash_ + ".lock")).string();
+}
+
+RunCheckpoints::~RunCheckpoints() {
+  if (lock_fd_ >= 0) {
+    ::unlink(lock_path_.c_str());  // while still held: no other run is between open and flock on it
+    ::close(lock_fd_);
+  }
 }
 
 bool RunCheckpoints::start(RunWriter& writer) const {
   std::error_code ec;
+  if (lock_fd_ < 0) {
+    fs::create_directories(fs::path(lock_path_).parent_path(), ec);
+    for (int attempt = 0; attempt < 10 && lock_fd_ < 0; ++attempt) {
+      const int fd = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      if (fd < 0) {
+        throw std::runtime_error("cannot create the lock file " + lock_path_ + ": " + std::strerror(errno) +
+                                 " (choose a writable --out / OUT=)");
+      }
+      if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        const int err = errno;
+        char buf[32] = {0};
+        const ssize_t n = ::pread(fd, buf, sizeof(buf) - 1, 0);
+        ::close(fd);
+        if (err != EWOULDBLOCK) {
+          throw std::runtime_error("cannot lock " + lock_path_ + ": " + std::strerror(err));
+        }
+        std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("unknown");
+        while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+        throw RunLocked("another run of this configuration (hash " + hash_ + ", pid " + pid +
+                        ") is in progress in " + fs::path(results_dir_).parent_path().string() + " (lock " +
+                        lock_path_ + "); this one does not start. Wait for it to finish (then rerun: it says "
+                        "\"nothing to train\"), or stop it (kill " + pid + ") and rerun to resume it");
+      }
+      // The file may have been unlinked by its last holder between open and
+      // flock: then lock the file that is at the path now.
+      struct stat held {}, now {};
+      if (::fstat(fd, &held) != 0 || ::stat(lock_path_.c_str(), &now) != 0 || held.st_ino != now.st_ino ||
+          held.st_dev != now.st_dev) {
+        ::close(fd);
+        continue;
+      }
+      const std::string me = std::to_string(::getpid()) + "\n";
+      if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
+        // The pid is only for the message; the lock holds without it.
+      }
+      lock_fd_ = fd;
+    }
+    if (lock_fd_ < 0) throw std::runtime_error("cannot take the lock " + lock_path_ + " (it keeps changing)");
+  }
   const fs::path marker = fs::path(dir_) / "in-progress.json";
   if (force_) {
     fs::remove_all(dir_, ec);
@@ -213,7 +284,7 @@ CheckpointOptions point_checkpoint(const ChapterSetup& setup, const PointStore& 
                                    const nlohmann::json& config) {
   CheckpointOptions c;
   c.path = store.dir(name, config) + ".ckpt";
-  c.config_hash = config_hash(config);
+  c.config_hash = store.hash(config);
   c.every_seconds = setup.common.checkpoint_every;
   if (setup.common.force && finished_before(c.path, setup.common.force_since)) {
     std::error_code ec;
@@ -271,6 +342,9 @@ int run_staged(RunWriter& writer, nlohmann::json& run, const std::string& progra
   } catch (const Interrupted&) {
     writer.abandon();  // nothing half-done stays; the checkpoints resume it
     throw;
+  } catch (const RunLocked&) {
+    writer.abandon();  // the other run's files are its own
+    throw;
   } catch (const std::exception& e) {
     run["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     try {
@@ -279,6 +353,21 @@ int run_staged(RunWriter& writer, nlohmann::json& run, const std::string& progra
     } catch (const std::exception& inner) {
       std::cerr << program << ": the run failed, and marking it failed failed too: " << inner.what()
                 << "\n";
+    }
+    // What the failed run leaves on disk besides its output: its checkpoints
+    // (a rerun resumes from the last good one), said with their size.
+    const fs::path final_dir(writer.final_dir());
+    const fs::path kept = final_dir.parent_path() / ".checkpoints" / final_dir.filename();
+    std::error_code ec;
+    uintmax_t bytes = 0;
+    for (const auto& f : fs::recursive_directory_iterator(kept, ec)) {
+      std::error_code size_ec;
+      if (f.is_regular_file(size_ec)) bytes += f.file_size(size_ec);
+    }
+    if (bytes > 0) {
+      std::cerr << program << ": its checkpoints (" << std::fixed << std::setprecision(1) << bytes / 1e6
+                << " MB) are kept in " << kept.string()
+                << ": rerunning resumes from them; delete the folder to free the space\n";
     }
     throw;
   }

@@ -39,14 +39,17 @@ struct ChapterSetup {
   Provenance provenance;
 
   /// The run.json fields every chapter shares (status, profile, seed, device,
-  /// dataset, protocol, provenance, runtime) plus `title`.
+  /// dataset with its fingerprint, protocol, provenance, runtime, the
+  /// folders used) plus `title`.
   nlohmann::json run_json(const std::string& title) const;
 };
 
-/// Validates `common`, configures the runtime (printing its warnings),
+/// Validates `common`, prints the run's first line (the data and results
+/// folders it uses, absolute), configures the runtime (printing its warnings),
 /// installs the SIGINT/SIGTERM handlers (cli.h: stop after the current step),
-/// resolves and loads the dataset, and prints the run's first line (dataset,
-/// protocol, profile, device, seed). `paper_dataset` is the data the
+/// resolves and loads the dataset (saying why `auto` did not take real
+/// MNIST), and prints the dataset line (dataset, its fingerprint, protocol,
+/// profile, device, seed). `paper_dataset` is the data the
 /// chapter's published numbers are for: when the run uses another, a note
 /// says the numbers are not comparable. Throws UsageError / DataError.
 ChapterSetup start_chapter(const std::string& program, const std::string& slug,
@@ -92,6 +95,14 @@ bool parse_chapter_command_line(int argc, char** argv, const std::string& synops
                                 const boost::program_options::options_description& experiment,
                                 const std::function<void(const std::string&)>& apply_profile);
 
+/// Another run of the same configuration into the same --out holds its lock:
+/// this one refuses (exit 1) without touching that run's files, and is not
+/// recorded as a failure.
+class RunLocked : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 /// Stopping, resuming and not training twice, for one chapter run
 /// (chapters/README.md, "Stopping and resuming"). The hash covers the run's
 /// effective configuration (`config`, as in run.json) and the seed, dataset,
@@ -100,9 +111,16 @@ bool parse_chapter_command_line(int argc, char** argv, const std::string& synops
 class RunCheckpoints {
  public:
   RunCheckpoints(const ChapterSetup& setup, const nlohmann::json& config);
+  ~RunCheckpoints();
+  RunCheckpoints(const RunCheckpoints&) = delete;
+  RunCheckpoints& operator=(const RunCheckpoints&) = delete;
   const std::string& hash() const { return hash_; }
-  /// False when OUT/SLUG is complete for this hash and no interrupted run of
-  /// it is pending (unless --force): it says so, abandons `writer` and
+  /// First takes the configuration's lock, OUT/.locks/SLUG-HASH.lock (an
+  /// advisory flock held until this object or the process ends; the kernel
+  /// drops it when its holder dies, so a killed run never blocks): when
+  /// another live run holds it, throws RunLocked naming its pid.
+  /// Then: false when OUT/SLUG is complete for this hash and no interrupted
+  /// run of it is pending (unless --force): it says so, abandons `writer` and
   /// removes OUT/SLUG.failed (superseded, as by a newer complete run).
   /// Otherwise marks the run in progress (with --force after forgetting this
   /// configuration's checkpoints), notes checkpoints of other configurations
@@ -114,7 +132,8 @@ class RunCheckpoints {
   void clear() const;
 
  private:
-  std::string program_, results_dir_, root_, dir_, hash_;
+  std::string program_, results_dir_, root_, dir_, hash_, lock_path_;
+  mutable int lock_fd_ = -1;
   bool force_ = false;
   double every_seconds_ = 60;
 };
@@ -146,8 +165,10 @@ void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json
 
 /// Runs `body` with `writer` staged: when it throws, the run is marked failed
 /// (results/SLUG.failed/, with the message) before the exception goes on;
-/// when it is Interrupted (SIGINT/SIGTERM), the staging folder is removed and
-/// nothing is marked (the checkpoints resume it).
+/// when it is Interrupted (SIGINT/SIGTERM) or RunLocked, the staging folder
+/// is removed and nothing is marked (the checkpoints resume it). After a
+/// failure it says where this configuration's checkpoints are kept and how
+/// large they are.
 int run_staged(RunWriter& writer, nlohmann::json& run, const std::string& program,
                const std::function<int()>& body);
 

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "vaerepro/cli.h"
+
 namespace vaerepro {
 
 ClassifierImpl::ClassifierImpl(int64_t input_dim, int64_t num_classes) {
@@ -19,6 +21,7 @@ double train_classifier(ClassifierImpl& classifier, const TensorData& data, int6
   for (int64_t e = 0; e < epochs; ++e) {
     auto perm = torch::randperm(n, torch::TensorOptions().dtype(torch::kLong).device(data.train.device()));
     for (int64_t s = 0; s + batch_size <= n; s += batch_size) {
+      throw_if_stopped("the judging classifier's training");
       auto idx = perm.narrow(0, s, batch_size);
       auto loss = torch::cross_entropy_loss(classifier.forward(data.train.index_select(0, idx)),
                                             data.train_labels.index_select(0, idx));

@@ -28,7 +28,8 @@ class ClassifierImpl : public torch::nn::Module {
 TORCH_MODULE(Classifier);
 
 /// Trains the classifier on data.train (gray levels, whatever the protocol)
-/// for `epochs` and returns its accuracy on data.test's gray levels.
+/// for `epochs` and returns its accuracy on data.test's gray levels. Checks
+/// the stop flag every step (throws Interrupted, cli.h).
 double train_classifier(ClassifierImpl& classifier, const TensorData& data, int64_t epochs,
                         int64_t batch_size = 128, double lr = 1e-3);
 

@@ -5,12 +5,15 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <iostream>
 
+#include "vaerepro/build_config.h"
 #include "vaerepro/datasets.h"
 
 namespace po = boost::program_options;
@@ -44,6 +47,11 @@ void install_stop_handlers(const std::string& resume_command) {
   sa.sa_flags = SA_RESTART;
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
+  // A closed terminal stops the run as SIGTERM does (saved, resumable);
+  ::sigaction(SIGHUP, &sa, nullptr);
+  // a closed pipe (`| head`) must not kill it: the output is lost, the run
+  // goes on and writes its results (writes to the pipe fail with EPIPE).
+  ::signal(SIGPIPE, SIG_IGN);
 }
 
 int stop_signal() { return g_stop_signal.load(); }
@@ -53,6 +61,7 @@ void clear_stop() { g_stop_signal.store(0); }
 std::string signal_name(int signal) {
   if (signal == SIGINT) return "SIGINT";
   if (signal == SIGTERM) return "SIGTERM";
+  if (signal == SIGHUP) return "SIGHUP";
   return "signal " + std::to_string(signal);
 }
 
@@ -87,6 +96,16 @@ std::string shell_command(int argc, char** argv, const std::vector<std::string>&
   return out;
 }
 
+std::string locate_suite_folder(const std::string& value, const std::string& name) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (value != name || fs::exists(value, ec)) return value;
+  const fs::path checkout(VAEREPRO_SOURCE_DIR);
+  // The checkout is recognised by its own files, not merely by a folder of that name.
+  if (!fs::exists(checkout / "chapters" / "README.md", ec)) return value;
+  return (checkout / name).string();
+}
+
 po::options_description generic_options(CommonOptions& o) {
   po::options_description d("Generic");
   d.add_options()
@@ -103,8 +122,12 @@ po::options_description generic_options(CommonOptions& o) {
       ("seeds", po::value<std::string>(),
        "several seeds, e.g. 1,2,3: one complete run each, the first into --out, the others into "
        "OUT/seeds/SEED/ (the report shows their mean and spread)")
-      ("out", po::value(&o.out)->default_value(o.out), "results root folder")
-      ("data-dir", po::value(&o.data_dir)->default_value(o.data_dir), "the data/ folder")
+      ("out", po::value(&o.out)->default_value(o.out)->notifier([&o](const std::string&) {
+         o.out = locate_suite_folder(o.out, "results");
+       }), "results root folder (default: ./results, else the checkout's results/)")
+      ("data-dir", po::value(&o.data_dir)->default_value(o.data_dir)->notifier([&o](const std::string&) {
+         o.data_dir = locate_suite_folder(o.data_dir, "data");
+       }), "the data/ folder (default: ./data, else the checkout's data/)")
       ("threads", po::value(&o.threads)->default_value(o.threads), "CPU threads (0 = all available cores)")
       ("force", po::bool_switch(&o.force),
        "train again from scratch even when OUT/SLUG is complete for this configuration (ignores its checkpoints and cached points)")
@@ -118,15 +141,29 @@ po::options_description generic_options(CommonOptions& o) {
 bool parse_command_line(int argc, char** argv, const std::string& synopsis,
                         const po::options_description& all, po::variables_map& vm) {
   try {
-    po::store(po::command_line_parser(argc, argv).options(all).run(), vm);
+    const auto parsed = po::command_line_parser(argc, argv).options(all).run();
+    // A word that is no option (`chapter-01 smoke`) would be dropped without a
+    // word and the run go on with the defaults.
+    for (const auto& opt : parsed.options) {
+      if (opt.position_key >= 0 || opt.string_key.empty()) {
+        const std::string word = opt.original_tokens.empty() ? std::string("?") : opt.original_tokens.front();
+        throw UsageError("unexpected argument '" + word + "': every setting is an option (e.g. --profile " + word +
+                         "); see --help");
+      }
+    }
+    po::store(parsed, vm);
     if (vm.count("help")) {
       std::cout << synopsis << "\n\n" << all << "\n";
       return false;
     }
     if (vm.count("config")) {
       const auto file = vm["config"].as<std::string>();
+      std::error_code ec;
+      if (std::filesystem::is_directory(file, ec)) {
+        throw UsageError("--config: '" + file + "' is a folder; name a file of key = value lines");
+      }
       std::ifstream in(file);
-      if (!in) throw UsageError("--config: cannot read '" + file + "'");
+      if (!in) throw UsageError("--config: cannot read '" + file + "': " + std::strerror(errno));
       po::store(po::parse_config_file(in, all), vm);
     }
   } catch (const po::error& e) {
@@ -178,6 +215,33 @@ void validate_common(const CommonOptions& o) {
 std::vector<int64_t> parse_positive_list(const std::string& text, const std::string& option) {
   std::vector<int64_t> values;
   std::string token;
+  // Brackets only around the whole list, commas only between entries: "3,,5",
+  // "3," and "[3" are mistakes, not lists.
+  std::string body = text;
+  while (!body.empty() && body.front() == ' ') body.erase(body.begin());
+  while (!body.empty() && body.back() == ' ') body.pop_back();
+  const bool open = !body.empty() && body.front() == '[', close = !body.empty() && body.back() == ']';
+  if (open != close || (open && body.size() < 2)) {
+    throw UsageError("--" + option + ": '" + text + "' has an unbalanced bracket (write e.g. 3,5,10 or [3,5,10])");
+  }
+  if (open) body = body.substr(1, body.size() - 2);
+  if (body.find_first_of("[]") != std::string::npos) {
+    throw UsageError("--" + option + ": '" + text + "': brackets only around the whole list (write e.g. 3,5,10)");
+  }
+  {
+    std::string entry;
+    std::stringstream ss(body);
+    size_t entries = 0, commas = static_cast<size_t>(std::count(body.begin(), body.end(), ','));
+    while (std::getline(ss, entry, ',')) {
+      if (entry.find_first_not_of(' ') == std::string::npos) {
+        throw UsageError("--" + option + ": '" + text + "' has an empty entry (write e.g. 3,5,10)");
+      }
+      ++entries;
+    }
+    if (commas > 0 && entries != commas + 1) {
+      throw UsageError("--" + option + ": '" + text + "' has an empty entry (write e.g. 3,5,10)");
+    }
+  }
   auto flush = [&]() {
     if (token.empty()) return;
     size_t used = 0;
@@ -292,6 +356,8 @@ int run_program(const std::string& program, int argc, char** argv,
     }
   }
   if (!have_seeds) return run_program(program, [&] { return body(argc, argv); });
+  // Every seed's folder under the same root, wherever the program runs from.
+  out = locate_suite_folder(out, "results");
   std::vector<int64_t> seeds;
   try {
     seeds = parse_positive_list(seeds_text, "seeds");

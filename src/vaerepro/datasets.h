@@ -63,7 +63,24 @@ struct Dataset {
   int64_t height = 28;
   int64_t width = 28;
   int64_t num_classes = 10;
+  /// A digest of the data actually loaded (every image and label of both
+  /// splits, with their shapes; dataset_fingerprint), computed once at load.
+  /// It enters every configuration hash and run.json, so that a result or a
+  /// checkpoint made from other files is never taken for this data's.
+  std::string fingerprint;
 };
+
+/// A 64-bit digest (16 hex digits) of the bytes and shapes of a train and a
+/// test set: the same data gives the same digest whatever its file form (raw
+/// or gzip), and any changed image or label another one.
+std::string dataset_fingerprint(const ImageSet& train, const ImageSet& test);
+
+/// Why `--dataset auto` does not pick real MNIST in `paths.data_dir`/mnist/:
+/// the folder is missing, a file is missing, or something that is not a
+/// regular file stands where one should be (the first problem found, naming
+/// the file). Empty when all four files are there. It only explains: which
+/// dataset auto picks is resolve_dataset_name's decision.
+std::string auto_fallback_reason(const DataPaths& paths = {});
 
 /// The names accepted by load_dataset, plus "auto".
 const std::vector<std::string>& dataset_names();

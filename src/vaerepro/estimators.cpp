@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "vaerepro/cli.h"
 #include "vaerepro/distributions.h"
 #include "vaerepro/objectives.h"
 
@@ -37,6 +38,7 @@ LogMarginalEstimate importance_sampled_log_marginal(VaeImpl& vae, const torch::T
   const int64_t chunk = std::clamp<int64_t>(max_chunk_elements / per_sample, 1, k);
   torch::Tensor s1, s2;  // [B] float64: log sum w, log sum w^2
   for (int64_t done = 0; done < k; done += chunk) {
+    throw_if_stopped("the importance-sampled estimate (K = " + std::to_string(k) + ")");
     auto lw = importance_log_weights(vae, x, c, std::min(chunk, k - done));  // [k', B]
     s1 = running_lse(s1, torch::logsumexp(lw, 0));
     s2 = running_lse(s2, torch::logsumexp(2 * lw, 0));
@@ -118,6 +120,7 @@ HmcEstimate hmc_log_marginal(VaeImpl& vae, const torch::Tensor& x, const torch::
   Potential pot = potential(vae, z, x, c);
   // Burn-in with Robbins-Monro adaptation of log(step) towards the target acceptance.
   for (int64_t t = 0; t < o.burn_in; ++t) {
+    throw_if_stopped("the HMC estimate (burn-in)");
     torch::Tensor prob;
     hmc_transition(vae, z, pot, x, c, eps, o.leapfrog_steps, &prob);
     const double rate = 1.0 / std::sqrt(static_cast<double>(t) + 10.0);
@@ -127,6 +130,7 @@ HmcEstimate hmc_log_marginal(VaeImpl& vae, const torch::Tensor& x, const torch::
     std::vector<torch::Tensor> out;
     auto acc = torch::zeros({b}, z.options().dtype(torch::kDouble));
     for (int64_t l = 0; l < o.samples; ++l) {
+      throw_if_stopped("the HMC estimate");
       for (int64_t t = 0; t < o.thin; ++t) acc += hmc_transition(vae, z, pot, x, c, eps, o.leapfrog_steps, nullptr);
       out.push_back(z.clone());
     }

@@ -74,6 +74,10 @@ struct SetEstimate {
 };
 SetEstimate summarize(const LogMarginalEstimate& e);
 
+/// Every estimator here checks the stop flag (cli.h, SIGINT/SIGTERM) between
+/// chunks and HMC transitions and throws Interrupted: an estimate of hours
+/// stops within a chunk; it keeps no partial state (rerun, it starts over).
+
 /// importance_sampled_log_marginal for every example of a set [N, D], in
 /// batches (per-example values, e.g. to compare estimators on a subset).
 LogMarginalEstimate importance_sampled_per_example(VaeImpl& vae, const torch::Tensor& x, int64_t k,

@@ -184,6 +184,79 @@ bool starts_with_gzip_magic(const std::string& path) {
   return got == 2 && b[0] == 0x1f && b[1] == 0x8b;
 }
 
+/// The bytes after the last gzip member of the file at `path` that are not
+/// another gzip member (gzread skips them silently: "trailing garbage").
+/// Decompresses into a scratch buffer; throws DataError on corrupt data.
+uint64_t gzip_trailing_garbage(const std::string& path) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) throw DataError(path + ": cannot open: " + std::strerror(errno));
+  std::vector<unsigned char> in(kChunk), out(kChunk);
+  z_stream z{};
+  if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK) throw DataError(path + ": zlib could not start");
+  struct End {
+    z_stream* z;
+    ~End() { inflateEnd(z); }
+  } end{&z};
+  bool eof = false;
+  auto refill = [&]() {
+    if (z.avail_in == 0 && !eof) {
+      const size_t n = std::fread(in.data(), 1, in.size(), f.get());
+      if (n < in.size()) eof = true;
+      z.next_in = in.data();
+      z.avail_in = static_cast<uInt>(n);
+    }
+  };
+  for (;;) {
+    refill();
+    if (z.avail_in == 0 && eof) return 0;  // ended inside a member: read_idx reports "cut short"
+    z.next_out = out.data();
+    z.avail_out = static_cast<uInt>(out.size());
+    const int r = inflate(&z, Z_NO_FLUSH);
+    if (r == Z_STREAM_END) {
+      // Another member may follow (gzip concatenates them); anything else is garbage.
+      refill();
+      if (z.avail_in == 0 && eof) return 0;
+      unsigned char two[2] = {z.next_in[0], 0};
+      if (z.avail_in >= 2) {
+        two[1] = z.next_in[1];
+      } else {
+        const uInt keep = z.avail_in;
+        std::memmove(in.data(), z.next_in, keep);
+        const size_t n = eof ? 0 : std::fread(in.data() + keep, 1, in.size() - keep, f.get());
+        if (keep + n < in.size()) eof = true;
+        z.next_in = in.data();
+        z.avail_in = static_cast<uInt>(keep + n);
+        if (z.avail_in >= 2) two[1] = z.next_in[1];
+      }
+      if (z.avail_in >= 2 && two[0] == 0x1f && two[1] == 0x8b) {
+        inflateReset(&z);
+        continue;
+      }
+      uint64_t garbage = z.avail_in;
+      while (!eof) {
+        const size_t n = std::fread(in.data(), 1, in.size(), f.get());
+        if (n < in.size()) eof = true;
+        garbage += n;
+      }
+      return garbage;
+    }
+    if (r != Z_OK && r != Z_BUF_ERROR) {
+      throw DataError(path + ": corrupt gzip data (" + (z.msg ? z.msg : "unknown zlib error") + ")");
+    }
+    if (r == Z_BUF_ERROR && z.avail_in == 0 && eof) return 0;
+  }
+}
+
+/// True when the file's last 4 bytes (a gzip member's ISIZE, little-endian)
+/// are `total` modulo 2^32: a single member ending the file, holding all.
+bool gzip_ends_with_size(const std::string& path, uint64_t total) {
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  unsigned char b[4];
+  if (!f || std::fseek(f.get(), -4, SEEK_END) != 0 || std::fread(b, 1, 4, f.get()) != 4) return false;
+  const uint32_t isize = uint32_t{b[0]} | (uint32_t{b[1]} << 8) | (uint32_t{b[2]} << 16) | (uint32_t{b[3]} << 24);
+  return isize == static_cast<uint32_t>(total);
+}
+
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -255,9 +328,21 @@ class ByteSink {
 torch::Tensor read_idx(const std::string& path) {
   std::error_code ec;
   auto status = fs::status(path, ec);
-  if (!fs::exists(status)) throw DataError(path + ": no such file");
+  if (ec && ec.value() == ELOOP) throw DataError(path + ": a symbolic link loop, not an idx file");
+  if (!fs::exists(status)) {
+    if (fs::is_symlink(fs::symlink_status(path, ec))) {
+      throw DataError(path + ": a dangling symbolic link (to " + fs::read_symlink(path, ec).string() + ")");
+    }
+    throw DataError(path + ": no such file");
+  }
   if (!fs::is_regular_file(status)) {
-    throw DataError(path + ": not a regular file");
+    const char* kind = fs::is_directory(status)        ? "a directory"
+                       : fs::is_fifo(status)           ? "a FIFO (named pipe)"
+                       : fs::is_character_file(status) ? "a character device"
+                       : fs::is_block_file(status)     ? "a block device"
+                       : fs::is_socket(status)         ? "a socket"
+                                                       : "not a regular file";
+    throw DataError(path + ": " + kind + ", not an idx file (an idx file is a regular file, raw or gzip)");
   }
   const bool gzip = starts_with_gzip_magic(path);
   const std::string where = gzip ? " (after gzip decompression)" : "";
@@ -357,6 +442,18 @@ torch::Tensor read_idx(const std::string& path) {
     throw DataError(path + ": truncated: the gzip stream ends before its "
                     "checksum (all " + std::to_string(expected) +
                     " bytes of " + body_noun(ndim) + " present, unverified)");
+  }
+
+  if (gzip && !gzip_ends_with_size(path, header_bytes + expected)) {
+    // gzread skips bytes after the last member without a word; a raw file
+    // with trailing bytes is rejected above, so a gzip one is too. (A file
+    // that ends with its member's size field, as nearly every one does, needs
+    // no second pass: garbage would have to end in exactly those 4 bytes.)
+    if (const uint64_t garbage = gzip_trailing_garbage(path)) {
+      throw DataError(path + ": " + std::to_string(garbage) +
+                      " bytes of trailing garbage after the gzip stream (the file was damaged or "
+                      "appended to; fetch it again)");
+    }
   }
 
   torch::Tensor out = torch::empty(dims, torch::kUInt8);

@@ -3,7 +3,9 @@
 #include <png.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 #include <vector>
 
@@ -40,14 +42,18 @@ void write_png(const std::string& path, const torch::Tensor& image) {
 
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
   FILE* fp = std::fopen(tmp.c_str(), "wb");
-  if (!fp) throw std::runtime_error("cannot write " + path);
+  if (!fp) throw std::runtime_error("cannot write " + path + ": " + std::strerror(errno));
   png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
   png_infop info = png ? png_create_info_struct(png) : nullptr;
+  errno = 0;
   if (!png || !info || setjmp(png_jmpbuf(png))) {
+    // libpng's write error comes from fwrite: errno says why (a full disk...).
+    const int err = errno;
     png_destroy_write_struct(&png, &info);
     std::fclose(fp);
     std::remove(tmp.c_str());
-    throw std::runtime_error("libpng failed writing " + path);
+    throw std::runtime_error("libpng failed writing " + path +
+                             (err ? ": " + std::string(std::strerror(err)) : std::string()));
   }
   png_init_io(png, fp);
   png_set_IHDR(png, info, width, height, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE,
@@ -59,9 +65,13 @@ void write_png(const std::string& path, const torch::Tensor& image) {
   }
   png_write_end(png, nullptr);
   png_destroy_write_struct(&png, &info);
-  if (std::fclose(fp) != 0 || std::rename(tmp.c_str(), path.c_str()) != 0) {
+  const bool flushed = std::fflush(fp) == 0 && !std::ferror(fp) && ::fsync(::fileno(fp)) == 0;
+  int err = flushed ? 0 : errno;
+  if (std::fclose(fp) != 0 && err == 0) err = errno ? errno : EIO;
+  if (err == 0 && std::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
+  if (err != 0) {
     std::remove(tmp.c_str());
-    throw std::runtime_error("cannot finish writing " + path);
+    throw std::runtime_error("cannot finish writing " + path + ": " + std::strerror(err));
   }
 }
 

@@ -1,8 +1,10 @@
 #include "vaerepro/pixelcnn.h"
+#include "vaerepro/cli.h"
 
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <sstream>
 #include <stdexcept>
 
 namespace vaerepro {
@@ -164,6 +166,7 @@ std::vector<PriorCurvePoint> train_prior(GatedPixelCnnImpl& prior, const torch::
     auto perm = torch::randperm(n, torch::TensorOptions().dtype(torch::kInt64).device(train.device()));
     double sum = 0;
     for (int64_t i = 0; i < n; i += o.batch_size) {
+      throw_if_stopped(o.label);  // no checkpoint: a stopped prior trains afresh on resume
       auto batch = train.index_select(0, perm.narrow(0, i, std::min(o.batch_size, n - i)));  // [B, H, W]
       auto nll = prior.nll(batch);                                                           // [B]
       auto loss = nll.mean();
@@ -174,6 +177,17 @@ std::vector<PriorCurvePoint> train_prior(GatedPixelCnnImpl& prior, const torch::
       if (!std::isfinite(s)) {
         throw std::runtime_error(o.label + ": the prior's NLL became non-finite in epoch " + std::to_string(epoch + 1) +
                                  "; Adam learning rate " + std::to_string(o.lr) + ": try a smaller --prior-lr");
+      }
+      // Guessing uniformly costs log K nats per position; a prior many times
+      // worse than that has diverged.
+      const double per_map = s / static_cast<double>(batch.size(0));
+      const double uniform = static_cast<double>(positions) * std::log(static_cast<double>(prior.options.codes()));
+      if (o.divergence_factor > 0 && per_map > o.divergence_factor * std::max(uniform, 1.0)) {
+        std::ostringstream os;
+        os << o.label << ": the prior diverged in epoch " << epoch + 1 << ": its NLL is " << per_map
+           << " nats per map, more than " << o.divergence_factor << " times a uniform guess's " << uniform
+           << "; Adam learning rate " << o.lr << ": try a smaller --prior-lr";
+        throw std::runtime_error(os.str());
       }
       sum += s;
       const auto now = std::chrono::steady_clock::now();

@@ -152,11 +152,15 @@ struct PriorTrainOptions {
   double lr = 1e-3;  ///< Adam
   std::string label;
   double progress_seconds = 10;
+  /// Divergence: a minibatch NLL per map above this many times a uniform
+  /// guess's (H * W * log K nats) stops the run (0: no such check).
+  double divergence_factor = 10;
 };
 
 /// Trains the prior by maximum likelihood on `train` [N, H, W] with Adam,
 /// evaluating `test` after every epoch. Throws std::runtime_error on a
-/// non-finite loss.
+/// non-finite or exploding loss (divergence_factor); checks the stop flag
+/// every step (Interrupted, cli.h).
 std::vector<PriorCurvePoint> train_prior(GatedPixelCnnImpl& prior, const torch::Tensor& train, const torch::Tensor& test,
                                          const PriorTrainOptions& options);
 

@@ -26,8 +26,13 @@ std::string config_hash(const nlohmann::json& config) {
   return buf;
 }
 
+std::string PointStore::hash(const nlohmann::json& config) const {
+  if (data_fingerprint_.empty()) return config_hash(config);
+  return config_hash({{"config", config}, {"data_fingerprint", data_fingerprint_}});
+}
+
 std::string PointStore::dir(const std::string& name, const nlohmann::json& config) const {
-  return (fs::path(root_) / ".points" / slug_ / (name + "-" + config_hash(config))).string();
+  return (fs::path(root_) / ".points" / slug_ / (name + "-" + hash(config))).string();
 }
 
 std::optional<nlohmann::json> PointStore::load(const std::string& name, const nlohmann::json& config) const {
@@ -36,7 +41,8 @@ std::optional<nlohmann::json> PointStore::load(const std::string& name, const nl
   if (!in) return std::nullopt;
   try {
     auto j = nlohmann::json::parse(in);
-    if (j.is_object() && j.value("status", "") == "complete" && j.value("config", nlohmann::json()) == config) {
+    if (j.is_object() && j.value("status", "") == "complete" && j.value("config", nlohmann::json()) == config &&
+        j.value("data_fingerprint", std::string()) == data_fingerprint_) {
       return j;
     }
   } catch (const nlohmann::json::exception&) {
@@ -58,6 +64,7 @@ void PointStore::commit(const std::string& staging, const std::string& name, con
                         nlohmann::json point) const {
   point["status"] = "complete";
   point["config"] = config;
+  if (!data_fingerprint_.empty()) point["data_fingerprint"] = data_fingerprint_;
   write_file_atomic((fs::path(staging) / "point.json").string(), point.dump(2) + "\n");
   const std::string target = dir(name, config);
   std::error_code ec;

@@ -21,7 +21,12 @@ std::string config_hash(const nlohmann::json& config);
 /// One point's folder.
 class PointStore {
  public:
-  PointStore(std::string out_root, std::string slug) : root_(std::move(out_root)), slug_(std::move(slug)) {}
+  /// `data_fingerprint` (Dataset::fingerprint) enters every point's hash, so
+  /// that a point trained on other data is never reused.
+  PointStore(std::string out_root, std::string slug, std::string data_fingerprint = "")
+      : root_(std::move(out_root)), slug_(std::move(slug)), data_fingerprint_(std::move(data_fingerprint)) {}
+  /// The point's hash: of `config` and the data fingerprint.
+  std::string hash(const nlohmann::json& config) const;
   /// OUT/.points/SLUG/NAME-HASH
   std::string dir(const std::string& name, const nlohmann::json& config) const;
   /// The point's point.json when it is complete, else nothing.
@@ -34,7 +39,7 @@ class PointStore {
               nlohmann::json point) const;
 
  private:
-  std::string root_, slug_;
+  std::string root_, slug_, data_fingerprint_;
 };
 
 }  // namespace vaerepro

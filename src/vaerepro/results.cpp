@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <array>
@@ -40,7 +41,17 @@ void write_file_atomic(const std::string& path, const std::string& text) {
   const char* p = text.data();
   size_t left = text.size();
   const char* fault = std::getenv("VAEREPRO_FAULT_WRITE");
-  if (fault && *fault && path.find(fault) != std::string::npos) {
+  const char* fault_text = std::getenv("VAEREPRO_FAULT_WRITE_CONTAINS");
+  auto text_matches = [&]() {
+    if (!fault_text || !*fault_text) return true;
+    std::stringstream alternatives(fault_text);  // "A|B": either
+    std::string one;
+    while (std::getline(alternatives, one, '|')) {
+      if (!one.empty() && text.find(one) != std::string::npos) return true;
+    }
+    return false;
+  };
+  if (fault && *fault && path.find(fault) != std::string::npos && text_matches()) {
     // As a disk that fills up half-way: some bytes land, then the write fails.
     ssize_t ignored = ::write(fd, p, left / 2);
     (void)ignored;
@@ -95,6 +106,11 @@ void remove_stale_leftovers(const std::string& path, const std::string& marker) 
       fs::remove_all(e.path(), ignored);
     }
   }
+}
+
+void fault_point(const std::string& name) {
+  const char* kill_at = std::getenv("VAEREPRO_FAULT_KILL");
+  if (kill_at && name == kill_at) ::raise(SIGKILL);
 }
 
 std::string format_number(double v) {
@@ -155,8 +171,10 @@ RunWriter::RunWriter(std::string results_root, std::string slug)
   staging_ = (fs::path(root_) / ".staging" / (slug_ + "-" + std::to_string(::getpid()))).string();
   final_ = (fs::path(root_) / slug_).string();
   std::error_code ec;
-  // Staging folders of killed runs of this chapter (their process is gone).
+  // Staging folders of killed runs of this chapter (their process is gone),
+  // and an old result set aside by a replacement that was killed.
   remove_stale_leftovers((fs::path(root_) / ".staging" / slug_).string(), "-");
+  remove_stale_leftovers((fs::path(root_) / ".staging" / slug_).string(), ".old-");
   fs::remove_all(staging_, ec);
   fs::create_directories(staging_, ec);
   if (ec) {
@@ -199,26 +217,72 @@ void RunWriter::write_csv(const std::string& relative, const std::vector<std::st
   write_file_atomic(path(relative), os.str());
 }
 
+namespace {
+
+/// Swaps two paths atomically (renameat2 RENAME_EXCHANGE). False, with
+/// errno, when the file system or kernel cannot (EINVAL, ENOSYS).
+bool exchange_paths(const std::string& a, const std::string& b) {
+#if defined(SYS_renameat2) && defined(RENAME_EXCHANGE)
+  return ::syscall(SYS_renameat2, AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), RENAME_EXCHANGE) == 0;
+#elif defined(SYS_renameat2)
+  return ::syscall(SYS_renameat2, AT_FDCWD, a.c_str(), AT_FDCWD, b.c_str(), 1u << 1) == 0;
+#else
+  (void)a;
+  (void)b;
+  errno = ENOSYS;
+  return false;
+#endif
+}
+
+void fsync_folder(const fs::path& folder) {
+  const int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
 std::string RunWriter::move_to(const std::string& target) {
-  // The previous result is set aside under a name of its own, the new one
-  // moved in, and only then the old one deleted; if the second move fails the
-  // old one is put back, so results/SLUG never disappears.
-  static int moves = 0;
   std::error_code ec;
-  const fs::path old = fs::path(root_) / ".staging" /
-                       (slug_ + ".old-" + std::to_string(::getpid()) + "-" + std::to_string(++moves));
-  const bool had_old = fs::exists(target);
+  const bool had_old = fs::exists(fs::symlink_status(target, ec));
   if (had_old) {
+    // One atomic swap: the new result takes the old one's name, the old one
+    // the staging folder's; a kill at any moment leaves one complete result
+    // at `target`, and what is left at the staging name (its process dead)
+    // is removed by the next run (remove_stale_leftovers).
+    if (exchange_paths(staging_, target)) {
+      fsync_folder(fs::path(target).parent_path());
+      fault_point("swap");
+      fs::remove_all(staging_, ec);
+      done_ = true;
+      return target;
+    }
+    if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
+      throw std::runtime_error("cannot replace " + target + " by " + staging_ + ": " + std::strerror(errno));
+    }
+    // A file system without the swap: set the old one aside under a name
+    // the next run cleans up, move the new one in, put the old one back if
+    // that fails. (Between the two renames there is no result.)
+    const fs::path old = fs::path(root_) / ".staging" / (slug_ + ".old-" + std::to_string(::getpid()));
+    fs::remove_all(old, ec);
     fs::rename(target, old, ec);
     if (ec) throw std::runtime_error("cannot replace " + target + ": " + ec.message());
+    fault_point("swap");
+    fs::rename(staging_, target, ec);
+    if (ec) {
+      std::error_code ignored;
+      fs::rename(old, target, ignored);
+      throw std::runtime_error("cannot move " + staging_ + " to " + target + ": " + ec.message());
+    }
+    fs::remove_all(old, ec);
+    done_ = true;
+    return target;
   }
   fs::rename(staging_, target, ec);
-  if (ec) {
-    std::error_code ignored;
-    if (had_old) fs::rename(old, target, ignored);
-    throw std::runtime_error("cannot move " + staging_ + " to " + target + ": " + ec.message());
-  }
-  fs::remove_all(old, ec);
+  if (ec) throw std::runtime_error("cannot move " + staging_ + " to " + target + ": " + ec.message());
+  fsync_folder(fs::path(target).parent_path());
   done_ = true;
   return target;
 }
@@ -240,8 +304,27 @@ void RunWriter::abandon() {
 std::string RunWriter::fail(nlohmann::json run, const std::string& message) {
   run["status"] = "failed";
   run["error"] = message;
-  write_json("run.json", run);
-  return move_to(final_ + ".failed");
+  std::string write_error;
+  try {
+    write_json("run.json", run);
+  } catch (const std::exception& e) {
+    // A full disk may still take a short record; if not, no run.json at all
+    // rather than one saying "running".
+    write_error = e.what();
+    try {
+      write_json("run.json", {{"status", "failed"}, {"chapter", slug_}, {"error", message}});
+      write_error.clear();
+    } catch (const std::exception&) {
+      std::error_code ec;
+      fs::remove(fs::path(staging_) / "run.json", ec);
+    }
+  }
+  const std::string where = move_to(final_ + ".failed");
+  if (!write_error.empty()) {
+    throw std::runtime_error("the failure could not be recorded in " + where + "/run.json either (" + write_error +
+                             "); " + where + " holds the partial output");
+  }
+  return where;
 }
 
 }  // namespace vaerepro

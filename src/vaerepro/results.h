@@ -6,8 +6,9 @@
 ///
 /// A chapter run writes into `results/.staging/SLUG-PID/`. On success,
 /// `finish()` writes run.json with "status": "complete" last and renames the
-/// staging folder to `results/SLUG/` (the previous complete result is
-/// replaced only then). On failure, `fail()` moves it to
+/// staging folder to `results/SLUG/`; a previous complete result is swapped
+/// out in one atomic step (renameat2 RENAME_EXCHANGE) and then deleted, so
+/// `results/SLUG/` always holds one complete result. On failure, `fail()` moves it to
 /// `results/SLUG.failed/` with "status": "failed" and the message. A run
 /// killed outright leaves only its staging folder, which readers ignore.
 
@@ -23,9 +24,18 @@ namespace vaerepro {
 /// std::runtime_error naming the path and the system error on failure.
 ///
 /// Fault injection (tests): when the environment variable
-/// VAEREPRO_FAULT_WRITE holds a substring of `path`, the write fails half-way
-/// (half the bytes written to the temporary file) as a real I/O error would.
+/// VAEREPRO_FAULT_WRITE holds a substring of `path` (and, if
+/// VAEREPRO_FAULT_WRITE_CONTAINS is set, `text` contains it, or one of its
+/// '|'-separated alternatives), the write
+/// fails half-way (half the bytes written to the temporary file) as a real
+/// I/O error (a full disk) would.
 void write_file_atomic(const std::string& path, const std::string& text);
+
+/// Fault injection (tests): when the environment variable
+/// VAEREPRO_FAULT_KILL equals `name`, the process kills itself (SIGKILL)
+/// here, as a power loss or `kill -9` at that moment would. Points: "swap"
+/// (RunWriter, between the two steps of replacing a result).
+void fault_point(const std::string& name);
 
 /// Removes what killed processes left beside `path`: files or folders named
 /// `path` + `marker` + PID (e.g. ".tmp." from write_file_atomic, ".staging-"

@@ -5,6 +5,7 @@
 #include <malloc.h>
 #include <sched.h>
 
+#include <cctype>
 #include <climits>
 #include <cstdlib>
 #include <stdexcept>
@@ -57,6 +58,8 @@ RuntimeInfo configure_runtime(int threads) {
                       mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024) == 1 &&
                       mallopt(M_TOP_PAD, 64 * 1024 * 1024) == 1;
   info.available_cores = available_cores();
+  info.requested_threads = threads;
+  if (const char* omp = std::getenv("OMP_NUM_THREADS")) info.omp_num_threads_env = omp;
   int n = threads > 0 ? threads : info.available_cores;
   torch::set_num_threads(n);
   info.intra_op_threads = torch::get_num_threads();
@@ -96,12 +99,33 @@ std::vector<std::string> runtime_warnings(const RuntimeInfo& info, const torch::
                 "): CPU training is about 18x slower. Run `make deps` (installs "
                 "libopenblas0-openmp) or `update-alternatives --config libblas.so.3-x86_64-linux-gnu`.");
   }
-  if (!info.openblas_coretype_env.empty()) {
+  auto lower = [](std::string t) {
+    for (auto& ch : t) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    return t;
+  };
+  if (!info.openblas_coretype_env.empty() && !info.openblas_corename.empty() &&
+      lower(info.openblas_coretype_env) != lower(info.openblas_corename)) {
+    w.push_back("OPENBLAS_CORETYPE=" + info.openblas_coretype_env +
+                " is set in the environment but is not a core type OpenBLAS took: it uses the " +
+                info.openblas_corename + " kernels. Unset it, or set a name OpenBLAS knows (e.g. Haswell, SkylakeX).");
+  } else if (!info.openblas_coretype_env.empty()) {
     w.push_back("OPENBLAS_CORETYPE=" + info.openblas_coretype_env +
                 " is set in the environment: OpenBLAS uses those kernels (" +
                 info.openblas_corename +
                 ") instead of the best for this CPU; on AVX-512 machines Haswell kernels run "
                 "at about half speed. Unset it to let OpenBLAS choose.");
+  }
+  if (info.requested_threads > info.available_cores) {
+    w.push_back("--threads " + std::to_string(info.requested_threads) + " is more than the " +
+                std::to_string(info.available_cores) +
+                " cores available: the threads take turns on the cores and each step is slower. Use --threads 0 "
+                "(all cores) or at most " + std::to_string(info.available_cores) + ".");
+  }
+  if (info.requested_threads == 0 && !info.omp_num_threads_env.empty() &&
+      info.omp_num_threads_env != std::to_string(info.intra_op_threads)) {
+    w.push_back("OMP_NUM_THREADS=" + info.omp_num_threads_env + " is set, but --threads 0 (THREADS=0) uses all " +
+                std::to_string(info.intra_op_threads) + " available cores; pass --threads " +
+                info.omp_num_threads_env + " to honour it.");
   }
   if (info.intra_op_threads < info.available_cores) {
     w.push_back("torch uses " + std::to_string(info.intra_op_threads) + " thread(s) of " +
@@ -119,6 +143,8 @@ nlohmann::json RuntimeInfo::to_json() const {
           {"openblas_corename", openblas_corename},
           {"openblas_coretype_env", openblas_coretype_env},
           {"intra_op_threads", intra_op_threads},
+          {"requested_threads", requested_threads},
+          {"omp_num_threads_env", omp_num_threads_env},
           {"available_cores", available_cores},
           {"malloc_tuned", malloc_tuned},
           {"cuda_available", cuda_available},

@@ -21,6 +21,8 @@ struct RuntimeInfo {
   std::string openblas_corename;  ///< the kernel OpenBLAS picked ("Haswell", "SkylakeX", ...)
   std::string openblas_coretype_env;  ///< OPENBLAS_CORETYPE as set in the environment
   int intra_op_threads = 0;
+  int requested_threads = 0;          ///< --threads as given (0: all available cores)
+  std::string omp_num_threads_env;    ///< OMP_NUM_THREADS as set in the environment
   int available_cores = 0;
   bool malloc_tuned = false;  ///< glibc trim/mmap thresholds raised
   bool cuda_available = false;
@@ -42,8 +44,11 @@ RuntimeInfo configure_runtime(int threads = 0);
 /// each want all its threads and queue on its lock.
 bool blas_calls_stay_on_caller();
 
-/// One line per problem that slows the run down (reference BLAS active while
-/// training on the CPU, a forced slower OpenBLAS kernel, fewer threads than cores).
+/// One line per problem that slows the run down or a setting that is not
+/// honoured: reference BLAS active while training on the CPU, a forced slower
+/// OpenBLAS kernel, an OPENBLAS_CORETYPE OpenBLAS does not know (ignored),
+/// fewer threads than cores, more threads than cores, OMP_NUM_THREADS
+/// overridden by --threads 0.
 std::vector<std::string> runtime_warnings(const RuntimeInfo& info, const torch::Device& device);
 
 /// "auto" (CUDA when present, else CPU), "cpu" or "cuda". Throws

@@ -1,8 +1,10 @@
 #include "vaerepro/vqvae.h"
+#include "vaerepro/cli.h"
 
 #include <chrono>
 #include <cmath>
 #include <iostream>
+#include <sstream>
 #include <stdexcept>
 
 namespace vaerepro {
@@ -204,10 +206,12 @@ VqTrainResult train_vqvae(VqVaeImpl& model, int64_t n_train,
   // Window sums of the minibatch terms between curve points (float64).
   double w_rec = 0, w_cb = 0, w_cm = 0, w_mse = 0;
   int64_t w_n = 0, step = 0, next_point = 1;
+  double first_loss = 0;
   std::vector<torch::Tensor> w_codes;
   for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
     auto perm = torch::randperm(n_train, torch::TensorOptions().dtype(torch::kInt64).device(device));
     for (int64_t s = 0; s < steps_per_epoch; ++s) {
+      throw_if_stopped(o.label);  // no checkpoint: a stopped VQ-VAE trains afresh on resume
       model.train();
       auto idx = perm.narrow(0, s * o.batch_size, std::min(o.batch_size, n_train - s * o.batch_size));
       auto xb = batch(idx);  // [B, 784]
@@ -228,6 +232,20 @@ VqTrainResult train_vqvae(VqVaeImpl& model, int64_t n_train,
                                    " (reconstruction " + std::to_string(rec) + ", codebook " + std::to_string(cb) +
                                    ", commitment " + std::to_string(cm) + "); Adam learning rate " +
                                    std::to_string(o.lr) + ": try a smaller --lr");
+        }
+        // A finite loss can still explode (the codebook term growing to 1e17
+        // with one code left in use): compared with the first step's.
+        const double per_example = (rec + cb + cm) / static_cast<double>(xb.size(0));
+        if (step == 1) first_loss = per_example;
+        const double limit = o.divergence_factor * std::max(std::abs(first_loss), 1.0);
+        if (o.divergence_factor > 0 && per_example > limit) {
+          std::ostringstream os;
+          os << o.label << ": the VQ-VAE diverged at step " << step << ": its loss is " << per_example
+             << " per example (reconstruction " << rec / xb.size(0) << ", codebook " << cb / xb.size(0)
+             << ", commitment " << cm / xb.size(0) << "), more than " << o.divergence_factor
+             << " times the first step's " << first_loss << "; Adam learning rate " << o.lr
+             << ": try a smaller --lr";
+          throw std::runtime_error(os.str());
         }
         w_rec += rec;
         w_cb += cb;

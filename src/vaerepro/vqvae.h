@@ -162,6 +162,9 @@ struct VqTrainOptions {
   int64_t curve_test_examples = 2000;
   std::string label;             ///< progress-line prefix
   double progress_seconds = 10;
+  /// Divergence: a step whose loss per example exceeds this many times the
+  /// first step's (at least 1 nat) stops the run (0: no such check).
+  double divergence_factor = 1e3;
 };
 
 struct VqTrainResult {
@@ -173,7 +176,8 @@ struct VqTrainResult {
 /// Trains with Adam on minibatches drawn by `batch(idx)` from `n_train`
 /// examples (so the caller decides the protocol: gray levels or dynamic
 /// binarisation), evaluating on `test` [M, 784]. Throws std::runtime_error
-/// naming the term and step when a loss becomes non-finite.
+/// naming the terms and step when a loss becomes non-finite or explodes
+/// (divergence_factor); checks the stop flag every step (Interrupted, cli.h).
 VqTrainResult train_vqvae(VqVaeImpl& model, int64_t n_train,
                           const std::function<torch::Tensor(const torch::Tensor&)>& batch,
                           const torch::Tensor& test, const VqTrainOptions& options);
