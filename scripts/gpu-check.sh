@@ -80,6 +80,7 @@ out="$(cd "$out" && pwd)"
 bundle="$(cd "$(dirname "$bundle")" && pwd)/$(basename "$bundle")"
 prefix="$work/prefix"
 build="$work/build"
+export root bundle work prefix build jobs  # the step functions run in a child bash
 logs="$work/logs"
 steps_tsv="$work/steps.tsv"
 rm -rf "$logs" "$work/results"
@@ -102,7 +103,13 @@ step() {
   local s e rc status
   s=$(date +%s)
   say "--- $name (limit ${limit} s, $(elapsed) s into the check)"
-  timeout --kill-after=10 "$limit" "$@" > "$logs/$name.log" 2>&1
+  if declare -F "$1" >/dev/null; then
+    # A function of this script: `timeout` runs it in a child bash.
+    export -f "$1"
+    timeout --kill-after=10 "$limit" bash -o pipefail -c "$(printf '%q ' "$@")" > "$logs/$name.log" 2>&1
+  else
+    timeout --kill-after=10 "$limit" "$@" > "$logs/$name.log" 2>&1
+  fi
   rc=$?
   e=$(date +%s)
   case $rc in
@@ -192,17 +199,49 @@ else
   done
 fi
 
+# How LibTorch is found: its CMake files (find_package(Torch)), or, where
+# they fail there (Torch's CUDA config wants a complete CUDA toolkit), its
+# folder without them (cmake/TorchWithoutConfig.cmake). GPU_CHECK_TORCH=config
+# or =folder forces one.
+torch_root=""
+torch_abi=1
+if [ "$dry" = 1 ]; then
+  # Debian's LibTorch as such a folder, for GPU_CHECK_TORCH=folder here.
+  mkdir -p "$work/debian-torch"
+  ln -sfn /usr/include "$work/debian-torch/include"
+  ln -sfn "/usr/lib/$multiarch" "$work/debian-torch/lib"
+  torch_root="$work/debian-torch"
+else
+  torch_root="$(python3 -c 'import os, torch; print(os.path.dirname(torch.__file__))' 2>/dev/null)"
+  torch_abi="$(python3 -c 'import torch; print(int(torch._C._GLIBCXX_USE_CXX11_ABI))' 2>/dev/null || echo 1)"
+fi
+export libdir torch_prefix torch_root torch_abi
 configure() {
-  local gen=() launcher=()
+  local mode="${GPU_CHECK_TORCH:-auto}"
+  if [ "$mode" != folder ]; then
+    configure_with config && return 0
+    [ "$mode" = config ] && return 1
+    echo "find_package(Torch) failed: again with LibTorch's folder ($torch_root) without its CMake files"
+  fi
+  rm -rf "$build"
+  configure_with folder
+}
+configure_with() {
+  local gen=() launcher=() torch_args=()
   command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
   command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   local cmake_prefix="$prefix/usr;$prefix/gtest"
-  [ -n "$torch_prefix" ] && cmake_prefix="$torch_prefix;$cmake_prefix"
-  echo "CMAKE_PREFIX_PATH=$cmake_prefix"
+  if [ "$1" = folder ]; then
+    torch_args=(-DVAEREPRO_TORCH_ROOT="$torch_root" -DVAEREPRO_TORCH_CXX11_ABI="$torch_abi")
+  elif [ -n "$torch_prefix" ]; then
+    cmake_prefix="$torch_prefix;$cmake_prefix"
+  fi
+  echo "LibTorch through its ${1/config/CMake files}; CMAKE_PREFIX_PATH=$cmake_prefix"
   # Each library's location is named, so that nothing from /usr is picked up
   # where the system has its own copy (the dry run), and nothing is missed
   # where the compiler does not search the multiarch folders.
-  cmake -S "$root" -B "$build" "${gen[@]}" "${launcher[@]}" -DCMAKE_BUILD_TYPE=Release \
+  cmake -S "$root" -B "$build" "${gen[@]}" "${launcher[@]}" "${torch_args[@]}" -DCMAKE_BUILD_TYPE=Release \
+    -DVAEREPRO_GPU_CHECK_DRY=OFF \
     -DCMAKE_PREFIX_PATH="$cmake_prefix" \
     -DBoost_DIR="$libdir/cmake/Boost-1.74.0" -DBoost_NO_SYSTEM_PATHS=ON -DBOOST_ROOT="$prefix/usr" \
     -Dboost_program_options_DIR="$libdir/cmake/boost_program_options-1.74.0" \
@@ -220,6 +259,7 @@ configure() {
     case "$val" in "$prefix"/*) ;; *) echo "ERROR: $var is not in the prefix"; bad=1 ;; esac
   done
   echo "found: Torch_DIR = $(sed -n 's/^Torch_DIR:[A-Z]*=//p' "$build/CMakeCache.txt")"
+  echo "found: VAEREPRO_TORCH_ROOT = $(sed -n 's/^VAEREPRO_TORCH_ROOT:[A-Z]*=//p' "$build/CMakeCache.txt")"
   return $bad
 }
 built=0

@@ -190,6 +190,17 @@ def main():
         "machine": machine(),
         "steps": steps,
     }
+    found = {}
+    try:
+        for line in (logs / "configure.log").read_text(errors="replace").splitlines():
+            if line.startswith("LibTorch through its"):
+                found["libtorch_through"] = line.split(";")[0][len("LibTorch through its "):]
+            elif line.startswith("found: "):
+                key, _, value = line[len("found: "):].partition(" = ")
+                found[key] = value
+    except OSError:
+        pass
+    summary["build"] = found
     t = tests(work / "ctest.xml")
     if t is not None:
         t["summary_line"] = ctest_summary(logs / "ctest.log")

@@ -132,13 +132,13 @@ INSTANTIATE_TEST_SUITE_P(Models, CudaHandWrittenStep,
                                            GpuStepCase{"[10, 2]", Activation::kSigmoid, ConditionEncoding::kRaw, 4.0,
                                                        7}));
 
-struct Run {
+struct TrainedRun {
   TrainResult result;
   std::vector<torch::Tensor> params;  // on the CPU
 };
 
 /// 60 steps of a [32, 3] VAE on the four-prototype set, on `device`.
-Run train_on(const torch::Device& device, bool hand_written, bool fused, uint64_t seed = 9) {
+TrainedRun train_on(const torch::Device& device, bool hand_written, bool fused, uint64_t seed = 9) {
   const TensorData d = to_device(vaerepro::test::four_prototypes(), device);
   torch::manual_seed(seed);
   Vae vae(VaeOptions(64, parse_architecture("[32, 3]")));
@@ -152,7 +152,7 @@ Run train_on(const torch::Device& device, bool hand_written, bool fused, uint64_
   t.progress_seconds = 0;
   t.eval_at = {32 * 20};
   t.hand_written_step = hand_written;
-  Run r;
+  TrainedRun r;
   r.result = train_vae(*vae, *opt, d, t);
   for (auto& q : vae->parameters()) {
     EXPECT_EQ(q.device().type(), device.type());
@@ -163,9 +163,9 @@ Run train_on(const torch::Device& device, bool hand_written, bool fused, uint64_
 
 TEST(CudaTraining, HandWrittenFusedRunStaysWithAutogradAndTorchOptimOnTheGpu) {
   SKIP_WITHOUT_CUDA();
-  const Run hand = train_on(kGpu, true, true);
-  const Run autograd = train_on(kGpu, false, true);
-  const Run plain = train_on(kGpu, true, false);
+  const TrainedRun hand = train_on(kGpu, true, true);
+  const TrainedRun autograd = train_on(kGpu, false, true);
+  const TrainedRun plain = train_on(kGpu, true, false);
   EXPECT_EQ(hand.result.step, "hand-written");
   EXPECT_EQ(autograd.result.step.rfind("autograd", 0), 0u) << autograd.result.step;
   for (size_t i = 0; i < hand.params.size(); ++i) {
@@ -182,7 +182,7 @@ TEST(CudaTraining, GpuRunLearnsWhatTheCpuRunLearns) {
   // The GPU draws other random numbers (its own generator), so the runs are
   // not step for step the same: their bounds agree within what separates
   // CPU runs of other seeds.
-  const Run gpu = train_on(kGpu, true, true);
+  const TrainedRun gpu = train_on(kGpu, true, true);
   std::vector<double> cpu;
   for (uint64_t seed : {9, 10, 11}) cpu.push_back(train_on(torch::kCPU, true, true, seed).result.curve.back().test.elbo);
   const double lo = *std::min_element(cpu.begin(), cpu.end()), hi = *std::max_element(cpu.begin(), cpu.end());
