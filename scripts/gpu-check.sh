@@ -40,7 +40,7 @@
 # failed (gpu-check.json says which), 77 (dry run) no bundle can be made here.
 set -uo pipefail
 
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+root="${GPU_CHECK_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"  # GPU_CHECK_ROOT: when run from a copy
 dry=0
 bundle="$root/gpu-bundle"
 work=""
@@ -104,8 +104,9 @@ step() {
   s=$(date +%s)
   say "--- $name (limit ${limit} s, $(elapsed) s into the check)"
   if declare -F "$1" >/dev/null; then
-    # A function of this script: `timeout` runs it in a child bash.
-    export -f "$1"
+    # A function of this script: `timeout` runs it in a child bash (with
+    # every function of this script; the variables they read are exported).
+    export -f $(declare -F | awk '{print $3}')
     timeout --kill-after=10 "$limit" bash -o pipefail -c "$(printf '%q ' "$@")" > "$logs/$name.log" 2>&1
   else
     timeout --kill-after=10 "$limit" "$@" > "$logs/$name.log" 2>&1
@@ -144,15 +145,22 @@ fi
 
 # ------------------------------------------------------------ 1. unpack
 unpack() {
-  rm -rf "$prefix"
+  # A prefix made from this very bundle is kept (a rerun, make test again).
+  if [ -f "$prefix/.bundle-manifest" ] && cmp -s "$prefix/.bundle-manifest" "$bundle/MANIFEST" &&
+     [ -f "$prefix/gtest/lib/cmake/GTest/GTestConfig.cmake" ]; then
+    echo "the prefix $prefix holds this bundle already"
+    return 0
+  fi
+  rm -rf "$prefix" "$work/gtest-build"
   mkdir -p "$prefix"
-  local deb
+  local deb member z
   for deb in "$bundle"/debs/*.deb; do
     if command -v dpkg-deb >/dev/null 2>&1; then
       dpkg-deb -x "$deb" "$prefix" || return 1
     else  # a .deb is an ar archive holding data.tar.*
-      (cd "$prefix" && ar p "$deb" "$(ar t "$deb" | grep '^data\.tar')" | tar -x -a -f - 2>/dev/null ||
-        ar p "$deb" "$(ar t "$deb" | grep '^data\.tar')" | tar -x -J -f -) || return 1
+      member="$(ar t "$deb" | grep '^data\.tar')"
+      case "$member" in *.xz) z=-J ;; *.zst) z=--zstd ;; *.gz) z=-z ;; *) z= ;; esac
+      ar p "$deb" "$member" | tar -x $z -C "$prefix" -f - || return 1
     fi
     echo "unpacked $(basename "$deb")"
   done
@@ -169,7 +177,8 @@ unpack() {
   command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
   cmake -S "$prefix/usr/src/googletest" -B "$work/gtest-build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
     -DBUILD_GMOCK=OFF -DINSTALL_GTEST=ON -DCMAKE_INSTALL_PREFIX="$prefix/gtest" -DCMAKE_INSTALL_LIBDIR=lib &&
-    cmake --build "$work/gtest-build" -j "$jobs" && cmake --install "$work/gtest-build"
+    cmake --build "$work/gtest-build" -j "$jobs" && cmake --install "$work/gtest-build" &&
+    cp "$bundle/MANIFEST" "$prefix/.bundle-manifest"
 }
 step unpack 180 unpack || { say "cannot go on without the prefix"; }
 
