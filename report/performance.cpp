@@ -255,7 +255,7 @@ double cpu_probe(const Paths& paths) {
   std::error_code ec;
   const fs::path dir = fs::path(paths.results) / ".points" / "06-architecture-search";
   for (const auto& e : fs::directory_iterator(dir, ec)) {
-    if (e.path().filename().string().rfind("probe-500-500-3-r0-", 0) != 0) continue;
+    if (e.path().filename().string().rfind("probe-[500, 500, 3]-r0-", 0) != 0) continue;
     try {
       const json p = read_json(e.path() / "point.json");
       if (p.value("device", std::string("cpu")) != "cpu") continue;

@@ -327,7 +327,7 @@ rate_of() {
 import json, pathlib, sys
 kind, d = sys.argv[1], pathlib.Path(sys.argv[2])
 try:
-    if kind == "ch1":
+    if kind == "chapter-01":
         m = json.loads(next(d.glob("*/metrics.json")).read_text())["models"][0]
         s, t = m["samples_seen"], m["train_seconds"]
     else:

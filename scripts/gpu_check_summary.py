@@ -81,11 +81,17 @@ def tests(xml_path):
     suite = root if root.tag == "testsuite" else root.find("testsuite")
     cases = []
     for case in suite.iter("testcase"):
-        status = case.get("status") or "passed"
-        if case.find("skipped") is not None:
-            status = "skipped"
-        elif case.find("failure") is not None or case.find("error") is not None:
+        # ctest's JUnit: status "run" (passed unless a <failure> says
+        # otherwise), "notrun" with <skipped> (GTEST_SKIP), "fail".
+        raw = case.get("status") or "run"
+        if case.find("failure") is not None or case.find("error") is not None or raw == "fail":
             status = "failed"
+        elif case.find("skipped") is not None:
+            status = "skipped"
+        elif raw in ("run", "passed"):
+            status = "passed"
+        else:
+            status = raw
         message = ""
         for child in case:
             if child.tag in ("skipped", "failure", "error"):

@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <csignal>
+#include <cctype>
 #include <cmath>
 #include <filesystem>
 #include <set>
@@ -83,6 +84,14 @@ struct GpuStepCase {
   int64_t batch;
 };
 
+std::string gpu_case_name(const ::testing::TestParamInfo<GpuStepCase>& info) {
+  std::string a = to_string(info.param.activation) + "_" + info.param.arch + "_" + to_string(info.param.condition);
+  for (char& ch : a) {
+    if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+  }
+  return a;
+}
+
 class CudaHandWrittenStep : public ::testing::TestWithParam<GpuStepCase> {};
 
 TEST_P(CudaHandWrittenStep, EveryGradientMatchesAutogradOnTheGpu) {
@@ -130,7 +139,8 @@ INSTANTIATE_TEST_SUITE_P(Models, CudaHandWrittenStep,
                                            GpuStepCase{"[12, 8, 3]", Activation::kRelu, ConditionEncoding::kOneHot,
                                                        2.0, 10},
                                            GpuStepCase{"[10, 2]", Activation::kSigmoid, ConditionEncoding::kRaw, 4.0,
-                                                       7}));
+                                                       7}),
+                         gpu_case_name);
 
 struct TrainedRun {
   TrainResult result;

@@ -425,7 +425,7 @@ TEST(PerformanceAppendix, ShowsTheGpuCheckBesideTheCpu) {
   std::ofstream(root / "results/bench/bench.json")
       << json{{"configs", {{{"name", "kw"}, {"description", "KW"},
                             {"variants", {{"suite", {{"median_samples_per_s", 25000.0}, {"threads", 2}}}}}}}}}.dump();
-  const fs::path probe = root / "results/.points/06-architecture-search/probe-500-500-3-r0-abc";
+  const fs::path probe = root / "results/.points/06-architecture-search/probe-[500, 500, 3]-r0-abc";
   fs::create_directories(probe);
   std::ofstream(probe / "point.json") << json{{"status", "complete"}, {"samples_seen", 120000},
                                               {"train_seconds", 12.0}, {"device", "cpu"}}.dump();
