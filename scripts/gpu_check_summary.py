@@ -74,13 +74,12 @@ def machine():
     return m
 
 
-def tests(xml_path):
-    if not xml_path.exists():
+def tests(xml_paths):
+    xml_paths = [p for p in xml_paths if p.exists()]
+    if not xml_paths:
         return None
-    root = ET.parse(xml_path).getroot()
-    suite = root if root.tag == "testsuite" else root.find("testsuite")
     cases = []
-    for case in suite.iter("testcase"):
+    for case in (c for p in xml_paths for c in ET.parse(p).getroot().iter("testcase")):
         # ctest's JUnit: status "run" (passed unless a <failure> says
         # otherwise), "notrun" with <skipped> (GTEST_SKIP), "fail".
         raw = case.get("status") or "run"
@@ -106,15 +105,32 @@ def tests(xml_path):
             "skipped": [c["name"] for c in cases if c["status"] == "skipped"]}
 
 
-def ctest_summary(log):
+def ctest_summary(logs):
+    lines = []
+    for log in logs:
+        try:
+            text = log.read_text(errors="replace").splitlines()
+        except OSError:
+            continue
+        lines += [f"{log.stem}: {line.strip()}" for line in text if "tests passed" in line and "out of" in line]
+    return "; ".join(lines) or None
+
+
+def from_progress(log, full, device):
+    """The last rate a run's progress lines printed, for a run stopped at its
+    time limit before it wrote its results."""
+    import re
     try:
-        text = log.read_text(errors="replace").splitlines()
+        text = log.read_text(errors="replace")
     except OSError:
         return None
-    for line in text:
-        if "tests passed" in line and "out of" in line:
-            return line.strip()
-    return None
+    found = re.findall(r"([0-9.]+(?:e[+-]?[0-9]+)?)/[0-9.e+]+ samples .*?([0-9.]+(?:e[+-]?[0-9]+)?) samples/s", text)
+    if not found:
+        return None
+    seen, r = float(found[-1][0]), float(found[-1][1])
+    return {"samples": seen, "full_budget_samples": full, "samples_per_s": r, "seconds_for_full_budget": full / r,
+            "partial": True, "device": device,
+            "note": "stopped at its time limit: the rate of its last progress line (evaluations apart)"}
 
 
 def rate(samples, seconds):
@@ -207,12 +223,17 @@ def main():
     except OSError:
         pass
     summary["build"] = found
-    t = tests(work / "ctest.xml")
+    runs = ("ctest-cuda", "ctest")  # the CUDA tests, then the others
+    t = tests([work / f"{r}.xml" for r in runs])
     if t is not None:
-        t["summary_line"] = ctest_summary(logs / "ctest.log")
+        t["summary_line"] = ctest_summary([logs / f"{r}.log" for r in runs])
     summary["tests"] = t
     ch1, ch1_files = chapter_01(results, a.ch1_full)
     ch6, ch6_files = chapter_06(results, a.ch6_full)
+    if ch1 is None:
+        ch1 = from_progress(logs / "chapter-01.log", a.ch1_full, a.device)
+    if ch6 is None:
+        ch6 = from_progress(logs / "chapter-06.log", a.ch6_full, a.device)
     b, b_file = bench(results)
     summary["chapter_01"] = ch1
     summary["chapter_06_probe"] = ch6
@@ -222,7 +243,7 @@ def main():
 
     problems = [f"step {s['name']}: {s['status']}" for s in steps if s["status"] not in ("passed", "skipped")]
     if t is None:
-        problems.append("no test results (ctest.xml)")
+        problems.append("no test results (ctest-cuda.xml, ctest.xml)")
     else:
         if t["counts"]["failed"] or t["counts"]["other"]:
             problems.append(f"{t['counts']['failed'] + t['counts']['other']} tests did not pass")
@@ -247,17 +268,27 @@ def main():
         (out / "chapter-06.json").write_text(json.dumps(ch6_files, indent=2) + "\n")
     if b_file:
         (out / "bench.json").write_text(json.dumps(b_file, indent=2) + "\n")
-    for name, lines in (("build", 3000), ("ctest", 20000)):
-        if (logs / f"{name}.log").exists():
-            (out / f"{name}.log").write_text(tail(logs / f"{name}.log", lines))
-    if (work / "ctest.xml").exists():
-        shutil.copyfile(work / "ctest.xml", out / "ctest.xml")
+    if (logs / "build.log").exists():
+        (out / "build.log").write_text(tail(logs / "build.log", 3000))
+    with open(out / "ctest.log", "w") as f:
+        for r in runs:
+            if (logs / f"{r}.log").exists():
+                f.write(f"===== {r}\n" + tail(logs / f"{r}.log", 10000))
+    # Both runs' JUnit files in one.
+    merged = ET.Element("testsuites")
+    for r in runs:
+        if (work / f"{r}.xml").exists():
+            root = ET.parse(work / f"{r}.xml").getroot()
+            for suite in ([root] if root.tag == "testsuite" else list(root)):
+                suite.set("name", r)
+                merged.append(suite)
+    ET.ElementTree(merged).write(out / "ctest.xml", encoding="utf-8", xml_declaration=True)
     with open(out / "gpu-check.log", "w") as f:
         for s in steps:
             f.write(f"===== {s['name']}: {s['status']} (exit {s['exit']}, {s['seconds']} s of {s['limit']})\n")
             log = logs / f"{s['name']}.log"
             if log.exists():
-                f.write(tail(log, 60 if s["name"] in ("build", "ctest") else 400))
+                f.write(tail(log, 60 if s["name"] in ("build", "ctest", "ctest-cuda") else 400))
         if (logs / "ldd.log").exists():
             f.write("===== ldd chapter-01\n" + tail(logs / "ldd.log", 100))
         f.write("===== problems\n" + ("\n".join(problems) or "none") + "\n")

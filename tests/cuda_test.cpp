@@ -86,10 +86,12 @@ struct GpuStepCase {
 
 std::string gpu_case_name(const ::testing::TestParamInfo<GpuStepCase>& info) {
   std::string a = to_string(info.param.activation) + "_" + info.param.arch + "_" + to_string(info.param.condition);
-  for (char& ch : a) {
+  std::string name;
+  for (char ch : a) {
     if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+    if (ch != '_' || (!name.empty() && name.back() != '_')) name += ch;
   }
-  return a;
+  return name;
 }
 
 class CudaHandWrittenStep : public ::testing::TestWithParam<GpuStepCase> {};
