@@ -97,6 +97,8 @@ if [ -d "$data" ]; then
     mv "$dest/data/mnist/$f.gz.tmp" "$dest/data/mnist/$f.gz"
   done
   [ -f "$data/SOURCE" ] && [ -d "$dest/data/mnist" ] && cp "$data/SOURCE" "$dest/data/mnist/SOURCE"
+elif [ -s "$dest/data/mnist/train-images-idx3-ubyte.gz" ]; then
+  echo "gpu-bundle.sh: no $data: the bundle keeps the MNIST it has"
 else
   echo "gpu-bundle.sh: no $data: the check there trains on the synthetic set (make data first for MNIST)" >&2
 fi
