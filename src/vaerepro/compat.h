@@ -13,9 +13,9 @@
 ///    handle to the same generator) that both accept.
 ///  - the CPU generator's mt19937 (protocol.cpp's Bernoulli loop):
 ///    at::check_generator<CPUGeneratorImpl> takes c10::optional<Generator>
-///    in 1.13 and std::optional<Generator> in 2.x (c10::optional became an
-///    alias of std::optional in 2.4); it is called with a Generator, which
-///    converts to either.
+///    in 1.13 (c10's own optional) and std::optional<Generator> in current
+///    2.x (c10/util/Optional.h is `using std::optional;` there); it is
+///    called with a Generator, which converts to either.
 ///  - optional values: the suite's own interfaces use std::optional only;
 ///    nothing passes a c10::optional or c10::nullopt to LibTorch.
 ///  - the version macros: TORCH_VERSION (a string) exists in 2.x; 1.13 has
