@@ -105,7 +105,7 @@ fi
 
 # What is in it, with sizes (each .deb's too).
 {
-  echo "# gpu-bundle made $(date -u +%Y-%m-%dT%H:%M:%SZ) by scripts/gpu-bundle.sh"
+  echo "# gpu-bundle, made by scripts/gpu-bundle.sh (package, version, size)"
   for deb in "$dest"/debs/*.deb; do
     printf '%s\t%s\t%s bytes\n' "$(dpkg-deb -f "$deb" Package)" "$(dpkg-deb -f "$deb" Version)" "$(stat -c %s "$deb")"
   done
