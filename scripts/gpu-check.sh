@@ -176,7 +176,7 @@ unpack() {
   local gen=()
   command -v ninja >/dev/null 2>&1 && gen=(-G Ninja)
   cmake -S "$prefix/usr/src/googletest" -B "$work/gtest-build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
-    -DBUILD_GMOCK=OFF -DINSTALL_GTEST=ON -DCMAKE_INSTALL_PREFIX="$prefix/gtest" -DCMAKE_INSTALL_LIBDIR=lib &&
+    -DCMAKE_POLICY_VERSION_MINIMUM=3.5 -DBUILD_GMOCK=OFF -DINSTALL_GTEST=ON -DCMAKE_INSTALL_PREFIX="$prefix/gtest" -DCMAKE_INSTALL_LIBDIR=lib &&
     cmake --build "$work/gtest-build" -j "$jobs" && cmake --install "$work/gtest-build" &&
     cp "$bundle/MANIFEST" "$prefix/.bundle-manifest"
 }
@@ -250,7 +250,7 @@ configure_with() {
   # where the system has its own copy (the dry run), and nothing is missed
   # where the compiler does not search the multiarch folders.
   cmake -S "$root" -B "$build" "${gen[@]}" "${launcher[@]}" "${torch_args[@]}" -DCMAKE_BUILD_TYPE=Release \
-    -DVAEREPRO_GPU_CHECK_DRY=OFF \
+    -DVAEREPRO_GPU_CHECK_DRY=OFF -DCMAKE_POLICY_VERSION_MINIMUM=3.5 \
     -DCMAKE_PREFIX_PATH="$cmake_prefix" \
     -DBoost_DIR="$libdir/cmake/Boost-1.74.0" -DBoost_NO_SYSTEM_PATHS=ON -DBOOST_ROOT="$prefix/usr" \
     -Dboost_program_options_DIR="$libdir/cmake/boost_program_options-1.74.0" \
