@@ -184,3 +184,21 @@ docs: configure ## Doxygen documentation of src/ and the chapters, in build/docs
 
 clean: ## remove the build folder (results and data are kept)
 	rm -rf $(BUILD_DIR)
+
+# ---- On a GPU (issue #23; README.md, "On a GPU") -------------------------------
+# gpu-bundle: the Debian packages (and MNIST, when data/mnist has it) that
+# scripts/gpu-check.sh unpacks on a GPU machine, in gpu-bundle/ (git ignores
+# it; about 22 MiB, carried there with the working tree).
+# gpu-check-dry: the check's steps that need no GPU, here against Debian's CPU
+# LibTorch (the bundle unpacked into a prefix, configure, a subset of the
+# build, the CUDA tests skipping, the timings at smoke size), in
+# $(BUILD_DIR)/gpu-check-dry; `make test` runs it too (ctest gpu_check_dry).
+.PHONY: gpu-bundle gpu-check-dry
+
+gpu-bundle: ## download what the GPU check needs there (no network there) into gpu-bundle/
+	@scripts/gpu-bundle.sh
+
+gpu-check-dry: ## run scripts/gpu-check.sh here without a GPU (what `make test` checks of it)
+	@rc=0; scripts/gpu-check.sh --dry-run --work $(BUILD_DIR)/gpu-check-dry --jobs $(JOBS) || rc=$$?; \
+	if [ $$rc = 77 ]; then echo "gpu-check-dry: skipped: the bundle cannot be made here (see above)"; exit 0; fi; \
+	exit $$rc

@@ -40,8 +40,12 @@
 /// it waits (up to --wait-seconds) for other runnable processes to go away,
 /// records how many there were, and warns when the figures were taken under
 /// load. Writes --json (results/bench/bench.json) for the report's
-/// performance appendix. GPU timings are not taken by this program on a
-/// CPU-only LibTorch; the JSON says so.
+/// performance appendix. With --device cuda (a CUDA LibTorch; the GPU check,
+/// scripts/gpu-check.sh) the same variants that mean something on a GPU
+/// (suite, suite-torch-optim, suite-autograd, libtorch-plain, gemm-bound and
+/// the default and tuned Python loops) run on the GPU, each timing ended by
+/// a synchronisation; on the CPU-only LibTorch the JSON says that GPU
+/// numbers were not measured.
 
 #include <sys/wait.h>
 #include <unistd.h>
@@ -71,6 +75,7 @@
 
 #include "vaerepro/build_config.h"
 #include "vaerepro/cli.h"
+#include "vaerepro/compat.h"
 #include "vaerepro/datasets.h"
 #include "vaerepro/models.h"
 #include "vaerepro/protocol.h"
@@ -125,18 +130,24 @@ struct Settings {
   int64_t steps = 200, repeats = 1, warmup = 20;
   int threads = 0;  ///< 0: the cores this process may use (what the suite does)
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  /// fashion-mnist (data_dir: its idx files) | mnist (data_dir: the folder
+  /// holding mnist/, the suite's data/) | synthetic
+  std::string dataset = "fashion-mnist";
+  std::string device = "cpu";  ///< cpu | cuda
+  torch::Device torch_device() const { return device == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::kCPU; }
 };
 
 // ---------------------------------------------------------------- children
 
-/// The training data as the suite prepares it (binarised protocol, CPU); the
-/// sets scored at train_vae's final mark are cut to 500 examples so that the
-/// (untimed) evaluation stays short.
+/// The training data as the suite prepares it (binarised protocol, on the
+/// device); the sets scored at train_vae's final mark are cut to 500
+/// examples so that the (untimed) evaluation stays short.
 TensorData bench_data(const Settings& s) {
   DataPaths paths;
   paths.fashion_dir = s.data_dir;
-  Dataset ds = load_dataset("fashion-mnist", paths);
-  TensorData d = prepare_tensors(ds, Protocol::kBinarized, torch::kCPU, 0, 500);
+  paths.data_dir = s.data_dir;
+  Dataset ds = load_dataset(s.dataset, paths);
+  TensorData d = prepare_tensors(ds, Protocol::kBinarized, s.torch_device(), 0, 500);
   d.train_eval = d.train_eval.narrow(0, 0, 500);
   return d;
 }
@@ -148,6 +159,7 @@ json child_suite(const BenchConfig& cfg, const Settings& s, bool fused, bool han
   torch::manual_seed(1);
   Vae vae(VaeOptions(d.dim(), parse_architecture(std::to_string(cfg.hidden) + "," + std::to_string(cfg.latent)))
               .activation(parse_activation(cfg.activation)));
+  vae->to(s.torch_device());
   OptimizerOptions oo{cfg.optimizer, cfg.lr, 0.0};
   oo.fused = fused;
   auto opt = make_optimizer(vae->parameters(), oo);
@@ -181,8 +193,10 @@ std::vector<double> timed_rates(Step&& step, const Settings& s, int64_t warmup, 
   for (int64_t i = 0; i < warmup; ++i) step();
   std::vector<double> rates;
   for (int64_t r = 0; r < s.repeats; ++r) {
+    compat::synchronize(s.torch_device());
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < s.steps; ++i) step();
+    compat::synchronize(s.torch_device());
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     rates.push_back(static_cast<double>(s.steps * batch) / sec);
   }
@@ -209,6 +223,9 @@ json child_plain(const BenchConfig& cfg, const Settings& s) {
   TensorData d = bench_data(s);
   torch::manual_seed(1);
   PlainVae vae(cfg.hidden, cfg.latent, cfg.activation == "relu");
+  const torch::Device device = s.torch_device();
+  vae->to(device);
+  const auto index_options = torch::TensorOptions().dtype(torch::kLong).device(device);
   std::unique_ptr<torch::optim::Optimizer> opt;
   if (cfg.optimizer == "adam") {
     opt = std::make_unique<torch::optim::Adam>(vae->parameters(), torch::optim::AdamOptions(cfg.lr));
@@ -216,12 +233,12 @@ json child_plain(const BenchConfig& cfg, const Settings& s) {
     opt = std::make_unique<torch::optim::Adagrad>(vae->parameters(), torch::optim::AdagradOptions(cfg.lr));
   }
   const int64_t n = d.train.size(0), b = cfg.batch;
-  torch::Tensor perm = torch::randperm(n);
+  torch::Tensor perm = torch::randperm(n, index_options);
   int64_t pos = 0;
   double train_loss = 0;
   auto step = [&]() {
     if (pos + b > n) {
-      perm = torch::randperm(n);
+      perm = torch::randperm(n, index_options);
       pos = 0;
     }
     auto x = torch::bernoulli(d.train.index_select(0, perm.narrow(0, pos, b)));
@@ -256,14 +273,15 @@ json child_bound(const BenchConfig& cfg, const Settings& s, bool split = false) 
     torch::Tensor x, w, y, g, gw, gx;
   };
   std::vector<Buffers> buf;
+  const auto on = torch::TensorOptions().device(s.torch_device());
   for (const auto& l : layers) {
     Buffers t;
-    t.x = torch::randn({b, l.in});
-    t.w = torch::randn({l.out, l.in}) * 0.01;
-    t.y = torch::empty({b, l.out});
-    t.g = torch::randn({b, l.out});
-    t.gw = torch::empty({l.out, l.in});
-    t.gx = torch::empty({b, l.in});
+    t.x = torch::randn({b, l.in}, on);
+    t.w = torch::randn({l.out, l.in}, on) * 0.01;
+    t.y = torch::empty({b, l.out}, on);
+    t.g = torch::randn({b, l.out}, on);
+    t.gw = torch::empty({l.out, l.in}, on);
+    t.gx = torch::empty({b, l.in}, on);
     buf.push_back(t);
   }
   // split = false: each product one torch::mm_out on OpenBLAS's threads;
@@ -312,6 +330,7 @@ int run_child(const std::string& variant, const BenchConfig& cfg, const Settings
   }
   out["variant"] = variant;
   out["config"] = cfg.name;
+  out["device"] = s.device;
   std::cout << out.dump() << std::endl;
   return 0;
 }
@@ -437,6 +456,10 @@ int run_parent(const ParentOptions& o, const std::string& self) {
   if (names.empty()) throw UsageError("--configs is empty (give e.g. kw,examples,small)");
   bool python_ok = !o.no_python;
   std::string python_note;
+  if (python_ok && o.s.dataset == "synthetic") {
+    python_ok = false;
+    python_note = "the Python loop reads idx files: not run on the synthetic set";
+  }
   if (python_ok) {
     int st = 0;
     capture(shell_quote(o.python) + " -c 'import torch' 2>/dev/null", &st);
@@ -469,7 +492,11 @@ int run_parent(const ParentOptions& o, const std::string& self) {
             << info.blas_library << " (" << info.openblas_corename << "), OPENBLAS_CORETYPE="
             << env_or("OPENBLAS_CORETYPE", "(unset)") << ", LibTorch " << info.libtorch_version << "\n";
 
-  std::vector<std::string> warnings = runtime_warnings(info, torch::kCPU);
+  const bool gpu_run = o.s.device == "cuda";
+  if (gpu_run && !info.cuda_available) {
+    throw UsageError("--device cuda: this LibTorch (" + info.libtorch_version + ") sees no CUDA device");
+  }
+  std::vector<std::string> warnings = runtime_warnings(info, o.s.torch_device());
   if (o.coretype != "environment") {
     warnings.push_back("--coretype " + o.coretype + ": every variant (Python's too) ran with OPENBLAS_CORETYPE " +
                        (o.coretype == "unset" ? std::string("unset") : "=" + o.coretype) +
@@ -482,17 +509,27 @@ int run_parent(const ParentOptions& o, const std::string& self) {
   out["settings"] = {{"steps", o.s.steps}, {"repeats", o.s.repeats}, {"rounds", o.rounds}, {"warmup", o.s.warmup},
                      {"max_busy", o.max_busy}, {"wait_seconds", o.wait_seconds}, {"epoch_samples", kEpoch}};
   out["gpu"] = {{"cuda_available", info.cuda_available},
-                {"measured", false},
-                {"note", info.cuda_available
-                             ? "a CUDA device is visible, but this benchmark times the CPU path only; GPU "
+                {"measured", gpu_run},
+                {"device", o.s.device},
+                {"note", gpu_run ? std::string("every variant below ran on the GPU (--device cuda)")
+                         : info.cuda_available
+                             ? "a CUDA device is visible, but this run timed the CPU path (--device cpu); GPU "
                                "numbers were not measured"
                              : "no CUDA device (Debian's LibTorch is CPU-only): GPU numbers were not measured"}};
-  out["data"] = "Fashion-MNIST training set (" + o.s.data_dir + "), dynamically binarised";
+  out["data"] = (o.s.dataset == "fashion-mnist" ? "Fashion-MNIST" : o.s.dataset) + " training set (" +
+                o.s.data_dir + "), dynamically binarised";
 
-  const std::vector<std::string> cpp_variants = {
-      "suite",          "suite-1-thread", "suite-torch-optim",  "suite-autograd", "suite-dense-input",
-      "libtorch-plain", "gemm-bound",     "gemm-bound-split",   "gemm-bound-1-thread"};
-  const std::vector<std::string> py_variants = {"default", "threads", "tuned"};
+  // On a GPU the thread counts, the sparse first layer (a CPU path) and the
+  // column split of the products mean nothing: those variants are left out.
+  const std::vector<std::string> cpp_variants =
+      gpu_run ? std::vector<std::string>{"suite", "suite-torch-optim", "suite-autograd", "libtorch-plain", "gemm-bound"}
+              : std::vector<std::string>{"suite",          "suite-1-thread", "suite-torch-optim",
+                                         "suite-autograd", "suite-dense-input", "libtorch-plain",
+                                         "gemm-bound",     "gemm-bound-split",  "gemm-bound-1-thread"};
+  const std::vector<std::string> py_variants =
+      gpu_run ? std::vector<std::string>{"default", "tuned"} : std::vector<std::string>{"default", "threads", "tuned"};
+  // The Python loop reads Fashion-MNIST's or MNIST's gzipped idx files.
+  const std::string py_images = o.s.dataset == "mnist" ? o.s.data_dir + "/mnist" : o.s.data_dir;
   double worst_busy = 0;
   json jconfigs = json::array();
   for (const auto& name : names) {
@@ -507,7 +544,8 @@ int run_parent(const ParentOptions& o, const std::string& self) {
       jobs.push_back({v, shell_quote(self) + " --child " + v + " --configs " + cfg.name + " --steps " +
                              std::to_string(o.s.steps) + " --repeats " + std::to_string(o.s.repeats) +
                              " --warmup " + std::to_string(o.s.warmup) + " --threads " +
-                             std::to_string(o.s.threads) + " --data-dir " + shell_quote(o.s.data_dir)});
+                             std::to_string(o.s.threads) + " --data-dir " + shell_quote(o.s.data_dir) +
+                             " --dataset " + o.s.dataset + " --device " + o.s.device});
     }
     if (python_ok) {
       for (const auto& v : py_variants) {
@@ -516,7 +554,7 @@ int run_parent(const ParentOptions& o, const std::string& self) {
                                            std::to_string(o.s.steps) + " --repeats " +
                                            std::to_string(o.s.repeats) + " --warmup " +
                                            std::to_string(o.s.warmup) + " --data-dir " +
-                                           shell_quote(o.s.data_dir)});
+                                           shell_quote(py_images) + " --device " + o.s.device});
       }
     }
     // Rounds: every variant once per round, the order rotated each round, so
@@ -752,7 +790,11 @@ int main(int argc, char** argv) {
         ("warmup", po::value(&o.s.warmup)->default_value(o.s.warmup), "untimed steps first")
         ("threads", po::value(&o.s.threads)->default_value(0),
          "threads of the suite and the bound (0: the cores available, as the chapters)")
-        ("data-dir", po::value(&o.s.data_dir)->default_value(o.s.data_dir), "Fashion-MNIST idx files")
+        ("data-dir", po::value(&o.s.data_dir)->default_value(o.s.data_dir),
+         "Fashion-MNIST's idx files; with --dataset mnist the folder holding mnist/ (the suite's data/)")
+        ("dataset", po::value(&o.s.dataset)->default_value(o.s.dataset), "fashion-mnist | mnist | synthetic")
+        ("device", po::value(&o.s.device)->default_value(o.s.device),
+         "cpu | cuda (a CUDA LibTorch: the variants that mean something on a GPU, on the GPU)")
         ("python", po::value(&o.python)->default_value(o.python), "the Python with Debian's python3-torch")
         ("python-script", po::value(&o.script)->default_value(o.script), "bench/python_vae.py")
         ("no-python", po::bool_switch(&o.no_python), "skip the Python variants")
@@ -777,6 +819,10 @@ int main(int argc, char** argv) {
     if (vm.count("help")) {
       std::cout << d << "\n";
       return 0;
+    }
+    if (o.s.device != "cpu" && o.s.device != "cuda") throw UsageError("--device must be cpu or cuda");
+    if (o.s.dataset != "fashion-mnist" && o.s.dataset != "mnist" && o.s.dataset != "synthetic") {
+      throw UsageError("--dataset must be fashion-mnist, mnist or synthetic");
     }
     if (o.s.steps < 1 || o.s.repeats < 1 || o.s.warmup < 0 || o.rounds < 1) {
       throw UsageError("--steps, --repeats and --rounds must be >= 1 and --warmup >= 0");

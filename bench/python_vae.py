@@ -18,6 +18,10 @@ default thread count is what a user gets):
            binary_cross_entropy_with_logits, zero_grad(set_to_none=True), the
            optimizer's foreach implementation, no .item() per step
 
+--device cuda runs the same loops on the GPU (the default one moves each
+batch there, as pytorch/examples does; the tuned one keeps the data there),
+each timing ended by torch.cuda.synchronize().
+
 Prints one JSON object on stdout: samples/s of every repeat and the
 environment. Run with Debian's python3-torch (scripts/deps.sh --bench).
 """
@@ -120,6 +124,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=20, help="untimed steps first")
     ap.add_argument("--data-dir", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     a = ap.parse_args()
     if a.steps < 1 or a.repeats < 1 or a.warmup < 0:
         print("python_vae.py: --steps and --repeats must be >= 1, --warmup >= 0", file=sys.stderr)
@@ -137,9 +142,10 @@ def main():
     if a.variant == "tuned":
         malloc_tuned = raise_malloc_thresholds()
     torch.manual_seed(a.seed)
+    device = torch.device(a.device)
     train = read_idx_images(path)  # [N, 784] gray levels
     n = train.size(0)
-    model = VAE(cfg["hidden"], cfg["latent"], cfg["act"])
+    model = VAE(cfg["hidden"], cfg["latent"], cfg["act"]).to(device)
     model.train()
     optimizer = make_optimizer(model.parameters(), cfg, foreach=a.variant == "tuned")
     batch = cfg["batch"]
@@ -157,7 +163,7 @@ def main():
             except StopIteration:
                 it = iter(loader)
                 (data,) = next(it)
-            data = torch.bernoulli(data)  # dynamic binarisation
+            data = torch.bernoulli(data.to(device))  # dynamic binarisation
             optimizer.zero_grad()
             recon_batch, mu, logvar = model(data)
             loss = loss_function(recon_batch, data, mu, logvar)
@@ -166,13 +172,14 @@ def main():
             optimizer.step()
             return data.size(0)
     else:
-        state = {"perm": torch.randperm(n), "pos": 0}
-        running = torch.zeros(())
+        train = train.to(device)
+        state = {"perm": torch.randperm(n, device=device), "pos": 0}
+        running = torch.zeros((), device=device)
 
         def step():
             nonlocal running
             if state["pos"] + batch > n:
-                state["perm"] = torch.randperm(n)
+                state["perm"] = torch.randperm(n, device=device)
                 state["pos"] = 0
             idx = state["perm"][state["pos"]:state["pos"] + batch]
             state["pos"] += batch
@@ -192,11 +199,17 @@ def main():
     for _ in range(a.warmup):
         step()
     rates = []
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
     for _ in range(a.repeats):
+        sync()
         t0 = time.perf_counter()
         samples = 0
         for _ in range(a.steps):
             samples += step()
+        sync()
         rates.append(samples / (time.perf_counter() - t0))
 
     print(json.dumps({
@@ -209,6 +222,7 @@ def main():
         "default_threads": default_threads,
         "malloc_tuned": malloc_tuned,
         "torch_version": torch.__version__,
+        "device": a.device,
         "python": sys.version.split()[0],
         "parallel_backend": "OpenMP" if "OpenMP" in torch.__config__.parallel_info() else "other",
     }))

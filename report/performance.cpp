@@ -1,8 +1,9 @@
 /// \file performance.cpp
 /// The performance appendix: results/bench/bench.json (written by
 /// `make bench`, bench/bench_train.cpp) as tables of speeds, ratios against
-/// issue #9's targets, and the environment the figures came from. Reads the
-/// JSON only; never runs anything.
+/// issue #9's targets, and the environment the figures came from; then the
+/// GPU check's figures (results/gpu/gpu-check.json, scripts/gpu-check.sh)
+/// beside the CPU's. Reads the JSON only; never runs anything.
 
 #include <algorithm>
 #include <cmath>
@@ -281,6 +282,196 @@ std::string render_checked_bench(const json& b, Outcome& outcome) {
   return os.str();
 }
 
+
+// ---------------------------------------------------------------- the GPU check
+
+std::string duration(double s) {
+  if (!std::isfinite(s) || s < 0) return "n/a";
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  if (s < 120) {
+    os.precision(s < 10 ? 1 : 0);
+    os << s << " s";
+  } else if (s < 7200) {
+    os.precision(1);
+    os << s / 60 << " min";
+  } else {
+    os.precision(1);
+    os << s / 3600 << " h";
+  }
+  return os.str();
+}
+
+double number(const json& j, const std::string& key) {
+  return j.is_object() && j.contains(key) && j[key].is_number() ? j[key].get<double>() : std::nan("");
+}
+
+double rate_of(const json& j, const char* samples, const char* seconds) {
+  const double n = number(j, samples), t = number(j, seconds);
+  return t > 0 ? n / t : std::nan("");
+}
+
+/// The suite's KW rate in a bench file (the CPU's: a GPU bench file says so).
+double bench_kw_suite(const json& bench) {
+  if (!bench.is_object() || !bench.contains("configs") || !bench["configs"].is_array()) return std::nan("");
+  for (const auto& c : bench["configs"]) {
+    if (c.value("name", std::string()) != "kw") continue;
+    const json v = c.value("variants", json::object());
+    if (v.contains("suite")) return number(v["suite"], "median_samples_per_s");
+  }
+  return std::nan("");
+}
+
+/// Chapter 1's own CPU run of Nz = 20, when results/ holds one.
+double cpu_chapter_01(const Paths& paths) {
+  try {
+    const fs::path dir = fs::path(paths.results) / "01-elbo-vs-latent";
+    const json run = read_json(dir / "run.json");
+    if (run.value("device", std::string("cpu")).rfind("cuda", 0) == 0) return std::nan("");
+    for (const auto& m : read_json(dir / "metrics.json").value("models", json::array())) {
+      if (m.value("nz", 0) == 20) return rate_of(m, "samples_seen", "train_seconds");
+    }
+  } catch (const std::exception&) {
+  }
+  return std::nan("");
+}
+
+/// Chapter 6's CPU probe [500, 500, 3] (seed 0), when results/ holds one
+/// with its training time.
+double cpu_probe(const Paths& paths) {
+  std::error_code ec;
+  const fs::path dir = fs::path(paths.results) / ".points" / "06-architecture-search";
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    if (e.path().filename().string().rfind("probe-[500, 500, 3]-r0-", 0) != 0) continue;
+    try {
+      const json p = read_json(e.path() / "point.json");
+      if (p.value("device", std::string("cpu")) != "cpu") continue;
+      const double r = rate_of(p, "samples_seen", "train_seconds");
+      if (std::isfinite(r)) return r;
+    } catch (const std::exception&) {
+    }
+  }
+  return std::nan("");
+}
+
+std::string how_to_run_gpu_check() {
+  return "The check is `scripts/gpu-check.sh`, run on a GPU machine with the folder that `make gpu-bundle` "
+         "makes here (README.md, *On a GPU*); copy the files it writes into `results/gpu/` and run "
+         "`make report`.";
+}
+
+std::string render_gpu_section(const Paths& paths, const json& bench, Outcome& outcome) {
+  std::ostringstream os;
+  const fs::path file = fs::path(paths.results) / "gpu" / "gpu-check.json";
+  os << "\n### On a GPU\n\n";
+  if (!fs::exists(file)) {
+    outcome.skipped.push_back("performance appendix: " + file.string() + " not found (no GPU check has run yet)");
+    os << "::: {.status}\n**No GPU check has run yet.** The chapters have only run on the CPU here. "
+       << how_to_run_gpu_check() << "\n:::\n";
+    return os.str();
+  }
+  json g;
+  try {
+    g = read_json(file);
+    if (!g.is_object() || g.value("kind", std::string()) != "gpu-check") {
+      throw std::runtime_error(file.string() + " is not a GPU check's summary");
+    }
+  } catch (const std::exception& e) {
+    outcome.skipped.push_back(std::string("performance appendix: ") + e.what());
+    os << "::: {.status}\n**The GPU check's results could not be read and were skipped:** " << md(e.what())
+       << ". " << how_to_run_gpu_check() << "\n:::\n";
+    return os.str();
+  }
+  const json machine = g.value("machine", json::object());
+  const json gpu = machine.value("gpu", json::object());
+  const std::string gpu_name = gpu.is_object() && gpu.contains("name") ? str(gpu, "name") : "no GPU";
+  if (g.value("dry_run", false)) {
+    os << "::: {.status}\n**These figures come from a dry run** (`make gpu-check-dry`, on the CPU with "
+          "Debian's LibTorch): they check the script, not a GPU.\n:::\n\n";
+  }
+  const json ch1 = g.value("chapter_01", json());
+  const json ch6 = g.value("chapter_06_probe", json());
+  const double g1 = number(ch1, "samples_per_s"), g6 = number(ch6, "samples_per_s");
+  double c1 = cpu_chapter_01(paths);
+  std::string c1_from = "chapter 1's run in results/";
+  if (!std::isfinite(c1)) {
+    c1 = bench_kw_suite(bench);
+    c1_from = "`make bench`, the suite's KW step";
+  }
+  const double c6 = cpu_probe(paths);
+  constexpr double kSeedRate = 2000 * 60000.0 / (150 * 60.0);  // seed 000: 2000 epochs in about 150 min
+  auto ratio = [](double gpu_rate, double cpu_rate) {
+    return std::isfinite(gpu_rate) && std::isfinite(cpu_rate) && cpu_rate > 0 ? num(gpu_rate / cpu_rate, 1) + "x"
+                                                                               : std::string("n/a");
+  };
+  auto time_for = [](double samples, double r) { return r > 0 ? duration(samples / r) : std::string("n/a"); };
+  os << "Timed by `scripts/gpu-check.sh` on " << md(gpu_name) << " (" << md(str(g, "when")) << "): chapter 1's "
+     << "full profile for Nz = 20 over " << num(number(ch1, "samples"), 0) << " of KW2013's 1e8 samples, and "
+     << "chapter 6's probe [500, 500, 3] over " << num(number(ch6, "samples"), 0)
+     << " of the seed's 6e7 (1000 epochs); samples/s count training steps only (evaluations apart). The CPU "
+        "column is this machine's: chapter 1 from "
+     << c1_from << ", the probe from chapter 6's cached probe when it recorded its training time.\n\n";
+  os << "| | CPU | GPU (" << md(gpu_name) << ") | GPU / CPU |\n|---|---|---|---|\n";
+  os << "| chapter 1, Nz = 20 (784-500-20 tanh, Adagrad, batch 100): samples/s | " << num(c1, 0) << " | "
+     << num(g1, 0) << " | " << ratio(g1, c1) << " |\n";
+  os << "| chapter 1: KW2013's 1e8 samples take | " << time_for(1e8, c1) << " | " << time_for(1e8, g1) << " | |\n";
+  os << "| chapter 6 probe [500, 500, 3] (batch 100): samples/s | " << num(c6, 0) << " | " << num(g6, 0) << " | "
+     << ratio(g6, c6) << " |\n";
+  os << "| the probe at the seed's 1000 epochs (6e7 samples) takes | " << time_for(6e7, c6) << " | "
+     << time_for(6e7, g6) << " | |\n";
+  os << "| seed 000's 2000-epoch [500, 500, 3] run (the seed: about 150 min, " << num(kSeedRate, 0)
+     << " samples/s; issue #23's aim on the H200: under 2 min) | " << time_for(1.2e8, c6) << " | "
+     << time_for(1.2e8, g6) << " | " << ratio(g6, kSeedRate) << " the seed's rate |\n";
+  const json b = g.value("bench", json());
+  if (b.is_object() && b.contains("rates") && b["rates"].is_array()) {
+    for (const auto& r : b["rates"]) {
+      if (str(r, "config") != "kw") continue;
+      const double gr = number(r, "samples_per_s");
+      const bool suite = str(r, "variant") == "suite";
+      os << "| bench-train kw, " << md(str(r, "variant")) << ": samples/s | " << (suite ? num(bench_kw_suite(bench), 0) : "")
+         << " | " << num(gr, 0) << " | " << (suite ? ratio(gr, bench_kw_suite(bench)) : "") << " |\n";
+    }
+  }
+  os << "\n";
+  const json t = g.value("tests", json());
+  if (t.is_object()) {
+    os << "**Tests there.** ctest: " << md(str(t, "summary_line", "no summary")) << ". The CUDA tests: ";
+    std::string list;
+    for (const auto& c : t.value("cuda", json::array())) {
+      list += (list.empty() ? "" : ", ") + md(str(c, "name")) + " *" + md(str(c, "status")) + "*";
+    }
+    os << (list.empty() ? "none ran" : list) << ".\n\n";
+  }
+  const json problems = g.value("problems", json::array());
+  if (problems.is_array() && !problems.empty()) {
+    os << "Problems the check recorded:\n\n";
+    for (const auto& p : problems) os << "- " << md(p.is_string() ? p.get<std::string>() : p.dump()) << "\n";
+    os << "\n";
+  }
+  os << "**Environment of the GPU figures.**\n\n| | |\n|---|---|\n";
+  auto row = [&](const std::string& k, const std::string& v) { os << "| " << md(k) << " | " << md(v) << " |\n"; };
+  row("GPU", gpu_name + (gpu.is_object() && gpu.contains("driver")
+                             ? " (driver " + str(gpu, "driver") + ", " + str(gpu, "memory") + ")"
+                             : std::string()));
+  row("CPU", str(machine, "cpu_model") + ", " + str(machine, "cpu_cores") + " cores");
+  const json prov = g.value("provenance", json::object());
+  const json runtime = prov.value("runtime", json::object());
+  row("LibTorch", runtime.is_object() ? str(runtime, "libtorch_version") : "?");
+  const json pt = machine.value("python_torch", json());
+  row("python3's torch", pt.is_object() ? str(pt, "version") + " (CUDA " + str(pt, "cuda") + ")" : "?");
+  row("compiler", str(machine, "compiler"));
+  row("the suite's step", str(ch1, "step"));
+  const json chapter_run = prov.value("chapter_run", json::object());
+  row("commit", chapter_run.is_object() ? str(chapter_run, "git_commit") : "?");
+  std::string steps;
+  for (const auto& s : g.value("steps", json::array())) {
+    steps += (steps.empty() ? "" : ", ") + str(s, "name") + " " + str(s, "status") + " (" + str(s, "seconds") + " s)";
+  }
+  row("steps", steps + "; " + num(number(g, "elapsed_seconds"), 0) + " s in all");
+  os << "\n";
+  return os.str();
+}
+
 }  // namespace
 
 std::string render_performance(const Paths& paths, Outcome& outcome) {
@@ -307,6 +498,7 @@ std::string render_performance_files(const Paths& paths, Outcome& outcome) {
   if (!fs::exists(main_file)) {
     outcome.skipped.push_back("performance appendix: " + main_file.string() + " not found (make bench)");
     os << "::: {.status}\n**No benchmark results yet.** " << how_to_produce() << "\n:::\n";
+    os << render_gpu_section(paths, json(), outcome);
     return os.str();
   }
   os << render_bench_file(main_file, outcome);
@@ -328,6 +520,12 @@ std::string render_performance_files(const Paths& paths, Outcome& outcome) {
        << "`). The chapters run with the environment as it is; the warning they print says how to change it.\n\n";
     os << render_bench_file(f, outcome);
   }
+  json bench;
+  try {
+    bench = read_json(main_file);
+  } catch (const std::exception&) {
+  }
+  os << render_gpu_section(paths, bench, outcome);
   return os.str();
 }
 

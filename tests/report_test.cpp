@@ -419,6 +419,8 @@ TEST(PerformanceAppendix, SaysHowToProduceItWhenThereIsNoBenchmark) {
   const std::string md = rp::render_performance(paths, outcome);
   EXPECT_NE(md.find("No benchmark results yet"), std::string::npos) << md;
   EXPECT_NE(md.find("make bench"), std::string::npos) << md;
+  EXPECT_NE(md.find("No GPU check has run yet"), std::string::npos) << md;
+  EXPECT_NE(md.find("make gpu-bundle"), std::string::npos) << md;
   // Corrupt: named and skipped, never a crash.
   fs::create_directories(root / "results/bench");
   std::ofstream(root / "results/bench/bench.json") << "{\"configs\": ";
@@ -487,6 +489,51 @@ TEST(PerformanceAppendix, ShowsTheMediansRatiosVerdictsAndEnvironment) {
   EXPECT_NE(both.find("Cooperlake", section), std::string::npos) << both;
   EXPECT_NE(both.find("--coretype unset", section), std::string::npos) << both;
   EXPECT_EQ(both.find("48000"), both.find("48000", section)) << "the unset figures only in their own section";
+  fs::remove_all(root);
+}
+
+// The GPU check's summary (tests/fixtures/gpu/gpu-check.json, the shape
+// scripts/gpu_check_summary.py writes) beside the CPU's figures: bench.json's
+// KW suite and a CPU probe of chapter 6 from results/.
+TEST(PerformanceAppendix, ShowsTheGpuCheckBesideTheCpu) {
+  const fs::path root = fs::temp_directory_path() / ("vaerepro-perf3-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "results/gpu");
+  fs::copy_file(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/gpu/gpu-check.json", root / "results/gpu/gpu-check.json");
+  fs::create_directories(root / "results/bench");
+  std::ofstream(root / "results/bench/bench.json")
+      << json{{"configs", {{{"name", "kw"}, {"description", "KW"},
+                            {"variants", {{"suite", {{"median_samples_per_s", 25000.0}, {"threads", 2}}}}}}}}}.dump();
+  const fs::path probe = root / "results/.points/06-architecture-search/probe-[500, 500, 3]-r0-abc";
+  fs::create_directories(probe);
+  std::ofstream(probe / "point.json") << json{{"status", "complete"}, {"samples_seen", 120000},
+                                              {"train_seconds", 12.0}, {"device", "cpu"}}.dump();
+  rp::Paths paths;
+  paths.results = (root / "results").string();
+  rp::Outcome outcome;
+  const std::string md = rp::render_performance(paths, outcome);
+  const auto at = md.find("### On a GPU");
+  ASSERT_NE(at, std::string::npos) << md;
+  const std::string gpu = md.substr(at);
+  EXPECT_EQ(gpu.find("No GPU check has run yet"), std::string::npos) << gpu;
+  EXPECT_NE(gpu.find("NVIDIA H200"), std::string::npos) << gpu;
+  EXPECT_NE(gpu.find("| 25000 | 500000 | 20.0x |"), std::string::npos) << gpu;  // chapter 1 vs bench's KW suite
+  EXPECT_NE(gpu.find("| 10000 | 400000 | 40.0x |"), std::string::npos) << gpu;  // the probe vs the CPU probe
+  EXPECT_NE(gpu.find("| 66.7 min | 3.3 min |"), std::string::npos) << gpu;     // 1e8 samples
+  EXPECT_NE(gpu.find("| 3.3 h | 5.0 min | 30.0x the seed's rate |"), std::string::npos) << gpu;  // 1.2e8
+  EXPECT_NE(gpu.find("| 25000 | 520000 | 20.8x |"), std::string::npos) << gpu;  // bench-train on the GPU
+  EXPECT_NE(gpu.find("100% tests passed"), std::string::npos) << gpu;
+  EXPECT_NE(gpu.find("StoppedAndResumedOnTheGpuEqualsUninterrupted\\_cuda *passed*"), std::string::npos) << gpu;
+  EXPECT_NE(gpu.find("2.11.0"), std::string::npos) << gpu;
+  EXPECT_NE(gpu.find("0123456789ab"), std::string::npos) << gpu;
+  EXPECT_EQ(gpu.find("dry run"), std::string::npos) << gpu;
+  // A dry run's summary says so; a file that is not a summary is named and skipped.
+  json dry = rp::read_json(root / "results/gpu/gpu-check.json");
+  dry["dry_run"] = true;
+  std::ofstream(root / "results/gpu/gpu-check.json") << dry.dump();
+  EXPECT_NE(rp::render_performance(paths, outcome).find("These figures come from a dry run"), std::string::npos);
+  std::ofstream(root / "results/gpu/gpu-check.json") << "{\"kind\": 3}";
+  EXPECT_NE(rp::render_performance(paths, outcome).find("could not be read"), std::string::npos);
   fs::remove_all(root);
 }
 

@@ -177,7 +177,9 @@ struct ProbeService {
     ProbeMeasure m{-last.log_likelihood, last.kl, result.train_seconds + result.eval_seconds};
     store.commit(staging, name(widths, repeat), cfg,
                  {{"reconstruction", m.reconstruction}, {"kl", m.kl}, {"seconds", m.seconds},
-                  {"test", result.curve.back().test.to_json()}});
+                  {"test", result.curve.back().test.to_json()}, {"train_seconds", result.train_seconds},
+                  {"samples_seen", result.samples_seen}, {"step", result.step},
+                  {"device", setup.device.is_cuda() ? "cuda" : "cpu"}});
     remove_point_checkpoint(checkpoint);
     ++trained;
     std::cout << kProgram << ": " << widths_to_string(widths) << " (seed " << repeat << "): reconstruction "

@@ -5,8 +5,7 @@
 #include <sstream>
 #include <stdexcept>
 
-#include <ATen/CPUGeneratorImpl.h>
-
+#include "vaerepro/compat.h"
 #include "vaerepro/results.h"
 
 namespace fs = std::filesystem;
@@ -23,18 +22,14 @@ OptimizerState OptimizerState::of(torch::optim::Optimizer& optimizer) {
 }
 
 void capture_rng(TrainingSnapshot& s, const torch::Device& device) {
-  s.rng_cpu = at::detail::getDefaultCPUGenerator().get_state();
-  if (device.is_cuda()) s.rng_cuda = at::globalContext().defaultGenerator(device).get_state();
+  s.rng_cpu = compat::generator_state(compat::default_generator(torch::kCPU));
+  if (device.is_cuda()) s.rng_cuda = compat::generator_state(compat::default_generator(device));
 }
 
 void restore_rng(const TrainingSnapshot& s, const torch::Device& device) {
-  if (s.rng_cpu.defined()) {
-    at::Generator cpu = at::detail::getDefaultCPUGenerator();
-    cpu.set_state(s.rng_cpu);
-  }
+  if (s.rng_cpu.defined()) compat::set_generator_state(compat::default_generator(torch::kCPU), s.rng_cpu);
   if (device.is_cuda() && s.rng_cuda.defined()) {
-    at::Generator cuda = at::globalContext().defaultGenerator(device);
-    cuda.set_state(s.rng_cuda);
+    compat::set_generator_state(compat::default_generator(device), s.rng_cuda);
   }
 }
 

@@ -1,11 +1,11 @@
 #include "vaerepro/protocol.h"
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <ATen/core/MT19937RNGEngine.h>
 
 #include <mutex>
 #include <stdexcept>
+
+#include "vaerepro/compat.h"
 
 namespace vaerepro {
 
@@ -22,8 +22,8 @@ namespace {
 torch::Tensor bernoulli_same_stream(const torch::Tensor& p) {
   if (!p.is_cpu() || p.scalar_type() != torch::kFloat || !p.is_contiguous()) return {};
   auto out = torch::empty_like(p);
-  auto gen = at::detail::getDefaultCPUGenerator();
-  auto* impl = at::check_generator<at::CPUGeneratorImpl>(gen);
+  auto gen = compat::default_generator(torch::kCPU);
+  auto* impl = compat::cpu_generator_impl(gen);
   std::lock_guard<std::mutex> lock(impl->mutex_);
   at::mt19937 engine = impl->engine();
   const float* pp = p.data_ptr<float>();
@@ -44,15 +44,15 @@ torch::Tensor bernoulli_same_stream(const torch::Tensor& p) {
 /// copy of the generator's state; when not, torch::bernoulli is used.
 bool same_stream_verified() {
   static const bool ok = [] {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    auto saved = gen.get_state();
+    auto gen = compat::default_generator(torch::kCPU);
+    auto saved = compat::generator_state(gen);
     auto p = torch::linspace(0.0, 1.0, 4099, torch::kFloat);
     auto expected = torch::bernoulli(p);
-    auto expected_state = gen.get_state();
-    gen.set_state(saved);
+    auto expected_state = compat::generator_state(gen);
+    compat::set_generator_state(gen, saved);
     auto got = bernoulli_same_stream(p);
-    auto got_state = gen.get_state();
-    gen.set_state(saved);
+    auto got_state = compat::generator_state(gen);
+    compat::set_generator_state(gen, saved);
     return got.defined() && torch::equal(expected, got) && torch::equal(expected_state, got_state);
   }();
   return ok;

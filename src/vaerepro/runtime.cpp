@@ -11,6 +11,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "vaerepro/compat.h"
+
 namespace vaerepro {
 namespace {
 
@@ -26,15 +28,6 @@ int find_blas(struct dl_phdr_info* info, size_t, void* data) {
     }
   }
   return 0;
-}
-
-std::string torch_version() {
-#ifdef TORCH_VERSION
-  return TORCH_VERSION;
-#else
-  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
-         std::to_string(TORCH_VERSION_PATCH);
-#endif
 }
 
 }  // namespace
@@ -63,7 +56,7 @@ RuntimeInfo configure_runtime(int threads) {
   int n = threads > 0 ? threads : info.available_cores;
   torch::set_num_threads(n);
   info.intra_op_threads = torch::get_num_threads();
-  info.libtorch_version = torch_version();
+  info.libtorch_version = compat::torch_version();
 
   // Force torch's BLAS to be loaded (a tiny matmul), then ask the dynamic
   // loader which libblas this process actually uses.

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "vaerepro/compat.h"
 #include "vaerepro/cli.h"
 #include "vaerepro/fused_optim.h"
 #include "vaerepro/mlp_step.h"
@@ -97,16 +98,16 @@ namespace {
 class RngStateGuard {
  public:
   explicit RngStateGuard(const torch::Device& device) {
-    cpu_ = at::detail::getDefaultCPUGenerator();
-    cpu_state_ = cpu_.get_state();
+    cpu_ = compat::default_generator(torch::kCPU);
+    cpu_state_ = compat::generator_state(cpu_);
     if (device.is_cuda()) {
-      cuda_ = at::globalContext().defaultGenerator(device);
-      cuda_state_ = cuda_.get_state();
+      cuda_ = compat::default_generator(device);
+      cuda_state_ = compat::generator_state(cuda_);
     }
   }
   ~RngStateGuard() {
-    cpu_.set_state(cpu_state_);
-    if (cuda_.defined()) cuda_.set_state(cuda_state_);
+    compat::set_generator_state(cpu_, cpu_state_);
+    if (cuda_.defined()) compat::set_generator_state(cuda_, cuda_state_);
   }
   RngStateGuard(const RngStateGuard&) = delete;
   RngStateGuard& operator=(const RngStateGuard&) = delete;
