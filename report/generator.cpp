@@ -356,19 +356,10 @@ Outcome generate(const Options& options) {
     const std::string docs_page = ch.value("docs_page", "index") + ".html";
     std::map<std::string, std::string> head = {
         {"status", status_block(st, ch)},
-<<<<<<< HEAD
         {"docs_link", docs_copied && fs::exists(fs::path(paths.out) / "docs" / docs_page)
                           ? "[the chapter's literate page](docs/" + docs_page + ")"
                           : "the chapter's literate page (not in this report: `make docs` builds it, then `make report` "
                             "carries it)"}};
-=======
-        {"docs_link", [&] {
-           std::error_code ec;
-           const fs::path page = fs::absolute(paths.docs_html) / (ch.value("docs_page", "index") + ".html");
-           fs::path rel = fs::relative(page, fs::absolute(paths.out), ec);
-           return "[the chapter's literate page](" + (ec || rel.empty() ? page : rel).string() + ") (built by `make docs`)";
-         }()}};
->>>>>>> reliability
     body << substitute(read_text(templates / ch.at("template").get<std::string>()), head) << "\n";
     if (!results_md.empty()) body << results_md << "\n";
 
