@@ -269,7 +269,7 @@ int run(int argc, char** argv) {
                                                                       " test points"},
                     {"log_px", log_px.to_json()},
                     {"elbo_same_points", bound.to_json()},
-                    {"seconds", seconds}};
+                    {"wall_seconds", seconds}};
         std::cout << kProgram << ": Nz=" << nz << " log p(x) (K = " << o.k_marginal << ", "
                   << n_marginal << " test points) " << log_px.mean << " +- " << log_px.standard_error_data
                   << " nats (ELBO on the same points " << bound.mean << "), " << seconds << " s\n";
