@@ -206,8 +206,7 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
 
       // The fidelity rows: KW2013's curves read at the fresh budget.
       const std::string data_text = md(dataset) + ", " + md(protocol) + " (paper: MNIST, binarisation not stated)";
-      const std::string budget = sci(seen) + " samples (paper's number read off its curve at the same samples; " +
-                                 sci(kw_budget) + " at the figure's end)";
+      const std::string budget = sci(seen) + " (paper: its curve at the same samples; " + sci(kw_budget) + " at its end)";
       for (const auto& [split, fresh, kw_at] : {std::tuple<std::string, Spread, double>{"test", te, kw_same},
                                                 std::tuple<std::string, Spread, double>{"train", tr, kw_same_train}}) {
         FidelityRow row;
@@ -217,14 +216,14 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
         row.quantity = split + " bound, Nz = " + nz;
         row.data = data_text;
         row.budget = budget;
-        row.published = std::isfinite(kw_at) ? fmt1(kw_at) + " (at " + sci(kw_budget) + ": " + fmt1(kwv.value(split, json())) + ")"
-                                             : "outside the digitised curve (at " + sci(kw_budget) + ": " +
-                                                   fmt1(kwv.value(split, json())) + ")";
-        row.fresh = spread_text(fresh);
+        row.published = std::isfinite(kw_at) ? fmt1(kw_at) + " (" + fmt1(kwv.value(split, json())) + " at " + sci(kw_budget) + ")"
+                                             : "off the digitised curve (" + fmt1(kwv.value(split, json())) + " at " +
+                                                   sci(kw_budget) + ")";
+        row.fresh = spread_text(fresh, true);
         if (!comparable) {
-          row.verdict = "not compared: this run used " + md(dataset) + " with " + md(protocol) + ", the paper MNIST bounds";
+          row.verdict = "not compared: " + md(dataset) + ", " + md(protocol) + " against MNIST bounds";
         } else if (!std::isfinite(kw_at)) {
-          row.verdict = "not compared: the fresh budget is outside the digitised curve";
+          row.verdict = "not compared: the fresh budget is off the digitised curve";
         } else {
           std::tie(row.difference, row.verdict) = noise_verdict(fresh, kw_at, published_error(row.status));
         }
@@ -232,30 +231,28 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
       }
       FidelityRow srow;
       srow.chapter = "01";
-      srow.source = "Sumba et al. 2019 Table 1 (VAE re-implementation)";
+      srow.source = sumba.value("cite", "Sumba et al. 2019, Table 1") + " (re-implementation)";
       srow.status = sumba.value("status", "?");
-      srow.quantity = "test log-likelihood (a bound), Nz = " + nz;
-      srow.data = md(dataset) + ", " + md(protocol) + " (paper: MNIST, fixed threshold x > 0)";
-      srow.budget = sci(seen) + " samples (paper: " + sci(sumba.value("budget_samples", 6e6)) + ", 100 epochs)";
+      srow.quantity = "test bound, Nz = " + nz;
+      srow.data = md(dataset) + ", " + md(protocol) + " (paper: MNIST, threshold x > 0)";
+      srow.budget = sci(seen) + " (paper: " + sci(sumba.value("budget_samples", 6e6)) + ", 100 epochs)";
       srow.published = fmt1(sv.value("test", json()));
-      srow.fresh = spread_text(te);
-      srow.verdict = "not compared: seed 002 binarises by a fixed threshold, this chapter dynamically (chapter 7 "
-                     "runs seed 002's protocol)";
+      srow.fresh = spread_text(te, true);
+      srow.verdict = "not compared: fixed-threshold binarisation, not dynamic (chapter 7's protocol)";
       ctx.outcome.fidelity.push_back(srow);
     }
     {
       const json iwae = published.value("burda2015_table1", json::object());
       FidelityRow row;
       row.chapter = "01";
-      row.source = "IWAE Table 1 (1-layer VAE, k = 1)";
+      row.source = iwae.value("cite", "IWAE, Table 1") + " (1-layer VAE, k = 1)";
       row.status = iwae.value("status", "?");
       row.quantity = "test log p(x), K = 5000";
       row.data = md(dataset) + ", " + md(protocol) + " (paper: MNIST, dynamic binarisation)";
-      row.budget = sci(samples) + " samples (paper: 3280 passes, " + sci(iwae.value("budget_samples", 1.968e8)) + ")";
+      row.budget = sci(samples) + " (paper: 3280 passes, " + sci(iwae.value("budget_samples", 1.968e8)) + ")";
       row.published = iwae.contains("values") ? "-" + fmt1(iwae["values"].value("vae k=1", json::object()).value("nll", json())) : "?";
-      row.fresh = best_log_px.n() ? spread_text(best_log_px) + " (the best fresh Nz, " + best_log_px_nz + ")" : "not estimated";
-      row.verdict = "not compared: another architecture (784-200-200-50 tanh, Adam, batch 20) and budget; shown "
-                    "for orientation";
+      row.fresh = best_log_px.n() ? spread_text(best_log_px, true) + " (the best fresh Nz, " + best_log_px_nz + ")" : "not estimated";
+      row.verdict = "not compared: another network (784-200-200-50, Adam, batch 20) and budget; for orientation";
       ctx.outcome.fidelity.push_back(row);
     }
     os << "\nFresh: ELBO in nats per datapoint summed over pixels, on the whole training and test sets, "

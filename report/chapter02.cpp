@@ -171,17 +171,17 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
           row.source = "KW2013 Fig. 3";
           row.status = kw.value("status", "?");
           row.quantity = std::string("log p(x), ") + split + ", N = " + n + " (first " + str(config, "eval_examples") + " points)";
-          row.data = md(dataset) + ", " + md(protocol) + " (paper: MNIST, binarisation not stated); fresh K = " + k_final +
-                     " importance sampling, paper HMC-based (appendix D)";
+          row.data = md(dataset) + ", " + md(protocol) + " (paper: MNIST, not stated); fresh K = " + k_final +
+                     " IS, paper HMC";
           const double paper_budget = number(kwv, "budget_samples", 6e7);
-          row.budget = sci(seen) + " samples (paper read off its curve at the same samples; " + sci(paper_budget) + " at its end)";
-          row.published = (std::isfinite(kw_same) ? fmt1(kw_same) : std::string("outside the digitised curve")) + " (at " +
-                          sci(paper_budget) + ": " + fmt1(kwv.value(split, json())) + ")";
-          row.fresh = spread_text(fresh);
+          row.budget = sci(seen) + " (paper: its curve at the same samples; " + sci(paper_budget) + " at its end)";
+          row.published = (std::isfinite(kw_same) ? fmt1(kw_same) : std::string("off the digitised curve")) + " (" +
+                          fmt1(kwv.value(split, json())) + " at " + sci(paper_budget) + ")";
+          row.fresh = spread_text(fresh, true);
           if (!comparable) {
-            row.verdict = "not compared: this run used " + md(dataset) + " with " + md(protocol);
+            row.verdict = "not compared: " + md(dataset) + ", " + md(protocol) + " against MNIST estimates";
           } else if (!std::isfinite(kw_same)) {
-            row.verdict = "not compared: the fresh budget is outside the digitised curve";
+            row.verdict = "not compared: the fresh budget is off the digitised curve";
           } else {
             std::tie(row.difference, row.verdict) =
                 noise_verdict(fresh, kw_same, published_error(row.status), number(iw.at(k_final), "standard_error_data", 0.0));

@@ -232,9 +232,9 @@ FidelityRow budget_row(const std::string& chapter, const json& pub, const std::s
   row.status = pub.value("status", "?");
   row.quantity = quantity;
   row.data = data;
-  row.budget = "fresh " + sci(fresh_samples) + " / paper " + sci(paper_samples) + " samples";
+  row.budget = sci(fresh_samples) + " (paper " + sci(paper_samples) + ")";
   row.published = fmt1(published);
-  row.fresh = spread_text(fresh);
+  row.fresh = spread_text(fresh, true);
   if (!comparable) {
     row.verdict = "not compared: " + why_not;
     return row;
@@ -246,7 +246,7 @@ FidelityRow budget_row(const std::string& chapter, const json& pub, const std::s
     }
     std::ostringstream pct;
     pct << std::setprecision(2) << 100.0 * fresh_samples / paper_samples;
-    row.verdict = "not decided: the fresh budget is " + pct.str() + "% of the paper's (`PROFILE=full` runs it)";
+    row.verdict = "not decided: " + pct.str() + "% of the paper's budget (`PROFILE=full`)";
     return row;
   }
   std::tie(row.difference, row.verdict) = noise_verdict(fresh, published, published_error(row.status));
@@ -333,9 +333,10 @@ Spread over_seeds(const ChapterState& st, const std::function<double(const json&
   return s;
 }
 
-std::string spread_text(const Spread& s) {
+std::string spread_text(const Spread& s, bool brief) {
   if (s.n() == 0) return "not in the results";
   if (s.n() == 1) return fmt1(s.mean) + " (one seed)";
+  if (brief) return fmt1(s.mean) + " &plusmn; " + fmt1(s.sd) + " (" + std::to_string(s.n()) + " seeds)";
   return fmt1(s.mean) + " &plusmn; " + fmt1(s.sd) + " (sd over " + std::to_string(s.n()) + " seeds, min " +
          fmt1(s.min) + ", max " + fmt1(s.max) + ")";
 }
@@ -357,8 +358,7 @@ std::pair<std::string, std::string> noise_verdict(const Spread& fresh, double pu
   const double u = std::sqrt(spread * spread + published_err * published_err);
   const std::string basis = fresh.n() > 1 ? "seeds' sd" : "estimator's standard error, one seed";
   std::ostringstream why;
-  why << "2u = " << fmt1(2 * u) << ", u from the " << basis
-      << (published_err > 0 ? " and the read error " + fmt1(published_err) : std::string());
+  why << "2u = " << fmt1(2 * u) << ", " << basis << (published_err > 0 ? ", read error " + fmt1(published_err) : std::string());
   if (std::abs(d) <= 2 * u) return {diff, "**within noise** (" + why.str() + ")"};
   return {diff, std::string("**outside noise**: fresh ") + (d > 0 ? "higher" : "lower") + " (" + why.str() + ")"};
 }

@@ -119,8 +119,9 @@ struct Spread {
 /// `get(metrics)` for every seed run (a missing key or a non-number leaves
 /// that seed out: `get` may throw or return NaN).
 Spread over_seeds(const ChapterState& st, const std::function<double(const nlohmann::json& metrics)>& get);
-/// "-101.2" for one seed; "-101.2 &plusmn; 0.4 (sd over 3 seeds, min -101.6, max -100.9)" for several.
-std::string spread_text(const Spread& s);
+/// "-101.2 (one seed)" for one seed; "-101.2 &plusmn; 0.4 (sd over 3 seeds, min -101.6, max -100.9)"
+/// for several, or with `brief` "-101.2 &plusmn; 0.4 (3 seeds)".
+std::string spread_text(const Spread& s, bool brief = false);
 /// The verdict of a fresh value against a published one: within noise when
 /// |fresh - published| <= 2 u, u^2 = sd^2 (1 + 1/n) + published_error^2: the
 /// published number is one run, whose seed noise the n fresh seeds' sample

@@ -235,8 +235,8 @@ const char* kind_name(ChapterState::Kind k) {
 std::string fidelity_table(const std::vector<FidelityRow>& rows) {
   if (rows.empty()) return "*No chapter has results yet, so nothing is compared.*\n";
   std::ostringstream os;
-  os << "| ch. | source (status) | quantity | data, protocol | budget | published | fresh | fresh minus published | verdict |\n"
-     << "|--|----|----|-----|-----|---|-----|--|------|\n";
+  os << "| ch. | source (status) | quantity | data, protocol | budget (samples) | published | fresh | diff. | verdict |\n"
+     << "|--|----|----|-----|----|----|-----|--|------|\n";
   for (const auto& r : rows) {
     os << "| [" << r.chapter << "](#chapter-" << r.chapter << ") | " << md(r.source) << " (" << md(r.status) << ") | "
        << md(r.quantity) << " | " << r.data << " | " << r.budget << " | " << r.published << " | " << r.fresh << " | "
@@ -252,7 +252,7 @@ std::string fidelity_table(const std::vector<FidelityRow>& rows) {
       ++other;
     }
   }
-  os << "\n" << rows.size() << " published numbers: " << within << " within noise of the fresh value, " << outside
+  os << "\n*diff.*: fresh minus published. " << rows.size() << " published numbers: " << within << " within noise of the fresh value, " << outside
      << " outside it, " << other << " not compared (the row says why). A fresh number with several seeds is their "
         "mean &plusmn; sample standard deviation; \"within noise\" means |fresh - published| <= 2u, where u^2 = "
         "sd^2 (1 + 1/n) + r^2: the published number is a single run, whose seed noise the n fresh seeds' sample "

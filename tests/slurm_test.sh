@@ -186,7 +186,7 @@ touch "$tmp/slow"
 stater=$tmp/resume/.slurm/chapter-03
 mk chapter-03-points OUT="$tmp/resume" BUILD_DIR="$tmp/fake" WAIT=0 >"$tmp/resume-1.log" 2>&1 ||
   { cat "$tmp/resume-1.log"; fail "the WAIT=0 submission failed"; }
-started_line="chapter-03: dataset synthetic: "  # printed once its stop handlers are in place
+started_line="chapter-03: dataset synthetic "  # printed once its stop handlers are in place
 for _ in $(seq 1 240); do
   grep -q "$started_line" "$stater/logs/beta-5.log" 2>/dev/null && break
   sleep 0.5
