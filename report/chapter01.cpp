@@ -192,14 +192,14 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
       if (comparable && std::isfinite(kw_same)) diff = (te.mean - kw_same >= 0 ? "+" : "") + fmt1(te.mean - kw_same);
       std::string lpx_text = "not estimated";
       if (marginal.is_object() && lpx.n() > 0) {
-        lpx_text = spread_text(lpx) + " (K = " + marginal.value("k", json()).dump() + ", " +
+        lpx_text = spread_text(lpx, true) + " (K = " + marginal.value("k", json()).dump() + ", " +
                    md(marginal.value("points", "")) + ")";
         if (!std::isfinite(best_log_px.mean) || lpx.mean > best_log_px.mean) {
           best_log_px = lpx;
           best_log_px_nz = nz;
         }
       }
-      os << "| " << nz << " | " << spread_text(tr) << " | " << spread_text(te) << " | " << spread_text(kl) << " | "
+      os << "| " << nz << " | " << spread_text(tr, true) << " | " << spread_text(te, true) << " | " << spread_text(kl, true) << " | "
          << lpx_text << " | " << fmt1(kwv.value("train", json())) << " | " << fmt1(kwv.value("test", json())) << " | "
          << (std::isfinite(kw_same) ? fmt1(kw_same) : std::string("outside the curve")) << " | " << diff << " | "
          << fmt1(sv.value("test", json())) << " |\n";

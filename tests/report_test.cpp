@@ -255,7 +255,7 @@ TEST_F(ReportFromFixtures, TheFidelityTableAndSeedIntervals) {
   outcome = rp::generate(options);
   md_text = read(root / "out/report.md");
   // mean te20 - 1, sd sqrt(2) = 1.4
-  EXPECT_NE(md_text.find(rp::fmt1(te20 - 1.0) + " &plusmn; 1.4 (sd over 2 seeds"), std::string::npos);
+  EXPECT_NE(md_text.find(rp::fmt1(te20 - 1.0) + " &plusmn; 1.4 (2 seeds)"), std::string::npos);
   EXPECT_NE(md_text.find("**Over 2 seeds**"), std::string::npos);
   bool said = false;
   for (const auto& s : outcome.skipped) said |= s.find("seed 8 ran another configuration") != std::string::npos;
