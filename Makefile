@@ -22,6 +22,13 @@ BUILD_DIR ?= build
 JOBS      ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
+# libgomp's threads spin for about 8 ms at every barrier before they sleep:
+# with anything else running on the machine, two spinning threads collapse
+# the step 8-14x. Passive waiting (measured under load: about 7k samples/s
+# where the default fell to 0.2-2k; README "Speed") is the default here; set
+# OMP_WAIT_POLICY yourself to override it.
+export OMP_WAIT_POLICY ?= passive
+
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
