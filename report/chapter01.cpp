@@ -161,8 +161,17 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
         return std::numeric_limits<double>::quiet_NaN();
       };
     };
+    // The log p(x) column's K and points, from the first model that has them.
+    std::string marginal_setting = "K, points";
+    for (const auto& m : models) {
+      const json mg = m.value("marginal", json());
+      if (mg.is_object()) {
+        marginal_setting = "K = " + mg.value("k", json()).dump() + ", " + md(mg.value("points", ""));
+        break;
+      }
+    }
     std::ostringstream os;
-    os << "| Nz | fresh train | fresh test | KL, test | log p(x), test (K, points) | KW2013 train at " << sci(kw_budget)
+    os << "| Nz | fresh train | fresh test | KL, test | log p(x), test (" << marginal_setting << ") | KW2013 train at " << sci(kw_budget)
        << " (" << ks << ") | KW2013 test at " << sci(kw_budget) << " (" << ks << ") | KW2013 test at this run's "
        << sci(samples) << " samples (" << ks << ") | fresh test minus KW2013 at the same samples | Sumba et al. test ("
        << md(sumba.value("status", "?")) << ") |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
@@ -192,8 +201,7 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
       if (comparable && std::isfinite(kw_same)) diff = (te.mean - kw_same >= 0 ? "+" : "") + fmt1(te.mean - kw_same);
       std::string lpx_text = "not estimated";
       if (marginal.is_object() && lpx.n() > 0) {
-        lpx_text = spread_text(lpx, true) + " (K = " + marginal.value("k", json()).dump() + ", " +
-                   md(marginal.value("points", "")) + ")";
+        lpx_text = spread_text(lpx, true);
         if (!std::isfinite(best_log_px.mean) || lpx.mean > best_log_px.mean) {
           best_log_px = lpx;
           best_log_px_nz = nz;
