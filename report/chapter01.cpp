@@ -228,13 +228,7 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
                                              : "off the digitised curve (" + fmt1(kwv.value(split, json())) + " at " +
                                                    sci(kw_budget) + ")";
         row.fresh = spread_text(fresh, true);
-        if (!comparable) {
-          row.verdict = "not compared: " + md(dataset) + ", " + md(protocol) + " against MNIST bounds";
-        } else if (!std::isfinite(kw_at)) {
-          row.verdict = "not compared: the fresh budget is off the digitised curve";
-        } else {
-          std::tie(row.difference, row.verdict) = noise_verdict(fresh, kw_at, published_error(row.status));
-        }
+        curve_verdict(row, fresh, kw_at, comparable, md(dataset) + ", " + md(protocol) + " against MNIST bounds");
         ctx.outcome.fidelity.push_back(row);
       }
       FidelityRow srow;

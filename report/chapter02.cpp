@@ -178,14 +178,8 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
           row.published = (std::isfinite(kw_same) ? fmt1(kw_same) : std::string("off the digitised curve")) + " (" +
                           fmt1(kwv.value(split, json())) + " at " + sci(paper_budget) + ")";
           row.fresh = spread_text(fresh, true);
-          if (!comparable) {
-            row.verdict = "not compared: " + md(dataset) + ", " + md(protocol) + " against MNIST estimates";
-          } else if (!std::isfinite(kw_same)) {
-            row.verdict = "not compared: the fresh budget is off the digitised curve";
-          } else {
-            std::tie(row.difference, row.verdict) =
-                noise_verdict(fresh, kw_same, published_error(row.status), number(iw.at(k_final), "standard_error_data", 0.0));
-          }
+          curve_verdict(row, fresh, kw_same, comparable, md(dataset) + ", " + md(protocol) + " against MNIST estimates",
+                        number(iw.at(k_final), "standard_error_data", 0.0));
           ctx.outcome.fidelity.push_back(row);
         }
         os << "| " << n << " | " << split << " | " << fmt1(f.at("elbo").at("elbo")) << " | " << pm(iw.value("1", json()))

@@ -253,6 +253,18 @@ FidelityRow budget_row(const std::string& chapter, const json& pub, const std::s
   return row;
 }
 
+void curve_verdict(FidelityRow& row, const Spread& fresh, double at_same_samples, bool comparable,
+                   const std::string& why_not, double fallback_se) {
+  if (!comparable) {
+    row.verdict = "not compared: " + why_not;
+  } else if (!std::isfinite(at_same_samples)) {
+    row.verdict = "not compared: the fresh budget is off the digitised curve";
+  } else {
+    std::tie(row.difference, row.verdict) =
+        noise_verdict(fresh, at_same_samples, published_error(row.status), fallback_se);
+  }
+}
+
 std::string seed_verdicts_md(const ChapterState& st) {
   if (st.seed_runs.size() < 2) return "";
   std::vector<std::string> claims;

@@ -142,6 +142,12 @@ FidelityRow budget_row(const std::string& chapter, const nlohmann::json& pub, co
                        const std::string& data, double fresh_samples, double paper_samples, double published,
                        const Spread& fresh, bool comparable, const std::string& why_not);
 
+/// The verdict of a row that compares with a published curve read at the
+/// fresh run's own budget (`at_same_samples`, NaN off the curve): why not
+/// compared, or noise_verdict's difference and verdict.
+void curve_verdict(FidelityRow& row, const Spread& fresh, double at_same_samples, bool comparable,
+                   const std::string& why_not, double fallback_se = std::numeric_limits<double>::quiet_NaN());
+
 /// What a chapter renderer gets.
 struct RenderContext {
   const ChapterState& state;
