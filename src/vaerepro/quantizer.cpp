@@ -5,8 +5,6 @@
 
 namespace vaerepro {
 
-namespace F = torch::nn::functional;
-
 CodebookUpdate parse_codebook_update(const std::string& name) {
   if (name == "gradient") return CodebookUpdate::kGradient;
   if (name == "ema") return CodebookUpdate::kEma;
@@ -117,7 +115,11 @@ torch::Tensor VectorQuantizerImpl::nearest(const torch::Tensor& flat) const {
 }
 
 torch::Tensor VectorQuantizerImpl::lookup(const torch::Tensor& codes) const {
-  auto e = F::embedding(codes, codebook);       // [B, H, W, D]
+  TORCH_CHECK(codes.dim() == 3, "VectorQuantizer::lookup: expected code maps [B, H, W], got ", codes.sizes());
+  // index_select, not F::embedding: its backward keeps only the indices and
+  // the codebook's size (LibTorch 1.13's embedding saves the codebook
+  // itself), so forward() may update the codebook in place after the lookup.
+  auto e = codebook.index_select(0, codes.flatten()).view({codes.size(0), codes.size(1), codes.size(2), -1});  // [B, H, W, D]
   return e.permute({0, 3, 1, 2}).contiguous();  // [B, D, H, W]
 }
 
@@ -214,8 +216,8 @@ Quantized VectorQuantizerImpl::forward(const torch::Tensor& z_e) {
   q.codebook_loss = (z_e.detach() - z_q).pow(2).flatten(1).mean(1);    // [B]
   q.commitment_loss = (z_e - z_q.detach()).pow(2).flatten(1).mean(1);  // [B]
   q.batch_perplexity = code_perplexity(codes, options.codes());
-  // The embedding saved only the indices for its backward pass, so updating
-  // the codebook in place here leaves this step's gradients as computed.
+  // lookup's index_select saved only the indices for its backward pass, so
+  // updating the codebook in place here leaves this step's gradients as computed.
   if (is_training()) update(flat, codes);
   return q;
 }
