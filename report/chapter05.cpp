@@ -50,7 +50,9 @@ std::string setting_name(const json& s) {
 
 /// The model of `metrics` with `codes` codes in `arm`, or null.
 const json* find_model(const json& metrics, int64_t codes, const std::string& arm) {
-  for (const auto& s : metrics.value("settings", json::array())) {
+  // A pointer into `metrics` itself (json::value would return a copy).
+  if (!metrics.is_object() || !metrics.contains("settings") || !metrics["settings"].is_array()) return nullptr;
+  for (const auto& s : metrics["settings"]) {
     if (s.value("codes", json()) == json(codes) && arm_of(s) == arm) return &s;
   }
   return nullptr;

@@ -165,6 +165,7 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   }
   EXPECT_NE(html.find("with the usual fixes"), std::string::npos);
   EXPECT_NE(html.find("K = 512 against K = 10, over seeds"), std::string::npos);
+  EXPECT_NE(html.find("<strong>1 of 1</strong> seeds"), std::string::npos);  // the fixture's one seed, paired by arm
   EXPECT_NE(html.find("Jukebox"), std::string::npos);
   EXPECT_TRUE(fs::exists(root / "figures/ch05-usage.svg"));
   EXPECT_NE(html.find("169.8"), std::string::npos);  // seed 000 Table 1, VQ-VAE cross-entropy (S)
