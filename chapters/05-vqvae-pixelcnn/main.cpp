@@ -41,6 +41,7 @@
 #include <sstream>
 
 #include "vaerepro/chapter.h"
+#include "vaerepro/experiment.h"
 #include "vaerepro/format.h"
 #include "vaerepro/classifier.h"
 #include "vaerepro/image.h"
@@ -49,13 +50,11 @@
 #include "vaerepro/vq_metrics.h"
 #include "vaerepro/vqvae.h"
 
-namespace po = boost::program_options;
 using namespace vaerepro;
 
 namespace {
 
-constexpr const char* kSlug = "05-vqvae-pixelcnn";
-constexpr const char* kProgram = "chapter-05";
+constexpr const char* kProgram = "chapter-05";  // progress labels
 
 /// One VQ-VAE configuration of the chapter.
 struct Setting {
@@ -73,76 +72,20 @@ struct Arm {
   CodebookOptions codebook;
 };
 
+/// The chapter's options; their defaults per profile, with their sources,
+/// are declared in VqVaePixelCnn::declare.
 struct Options {
-  std::string settings = "seed,paper";
-  int64_t seed_codes = 10;     // seed 000's VQ-VAE code: K = 10 codes ...
-  int64_t seed_dim = 2;        // ... of dimension 2 on a 7x7 grid
-  double seed_lr = 1e-2;       // seed 000's code: Adam 1e-2
-  int64_t paper_codes = 512;   // vdO2017 section 4.1: K = 512
-  int64_t paper_dim = 64;      // not stated for CIFAR-10 in vdO2017; DeepMind's Sonnet VQ-VAE example uses 64
-  double paper_lr = 2e-4;      // vdO2017 section 4.1: Adam 2e-4
-  double beta = 0.25;          // vdO2017 section 4.1: commitment weight 0.25
-  std::string reconstruction = "mse";  // seed 000 section 4: MSE, no sigmoid on the output
-  int64_t channels = 0;        // encoder/decoder feature channels (vdO2017: 256; profile)
-  int64_t epochs = 0;          // seed 000's code: 20 epochs (profile)
-  int64_t batch_size = 100;
-  int64_t max_train = 0;
-  int64_t max_test = 0;
-  int64_t curve_points = 0;
-  int64_t prior_channels = 0;
-  int64_t prior_blocks = 0;    // seed 000's code: 15 gated blocks (full profile)
-  int64_t prior_epochs = 0;
-  double prior_lr = 1e-3;
-  int64_t samples = 100;       // prior samples drawn (and as many uniform maps)
-  int64_t classifier_epochs = 0;
-  std::string arms = "faithful,fixed";
-  std::string prior_arms;          // profile: smoke and full both arms, quick the fixed arm only
-  std::string fixed_init = "data"; // Jukebox's init_k (kmeans: lucidrains' kmeans_init)
-  double ema_decay = 0.99;         // vdO2017 appendix A.1
-  double ema_epsilon = 1e-5;       // Sonnet's VectorQuantizerEMA
-  double restart_threshold = 1.0;  // Jukebox's threshold on the moving-average use per step
+  std::string settings;
+  int64_t seed_codes = 0, seed_dim = 0, paper_codes = 0, paper_dim = 0;
+  double seed_lr = 0, paper_lr = 0, beta = 0;
+  std::string reconstruction;
+  int64_t channels = 0, epochs = 0, batch_size = 0, max_train = 0, max_test = 0, curve_points = 0;
+  int64_t prior_channels = 0, prior_blocks = 0, prior_epochs = 0;
+  double prior_lr = 0;
+  int64_t samples = 0, classifier_epochs = 0;
+  std::string arms, prior_arms, fixed_init;
+  double ema_decay = 0, ema_epsilon = 0, restart_threshold = 0;
 };
-
-void apply_profile(const std::string& profile, Options& o) {
-  if (profile == "smoke") {
-    o.channels = 8;
-    o.epochs = 1;
-    o.max_train = 600;
-    o.max_test = 200;
-    o.curve_points = 3;
-    o.prior_channels = 8;
-    o.prior_blocks = 2;
-    o.prior_epochs = 1;
-    o.samples = 20;
-    o.classifier_epochs = 1;
-    o.prior_arms = "faithful,fixed";
-  } else if (profile == "quick") {  // within 15 minutes on 2 CPU cores (chapters/README.md)
-    o.channels = 32;
-    o.epochs = 2;
-    o.max_train = 20000;
-    o.curve_points = 12;
-    o.prior_channels = 32;
-    o.prior_blocks = 5;
-    o.prior_epochs = 3;
-    o.classifier_epochs = 2;
-    o.prior_arms = "fixed";  // the budget: the priors are the slow stage on a CPU
-    o.paper_lr = 1e-3;  // 5x vdO2017's 2e-4, so that 400 steps get somewhere; the full profile keeps 2e-4
-    // Seed 000's Adam 1e-2 collapses this encoder to one constant output
-    // within ~30 steps in both arms (measured on MNIST, seed 1: every test
-    // vector on one code, test MSE at the mean image's 6.5e-2); 1e-3 uses
-    // all ten codes. The full profile keeps the seed's 1e-2.
-    o.seed_lr = 1e-3;
-  } else {
-    o.channels = 128;
-    o.epochs = 20;          // seed 000's code
-    o.curve_points = 40;
-    o.prior_channels = 64;
-    o.prior_blocks = 15;    // seed 000's code
-    o.prior_epochs = 20;
-    o.classifier_epochs = 5;
-    o.prior_arms = "faithful,fixed";
-  }
-}
 
 std::vector<Setting> parse_settings(const Options& o) {
   std::vector<Setting> out;
@@ -532,147 +475,104 @@ void arm_checks(const nlohmann::json& results, nlohmann::json& checks) {
   }
 }
 
-int run(int argc, char** argv) {
-  CommonOptions common;
-  Options o;
-  auto generic = generic_options(common);
-  po::options_description experiment("Experiment (defaults depend on --profile)");
-  experiment.add_options()
-      ("settings", po::value(&o.settings), "which VQ-VAEs: seed (K = 10, D = 2), paper (K = 512, D = 64), or both (seed,paper)")
-      ("seed-codes", po::value(&o.seed_codes), "K of the seed setting (10)")
-      ("seed-dim", po::value(&o.seed_dim), "D of the seed setting (2)")
-      ("seed-lr", po::value(&o.seed_lr), "Adam learning rate of the seed setting (1e-2; quick 1e-3)")
-      ("paper-codes", po::value(&o.paper_codes), "K of the paper setting (512)")
-      ("paper-dim", po::value(&o.paper_dim), "D of the paper setting (64)")
-      ("paper-lr", po::value(&o.paper_lr), "Adam learning rate of the paper setting (2e-4; quick 1e-3)")
-      ("beta", po::value(&o.beta), "commitment weight (0.25)")
-      ("reconstruction", po::value(&o.reconstruction), "mse (seed 000) | bernoulli")
-      ("channels", po::value(&o.channels), "feature channels of encoder and decoder (smoke 8, quick 32, full 128)")
-      ("epochs", po::value(&o.epochs), "VQ-VAE training epochs (smoke 1, quick 2, full 20)")
-      ("batch-size", po::value(&o.batch_size), "minibatch size of both stages (100)")
-      ("max-train", po::value(&o.max_train), "use only the first N training examples (0 = all; quick 20000)")
-      ("max-test", po::value(&o.max_test), "use only the first N test examples (0 = all)")
-      ("curve-points", po::value(&o.curve_points), "evaluations along the VQ-VAE's training")
-      ("prior-channels", po::value(&o.prior_channels), "channels of the PixelCNN (smoke 8, quick 32, full 64)")
-      ("prior-blocks", po::value(&o.prior_blocks), "gated blocks after the first layer (smoke 2, quick 5, full 15)")
-      ("prior-epochs", po::value(&o.prior_epochs), "PixelCNN training epochs (smoke 1, quick 3, full 20)")
-      ("prior-lr", po::value(&o.prior_lr), "Adam learning rate of the PixelCNN (1e-3)")
-      ("samples", po::value(&o.samples), "prior samples drawn, and uniform code maps decoded beside them (100)")
-      ("classifier-epochs", po::value(&o.classifier_epochs), "epochs of the classifier that judges samples (0 = no judge)")
-      ("arms", po::value(&o.arms), "codebook recipes: faithful (vdO2017 as written: uniform init, gradient, no restarts), "
-                                   "fixed (data init, EMA, restarts), or both (faithful,fixed)")
-      ("prior-arms", po::value(&o.prior_arms), "arms whose codes get a prior (smoke and full faithful,fixed; quick fixed)")
-      ("fixed-init", po::value(&o.fixed_init), "initialisation of the fixed arm: data (Jukebox) | kmeans (lucidrains) | uniform")
-      ("ema-decay", po::value(&o.ema_decay), "EMA decay of the fixed arm's codebook (0.99, vdO2017 appendix A.1)")
-      ("ema-epsilon", po::value(&o.ema_epsilon), "Laplace smoothing of the fixed arm's EMA counts (1e-5, Sonnet)")
-      ("restart-threshold", po::value(&o.restart_threshold),
-       "the fixed arm restarts a code whose moving-average use per step is below this (1, Jukebox; 0 = off)");
-  if (!parse_chapter_command_line(argc, argv,
-                                  "chapter-05: VQ-VAE with a gated PixelCNN prior (seed 000 sections 3.3, 4.1-4.2; vdO2017)\n"
-                                  "usage: chapter-05 [options]",
-                                  generic, experiment, [&](const std::string& profile) { apply_profile(profile, o); })) {
-    return 0;
+class VqVaePixelCnn : public Chapter {
+ public:
+  ChapterInfo info() const override {
+    // Seed 000's protocol (gray levels; its Table 1 scores gray-level reconstructions).
+    return {"chapter-05", "05-vqvae-pixelcnn",
+            "VQ-VAE with a gated PixelCNN prior (seed 000 sections 3.3, 4.1-4.2; vdO2017)", "mnist",
+            Protocol::kGrayBce};
   }
-  const auto settings = parse_settings(o);
-  for (const auto& s : settings) {
-    require_range(s.name + "-codes", static_cast<double>(s.codes), 2, 65536);
-    require_range(s.name + "-dim", static_cast<double>(s.dim), 1, 4096);
-    require_range(s.name + "-lr", s.lr, 1e-8, 1);
-  }
-  require_range("beta", o.beta, 0, 100);
-  Reconstruction reconstruction;
-  try {
-    reconstruction = parse_reconstruction(o.reconstruction);
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(std::string("--reconstruction: ") + e.what());
-  }
-  require_range("channels", static_cast<double>(o.channels), 1, 4096);
-  require_range("epochs", static_cast<double>(o.epochs), 1, 100000);
-  require_range("batch-size", static_cast<double>(o.batch_size), 1, 1e6);
-  require_range("max-train", static_cast<double>(o.max_train), 0, 1e9);
-  require_range("max-test", static_cast<double>(o.max_test), 0, 1e9);
-  require_range("curve-points", static_cast<double>(o.curve_points), 1, 10000);
-  require_range("prior-channels", static_cast<double>(o.prior_channels), 1, 4096);
-  require_range("prior-blocks", static_cast<double>(o.prior_blocks), 0, 100);
-  require_range("prior-epochs", static_cast<double>(o.prior_epochs), 1, 100000);
-  require_range("prior-lr", o.prior_lr, 1e-8, 1);
-  require_range("samples", static_cast<double>(o.samples), 1, 100000);
-  require_range("classifier-epochs", static_cast<double>(o.classifier_epochs), 0, 1000);
-  const auto arms = parse_arms(o);
-  const auto prior_arms = parse_arm_names("prior-arms", o.prior_arms, true);
 
-  // Seed 000's protocol by default (gray levels; its Table 1 scores gray-level reconstructions).
-  const ChapterSetup setup = start_chapter(kProgram, kSlug, common, Protocol::kGrayBce, "mnist", argc, argv);
-  RunWriter writer(common.out, kSlug);
-  nlohmann::json run = setup.run_json("VQ-VAE with a gated PixelCNN prior (seed 000 sections 3.3, 4.1-4.2; vdO2017)");
-  writer.write_json("run.json", run);
-  return run_staged(writer, run, kProgram, [&]() -> int {
-    const auto t_start = std::chrono::steady_clock::now();
-    torch::manual_seed(static_cast<uint64_t>(common.seed));
-    const TensorData data = prepare_tensors(setup.dataset, setup.protocol, setup.device, o.max_train, o.max_test);
+  void declare(OptionTable& t) override {
+    t.add("settings", o_.settings, std::string("seed,paper"),
+          "which VQ-VAEs: seed (K = 10, D = 2), paper (K = 512, D = 64), or both (seed,paper)");
+    t.add("seed-codes", o_.seed_codes, int64_t{10}, "K of the seed setting (seed 000's code)").range(2, 65536);
+    t.add("seed-dim", o_.seed_dim, int64_t{2}, "D of the seed setting (seed 000's code: a 7x7 grid of 2-D codes)")
+        .range(1, 4096);
+    // Seed 000's code: Adam 1e-2. At the quick budget it collapses this
+    // encoder to one constant output within ~30 steps in both arms (measured
+    // on MNIST, seed 1: every test vector on one code, test MSE at the mean
+    // image's 6.5e-2); 1e-3 uses all ten codes.
+    t.add("seed-lr", o_.seed_lr, {1e-2, 1e-3, 1e-2}, "Adam learning rate of the seed setting").range(1e-8, 1);
+    t.add("paper-codes", o_.paper_codes, int64_t{512}, "K of the paper setting (vdO2017 section 4.1)").range(2, 65536);
+    // Not stated for CIFAR-10 in vdO2017; DeepMind's Sonnet VQ-VAE example uses 64.
+    t.add("paper-dim", o_.paper_dim, int64_t{64}, "D of the paper setting").range(1, 4096);
+    // vdO2017 section 4.1: Adam 2e-4; quick: 5x, so that 400 steps get somewhere.
+    t.add("paper-lr", o_.paper_lr, {2e-4, 1e-3, 2e-4}, "Adam learning rate of the paper setting").range(1e-8, 1);
+    t.add("beta", o_.beta, 0.25, "commitment weight (vdO2017 section 4.1)").range(0, 100);
+    t.add("reconstruction", o_.reconstruction, std::string("mse"), "mse (seed 000 section 4: no sigmoid) | bernoulli")
+        .one_of({"mse", "bernoulli"});
+    t.add("channels", o_.channels, {8, 32, 128}, "feature channels of encoder and decoder (vdO2017: 256)")
+        .range(1, 4096);
+    t.add("epochs", o_.epochs, {1, 2, 20}, "VQ-VAE training epochs (seed 000's code: 20)").range(1, 100000);
+    t.add("batch-size", o_.batch_size, int64_t{100}, "minibatch size of both stages").range(1, 1e6);
+    t.add("max-train", o_.max_train, {600, 20000, 0}, "use only the first N training examples (0 = all)")
+        .range(0, 1e9);
+    t.add("max-test", o_.max_test, {200, 0, 0}, "use only the first N test examples (0 = all)").range(0, 1e9);
+    t.add("curve-points", o_.curve_points, {3, 12, 40}, "evaluations along the VQ-VAE's training").range(1, 10000);
+    t.add("prior-channels", o_.prior_channels, {8, 32, 64}, "channels of the PixelCNN").range(1, 4096);
+    t.add("prior-blocks", o_.prior_blocks, {2, 5, 15}, "gated blocks after the first layer (seed 000's code: 15)")
+        .range(0, 100);
+    t.add("prior-epochs", o_.prior_epochs, {1, 3, 20}, "PixelCNN training epochs").range(1, 100000);
+    t.add("prior-lr", o_.prior_lr, 1e-3, "Adam learning rate of the PixelCNN").range(1e-8, 1);
+    t.add("samples", o_.samples, {20, 100, 100}, "prior samples drawn, and uniform code maps decoded beside them")
+        .range(1, 100000);
+    t.add("classifier-epochs", o_.classifier_epochs, {1, 2, 5},
+          "epochs of the classifier that judges samples (0 = no judge)")
+        .range(0, 1000);
+    t.add("arms", o_.arms, std::string("faithful,fixed"),
+          "codebook recipes: faithful (vdO2017 as written: uniform init, gradient, no restarts), fixed (data "
+          "init, EMA, restarts), or both");
+    // The priors are the slow stage on a CPU: quick trains only the fixed arm's.
+    t.add("prior-arms", o_.prior_arms, {"faithful,fixed", "fixed", "faithful,fixed"},
+          "arms whose codes get a prior");
+    t.add("fixed-init", o_.fixed_init, std::string("data"),
+          "initialisation of the fixed arm: data (Jukebox's init_k) | kmeans (lucidrains) | uniform")
+        .one_of({"data", "kmeans", "uniform"});
+    t.add("ema-decay", o_.ema_decay, 0.99, "EMA decay of the fixed arm's codebook (vdO2017 appendix A.1)");
+    t.add("ema-epsilon", o_.ema_epsilon, 1e-5, "Laplace smoothing of the fixed arm's EMA counts (Sonnet)");
+    t.add("restart-threshold", o_.restart_threshold, 1.0,
+          "the fixed arm restarts a code whose moving-average use per step is below this (Jukebox; 0 = off)");
+  }
+
+  void validate() override {
+    settings_ = parse_settings(o_);
+    arms_ = parse_arms(o_);
+    prior_arms_ = parse_arm_names("prior-arms", o_.prior_arms, true);
+    reconstruction_ = parse_reconstruction(o_.reconstruction);
+  }
+
+  nlohmann::json run(ChapterRun& run) override {
+    const TensorData data = run.tensors(o_.max_train, o_.max_test);
     const int64_t n_train = data.train.size(0), classes = data.num_classes;
     if (data.height != 28 || data.width != 28) {
-      throw std::runtime_error("the VQ-VAE's encoder expects 28x28 images; " + setup.dataset_name + " has " +
+      throw std::runtime_error("the VQ-VAE's encoder expects 28x28 images; " + run.dataset_name() + " has " +
                                std::to_string(data.height) + "x" + std::to_string(data.width));
     }
-    nlohmann::json settings_json = nlohmann::json::array();
-    for (const auto& s : settings) {
-      settings_json.push_back({{"name", s.name}, {"codes", s.codes}, {"dim", s.dim}, {"lr", s.lr}, {"source", s.source}});
-    }
-    run["data"] = data.to_json();
-    nlohmann::json arms_json = nlohmann::json::array();
-    for (const auto& a : arms) {
-      arms_json.push_back({{"name", a.name}, {"title", a.title}, {"codebook", a.codebook.to_json()},
-                           {"prior", std::find(prior_arms.begin(), prior_arms.end(), a.name) != prior_arms.end()}});
-    }
-    run["config"] = {{"settings", settings_json},
-                     {"arms", arms_json},
-                     {"beta", o.beta},
-                     {"reconstruction", to_string(reconstruction)},
-                     {"encoder", "two stride-2 4x4 convolutions (28 -> 7), two residual blocks (ReLU, 3x3, ReLU, 1x1), 1x1 to D; decoder mirrored (vdO2017 section 4.1)"},
-                     {"channels", o.channels},
-                     {"epochs", o.epochs},
-                     {"optimizer", "adam"},
-                     {"batch_size", o.batch_size},
-                     {"max_train", o.max_train},
-                     {"max_test", o.max_test},
-                     {"curve_points", o.curve_points},
-                     {"prior", {{"kind", "gated PixelCNN, vertical + horizontal stacks, 7x7 type-A first layer, 3x3 type-B gated blocks"},
-                                {"channels", o.prior_channels},
-                                {"blocks", o.prior_blocks},
-                                {"epochs", o.prior_epochs},
-                                {"lr", o.prior_lr}}},
-                     {"samples", o.samples},
-                     {"classifier_epochs", o.classifier_epochs},
-                     {"classifier", "MLP 784-512-256-10, ReLU, Adam 1e-3, on gray levels"}};
-    run["budget"] = std::to_string(o.epochs) + " VQ-VAE epochs and " + std::to_string(o.prior_epochs) +
-                    " prior epochs of " + std::to_string(n_train) + " training images (seed 000's code: 20 epochs of 60,000)";
-    // A finished run of this configuration is not redone (--force: it is).
-    // The VQ-VAE and prior loops keep no checkpoints yet: SIGINT/SIGTERM stop
-    // at the next stage boundary and a rerun starts the chapter afresh.
-    const RunCheckpoints checkpoints(setup, run["config"]);
-    if (!checkpoints.start(writer)) return 0;
-    writer.write_json("run.json", run);
+    record_config(run.config());
+    run.begin(data.to_json(), std::to_string(o_.epochs) + " VQ-VAE epochs and " + std::to_string(o_.prior_epochs) +
+                                  " prior epochs of " + std::to_string(n_train) +
+                                  " training images (seed 000's code: 20 epochs of 60,000)");
 
     // The judge of samples (optional): how confidently a classifier sees a digit in an image.
     Classifier classifier{nullptr};
     double classifier_accuracy = std::nan("");
-    if (o.classifier_epochs > 0) {
-      torch::manual_seed(static_cast<uint64_t>(derive_seed(common.seed, "judge")));
+    if (o_.classifier_epochs > 0) {
+      torch::manual_seed(static_cast<uint64_t>(run.seed_for("judge")));
       classifier = Classifier(data.dim(), classes);
-      classifier->to(setup.device);
-      classifier_accuracy = train_classifier(*classifier, data, o.classifier_epochs);
-      std::cout << kProgram << ": judge classifier test accuracy " << format_fixed(100 * classifier_accuracy) << "%\n";
+      classifier->to(run.device());
+      classifier_accuracy = train_classifier(*classifier, data, o_.classifier_epochs);
+      std::cout << run.prefix() << "judge classifier test accuracy " << format_fixed(100 * classifier_accuracy) << "%\n";
     }
-
-    Context ctx{o, setup, data, writer, reconstruction};
+    Context ctx{o_, run.setup(), data, run.writer(), reconstruction_};
     ctx.judge = classifier.is_empty() ? nullptr : classifier.get();
     ctx.n_fixed = std::min<int64_t>(100, data.test.size(0));  // seed 000 Table 1: 100 samples
-    ctx.seed = common.seed;
+    ctx.seed = run.common().seed;
     nlohmann::json results = nlohmann::json::array();
-    for (const auto& s : settings) {
-      for (const auto& a : arms) {
-        const bool with_prior = std::find(prior_arms.begin(), prior_arms.end(), a.name) != prior_arms.end();
+    for (const auto& s : settings_) {
+      for (const auto& a : arms_) {
+        const bool with_prior = std::find(prior_arms_.begin(), prior_arms_.end(), a.name) != prior_arms_.end();
         results.push_back(run_model(ctx, s, a, with_prior));
       }
     }
@@ -681,20 +581,48 @@ int run(int argc, char** argv) {
     nlohmann::json checks = nlohmann::json::array();
     for (const auto& r : results) model_checks(r, classes, checks);
     arm_checks(results, checks);
-    nlohmann::json metrics = {{"settings", results},
-                              {"classifier_accuracy", !classifier.is_empty() ? nlohmann::json(classifier_accuracy) : nlohmann::json()},
-                              {"table1_note", "seed 000 Table 1 scores 100 test images: MSE of gray levels (its normalisation is not "
-                                              "stated) and binary cross-entropy of the output clipped to [0, 1], summed over pixels"},
-                              {"checks", checks},
-                              {"checks_budget", {{"provisional", o.epochs < 20 || o.prior_epochs < 20},
-                                                 {"note", "seed 000's code trained 20 epochs of 60,000 images"}}}};
-    finish_chapter(writer, run, metrics, kProgram, t_start, &checkpoints);
-    return 0;
-  });
-}
+    return {{"settings", results},
+            {"classifier_accuracy", !classifier.is_empty() ? nlohmann::json(classifier_accuracy) : nlohmann::json()},
+            {"table1_note", "seed 000 Table 1 scores 100 test images: MSE of gray levels (its normalisation is not "
+                            "stated) and binary cross-entropy of the output clipped to [0, 1], summed over pixels"},
+            {"checks", checks},
+            {"checks_budget", {{"provisional", o_.epochs < 20 || o_.prior_epochs < 20},
+                               {"note", "seed 000's code trained 20 epochs of 60,000 images"}}}};
+  }
+
+ private:
+  /// The parsed settings and arms, and the descriptions the report reads, in
+  /// the recorded (and hashed) configuration.
+  void record_config(nlohmann::json& config) const {
+    nlohmann::json settings = nlohmann::json::array(), arms = nlohmann::json::array();
+    for (const auto& s : settings_) {
+      settings.push_back({{"name", s.name}, {"codes", s.codes}, {"dim", s.dim}, {"lr", s.lr}, {"source", s.source}});
+    }
+    for (const auto& a : arms_) {
+      arms.push_back({{"name", a.name}, {"title", a.title}, {"codebook", a.codebook.to_json()},
+                      {"prior", std::find(prior_arms_.begin(), prior_arms_.end(), a.name) != prior_arms_.end()}});
+    }
+    config["settings"] = settings;
+    config["arms"] = arms;
+    config["encoder"] = "two stride-2 4x4 convolutions (28 -> 7), two residual blocks (ReLU, 3x3, ReLU, 1x1), 1x1 "
+                        "to D; decoder mirrored (vdO2017 section 4.1)";
+    config["optimizer"] = "adam";
+    config["prior"] = {{"kind", "gated PixelCNN, vertical + horizontal stacks, 7x7 type-A first layer, 3x3 type-B "
+                                "gated blocks"},
+                       {"channels", o_.prior_channels},
+                       {"blocks", o_.prior_blocks},
+                       {"epochs", o_.prior_epochs},
+                       {"lr", o_.prior_lr}};
+    config["classifier"] = "MLP 784-512-256-10, ReLU, Adam 1e-3, on gray levels";
+  }
+
+  Options o_;
+  std::vector<Setting> settings_;
+  std::vector<Arm> arms_;
+  std::vector<std::string> prior_arms_;
+  Reconstruction reconstruction_ = Reconstruction::kMse;
+};
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  return run_program(kProgram, argc, argv, run);
-}
+int main(int argc, char** argv) { return chapter_main<VqVaePixelCnn>(argc, argv); }
