@@ -1,6 +1,8 @@
-// A smoke run of chapter 5 writes a complete result: both VQ-VAE settings,
-// their priors (NLL below uniform is not required at this budget, only
-// finite and consistent), samples, curves, codebook counts and the bound.
+// A smoke run of chapter 5 writes a complete result: both VQ-VAE settings in
+// both codebook arms (as written; with the usual fixes), their priors (NLL
+// below uniform is not required at this budget, only finite and consistent),
+// samples, curves with the batch perplexity, codebook counts, the bound and
+// the verdicts of both arms.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,6 +10,8 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "vaerepro/build_config.h"
@@ -42,11 +46,23 @@ TEST(Chapter05Smoke, WritesBothSettingsPriorsSamplesAndTheBound) {
   EXPECT_EQ(run["status"], "complete");
   std::ifstream in(dir / "metrics.json");
   auto m = nlohmann::json::parse(in);
-  ASSERT_EQ(m["settings"].size(), 2u);
-  EXPECT_EQ(m["settings"][0]["codes"], 10);
+  ASSERT_EQ(m["settings"].size(), 4u);
+  const std::vector<std::string> names = {"seed-faithful", "seed-fixed", "paper-faithful", "paper-fixed"};
+  for (size_t i = 0; i < 4; ++i) EXPECT_EQ(m["settings"][i]["name"], names[i]);
+  EXPECT_EQ(m["settings"][0]["codes"], 10);  // chapter 4 reads the first K = 10 model: seed 000's recipe
+  EXPECT_EQ(m["settings"][0]["arm"], "faithful");
   EXPECT_EQ(m["settings"][0]["dim"], 2);
-  EXPECT_EQ(m["settings"][1]["codes"], 512);
+  EXPECT_EQ(m["settings"][3]["codes"], 512);
   for (const auto& s : m["settings"]) {
+    const bool fixed = s["arm"] == "fixed";
+    EXPECT_EQ(s["quantizer"]["update"], fixed ? "ema" : "gradient");
+    EXPECT_EQ(s["quantizer"]["init"], fixed ? "data" : "uniform");
+    EXPECT_DOUBLE_EQ(s["quantizer"]["restart_threshold"].get<double>(), fixed ? 1.0 : 0.0);
+    if (!fixed) EXPECT_EQ(s["vqvae"]["restarts"], 0);
+    for (const auto& p : s["vqvae"]["curve"]) {
+      EXPECT_GE(p["batch_perplexity"].get<double>(), 1.0 - 1e-6);
+      EXPECT_LE(p["batch_perplexity"].get<double>(), s["codes"].get<double>() + 1e-6);
+    }
     const int64_t k = s["codes"].get<int64_t>();
     const auto& test = s["vqvae"]["final"]["test"];
     EXPECT_TRUE(std::isfinite(test["mse_per_pixel"].get<double>()));
@@ -69,8 +85,26 @@ TEST(Chapter05Smoke, WritesBothSettingsPriorsSamplesAndTheBound) {
     EXPECT_EQ(csv_rows(dir / s["usage"]["codebook_csv"].get<std::string>()), k);
     EXPECT_TRUE(s.contains("judge"));
   }
-  EXPECT_GE(m["checks"].size(), 5u);
+  bool live_check = false;
+  int sizes = 0;
+  for (const auto& c : m["checks"]) {
+    const std::string claim = c["claim"];
+    live_check |= claim.find("the live arm uses at least half") != std::string::npos;
+    sizes += claim.find("a larger codebook reconstructs better") != std::string::npos;
+  }
+  EXPECT_TRUE(live_check);
+  EXPECT_EQ(sizes, 2);  // one per arm
+  EXPECT_GE(m["checks"].size(), 10u);
   fs::remove_all(root);
+}
+
+TEST(Chapter05Smoke, RejectsAnUnknownArmAsAUsageError) {
+  const auto r = vaerepro::test::run_program("chapter-05", "--arms faithful,tuned");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("tuned"), std::string::npos) << r.output;
+  const auto init = vaerepro::test::run_program("chapter-05", "--fixed-init random");
+  EXPECT_EQ(init.code, 2) << init.output;
+  EXPECT_NE(init.output.find("--fixed-init"), std::string::npos) << init.output;
 }
 
 TEST(Chapter05Smoke, RejectsAnUnknownSettingAsAUsageError) {

@@ -139,25 +139,35 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   }
   EXPECT_NE(html.find("121.1"), std::string::npos);  // seed 000 Table 1, VAE cross-entropy (S)
   EXPECT_TRUE(fs::exists(root / "figures/ch04-latent.svg"));
-  // Chapter 5: each setting's prior NLL and Table 1 numbers, seed 000's
-  // VQ-VAE row, both kinds of samples, the curves, the bound's caveats.
+  // Chapter 5: each model's Table 1 numbers and codebook use, and where it
+  // has a prior its NLL, samples and bound; seed 000's VQ-VAE row, the
+  // curves, the usage curves, the over-seeds table, the bound's caveats.
   const auto ch5 = json::parse(read(root / "results/05-vqvae-pixelcnn/metrics.json"));
-  ASSERT_EQ(ch5["settings"].size(), 2u);
+  ASSERT_EQ(ch5["settings"].size(), 4u);
   for (const auto& s : ch5["settings"]) {
+    const std::string name = s["name"].get<std::string>();
+    EXPECT_NE(html.find("reconstructions-" + name + ".png"), std::string::npos);
+    EXPECT_NE(html.find("codebook-usage-" + name + ".png"), std::string::npos);
+    const std::string used = s["usage"]["test"]["used"].dump() + " of " + s["codes"].dump();
+    EXPECT_NE(html.find(used), std::string::npos) << "chapter 5: codes used " << used;
+    const std::string ce = rp::fmt1(s["vqvae"]["table1"]["cross_entropy"].get<double>());
+    EXPECT_NE(html.find(ce), std::string::npos) << "chapter 5: cross-entropy " << ce;
+    if (!s.contains("prior")) continue;
     std::ostringstream nll;
     nll.setf(std::ios::fixed);
     nll.precision(3);
     nll << s["prior"]["final"]["test"]["bits_per_dim"].get<double>();
     EXPECT_NE(html.find(nll.str()), std::string::npos) << "chapter 5: prior bits/dim " << nll.str();
-    const std::string ce = rp::fmt1(s["vqvae"]["table1"]["cross_entropy"].get<double>());
-    EXPECT_NE(html.find(ce), std::string::npos) << "chapter 5: cross-entropy " << ce;
     const std::string bound = rp::fmt1(s["bound"]["total"].get<double>());
     EXPECT_NE(html.find(bound), std::string::npos) << "chapter 5: bound " << bound;
-    const std::string name = s["name"].get<std::string>();
     EXPECT_NE(html.find("prior-samples-" + name + ".png"), std::string::npos);
     EXPECT_NE(html.find("uniform-samples-" + name + ".png"), std::string::npos);
-    EXPECT_NE(html.find("reconstructions-" + name + ".png"), std::string::npos);
   }
+  EXPECT_NE(html.find("with the usual fixes"), std::string::npos);
+  EXPECT_NE(html.find("K = 512 against K = 10, over seeds"), std::string::npos);
+  EXPECT_NE(html.find("<strong>1 of 1</strong> seeds"), std::string::npos);  // the fixture's one seed, paired by arm
+  EXPECT_NE(html.find("Jukebox"), std::string::npos);
+  EXPECT_TRUE(fs::exists(root / "figures/ch05-usage.svg"));
   EXPECT_NE(html.find("169.8"), std::string::npos);  // seed 000 Table 1, VQ-VAE cross-entropy (S)
   EXPECT_NE(html.find("vqvae (chapter 5, K = 10)"), std::string::npos);  // chapter 4's benchmark reads chapter 5
   EXPECT_NE(html.find("4.67"), std::string::npos);   // vdO2017 CIFAR-10 bits/dim (V), for scale

@@ -19,52 +19,10 @@ Reconstruction parse_reconstruction(const std::string& name) {
 
 std::string to_string(Reconstruction r) { return r == Reconstruction::kMse ? "mse" : "bernoulli"; }
 
-torch::Tensor straight_through(const torch::Tensor& continuous, const torch::Tensor& quantized) {
-  return continuous + (quantized - continuous).detach();
-}
-
-VectorQuantizerImpl::VectorQuantizerImpl(const VectorQuantizerOptions& o) : options(o) {
-  if (o.codes() < 1 || o.dim() < 1) {
-    throw std::invalid_argument("VectorQuantizer: codes and dim must be >= 1 (got K = " +
-                                std::to_string(o.codes()) + ", D = " + std::to_string(o.dim()) + ")");
-  }
-  // U(-1/K, 1/K), as the reference implementations of vdO2017 initialise the codebook.
-  codebook = register_parameter(
-      "codebook", torch::empty({o.codes(), o.dim()}).uniform_(-1.0 / o.codes(), 1.0 / o.codes()));
-}
-
-torch::Tensor VectorQuantizerImpl::nearest(const torch::Tensor& flat) const {
-  torch::NoGradGuard no_grad;
-  // ||f - e||^2 = ||f||^2 - 2 f.e + ||e||^2, [M, K]
-  auto d = flat.pow(2).sum(1, true) - 2 * torch::matmul(flat, codebook.t()) + codebook.pow(2).sum(1).unsqueeze(0);
-  return d.argmin(1);  // [M]
-}
-
-torch::Tensor VectorQuantizerImpl::lookup(const torch::Tensor& codes) const {
-  auto e = F::embedding(codes, codebook);  // [B, H, W, D]
-  return e.permute({0, 3, 1, 2}).contiguous();  // [B, D, H, W]
-}
-
-Quantized VectorQuantizerImpl::forward(const torch::Tensor& z_e) {
-  TORCH_CHECK(z_e.dim() == 4 && z_e.size(1) == options.dim(), "VectorQuantizer: expected z_e [B, ",
-              options.dim(), ", H, W], got ", z_e.sizes());
-  const int64_t b = z_e.size(0), h = z_e.size(2), w = z_e.size(3);
-  auto flat = z_e.permute({0, 2, 3, 1}).reshape({-1, options.dim()});  // [B*H*W, D]
-  auto codes = nearest(flat).view({b, h, w});                           // [B, H, W]
-  auto z_q = lookup(codes);                                             // [B, D, H, W]
-  Quantized q;
-  q.codes = codes;
-  q.z_q = z_q;
-  q.straight_through = straight_through(z_e, z_q);
-  q.codebook_loss = (z_e.detach() - z_q).pow(2).flatten(1).mean(1);    // [B]
-  q.commitment_loss = (z_e - z_q.detach()).pow(2).flatten(1).mean(1);  // [B]
-  return q;
-}
-
 VqVaeImpl::VqVaeImpl(const VqVaeOptions& o) : options(o) {
   const ConvOptions conv = ConvOptions(o.channels(), o.dim()).residual_blocks(o.residual_blocks());
   encoder = register_module("encoder", ConvEncoder(conv));
-  quantizer = register_module("quantizer", VectorQuantizer(VectorQuantizerOptions(o.codes(), o.dim())));
+  quantizer = register_module("quantizer", VectorQuantizer(VectorQuantizerOptions(o.codes(), o.dim()).codebook(o.codebook())));
   decoder = register_module("decoder", ConvDecoder(conv));
 }
 
@@ -158,6 +116,12 @@ nlohmann::json VqSetMetrics::to_json() const {
           {"examples", examples}};
 }
 
+nlohmann::json VqCurvePoint::to_json() const {
+  return {{"samples_seen", samples_seen}, {"epochs", epochs},         {"train", train.to_json()},
+          {"test", test.to_json()},       {"batch_perplexity", batch_perplexity}, {"restarts", restarts},
+          {"dead_codes", dead_codes},     {"wall_seconds", wall_seconds}};
+}
+
 VqSetMetrics evaluate_vqvae(VqVaeImpl& model, const torch::Tensor& x, int64_t batch_size) {
   torch::NoGradGuard no_grad;
   VqSetMetrics m;
@@ -205,7 +169,8 @@ VqTrainResult train_vqvae(VqVaeImpl& model, int64_t n_train,
   double eval_seconds = 0;
   // Window sums of the minibatch terms between curve points (float64).
   double w_rec = 0, w_cb = 0, w_cm = 0, w_mse = 0;
-  int64_t w_n = 0, step = 0, next_point = 1;
+  int64_t w_n = 0, w_steps = 0, step = 0, next_point = 1;
+  auto w_batch_perplexity = torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
   double first_loss = 0;
   std::vector<torch::Tensor> w_codes;
   for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
@@ -253,6 +218,8 @@ VqTrainResult train_vqvae(VqVaeImpl& model, int64_t n_train,
         w_mse += (model.mean_image(out.output).flatten(1) - xb.flatten(1)).pow(2).to(torch::kFloat64).mean(1).sum().item<double>();
         w_n += xb.size(0);
         w_codes.push_back(out.quantized.codes);
+        w_batch_perplexity += out.quantized.batch_perplexity.to(torch::kFloat64);
+        ++w_steps;
       }
       result.samples_seen += xb.size(0);
       // Curve points evenly spaced in steps, the last at the end.
@@ -272,11 +239,15 @@ VqTrainResult train_vqvae(VqVaeImpl& model, int64_t n_train,
         p.train.codes_used = usage.used;
         p.train.examples = w_n;
         p.test = evaluate_vqvae(model, test_subset);
+        p.batch_perplexity = w_batch_perplexity.item<double>() / static_cast<double>(std::max<int64_t>(1, w_steps));
+        p.restarts = model.quantizer->restarts();
+        p.dead_codes = model.quantizer->codes_below(std::max(1.0, model.options.codebook().restart_threshold));
         eval_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - te).count();
         p.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         result.curve.push_back(p);
         w_rec = w_cb = w_cm = w_mse = 0;
-        w_n = 0;
+        w_n = w_steps = 0;
+        w_batch_perplexity.zero_();
         w_codes.clear();
       }
       const auto now = std::chrono::steady_clock::now();

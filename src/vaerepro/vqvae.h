@@ -20,6 +20,7 @@
 #include <torch/torch.h>
 
 #include "vaerepro/models.h"
+#include "vaerepro/quantizer.h"
 
 namespace vaerepro {
 
@@ -32,42 +33,6 @@ enum class Reconstruction {
 Reconstruction parse_reconstruction(const std::string& name);  ///< mse | bernoulli
 std::string to_string(Reconstruction r);
 
-struct VectorQuantizerOptions {
-  VectorQuantizerOptions(int64_t codes, int64_t dim) : codes_(codes), dim_(dim) {}
-  TORCH_ARG(int64_t, codes);  ///< K
-  TORCH_ARG(int64_t, dim);    ///< D
-};
-
-/// The result of quantising z_e [B, D, H, W].
-struct Quantized {
-  torch::Tensor straight_through;  ///< [B, D, H, W] z_e + sg(z_q - z_e): the value of z_q, the gradient of z_e
-  torch::Tensor z_q;               ///< [B, D, H, W] the nearest codebook vectors (gradient reaches the codebook)
-  torch::Tensor codes;             ///< [B, H, W] int64 indices in [0, K)
-  torch::Tensor codebook_loss;     ///< [B] mean over H, W, D of (sg[z_e] - e)^2: trains only the codebook
-  torch::Tensor commitment_loss;   ///< [B] mean over H, W, D of (z_e - sg[e])^2: trains only the encoder
-};
-
-/// The codebook and nearest-code assignment (van den Oord et al. 2017,
-/// section 3.1, equations (1)-(2)).
-class VectorQuantizerImpl : public torch::nn::Module {
- public:
-  explicit VectorQuantizerImpl(const VectorQuantizerOptions& options);
-  /// z_e [B, D, H, W] -> codes, z_q, the straight-through value and both loss terms.
-  Quantized forward(const torch::Tensor& z_e);
-  /// Nearest codebook index for each row of `flat` [M, D] (squared Euclidean
-  /// distance, ties to the lowest index): [M] int64.
-  torch::Tensor nearest(const torch::Tensor& flat) const;
-  /// The codebook vectors of `codes` [B, H, W]: [B, D, H, W].
-  torch::Tensor lookup(const torch::Tensor& codes) const;
-  VectorQuantizerOptions options;
-  torch::Tensor codebook;  ///< [K, D], initialised U(-1/K, 1/K)
-};
-TORCH_MODULE(VectorQuantizer);
-
-/// The straight-through estimator: the value of `quantized`, the gradient of
-/// `continuous` (the identity Jacobian). Bengio et al. 2013; vdO2017 eq. (3).
-torch::Tensor straight_through(const torch::Tensor& continuous, const torch::Tensor& quantized);
-
 struct VqVaeOptions {
   VqVaeOptions(int64_t codes, int64_t dim) : codes_(codes), dim_(dim) {}
   TORCH_ARG(int64_t, codes);                 ///< K
@@ -76,6 +41,8 @@ struct VqVaeOptions {
   TORCH_ARG(int64_t, residual_blocks) = 2;   ///< vdO2017 section 4.1: two residual 3x3 blocks
   TORCH_ARG(double, beta) = 0.25;            ///< commitment weight, vdO2017 section 4.1
   TORCH_ARG(Reconstruction, reconstruction) = Reconstruction::kMse;  ///< seed 000 section 4: MSE
+  /// How the codebook learns (quantizer.h); the default is vdO2017 as written.
+  TORCH_ARG(CodebookOptions, codebook) = CodebookOptions();
 };
 
 /// One pass of the VQ-VAE.
@@ -151,7 +118,14 @@ struct VqCurvePoint {
   double epochs = 0;
   VqSetMetrics train;  ///< means of the minibatch terms since the previous point
   VqSetMetrics test;   ///< on the curve's test subset
+  /// Mean over the steps since the previous point of each minibatch's code
+  /// perplexity (bounded by the vectors in a batch: it understates the use
+  /// of a large codebook; the test set's count does not).
+  double batch_perplexity = 0;
+  int64_t restarts = 0;     ///< dead-code restarts so far (quantizer.h)
+  int64_t dead_codes = 0;   ///< codes whose use average is below max(restart threshold, 1) per step
   double wall_seconds = 0;
+  nlohmann::json to_json() const;
 };
 
 struct VqTrainOptions {
