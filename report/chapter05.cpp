@@ -49,15 +49,16 @@ Vars render_vqvae_pixelcnn(const RenderContext& ctx) {
   const ChapterState& st = ctx.state;
   const Options& options = ctx.options;
   Outcome& outcome = ctx.outcome;
-  const auto [run, metrics, prov, dataset, protocol, config] = run_view(st);
-  const json& settings = metrics.at("settings");
+  const RunView view = run_view(st);
+  const auto& [run, metrics, prov, dataset, protocol, config, budget, version] = view;
+  const json& settings = metrics.at(schema::ch05::kSettings);
   const json t1 = ctx.published.at("seed000_table1");
   const json vdo = ctx.published.at("vdo2017_cifar10");
   const bool comparable = dataset == "mnist" && protocol == "gray-bce" && str(config, "reconstruction") == "mse";
   Vars v;
   {
     std::ostringstream os;
-    os << setup_table_head(run);
+    os << setup_table_head(view);
     for (const auto& s : config.value("settings", json::array())) {
       os << "| VQ-VAE " << md(str(s, "name")) << " | K = " << md(str(s, "codes")) << " codes of dimension D = " << md(str(s, "dim"))
          << ", Adam " << md(str(s, "lr")) << " (" << md(str(s, "source")) << ") |\n";
@@ -348,10 +349,7 @@ Vars render_vqvae_pixelcnn(const RenderContext& ctx) {
       ctx.outcome.fidelity.push_back(row);
     }
   }
-  v["verdicts"] = verdicts_md(metrics, "decided at this run's budget (" + md(str(run, "budget")) +
-                                           "; seed 000's code trained 20 epochs of 60,000 images), on the run with seed " +
-                                           str(run, "seed") + ".") +
-                  seed_verdicts_md(st) + "\n" + prov;
+  v["verdicts"] = verdicts_md(view, ctx.slug) + seed_verdicts_md(st) + "\n" + prov;
   return v;
 }
 
