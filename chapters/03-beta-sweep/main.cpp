@@ -195,7 +195,10 @@ class BetaSweep : public Chapter {
     config["architecture"] = arch_.to_string();
     config["traversal_betas"] = traversal_betas_;
     config["samples_per_model"] = total;
-    run.begin(data.to_json(), "each model sees " + std::to_string(total) + " training samples (seed 000: 1000 epochs, 6e7)");
+    run.begin(data.to_json(),
+              run.budget(static_cast<double>(total), 6e7, "training samples per model",
+                         "seed 000: 1000 epochs, 6e7 samples per model",
+                         "each model sees " + std::to_string(total) + " training samples (seed 000: 1000 epochs, 6e7)"));
     auto collect = [&](const std::vector<PointSpec>& specs) {
       std::vector<nlohmann::json> points;
       for (const auto& p : specs) {
@@ -218,7 +221,6 @@ class BetaSweep : public Chapter {
     return {{"sweep", sweep},
             {"traversals", traversals},
             {"checks", compute_checks(sweep, arch_.latent)},
-            {"checks_budget", {{"provisional", total < 6e7}, {"note", "seed 000 trained for 1000 epochs (6e7 samples)"}}},
             {"loss_note", run.protocol() == Protocol::kGrayBce
                               ? "reconstruction = binary cross-entropy of gray levels (seed 000's protocol), not a likelihood"
                               : "reconstruction = -log p(x|z) of dynamically binarised data, nats"}};

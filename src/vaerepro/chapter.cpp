@@ -14,6 +14,8 @@
 #include <iostream>
 #include <sstream>
 
+#include "vaerepro/schema/run_record.h"
+
 namespace fs = std::filesystem;
 
 namespace vaerepro {
@@ -88,7 +90,8 @@ RunIdentity identity_of(const ChapterSetup& setup) {
 }
 
 nlohmann::json ChapterSetup::run_json(const std::string& title) const {
-  return {{"status", "running"},
+  return {{schema::run_key::kSchemaVersion, schema::kSchemaVersion},
+          {"status", "running"},
           {"chapter", slug},
           {"title", title},
           {"profile", common.profile},
@@ -344,6 +347,9 @@ void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json
     std::cout << "check: " << c.value("claim", "?") << ": " << (c.value("holds", false) ? "holds" : "does not hold")
               << " (" << c.value("detail", "") << ")\n";
   }
+  const schema::Budget budget = schema::read_budget(run, metrics);
+  std::cout << program << ": verdicts " << (budget.provisional ? "provisional" : "not provisional") << ": " << budget.why
+            << "\n";
   std::cout << program << ": results in " << where << " (" << run["wall_seconds"].get<double>() << " s)\n";
 }
 

@@ -172,14 +172,18 @@ inline constexpr const char* kPaperSamples = "paper_samples";
 }  // namespace legacy_key
 
 /// The budget a run recorded: run.json `budget` when the run is version 2 or
-/// later (a missing or malformed record throws, naming the key); for a
-/// version-1 run, rebuilt from its sentence and metrics.json `checks_budget`
-/// (provisional unless that says otherwise, as the report always read it),
-/// with `legacy` set so that the report can say so.
+/// later (a malformed record throws, naming the key; a missing one, or a bare
+/// sentence, reads as provisional with a `why` that says the record is
+/// missing); for a version-1 run, rebuilt from its sentence and metrics.json
+/// `checks_budget` (provisional unless that says otherwise, as the report
+/// always read it), with `legacy` set so that the report can say so.
 inline Budget read_budget(const nlohmann::json& run, const nlohmann::json& metrics) {
-  if (schema_version_of(run) >= kSchemaVersion) return run.at(run_key::kBudget).get<Budget>();
+  const bool current = schema_version_of(run) >= kSchemaVersion;
+  if (current && run.contains(run_key::kBudget) && run[run_key::kBudget].is_object()) {
+    return run[run_key::kBudget].get<Budget>();
+  }
   Budget b;
-  b.legacy = true;
+  b.legacy = !current;
   b.profile = run.is_object() ? run.value(run_key::kProfile, "?") : "?";
   const auto text = run.is_object() ? run.find(run_key::kBudget) : run.end();
   b.text = run.is_object() && text != run.end() && text->is_string() ? text->get<std::string>() : "not recorded";
@@ -196,7 +200,13 @@ inline Budget read_budget(const nlohmann::json& run, const nlohmann::json& metri
       b.paper_amount = cb[legacy_key::kPaperSamples].get<double>();
     }
   }
-  if (b.why.empty()) b.why = "the run (an older results layout) recorded only: " + b.text;
+  if (current) {
+    b.why = "the run recorded no budget record (run.json `budget` is not a schema::Budget; the chapter should "
+            "write make_budget()), so its verdicts are taken as provisional";
+    b.provisional = true;
+  } else if (b.why.empty()) {
+    b.why = "the run (an older results layout) recorded only: " + b.text;
+  }
   return b;
 }
 
