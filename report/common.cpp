@@ -196,9 +196,9 @@ std::string make_command(const std::string& slug) { return "make chapter-" + slu
 
 std::string older_layout_note(int schema_version, const std::string& slug) {
   if (schema_version >= schema::kSchemaVersion) return "";
-  return "this result was written in an older results layout (schema version " + std::to_string(schema_version) +
-         ", before runs recorded their budget against the paper's); it is read as far as it goes, its budget and "
-         "provisional verdicts from the older fields. `" + make_command(slug) +
+  return "This result was written in an older results layout (version " + std::to_string(schema_version) +
+         ", before runs recorded their budget against the paper's): it is read as far as it goes, its budget and "
+         "whether its verdicts are provisional from the older fields. `" + make_command(slug) +
          "` with the same options regenerates it in the current layout (version " +
          std::to_string(schema::kSchemaVersion) + ")";
 }
@@ -212,12 +212,13 @@ std::string setup_table_head(const RunView& view) {
   os << "| dataset | " << md(dataset.value(rk::kDescription, str(dataset, rk::kName))) << " |\n";
   os << "| protocol | " << md(str(protocol, rk::kName)) << ": " << md(protocol.value(rk::kDescription, "")) << " |\n";
   const schema::Budget& b = view.budget;
-  os << "| profile and budget | " << md(b.profile) << ": " << md(b.text);
-  if (!b.paper.empty()) os << "; the paper: " << md(b.paper);
-  os << " (verdicts " << (b.provisional ? "provisional" : "not provisional") << ": " << md(b.why) << ") |\n";
+  // `why` names the paper's budget and its source.
+  os << "| profile and budget | " << md(b.profile) << ": " << md(b.text) << " (verdicts "
+     << (b.provisional ? "provisional" : "not provisional") << ": " << md(b.why) << ") |\n";
   const std::string slug = str(run, rk::kChapter, "");
   if (view.schema_version < schema::kSchemaVersion) {
-    os << "| results layout | " << older_layout_note(view.schema_version, slug.size() >= 2 ? slug : "??") << " |\n";
+    os << "| results layout | version " << view.schema_version << ", older (see the note above): `"
+       << make_command(slug.size() >= 2 ? slug : "??") << "` regenerates it |\n";
   }
   return os.str();
 }
@@ -248,7 +249,7 @@ std::string verdicts_md(const RunView& view, const std::string& slug, const std:
     os << "; `" << make_command(slug) << " PROFILE=full` trains at the paper's budget";
   }
   os << ".";
-  if (budget.legacy) os << " (From an older results layout: `" << make_command(slug) << "` regenerates it.)";
+  if (budget.legacy) os << " (An older results layout: `" << make_command(slug) << "` regenerates it.)";
   os << "\n";
   return os.str();
 }

@@ -121,8 +121,9 @@ RunView run_view(const ChapterState& st);
 
 /// "make chapter-NN" for a chapter's slug "NN-...".
 std::string make_command(const std::string& slug);
-/// The note on a result written in an older results layout: which, what is
-/// read from it, and the command that regenerates it; "" for the current layout.
+/// The note on a result written in an older results layout (sentences, no
+/// final period): which, what is read from it, and the command that
+/// regenerates it; "" for the current layout.
 std::string older_layout_note(int schema_version, const std::string& slug);
 
 /// A fresh number over the seeds that ran it (ChapterState::seed_runs).

@@ -44,5 +44,9 @@ for n in "${chapters[@]}"; do
   [ -f "$work/out/$slug/run.json" ] || { echo "make_fixtures: chapter-$n wrote no $slug/run.json" >&2; exit 1; }
   rm -rf "${fixtures:?}/$slug"
   cp -r "$work/out/$slug" "$fixtures/$slug"
+  # The checkout's own path (the program, the data folder) as relative paths.
+  grep -rlF --include='*.json' "$root" "$fixtures/$slug" | while read -r f; do
+    sed -i "s|$root/||g; s|$root|.|g" "$f"
+  done
   echo "make_fixtures: tests/fixtures/results/$slug from a smoke run ($(du -sh "$fixtures/$slug" | cut -f1))"
 done

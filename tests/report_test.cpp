@@ -428,6 +428,9 @@ TEST(ResultsSchema, TheBudgetRecordDecidesProvisionalAndRoundTrips) {
   const sc::Budget low = sc::make_budget("quick", 1.5e6, 1e8, "training samples per model", "KW2013 Fig. 2: 1e8", "t");
   EXPECT_TRUE(low.provisional);
   EXPECT_EQ(low.why, "decided at 1.5e+06 training samples per model, 1.5% of the paper's 1e+08 (KW2013 Fig. 2: 1e8)");
+  EXPECT_EQ(sc::make_budget("smoke", 3000, 1e8, "samples", "p", "t").why.rfind("decided at 3000 samples, 0.003%", 0), 0u);
+  EXPECT_EQ(sc::budget_number(2.5), "2.5");
+  EXPECT_EQ(sc::budget_number(6e7), "6e+07");
   const sc::Budget at = sc::make_budget("full", 1e8, 1e8, "training samples per model", "KW2013", "t");
   EXPECT_FALSE(at.provisional);
   EXPECT_FALSE(sc::make_budget("full", 2e8, 1e8, "u", "p", "t").provisional);
@@ -447,6 +450,27 @@ TEST(ResultsSchema, TheBudgetRecordDecidesProvisionalAndRoundTrips) {
   EXPECT_EQ(back_low.amount, 1.5e6);
   EXPECT_EQ(back_low.paper_amount, 1e8);
   EXPECT_TRUE(back_low.provisional);
+}
+
+TEST(ResultsSchema, ACheckIsWrittenUnderTheKeysTheReportReads) {
+  namespace sc = vaerepro::schema;
+  const json j = sc::Check{"a claim", "a criterion", true, "1 -> 2"};
+  EXPECT_EQ(j.at(sc::key::kClaim), "a claim");
+  EXPECT_EQ(j.at(sc::key::kCriterion), "a criterion");
+  EXPECT_EQ(j.at(sc::key::kHolds), true);
+  EXPECT_EQ(j.at(sc::key::kDetail), "1 -> 2");
+  const sc::Check back = j.get<sc::Check>();
+  EXPECT_EQ(back.claim, "a claim");
+  EXPECT_TRUE(back.holds);
+  json missing = j;
+  missing.erase(sc::key::kHolds);
+  EXPECT_THROW(missing.get<sc::Check>(), json::exception);
+  // Every fixture's verdicts read as checks.
+  for (const char* slug : {sc::ch01::kSlug, sc::ch02::kSlug, sc::ch03::kSlug, sc::ch04::kSlug, sc::ch06::kSlug}) {
+    std::ifstream in(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/results" / slug / "metrics.json");
+    const json metrics = json::parse(in);
+    EXPECT_NO_THROW(metrics.at(sc::key::kChecks).get<std::vector<sc::Check>>()) << slug;
+  }
 }
 
 TEST(ResultsSchema, VersionsAndTheOlderLayoutsBudget) {

@@ -343,9 +343,10 @@ void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json
   if (checkpoints) run["config_hash"] = checkpoints->hash();
   const auto where = writer.finish(run);
   if (checkpoints) checkpoints->clear();
-  for (const auto& c : metrics.value("checks", nlohmann::json::array())) {
-    std::cout << "check: " << c.value("claim", "?") << ": " << (c.value("holds", false) ? "holds" : "does not hold")
-              << " (" << c.value("detail", "") << ")\n";
+  namespace k = schema::key;
+  for (const auto& c : metrics.value(k::kChecks, nlohmann::json::array())) {
+    std::cout << "check: " << c.value(k::kClaim, "?") << ": " << (c.value(k::kHolds, false) ? "holds" : "does not hold")
+              << " (" << c.value(k::kDetail, "") << ")\n";
   }
   const schema::Budget budget = schema::read_budget(run, metrics);
   std::cout << program << ": verdicts " << (budget.provisional ? "provisional" : "not provisional") << ": " << budget.why

@@ -11,8 +11,11 @@
 /// reads, uses key:: for the shared records (final bounds, curves, checks),
 /// and records its budget with make_budget() (run_record.h).
 
+#include <cmath>
 #include <cstdint>
 #include <string>
+
+#include <nlohmann/json.hpp>
 
 namespace vaerepro::schema {
 
@@ -39,6 +42,7 @@ inline constexpr const char* kCurve = "curve";
 inline constexpr const char* kSamplesSeen = "samples_seen";
 inline constexpr const char* kEpochs = "epochs";
 inline constexpr const char* kWallSeconds = "wall_seconds";
+inline constexpr const char* kTrainSeconds = "train_seconds";  ///< a model's (or a point's) training time
 inline constexpr const char* kExtra = "extra";  ///< a chapter's own numbers at that point ({train, test})
 // An estimate over a set (SetEstimate::to_json, estimators.h).
 inline constexpr const char* kMean = "mean";
@@ -51,8 +55,34 @@ inline constexpr const char* kBeta = "beta";
 inline constexpr const char* kDir = "dir";        ///< a point's copy inside the run's folder
 inline constexpr const char* kModel = "model";    ///< a model's name ("vae", "cvae-one-hot")
 inline constexpr const char* kStandardError = "standard_error";
-inline constexpr const char* kSamplesPerModel = "samples_per_model";
 }  // namespace key
+
+/// One verdict a chapter computed from its fresh numbers (metrics.json
+/// `checks[]`): what the paper claims, how the run decides it, whether it
+/// holds, and the numbers that decided it.
+struct Check {
+  std::string claim;      ///< "Nz = 3 has the worst test bound"
+  std::string criterion;  ///< "the final test ELBO at Nz = 3 is below that of every other Nz"
+  bool holds = false;
+  std::string detail;     ///< "Nz = 3: -151.3"
+  double standard_error = NAN;  ///< of the criterion's statistic, when it has one (written only then)
+};
+
+/// Check as JSON (nlohmann's ADL hook): `checks.push_back(schema::Check{...})`.
+inline void to_json(nlohmann::json& j, const Check& c) {
+  j = nlohmann::json{{key::kClaim, c.claim}, {key::kCriterion, c.criterion}, {key::kHolds, c.holds}, {key::kDetail, c.detail}};
+  if (std::isfinite(c.standard_error)) j[key::kStandardError] = c.standard_error;
+}
+
+/// Check from JSON; a missing key throws, naming it.
+inline void from_json(const nlohmann::json& j, Check& c) {
+  c.claim = j.at(key::kClaim).get<std::string>();
+  c.criterion = j.at(key::kCriterion).get<std::string>();
+  c.holds = j.at(key::kHolds).get<bool>();
+  c.detail = j.at(key::kDetail).get<std::string>();
+  const auto se = j.find(key::kStandardError);
+  c.standard_error = se != j.end() && se->is_number() ? se->get<double>() : NAN;
+}
 
 /// Keys of run.json `config` shared by the chapters that train VAEs.
 namespace config_key {

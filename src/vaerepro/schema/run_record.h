@@ -85,11 +85,16 @@ struct Budget {
   bool legacy = false;  ///< read from a version-1 run.json (not written: read_budget sets it)
 };
 
-/// Three significant digits, as the report prints budgets ("1.5e+06").
+/// A budget in words: whole numbers below 1e5 as they are ("3000"), others
+/// with three significant digits ("1.5e+06").
 inline std::string budget_number(double v) {
   std::ostringstream os;
-  os.precision(3);
-  os << v;
+  if (std::isfinite(v) && std::abs(v) < 1e5 && v == std::floor(v)) {
+    os << static_cast<int64_t>(v);
+  } else {
+    os.precision(3);
+    os << v;
+  }
   return os.str();
 }
 
