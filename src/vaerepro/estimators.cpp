@@ -7,6 +7,7 @@
 #include "vaerepro/cli.h"
 #include "vaerepro/distributions.h"
 #include "vaerepro/objectives.h"
+#include "vaerepro/schema/metrics.h"
 
 namespace vaerepro {
 
@@ -167,10 +168,11 @@ HmcEstimate hmc_log_marginal(VaeImpl& vae, const torch::Tensor& x, const torch::
 }
 
 nlohmann::json SetEstimate::to_json() const {
-  return {{"mean", mean},
-          {"standard_error_data", standard_error_data},
-          {"mean_mc_standard_error", mean_mc_standard_error},
-          {"examples", examples}};
+  namespace k = schema::key;
+  return {{k::kMean, mean},
+          {k::kStandardErrorData, standard_error_data},
+          {k::kMeanMcStandardError, mean_mc_standard_error},
+          {k::kExamples, examples}};
 }
 
 SetEstimate summarize(const LogMarginalEstimate& e) {
