@@ -172,7 +172,8 @@ endif
 # The report test's complete fixtures, one smoke run of each chapter on
 # synthetic data (scripts/make_fixtures.sh); the hand-made broken ones stay.
 FIXTURES ?= 01 02 03 04 05 06
-fixtures: build ## regenerate tests/fixtures/results/ from smoke runs of the chapters (FIXTURES="01 06": some)
+fixtures: configure ## regenerate tests/fixtures/results/ from smoke runs of the chapters (FIXTURES="01 06": some)
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target $(addprefix chapter-,$(FIXTURES)) > /dev/null
 	scripts/make_fixtures.sh $(BUILD_DIR) $(FIXTURES)
 
 report: configure ## rebuild the report from the results on disk (seconds; trains nothing)
