@@ -43,15 +43,19 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
   {
     std::ostringstream os;
     os << setup_table_head(view);
-    os << "| model | 784-" << md(str(config, c1::kConfigHidden)) << "-Nz, " << md(str(config, cfg::kActivation))
-       << ", Bernoulli decoder; " << md(str(config, cfg::kInit)) << " |\n";
+    os << "| model | 784-" << md(str(config, c1::kConfigHidden)) << "-Nz, "
+       << md(str(config, cfg::kActivation)) << ", Bernoulli decoder; "
+       << md(str(config, cfg::kInit)) << " |\n";
     const json opt = config.value(cfg::kOptimizer, json::object());
-    os << "| optimizer | " << md(str(opt, cfg::kOptimizerName)) << ", learning rate " << md(str(opt, cfg::kLr))
-       << ", weight decay "
-       << (opt.contains(cfg::kWeightDecay) && opt[cfg::kWeightDecay].is_number() ? sci(opt[cfg::kWeightDecay].get<double>()) : "?")
-       << ", minibatch " << md(str(config, cfg::kBatchSize)) << ", one latent sample per example |\n";
-    os << "| bounds | the ELBO on the whole training and test sets at " << md(str(config, cfg::kEvalPoints))
-       << " points log-spaced in samples seen |\n\n";
+    os << "| optimizer | " << md(str(opt, cfg::kOptimizerName)) << ", learning rate "
+       << md(str(opt, cfg::kLr)) << ", weight decay "
+       << (opt.contains(cfg::kWeightDecay) && opt[cfg::kWeightDecay].is_number()
+               ? sci(opt[cfg::kWeightDecay].get<double>())
+               : "?")
+       << ", minibatch " << md(str(config, cfg::kBatchSize))
+       << ", one latent sample per example |\n";
+    os << "| bounds | the ELBO on the whole training and test sets at "
+       << md(str(config, cfg::kEvalPoints)) << " points log-spaced in samples seen |\n\n";
     os << prov;
     v["setup_table"] = os.str();
   }
@@ -90,8 +94,10 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
       const int64_t nz = m.at(c1::kNz).get<int64_t>();
       std::vector<std::pair<double, double>> tr, te;
       for (const auto& p : m.at(k::kCurve)) {
-        tr.emplace_back(p.at(k::kSamplesSeen).get<double>(), p.at(k::kTrain).at(k::kElbo).get<double>());
-        te.emplace_back(p.at(k::kSamplesSeen).get<double>(), p.at(k::kTest).at(k::kElbo).get<double>());
+        tr.emplace_back(p.at(k::kSamplesSeen).get<double>(),
+                        p.at(k::kTrain).at(k::kElbo).get<double>());
+        te.emplace_back(p.at(k::kSamplesSeen).get<double>(),
+                        p.at(k::kTest).at(k::kElbo).get<double>());
       }
       if (tr.empty()) continue;
       std::ostringstream plotcmd;
@@ -161,7 +167,8 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
     auto model_value = [](const std::string& nz, const std::function<double(const json&)>& get) {
       return [nz, get](const json& m) {
         for (const auto& mo : m.at(c1::kModels)) {
-          if (mo.at(c1::kNz).dump() == nz && mo.value(c1::kRole, c1::kRoleSweep) == c1::kRoleSweep) return get(mo);
+          if (mo.at(c1::kNz).dump() == nz && mo.value(c1::kRole, c1::kRoleSweep) == c1::kRoleSweep)
+            return get(mo);
         }
         return std::numeric_limits<double>::quiet_NaN();
       };
@@ -171,7 +178,8 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
     for (const auto& m : models) {
       const json mg = m.value(c1::kMarginal, json());
       if (mg.is_object()) {
-        marginal_setting = "K = " + mg.value(c1::kK, json()).dump() + ", " + md(mg.value(c1::kPoints, ""));
+        marginal_setting =
+            "K = " + mg.value(c1::kK, json()).dump() + ", " + md(mg.value(c1::kPoints, ""));
         break;
       }
     }
@@ -186,14 +194,17 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
       if (m.value(c1::kRole, c1::kRoleSweep) != c1::kRoleSweep) continue;
       const std::string nz = m.at(c1::kNz).dump();
       auto final_of = [](const char* split, const char* what) {
-        return [split, what](const json& mo) { return mo.at(k::kFinal).at(split).at(what).get<double>(); };
+        return [split, what](const json& mo) {
+          return mo.at(k::kFinal).at(split).at(what).get<double>();
+        };
       };
       const Spread tr = over_seeds(st, model_value(nz, final_of(k::kTrain, k::kElbo)));
       const Spread te = over_seeds(st, model_value(nz, final_of(k::kTest, k::kElbo)));
       const Spread kl = over_seeds(st, model_value(nz, final_of(k::kTest, k::kKl)));
-      const Spread lpx = over_seeds(st, model_value(nz, [](const json& mo) {
-        return mo.at(c1::kMarginal).at(c1::kLogPx).at(k::kMean).get<double>();
-      }));
+      const Spread lpx =
+          over_seeds(st, model_value(nz, [](const json& mo) {
+                       return mo.at(c1::kMarginal).at(c1::kLogPx).at(k::kMean).get<double>();
+                     }));
       const json marginal = m.value(c1::kMarginal, json());
       const double seen = m.at(k::kSamplesSeen).get<double>();
       const json kwv = kw.at("values").value(nz, json::object());
@@ -224,7 +235,8 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
 
       // The fidelity rows: KW2013's curves read at the fresh budget.
       const std::string data_text = md(dataset) + ", " + md(protocol) + " (paper: MNIST, binarisation not stated)";
-      const std::string budget_text = sci(seen) + " (paper: its curve at the same samples; " + sci(kw_budget) + " at its end)";
+      const std::string budget_text =
+          sci(seen) + " (paper: its curve at the same samples; " + sci(kw_budget) + " at its end)";
       for (const auto& [split, fresh, kw_at] : {std::tuple<std::string, Spread, double>{"test", te, kw_same},
                                                 std::tuple<std::string, Spread, double>{"train", tr, kw_same_train}}) {
         FidelityRow row;
@@ -304,13 +316,18 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
   {
     const json images = metrics.value(k::kImages, json::object());
     std::ostringstream rec, man, sam;
-    const std::string r = copy_image(st, slug, images.value(c1::kImageReconstructions, ""), options.paths, outcome);
+    const std::string r =
+        copy_image(st, slug, images.value(c1::kImageReconstructions, ""), options.paths, outcome);
     if (!r.empty()) {
-      rec << figure_md(r, "Reconstructions of the first test images (as scored). " +
-                              md(metrics.value(c1::kReconstructionRows, "")) + ".", "70%")
-          << "\n" << prov;
+      rec << figure_md(r,
+                       "Reconstructions of the first test images (as scored). " +
+                           md(metrics.value(c1::kReconstructionRows, "")) + ".",
+                       "70%")
+          << "\n"
+          << prov;
     }
-    const std::string m = copy_image(st, slug, images.value(c1::kImageManifold, ""), options.paths, outcome);
+    const std::string m =
+        copy_image(st, slug, images.value(c1::kImageManifold, ""), options.paths, outcome);
     if (!m.empty()) {
       man << figure_md(m, "The learned 2-D manifold: decoder means on a 20 x 20 grid over the prior's quantiles 0.05 to 0.95 (Nz = 2).", "60%")
           << "\n" << prov;
@@ -334,7 +351,8 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
 
   {
     const json frey = metrics.value(c1::kFreyFace, json::object());
-    v["frey_face"] = "Frey Face: " + md(frey.value(c1::kStatus, "?")) + ". " + md(frey.value(c1::kReason, "")) + ".\n";
+    v["frey_face"] = "Frey Face: " + md(frey.value(c1::kStatus, "?")) + ". " +
+                     md(frey.value(c1::kReason, "")) + ".\n";
   }
   v["provenance"] = prov;
   return v;

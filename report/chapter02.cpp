@@ -19,7 +19,8 @@ namespace vaerepro::report {
 namespace {
 std::string pm(const json& est) {  // "-143.2 +- 0.3" (data standard error)
   if (!est.is_object() || !est.contains(schema::key::kMean)) return "n/a";
-  return fmt1(est[schema::key::kMean]) + " &plusmn; " + fmt1(est.value(schema::key::kStandardErrorData, json()));
+  return fmt1(est[schema::key::kMean]) + " &plusmn; " +
+         fmt1(est.value(schema::key::kStandardErrorData, json()));
 }
 }  // namespace
 
@@ -47,16 +48,17 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
   {
     std::ostringstream os;
     os << setup_table_head(view);
-    os << "| model | " << md(str(config, cfg::kArchitecture)) << ", " << md(str(config, cfg::kActivation))
-       << ", Bernoulli decoder; " << md(str(config, cfg::kInit)) << " |\n";
+    os << "| model | " << md(str(config, cfg::kArchitecture)) << ", "
+       << md(str(config, cfg::kActivation)) << ", Bernoulli decoder; "
+       << md(str(config, cfg::kInit)) << " |\n";
     const json opt = config.value(cfg::kOptimizer, json::object());
-    os << "| optimizer | " << md(str(opt, cfg::kOptimizerName)) << ", learning rate " << md(str(opt, cfg::kLr))
-       << ", weight decay " << md(str(opt, cfg::kWeightDecay)) << ", minibatch " << md(str(config, cfg::kBatchSize))
-       << " |\n";
+    os << "| optimizer | " << md(str(opt, cfg::kOptimizerName)) << ", learning rate "
+       << md(str(opt, cfg::kLr)) << ", weight decay " << md(str(opt, cfg::kWeightDecay))
+       << ", minibatch " << md(str(config, cfg::kBatchSize)) << " |\n";
     os << "| estimates | on the first " << md(str(config, c2::kConfigEvalExamples))
-       << " points of each set; along training K = " << md(str(config, c2::kConfigKCurve)) << "; final K = "
-       << md(str(config, c2::kConfigKFinal)) << "; HMC on the first " << md(str(config, c2::kConfigHmcExamples))
-       << " points |\n\n"
+       << " points of each set; along training K = " << md(str(config, c2::kConfigKCurve))
+       << "; final K = " << md(str(config, c2::kConfigKFinal)) << "; HMC on the first "
+       << md(str(config, c2::kConfigHmcExamples)) << " points |\n\n"
        << prov;
     v["setup_table"] = os.str();
   }
@@ -67,7 +69,8 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
     os << "- **Binarisation:** " << (protocol == "binarized" ? "unknown" : "differs")
        << ". KW2013 do not say how MNIST was binarised; this run used " << md(protocol) << ".\n";
     os << "- **Budget:** " << (budget.provisional ? "differs" : "matches") << ". "
-       << (budget.paper.empty() ? std::string("KW2013 trained for about 6e7 samples") : md(budget.paper))
+       << (budget.paper.empty() ? std::string("KW2013 trained for about 6e7 samples")
+                                : md(budget.paper))
        << "; this run: " << md(budget.text) << ".\n";
     os << "- **Estimator:** KW2013's curves use their HMC-based estimator; here both it and the importance-sampled bound are computed.\n";
     v["protocol_match"] = os.str();
@@ -92,8 +95,10 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
       std::vector<std::pair<double, double>> tr, te;
       for (const auto& p : m.at(k::kCurve)) {
         if (!p.contains(k::kExtra)) continue;
-        tr.emplace_back(p.at(k::kSamplesSeen).get<double>(), p.at(k::kExtra).at(k::kTrain).at(k::kMean).get<double>());
-        te.emplace_back(p.at(k::kSamplesSeen).get<double>(), p.at(k::kExtra).at(k::kTest).at(k::kMean).get<double>());
+        tr.emplace_back(p.at(k::kSamplesSeen).get<double>(),
+                        p.at(k::kExtra).at(k::kTrain).at(k::kMean).get<double>());
+        te.emplace_back(p.at(k::kSamplesSeen).get<double>(),
+                        p.at(k::kExtra).at(k::kTest).at(k::kMean).get<double>());
       }
       if (tr.empty()) continue;
       std::ostringstream cmd;
@@ -116,12 +121,14 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
       }
       panels.push_back(cmd.str());
     }
-    script << "set logscale x\nset format x '10^{%L}'\nset grid lc rgb '#dddddd'\nset key bottom right font ',8'\n"
+    script << "set logscale x\nset format x '10^{%L}'\nset grid lc rgb '#dddddd'\nset key bottom "
+              "right font ',8'\n"
            << "set xlabel 'training samples seen'\nset ylabel 'log p(x) estimate (nats)'\n"
-           << "set multiplot layout 1," << std::max<size_t>(1, panels.size()) << " title 'Importance-sampled estimate (K = "
+           << "set multiplot layout 1," << std::max<size_t>(1, panels.size())
+           << " title 'Importance-sampled estimate (K = "
            << gnuplot_text(str(config, c2::kConfigKCurve)) << ") on the first "
-           << gnuplot_text(str(config, c2::kConfigEvalExamples))
-           << " points: fresh (" << gnuplot_text(dataset) << ", " << gnuplot_text(protocol)
+           << gnuplot_text(str(config, c2::kConfigEvalExamples)) << " points: fresh ("
+           << gnuplot_text(dataset) << ", " << gnuplot_text(protocol)
            << ") and KW2013 Fig. 3 (MNIST, digitised)'\n";
     for (const auto& p : panels) script << p << "\n";
     script << "unset multiplot\n";
@@ -172,7 +179,12 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
           const Spread fresh = over_seeds(st, [nn, sp, kf](const json& mm) {
             for (const auto& mo : mm.at(c2::kModels)) {
               if (mo.at(c2::kNTrain).dump() == nn) {
-                return mo.at(k::kFinal).at(sp).at(c2::kImportanceSampled).at(kf).at(k::kMean).get<double>();
+                return mo.at(k::kFinal)
+                    .at(sp)
+                    .at(c2::kImportanceSampled)
+                    .at(kf)
+                    .at(k::kMean)
+                    .get<double>();
               }
             }
             return std::numeric_limits<double>::quiet_NaN();
@@ -190,15 +202,17 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
           row.published = (std::isfinite(kw_same) ? fmt1(kw_same) : std::string("off the digitised curve")) + " (" +
                           fmt1(kwv.value(split, json())) + " at " + sci(paper_budget) + ")";
           row.fresh = spread_text(fresh, true);
-          curve_verdict(row, fresh, kw_same, comparable, md(dataset) + ", " + md(protocol) + " against MNIST estimates",
+          curve_verdict(row, fresh, kw_same, comparable,
+                        md(dataset) + ", " + md(protocol) + " against MNIST estimates",
                         number(iw.at(k_final), k::kStandardErrorData, 0.0));
           ctx.outcome.fidelity.push_back(row);
         }
         os << "| " << n << " | " << split << " | " << fmt1(f.at(k::kElbo).at(k::kElbo)) << " | "
-           << pm(iw.value("1", json())) << " | " << pm(iw.value("50", json())) << " | " << pm(iw.at(k_final)) << " | "
+           << pm(iw.value("1", json())) << " | " << pm(iw.value("50", json())) << " | "
+           << pm(iw.at(k_final)) << " | "
            << (hmc.is_object() && hmc.contains(k::kMean)
-                   ? pm(hmc) + " (" + hmc.value(k::kExamples, json()).dump() + " points, acceptance " +
-                         fmt1(100 * hmc.value(c2::kAcceptance, 0.0)) + "%)"
+                   ? pm(hmc) + " (" + hmc.value(k::kExamples, json()).dump() +
+                         " points, acceptance " + fmt1(100 * hmc.value(c2::kAcceptance, 0.0)) + "%)"
                    : std::string("not run"))
            << " | "
            << (hmc.is_object() && hmc.contains(c2::kImportanceSampledSameExamples)

@@ -36,14 +36,16 @@ Vars render_beta_sweep(const RenderContext& ctx) {
   {
     std::ostringstream os;
     os << setup_table_head(view);
-    os << "| sweep model | " << md(str(config, cfg::kArchitecture)) << ", " << md(str(config, cfg::kActivation))
-       << ", Bernoulli decoder |\n";
+    os << "| sweep model | " << md(str(config, cfg::kArchitecture)) << ", "
+       << md(str(config, cfg::kActivation)) << ", Bernoulli decoder |\n";
     os << "| traversal models | Nz = " << md(str(config, c3::kConfigTraversalNz)) << " (and "
-       << md(str(config, c3::kConfigAppendixNz)) << "), condition " << md(str(config, c3::kConfigTraversalCondition))
-       << ", beta " << md(config.value(c3::kConfigTraversalBetas, json()).dump()) << " |\n";
+       << md(str(config, c3::kConfigAppendixNz)) << "), condition "
+       << md(str(config, c3::kConfigTraversalCondition)) << ", beta "
+       << md(config.value(c3::kConfigTraversalBetas, json()).dump()) << " |\n";
     const json opt = config.value(cfg::kOptimizer, json::object());
-    os << "| optimizer | " << md(str(opt, cfg::kOptimizerName)) << ", learning rate " << md(str(opt, cfg::kLr))
-       << ", minibatch " << md(str(config, cfg::kBatchSize)) << " |\n\n" << prov;
+    os << "| optimizer | " << md(str(opt, cfg::kOptimizerName)) << ", learning rate "
+       << md(str(opt, cfg::kLr)) << ", minibatch " << md(str(config, cfg::kBatchSize)) << " |\n\n"
+       << prov;
     v["setup_table"] = os.str();
   }
   // Reconstruction and KL along training, one line per beta (seed Fig. 6).
@@ -60,12 +62,15 @@ Vars render_beta_sweep(const RenderContext& ctx) {
       std::ostringstream rec, kl;
       for (const auto& q : p.at(k::kCurve)) {
         const double seen = q.at(k::kSamplesSeen).get<double>();
-        rec << std::setprecision(10) << seen << ' ' << -q.at(k::kTest).at(k::kLogLikelihood).get<double>() << '\n';
-        kl << std::setprecision(10) << seen << ' ' << q.at(k::kTest).at(k::kKl).get<double>() << '\n';
+        rec << std::setprecision(10) << seen << ' '
+            << -q.at(k::kTest).at(k::kLogLikelihood).get<double>() << '\n';
+        kl << std::setprecision(10) << seen << ' ' << q.at(k::kTest).at(k::kKl).get<double>()
+           << '\n';
       }
       data << rec.str() << "\n\n" << kl.str() << "\n\n";
-      const std::string style = std::string(" with linespoints lw 2 pt 7 ps 0.5 lc rgb '") + colors[c++ % 8] +
-                                "' title 'beta = " + beta_text(p.at(k::kBeta)) + "'";
+      const std::string style = std::string(" with linespoints lw 2 pt 7 ps 0.5 lc rgb '") +
+                                colors[c++ % 8] + "' title 'beta = " + beta_text(p.at(k::kBeta)) +
+                                "'";
       rec_cmd << (index ? ", " : "") << "datafile index " << index << style;
       kl_cmd << (index ? ", " : "") << "datafile index " << index + 1 << style;
       index += 2;
@@ -93,8 +98,8 @@ Vars render_beta_sweep(const RenderContext& ctx) {
     std::ostringstream data;
     for (const auto& p : sweep) {
       const json& test = p.at(k::kFinal).at(k::kTest);
-      data << test.at(k::kKl).get<double>() << ' ' << -test.at(k::kLogLikelihood).get<double>() << " \""
-           << beta_text(p.at(k::kBeta)) << "\"\n";
+      data << test.at(k::kKl).get<double>() << ' ' << -test.at(k::kLogLikelihood).get<double>()
+           << " \"" << beta_text(p.at(k::kBeta)) << "\"\n";
     }
     plot.data = data.str();
     plot.script = "set grid lc rgb '#dddddd'\nset xlabel 'rate: KL (nats)'\nset ylabel 'distortion: reconstruction loss'\n"
@@ -117,9 +122,11 @@ Vars render_beta_sweep(const RenderContext& ctx) {
       const double rec = -p.at(k::kFinal).at(k::kTest).at(k::kLogLikelihood).get<double>();
       const double kl = p.at(k::kFinal).at(k::kTest).at(k::kKl).get<double>();
       int informative = 0;
-      for (const auto& d : p.value(c3::kKlPerDim, json::array())) informative += d.get<double>() > 0.1 ? 1 : 0;
-      os << "| " << beta_text(p.at(k::kBeta)) << " | " << fmt1(rec) << " | " << fmt1(kl) << " | " << fmt1(rec + kl) << " | "
-         << fmt1(rec + p.at(k::kBeta).get<double>() * kl) << " | " << p.value(c3::kActiveUnits, json()).dump() << " of "
+      for (const auto& d : p.value(c3::kKlPerDim, json::array()))
+        informative += d.get<double>() > 0.1 ? 1 : 0;
+      os << "| " << beta_text(p.at(k::kBeta)) << " | " << fmt1(rec) << " | " << fmt1(kl) << " | "
+         << fmt1(rec + kl) << " | " << fmt1(rec + p.at(k::kBeta).get<double>() * kl) << " | "
+         << p.value(c3::kActiveUnits, json()).dump() << " of "
          << p.value(c3::kKlPerDim, json::array()).size() << " | " << informative << " |\n";
     }
     os << "\nTest set, at the end of training. Reconstruction: " << md(units) << ". Active units: dimensions with "
@@ -135,8 +142,11 @@ Vars render_beta_sweep(const RenderContext& ctx) {
       const std::string dir = p.value(k::kDir, "");
       const std::string folder = ctx.slug + "/" + p.value(k::kName, "x");
       const json images = p.value(k::kImages, json::object());
-      const std::string r = copy_image(st, folder, dir + "/" + images.value(c3::kImageReconstructions, ""), options.paths, outcome);
-      const std::string s = copy_image(st, folder, dir + "/" + images.value(c3::kImageSamples, ""), options.paths, outcome);
+      const std::string r =
+          copy_image(st, folder, dir + "/" + images.value(c3::kImageReconstructions, ""),
+                     options.paths, outcome);
+      const std::string s = copy_image(st, folder, dir + "/" + images.value(c3::kImageSamples, ""),
+                                       options.paths, outcome);
       os << "beta = " << beta_text(p.at(k::kBeta)) << ": ";
       if (!r.empty()) os << "![](" << r << "){width=40%} ";
       if (!s.empty()) os << "![](" << s << "){width=22%}";
@@ -149,16 +159,22 @@ Vars render_beta_sweep(const RenderContext& ctx) {
   {
     std::ostringstream os;
     for (const auto& t : metrics.value(c3::kTraversals, json::array())) {
-      os << "**" << md(t.value(k::kName, "?")) << "** (" << md(t.value(k::kArchitecture, "")) << ", condition "
-         << md(t.value(c3::kCondition, "")) << ", beta " << beta_text(t.at(k::kBeta)) << "; "
-         << t.value(c3::kActiveUnits, json()).dump() << " active units; rows: " << md(t.value(c3::kTraversalRows, ""))
-         << "; columns: -2 to +2 standard deviations, then the heat map |decode(+1) - decode(-1)|):\n\n";
+      os << "**" << md(t.value(k::kName, "?")) << "** (" << md(t.value(k::kArchitecture, ""))
+         << ", condition " << md(t.value(c3::kCondition, "")) << ", beta "
+         << beta_text(t.at(k::kBeta)) << "; " << t.value(c3::kActiveUnits, json()).dump()
+         << " active units; rows: " << md(t.value(c3::kTraversalRows, ""))
+         << "; columns: -2 to +2 standard deviations, then the heat map |decode(+1) - "
+            "decode(-1)|):\n\n";
       for (const auto& g : t.value(c3::kTraversals, json::array())) {
         const std::string ref = copy_image(st, ctx.slug + "/" + t.value(k::kName, "x"),
-                                           t.value(k::kDir, "") + "/" + g.value(c3::kImage, ""), options.paths, outcome);
+                                           t.value(k::kDir, "") + "/" + g.value(c3::kImage, ""),
+                                           options.paths, outcome);
         if (ref.empty()) continue;
-        os << figure_md(ref, "Latent variable " + g.value(c3::kDim, json()).dump() + ": KL " + fmt1(g.value(k::kKl, json())) +
-                                 " nats, activity " + sci(g.value(c3::kActivity, 0.0)) + ".", "45%");
+        os << figure_md(ref,
+                        "Latent variable " + g.value(c3::kDim, json()).dump() + ": KL " +
+                            fmt1(g.value(k::kKl, json())) + " nats, activity " +
+                            sci(g.value(c3::kActivity, 0.0)) + ".",
+                        "45%");
       }
       os << "\n";
     }

@@ -38,11 +38,15 @@ Vars render_cvae_labels(const RenderContext& ctx) {
   {
     std::ostringstream os;
     os << setup_table_head(view);
-    os << "| models | " << md(str(config, cfg::kArchitecture)) << ", " << md(str(config, cfg::kActivation))
-       << "; VAE, beta-VAE (beta " << md(str(config, c4::kConfigBetaBvae)) << "), CVAE one-hot, CVAE raw |\n";
-    os << "| judge | " << md(str(config, c4::kConfigClassifier)) << ", " << md(str(config, c4::kConfigClassifierEpochs))
-       << " epochs: test accuracy " << pct(metrics.value(c4::kClassifierAccuracy, json())) << " |\n";
-    os << "| conditional accuracy | " << md(str(config, c4::kConfigPerLabel)) << " samples per label |\n\n" << prov;
+    os << "| models | " << md(str(config, cfg::kArchitecture)) << ", "
+       << md(str(config, cfg::kActivation)) << "; VAE, beta-VAE (beta "
+       << md(str(config, c4::kConfigBetaBvae)) << "), CVAE one-hot, CVAE raw |\n";
+    os << "| judge | " << md(str(config, c4::kConfigClassifier)) << ", "
+       << md(str(config, c4::kConfigClassifierEpochs)) << " epochs: test accuracy "
+       << pct(metrics.value(c4::kClassifierAccuracy, json())) << " |\n";
+    os << "| conditional accuracy | " << md(str(config, c4::kConfigPerLabel))
+       << " samples per label |\n\n"
+       << prov;
     v["setup_table"] = os.str();
   }
   {
@@ -51,7 +55,8 @@ Vars render_cvae_labels(const RenderContext& ctx) {
     for (const auto& [key, label] : std::vector<std::pair<std::string, std::string>>{
              {c4::image_generation(c4::kModelCvaeRaw), "raw label (seed Fig. 9)"},
              {c4::image_generation(c4::kModelCvaeOneHot), "one-hot label (seed Fig. 10)"},
-             {c4::image_generation(c4::kModelVae), "unconditional VAE (rows mean nothing: the baseline)"}}) {
+             {c4::image_generation(c4::kModelVae),
+              "unconditional VAE (rows mean nothing: the baseline)"}}) {
       const std::string ref = copy_image(st, ctx.slug, images.value(key, ""), options.paths, outcome);
       if (!ref.empty()) os << figure_md(ref, "Generation conditioned on the " + label + ": row r asks for label r.", "45%");
     }
@@ -60,24 +65,32 @@ Vars render_cvae_labels(const RenderContext& ctx) {
   }
   {
     const json acc = metrics.value(c4::kConditionalAccuracy, json::object());
-    const json raw = acc.value(c4::kModelCvaeRaw, json::object()), one_hot = acc.value(c4::kModelCvaeOneHot, json::object()),
+    const json raw = acc.value(c4::kModelCvaeRaw, json::object()),
+               one_hot = acc.value(c4::kModelCvaeOneHot, json::object()),
                vae = acc.value(c4::kModelVae, json::object());
     std::ostringstream os;
     os << "| label | raw | one-hot | unconditional (baseline) |\n|---:|---:|---:|---:|\n";
     const json no_labels = json::array();
-    const json &raw_labels = raw.value(c4::kPerLabel, no_labels), &one_hot_labels = one_hot.value(c4::kPerLabel, no_labels),
+    const json &raw_labels = raw.value(c4::kPerLabel, no_labels),
+               &one_hot_labels = one_hot.value(c4::kPerLabel, no_labels),
                &vae_labels = vae.value(c4::kPerLabel, no_labels);
     for (size_t i = 0; i < one_hot_labels.size(); ++i) {
       auto at = [i](const json& labels) { return i < labels.size() ? labels[i] : json(); };
-      os << "| " << i << " | " << pct(at(raw_labels)) << " | " << pct(at(one_hot_labels)) << " | " << pct(at(vae_labels)) << " |\n";
+      os << "| " << i << " | " << pct(at(raw_labels)) << " | " << pct(at(one_hot_labels)) << " | "
+         << pct(at(vae_labels)) << " |\n";
     }
     auto overall = [](const json& a) {
-      return "**" + pct(a.value(c4::kOverall, json())) + "** &plusmn; " + pct(a.value(k::kStandardError, json()));
+      return "**" + pct(a.value(c4::kOverall, json())) + "** &plusmn; " +
+             pct(a.value(k::kStandardError, json()));
     };
-    os << "| **all** | " << overall(raw) << " | " << overall(one_hot) << " | " << overall(vae) << " |\n\n"
-       << "The fraction of generated samples the classifier assigns to the label they were generated for (&plusmn; the "
-          "binomial standard error). For the unconditional VAE the label is only the row's, so it measures chance (10% for a "
-          "balanced judge). Seed 000 judged this by eye (Figs. 9-10).\n\n" << prov;
+    os << "| **all** | " << overall(raw) << " | " << overall(one_hot) << " | " << overall(vae)
+       << " |\n\n"
+       << "The fraction of generated samples the classifier assigns to the label they were "
+          "generated for (&plusmn; the "
+          "binomial standard error). For the unconditional VAE the label is only the row's, so it "
+          "measures chance (10% for a "
+          "balanced judge). Seed 000 judged this by eye (Figs. 9-10).\n\n"
+       << prov;
     v["accuracy_table"] = os.str();
   }
   {
@@ -88,20 +101,27 @@ Vars render_cvae_labels(const RenderContext& ctx) {
     for (const auto& b : metrics.value(c4::kBenchmark, json::array())) {
       const std::string name = b.value(k::kModel, "?");
       const json p1 = t1.at("values").value(name, json::object()), p2 = t2.at("values").value(name, json::object());
-      const double rec = -b.at(k::kTest).at(k::kLogLikelihood).get<double>(), kl = b.at(k::kTest).at(k::kKl).get<double>();
+      const double rec = -b.at(k::kTest).at(k::kLogLikelihood).get<double>(),
+                   kl = b.at(k::kTest).at(k::kKl).get<double>();
       std::ostringstream mse;
-      mse << std::setprecision(2) << std::scientific << b.value(c4::kReconstructionMsePerPixel, 0.0);
-      os << "| " << md(name) << " | " << mse.str() << " | " << (p1.contains("mse") ? sci(p1["mse"].get<double>()) : "") << " | "
-         << fmt1(b.value(c4::kReconstructionCrossEntropy, json())) << " | " << fmt1(p1.value("cross_entropy", json())) << " | "
-         << fmt1(rec) << " | " << fmt1(p2.value("reconstruction", json())) << " | " << fmt1(kl) << " | "
-         << fmt1(p2.value("kl", json())) << " | " << fmt1(rec + b.value(k::kBeta, 1.0) * kl) << " | "
-         << fmt1(p2.value("elbo_loss", json())) << " | " << fmt1(b.value(c4::kTrainMinutes, json())) << " | "
-         << fmt1(p2.value("minutes", json())) << " |\n";
+      mse << std::setprecision(2) << std::scientific
+          << b.value(c4::kReconstructionMsePerPixel, 0.0);
+      os << "| " << md(name) << " | " << mse.str() << " | "
+         << (p1.contains("mse") ? sci(p1["mse"].get<double>()) : "") << " | "
+         << fmt1(b.value(c4::kReconstructionCrossEntropy, json())) << " | "
+         << fmt1(p1.value("cross_entropy", json())) << " | " << fmt1(rec) << " | "
+         << fmt1(p2.value("reconstruction", json())) << " | " << fmt1(kl) << " | "
+         << fmt1(p2.value("kl", json())) << " | " << fmt1(rec + b.value(k::kBeta, 1.0) * kl)
+         << " | " << fmt1(p2.value("elbo_loss", json())) << " | "
+         << fmt1(b.value(c4::kTrainMinutes, json())) << " | " << fmt1(p2.value("minutes", json()))
+         << " |\n";
     }
     // The fidelity rows: Table 1's cross-entropy and Table 2's loss per model.
     {
       const double fresh_samples = number(config, cfg::kSamplesPerModel, 0.0);
-      const double paper_samples = std::isfinite(budget.paper_amount) ? budget.paper_amount : t2.value("budget_samples", 1.2e8);
+      const double paper_samples = std::isfinite(budget.paper_amount)
+                                       ? budget.paper_amount
+                                       : t2.value("budget_samples", 1.2e8);
       const std::string data = md(dataset) + ", " + md(protocol) + " (paper: MNIST, gray-bce)";
       const std::string why = "this run used " + md(dataset) + " with " + md(protocol) + "; seed 000's numbers are gray-level MNIST in BCE";
       for (const auto& b : metrics.value(c4::kBenchmark, json::array())) {
@@ -116,18 +136,25 @@ Vars render_cvae_labels(const RenderContext& ctx) {
           };
         };
         if (p1.contains("cross_entropy")) {
-          const Spread ce = over_seeds(st, value_of([](const json& bb) { return bb.at(c4::kReconstructionCrossEntropy).get<double>(); }));
-          ctx.outcome.fidelity.push_back(budget_row("04", t1, "reconstruction cross-entropy of 100 test images, " + name, data,
-                                                    fresh_samples, paper_samples, p1["cross_entropy"].get<double>(),
-                                                    ce, comparable, why));
+          const Spread ce =
+              over_seeds(st, value_of([](const json& bb) {
+                           return bb.at(c4::kReconstructionCrossEntropy).get<double>();
+                         }));
+          ctx.outcome.fidelity.push_back(
+              budget_row("04", t1, "reconstruction cross-entropy of 100 test images, " + name, data,
+                         fresh_samples, paper_samples, p1["cross_entropy"].get<double>(), ce,
+                         comparable, why));
         }
         if (p2.contains("elbo_loss")) {
-          const Spread loss = over_seeds(st, value_of([](const json& bb) {
-            const json& test = bb.at(k::kTest);
-            return -test.at(k::kLogLikelihood).get<double>() + bb.value(k::kBeta, 1.0) * test.at(k::kKl).get<double>();
-          }));
-          FidelityRow row = budget_row("04", t2, "reconstruction + beta KL (loss), " + name, data, fresh_samples,
-                                       paper_samples, p2["elbo_loss"].get<double>(), loss, comparable, why);
+          const Spread loss =
+              over_seeds(st, value_of([](const json& bb) {
+                           const json& test = bb.at(k::kTest);
+                           return -test.at(k::kLogLikelihood).get<double>() +
+                                  bb.value(k::kBeta, 1.0) * test.at(k::kKl).get<double>();
+                         }));
+          FidelityRow row =
+              budget_row("04", t2, "reconstruction + beta KL (loss), " + name, data, fresh_samples,
+                         paper_samples, p2["elbo_loss"].get<double>(), loss, comparable, why);
           row.quantity += " (fresh: test set; seed: training data, last 100 epochs)";
           ctx.outcome.fidelity.push_back(row);
         }
@@ -142,9 +169,10 @@ Vars render_cvae_labels(const RenderContext& ctx) {
         const json t = st.value(c5::kVqvae, json::object()).value(c5::kTable1, json::object());
         std::ostringstream mse;
         mse << std::setprecision(2) << std::scientific << t.value(c5::kMsePerPixel, 0.0);
-        os << "| vqvae (chapter 5, K = 10) | " << mse.str() << " | " << sci(t1["values"]["vqvae"]["mse"].get<double>()) << " | "
-           << fmt1(t.value(c5::kCrossEntropy, json())) << " | " << fmt1(t1["values"]["vqvae"]["cross_entropy"])
-           << " | | | | | | | | |\n\n";
+        os << "| vqvae (chapter 5, K = 10) | " << mse.str() << " | "
+           << sci(t1["values"]["vqvae"]["mse"].get<double>()) << " | "
+           << fmt1(t.value(c5::kCrossEntropy, json())) << " | "
+           << fmt1(t1["values"]["vqvae"]["cross_entropy"]) << " | | | | | | | | |\n\n";
         vq_row = true;
         break;
       }
@@ -186,7 +214,8 @@ Vars render_cvae_labels(const RenderContext& ctx) {
         data << line << '\n';
       }
       data << "\n\n";
-      panels.push_back("set title '" + gnuplot_text(s.value(k::kModel, "?")) + "'\nplot datafile index " + std::to_string(index++) +
+      panels.push_back("set title '" + gnuplot_text(s.value(k::kModel, "?")) +
+                       "'\nplot datafile index " + std::to_string(index++) +
                        " using 1:2:3 with points pt 7 ps 0.35 lc palette notitle");
     }
     script << "set palette defined (0 '#1f77b4', 1 '#ff7f0e', 2 '#2ca02c', 3 '#d62728', 4 '#9467bd', 5 '#8c564b', 6 '#e377c2', "

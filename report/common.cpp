@@ -192,13 +192,18 @@ double interpolate_log_x(const std::vector<std::pair<double, double>>& curve, do
   return curve.back().second;
 }
 
-std::string make_command(const std::string& slug) { return "make chapter-" + slug.substr(0, 2); }
+std::string make_command(const std::string& slug) {
+  return "make chapter-" + slug.substr(0, 2);
+}
 
 std::string older_layout_note(int schema_version, const std::string& slug) {
   if (schema_version >= schema::kSchemaVersion) return "";
-  return "This result was written in an older results layout (version " + std::to_string(schema_version) +
-         ", before runs recorded their budget against the paper's): it is read as far as it goes, its budget and "
-         "whether its verdicts are provisional from the older fields. `" + make_command(slug) +
+  return "This result was written in an older results layout (version " +
+         std::to_string(schema_version) +
+         ", before runs recorded their budget against the paper's): it is read as far as it goes, "
+         "its budget and "
+         "whether its verdicts are provisional from the older fields. `" +
+         make_command(slug) +
          "` with the same options regenerates it in the current layout (version " +
          std::to_string(schema::kSchemaVersion) + ")";
 }
@@ -207,10 +212,12 @@ std::string setup_table_head(const RunView& view) {
   namespace rk = schema::run_key;
   const json& run = view.run;
   std::ostringstream os;
-  const json dataset = run.value(rk::kDataset, json::object()), protocol = run.value(rk::kProtocol, json::object());
+  const json dataset = run.value(rk::kDataset, json::object()),
+             protocol = run.value(rk::kProtocol, json::object());
   os << "| setting | this run |\n|---|---|\n";
   os << "| dataset | " << md(dataset.value(rk::kDescription, str(dataset, rk::kName))) << " |\n";
-  os << "| protocol | " << md(str(protocol, rk::kName)) << ": " << md(protocol.value(rk::kDescription, "")) << " |\n";
+  os << "| protocol | " << md(str(protocol, rk::kName)) << ": "
+     << md(protocol.value(rk::kDescription, "")) << " |\n";
   const schema::Budget& b = view.budget;
   // `why` names the paper's budget and its source.
   os << "| profile and budget | " << md(b.profile) << ": " << md(b.text) << " (verdicts "
@@ -237,19 +244,22 @@ std::string verdicts_md(const RunView& view, const std::string& slug, const std:
   const bool provisional = budget.provisional;
   if (checks.empty()) os << "*The run recorded no verdict (too few settings to decide).*\n";
   for (const auto& c : checks) {
-    os << "- **" << md(c.value(k::kClaim, "?")) << "**: " << (c.value(k::kHolds, false) ? "**holds**" : "**does not hold**")
-       << (provisional ? " (provisional)" : "") << ", " << md(c.value(k::kDetail, "")) << ". *Criterion:* "
-       << md(c.value(k::kCriterion, "?")) << ".\n";
+    os << "- **" << md(c.value(k::kClaim, "?"))
+       << "**: " << (c.value(k::kHolds, false) ? "**holds**" : "**does not hold**")
+       << (provisional ? " (provisional)" : "") << ", " << md(c.value(k::kDetail, ""))
+       << ". *Criterion:* " << md(c.value(k::kCriterion, "?")) << ".\n";
   }
   if (checks.empty()) return os.str();
-  os << "\n*" << (provisional ? "Provisional" : "Budget") << ":* " << md(budget.why) << ", on the run with seed "
-     << md(str(view.run, schema::run_key::kSeed)) << " (profile " << md(budget.profile) << ")";
+  os << "\n*" << (provisional ? "Provisional" : "Budget") << ":* " << md(budget.why)
+     << ", on the run with seed " << md(str(view.run, schema::run_key::kSeed)) << " (profile "
+     << md(budget.profile) << ")";
   if (!extra.empty()) os << "; " << extra;
   if (provisional && budget.profile != "full") {
     os << "; `" << make_command(slug) << " PROFILE=full` trains at the paper's budget";
   }
   os << ".";
-  if (budget.legacy) os << " (An older results layout: `" << make_command(slug) << "` regenerates it.)";
+  if (budget.legacy)
+    os << " (An older results layout: `" << make_command(slug) << "` regenerates it.)";
   os << "\n";
   return os.str();
 }
@@ -301,7 +311,8 @@ std::string seed_verdicts_md(const ChapterState& st) {
   std::vector<std::string> claims;
   std::map<std::string, std::vector<std::pair<int64_t, bool>>> by_claim;
   for (const auto& r : st.seed_runs) {
-    const json checks = r.metrics.is_object() ? r.metrics.value(schema::key::kChecks, json::array()) : json::array();
+    const json checks = r.metrics.is_object() ? r.metrics.value(schema::key::kChecks, json::array())
+                                              : json::array();
     for (const auto& c : checks) {
       if (!c.is_object()) continue;
       const std::string claim = c.value(schema::key::kClaim, "?");

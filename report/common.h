@@ -96,7 +96,8 @@ std::string plotted_figure(const Plot& plot, const std::string& caption, const O
 /// and a note gives the record's reason, the seed, `extra` (a chapter's own
 /// caveat, may be empty) and, below the full profile, the command that
 /// trains at the paper's budget (`make chapter-NN PROFILE=full`, from `slug`).
-std::string verdicts_md(const RunView& view, const std::string& slug, const std::string& extra = "");
+std::string verdicts_md(const RunView& view, const std::string& slug,
+                        const std::string& extra = "");
 /// With several seeds (st.seed_runs): how many of them each verdict holds in; "" for one seed.
 std::string seed_verdicts_md(const ChapterState& st);
 
@@ -104,7 +105,8 @@ std::string seed_verdicts_md(const ChapterState& st);
 /// metrics, the provenance line, the dataset, protocol and configuration the
 /// run used, and its budget record (schema/run_record.h). Renderers take the
 /// first six apart with a structured binding:
-/// `const RunView view = run_view(st); const auto& [run, metrics, prov, dataset, protocol, config, budget, version] = view;`
+/// `const RunView view = run_view(st); const auto& [run, metrics, prov, dataset, protocol, config,
+/// budget, version] = view;`
 struct RunView {
   const nlohmann::json& run;
   const nlohmann::json& metrics;
@@ -112,7 +114,8 @@ struct RunView {
   std::string dataset;     ///< run.dataset.name
   std::string protocol;    ///< run.protocol.name
   nlohmann::json config;   ///< run.config
-  schema::Budget budget;   ///< schema::read_budget(run, metrics): recorded, or rebuilt for an older layout
+  schema::Budget
+      budget;  ///< schema::read_budget(run, metrics): recorded, or rebuilt for an older layout
   int schema_version = schema::kSchemaVersion;  ///< schema::schema_version_of(run)
 };
 /// Throws (naming the key) when run.json lacks the dataset, protocol, config

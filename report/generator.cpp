@@ -35,7 +35,8 @@ std::string fmt1(const json& v) { return v.is_number() ? fmt1(v.get<double>()) :
 std::string provenance_line(const json& run_in) {
   const json run = run_in.is_object() ? run_in : json::object();
   namespace rk = schema::run_key;
-  json p = run.contains(rk::kProvenance) && run[rk::kProvenance].is_object() ? run[rk::kProvenance] : json::object();
+  json p = run.contains(rk::kProvenance) && run[rk::kProvenance].is_object() ? run[rk::kProvenance]
+                                                                             : json::object();
   std::ostringstream os;
   os << "*Run:* commit " << md(str(p, rk::kGitCommit)) << ", " << md(str(p, rk::kDateUtc))
      << ", device " << md(str(run, rk::kDevice)) << ", profile " << md(str(run, rk::kProfile))
@@ -123,9 +124,10 @@ ChapterState load_chapter_unchecked(const std::string& results_root, const std::
     if (!fs::exists(done / "run.json")) throw std::runtime_error((done / "run.json").string() + " is missing");
     s.run = read_json(done / "run.json");
     namespace rk = schema::run_key;
-    if (!s.run.is_object() || !s.run.contains(rk::kStatus) || s.run[rk::kStatus] != schema::run_status::kComplete) {
-      throw std::runtime_error((done / "run.json").string() + " does not say \"" + rk::kStatus + "\": \"" +
-                               schema::run_status::kComplete + "\"");
+    if (!s.run.is_object() || !s.run.contains(rk::kStatus) ||
+        s.run[rk::kStatus] != schema::run_status::kComplete) {
+      throw std::runtime_error((done / "run.json").string() + " does not say \"" + rk::kStatus +
+                               "\": \"" + schema::run_status::kComplete + "\"");
     }
     const int version = schema::schema_version_of(s.run);
     if (version > schema::kSchemaVersion) {
@@ -149,7 +151,8 @@ ChapterState load_chapter_unchecked(const std::string& results_root, const std::
     std::error_code ec;
     if (fs::last_write_time(failed / "run.json", ec) > fs::last_write_time(done / "run.json", ec)) {
       s.later_failure = true;
-      s.later_failure_message = str(failed_run, schema::run_key::kError, "no error message recorded");
+      s.later_failure_message =
+          str(failed_run, schema::run_key::kError, "no error message recorded");
     }
   }
   return s;
@@ -162,15 +165,19 @@ void load_seed_runs(const std::string& results_root, const std::string& slug, Ch
   if (st.kind != ChapterState::Kind::kComplete) return;
   namespace rk = schema::run_key;
   auto seed_of = [](const json& run) {
-    return run.contains(rk::kSeed) && run[rk::kSeed].is_number_integer() ? run[rk::kSeed].get<int64_t>() : int64_t{-1};
+    return run.contains(rk::kSeed) && run[rk::kSeed].is_number_integer()
+               ? run[rk::kSeed].get<int64_t>()
+               : int64_t{-1};
   };
   st.seed_runs.push_back({seed_of(st.run), st.run, st.metrics, st.dir});
   auto key = [](const json& run) {
     auto field = [&](const char* a, const char* b) -> json {
       return run.contains(a) && run[a].is_object() && run[a].contains(b) ? run[a][b] : json();
     };
-    return json{{rk::kProfile, run.value(rk::kProfile, json())}, {rk::kDataset, field(rk::kDataset, rk::kName)},
-                {rk::kProtocol, field(rk::kProtocol, rk::kName)}, {rk::kConfig, run.value(rk::kConfig, json())}};
+    return json{{rk::kProfile, run.value(rk::kProfile, json())},
+                {rk::kDataset, field(rk::kDataset, rk::kName)},
+                {rk::kProtocol, field(rk::kProtocol, rk::kName)},
+                {rk::kConfig, run.value(rk::kConfig, json())}};
   };
   const json want = key(st.run);
   std::error_code ec;
@@ -222,7 +229,8 @@ std::string status_block(const ChapterState& st, const json& chapter) {
          << ". Rerun with `" << make << "`.\n:::\n";
       break;
     case ChapterState::Kind::kComplete:
-      if (const std::string older = older_layout_note(schema::schema_version_of(st.run), chapter.value("slug", "??"));
+      if (const std::string older =
+              older_layout_note(schema::schema_version_of(st.run), chapter.value("slug", "??"));
           !older.empty()) {
         os << "::: {.status}\n**Older results layout.** " << older << ".\n:::\n";
       }
@@ -385,7 +393,9 @@ Outcome generate(const Options& options) {
     std::string verdicts = "";
     if (st.kind == ChapterState::Kind::kComplete) {
       int holds = 0, total = 0;
-      const json checks = st.metrics.is_object() ? st.metrics.value(schema::key::kChecks, json::array()) : json::array();
+      const json checks = st.metrics.is_object()
+                              ? st.metrics.value(schema::key::kChecks, json::array())
+                              : json::array();
       for (const auto& c : checks) {
         ++total;
         holds += c.is_object() && c.value(schema::key::kHolds, false) ? 1 : 0;
@@ -409,9 +419,11 @@ Outcome generate(const Options& options) {
       return st.run.is_object() && st.run.contains(a) && st.run[a].is_object() ? md(str(st.run[a], b)) : std::string("");
     };
     namespace rk = schema::run_key;
-    summary << "| " << ch.value("number", 0) << ". " << md(ch.value("title", slug)) << " | " << kind_name(st.kind) << " | "
-            << field(rk::kDataset, rk::kName) << " | " << field(rk::kProtocol, rk::kName) << " | "
-            << (st.run.is_object() ? md(str(st.run, rk::kProfile, "")) : "") << " | " << verdicts << " |\n";
+    summary << "| " << ch.value("number", 0) << ". " << md(ch.value("title", slug)) << " | "
+            << kind_name(st.kind) << " | " << field(rk::kDataset, rk::kName) << " | "
+            << field(rk::kProtocol, rk::kName) << " | "
+            << (st.run.is_object() ? md(str(st.run, rk::kProfile, "")) : "") << " | " << verdicts
+            << " |\n";
   }
 
   std::string data_note;

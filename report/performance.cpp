@@ -328,9 +328,11 @@ double cpu_chapter_01(const Paths& paths) {
     namespace c1 = schema::ch01;
     const fs::path dir = fs::path(paths.results) / c1::kSlug;
     const json run = read_json(dir / "run.json");
-    if (run.value(schema::run_key::kDevice, std::string("cpu")).rfind("cuda", 0) == 0) return std::nan("");
+    if (run.value(schema::run_key::kDevice, std::string("cpu")).rfind("cuda", 0) == 0)
+      return std::nan("");
     for (const auto& m : read_json(dir / "metrics.json").value(c1::kModels, json::array())) {
-      if (m.value(c1::kNz, 0) == 20) return rate_of(m, schema::key::kSamplesSeen, schema::key::kTrainSeconds);
+      if (m.value(c1::kNz, 0) == 20)
+        return rate_of(m, schema::key::kSamplesSeen, schema::key::kTrainSeconds);
     }
   } catch (const std::exception&) {
   }

@@ -180,7 +180,8 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   EXPECT_NE(html.find("Caveats"), std::string::npos);
   EXPECT_TRUE(fs::exists(root / "figures/ch05-curves.svg"));
   EXPECT_TRUE(fs::exists(root / "figures/ch05-prior.svg"));
-  // Chapter 6: Table 7's fresh losses, each search's outcome and its probes, the monotonicity count.
+  // Chapter 6: Table 7's fresh losses, each search's outcome and its probes, the monotonicity
+  // count.
   namespace c6 = vaerepro::schema::ch06;
   const auto ch6 = json::parse(read(root / "results/06-architecture-search/metrics.json"));
   for (const auto& r : ch6[c6::kTable7]) {
@@ -189,7 +190,8 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   }
   ASSERT_FALSE(ch6[c6::kSearches].empty());
   for (const auto& srch : ch6[c6::kSearches]) {
-    EXPECT_NE(html.find(srch[c6::kMode].get<std::string>() + " mode, " + srch[c6::kSearch].get<std::string>()),
+    EXPECT_NE(html.find(srch[c6::kMode].get<std::string>() + " mode, " +
+                        srch[c6::kSearch].get<std::string>()),
               std::string::npos);
     for (const auto& p : srch[c6::kLog]) {
       const std::string v = rp::fmt1(p[c6::kReconstruction].get<double>());
@@ -199,14 +201,16 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   EXPECT_NE(html.find("distinct architectures probed"), std::string::npos);
   // Every chapter is complete: none is skipped as corrupt, the summary says so six times.
   EXPECT_EQ(html.find("incomplete or corrupt"), std::string::npos);
-  for (const auto& s : outcome.skipped) EXPECT_EQ(s.find("incomplete or corrupt"), std::string::npos) << s;
+  for (const auto& s : outcome.skipped)
+    EXPECT_EQ(s.find("incomplete or corrupt"), std::string::npos) << s;
   // The reliability appendix lists the failure classes covered, and the interrupted runs.
   EXPECT_NE(html.find("failures the suite catches"), std::string::npos);
   for (const char* c : {"SIGKILL", "SIGINT", "NaN or Inf", "wrong checksum", "a missing dataset",
                         "contradictory options", "cannot be written", "fails half-way", "FORCE=1"}) {
     EXPECT_NE(html.find(c), std::string::npos) << "the appendix lacks " << c;
   }
-  EXPECT_NE(html.find("stopped before completing (configuration 0123456789abcdef"), std::string::npos);
+  EXPECT_NE(html.find("stopped before completing (configuration 0123456789abcdef"),
+            std::string::npos);
 
   // The figure was drawn, in both formats.
   EXPECT_TRUE(fs::exists(root / "figures/ch01-curves.svg"));
@@ -305,7 +309,8 @@ TEST_F(ReportFromFixtures, ACorruptResultIsSkippedAndSaysHowToRerun) {
   EXPECT_NE(html.find("incomplete or corrupt"), std::string::npos);
   EXPECT_NE(html.find("make chapter-06"), std::string::npos);
   bool skipped_corrupt = false;
-  for (const auto& s : outcome.skipped) skipped_corrupt |= s.rfind("06-architecture-search: incomplete or corrupt", 0) == 0;
+  for (const auto& s : outcome.skipped)
+    skipped_corrupt |= s.rfind("06-architecture-search: incomplete or corrupt", 0) == 0;
   EXPECT_TRUE(skipped_corrupt);
   // The other chapters are still rendered.
   EXPECT_NE(html.find("Criterion:"), std::string::npos);
@@ -317,7 +322,8 @@ TEST_F(ReportFromFixtures, BudgetsAndProvisionalVerdictsAreTheRunsOwn) {
   namespace sc = vaerepro::schema;
   options.pdf = false;
   options.plots = false;
-  // The smoke fixtures: every chapter with verdicts says they are provisional, why, and how to decide them.
+  // The smoke fixtures: every chapter with verdicts says they are provisional, why, and how to
+  // decide them.
   rp::generate(options);
   std::string md_text = read(root / "out/report.md");
   for (int n = 1; n <= 6; ++n) {
@@ -326,17 +332,21 @@ TEST_F(ReportFromFixtures, BudgetsAndProvisionalVerdictsAreTheRunsOwn) {
     EXPECT_EQ(section.find("quick profile"), std::string::npos) << "chapter " << n;
   }
   const json run1 = fixture_json(sc::ch01::kSlug, "run.json");
-  ASSERT_EQ(sc::schema_version_of(run1), sc::kSchemaVersion) << "regenerate the fixtures: make fixtures";
+  ASSERT_EQ(sc::schema_version_of(run1), sc::kSchemaVersion)
+      << "regenerate the fixtures: make fixtures";
   const sc::Budget b1 = run1.at(sc::run_key::kBudget).get<sc::Budget>();
   EXPECT_TRUE(b1.provisional);
   EXPECT_EQ(b1.profile, "smoke");
   std::string ch1 = chapter_section(md_text, 1);
   EXPECT_NE(ch1.find("*Provisional:* " + rp::md(b1.why)), std::string::npos) << ch1;
-  EXPECT_NE(ch1.find("`make chapter-01 PROFILE=full` trains at the paper's budget"), std::string::npos) << ch1;
+  EXPECT_NE(ch1.find("`make chapter-01 PROFILE=full` trains at the paper's budget"),
+            std::string::npos)
+      << ch1;
   EXPECT_NE(ch1.find("(provisional)"), std::string::npos);
   EXPECT_NE(ch1.find("| profile and budget | smoke: " + rp::md(b1.text)), std::string::npos) << ch1;
   for (int n : {2, 3, 4, 6}) {
-    EXPECT_NE(chapter_section(md_text, n).find("PROFILE=full` trains at the paper's budget"), std::string::npos)
+    EXPECT_NE(chapter_section(md_text, n).find("PROFILE=full` trains at the paper's budget"),
+              std::string::npos)
         << "chapter " << n;
   }
 
@@ -344,7 +354,8 @@ TEST_F(ReportFromFixtures, BudgetsAndProvisionalVerdictsAreTheRunsOwn) {
   for (const char* slug : {sc::ch01::kSlug, sc::ch03::kSlug, sc::ch06::kSlug}) {
     json run = fixture_json(slug, "run.json");
     sc::Budget b = run.at(sc::run_key::kBudget).get<sc::Budget>();
-    b = sc::make_budget("full", b.paper_amount, b.paper_amount, b.unit, b.paper, "the paper's budget");
+    b = sc::make_budget("full", b.paper_amount, b.paper_amount, b.unit, b.paper,
+                        "the paper's budget");
     run[sc::run_key::kBudget] = b;
     run[sc::run_key::kProfile] = "full";
     write_json(slug, "run.json", run);
@@ -353,16 +364,20 @@ TEST_F(ReportFromFixtures, BudgetsAndProvisionalVerdictsAreTheRunsOwn) {
   md_text = read(root / "out/report.md");
   for (int n : {1, 3, 6}) {
     const std::string section = chapter_section(md_text, n);
-    EXPECT_EQ(section.find("(provisional)"), std::string::npos) << "chapter " << n << ":\n" << section;
+    EXPECT_EQ(section.find("(provisional)"), std::string::npos) << "chapter " << n << ":\n"
+                                                                << section;
     EXPECT_EQ(section.find("PROFILE=full"), std::string::npos) << "chapter " << n;
-    EXPECT_NE(section.find("*Budget:* decided at the paper's budget or beyond"), std::string::npos) << "chapter " << n;
+    EXPECT_NE(section.find("*Budget:* decided at the paper's budget or beyond"), std::string::npos)
+        << "chapter " << n;
     EXPECT_NE(section.find("verdicts not provisional"), std::string::npos) << "chapter " << n;
   }
 
-  // A full profile below the paper's budget (an override) is provisional, without the advice to run the full profile.
+  // A full profile below the paper's budget (an override) is provisional, without the advice to run
+  // the full profile.
   {
     json run = fixture_json(sc::ch03::kSlug, "run.json");
-    run[sc::run_key::kBudget] = sc::make_budget("full", 3e7, 6e7, "training samples per model", "seed 000: 6e7", "3e7");
+    run[sc::run_key::kBudget] =
+        sc::make_budget("full", 3e7, 6e7, "training samples per model", "seed 000: 6e7", "3e7");
     write_json(sc::ch03::kSlug, "run.json", run);
   }
   rp::generate(options);
@@ -377,15 +392,16 @@ TEST_F(ReportFromFixtures, AResultInTheOlderLayoutIsReadAndSaysSo) {
   // schema_version, the budget a sentence, checks_budget in metrics.json.
   const fs::path dir = root / "results/01-elbo-vs-latent";
   for (const char* f : {"run.json", "metrics.json"}) {
-    fs::copy_file(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/v1/01-elbo-vs-latent" / f, dir / f,
-                  fs::copy_options::overwrite_existing);
+    fs::copy_file(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/v1/01-elbo-vs-latent" / f,
+                  dir / f, fs::copy_options::overwrite_existing);
   }
   options.pdf = false;
   const auto outcome = rp::generate(options);
   const std::string md_text = read(root / "out/report.md");
   const std::string ch1 = chapter_section(md_text, 1);
   EXPECT_NE(ch1.find("**Older results layout.**"), std::string::npos) << ch1;
-  EXPECT_NE(ch1.find("`make chapter-01` with the same options regenerates it"), std::string::npos) << ch1;
+  EXPECT_NE(ch1.find("`make chapter-01` with the same options regenerates it"), std::string::npos)
+      << ch1;
   // Its numbers are still read, its budget sentence shown, its verdicts provisional as it recorded.
   const json old = json::parse(read(dir / "metrics.json"));
   for (const auto& m : old["models"]) {
@@ -394,7 +410,8 @@ TEST_F(ReportFromFixtures, AResultInTheOlderLayoutIsReadAndSaysSo) {
   }
   EXPECT_NE(ch1.find("each model sees 3000 training samples"), std::string::npos);
   EXPECT_NE(ch1.find("*Provisional:* decided at a fraction of KW2013"), std::string::npos) << ch1;
-  for (const auto& s : outcome.skipped) EXPECT_NE(s.rfind("01-elbo-vs-latent: incomplete", 0), 0u) << s;
+  for (const auto& s : outcome.skipped)
+    EXPECT_NE(s.rfind("01-elbo-vs-latent: incomplete", 0), 0u) << s;
   // The other chapters (current layout) say nothing of the kind.
   EXPECT_EQ(chapter_section(md_text, 2).find("Older results layout"), std::string::npos);
 }
@@ -407,7 +424,8 @@ TEST_F(ReportFromFixtures, AResultInANewerLayoutIsSkippedWithTheReason) {
   const auto outcome = rp::generate(options);
   std::string skipped;
   for (const auto& s : outcome.skipped) skipped += s + "\n";
-  EXPECT_NE(skipped.find("02-marginal-likelihood: incomplete or corrupt"), std::string::npos) << skipped;
+  EXPECT_NE(skipped.find("02-marginal-likelihood: incomplete or corrupt"), std::string::npos)
+      << skipped;
   EXPECT_NE(skipped.find("newer than this report generator reads"), std::string::npos) << skipped;
 }
 
@@ -425,13 +443,19 @@ TEST_F(ReportFromFixtures, ABudgetRecordWithoutItsFieldsNamesTheKey) {
 
 TEST(ResultsSchema, TheBudgetRecordDecidesProvisionalAndRoundTrips) {
   namespace sc = vaerepro::schema;
-  const sc::Budget low = sc::make_budget("quick", 1.5e6, 1e8, "training samples per model", "KW2013 Fig. 2: 1e8", "t");
+  const sc::Budget low =
+      sc::make_budget("quick", 1.5e6, 1e8, "training samples per model", "KW2013 Fig. 2: 1e8", "t");
   EXPECT_TRUE(low.provisional);
-  EXPECT_EQ(low.why, "decided at 1.5e+06 training samples per model, 1.5% of the paper's 1e+08 (KW2013 Fig. 2: 1e8)");
-  EXPECT_EQ(sc::make_budget("smoke", 3000, 1e8, "samples", "p", "t").why.rfind("decided at 3000 samples, 0.003%", 0), 0u);
+  EXPECT_EQ(low.why,
+            "decided at 1.5e+06 training samples per model, 1.5% of the paper's 1e+08 (KW2013 Fig. "
+            "2: 1e8)");
+  EXPECT_EQ(sc::make_budget("smoke", 3000, 1e8, "samples", "p", "t")
+                .why.rfind("decided at 3000 samples, 0.003%", 0),
+            0u);
   EXPECT_EQ(sc::budget_number(2.5), "2.5");
   EXPECT_EQ(sc::budget_number(6e7), "6e+07");
-  const sc::Budget at = sc::make_budget("full", 1e8, 1e8, "training samples per model", "KW2013", "t");
+  const sc::Budget at =
+      sc::make_budget("full", 1e8, 1e8, "training samples per model", "KW2013", "t");
   EXPECT_FALSE(at.provisional);
   EXPECT_FALSE(sc::make_budget("full", 2e8, 1e8, "u", "p", "t").provisional);
   const sc::Budget none = sc::make_budget("full", 10, NAN, "epochs", "no budget stated", "t");
@@ -466,8 +490,10 @@ TEST(ResultsSchema, ACheckIsWrittenUnderTheKeysTheReportReads) {
   missing.erase(sc::key::kHolds);
   EXPECT_THROW(missing.get<sc::Check>(), json::exception);
   // Every fixture's verdicts read as checks.
-  for (const char* slug : {sc::ch01::kSlug, sc::ch02::kSlug, sc::ch03::kSlug, sc::ch04::kSlug, sc::ch06::kSlug}) {
-    std::ifstream in(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/results" / slug / "metrics.json");
+  for (const char* slug :
+       {sc::ch01::kSlug, sc::ch02::kSlug, sc::ch03::kSlug, sc::ch04::kSlug, sc::ch06::kSlug}) {
+    std::ifstream in(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/results" / slug /
+                     "metrics.json");
     const json metrics = json::parse(in);
     EXPECT_NO_THROW(metrics.at(sc::key::kChecks).get<std::vector<sc::Check>>()) << slug;
   }
@@ -477,12 +503,16 @@ TEST(ResultsSchema, VersionsAndTheOlderLayoutsBudget) {
   namespace sc = vaerepro::schema;
   EXPECT_EQ(sc::schema_version_of(json::object()), sc::kLegacySchemaVersion);
   EXPECT_EQ(sc::schema_version_of(json{{sc::run_key::kSchemaVersion, 2}}), 2);
-  EXPECT_EQ(sc::schema_version_of(json{{sc::run_key::kSchemaVersion, "2"}}), sc::kLegacySchemaVersion);
+  EXPECT_EQ(sc::schema_version_of(json{{sc::run_key::kSchemaVersion, "2"}}),
+            sc::kLegacySchemaVersion);
   EXPECT_EQ(sc::schema_version_of(json()), sc::kLegacySchemaVersion);
   // Version 1: the sentence and checks_budget.
   const json run = {{"profile", "quick"}, {"budget", "each model sees 1500000 training samples"}};
-  const json metrics = {{"checks_budget", {{"provisional", false}, {"note", "decided at KW2013's budget"},
-                                           {"samples_per_model", 1e8}, {"paper_samples", 1e8}}}};
+  const json metrics = {{"checks_budget",
+                         {{"provisional", false},
+                          {"note", "decided at KW2013's budget"},
+                          {"samples_per_model", 1e8},
+                          {"paper_samples", 1e8}}}};
   const sc::Budget b = sc::read_budget(run, metrics);
   EXPECT_TRUE(b.legacy);
   EXPECT_FALSE(b.provisional);
@@ -492,7 +522,8 @@ TEST(ResultsSchema, VersionsAndTheOlderLayoutsBudget) {
   EXPECT_EQ(b.profile, "quick");
   // Version 1 without checks_budget: provisional, as the report always read it.
   EXPECT_TRUE(sc::read_budget(run, json::object()).provisional);
-  // Version 2 without a record (a chapter that wrote a sentence): provisional, and the reason says so.
+  // Version 2 without a record (a chapter that wrote a sentence): provisional, and the reason says
+  // so.
   json v2 = run;
   v2[sc::run_key::kSchemaVersion] = sc::kSchemaVersion;
   const sc::Budget missing = sc::read_budget(v2, metrics);

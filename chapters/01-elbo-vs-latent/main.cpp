@@ -146,8 +146,10 @@ class ElboVsLatent : public Chapter {
     config["latent_samples_per_example"] = 1;
     config["init"] = "N(0, 0.01^2) for every parameter (KW2013 section 5)";
     run.begin(data.to_json(),
-              run.budget(static_cast<double>(total), 1e8, "training samples per model", "KW2013 Fig. 2: 1e8 samples per model",
-                         "each model sees " + std::to_string(total) + " training samples (KW2013 Fig. 2 runs to 1e8)"));
+              run.budget(static_cast<double>(total), 1e8, "training samples per model",
+                         "KW2013 Fig. 2: 1e8 samples per model",
+                         "each model sees " + std::to_string(total) +
+                             " training samples (KW2013 Fig. 2 runs to 1e8)"));
 
     std::vector<int64_t> to_train = nz_list_;
     if (manifold_nz_ > 0 && std::find(to_train.begin(), to_train.end(), manifold_nz_) == to_train.end()) {
@@ -230,7 +232,8 @@ class ElboVsLatent : public Chapter {
     run.record()["frey_face"] = frey;
     return {{"models", models},
             {"checks", compute_checks(test_bound, gap)},
-            {"reconstruction_rows", "original test images, then Nz = " + nlohmann::json(to_train).dump()},
+            {"reconstruction_rows",
+             "original test images, then Nz = " + nlohmann::json(to_train).dump()},
             {"images", images},
             {"frey_face", frey}};
   }

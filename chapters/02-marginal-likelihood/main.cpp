@@ -175,13 +175,15 @@ class MarginalLikelihood : public Chapter {
     config["samples"] = {{"small", samples_small_}, {"large", samples_large_}};
     config["hmc"] = hmc_.to_json();
     config["init"] = "N(0, 0.01^2) for every parameter (KW2013 section 5)";
-    run.begin(nlohmann::json::object(),
-              run.budget(samples_small_, 6e7, "training samples on the smaller training set",
-                         "KW2013 Fig. 3: about 6e7 samples (6.7e7 on the larger set)",
-                         "N = smaller set: " + std::to_string(static_cast<int64_t>(samples_small_)) +
-                             " training samples, larger set: " + std::to_string(static_cast<int64_t>(samples_large_)) +
-                             " (KW2013 Fig. 3: about 6e7); curve estimates with K = " + std::to_string(k_curve_) +
-                             ", final with K = " + std::to_string(k_final_)));
+    run.begin(
+        nlohmann::json::object(),
+        run.budget(samples_small_, 6e7, "training samples on the smaller training set",
+                   "KW2013 Fig. 3: about 6e7 samples (6.7e7 on the larger set)",
+                   "N = smaller set: " + std::to_string(static_cast<int64_t>(samples_small_)) +
+                       " training samples, larger set: " +
+                       std::to_string(static_cast<int64_t>(samples_large_)) +
+                       " (KW2013 Fig. 3: about 6e7); curve estimates with K = " +
+                       std::to_string(k_curve_) + ", final with K = " + std::to_string(k_final_)));
 
     nlohmann::json models = nlohmann::json::array();
     const int64_t largest = *std::max_element(n_list_.begin(), n_list_.end());
@@ -251,10 +253,12 @@ class MarginalLikelihood : public Chapter {
             {"k_final", k_final_},
             {"checks", compute_checks(models, k_final_)},
             {"estimator_notes",
-             {{"importance_sampled", "log (1/K) sum p(x,z_k)/q(z_k|x), z_k ~ q(z|x); a lower bound in expectation; "
-                                     "standard_error_data: over examples; mean_mc_standard_error: Monte Carlo"},
-              {"hmc", "KW2013 appendix D: HMC posterior samples, a Gaussian fitted to them, and the "
-                      "harmonic-mean-type ratio on fresh samples; not a bound; reliable for Nz < 5"}}}};
+             {{"importance_sampled",
+               "log (1/K) sum p(x,z_k)/q(z_k|x), z_k ~ q(z|x); a lower bound in expectation; "
+               "standard_error_data: over examples; mean_mc_standard_error: Monte Carlo"},
+              {"hmc",
+               "KW2013 appendix D: HMC posterior samples, a Gaussian fitted to them, and the "
+               "harmonic-mean-type ratio on fresh samples; not a bound; reliable for Nz < 5"}}}};
   }
 
  private:

@@ -198,7 +198,8 @@ class BetaSweep : public Chapter {
     run.begin(data.to_json(),
               run.budget(static_cast<double>(total), 6e7, "training samples per model",
                          "seed 000: 1000 epochs, 6e7 samples per model",
-                         "each model sees " + std::to_string(total) + " training samples (seed 000: 1000 epochs, 6e7)"));
+                         "each model sees " + std::to_string(total) +
+                             " training samples (seed 000: 1000 epochs, 6e7)"));
     auto collect = [&](const std::vector<PointSpec>& specs) {
       std::vector<nlohmann::json> points;
       for (const auto& p : specs) {
@@ -218,12 +219,14 @@ class BetaSweep : public Chapter {
     };
     const auto sweep = collect(sweep_specs);
     const auto traversals = collect(traversal_specs);
-    return {{"sweep", sweep},
-            {"traversals", traversals},
-            {"checks", compute_checks(sweep, arch_.latent)},
-            {"loss_note", run.protocol() == Protocol::kGrayBce
-                              ? "reconstruction = binary cross-entropy of gray levels (seed 000's protocol), not a likelihood"
-                              : "reconstruction = -log p(x|z) of dynamically binarised data, nats"}};
+    return {
+        {"sweep", sweep},
+        {"traversals", traversals},
+        {"checks", compute_checks(sweep, arch_.latent)},
+        {"loss_note", run.protocol() == Protocol::kGrayBce
+                          ? "reconstruction = binary cross-entropy of gray levels (seed 000's "
+                            "protocol), not a likelihood"
+                          : "reconstruction = -log p(x|z) of dynamically binarised data, nats"}};
   }
 
  private:

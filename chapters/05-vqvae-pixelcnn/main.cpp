@@ -279,9 +279,11 @@ int run(int argc, char** argv) {
                      {"classifier", "MLP 784-512-256-10, ReLU, Adam 1e-3, on gray levels"}};
     run[schema::run_key::kBudget] = schema::make_budget(
         setup.common.profile, static_cast<double>(std::min(o.epochs, o.prior_epochs)), 20,
-        "epochs (the fewer of the VQ-VAE's and the prior's)", "seed 000's code: 20 epochs of 60,000 images",
+        "epochs (the fewer of the VQ-VAE's and the prior's)",
+        "seed 000's code: 20 epochs of 60,000 images",
         std::to_string(o.epochs) + " VQ-VAE epochs and " + std::to_string(o.prior_epochs) +
-                    " prior epochs of " + std::to_string(n_train) + " training images (seed 000's code: 20 epochs of 60,000)");
+            " prior epochs of " + std::to_string(n_train) +
+            " training images (seed 000's code: 20 epochs of 60,000)");
     // A finished run of this configuration is not redone (--force: it is).
     // The VQ-VAE and prior loops keep no checkpoints yet: SIGINT/SIGTERM stop
     // at the next stage boundary and a rerun starts the chapter afresh.
@@ -563,11 +565,14 @@ int run(int argc, char** argv) {
                         {"detail", format_sci(mse_small) + " (K = " + results[0]["codes"].dump() + ") against " + format_sci(mse_large) +
                                        " (K = " + results[1]["codes"].dump() + ")"}});
     }
-    nlohmann::json metrics = {{"settings", results},
-                              {"classifier_accuracy", !classifier.is_empty() ? nlohmann::json(classifier_accuracy) : nlohmann::json()},
-                              {"table1_note", "seed 000 Table 1 scores 100 test images: MSE of gray levels (its normalisation is not "
-                                              "stated) and binary cross-entropy of the output clipped to [0, 1], summed over pixels"},
-                              {"checks", checks}};
+    nlohmann::json metrics = {
+        {"settings", results},
+        {"classifier_accuracy",
+         !classifier.is_empty() ? nlohmann::json(classifier_accuracy) : nlohmann::json()},
+        {"table1_note",
+         "seed 000 Table 1 scores 100 test images: MSE of gray levels (its normalisation is not "
+         "stated) and binary cross-entropy of the output clipped to [0, 1], summed over pixels"},
+        {"checks", checks}};
     finish_chapter(writer, run, metrics, kProgram, t_start, &checkpoints);
     return 0;
   });

@@ -313,7 +313,8 @@ class ArchitectureSearch : public Chapter {
     run.begin(data.to_json(),
               run.budget(static_cast<double>(total), 6e7, "training samples per probe",
                          "seed 000 Definition 5.1: 1000 epochs, 6e7 samples per probe",
-                         "each probe sees " + std::to_string(total) + " training samples (seed 000: 1000 epochs, 6e7)"));
+                         "each probe sees " + std::to_string(total) +
+                             " training samples (seed 000: 1000 epochs, 6e7)"));
     const Findings f = run_flow(probes, s_, shallow_, deep_, eased_);
 
     // The noise: how often does a smaller architecture reconstruct better?
@@ -322,16 +323,20 @@ class ArchitectureSearch : public Chapter {
     std::vector<Probe> distinct;
     for (const auto& [w, p] : unique) distinct.push_back(p);
     const auto [pairs, violations] = monotonicity_violations(distinct);
-    return {{"table7", f.table7},
-            {"searches", f.searches},
-            {"monotonicity", {{"pairs", pairs}, {"violations", violations}, {"probes", distinct.size()}}},
-            {"probes_trained", probes.trained},
-            {"probes_reused", probes.reused},
-            {"thresholds", f.seed_thresholds ? "seed" : "relative"},
-            {"good", {{"max_reconstruction", f.good.max_reconstruction}, {"max_kl", f.good.max_kl}}},
-            {"good_eased", {{"max_reconstruction", f.good_eased.max_reconstruction}, {"max_kl", f.good_eased.max_kl}}},
-            {"threshold_note", f.threshold_note},
-            {"checks", compute_checks(f, pairs, violations)}};
+    return {
+        {"table7", f.table7},
+        {"searches", f.searches},
+        {"monotonicity",
+         {{"pairs", pairs}, {"violations", violations}, {"probes", distinct.size()}}},
+        {"probes_trained", probes.trained},
+        {"probes_reused", probes.reused},
+        {"thresholds", f.seed_thresholds ? "seed" : "relative"},
+        {"good", {{"max_reconstruction", f.good.max_reconstruction}, {"max_kl", f.good.max_kl}}},
+        {"good_eased",
+         {{"max_reconstruction", f.good_eased.max_reconstruction},
+          {"max_kl", f.good_eased.max_kl}}},
+        {"threshold_note", f.threshold_note},
+        {"checks", compute_checks(f, pairs, violations)}};
   }
 
  private:

@@ -97,7 +97,10 @@ nlohmann::json ChapterSetup::run_json(const std::string& title) const {
           {"profile", common.profile},
           {"seed", common.seed},
           {"device", device.str()},
-          {"dataset", {{"name", dataset_name}, {"description", dataset.description}, {"fingerprint", dataset.fingerprint}}},
+          {"dataset",
+           {{"name", dataset_name},
+            {"description", dataset.description},
+            {"fingerprint", dataset.fingerprint}}},
           {"folders", {{"data", common.data_dir}, {"results", common.out}}},
           {"protocol", {{"name", to_string(protocol)}, {"description", describe(protocol)}}},
           {"provenance", provenance.to_json()},
@@ -345,12 +348,13 @@ void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json
   if (checkpoints) checkpoints->clear();
   namespace k = schema::key;
   for (const auto& c : metrics.value(k::kChecks, nlohmann::json::array())) {
-    std::cout << "check: " << c.value(k::kClaim, "?") << ": " << (c.value(k::kHolds, false) ? "holds" : "does not hold")
-              << " (" << c.value(k::kDetail, "") << ")\n";
+    std::cout << "check: " << c.value(k::kClaim, "?") << ": "
+              << (c.value(k::kHolds, false) ? "holds" : "does not hold") << " ("
+              << c.value(k::kDetail, "") << ")\n";
   }
   const schema::Budget budget = schema::read_budget(run, metrics);
-  std::cout << program << ": verdicts " << (budget.provisional ? "provisional" : "not provisional") << ": " << budget.why
-            << "\n";
+  std::cout << program << ": verdicts " << (budget.provisional ? "provisional" : "not provisional")
+            << ": " << budget.why << "\n";
   std::cout << program << ": results in " << where << " (" << run["wall_seconds"].get<double>() << " s)\n";
 }
 

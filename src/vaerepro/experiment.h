@@ -93,8 +93,8 @@ class ChapterRun {
   /// `unit` where the paper trained `paper_amount` (`paper`: those words with
   /// their source); `text` is the whole budget in one sentence. Provisional
   /// exactly when amount < paper_amount; the profile is this run's.
-  schema::Budget budget(double amount, double paper_amount, const std::string& unit, const std::string& paper,
-                        const std::string& text) const;
+  schema::Budget budget(double amount, double paper_amount, const std::string& unit,
+                        const std::string& paper, const std::string& text) const;
   /// Starts the recorded run: creates the staging folder, records the
   /// configuration, the data's counts and `budget` (from budget(): the report
   /// takes the budget and whether the verdicts are provisional from it),

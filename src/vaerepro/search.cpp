@@ -23,19 +23,27 @@ std::string widths_to_string(const std::vector<int64_t>& widths) {
 nlohmann::json Probe::to_json() const {
   namespace k = schema::key;
   namespace c6 = schema::ch06;
-  return {{k::kArchitecture, widths_to_string(widths)}, {"widths", widths},
-          {c6::kReconstruction, reconstruction},       {k::kKl, kl},
-          {c6::kReconstructionSe, reconstruction_se},  {c6::kKlSe, kl_se},
-          {c6::kRepeats, repeats},                     {c6::kGood, good},
-          {c6::kSeconds, seconds},                     {c6::kNote, note}};
+  return {{k::kArchitecture, widths_to_string(widths)},
+          {"widths", widths},
+          {c6::kReconstruction, reconstruction},
+          {k::kKl, kl},
+          {c6::kReconstructionSe, reconstruction_se},
+          {c6::kKlSe, kl_se},
+          {c6::kRepeats, repeats},
+          {c6::kGood, good},
+          {c6::kSeconds, seconds},
+          {c6::kNote, note}};
 }
 
 nlohmann::json SearchResult::to_json() const {
   nlohmann::json probes = nlohmann::json::array();
   for (const auto& p : log) probes.push_back(p.to_json());
   namespace c6 = schema::ch06;
-  return {{c6::kLog, probes}, {c6::kFound, found}, {"widths", widths},
-          {schema::key::kArchitecture, found ? widths_to_string(widths) : std::string()}, {c6::kOutcome, outcome}};
+  return {{c6::kLog, probes},
+          {c6::kFound, found},
+          {"widths", widths},
+          {schema::key::kArchitecture, found ? widths_to_string(widths) : std::string()},
+          {c6::kOutcome, outcome}};
 }
 
 namespace {

@@ -42,8 +42,10 @@ inline constexpr const char* kCurve = "curve";
 inline constexpr const char* kSamplesSeen = "samples_seen";
 inline constexpr const char* kEpochs = "epochs";
 inline constexpr const char* kWallSeconds = "wall_seconds";
-inline constexpr const char* kTrainSeconds = "train_seconds";  ///< a model's (or a point's) training time
-inline constexpr const char* kExtra = "extra";  ///< a chapter's own numbers at that point ({train, test})
+inline constexpr const char* kTrainSeconds =
+    "train_seconds";  ///< a model's (or a point's) training time
+inline constexpr const char* kExtra =
+    "extra";  ///< a chapter's own numbers at that point ({train, test})
 // An estimate over a set (SetEstimate::to_json, estimators.h).
 inline constexpr const char* kMean = "mean";
 inline constexpr const char* kStandardErrorData = "standard_error_data";
@@ -52,8 +54,8 @@ inline constexpr const char* kMeanMcStandardError = "mean_mc_standard_error";
 inline constexpr const char* kName = "name";
 inline constexpr const char* kArchitecture = "architecture";  ///< "[500, 20]"
 inline constexpr const char* kBeta = "beta";
-inline constexpr const char* kDir = "dir";        ///< a point's copy inside the run's folder
-inline constexpr const char* kModel = "model";    ///< a model's name ("vae", "cvae-one-hot")
+inline constexpr const char* kDir = "dir";      ///< a point's copy inside the run's folder
+inline constexpr const char* kModel = "model";  ///< a model's name ("vae", "cvae-one-hot")
 inline constexpr const char* kStandardError = "standard_error";
 }  // namespace key
 
@@ -64,13 +66,17 @@ struct Check {
   std::string claim;      ///< "Nz = 3 has the worst test bound"
   std::string criterion;  ///< "the final test ELBO at Nz = 3 is below that of every other Nz"
   bool holds = false;
-  std::string detail;     ///< "Nz = 3: -151.3"
-  double standard_error = NAN;  ///< of the criterion's statistic, when it has one (written only then)
+  std::string detail;  ///< "Nz = 3: -151.3"
+  double standard_error =
+      NAN;  ///< of the criterion's statistic, when it has one (written only then)
 };
 
 /// Check as JSON (nlohmann's ADL hook): `checks.push_back(schema::Check{...})`.
 inline void to_json(nlohmann::json& j, const Check& c) {
-  j = nlohmann::json{{key::kClaim, c.claim}, {key::kCriterion, c.criterion}, {key::kHolds, c.holds}, {key::kDetail, c.detail}};
+  j = nlohmann::json{{key::kClaim, c.claim},
+                     {key::kCriterion, c.criterion},
+                     {key::kHolds, c.holds},
+                     {key::kDetail, c.detail}};
   if (std::isfinite(c.standard_error)) j[key::kStandardError] = c.standard_error;
 }
 
@@ -103,12 +109,12 @@ namespace ch01 {
 inline constexpr const char* kSlug = "01-elbo-vs-latent";
 inline constexpr const char* kModels = "models";  ///< one per trained model
 inline constexpr const char* kNz = "nz";
-inline constexpr const char* kRole = "role";      ///< kRoleSweep or "manifold"
+inline constexpr const char* kRole = "role";  ///< kRoleSweep or "manifold"
 inline constexpr const char* kRoleSweep = "sweep";
 inline constexpr const char* kMarginal = "marginal";  ///< null with --marginal-points 0
 inline constexpr const char* kK = "k";
 inline constexpr const char* kPoints = "points";  ///< which test points, in words
-inline constexpr const char* kLogPx = "log_px";  ///< an estimate (key::kMean, ...)
+inline constexpr const char* kLogPx = "log_px";   ///< an estimate (key::kMean, ...)
 inline constexpr const char* kReconstructionRows = "reconstruction_rows";
 inline constexpr const char* kFreyFace = "frey_face";  ///< {status, reason}
 inline constexpr const char* kStatus = "status";
@@ -117,8 +123,12 @@ inline constexpr const char* kReason = "reason";
 inline constexpr const char* kImageReconstructions = "reconstructions";
 inline constexpr const char* kImageManifold = "manifold_nz-2";
 /// images: the prior samples of the model with latent size `nz`.
-inline std::string image_samples(const std::string& nz) { return "samples_nz-" + nz; }
-inline std::string image_samples(int64_t nz) { return image_samples(std::to_string(nz)); }
+inline std::string image_samples(const std::string& nz) {
+  return "samples_nz-" + nz;
+}
+inline std::string image_samples(int64_t nz) {
+  return image_samples(std::to_string(nz));
+}
 /// config
 inline constexpr const char* kConfigHidden = "hidden";
 }  // namespace ch01
@@ -169,7 +179,8 @@ inline constexpr const char* kConfigTraversalBetas = "traversal_betas";
 namespace ch04 {
 inline constexpr const char* kSlug = "04-cvae-labels";
 inline constexpr const char* kClassifierAccuracy = "classifier_accuracy";
-inline constexpr const char* kConditionalAccuracy = "conditional_accuracy";  ///< model name -> record
+inline constexpr const char* kConditionalAccuracy =
+    "conditional_accuracy";  ///< model name -> record
 inline constexpr const char* kPerLabel = "per_label";
 inline constexpr const char* kPerLabelCount = "per_label_count";
 inline constexpr const char* kOverall = "overall";
@@ -184,7 +195,9 @@ inline constexpr const char* kModelCvaeRaw = "cvae-raw";
 inline constexpr const char* kModelCvaeOneHot = "cvae-one-hot";
 inline constexpr const char* kModelVae = "vae";
 /// images: the generation grid of a model.
-inline std::string image_generation(const std::string& model) { return "generation_" + model; }
+inline std::string image_generation(const std::string& model) {
+  return "generation_" + model;
+}
 /// config
 inline constexpr const char* kConfigBetaBvae = "beta_bvae";
 inline constexpr const char* kConfigClassifier = "classifier";
@@ -210,21 +223,23 @@ inline constexpr const char* kTable1Note = "table1_note";
 /// Chapter 6, 06-architecture-search.
 namespace ch06 {
 inline constexpr const char* kSlug = "06-architecture-search";
-inline constexpr const char* kTable7 = "table7";  ///< key::kArchitecture, kReconstruction, key::kKl, kElboLoss
+inline constexpr const char* kTable7 =
+    "table7";  ///< key::kArchitecture, kReconstruction, key::kKl, kElboLoss
 inline constexpr const char* kReconstruction = "reconstruction";
 inline constexpr const char* kElboLoss = "elbo_loss";
 inline constexpr const char* kSeconds = "seconds";
 inline constexpr const char* kSearches = "searches";
-inline constexpr const char* kMode = "mode";        ///< kModeSeed or "noise-aware"
+inline constexpr const char* kMode = "mode";  ///< kModeSeed or "noise-aware"
 inline constexpr const char* kModeSeed = "seed";
-inline constexpr const char* kSearch = "search";    ///< "depth 2", "depth 3", "eased (Table 6)"
+inline constexpr const char* kSearch = "search";  ///< "depth 2", "depth 3", "eased (Table 6)"
 inline constexpr const char* kUpper = "upper";
-inline constexpr const char* kGood = "good";        ///< the thresholds {max_reconstruction, max_kl}; a probe's verdict (bool)
+inline constexpr const char* kGood =
+    "good";  ///< the thresholds {max_reconstruction, max_kl}; a probe's verdict (bool)
 inline constexpr const char* kMaxReconstruction = "max_reconstruction";
 inline constexpr const char* kMaxKl = "max_kl";
 inline constexpr const char* kFound = "found";
 inline constexpr const char* kOutcome = "outcome";
-inline constexpr const char* kLog = "log";          ///< a search's probes
+inline constexpr const char* kLog = "log";  ///< a search's probes
 inline constexpr const char* kReconstructionSe = "reconstruction_se";
 inline constexpr const char* kKlSe = "kl_se";
 inline constexpr const char* kRepeats = "repeats";

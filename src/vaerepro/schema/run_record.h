@@ -28,29 +28,32 @@ inline constexpr int kLegacySchemaVersion = 1;
 
 /// The keys of run.json (chapters/README.md, "run.json (every chapter)").
 namespace run_key {
-inline constexpr const char* kSchemaVersion = "schema_version";  ///< int; absent: kLegacySchemaVersion
-inline constexpr const char* kStatus = "status";                 ///< run_status::k*
-inline constexpr const char* kChapter = "chapter";               ///< the slug, "01-elbo-vs-latent"
-inline constexpr const char* kTitle = "title";                   ///< the claim's title
-inline constexpr const char* kProfile = "profile";               ///< smoke | quick | full
-inline constexpr const char* kSeed = "seed";                     ///< the run seed (int)
-inline constexpr const char* kDevice = "device";                 ///< "cpu", "cuda:0"
-inline constexpr const char* kDataset = "dataset";               ///< {name, description, fingerprint}
-inline constexpr const char* kProtocol = "protocol";             ///< {name, description}
-inline constexpr const char* kName = "name";                     ///< of dataset and protocol
-inline constexpr const char* kDescription = "description";       ///< of dataset and protocol
-inline constexpr const char* kFingerprint = "fingerprint";       ///< of dataset
-inline constexpr const char* kFolders = "folders";               ///< {data, results}
-inline constexpr const char* kData = "data";                     ///< example counts, pixels
-inline constexpr const char* kConfig = "config";                 ///< every effective option (chapter's config keys: metrics.h)
-inline constexpr const char* kBudget = "budget";                 ///< a Budget (version 2); a sentence in version 1
-inline constexpr const char* kProvenance = "provenance";         ///< {git_commit, date_utc, host, command_line}
-inline constexpr const char* kGitCommit = "git_commit";          ///< of provenance
-inline constexpr const char* kDateUtc = "date_utc";              ///< of provenance
-inline constexpr const char* kRuntime = "runtime";               ///< LibTorch, BLAS, threads, CUDA
-inline constexpr const char* kWallSeconds = "wall_seconds";      ///< the whole run
-inline constexpr const char* kConfigHash = "config_hash";        ///< the configuration's hash
-inline constexpr const char* kError = "error";                   ///< only when status is failed
+inline constexpr const char* kSchemaVersion =
+    "schema_version";                                       ///< int; absent: kLegacySchemaVersion
+inline constexpr const char* kStatus = "status";            ///< run_status::k*
+inline constexpr const char* kChapter = "chapter";          ///< the slug, "01-elbo-vs-latent"
+inline constexpr const char* kTitle = "title";              ///< the claim's title
+inline constexpr const char* kProfile = "profile";          ///< smoke | quick | full
+inline constexpr const char* kSeed = "seed";                ///< the run seed (int)
+inline constexpr const char* kDevice = "device";            ///< "cpu", "cuda:0"
+inline constexpr const char* kDataset = "dataset";          ///< {name, description, fingerprint}
+inline constexpr const char* kProtocol = "protocol";        ///< {name, description}
+inline constexpr const char* kName = "name";                ///< of dataset and protocol
+inline constexpr const char* kDescription = "description";  ///< of dataset and protocol
+inline constexpr const char* kFingerprint = "fingerprint";  ///< of dataset
+inline constexpr const char* kFolders = "folders";          ///< {data, results}
+inline constexpr const char* kData = "data";                ///< example counts, pixels
+inline constexpr const char* kConfig =
+    "config";  ///< every effective option (chapter's config keys: metrics.h)
+inline constexpr const char* kBudget = "budget";  ///< a Budget (version 2); a sentence in version 1
+inline constexpr const char* kProvenance =
+    "provenance";  ///< {git_commit, date_utc, host, command_line}
+inline constexpr const char* kGitCommit = "git_commit";      ///< of provenance
+inline constexpr const char* kDateUtc = "date_utc";          ///< of provenance
+inline constexpr const char* kRuntime = "runtime";           ///< LibTorch, BLAS, threads, CUDA
+inline constexpr const char* kWallSeconds = "wall_seconds";  ///< the whole run
+inline constexpr const char* kConfigHash = "config_hash";    ///< the configuration's hash
+inline constexpr const char* kError = "error";               ///< only when status is failed
 }  // namespace run_key
 
 /// The values of run.json `status`.
@@ -77,12 +80,13 @@ struct Budget {
   std::string profile;  ///< the profile whose defaults the run started from (smoke | quick | full)
   double amount = NAN;  ///< what the run trained, in `unit` (e.g. 3e7 samples per model)
   double paper_amount = NAN;  ///< the paper's, in the same unit; NaN when the paper states none
-  std::string unit;     ///< "training samples per model", "epochs", ...
-  std::string paper;    ///< the paper's budget in words with its source: "KW2013 Fig. 2: 1e8 samples per model"
-  std::string text;     ///< the whole budget in one sentence, as the setup table shows it
+  std::string unit;           ///< "training samples per model", "epochs", ...
+  std::string paper;  ///< the paper's budget in words with its source: "KW2013 Fig. 2: 1e8 samples
+                      ///< per model"
+  std::string text;   ///< the whole budget in one sentence, as the setup table shows it
   bool provisional = true;  ///< the verdicts were decided below the paper's budget
-  std::string why;      ///< why provisional, or at what budget they were decided: one clause
-  bool legacy = false;  ///< read from a version-1 run.json (not written: read_budget sets it)
+  std::string why;          ///< why provisional, or at what budget they were decided: one clause
+  bool legacy = false;      ///< read from a version-1 run.json (not written: read_budget sets it)
 };
 
 /// A budget in words: whole numbers below 1e5 as they are ("3000"), others
@@ -103,8 +107,9 @@ inline std::string budget_number(double v) {
 /// "KW2013 Fig. 2: 1e8 samples per model"): provisional exactly when
 /// amount < paper_amount, with `why` saying at what fraction of the paper's
 /// budget the verdicts were decided. `text` is the sentence the setup table shows.
-inline Budget make_budget(const std::string& profile, double amount, double paper_amount, const std::string& unit,
-                          const std::string& paper, const std::string& text) {
+inline Budget make_budget(const std::string& profile, double amount, double paper_amount,
+                          const std::string& unit, const std::string& paper,
+                          const std::string& text) {
   Budget b;
   b.profile = profile;
   b.amount = amount;
@@ -114,15 +119,17 @@ inline Budget make_budget(const std::string& profile, double amount, double pape
   b.text = text;
   b.provisional = std::isfinite(paper_amount) && amount < paper_amount;
   if (!std::isfinite(paper_amount)) {
-    b.why = "decided at " + budget_number(amount) + " " + unit + "; the paper states no budget to compare (" + paper + ")";
+    b.why = "decided at " + budget_number(amount) + " " + unit +
+            "; the paper states no budget to compare (" + paper + ")";
   } else if (b.provisional) {
     std::ostringstream pct;
     pct.precision(2);
     pct << 100.0 * amount / paper_amount;
-    b.why = "decided at " + budget_number(amount) + " " + unit + ", " + pct.str() + "% of the paper's " +
-            budget_number(paper_amount) + " (" + paper + ")";
+    b.why = "decided at " + budget_number(amount) + " " + unit + ", " + pct.str() +
+            "% of the paper's " + budget_number(paper_amount) + " (" + paper + ")";
   } else {
-    b.why = "decided at the paper's budget or beyond: " + budget_number(amount) + " " + unit + " (" + paper + ")";
+    b.why = "decided at the paper's budget or beyond: " + budget_number(amount) + " " + unit +
+            " (" + paper + ")";
   }
   return b;
 }
@@ -141,11 +148,17 @@ inline constexpr const char* kWhy = "why";
 
 /// Budget as JSON (nlohmann's ADL hook): NaN amounts as null.
 inline void to_json(nlohmann::json& j, const Budget& b) {
-  auto number = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  j = nlohmann::json{{budget_key::kProfile, b.profile},   {budget_key::kAmount, number(b.amount)},
-                     {budget_key::kPaperAmount, number(b.paper_amount)}, {budget_key::kUnit, b.unit},
-                     {budget_key::kPaper, b.paper},       {budget_key::kText, b.text},
-                     {budget_key::kProvisional, b.provisional}, {budget_key::kWhy, b.why}};
+  auto number = [](double v) {
+    return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+  };
+  j = nlohmann::json{{budget_key::kProfile, b.profile},
+                     {budget_key::kAmount, number(b.amount)},
+                     {budget_key::kPaperAmount, number(b.paper_amount)},
+                     {budget_key::kUnit, b.unit},
+                     {budget_key::kPaper, b.paper},
+                     {budget_key::kText, b.text},
+                     {budget_key::kProvisional, b.provisional},
+                     {budget_key::kWhy, b.why}};
 }
 
 /// Budget from JSON: `profile`, `text`, `provisional` and `why` are required
@@ -191,9 +204,11 @@ inline Budget read_budget(const nlohmann::json& run, const nlohmann::json& metri
   b.legacy = !current;
   b.profile = run.is_object() ? run.value(run_key::kProfile, "?") : "?";
   const auto text = run.is_object() ? run.find(run_key::kBudget) : run.end();
-  b.text = run.is_object() && text != run.end() && text->is_string() ? text->get<std::string>() : "not recorded";
-  const nlohmann::json cb = metrics.is_object() ? metrics.value(legacy_key::kChecksBudget, nlohmann::json::object())
-                                                : nlohmann::json::object();
+  b.text = run.is_object() && text != run.end() && text->is_string() ? text->get<std::string>()
+                                                                     : "not recorded";
+  const nlohmann::json cb = metrics.is_object()
+                                ? metrics.value(legacy_key::kChecksBudget, nlohmann::json::object())
+                                : nlohmann::json::object();
   if (cb.is_object()) {
     b.provisional = cb.value(legacy_key::kProvisional, true);
     b.why = cb.value(legacy_key::kNote, "");
@@ -206,8 +221,10 @@ inline Budget read_budget(const nlohmann::json& run, const nlohmann::json& metri
     }
   }
   if (current) {
-    b.why = "the run recorded no budget record (run.json `budget` is not a schema::Budget; the chapter should "
-            "write make_budget()), so its verdicts are taken as provisional";
+    b.why =
+        "the run recorded no budget record (run.json `budget` is not a schema::Budget; the chapter "
+        "should "
+        "write make_budget()), so its verdicts are taken as provisional";
     b.provisional = true;
   } else if (b.why.empty()) {
     b.why = "the run (an older results layout) recorded only: " + b.text;
