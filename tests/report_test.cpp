@@ -499,6 +499,43 @@ TEST(ResultsSchema, ACheckIsWrittenUnderTheKeysTheReportReads) {
   }
 }
 
+// The run.json `config` entries each renderer prints in its setup table:
+// every complete fixture (a smoke run of the chapter as built) holds them,
+// so an option renamed in a chapter's OptionTable shows here, not as a "?".
+TEST(ResultsSchema, EveryFixtureRecordsTheConfigTheReportReads) {
+  namespace sc = vaerepro::schema;
+  namespace cfg = sc::config_key;
+  const std::vector<std::pair<std::string, std::vector<std::string>>> wanted = {
+      {sc::ch01::kSlug,
+       {cfg::kActivation, cfg::kBatchSize, cfg::kInit, cfg::kOptimizer, cfg::kSamplesPerModel, cfg::kEvalPoints,
+        sc::ch01::kConfigHidden}},
+      {sc::ch02::kSlug,
+       {cfg::kArchitecture, cfg::kActivation, cfg::kInit, cfg::kOptimizer, cfg::kBatchSize,
+        sc::ch02::kConfigEvalExamples, sc::ch02::kConfigKCurve, sc::ch02::kConfigKFinal,
+        sc::ch02::kConfigHmcExamples}},
+      {sc::ch03::kSlug,
+       {cfg::kArchitecture, cfg::kActivation, cfg::kOptimizer, cfg::kBatchSize, sc::ch03::kConfigTraversalNz,
+        sc::ch03::kConfigAppendixNz, sc::ch03::kConfigTraversalCondition, sc::ch03::kConfigTraversalBetas}},
+      {sc::ch04::kSlug,
+       {cfg::kArchitecture, cfg::kActivation, cfg::kSamplesPerModel, sc::ch04::kConfigBetaBvae,
+        sc::ch04::kConfigClassifier, sc::ch04::kConfigClassifierEpochs, sc::ch04::kConfigPerLabel}},
+      {sc::ch06::kSlug,
+       {cfg::kActivation, cfg::kOptimizer, cfg::kBatchSize, sc::ch06::kConfigMeasuredOn,
+        sc::ch06::kConfigSamplesPerProbe}},
+  };
+  for (const auto& [slug, keys] : wanted) {
+    std::ifstream in(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/results" / slug / "run.json");
+    const json run = json::parse(in);
+    const json& config = run.at(sc::run_key::kConfig);
+    for (const auto& key : keys) EXPECT_TRUE(config.contains(key)) << slug << ": config lacks " << key;
+    if (config.contains(cfg::kOptimizer)) {
+      for (const char* key : {cfg::kOptimizerName, cfg::kLr}) {
+        EXPECT_TRUE(config[cfg::kOptimizer].contains(key)) << slug << ": config.optimizer lacks " << key;
+      }
+    }
+  }
+}
+
 TEST(ResultsSchema, VersionsAndTheOlderLayoutsBudget) {
   namespace sc = vaerepro::schema;
   EXPECT_EQ(sc::schema_version_of(json::object()), sc::kLegacySchemaVersion);
