@@ -28,25 +28,34 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
   } catch (const std::exception& e) {
     outcome.warnings.push_back(std::string("KW2013 curves unavailable: ") + e.what());
   }
-  const auto [run, metrics, prov, dataset, protocol, config] = run_view(st);
+  namespace k = schema::key;
+  namespace c1 = schema::ch01;
+  namespace cfg = schema::config_key;
+  const RunView view = run_view(st);
+  const auto& [run, metrics, prov, dataset, protocol, config, budget, version] = view;
   Vars v;
   const json kw = published.at("kw2013_fig2");
   const json sumba = published.at("sumba2019_table1_vae_reimpl");
-  const double samples = config.at("samples_per_model").get<double>();
-  const json& models = metrics.at("models");
+  const double samples = config.at(cfg::kSamplesPerModel).get<double>();
+  const json& models = metrics.at(c1::kModels);
 
   // Setup.
   {
     std::ostringstream os;
-    os << setup_table_head(run);
-    os << "| model | 784-" << md(str(config, "hidden")) << "-Nz, " << md(str(config, "activation"))
-       << ", Bernoulli decoder; " << md(str(config, "init")) << " |\n";
-    const json opt = config.value("optimizer", json::object());
-    os << "| optimizer | " << md(str(opt, "name")) << ", learning rate " << md(str(opt, "lr"))
-       << ", weight decay " << (opt.contains("weight_decay") && opt["weight_decay"].is_number() ? sci(opt["weight_decay"].get<double>()) : "?") << ", minibatch " << md(str(config, "batch_size"))
+    os << setup_table_head(view);
+    os << "| model | 784-" << md(str(config, c1::kConfigHidden)) << "-Nz, "
+       << md(str(config, cfg::kActivation)) << ", Bernoulli decoder; "
+       << md(str(config, cfg::kInit)) << " |\n";
+    const json opt = config.value(cfg::kOptimizer, json::object());
+    os << "| optimizer | " << md(str(opt, cfg::kOptimizerName)) << ", learning rate "
+       << md(str(opt, cfg::kLr)) << ", weight decay "
+       << (opt.contains(cfg::kWeightDecay) && opt[cfg::kWeightDecay].is_number()
+               ? sci(opt[cfg::kWeightDecay].get<double>())
+               : "?")
+       << ", minibatch " << md(str(config, cfg::kBatchSize))
        << ", one latent sample per example |\n";
-    os << "| bounds | the ELBO on the whole training and test sets at " << md(str(config, "eval_points"))
-       << " points log-spaced in samples seen |\n\n";
+    os << "| bounds | the ELBO on the whole training and test sets at "
+       << md(str(config, cfg::kEvalPoints)) << " points log-spaced in samples seen |\n\n";
     os << prov;
     v["setup_table"] = os.str();
   }
@@ -81,12 +90,14 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
     const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"};
     int color = 0;
     for (const auto& m : models) {
-      if (m.value("role", "sweep") != "sweep") continue;
-      const int64_t nz = m.at("nz").get<int64_t>();
+      if (m.value(c1::kRole, c1::kRoleSweep) != c1::kRoleSweep) continue;
+      const int64_t nz = m.at(c1::kNz).get<int64_t>();
       std::vector<std::pair<double, double>> tr, te;
-      for (const auto& p : m.at("curve")) {
-        tr.emplace_back(p.at("samples_seen").get<double>(), p.at("train").at("elbo").get<double>());
-        te.emplace_back(p.at("samples_seen").get<double>(), p.at("test").at("elbo").get<double>());
+      for (const auto& p : m.at(k::kCurve)) {
+        tr.emplace_back(p.at(k::kSamplesSeen).get<double>(),
+                        p.at(k::kTrain).at(k::kElbo).get<double>());
+        te.emplace_back(p.at(k::kSamplesSeen).get<double>(),
+                        p.at(k::kTest).at(k::kElbo).get<double>());
       }
       if (tr.empty()) continue;
       std::ostringstream plotcmd;
@@ -155,8 +166,9 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
     const std::string n_seeds = std::to_string(st.seed_runs.size());
     auto model_value = [](const std::string& nz, const std::function<double(const json&)>& get) {
       return [nz, get](const json& m) {
-        for (const auto& mo : m.at("models")) {
-          if (mo.at("nz").dump() == nz && mo.value("role", "sweep") == "sweep") return get(mo);
+        for (const auto& mo : m.at(c1::kModels)) {
+          if (mo.at(c1::kNz).dump() == nz && mo.value(c1::kRole, c1::kRoleSweep) == c1::kRoleSweep)
+            return get(mo);
         }
         return std::numeric_limits<double>::quiet_NaN();
       };
@@ -164,9 +176,10 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
     // The log p(x) column's K and points, from the first model that has them.
     std::string marginal_setting = "K, points";
     for (const auto& m : models) {
-      const json mg = m.value("marginal", json());
+      const json mg = m.value(c1::kMarginal, json());
       if (mg.is_object()) {
-        marginal_setting = "K = " + mg.value("k", json()).dump() + ", " + md(mg.value("points", ""));
+        marginal_setting =
+            "K = " + mg.value(c1::kK, json()).dump() + ", " + md(mg.value(c1::kPoints, ""));
         break;
       }
     }
@@ -178,14 +191,22 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
     Spread best_log_px;
     std::string best_log_px_nz;
     for (const auto& m : models) {
-      if (m.value("role", "sweep") != "sweep") continue;
-      const std::string nz = m.at("nz").dump();
-      const Spread tr = over_seeds(st, model_value(nz, [](const json& mo) { return mo.at("final").at("train").at("elbo").get<double>(); }));
-      const Spread te = over_seeds(st, model_value(nz, [](const json& mo) { return mo.at("final").at("test").at("elbo").get<double>(); }));
-      const Spread kl = over_seeds(st, model_value(nz, [](const json& mo) { return mo.at("final").at("test").at("kl").get<double>(); }));
-      const Spread lpx = over_seeds(st, model_value(nz, [](const json& mo) { return mo.at("marginal").at("log_px").at("mean").get<double>(); }));
-      const json marginal = m.value("marginal", json());
-      const double seen = m.at("samples_seen").get<double>();
+      if (m.value(c1::kRole, c1::kRoleSweep) != c1::kRoleSweep) continue;
+      const std::string nz = m.at(c1::kNz).dump();
+      auto final_of = [](const char* split, const char* what) {
+        return [split, what](const json& mo) {
+          return mo.at(k::kFinal).at(split).at(what).get<double>();
+        };
+      };
+      const Spread tr = over_seeds(st, model_value(nz, final_of(k::kTrain, k::kElbo)));
+      const Spread te = over_seeds(st, model_value(nz, final_of(k::kTest, k::kElbo)));
+      const Spread kl = over_seeds(st, model_value(nz, final_of(k::kTest, k::kKl)));
+      const Spread lpx =
+          over_seeds(st, model_value(nz, [](const json& mo) {
+                       return mo.at(c1::kMarginal).at(c1::kLogPx).at(k::kMean).get<double>();
+                     }));
+      const json marginal = m.value(c1::kMarginal, json());
+      const double seen = m.at(k::kSamplesSeen).get<double>();
       const json kwv = kw.at("values").value(nz, json::object());
       const json sv = sumba.at("values").value(nz, json::object());
       auto kw_curve = [&](const char* which) {
@@ -214,7 +235,8 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
 
       // The fidelity rows: KW2013's curves read at the fresh budget.
       const std::string data_text = md(dataset) + ", " + md(protocol) + " (paper: MNIST, binarisation not stated)";
-      const std::string budget = sci(seen) + " (paper: its curve at the same samples; " + sci(kw_budget) + " at its end)";
+      const std::string budget_text =
+          sci(seen) + " (paper: its curve at the same samples; " + sci(kw_budget) + " at its end)";
       for (const auto& [split, fresh, kw_at] : {std::tuple<std::string, Spread, double>{"test", te, kw_same},
                                                 std::tuple<std::string, Spread, double>{"train", tr, kw_same_train}}) {
         FidelityRow row;
@@ -223,7 +245,7 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
         row.status = kw.value("status", "?");
         row.quantity = split + " bound, Nz = " + nz;
         row.data = data_text;
-        row.budget = budget;
+        row.budget = budget_text;
         row.published = std::isfinite(kw_at) ? fmt1(kw_at) + " (" + fmt1(kwv.value(split, json())) + " at " + sci(kw_budget) + ")"
                                              : "off the digitised curve (" + fmt1(kwv.value(split, json())) + " at " +
                                                    sci(kw_budget) + ")";
@@ -284,12 +306,7 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
   // Verdicts, computed by the chapter from its own numbers.
   {
     std::ostringstream os;
-    os << verdicts_md(metrics, "these verdicts are decided at " + sci(samples) +
-                                   " training samples per model, a fraction of KW2013's " +
-                                   sci(kw.value("budget_samples", 1e8)) +
-                                   ", on the run with seed " + str(run, "seed") +
-                                   "; the full profile (`make chapter-01 PROFILE=full`, "
-                                   "meant for a GPU) decides them at the paper's budget.");
+    os << verdicts_md(view, slug);
     os << seed_verdicts_md(st);
     os << "\n" << prov;
     v["verdicts"] = os.str();
@@ -297,14 +314,20 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
 
   // Pictures from the run.
   {
-    const json images = metrics.value("images", json::object());
+    const json images = metrics.value(k::kImages, json::object());
     std::ostringstream rec, man, sam;
-    const std::string r = copy_image(st, slug, images.value("reconstructions", ""), options.paths, outcome);
+    const std::string r =
+        copy_image(st, slug, images.value(c1::kImageReconstructions, ""), options.paths, outcome);
     if (!r.empty()) {
-      rec << figure_md(r, "Reconstructions of the first test images (as scored). " + md(metrics.value("reconstruction_rows", "")) + ".", "70%")
-          << "\n" << prov;
+      rec << figure_md(r,
+                       "Reconstructions of the first test images (as scored). " +
+                           md(metrics.value(c1::kReconstructionRows, "")) + ".",
+                       "70%")
+          << "\n"
+          << prov;
     }
-    const std::string m = copy_image(st, slug, images.value("manifold_nz-2", ""), options.paths, outcome);
+    const std::string m =
+        copy_image(st, slug, images.value(c1::kImageManifold, ""), options.paths, outcome);
     if (!m.empty()) {
       man << figure_md(m, "The learned 2-D manifold: decoder means on a 20 x 20 grid over the prior's quantiles 0.05 to 0.95 (Nz = 2).", "60%")
           << "\n" << prov;
@@ -313,11 +336,11 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
     }
     std::string order;
     for (const auto& mo : models) {
-      const std::string tag = "samples_nz-" + mo.at("nz").dump();
+      const std::string tag = c1::image_samples(mo.at(c1::kNz).dump());
       const std::string ref = copy_image(st, slug, images.value(tag, ""), options.paths, outcome);
       if (ref.empty()) continue;
       sam << "![](" << ref << "){width=15%} ";
-      order += (order.empty() ? "" : ", ") + mo.at("nz").dump();
+      order += (order.empty() ? "" : ", ") + mo.at(c1::kNz).dump();
     }
     if (!order.empty()) sam << "\n\nLeft to right: $N_z$ = " << order << ".\n\n";
     sam << prov;
@@ -327,8 +350,9 @@ Vars render_elbo_vs_latent(const RenderContext& ctx) {
   }
 
   {
-    const json frey = metrics.value("frey_face", json::object());
-    v["frey_face"] = "Frey Face: " + md(frey.value("status", "?")) + ". " + md(frey.value("reason", "")) + ".\n";
+    const json frey = metrics.value(c1::kFreyFace, json::object());
+    v["frey_face"] = "Frey Face: " + md(frey.value(c1::kStatus, "?")) + ". " +
+                     md(frey.value(c1::kReason, "")) + ".\n";
   }
   v["provenance"] = prov;
   return v;

@@ -18,8 +18,9 @@ namespace vaerepro::report {
 
 namespace {
 std::string pm(const json& est) {  // "-143.2 +- 0.3" (data standard error)
-  if (!est.is_object() || !est.contains("mean")) return "n/a";
-  return fmt1(est["mean"]) + " &plusmn; " + fmt1(est.value("standard_error_data", json()));
+  if (!est.is_object() || !est.contains(schema::key::kMean)) return "n/a";
+  return fmt1(est[schema::key::kMean]) + " &plusmn; " +
+         fmt1(est.value(schema::key::kStandardErrorData, json()));
 }
 }  // namespace
 
@@ -27,7 +28,11 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
   const ChapterState& st = ctx.state;
   const Options& options = ctx.options;
   Outcome& outcome = ctx.outcome;
-  const auto [run, metrics, prov, dataset, protocol, config] = run_view(st);
+  namespace k = schema::key;
+  namespace c2 = schema::ch02;
+  namespace cfg = schema::config_key;
+  const RunView view = run_view(st);
+  const auto& [run, metrics, prov, dataset, protocol, config, budget, version] = view;
   const json kw = ctx.published.at("kw2013_fig3");
   json kw_curves = json::object();
   try {
@@ -35,22 +40,25 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
   } catch (const std::exception& e) {
     outcome.warnings.push_back(std::string("KW2013 Fig. 3 curves unavailable: ") + e.what());
   }
-  const json& models = metrics.at("models");
-  const std::string k_final = metrics.at("k_final").dump();
+  const json& models = metrics.at(c2::kModels);
+  const std::string k_final = metrics.at(c2::kKFinal).dump();
   const bool comparable = dataset == kw.value("dataset", "mnist") && protocol == "binarized";
   Vars v;
 
   {
     std::ostringstream os;
-    os << setup_table_head(run);
-    os << "| model | " << md(str(config, "architecture")) << ", " << md(str(config, "activation"))
-       << ", Bernoulli decoder; " << md(str(config, "init")) << " |\n";
-    const json opt = config.value("optimizer", json::object());
-    os << "| optimizer | " << md(str(opt, "name")) << ", learning rate " << md(str(opt, "lr")) << ", weight decay "
-       << md(str(opt, "weight_decay")) << ", minibatch " << md(str(config, "batch_size")) << " |\n";
-    os << "| estimates | on the first " << md(str(config, "eval_examples")) << " points of each set; along training K = "
-       << md(str(config, "k_curve")) << "; final K = " << md(str(config, "k_final")) << "; HMC on the first "
-       << md(str(config, "hmc_examples")) << " points |\n\n"
+    os << setup_table_head(view);
+    os << "| model | " << md(str(config, cfg::kArchitecture)) << ", "
+       << md(str(config, cfg::kActivation)) << ", Bernoulli decoder; "
+       << md(str(config, cfg::kInit)) << " |\n";
+    const json opt = config.value(cfg::kOptimizer, json::object());
+    os << "| optimizer | " << md(str(opt, cfg::kOptimizerName)) << ", learning rate "
+       << md(str(opt, cfg::kLr)) << ", weight decay " << md(str(opt, cfg::kWeightDecay))
+       << ", minibatch " << md(str(config, cfg::kBatchSize)) << " |\n";
+    os << "| estimates | on the first " << md(str(config, c2::kConfigEvalExamples))
+       << " points of each set; along training K = " << md(str(config, c2::kConfigKCurve))
+       << "; final K = " << md(str(config, c2::kConfigKFinal)) << "; HMC on the first "
+       << md(str(config, c2::kConfigHmcExamples)) << " points |\n\n"
        << prov;
     v["setup_table"] = os.str();
   }
@@ -60,7 +68,10 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
        << md(dataset) << "." << (dataset == "mnist" ? "" : " The fresh estimates cannot be compared with the paper's; only the shapes of the curves and the verdicts can.") << "\n";
     os << "- **Binarisation:** " << (protocol == "binarized" ? "unknown" : "differs")
        << ". KW2013 do not say how MNIST was binarised; this run used " << md(protocol) << ".\n";
-    os << "- **Budget:** KW2013 trained for about " << sci(6e7) << " samples; this run: " << md(str(run, "budget")) << ".\n";
+    os << "- **Budget:** " << (budget.provisional ? "differs" : "matches") << ". "
+       << (budget.paper.empty() ? std::string("KW2013 trained for about 6e7 samples")
+                                : md(budget.paper))
+       << "; this run: " << md(budget.text) << ".\n";
     os << "- **Estimator:** KW2013's curves use their HMC-based estimator; here both it and the importance-sampled bound are computed.\n";
     v["protocol_match"] = os.str();
   }
@@ -80,12 +91,14 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
     };
     std::vector<std::string> panels;
     for (const auto& m : models) {
-      const int64_t n = m.at("n_train").get<int64_t>();
+      const int64_t n = m.at(c2::kNTrain).get<int64_t>();
       std::vector<std::pair<double, double>> tr, te;
-      for (const auto& p : m.at("curve")) {
-        if (!p.contains("extra")) continue;
-        tr.emplace_back(p.at("samples_seen").get<double>(), p.at("extra").at("train").at("mean").get<double>());
-        te.emplace_back(p.at("samples_seen").get<double>(), p.at("extra").at("test").at("mean").get<double>());
+      for (const auto& p : m.at(k::kCurve)) {
+        if (!p.contains(k::kExtra)) continue;
+        tr.emplace_back(p.at(k::kSamplesSeen).get<double>(),
+                        p.at(k::kExtra).at(k::kTrain).at(k::kMean).get<double>());
+        te.emplace_back(p.at(k::kSamplesSeen).get<double>(),
+                        p.at(k::kExtra).at(k::kTest).at(k::kMean).get<double>());
       }
       if (tr.empty()) continue;
       std::ostringstream cmd;
@@ -108,11 +121,14 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
       }
       panels.push_back(cmd.str());
     }
-    script << "set logscale x\nset format x '10^{%L}'\nset grid lc rgb '#dddddd'\nset key bottom right font ',8'\n"
+    script << "set logscale x\nset format x '10^{%L}'\nset grid lc rgb '#dddddd'\nset key bottom "
+              "right font ',8'\n"
            << "set xlabel 'training samples seen'\nset ylabel 'log p(x) estimate (nats)'\n"
-           << "set multiplot layout 1," << std::max<size_t>(1, panels.size()) << " title 'Importance-sampled estimate (K = "
-           << gnuplot_text(str(config, "k_curve")) << ") on the first " << gnuplot_text(str(config, "eval_examples"))
-           << " points: fresh (" << gnuplot_text(dataset) << ", " << gnuplot_text(protocol)
+           << "set multiplot layout 1," << std::max<size_t>(1, panels.size())
+           << " title 'Importance-sampled estimate (K = "
+           << gnuplot_text(str(config, c2::kConfigKCurve)) << ") on the first "
+           << gnuplot_text(str(config, c2::kConfigEvalExamples)) << " points: fresh ("
+           << gnuplot_text(dataset) << ", " << gnuplot_text(protocol)
            << ") and KW2013 Fig. 3 (MNIST, digitised)'\n";
     for (const auto& p : panels) script << p << "\n";
     script << "unset multiplot\n";
@@ -137,20 +153,20 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
        << " on the same points | KW2013 (" << md(kw.value("status", "?")) << ") | fresh minus KW2013 |\n"
        << "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
     for (const auto& m : models) {
-      const std::string n = m.at("n_train").dump();
-      for (const char* split : {"train", "test"}) {
-        const json f = m.at("final").at(split);
-        const json iw = f.at("importance_sampled");
+      const std::string n = m.at(c2::kNTrain).dump();
+      for (const char* split : {k::kTrain, k::kTest}) {
+        const json f = m.at(k::kFinal).at(split);
+        const json iw = f.at(c2::kImportanceSampled);
         const json kwv = kw.at("values").value(n, json::object());
-        const json hmc = f.value("hmc", json::object());
+        const json hmc = f.value(c2::kHmc, json::object());
         std::string diff = "not compared";
         if (comparable && kwv.contains(split)) {
-          const double d = iw.at(k_final).at("mean").get<double>() - kwv[split].get<double>();
+          const double d = iw.at(k_final).at(k::kMean).get<double>() - kwv[split].get<double>();
           diff = (d >= 0 ? "+" : "") + fmt1(d);
         }
         {
           // The fidelity row: KW2013's curve at the fresh budget (their HMC-based estimator).
-          const double seen = m.at("samples_seen").get<double>();
+          const double seen = m.at(k::kSamplesSeen).get<double>();
           std::vector<std::pair<double, double>> pts;
           const std::string key = "Ntrain=" + n;
           if (kw_curves.contains(key)) {
@@ -161,8 +177,15 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
           const double kw_same = interpolate_log_x(pts, seen);
           const std::string nn = n, sp = split, kf = k_final;
           const Spread fresh = over_seeds(st, [nn, sp, kf](const json& mm) {
-            for (const auto& mo : mm.at("models")) {
-              if (mo.at("n_train").dump() == nn) return mo.at("final").at(sp).at("importance_sampled").at(kf).at("mean").get<double>();
+            for (const auto& mo : mm.at(c2::kModels)) {
+              if (mo.at(c2::kNTrain).dump() == nn) {
+                return mo.at(k::kFinal)
+                    .at(sp)
+                    .at(c2::kImportanceSampled)
+                    .at(kf)
+                    .at(k::kMean)
+                    .get<double>();
+              }
             }
             return std::numeric_limits<double>::quiet_NaN();
           });
@@ -170,7 +193,8 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
           row.chapter = "02";
           row.source = "KW2013 Fig. 3";
           row.status = kw.value("status", "?");
-          row.quantity = std::string("log p(x), ") + split + ", N = " + n + " (first " + str(config, "eval_examples") + " points)";
+          row.quantity = std::string("log p(x), ") + split + ", N = " + n + " (first " +
+                         str(config, c2::kConfigEvalExamples) + " points)";
           row.data = md(dataset) + ", " + md(protocol) + " (paper: MNIST, not stated); fresh K = " + k_final +
                      " IS, paper HMC";
           const double paper_budget = number(kwv, "budget_samples", 6e7);
@@ -178,16 +202,22 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
           row.published = (std::isfinite(kw_same) ? fmt1(kw_same) : std::string("off the digitised curve")) + " (" +
                           fmt1(kwv.value(split, json())) + " at " + sci(paper_budget) + ")";
           row.fresh = spread_text(fresh, true);
-          curve_verdict(row, fresh, kw_same, comparable, md(dataset) + ", " + md(protocol) + " against MNIST estimates",
-                        number(iw.at(k_final), "standard_error_data", 0.0));
+          curve_verdict(row, fresh, kw_same, comparable,
+                        md(dataset) + ", " + md(protocol) + " against MNIST estimates",
+                        number(iw.at(k_final), k::kStandardErrorData, 0.0));
           ctx.outcome.fidelity.push_back(row);
         }
-        os << "| " << n << " | " << split << " | " << fmt1(f.at("elbo").at("elbo")) << " | " << pm(iw.value("1", json()))
-           << " | " << pm(iw.value("50", json())) << " | " << pm(iw.at(k_final)) << " | "
-           << (hmc.is_object() && hmc.contains("mean") ? pm(hmc) + " (" + hmc.value("examples", json()).dump() + " points, acceptance " +
-                                                             fmt1(100 * hmc.value("acceptance", 0.0)) + "%)"
-                                                       : std::string("not run"))
-           << " | " << (hmc.is_object() && hmc.contains("importance_sampled_same_examples") ? pm(hmc["importance_sampled_same_examples"]) : "")
+        os << "| " << n << " | " << split << " | " << fmt1(f.at(k::kElbo).at(k::kElbo)) << " | "
+           << pm(iw.value("1", json())) << " | " << pm(iw.value("50", json())) << " | "
+           << pm(iw.at(k_final)) << " | "
+           << (hmc.is_object() && hmc.contains(k::kMean)
+                   ? pm(hmc) + " (" + hmc.value(k::kExamples, json()).dump() +
+                         " points, acceptance " + fmt1(100 * hmc.value(c2::kAcceptance, 0.0)) + "%)"
+                   : std::string("not run"))
+           << " | "
+           << (hmc.is_object() && hmc.contains(c2::kImportanceSampledSameExamples)
+                   ? pm(hmc[c2::kImportanceSampledSameExamples])
+                   : "")
            << " | " << fmt1(kwv.value(split, json())) << " | " << diff << " |\n";
       }
     }
@@ -203,11 +233,7 @@ Vars render_marginal_likelihood(const RenderContext& ctx) {
        << prov;
     v["estimates_table"] = os.str();
   }
-  v["verdicts"] = verdicts_md(metrics, "decided at this run's budget (" + md(str(run, "budget")) +
-                                           "), a fraction of KW2013's 6e7 samples, on the run with seed " +
-                                           str(run, "seed") + "; `make chapter-02 PROFILE=full` decides them at the "
-                                           "paper's budget.") +
-                  seed_verdicts_md(st) + "\n" + prov;
+  v["verdicts"] = verdicts_md(view, ctx.slug) + seed_verdicts_md(st) + "\n" + prov;
   return v;
 }
 

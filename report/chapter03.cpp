@@ -25,19 +25,27 @@ Vars render_beta_sweep(const RenderContext& ctx) {
   const ChapterState& st = ctx.state;
   const Options& options = ctx.options;
   Outcome& outcome = ctx.outcome;
-  const auto [run, metrics, prov, dataset, protocol, config] = run_view(st);
-  const json& sweep = metrics.at("sweep");
+  namespace k = schema::key;
+  namespace c3 = schema::ch03;
+  namespace cfg = schema::config_key;
+  const RunView view = run_view(st);
+  const auto& [run, metrics, prov, dataset, protocol, config, budget, version] = view;
+  const json& sweep = metrics.at(c3::kSweep);
   const std::string units = protocol == "gray-bce" ? "BCE of gray levels, not nats of a likelihood" : "nats";
   Vars v;
   {
     std::ostringstream os;
-    os << setup_table_head(run);
-    os << "| sweep model | " << md(str(config, "architecture")) << ", " << md(str(config, "activation")) << ", Bernoulli decoder |\n";
-    os << "| traversal models | Nz = " << md(str(config, "traversal_nz")) << " (and " << md(str(config, "appendix_nz"))
-       << "), condition " << md(str(config, "traversal_condition")) << ", beta " << md(config.value("traversal_betas", json()).dump()) << " |\n";
-    const json opt = config.value("optimizer", json::object());
-    os << "| optimizer | " << md(str(opt, "name")) << ", learning rate " << md(str(opt, "lr")) << ", minibatch "
-       << md(str(config, "batch_size")) << " |\n\n" << prov;
+    os << setup_table_head(view);
+    os << "| sweep model | " << md(str(config, cfg::kArchitecture)) << ", "
+       << md(str(config, cfg::kActivation)) << ", Bernoulli decoder |\n";
+    os << "| traversal models | Nz = " << md(str(config, c3::kConfigTraversalNz)) << " (and "
+       << md(str(config, c3::kConfigAppendixNz)) << "), condition "
+       << md(str(config, c3::kConfigTraversalCondition)) << ", beta "
+       << md(config.value(c3::kConfigTraversalBetas, json()).dump()) << " |\n";
+    const json opt = config.value(cfg::kOptimizer, json::object());
+    os << "| optimizer | " << md(str(opt, cfg::kOptimizerName)) << ", learning rate "
+       << md(str(opt, cfg::kLr)) << ", minibatch " << md(str(config, cfg::kBatchSize)) << " |\n\n"
+       << prov;
     v["setup_table"] = os.str();
   }
   // Reconstruction and KL along training, one line per beta (seed Fig. 6).
@@ -52,13 +60,17 @@ Vars render_beta_sweep(const RenderContext& ctx) {
     int c = 0;
     for (const auto& p : sweep) {
       std::ostringstream rec, kl;
-      for (const auto& q : p.at("curve")) {
-        rec << std::setprecision(10) << q.at("samples_seen").get<double>() << ' ' << -q.at("test").at("log_likelihood").get<double>() << '\n';
-        kl << std::setprecision(10) << q.at("samples_seen").get<double>() << ' ' << q.at("test").at("kl").get<double>() << '\n';
+      for (const auto& q : p.at(k::kCurve)) {
+        const double seen = q.at(k::kSamplesSeen).get<double>();
+        rec << std::setprecision(10) << seen << ' '
+            << -q.at(k::kTest).at(k::kLogLikelihood).get<double>() << '\n';
+        kl << std::setprecision(10) << seen << ' ' << q.at(k::kTest).at(k::kKl).get<double>()
+           << '\n';
       }
       data << rec.str() << "\n\n" << kl.str() << "\n\n";
-      const std::string style = std::string(" with linespoints lw 2 pt 7 ps 0.5 lc rgb '") + colors[c++ % 8] +
-                                "' title 'beta = " + beta_text(p.at("beta")) + "'";
+      const std::string style = std::string(" with linespoints lw 2 pt 7 ps 0.5 lc rgb '") +
+                                colors[c++ % 8] + "' title 'beta = " + beta_text(p.at(k::kBeta)) +
+                                "'";
       rec_cmd << (index ? ", " : "") << "datafile index " << index << style;
       kl_cmd << (index ? ", " : "") << "datafile index " << index + 1 << style;
       index += 2;
@@ -85,8 +97,9 @@ Vars render_beta_sweep(const RenderContext& ctx) {
     plot.size_pdf = "6in,4.1in";
     std::ostringstream data;
     for (const auto& p : sweep) {
-      data << p.at("final").at("test").at("kl").get<double>() << ' ' << -p.at("final").at("test").at("log_likelihood").get<double>()
-           << " \"" << beta_text(p.at("beta")) << "\"\n";
+      const json& test = p.at(k::kFinal).at(k::kTest);
+      data << test.at(k::kKl).get<double>() << ' ' << -test.at(k::kLogLikelihood).get<double>()
+           << " \"" << beta_text(p.at(k::kBeta)) << "\"\n";
     }
     plot.data = data.str();
     plot.script = "set grid lc rgb '#dddddd'\nset xlabel 'rate: KL (nats)'\nset ylabel 'distortion: reconstruction loss'\n"
@@ -106,31 +119,35 @@ Vars render_beta_sweep(const RenderContext& ctx) {
     os << "| beta | reconstruction | KL | reconstruction + KL | beta-weighted loss | active units | dimensions with KL > 0.1 nat |\n"
        << "|---:|---:|---:|---:|---:|---:|---:|\n";
     for (const auto& p : sweep) {
-      const double rec = -p.at("final").at("test").at("log_likelihood").get<double>();
-      const double kl = p.at("final").at("test").at("kl").get<double>();
+      const double rec = -p.at(k::kFinal).at(k::kTest).at(k::kLogLikelihood).get<double>();
+      const double kl = p.at(k::kFinal).at(k::kTest).at(k::kKl).get<double>();
       int informative = 0;
-      for (const auto& k : p.value("kl_per_dim", json::array())) informative += k.get<double>() > 0.1 ? 1 : 0;
-      os << "| " << beta_text(p.at("beta")) << " | " << fmt1(rec) << " | " << fmt1(kl) << " | " << fmt1(rec + kl) << " | "
-         << fmt1(rec + p.at("beta").get<double>() * kl) << " | " << p.value("active_units", json()).dump() << " of "
-         << p.value("kl_per_dim", json::array()).size() << " | " << informative << " |\n";
+      for (const auto& d : p.value(c3::kKlPerDim, json::array()))
+        informative += d.get<double>() > 0.1 ? 1 : 0;
+      os << "| " << beta_text(p.at(k::kBeta)) << " | " << fmt1(rec) << " | " << fmt1(kl) << " | "
+         << fmt1(rec + kl) << " | " << fmt1(rec + p.at(k::kBeta).get<double>() * kl) << " | "
+         << p.value(c3::kActiveUnits, json()).dump() << " of "
+         << p.value(c3::kKlPerDim, json::array()).size() << " | " << informative << " |\n";
     }
     os << "\nTest set, at the end of training. Reconstruction: " << md(units) << ". Active units: dimensions with "
           "Cov_x(E_q[z_j]) > 0.01 (Burda et al. 2015). Seed 000 reports no numbers for its beta sweep, only curves "
           "and pictures (Figs. 6-8); its statements are set beside the verdicts below.\n\n" << prov;
     v["rd_table"] = os.str();
   }
-  v["verdicts"] = verdicts_md(metrics, "decided at this run's budget (" + md(str(run, "budget")) +
-                                           "), a fraction of seed 000's 1000 epochs, on the run with seed " + str(run, "seed") + ".") +
-                  seed_verdicts_md(st) + "\n" + prov;
+  v["verdicts"] = verdicts_md(view, ctx.slug) + seed_verdicts_md(st) + "\n" + prov;
   // Pictures per beta.
   {
     std::ostringstream os;
     for (const auto& p : sweep) {
-      const std::string dir = p.value("dir", "");
-      const json images = p.value("images", json::object());
-      const std::string r = copy_image(st, ctx.slug + "/" + p.value("name", "x"), dir + "/" + images.value("reconstructions", ""), options.paths, outcome);
-      const std::string s = copy_image(st, ctx.slug + "/" + p.value("name", "x"), dir + "/" + images.value("samples", ""), options.paths, outcome);
-      os << "beta = " << beta_text(p.at("beta")) << ": ";
+      const std::string dir = p.value(k::kDir, "");
+      const std::string folder = ctx.slug + "/" + p.value(k::kName, "x");
+      const json images = p.value(k::kImages, json::object());
+      const std::string r =
+          copy_image(st, folder, dir + "/" + images.value(c3::kImageReconstructions, ""),
+                     options.paths, outcome);
+      const std::string s = copy_image(st, folder, dir + "/" + images.value(c3::kImageSamples, ""),
+                                       options.paths, outcome);
+      os << "beta = " << beta_text(p.at(k::kBeta)) << ": ";
       if (!r.empty()) os << "![](" << r << "){width=40%} ";
       if (!s.empty()) os << "![](" << s << "){width=22%}";
       os << "\n\n";
@@ -141,15 +158,23 @@ Vars render_beta_sweep(const RenderContext& ctx) {
   // Traversals.
   {
     std::ostringstream os;
-    for (const auto& t : metrics.value("traversals", json::array())) {
-      os << "**" << md(t.value("name", "?")) << "** (" << md(t.value("architecture", "")) << ", condition "
-         << md(t.value("condition", "")) << ", beta " << beta_text(t.at("beta")) << "; " << t.value("active_units", json()).dump()
-         << " active units; rows: " << md(t.value("traversal_rows", "")) << "; columns: -2 to +2 standard deviations, then the heat map |decode(+1) - decode(-1)|):\n\n";
-      for (const auto& g : t.value("traversals", json::array())) {
-        const std::string ref = copy_image(st, ctx.slug + "/" + t.value("name", "x"), t.value("dir", "") + "/" + g.value("image", ""), options.paths, outcome);
+    for (const auto& t : metrics.value(c3::kTraversals, json::array())) {
+      os << "**" << md(t.value(k::kName, "?")) << "** (" << md(t.value(k::kArchitecture, ""))
+         << ", condition " << md(t.value(c3::kCondition, "")) << ", beta "
+         << beta_text(t.at(k::kBeta)) << "; " << t.value(c3::kActiveUnits, json()).dump()
+         << " active units; rows: " << md(t.value(c3::kTraversalRows, ""))
+         << "; columns: -2 to +2 standard deviations, then the heat map |decode(+1) - "
+            "decode(-1)|):\n\n";
+      for (const auto& g : t.value(c3::kTraversals, json::array())) {
+        const std::string ref = copy_image(st, ctx.slug + "/" + t.value(k::kName, "x"),
+                                           t.value(k::kDir, "") + "/" + g.value(c3::kImage, ""),
+                                           options.paths, outcome);
         if (ref.empty()) continue;
-        os << figure_md(ref, "Latent variable " + g.value("dim", json()).dump() + ": KL " + fmt1(g.value("kl", json())) +
-                                 " nats, activity " + sci(g.value("activity", 0.0)) + ".", "45%");
+        os << figure_md(ref,
+                        "Latent variable " + g.value(c3::kDim, json()).dump() + ": KL " +
+                            fmt1(g.value(k::kKl, json())) + " nats, activity " +
+                            sci(g.value(c3::kActivity, 0.0)) + ".",
+                        "45%");
       }
       os << "\n";
     }

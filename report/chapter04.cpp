@@ -26,27 +26,37 @@ Vars render_cvae_labels(const RenderContext& ctx) {
   const ChapterState& st = ctx.state;
   const Options& options = ctx.options;
   Outcome& outcome = ctx.outcome;
-  const auto [run, metrics, prov, dataset, protocol, config] = run_view(st);
+  namespace k = schema::key;
+  namespace c4 = schema::ch04;
+  namespace c5 = schema::ch05;
+  namespace cfg = schema::config_key;
+  const RunView view = run_view(st);
+  const auto& [run, metrics, prov, dataset, protocol, config, budget, version] = view;
   const json t1 = ctx.published.at("seed000_table1"), t2 = ctx.published.at("seed000_table2");
   const bool comparable = dataset == "mnist" && protocol == "gray-bce";
   Vars v;
   {
     std::ostringstream os;
-    os << setup_table_head(run);
-    os << "| models | " << md(str(config, "architecture")) << ", " << md(str(config, "activation"))
-       << "; VAE, beta-VAE (beta " << md(str(config, "beta_bvae")) << "), CVAE one-hot, CVAE raw |\n";
-    os << "| judge | " << md(str(config, "classifier")) << ", " << md(str(config, "classifier_epochs"))
-       << " epochs: test accuracy " << pct(metrics.value("classifier_accuracy", json())) << " |\n";
-    os << "| conditional accuracy | " << md(str(config, "per_label")) << " samples per label |\n\n" << prov;
+    os << setup_table_head(view);
+    os << "| models | " << md(str(config, cfg::kArchitecture)) << ", "
+       << md(str(config, cfg::kActivation)) << "; VAE, beta-VAE (beta "
+       << md(str(config, c4::kConfigBetaBvae)) << "), CVAE one-hot, CVAE raw |\n";
+    os << "| judge | " << md(str(config, c4::kConfigClassifier)) << ", "
+       << md(str(config, c4::kConfigClassifierEpochs)) << " epochs: test accuracy "
+       << pct(metrics.value(c4::kClassifierAccuracy, json())) << " |\n";
+    os << "| conditional accuracy | " << md(str(config, c4::kConfigPerLabel))
+       << " samples per label |\n\n"
+       << prov;
     v["setup_table"] = os.str();
   }
   {
-    const json images = metrics.value("images", json::object());
+    const json images = metrics.value(k::kImages, json::object());
     std::ostringstream os;
     for (const auto& [key, label] : std::vector<std::pair<std::string, std::string>>{
-             {"generation_cvae-raw", "raw label (seed Fig. 9)"},
-             {"generation_cvae-one-hot", "one-hot label (seed Fig. 10)"},
-             {"generation_vae", "unconditional VAE (rows mean nothing: the baseline)"}}) {
+             {c4::image_generation(c4::kModelCvaeRaw), "raw label (seed Fig. 9)"},
+             {c4::image_generation(c4::kModelCvaeOneHot), "one-hot label (seed Fig. 10)"},
+             {c4::image_generation(c4::kModelVae),
+              "unconditional VAE (rows mean nothing: the baseline)"}}) {
       const std::string ref = copy_image(st, ctx.slug, images.value(key, ""), options.paths, outcome);
       if (!ref.empty()) os << figure_md(ref, "Generation conditioned on the " + label + ": row r asks for label r.", "45%");
     }
@@ -54,20 +64,33 @@ Vars render_cvae_labels(const RenderContext& ctx) {
     v["generation_figures"] = os.str();
   }
   {
-    const json acc = metrics.value("conditional_accuracy", json::object());
+    const json acc = metrics.value(c4::kConditionalAccuracy, json::object());
+    const json raw = acc.value(c4::kModelCvaeRaw, json::object()),
+               one_hot = acc.value(c4::kModelCvaeOneHot, json::object()),
+               vae = acc.value(c4::kModelVae, json::object());
     std::ostringstream os;
     os << "| label | raw | one-hot | unconditional (baseline) |\n|---:|---:|---:|---:|\n";
-    const size_t n = acc.value("cvae-one-hot", json::object()).value("per_label", json::array()).size();
-    for (size_t i = 0; i < n; ++i) {
-      os << "| " << i << " | " << pct(acc["cvae-raw"]["per_label"][i]) << " | " << pct(acc["cvae-one-hot"]["per_label"][i])
-         << " | " << pct(acc["vae"]["per_label"][i]) << " |\n";
+    const json no_labels = json::array();
+    const json &raw_labels = raw.value(c4::kPerLabel, no_labels),
+               &one_hot_labels = one_hot.value(c4::kPerLabel, no_labels),
+               &vae_labels = vae.value(c4::kPerLabel, no_labels);
+    for (size_t i = 0; i < one_hot_labels.size(); ++i) {
+      auto at = [i](const json& labels) { return i < labels.size() ? labels[i] : json(); };
+      os << "| " << i << " | " << pct(at(raw_labels)) << " | " << pct(at(one_hot_labels)) << " | "
+         << pct(at(vae_labels)) << " |\n";
     }
-    os << "| **all** | **" << pct(acc["cvae-raw"].value("overall", json())) << "** &plusmn; " << pct(acc["cvae-raw"].value("standard_error", json()))
-       << " | **" << pct(acc["cvae-one-hot"].value("overall", json())) << "** &plusmn; " << pct(acc["cvae-one-hot"].value("standard_error", json()))
-       << " | **" << pct(acc["vae"].value("overall", json())) << "** &plusmn; " << pct(acc["vae"].value("standard_error", json())) << " |\n\n"
-       << "The fraction of generated samples the classifier assigns to the label they were generated for (&plusmn; the "
-          "binomial standard error). For the unconditional VAE the label is only the row's, so it measures chance (10% for a "
-          "balanced judge). Seed 000 judged this by eye (Figs. 9-10).\n\n" << prov;
+    auto overall = [](const json& a) {
+      return "**" + pct(a.value(c4::kOverall, json())) + "** &plusmn; " +
+             pct(a.value(k::kStandardError, json()));
+    };
+    os << "| **all** | " << overall(raw) << " | " << overall(one_hot) << " | " << overall(vae)
+       << " |\n\n"
+       << "The fraction of generated samples the classifier assigns to the label they were "
+          "generated for (&plusmn; the "
+          "binomial standard error). For the unconditional VAE the label is only the row's, so it "
+          "measures chance (10% for a "
+          "balanced judge). Seed 000 judged this by eye (Figs. 9-10).\n\n"
+       << prov;
     v["accuracy_table"] = os.str();
   }
   {
@@ -75,64 +98,81 @@ Vars render_cvae_labels(const RenderContext& ctx) {
     os << "| model | MSE per pixel | seed T1 (S) | cross-entropy | seed T1 (S) | reconstruction | seed T2 (S) | KL | seed T2 (S) | "
           "reconstruction + beta KL | seed T2 (S) | training minutes | seed T2 (S) |\n"
        << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
-    for (const auto& b : metrics.value("benchmark", json::array())) {
-      const std::string name = b.value("model", "?");
+    for (const auto& b : metrics.value(c4::kBenchmark, json::array())) {
+      const std::string name = b.value(k::kModel, "?");
       const json p1 = t1.at("values").value(name, json::object()), p2 = t2.at("values").value(name, json::object());
-      const double rec = -b.at("test").at("log_likelihood").get<double>(), kl = b.at("test").at("kl").get<double>();
+      const double rec = -b.at(k::kTest).at(k::kLogLikelihood).get<double>(),
+                   kl = b.at(k::kTest).at(k::kKl).get<double>();
       std::ostringstream mse;
-      mse << std::setprecision(2) << std::scientific << b.value("reconstruction_mse_per_pixel", 0.0);
-      os << "| " << md(name) << " | " << mse.str() << " | " << (p1.contains("mse") ? sci(p1["mse"].get<double>()) : "") << " | "
-         << fmt1(b.value("reconstruction_cross_entropy", json())) << " | " << fmt1(p1.value("cross_entropy", json())) << " | "
-         << fmt1(rec) << " | " << fmt1(p2.value("reconstruction", json())) << " | " << fmt1(kl) << " | "
-         << fmt1(p2.value("kl", json())) << " | " << fmt1(rec + b.value("beta", 1.0) * kl) << " | "
-         << fmt1(p2.value("elbo_loss", json())) << " | " << fmt1(b.value("train_minutes", json())) << " | "
-         << fmt1(p2.value("minutes", json())) << " |\n";
+      mse << std::setprecision(2) << std::scientific
+          << b.value(c4::kReconstructionMsePerPixel, 0.0);
+      os << "| " << md(name) << " | " << mse.str() << " | "
+         << (p1.contains("mse") ? sci(p1["mse"].get<double>()) : "") << " | "
+         << fmt1(b.value(c4::kReconstructionCrossEntropy, json())) << " | "
+         << fmt1(p1.value("cross_entropy", json())) << " | " << fmt1(rec) << " | "
+         << fmt1(p2.value("reconstruction", json())) << " | " << fmt1(kl) << " | "
+         << fmt1(p2.value("kl", json())) << " | " << fmt1(rec + b.value(k::kBeta, 1.0) * kl)
+         << " | " << fmt1(p2.value("elbo_loss", json())) << " | "
+         << fmt1(b.value(c4::kTrainMinutes, json())) << " | " << fmt1(p2.value("minutes", json()))
+         << " |\n";
     }
     // The fidelity rows: Table 1's cross-entropy and Table 2's loss per model.
     {
-      const double fresh_samples = number(config, "samples_per_model", 0.0);
+      const double fresh_samples = number(config, cfg::kSamplesPerModel, 0.0);
+      const double paper_samples = std::isfinite(budget.paper_amount)
+                                       ? budget.paper_amount
+                                       : t2.value("budget_samples", 1.2e8);
       const std::string data = md(dataset) + ", " + md(protocol) + " (paper: MNIST, gray-bce)";
       const std::string why = "this run used " + md(dataset) + " with " + md(protocol) + "; seed 000's numbers are gray-level MNIST in BCE";
-      for (const auto& b : metrics.value("benchmark", json::array())) {
-        const std::string name = b.value("model", "?");
+      for (const auto& b : metrics.value(c4::kBenchmark, json::array())) {
+        const std::string name = b.value(k::kModel, "?");
         const json p1 = t1.at("values").value(name, json::object()), p2 = t2.at("values").value(name, json::object());
         auto value_of = [name](const std::function<double(const json&)>& get) {
           return [name, get](const json& mm) {
-            for (const auto& bb : mm.at("benchmark")) {
-              if (bb.value("model", "") == name) return get(bb);
+            for (const auto& bb : mm.at(c4::kBenchmark)) {
+              if (bb.value(k::kModel, "") == name) return get(bb);
             }
             return std::numeric_limits<double>::quiet_NaN();
           };
         };
         if (p1.contains("cross_entropy")) {
-          const Spread ce = over_seeds(st, value_of([](const json& bb) { return bb.at("reconstruction_cross_entropy").get<double>(); }));
-          ctx.outcome.fidelity.push_back(budget_row("04", t1, "reconstruction cross-entropy of 100 test images, " + name, data,
-                                                    fresh_samples, t2.value("budget_samples", 1.2e8), p1["cross_entropy"].get<double>(),
-                                                    ce, comparable, why));
+          const Spread ce =
+              over_seeds(st, value_of([](const json& bb) {
+                           return bb.at(c4::kReconstructionCrossEntropy).get<double>();
+                         }));
+          ctx.outcome.fidelity.push_back(
+              budget_row("04", t1, "reconstruction cross-entropy of 100 test images, " + name, data,
+                         fresh_samples, paper_samples, p1["cross_entropy"].get<double>(), ce,
+                         comparable, why));
         }
         if (p2.contains("elbo_loss")) {
-          const Spread loss = over_seeds(st, value_of([](const json& bb) {
-            return -bb.at("test").at("log_likelihood").get<double>() + bb.value("beta", 1.0) * bb.at("test").at("kl").get<double>();
-          }));
-          FidelityRow row = budget_row("04", t2, "reconstruction + beta KL (loss), " + name, data, fresh_samples,
-                                       t2.value("budget_samples", 1.2e8), p2["elbo_loss"].get<double>(), loss, comparable, why);
+          const Spread loss =
+              over_seeds(st, value_of([](const json& bb) {
+                           const json& test = bb.at(k::kTest);
+                           return -test.at(k::kLogLikelihood).get<double>() +
+                                  bb.value(k::kBeta, 1.0) * test.at(k::kKl).get<double>();
+                         }));
+          FidelityRow row =
+              budget_row("04", t2, "reconstruction + beta KL (loss), " + name, data, fresh_samples,
+                         paper_samples, p2["elbo_loss"].get<double>(), loss, comparable, why);
           row.quantity += " (fresh: test set; seed: training data, last 100 epochs)";
           ctx.outcome.fidelity.push_back(row);
         }
       }
     }
     // The fourth model of seed 000's benchmark is chapter 5's VQ-VAE (K = 10, D = 2): read, not rerun.
-    const ChapterState ch5 = load_chapter(ctx.options.paths.results, "05-vqvae-pixelcnn");
+    const ChapterState ch5 = load_chapter(ctx.options.paths.results, c5::kSlug);
     bool vq_row = false;
     if (ch5.kind == ChapterState::Kind::kComplete && ch5.metrics.is_object()) {
-      for (const auto& st : ch5.metrics.value("settings", json::array())) {
-        if (st.value("codes", json()) != json(10)) continue;
-        const json t = st.value("vqvae", json::object()).value("table1", json::object());
+      for (const auto& st : ch5.metrics.value(c5::kSettings, json::array())) {
+        if (st.value(c5::kCodes, json()) != json(10)) continue;
+        const json t = st.value(c5::kVqvae, json::object()).value(c5::kTable1, json::object());
         std::ostringstream mse;
-        mse << std::setprecision(2) << std::scientific << t.value("mse_per_pixel", 0.0);
-        os << "| vqvae (chapter 5, K = 10) | " << mse.str() << " | " << sci(t1["values"]["vqvae"]["mse"].get<double>()) << " | "
-           << fmt1(t.value("cross_entropy", json())) << " | " << fmt1(t1["values"]["vqvae"]["cross_entropy"])
-           << " | | | | | | | | |\n\n";
+        mse << std::setprecision(2) << std::scientific << t.value(c5::kMsePerPixel, 0.0);
+        os << "| vqvae (chapter 5, K = 10) | " << mse.str() << " | "
+           << sci(t1["values"]["vqvae"]["mse"].get<double>()) << " | "
+           << fmt1(t.value(c5::kCrossEntropy, json())) << " | "
+           << fmt1(t1["values"]["vqvae"]["cross_entropy"]) << " | | | | | | | | |\n\n";
         vq_row = true;
         break;
       }
@@ -160,8 +200,8 @@ Vars render_cvae_labels(const RenderContext& ctx) {
     std::ostringstream data, script;
     int index = 0;
     std::vector<std::string> panels;
-    for (const auto& s : metrics.value("scatter", json::array())) {
-      const fs::path csv = fs::path(st.dir) / s.value("csv", "");
+    for (const auto& s : metrics.value(c4::kScatter, json::array())) {
+      const fs::path csv = fs::path(st.dir) / s.value(c4::kCsv, "");
       std::ifstream in(csv);
       if (!in) {
         outcome.skipped.push_back(ctx.slug + ": " + csv.string() + " is missing");
@@ -174,7 +214,8 @@ Vars render_cvae_labels(const RenderContext& ctx) {
         data << line << '\n';
       }
       data << "\n\n";
-      panels.push_back("set title '" + gnuplot_text(s.value("model", "?")) + "'\nplot datafile index " + std::to_string(index++) +
+      panels.push_back("set title '" + gnuplot_text(s.value(k::kModel, "?")) +
+                       "'\nplot datafile index " + std::to_string(index++) +
                        " using 1:2:3 with points pt 7 ps 0.35 lc palette notitle");
     }
     script << "set palette defined (0 '#1f77b4', 1 '#ff7f0e', 2 '#2ca02c', 3 '#d62728', 4 '#9467bd', 5 '#8c564b', 6 '#e377c2', "
@@ -193,9 +234,7 @@ Vars render_cvae_labels(const RenderContext& ctx) {
     os << "\n" << prov;
     v["latent_figure"] = os.str();
   }
-  v["verdicts"] = verdicts_md(metrics, "decided at this run's budget (" + md(str(run, "budget")) +
-                                           "), a fraction of seed 000's 2000 epochs, on the run with seed " + str(run, "seed") + ".") +
-                  seed_verdicts_md(st) + "\n" + prov;
+  v["verdicts"] = verdicts_md(view, ctx.slug) + seed_verdicts_md(st) + "\n" + prov;
   return v;
 }
 

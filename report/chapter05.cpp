@@ -159,7 +159,8 @@ Vars render_vqvae_pixelcnn(const RenderContext& ctx) {
   const ChapterState& st = ctx.state;
   const Options& options = ctx.options;
   Outcome& outcome = ctx.outcome;
-  const auto [run, metrics, prov, dataset, protocol, config] = run_view(st);
+  const RunView view = run_view(st);
+  const auto& [run, metrics, prov, dataset, protocol, config, budget, version] = view;
   const json& settings = metrics.at("settings");
   const json t1 = ctx.published.at("seed000_table1");
   const json vdo = ctx.published.at("vdo2017_cifar10");
@@ -167,7 +168,7 @@ Vars render_vqvae_pixelcnn(const RenderContext& ctx) {
   Vars v;
   {
     std::ostringstream os;
-    os << setup_table_head(run);
+    os << setup_table_head(view);
     for (const auto& s : config.value("settings", json::array())) {
       os << "| VQ-VAE " << md(str(s, "name")) << " | K = " << md(str(s, "codes")) << " codes of dimension D = " << md(str(s, "dim"))
          << ", Adam " << md(str(s, "lr")) << " (" << md(str(s, "source")) << ") |\n";
@@ -494,10 +495,7 @@ Vars render_vqvae_pixelcnn(const RenderContext& ctx) {
   }
   v["seed_table"] = seed_table(st, settings) + "\n" + prov;
   v["usage_curve_figures"] = usage_curves(settings, options, outcome) + "\n" + prov;
-  v["verdicts"] = verdicts_md(metrics, "decided at this run's budget (" + md(str(run, "budget")) +
-                                           "; seed 000's code trained 20 epochs of 60,000 images), on the run with seed " +
-                                           str(run, "seed") + ".") +
-                  seed_verdicts_md(st) + "\n" + prov;
+  v["verdicts"] = verdicts_md(view, ctx.slug) + seed_verdicts_md(st) + "\n" + prov;
   return v;
 }
 

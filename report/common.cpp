@@ -192,13 +192,41 @@ double interpolate_log_x(const std::vector<std::pair<double, double>>& curve, do
   return curve.back().second;
 }
 
-std::string setup_table_head(const json& run) {
+std::string make_command(const std::string& slug) {
+  return "make chapter-" + slug.substr(0, 2);
+}
+
+std::string older_layout_note(int schema_version, const std::string& slug) {
+  if (schema_version >= schema::kSchemaVersion) return "";
+  return "This result was written in an older results layout (version " +
+         std::to_string(schema_version) +
+         ", before runs recorded their budget against the paper's): it is read as far as it goes, "
+         "its budget and "
+         "whether its verdicts are provisional from the older fields. `" +
+         make_command(slug) +
+         "` with the same options regenerates it in the current layout (version " +
+         std::to_string(schema::kSchemaVersion) + ")";
+}
+
+std::string setup_table_head(const RunView& view) {
+  namespace rk = schema::run_key;
+  const json& run = view.run;
   std::ostringstream os;
-  const json dataset = run.value("dataset", json::object()), protocol = run.value("protocol", json::object());
+  const json dataset = run.value(rk::kDataset, json::object()),
+             protocol = run.value(rk::kProtocol, json::object());
   os << "| setting | this run |\n|---|---|\n";
-  os << "| dataset | " << md(dataset.value("description", str(dataset, "name"))) << " |\n";
-  os << "| protocol | " << md(str(protocol, "name")) << ": " << md(protocol.value("description", "")) << " |\n";
-  os << "| profile and budget | " << md(str(run, "profile")) << ": " << md(str(run, "budget")) << " |\n";
+  os << "| dataset | " << md(dataset.value(rk::kDescription, str(dataset, rk::kName))) << " |\n";
+  os << "| protocol | " << md(str(protocol, rk::kName)) << ": "
+     << md(protocol.value(rk::kDescription, "")) << " |\n";
+  const schema::Budget& b = view.budget;
+  // `why` names the paper's budget and its source.
+  os << "| profile and budget | " << md(b.profile) << ": " << md(b.text) << " (verdicts "
+     << (b.provisional ? "provisional" : "not provisional") << ": " << md(b.why) << ") |\n";
+  const std::string slug = str(run, rk::kChapter, "");
+  if (view.schema_version < schema::kSchemaVersion) {
+    os << "| results layout | version " << view.schema_version << ", older (see the note above): `"
+       << make_command(slug.size() >= 2 ? slug : "??") << "` regenerates it |\n";
+  }
   return os.str();
 }
 
@@ -208,18 +236,31 @@ std::string plotted_figure(const Plot& plot, const std::string& caption, const O
   return fallback.empty() ? "*The figure could not be drawn (gnuplot failed).*\n" : fallback;
 }
 
-std::string verdicts_md(const json& metrics, const std::string& provisional_note) {
+std::string verdicts_md(const RunView& view, const std::string& slug, const std::string& extra) {
+  namespace k = schema::key;
   std::ostringstream os;
-  const json checks = metrics.value("checks", json::array());
-  const json budget = metrics.value("checks_budget", json::object());
-  const bool provisional = budget.is_object() && budget.value("provisional", true);
+  const json checks = view.metrics.value(k::kChecks, json::array());
+  const schema::Budget& budget = view.budget;
+  const bool provisional = budget.provisional;
   if (checks.empty()) os << "*The run recorded no verdict (too few settings to decide).*\n";
   for (const auto& c : checks) {
-    os << "- **" << md(c.value("claim", "?")) << "**: " << (c.value("holds", false) ? "**holds**" : "**does not hold**")
-       << (provisional ? " (provisional)" : "") << ", " << md(c.value("detail", "")) << ". *Criterion:* "
-       << md(c.value("criterion", "?")) << ".\n";
+    os << "- **" << md(c.value(k::kClaim, "?"))
+       << "**: " << (c.value(k::kHolds, false) ? "**holds**" : "**does not hold**")
+       << (provisional ? " (provisional)" : "") << ", " << md(c.value(k::kDetail, ""))
+       << ". *Criterion:* " << md(c.value(k::kCriterion, "?")) << ".\n";
   }
-  if (provisional && !checks.empty()) os << "\n*Provisional:* " << provisional_note << "\n";
+  if (checks.empty()) return os.str();
+  os << "\n*" << (provisional ? "Provisional" : "Budget") << ":* " << md(budget.why)
+     << ", on the run with seed " << md(str(view.run, schema::run_key::kSeed)) << " (profile "
+     << md(budget.profile) << ")";
+  if (!extra.empty()) os << "; " << extra;
+  if (provisional && budget.profile != "full") {
+    os << "; `" << make_command(slug) << " PROFILE=full` trains at the paper's budget";
+  }
+  os << ".";
+  if (budget.legacy)
+    os << " (An older results layout: `" << make_command(slug) << "` regenerates it.)";
+  os << "\n";
   return os.str();
 }
 
@@ -270,12 +311,13 @@ std::string seed_verdicts_md(const ChapterState& st) {
   std::vector<std::string> claims;
   std::map<std::string, std::vector<std::pair<int64_t, bool>>> by_claim;
   for (const auto& r : st.seed_runs) {
-    const json checks = r.metrics.is_object() ? r.metrics.value("checks", json::array()) : json::array();
+    const json checks = r.metrics.is_object() ? r.metrics.value(schema::key::kChecks, json::array())
+                                              : json::array();
     for (const auto& c : checks) {
       if (!c.is_object()) continue;
-      const std::string claim = c.value("claim", "?");
+      const std::string claim = c.value(schema::key::kClaim, "?");
       if (!by_claim.count(claim)) claims.push_back(claim);
-      by_claim[claim].emplace_back(r.seed, c.value("holds", false));
+      by_claim[claim].emplace_back(r.seed, c.value(schema::key::kHolds, false));
     }
   }
   std::ostringstream os;
@@ -304,9 +346,16 @@ std::string gnuplot_text(const std::string& s) {
 }
 
 RunView run_view(const ChapterState& st) {
+  namespace rk = schema::run_key;
   const nlohmann::json& run = st.run;
-  return {run, st.metrics, provenance_line(run) + "\n", run.at("dataset").at("name").get<std::string>(),
-          run.at("protocol").at("name").get<std::string>(), run.at("config")};
+  return {run,
+          st.metrics,
+          provenance_line(run) + "\n",
+          run.at(rk::kDataset).at(rk::kName).get<std::string>(),
+          run.at(rk::kProtocol).at(rk::kName).get<std::string>(),
+          run.at(rk::kConfig),
+          schema::read_budget(run, st.metrics),
+          schema::schema_version_of(run)};
 }
 
 double number(const json& j, const std::string& key, double fallback) {

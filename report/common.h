@@ -14,6 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "generator.h"
+#include "vaerepro/schema/metrics.h"
+#include "vaerepro/schema/run_record.h"
 
 namespace vaerepro::report {
 
@@ -76,9 +78,12 @@ std::string copy_image(const ChapterState& st, const std::string& slug, const st
 /// A Markdown figure with a caption.
 std::string figure_md(const std::string& ref, const std::string& caption, const std::string& width = "100%");
 
+struct RunView;
 /// The first rows every chapter's setup table shares: the header, the
-/// dataset, the protocol, and the profile with its budget.
-std::string setup_table_head(const nlohmann::json& run);
+/// dataset, the protocol, the profile with its budget against the paper's
+/// (as the run recorded it), and, for a result of an older layout, a row
+/// saying so and how to regenerate it.
+std::string setup_table_head(const RunView& view);
 
 /// Draws `plot` and returns its Markdown figure; when gnuplot fails, the
 /// note `fallback` instead (a generic one when empty).
@@ -86,16 +91,22 @@ std::string plotted_figure(const Plot& plot, const std::string& caption, const O
                            Outcome& outcome, const std::string& width = "100%",
                            const std::string& fallback = "");
 
-/// The verdicts a run computed (metrics.checks), each with its criterion, and
-/// a note when metrics.checks_budget says they are provisional.
-std::string verdicts_md(const nlohmann::json& metrics, const std::string& provisional_note);
+/// The verdicts a run computed (metrics.checks), each with its criterion.
+/// When the run's budget record says they are provisional, each is marked so
+/// and a note gives the record's reason, the seed, `extra` (a chapter's own
+/// caveat, may be empty) and, below the full profile, the command that
+/// trains at the paper's budget (`make chapter-NN PROFILE=full`, from `slug`).
+std::string verdicts_md(const RunView& view, const std::string& slug,
+                        const std::string& extra = "");
 /// With several seeds (st.seed_runs): how many of them each verdict holds in; "" for one seed.
 std::string seed_verdicts_md(const ChapterState& st);
 
 /// What every chapter renderer reads first from its run: run.json, the
-/// metrics, the provenance line, and the dataset, protocol and configuration
-/// the run used. Renderers take it apart with a structured binding:
-/// `const auto [run, metrics, prov, dataset, protocol, config] = run_view(st);`
+/// metrics, the provenance line, the dataset, protocol and configuration the
+/// run used, and its budget record (schema/run_record.h). Renderers take the
+/// first six apart with a structured binding:
+/// `const RunView view = run_view(st); const auto& [run, metrics, prov, dataset, protocol, config,
+/// budget, version] = view;`
 struct RunView {
   const nlohmann::json& run;
   const nlohmann::json& metrics;
@@ -103,8 +114,20 @@ struct RunView {
   std::string dataset;     ///< run.dataset.name
   std::string protocol;    ///< run.protocol.name
   nlohmann::json config;   ///< run.config
+  schema::Budget
+      budget;  ///< schema::read_budget(run, metrics): recorded, or rebuilt for an older layout
+  int schema_version = schema::kSchemaVersion;  ///< schema::schema_version_of(run)
 };
+/// Throws (naming the key) when run.json lacks the dataset, protocol, config
+/// or, in the current layout, the budget record.
 RunView run_view(const ChapterState& st);
+
+/// "make chapter-NN" for a chapter's slug "NN-...".
+std::string make_command(const std::string& slug);
+/// The note on a result written in an older results layout (sentences, no
+/// final period): which, what is read from it, and the command that
+/// regenerates it; "" for the current layout.
+std::string older_layout_note(int schema_version, const std::string& slug);
 
 /// A fresh number over the seeds that ran it (ChapterState::seed_runs).
 struct Spread {

@@ -34,15 +34,17 @@ std::string fmt1(const json& v) { return v.is_number() ? fmt1(v.get<double>()) :
 
 std::string provenance_line(const json& run_in) {
   const json run = run_in.is_object() ? run_in : json::object();
-  json p = run.contains("provenance") && run["provenance"].is_object() ? run["provenance"] : json::object();
+  namespace rk = schema::run_key;
+  json p = run.contains(rk::kProvenance) && run[rk::kProvenance].is_object() ? run[rk::kProvenance]
+                                                                             : json::object();
   std::ostringstream os;
-  os << "*Run:* commit " << md(str(p, "git_commit")) << ", " << md(str(p, "date_utc"))
-     << ", device " << md(str(run, "device")) << ", profile " << md(str(run, "profile"))
-     << ", dataset " << md(run.contains("dataset") ? str(run["dataset"], "name") : "?")
-     << ", protocol " << md(run.contains("protocol") ? str(run["protocol"], "name") : "?")
-     << ", seed " << md(str(run, "seed")) << ", wall time "
-     << (run.contains("wall_seconds") && run["wall_seconds"].is_number()
-             ? fmt1(run["wall_seconds"].get<double>()) + " s"
+  os << "*Run:* commit " << md(str(p, rk::kGitCommit)) << ", " << md(str(p, rk::kDateUtc))
+     << ", device " << md(str(run, rk::kDevice)) << ", profile " << md(str(run, rk::kProfile))
+     << ", dataset " << md(run.contains(rk::kDataset) ? str(run[rk::kDataset], rk::kName) : "?")
+     << ", protocol " << md(run.contains(rk::kProtocol) ? str(run[rk::kProtocol], rk::kName) : "?")
+     << ", seed " << md(str(run, rk::kSeed)) << ", wall time "
+     << (run.contains(rk::kWallSeconds) && run[rk::kWallSeconds].is_number()
+             ? fmt1(run[rk::kWallSeconds].get<double>()) + " s"
              : std::string("?"))
      << ".";
   return os.str();
@@ -113,7 +115,7 @@ ChapterState load_chapter_unchecked(const std::string& results_root, const std::
       s.kind = ChapterState::Kind::kFailed;
       s.dir = failed.string();
       s.run = failed_run;
-      s.message = str(failed_run, "error", "no error message recorded");
+      s.message = str(failed_run, schema::run_key::kError, "no error message recorded");
     }
     return s;
   }
@@ -121,8 +123,19 @@ ChapterState load_chapter_unchecked(const std::string& results_root, const std::
   try {
     if (!fs::exists(done / "run.json")) throw std::runtime_error((done / "run.json").string() + " is missing");
     s.run = read_json(done / "run.json");
-    if (!s.run.is_object() || !s.run.contains("status") || s.run["status"] != "complete") {
-      throw std::runtime_error((done / "run.json").string() + " does not say \"status\": \"complete\"");
+    namespace rk = schema::run_key;
+    if (!s.run.is_object() || !s.run.contains(rk::kStatus) ||
+        s.run[rk::kStatus] != schema::run_status::kComplete) {
+      throw std::runtime_error((done / "run.json").string() + " does not say \"" + rk::kStatus +
+                               "\": \"" + schema::run_status::kComplete + "\"");
+    }
+    const int version = schema::schema_version_of(s.run);
+    if (version > schema::kSchemaVersion) {
+      throw std::runtime_error(
+          (done / "run.json").string() + " is in results layout " + std::to_string(version) +
+          ", newer than this report generator reads (" + std::to_string(schema::kSchemaVersion) +
+          "): build the report with the checkout that made the run (commit " +
+          str(s.run.value(rk::kProvenance, json::object()), rk::kGitCommit) + ")");
     }
     if (!fs::exists(done / "metrics.json")) {
       throw std::runtime_error((done / "metrics.json").string() + " is missing");
@@ -138,7 +151,8 @@ ChapterState load_chapter_unchecked(const std::string& results_root, const std::
     std::error_code ec;
     if (fs::last_write_time(failed / "run.json", ec) > fs::last_write_time(done / "run.json", ec)) {
       s.later_failure = true;
-      s.later_failure_message = str(failed_run, "error", "no error message recorded");
+      s.later_failure_message =
+          str(failed_run, schema::run_key::kError, "no error message recorded");
     }
   }
   return s;
@@ -149,14 +163,21 @@ void load_seed_runs(const std::string& results_root, const std::string& slug, Ch
   st.seed_runs.clear();
   st.seed_notes.clear();
   if (st.kind != ChapterState::Kind::kComplete) return;
-  auto seed_of = [](const json& run) { return run.contains("seed") && run["seed"].is_number_integer() ? run["seed"].get<int64_t>() : int64_t{-1}; };
+  namespace rk = schema::run_key;
+  auto seed_of = [](const json& run) {
+    return run.contains(rk::kSeed) && run[rk::kSeed].is_number_integer()
+               ? run[rk::kSeed].get<int64_t>()
+               : int64_t{-1};
+  };
   st.seed_runs.push_back({seed_of(st.run), st.run, st.metrics, st.dir});
   auto key = [](const json& run) {
     auto field = [&](const char* a, const char* b) -> json {
       return run.contains(a) && run[a].is_object() && run[a].contains(b) ? run[a][b] : json();
     };
-    return json{{"profile", run.value("profile", json())}, {"dataset", field("dataset", "name")},
-                {"protocol", field("protocol", "name")}, {"config", run.value("config", json())}};
+    return json{{rk::kProfile, run.value(rk::kProfile, json())},
+                {rk::kDataset, field(rk::kDataset, rk::kName)},
+                {rk::kProtocol, field(rk::kProtocol, rk::kName)},
+                {rk::kConfig, run.value(rk::kConfig, json())}};
   };
   const json want = key(st.run);
   std::error_code ec;
@@ -208,6 +229,11 @@ std::string status_block(const ChapterState& st, const json& chapter) {
          << ". Rerun with `" << make << "`.\n:::\n";
       break;
     case ChapterState::Kind::kComplete:
+      if (const std::string older =
+              older_layout_note(schema::schema_version_of(st.run), chapter.value("slug", "??"));
+          !older.empty()) {
+        os << "::: {.status}\n**Older results layout.** " << older << ".\n:::\n";
+      }
       if (st.later_failure) {
         os << "::: {.status}\n**Note:** a later run of this chapter failed (" << md(st.later_failure_message)
            << "); the results below are from the last complete run.\n:::\n";
@@ -367,17 +393,22 @@ Outcome generate(const Options& options) {
     std::string verdicts = "";
     if (st.kind == ChapterState::Kind::kComplete) {
       int holds = 0, total = 0;
-      const json checks = st.metrics.is_object() ? st.metrics.value("checks", json::array()) : json::array();
+      const json checks = st.metrics.is_object()
+                              ? st.metrics.value(schema::key::kChecks, json::array())
+                              : json::array();
       for (const auto& c : checks) {
         ++total;
-        holds += c.is_object() && c.value("holds", false) ? 1 : 0;
+        holds += c.is_object() && c.value(schema::key::kHolds, false) ? 1 : 0;
       }
       verdicts = std::to_string(holds) + " of " + std::to_string(total) + " hold";
-      if (st.run.contains("dataset") && st.run["dataset"].is_object()) datasets_used.insert(str(st.run["dataset"], "name"));
-      if (environment.empty() && st.run.contains("runtime")) {
+      namespace rk = schema::run_key;
+      if (st.run.contains(rk::kDataset) && st.run[rk::kDataset].is_object()) {
+        datasets_used.insert(str(st.run[rk::kDataset], rk::kName));
+      }
+      if (environment.empty() && st.run.contains(rk::kRuntime)) {
         std::ostringstream env;
         env << "| | |\n|---|---|\n";
-        for (const auto& [k, val] : st.run["runtime"].items()) {
+        for (const auto& [k, val] : st.run[rk::kRuntime].items()) {
           env << "| " << md(k) << " | " << md(val.is_string() ? val.get<std::string>() : val.dump()) << " |\n";
         }
         env << "\n" << provenance_line(st.run) << "\n";
@@ -387,9 +418,12 @@ Outcome generate(const Options& options) {
     auto field = [&](const char* a, const char* b) {
       return st.run.is_object() && st.run.contains(a) && st.run[a].is_object() ? md(str(st.run[a], b)) : std::string("");
     };
-    summary << "| " << ch.value("number", 0) << ". " << md(ch.value("title", slug)) << " | " << kind_name(st.kind) << " | "
-            << field("dataset", "name") << " | " << field("protocol", "name") << " | "
-            << (st.run.is_object() ? md(str(st.run, "profile", "")) : "") << " | " << verdicts << " |\n";
+    namespace rk = schema::run_key;
+    summary << "| " << ch.value("number", 0) << ". " << md(ch.value("title", slug)) << " | "
+            << kind_name(st.kind) << " | " << field(rk::kDataset, rk::kName) << " | "
+            << field(rk::kProtocol, rk::kName) << " | "
+            << (st.run.is_object() ? md(str(st.run, rk::kProfile, "")) : "") << " | " << verdicts
+            << " |\n";
   }
 
   std::string data_note;

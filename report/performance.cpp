@@ -325,11 +325,14 @@ double bench_kw_suite(const json& bench) {
 /// Chapter 1's own CPU run of Nz = 20, when results/ holds one.
 double cpu_chapter_01(const Paths& paths) {
   try {
-    const fs::path dir = fs::path(paths.results) / "01-elbo-vs-latent";
+    namespace c1 = schema::ch01;
+    const fs::path dir = fs::path(paths.results) / c1::kSlug;
     const json run = read_json(dir / "run.json");
-    if (run.value("device", std::string("cpu")).rfind("cuda", 0) == 0) return std::nan("");
-    for (const auto& m : read_json(dir / "metrics.json").value("models", json::array())) {
-      if (m.value("nz", 0) == 20) return rate_of(m, "samples_seen", "train_seconds");
+    if (run.value(schema::run_key::kDevice, std::string("cpu")).rfind("cuda", 0) == 0)
+      return std::nan("");
+    for (const auto& m : read_json(dir / "metrics.json").value(c1::kModels, json::array())) {
+      if (m.value(c1::kNz, 0) == 20)
+        return rate_of(m, schema::key::kSamplesSeen, schema::key::kTrainSeconds);
     }
   } catch (const std::exception&) {
   }
@@ -340,13 +343,13 @@ double cpu_chapter_01(const Paths& paths) {
 /// with its training time.
 double cpu_probe(const Paths& paths) {
   std::error_code ec;
-  const fs::path dir = fs::path(paths.results) / ".points" / "06-architecture-search";
+  const fs::path dir = fs::path(paths.results) / ".points" / schema::ch06::kSlug;
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     if (e.path().filename().string().rfind("probe-[500, 500, 3]-r0-", 0) != 0) continue;
     try {
       const json p = read_json(e.path() / "point.json");
-      if (p.value("device", std::string("cpu")) != "cpu") continue;
-      const double r = rate_of(p, "samples_seen", "train_seconds");
+      if (p.value(schema::run_key::kDevice, std::string("cpu")) != "cpu") continue;
+      const double r = rate_of(p, schema::key::kSamplesSeen, schema::key::kTrainSeconds);
       if (std::isfinite(r)) return r;
     } catch (const std::exception&) {
     }

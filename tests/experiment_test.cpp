@@ -127,7 +127,7 @@ class ToyChapter : public Chapter {
   void declare(OptionTable& o) override { o.add("width", width_, {1, 2, 3}, "width").range(1, 10); }
   nlohmann::json run(ChapterRun& run) override {
     run.config()["derived"] = width_ * 10;
-    run.begin(nlohmann::json::object(), "no training");
+    run.begin(nlohmann::json::object(), run.budget(0, 0, "training samples", "the toy trains nothing", "no training"));
     if (fail) throw std::runtime_error("the toy failed on purpose");
     return {{"checks", nlohmann::json::array({{{"claim", "toy"}, {"holds", true}, {"detail", "w"}}})},
             {"width", width_}};
@@ -172,6 +172,8 @@ TEST(ChapterMain, RecordsTheConfigurationItHashesAndDoesNotRunTwice) {
   ASSERT_EQ(toy_main(base), 0);
   const auto run = read_json(out / "99-toy" / "run.json");
   EXPECT_EQ(run.at("status"), "complete");
+  EXPECT_EQ(run.at("schema_version"), vaerepro::schema::kSchemaVersion);
+  EXPECT_EQ(run.at("budget").at("profile"), "smoke");  // the run's own profile (ChapterRun::budget)
   EXPECT_EQ(run.at("config").at("width"), 1);      // the smoke profile's default
   EXPECT_EQ(run.at("config").at("derived"), 10);   // added by the chapter before begin()
   const auto id = identity_of_for_test(run);

@@ -1,8 +1,11 @@
-// The report built from a fixture set of results: five chapters complete
-// (real smoke runs of chapters 1 to 5), one corrupt (6: a truncated
-// run.json); a failed run (tests/fixtures/failed/) put in place of chapter 3;
-// an empty folder gives six "not run yet". The report holds the fixture's
-// values, the "not run" and "failed" entries, and every file it references exists.
+// The report built from a fixture set of results: every chapter complete
+// (smoke runs, tests/fixtures/results/, `make fixtures` regenerates them);
+// a corrupt one (tests/fixtures/corrupt/: a truncated run.json) and a failed
+// one (tests/fixtures/failed/) put in place of a complete one; chapter 1 in
+// the previous results layout (tests/fixtures/v1/); an empty folder gives six
+// "not run yet". The report holds the fixture's values, the "not run",
+// "failed", "corrupt" and "older layout" entries, budgets and provisional
+// verdicts as the runs recorded them, and every file it references exists.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -17,6 +20,8 @@
 #include "common.h"
 #include "generator.h"
 #include "vaerepro/build_config.h"
+#include "vaerepro/schema/metrics.h"
+#include "vaerepro/schema/run_record.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -81,6 +86,19 @@ class ReportFromFixtures : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(root); }
   json fixture_metrics() { return json::parse(read(root / "results/01-elbo-vs-latent/metrics.json")); }
+  json fixture_json(const std::string& slug, const std::string& file) {
+    return json::parse(read(root / "results" / slug / file));
+  }
+  void write_json(const std::string& slug, const std::string& file, const json& j) {
+    std::ofstream(root / "results" / slug / file) << j.dump(2);
+  }
+  /// The part of report.md from chapter `number`'s heading to the next chapter's.
+  std::string chapter_section(const std::string& md_text, int number) {
+    const auto at = md_text.find("{#chapter-0" + std::to_string(number) + "}");
+    if (at == std::string::npos) return "";
+    const auto next = md_text.find("\n# ", at);
+    return md_text.substr(at, next == std::string::npos ? std::string::npos : next - at);
+  }
 };
 
 TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
@@ -109,8 +127,6 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   EXPECT_NE(html.find("commit"), std::string::npos);
   EXPECT_NE(html.find("synthetic"), std::string::npos);
 
-  // Corrupt and failed chapters (missing ones: AnEmptyResultsFolderGivesAllNotRun).
-  EXPECT_NE(html.find("make chapter-06"), std::string::npos);  // the corrupt chapter says how to rerun
   // Chapter 2's estimates table holds the fixture's final K-sample estimates.
   const auto ch2 = json::parse(read(root / "results/02-marginal-likelihood/metrics.json"));
   const std::string k = ch2["k_final"].dump();
@@ -174,17 +190,37 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   EXPECT_NE(html.find("Caveats"), std::string::npos);
   EXPECT_TRUE(fs::exists(root / "figures/ch05-curves.svg"));
   EXPECT_TRUE(fs::exists(root / "figures/ch05-prior.svg"));
-  EXPECT_NE(html.find("incomplete or corrupt"), std::string::npos);
+  // Chapter 6: Table 7's fresh losses, each search's outcome and its probes, the monotonicity
+  // count.
+  namespace c6 = vaerepro::schema::ch06;
+  const auto ch6 = json::parse(read(root / "results/06-architecture-search/metrics.json"));
+  for (const auto& r : ch6[c6::kTable7]) {
+    const std::string v = rp::fmt1(r[c6::kElboLoss].get<double>());
+    EXPECT_NE(html.find(v), std::string::npos) << "chapter 6: Table 7 loss " << v;
+  }
+  ASSERT_FALSE(ch6[c6::kSearches].empty());
+  for (const auto& srch : ch6[c6::kSearches]) {
+    EXPECT_NE(html.find(srch[c6::kMode].get<std::string>() + " mode, " +
+                        srch[c6::kSearch].get<std::string>()),
+              std::string::npos);
+    for (const auto& p : srch[c6::kLog]) {
+      const std::string v = rp::fmt1(p[c6::kReconstruction].get<double>());
+      EXPECT_NE(html.find(v), std::string::npos) << "chapter 6: probe reconstruction " << v;
+    }
+  }
+  EXPECT_NE(html.find("distinct architectures probed"), std::string::npos);
+  // Every chapter is complete: none is skipped as corrupt, the summary says so six times.
+  EXPECT_EQ(html.find("incomplete or corrupt"), std::string::npos);
+  for (const auto& s : outcome.skipped)
+    EXPECT_EQ(s.find("incomplete or corrupt"), std::string::npos) << s;
   // The reliability appendix lists the failure classes covered, and the interrupted runs.
   EXPECT_NE(html.find("failures the suite catches"), std::string::npos);
   for (const char* c : {"SIGKILL", "SIGINT", "NaN or Inf", "wrong checksum", "a missing dataset",
                         "contradictory options", "cannot be written", "fails half-way", "FORCE=1"}) {
     EXPECT_NE(html.find(c), std::string::npos) << "the appendix lacks " << c;
   }
-  EXPECT_NE(html.find("stopped before completing (configuration 0123456789abcdef"), std::string::npos);
-  bool skipped_corrupt = false;
-  for (const auto& s : outcome.skipped) skipped_corrupt |= s.rfind("06-architecture-search", 0) == 0;
-  EXPECT_TRUE(skipped_corrupt);
+  EXPECT_NE(html.find("stopped before completing (configuration 0123456789abcdef"),
+            std::string::npos);
 
   // The figure was drawn, in both formats.
   EXPECT_TRUE(fs::exists(root / "figures/ch01-curves.svg"));
@@ -270,6 +306,280 @@ TEST_F(ReportFromFixtures, TheFidelityTableAndSeedIntervals) {
   bool said = false;
   for (const auto& s : outcome.skipped) said |= s.find("seed 8 ran another configuration") != std::string::npos;
   EXPECT_TRUE(said);
+}
+
+TEST_F(ReportFromFixtures, ACorruptResultIsSkippedAndSaysHowToRerun) {
+  // A truncated run.json (tests/fixtures/corrupt/) in place of chapter 6's complete result.
+  fs::remove_all(root / "results/06-architecture-search");
+  fs::copy(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/corrupt/06-architecture-search",
+           root / "results/06-architecture-search", fs::copy_options::recursive);
+  options.pdf = false;
+  const auto outcome = rp::generate(options);
+  const std::string html = read(root / "out/index.html");
+  EXPECT_NE(html.find("incomplete or corrupt"), std::string::npos);
+  EXPECT_NE(html.find("make chapter-06"), std::string::npos);
+  bool skipped_corrupt = false;
+  for (const auto& s : outcome.skipped)
+    skipped_corrupt |= s.rfind("06-architecture-search: incomplete or corrupt", 0) == 0;
+  EXPECT_TRUE(skipped_corrupt);
+  // The other chapters are still rendered.
+  EXPECT_NE(html.find("Criterion:"), std::string::npos);
+}
+
+// Issue #18: the budget and the provisional wording come from what the run
+// recorded, not from the profile's name.
+TEST_F(ReportFromFixtures, BudgetsAndProvisionalVerdictsAreTheRunsOwn) {
+  namespace sc = vaerepro::schema;
+  options.pdf = false;
+  options.plots = false;
+  // The smoke fixtures: every chapter with verdicts says they are provisional, why, and how to
+  // decide them.
+  rp::generate(options);
+  std::string md_text = read(root / "out/report.md");
+  for (int n = 1; n <= 6; ++n) {
+    const std::string section = chapter_section(md_text, n);
+    ASSERT_FALSE(section.empty()) << "chapter " << n;
+    EXPECT_EQ(section.find("quick profile"), std::string::npos) << "chapter " << n;
+  }
+  const json run1 = fixture_json(sc::ch01::kSlug, "run.json");
+  ASSERT_EQ(sc::schema_version_of(run1), sc::kSchemaVersion)
+      << "regenerate the fixtures: make fixtures";
+  const sc::Budget b1 = run1.at(sc::run_key::kBudget).get<sc::Budget>();
+  EXPECT_TRUE(b1.provisional);
+  EXPECT_EQ(b1.profile, "smoke");
+  std::string ch1 = chapter_section(md_text, 1);
+  EXPECT_NE(ch1.find("*Provisional:* " + rp::md(b1.why)), std::string::npos) << ch1;
+  EXPECT_NE(ch1.find("`make chapter-01 PROFILE=full` trains at the paper's budget"),
+            std::string::npos)
+      << ch1;
+  EXPECT_NE(ch1.find("(provisional)"), std::string::npos);
+  EXPECT_NE(ch1.find("| profile and budget | smoke: " + rp::md(b1.text)), std::string::npos) << ch1;
+  for (int n : {2, 3, 4, 6}) {
+    EXPECT_NE(chapter_section(md_text, n).find("PROFILE=full` trains at the paper's budget"),
+              std::string::npos)
+        << "chapter " << n;
+  }
+
+  // A run that recorded the paper's budget (a full run): no "(provisional)", no advice to rerun it.
+  for (const char* slug : {sc::ch01::kSlug, sc::ch03::kSlug, sc::ch06::kSlug}) {
+    json run = fixture_json(slug, "run.json");
+    sc::Budget b = run.at(sc::run_key::kBudget).get<sc::Budget>();
+    b = sc::make_budget("full", b.paper_amount, b.paper_amount, b.unit, b.paper,
+                        "the paper's budget");
+    run[sc::run_key::kBudget] = b;
+    run[sc::run_key::kProfile] = "full";
+    write_json(slug, "run.json", run);
+  }
+  rp::generate(options);
+  md_text = read(root / "out/report.md");
+  for (int n : {1, 3, 6}) {
+    const std::string section = chapter_section(md_text, n);
+    EXPECT_EQ(section.find("(provisional)"), std::string::npos) << "chapter " << n << ":\n"
+                                                                << section;
+    EXPECT_EQ(section.find("PROFILE=full"), std::string::npos) << "chapter " << n;
+    EXPECT_NE(section.find("*Budget:* decided at the paper's budget or beyond"), std::string::npos)
+        << "chapter " << n;
+    EXPECT_NE(section.find("verdicts not provisional"), std::string::npos) << "chapter " << n;
+  }
+
+  // A full profile below the paper's budget (an override) is provisional, without the advice to run
+  // the full profile.
+  {
+    json run = fixture_json(sc::ch03::kSlug, "run.json");
+    run[sc::run_key::kBudget] =
+        sc::make_budget("full", 3e7, 6e7, "training samples per model", "seed 000: 6e7", "3e7");
+    write_json(sc::ch03::kSlug, "run.json", run);
+  }
+  rp::generate(options);
+  const std::string ch3 = chapter_section(read(root / "out/report.md"), 3);
+  EXPECT_NE(ch3.find("(provisional)"), std::string::npos);
+  EXPECT_NE(ch3.find("50% of the paper's 6e+07"), std::string::npos) << ch3;
+  EXPECT_EQ(ch3.find("PROFILE=full"), std::string::npos);
+}
+
+TEST_F(ReportFromFixtures, AResultInTheOlderLayoutIsReadAndSaysSo) {
+  // Chapter 1 as the previous layout wrote it (tests/fixtures/v1/): no
+  // schema_version, the budget a sentence, checks_budget in metrics.json.
+  const fs::path dir = root / "results/01-elbo-vs-latent";
+  for (const char* f : {"run.json", "metrics.json"}) {
+    fs::copy_file(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/v1/01-elbo-vs-latent" / f,
+                  dir / f, fs::copy_options::overwrite_existing);
+  }
+  options.pdf = false;
+  const auto outcome = rp::generate(options);
+  const std::string md_text = read(root / "out/report.md");
+  const std::string ch1 = chapter_section(md_text, 1);
+  EXPECT_NE(ch1.find("**Older results layout.**"), std::string::npos) << ch1;
+  EXPECT_NE(ch1.find("`make chapter-01` with the same options regenerates it"), std::string::npos)
+      << ch1;
+  // Its numbers are still read, its budget sentence shown, its verdicts provisional as it recorded.
+  const json old = json::parse(read(dir / "metrics.json"));
+  for (const auto& m : old["models"]) {
+    if (m["role"] != "sweep") continue;
+    EXPECT_NE(ch1.find(rp::fmt1(m["final"]["test"]["elbo"].get<double>())), std::string::npos);
+  }
+  EXPECT_NE(ch1.find("each model sees 3000 training samples"), std::string::npos);
+  EXPECT_NE(ch1.find("*Provisional:* decided at a fraction of KW2013"), std::string::npos) << ch1;
+  for (const auto& s : outcome.skipped)
+    EXPECT_NE(s.rfind("01-elbo-vs-latent: incomplete", 0), 0u) << s;
+  // The other chapters (current layout) say nothing of the kind.
+  EXPECT_EQ(chapter_section(md_text, 2).find("Older results layout"), std::string::npos);
+}
+
+TEST_F(ReportFromFixtures, AResultInANewerLayoutIsSkippedWithTheReason) {
+  json run = fixture_json("02-marginal-likelihood", "run.json");
+  run[vaerepro::schema::run_key::kSchemaVersion] = vaerepro::schema::kSchemaVersion + 1;
+  write_json("02-marginal-likelihood", "run.json", run);
+  options.pdf = false;
+  const auto outcome = rp::generate(options);
+  std::string skipped;
+  for (const auto& s : outcome.skipped) skipped += s + "\n";
+  EXPECT_NE(skipped.find("02-marginal-likelihood: incomplete or corrupt"), std::string::npos)
+      << skipped;
+  EXPECT_NE(skipped.find("newer than this report generator reads"), std::string::npos) << skipped;
+}
+
+TEST_F(ReportFromFixtures, ABudgetRecordWithoutItsFieldsNamesTheKey) {
+  json run = fixture_json("03-beta-sweep", "run.json");
+  run[vaerepro::schema::run_key::kBudget].erase(vaerepro::schema::budget_key::kWhy);
+  write_json("03-beta-sweep", "run.json", run);
+  options.pdf = false;
+  const auto outcome = rp::generate(options);
+  std::string skipped;
+  for (const auto& s : outcome.skipped) skipped += s + "\n";
+  EXPECT_NE(skipped.find("03-beta-sweep: incomplete or corrupt"), std::string::npos) << skipped;
+  EXPECT_NE(skipped.find("why"), std::string::npos) << skipped;
+}
+
+TEST(ResultsSchema, TheBudgetRecordDecidesProvisionalAndRoundTrips) {
+  namespace sc = vaerepro::schema;
+  const sc::Budget low =
+      sc::make_budget("quick", 1.5e6, 1e8, "training samples per model", "KW2013 Fig. 2: 1e8", "t");
+  EXPECT_TRUE(low.provisional);
+  EXPECT_EQ(low.why,
+            "decided at 1.5e+06 training samples per model, 1.5% of the paper's 1e+08 (KW2013 Fig. "
+            "2: 1e8)");
+  EXPECT_EQ(sc::make_budget("smoke", 3000, 1e8, "samples", "p", "t")
+                .why.rfind("decided at 3000 samples, 0.003%", 0),
+            0u);
+  EXPECT_EQ(sc::budget_number(2.5), "2.5");
+  EXPECT_EQ(sc::budget_number(6e7), "6e+07");
+  const sc::Budget at =
+      sc::make_budget("full", 1e8, 1e8, "training samples per model", "KW2013", "t");
+  EXPECT_FALSE(at.provisional);
+  EXPECT_FALSE(sc::make_budget("full", 2e8, 1e8, "u", "p", "t").provisional);
+  const sc::Budget none = sc::make_budget("full", 10, NAN, "epochs", "no budget stated", "t");
+  EXPECT_FALSE(none.provisional);
+  EXPECT_NE(none.why.find("states no budget"), std::string::npos);
+  // Round trip through JSON, NaN as null.
+  const json j = none;
+  EXPECT_TRUE(j.at(sc::budget_key::kPaperAmount).is_null());
+  const sc::Budget back = j.get<sc::Budget>();
+  EXPECT_EQ(back.profile, "full");
+  EXPECT_EQ(back.amount, 10);
+  EXPECT_TRUE(std::isnan(back.paper_amount));
+  EXPECT_EQ(back.why, none.why);
+  EXPECT_FALSE(back.legacy);
+  const sc::Budget back_low = json(low).get<sc::Budget>();
+  EXPECT_EQ(back_low.amount, 1.5e6);
+  EXPECT_EQ(back_low.paper_amount, 1e8);
+  EXPECT_TRUE(back_low.provisional);
+}
+
+TEST(ResultsSchema, ACheckIsWrittenUnderTheKeysTheReportReads) {
+  namespace sc = vaerepro::schema;
+  const json j = sc::Check{"a claim", "a criterion", true, "1 -> 2"};
+  EXPECT_EQ(j.at(sc::key::kClaim), "a claim");
+  EXPECT_EQ(j.at(sc::key::kCriterion), "a criterion");
+  EXPECT_EQ(j.at(sc::key::kHolds), true);
+  EXPECT_EQ(j.at(sc::key::kDetail), "1 -> 2");
+  const sc::Check back = j.get<sc::Check>();
+  EXPECT_EQ(back.claim, "a claim");
+  EXPECT_TRUE(back.holds);
+  json missing = j;
+  missing.erase(sc::key::kHolds);
+  EXPECT_THROW(missing.get<sc::Check>(), json::exception);
+  // Every fixture's verdicts read as checks.
+  for (const char* slug :
+       {sc::ch01::kSlug, sc::ch02::kSlug, sc::ch03::kSlug, sc::ch04::kSlug, sc::ch06::kSlug}) {
+    std::ifstream in(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/results" / slug /
+                     "metrics.json");
+    const json metrics = json::parse(in);
+    EXPECT_NO_THROW(metrics.at(sc::key::kChecks).get<std::vector<sc::Check>>()) << slug;
+  }
+}
+
+// The run.json `config` entries each renderer prints in its setup table:
+// every complete fixture (a smoke run of the chapter as built) holds them,
+// so an option renamed in a chapter's OptionTable shows here, not as a "?".
+TEST(ResultsSchema, EveryFixtureRecordsTheConfigTheReportReads) {
+  namespace sc = vaerepro::schema;
+  namespace cfg = sc::config_key;
+  const std::vector<std::pair<std::string, std::vector<std::string>>> wanted = {
+      {sc::ch01::kSlug,
+       {cfg::kActivation, cfg::kBatchSize, cfg::kInit, cfg::kOptimizer, cfg::kSamplesPerModel, cfg::kEvalPoints,
+        sc::ch01::kConfigHidden}},
+      {sc::ch02::kSlug,
+       {cfg::kArchitecture, cfg::kActivation, cfg::kInit, cfg::kOptimizer, cfg::kBatchSize,
+        sc::ch02::kConfigEvalExamples, sc::ch02::kConfigKCurve, sc::ch02::kConfigKFinal,
+        sc::ch02::kConfigHmcExamples}},
+      {sc::ch03::kSlug,
+       {cfg::kArchitecture, cfg::kActivation, cfg::kOptimizer, cfg::kBatchSize, sc::ch03::kConfigTraversalNz,
+        sc::ch03::kConfigAppendixNz, sc::ch03::kConfigTraversalCondition, sc::ch03::kConfigTraversalBetas}},
+      {sc::ch04::kSlug,
+       {cfg::kArchitecture, cfg::kActivation, cfg::kSamplesPerModel, sc::ch04::kConfigBetaBvae,
+        sc::ch04::kConfigClassifier, sc::ch04::kConfigClassifierEpochs, sc::ch04::kConfigPerLabel}},
+      {sc::ch06::kSlug,
+       {cfg::kActivation, cfg::kOptimizer, cfg::kBatchSize, sc::ch06::kConfigMeasuredOn,
+        sc::ch06::kConfigSamplesPerProbe}},
+  };
+  for (const auto& [slug, keys] : wanted) {
+    std::ifstream in(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/results" / slug / "run.json");
+    const json run = json::parse(in);
+    const json& config = run.at(sc::run_key::kConfig);
+    for (const auto& key : keys) EXPECT_TRUE(config.contains(key)) << slug << ": config lacks " << key;
+    if (config.contains(cfg::kOptimizer)) {
+      for (const char* key : {cfg::kOptimizerName, cfg::kLr}) {
+        EXPECT_TRUE(config[cfg::kOptimizer].contains(key)) << slug << ": config.optimizer lacks " << key;
+      }
+    }
+  }
+}
+
+TEST(ResultsSchema, VersionsAndTheOlderLayoutsBudget) {
+  namespace sc = vaerepro::schema;
+  EXPECT_EQ(sc::schema_version_of(json::object()), sc::kLegacySchemaVersion);
+  EXPECT_EQ(sc::schema_version_of(json{{sc::run_key::kSchemaVersion, 2}}), 2);
+  EXPECT_EQ(sc::schema_version_of(json{{sc::run_key::kSchemaVersion, "2"}}),
+            sc::kLegacySchemaVersion);
+  EXPECT_EQ(sc::schema_version_of(json()), sc::kLegacySchemaVersion);
+  // Version 1: the sentence and checks_budget.
+  const json run = {{"profile", "quick"}, {"budget", "each model sees 1500000 training samples"}};
+  const json metrics = {{"checks_budget",
+                         {{"provisional", false},
+                          {"note", "decided at KW2013's budget"},
+                          {"samples_per_model", 1e8},
+                          {"paper_samples", 1e8}}}};
+  const sc::Budget b = sc::read_budget(run, metrics);
+  EXPECT_TRUE(b.legacy);
+  EXPECT_FALSE(b.provisional);
+  EXPECT_EQ(b.text, "each model sees 1500000 training samples");
+  EXPECT_EQ(b.why, "decided at KW2013's budget");
+  EXPECT_EQ(b.amount, 1e8);
+  EXPECT_EQ(b.profile, "quick");
+  // Version 1 without checks_budget: provisional, as the report always read it.
+  EXPECT_TRUE(sc::read_budget(run, json::object()).provisional);
+  // Version 2 without a record (a chapter that wrote a sentence): provisional, and the reason says
+  // so.
+  json v2 = run;
+  v2[sc::run_key::kSchemaVersion] = sc::kSchemaVersion;
+  const sc::Budget missing = sc::read_budget(v2, metrics);
+  EXPECT_TRUE(missing.provisional);
+  EXPECT_FALSE(missing.legacy);
+  EXPECT_NE(missing.why.find("no budget record"), std::string::npos);
+  // Version 2 with a record: the record, whatever metrics.json says.
+  v2[sc::run_key::kBudget] = sc::make_budget("full", 1e8, 1e8, "u", "p", "t");
+  EXPECT_FALSE(sc::read_budget(v2, json{{"checks_budget", {{"provisional", true}}}}).provisional);
 }
 
 TEST(NoiseVerdict, WithinAndOutsideTwoStandardErrors) {

@@ -59,38 +59,36 @@ nlohmann::json compute_checks(const std::map<int64_t, double>& test_bound,
     for (const auto& [k, v] : test_bound) {
       if (k != 3 && v <= test_bound.at(3)) worst = false;
     }
-    checks.push_back({{"claim", "Nz = 3 has the worst test bound"},
-                      {"criterion", "the final test ELBO at Nz = 3 is below that of every other Nz"},
-                      {"holds", worst},
-                      {"detail", "Nz = 3: " + fmt(test_bound.at(3))}});
+    checks.push_back(schema::Check{"Nz = 3 has the worst test bound",
+                                   "the final test ELBO at Nz = 3 is below that of every other Nz",
+                                   worst, "Nz = 3: " + fmt(test_bound.at(3))});
   }
   if (has(3) && has(20)) {
-    checks.push_back({{"claim", "the test bound improves from Nz = 3 to Nz = 20"},
-                      {"criterion", "final test ELBO(Nz = 20) > final test ELBO(Nz = 3)"},
-                      {"holds", test_bound.at(20) > test_bound.at(3)},
-                      {"detail", fmt(test_bound.at(3)) + " -> " + fmt(test_bound.at(20))}});
+    checks.push_back(schema::Check{"the test bound improves from Nz = 3 to Nz = 20",
+                                   "final test ELBO(Nz = 20) > final test ELBO(Nz = 3)",
+                                   test_bound.at(20) > test_bound.at(3),
+                                   fmt(test_bound.at(3)) + " -> " + fmt(test_bound.at(20))});
   }
   if (has(3) && has(10) && has(20) && has(200)) {
     const double hi = std::max({test_bound.at(10), test_bound.at(20), test_bound.at(200)});
     const double lo = std::min({test_bound.at(10), test_bound.at(20), test_bound.at(200)});
     const double spread_gap = hi - test_bound.at(3);
-    checks.push_back(
-        {{"claim", "Nz = 10, 20 and 200 end close together"},
-         {"criterion",
-          "the spread of their final test ELBOs is less than a third of the gap between Nz = 3 and "
-          "the best of them"},
-         {"holds", (hi - lo) < spread_gap / 3.0},
-         {"detail", "spread " + fmt(hi - lo) + " nats, gap to Nz = 3 " + fmt(spread_gap) + " nats"}});
+    checks.push_back(schema::Check{
+        "Nz = 10, 20 and 200 end close together",
+        "the spread of their final test ELBOs is less than a third of the gap between Nz = 3 and "
+        "the best of them",
+        (hi - lo) < spread_gap / 3.0,
+        "spread " + fmt(hi - lo) + " nats, gap to Nz = 3 " + fmt(spread_gap) + " nats"});
   }
   if (gap.size() >= 2) {
     const auto smallest = gap.begin(), largest = std::prev(gap.end());
-    checks.push_back(
-        {{"claim", "more latent variables do not overfit"},
-         {"criterion", "the train-minus-test gap of the largest Nz exceeds that of the smallest by "
-                       "less than 2 nats"},
-         {"holds", largest->second - smallest->second < 2.0},
-         {"detail", "gap " + fmt(smallest->second) + " nats at Nz = " + std::to_string(smallest->first) +
-                        ", " + fmt(largest->second) + " nats at Nz = " + std::to_string(largest->first)}});
+    checks.push_back(schema::Check{
+        "more latent variables do not overfit",
+        "the train-minus-test gap of the largest Nz exceeds that of the smallest by less than 2 "
+        "nats",
+        largest->second - smallest->second < 2.0,
+        "gap " + fmt(smallest->second) + " nats at Nz = " + std::to_string(smallest->first) + ", " +
+            fmt(largest->second) + " nats at Nz = " + std::to_string(largest->first)});
   }
   return checks;
 }
@@ -141,11 +139,15 @@ class ElboVsLatent : public Chapter {
     auto& config = run.config();
     config["nz"] = nz_list_;
     config["likelihood"] = "bernoulli";
-    config["optimizer"] = optimizer.to_json();
-    config["samples_per_model"] = total;
+    config[schema::config_key::kOptimizer] = optimizer.to_json();
+    config[schema::config_key::kSamplesPerModel] = total;
     config["latent_samples_per_example"] = 1;
-    config["init"] = "N(0, 0.01^2) for every parameter (KW2013 section 5)";
-    run.begin(data.to_json(), "each model sees " + std::to_string(total) + " training samples (KW2013 Fig. 2 runs to 1e8)");
+    config[schema::config_key::kInit] = "N(0, 0.01^2) for every parameter (KW2013 section 5)";
+    run.begin(data.to_json(),
+              run.budget(static_cast<double>(total), 1e8, "training samples per model",
+                         "KW2013 Fig. 2: 1e8 samples per model",
+                         "each model sees " + std::to_string(total) +
+                             " training samples (KW2013 Fig. 2 runs to 1e8)"));
 
     std::vector<int64_t> to_train = nz_list_;
     if (manifold_nz_ > 0 && std::find(to_train.begin(), to_train.end(), manifold_nz_) == to_train.end()) {
@@ -190,27 +192,30 @@ class ElboVsLatent : public Chapter {
         test_bound[nz] = last.test.elbo;
         gap[nz] = last.train.elbo - last.test.elbo;
       }
-      models.push_back({{"nz", nz},
-                        {"architecture", Architecture{{hidden_}, nz}.to_string()},
-                        {"role", in_sweep ? "sweep" : "manifold"},
-                        {"parameters", vae->parameter_count()},
-                        {"samples_seen", result.samples_seen},
-                        {"final", {{"train", last.train.to_json()}, {"test", last.test.to_json()}}},
-                        {"curve", curve_json(result)},
-                        {"curve_csv", "curves/" + name + ".csv"},
-                        {"train_seconds", result.train_seconds},
-                        {"eval_seconds", result.eval_seconds},
-                        {"marginal", marginal},
-                        {"step", result.step}});
+      namespace k = schema::key;
+      namespace c1 = schema::ch01;
+      models.push_back(
+          {{c1::kNz, nz},
+           {k::kArchitecture, Architecture{{hidden_}, nz}.to_string()},
+           {c1::kRole, in_sweep ? c1::kRoleSweep : "manifold"},
+           {"parameters", vae->parameter_count()},
+           {k::kSamplesSeen, result.samples_seen},
+           {k::kFinal, {{k::kTrain, last.train.to_json()}, {k::kTest, last.test.to_json()}}},
+           {k::kCurve, curve_json(result)},
+           {"curve_csv", "curves/" + name + ".csv"},
+           {k::kTrainSeconds, result.train_seconds},
+           {"eval_seconds", result.eval_seconds},
+           {c1::kMarginal, marginal},
+           {"step", result.step}});
       // Pictures: reconstructions (seed Fig. 4), samples (seed Fig. 5), the 2-D manifold (KW2013 Fig. 4).
       recon_rows.push_back(reconstruct(*vae, originals));
       write_image_grid(run.writer().path("images/samples-" + name + ".png"),
                        sample_images(*vae, 100, originals.options()), 10, data.height, data.width);
-      images["samples_" + name] = "images/samples-" + name + ".png";
+      images[schema::ch01::image_samples(nz)] = "images/samples-" + name + ".png";
       if (nz == 2 && manifold_nz_ == 2) {
         write_image_grid(run.writer().path("images/manifold-nz-2.png"), manifold_grid(*vae, 20, originals.options()),
                          20, data.height, data.width);
-        images["manifold_nz-2"] = "images/manifold-nz-2.png";
+        images[schema::ch01::kImageManifold] = "images/manifold-nz-2.png";
       }
       char line[128];
       std::snprintf(line, sizeof(line), "%5lld %12.2f %12.2f\n", static_cast<long long>(nz), last.train.elbo,
@@ -219,34 +224,31 @@ class ElboVsLatent : public Chapter {
     }
     write_image_grid(run.writer().path("images/reconstructions.png"), torch::cat(recon_rows, 0), n_show,
                      data.height, data.width);
-    images["reconstructions"] = "images/reconstructions.png";
+    images[schema::ch01::kImageReconstructions] = "images/reconstructions.png";
     std::cout << "\n" << run.prefix() << "final bounds, nats per example (" << run.dataset_name() << ", "
               << to_string(run.protocol()) << ", " << total << " samples per model)\n   Nz   train ELBO    test ELBO\n"
               << table;
 
     const nlohmann::json frey = frey_face_status(run.common().data_dir);
-    run.record()["frey_face"] = frey;
-    return {{"models", models},
-            {"checks", compute_checks(test_bound, gap)},
-            {"checks_budget",
-             {{"samples_per_model", total},
-              {"paper_samples", 1e8},
-              {"provisional", total < 1e8},
-              {"note", total < 1e8 ? "decided at a fraction of KW2013's budget, with one seed: provisional"
-                                   : "decided at KW2013's budget, with one seed"}}},
-            {"reconstruction_rows", "original test images, then Nz = " + nlohmann::json(to_train).dump()},
-            {"images", images},
-            {"frey_face", frey}};
+    namespace c1 = schema::ch01;
+    run.record()[c1::kFreyFace] = frey;
+    return {{c1::kModels, models},
+            {schema::key::kChecks, compute_checks(test_bound, gap)},
+            {c1::kReconstructionRows,
+             "original test images, then Nz = " + nlohmann::json(to_train).dump()},
+            {schema::key::kImages, images},
+            {c1::kFreyFace, frey}};
   }
 
  private:
   /// Frey Face (KW2013 Fig. 2, right) is not available offline: the run records why not.
   static nlohmann::json frey_face_status(const std::string& data_dir) {
-    nlohmann::json frey = {{"status", "skipped"}};
-    frey["reason"] = std::filesystem::exists(data_dir + "/frey-face/frey_rawface.mat")
-                         ? "Frey Face data is present, but its loader is not implemented yet"
-                         : "Frey Face is not available offline (no Debian or npm package ships it) and "
-                           "data/frey-face/frey_rawface.mat is absent";
+    nlohmann::json frey = {{schema::ch01::kStatus, "skipped"}};
+    frey[schema::ch01::kReason] =
+        std::filesystem::exists(data_dir + "/frey-face/frey_rawface.mat")
+            ? "Frey Face data is present, but its loader is not implemented yet"
+            : "Frey Face is not available offline (no Debian or npm package ships it) and "
+              "data/frey-face/frey_rawface.mat is absent";
     return frey;
   }
 

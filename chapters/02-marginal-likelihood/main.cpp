@@ -81,32 +81,37 @@ nlohmann::json compute_checks(const nlohmann::json& models, int64_t k_final) {
   const Value growth_large = growth(large, last_large / 2, last_large);
   const std::string ns = std::to_string(n_small), nl = std::to_string(n_large);
   auto pm = [](const Value& v) { return format_fixed(v.mean) + " +- " + format_fixed(v.se); };
-  checks.push_back(
-      {{"claim", "with N = " + ns + " the model overfits"},
-       {"criterion", "its final train-minus-test gap (K = " + std::to_string(k_final) +
-                         ") exceeds that of N = " + nl + " by more than two standard errors of the difference, "
-                         "and its gap grew along training by more than two standard errors of the growth "
-                         "(standard errors of the means over the scored points)"},
-       {"holds", gap_small - gap_large > 2 * gap_diff_se && growth_small.mean > 2 * growth_small.se},
-       {"detail", "gap " + format_fixed(gap_small) + " nats against " + format_fixed(gap_large) + " (difference " +
-                      pm(Value{gap_small - gap_large, gap_diff_se}) + "); grew by " + pm(growth_small) + " nats"},
-       {"standard_error", gap_diff_se}});
-  checks.push_back(
-      {{"claim", "with N = " + nl + " it does not"},
-       {"criterion", "over the second half of its estimates along training, the train-minus-test gap grows by "
-                     "less than two standard errors of that growth (the test estimate keeps up with the train "
-                     "estimate within the estimator's noise)"},
-       {"holds", growth_large.mean < 2 * growth_large.se},
-       {"detail", "the gap changed by " + pm(growth_large) + " nats"},
-       {"standard_error", growth_large.se}});
+  checks.push_back(schema::Check{
+      "with N = " + ns + " the model overfits",
+      "its final train-minus-test gap (K = " + std::to_string(k_final) +
+          ") exceeds that of N = " + nl +
+          " by more than two standard errors of the difference, and its gap grew along training by "
+          "more "
+          "than two standard errors of the growth (standard errors of the means over the scored "
+          "points)",
+      gap_small - gap_large > 2 * gap_diff_se && growth_small.mean > 2 * growth_small.se,
+      "gap " + format_fixed(gap_small) + " nats against " + format_fixed(gap_large) +
+          " (difference " + pm(Value{gap_small - gap_large, gap_diff_se}) + "); grew by " +
+          pm(growth_small) + " nats",
+      gap_diff_se});
+  checks.push_back(schema::Check{"with N = " + nl + " it does not",
+                                 "over the second half of its estimates along training, the "
+                                 "train-minus-test gap grows by less than "
+                                 "two standard errors of that growth (the test estimate keeps up "
+                                 "with the train estimate within the "
+                                 "estimator's noise)",
+                                 growth_large.mean < 2 * growth_large.se,
+                                 "the gap changed by " + pm(growth_large) + " nats",
+                                 growth_large.se});
   const Value better{le.mean - se_.mean, rss({le.se, se_.se})};
-  checks.push_back({{"claim", "the larger training set generalises better"},
-                    {"criterion", "final test estimate with N = " + nl + " above that with N = " + ns +
-                                      " by more than two standard errors of the difference"},
-                    {"holds", better.mean > 2 * better.se},
-                    {"detail", format_fixed(se_.mean) + " (N = " + ns + ") -> " + format_fixed(le.mean) + " (N = " +
-                                   nl + "): " + pm(better) + " nats"},
-                    {"standard_error", better.se}});
+  checks.push_back(
+      schema::Check{"the larger training set generalises better",
+                    "final test estimate with N = " + nl + " above that with N = " + ns +
+                        " by more than two standard errors of the difference",
+                    better.mean > 2 * better.se,
+                    format_fixed(se_.mean) + " (N = " + ns + ") -> " + format_fixed(le.mean) +
+                        " (N = " + nl + "): " + pm(better) + " nats",
+                    better.se});
   return checks;
 }
 
@@ -167,19 +172,25 @@ class MarginalLikelihood : public Chapter {
     const Architecture arch{{hidden_}, nz_};
     auto& config = run.config();
     config["n_train"] = n_list_;
-    config["architecture"] = arch.to_string();
+    config[schema::config_key::kArchitecture] = arch.to_string();
     config["likelihood"] = "bernoulli";
-    config["optimizer"] = {{"name", training_.optimizer},
-                           {"lr", training_.lr},
-                           {"weight_decay", weight_decay_ < 0 ? "1/N" : std::to_string(weight_decay_)}};
+    namespace cfg = schema::config_key;
+    config[cfg::kOptimizer] = {
+        {cfg::kOptimizerName, training_.optimizer},
+        {cfg::kLr, training_.lr},
+        {cfg::kWeightDecay, weight_decay_ < 0 ? "1/N" : std::to_string(weight_decay_)}};
     config["samples"] = {{"small", samples_small_}, {"large", samples_large_}};
     config["hmc"] = hmc_.to_json();
-    config["init"] = "N(0, 0.01^2) for every parameter (KW2013 section 5)";
-    run.begin(nlohmann::json::object(),
-              "N = smaller set: " + std::to_string(static_cast<int64_t>(samples_small_)) +
-                  " training samples, larger set: " + std::to_string(static_cast<int64_t>(samples_large_)) +
-                  " (KW2013 Fig. 3: about 6e7); curve estimates with K = " + std::to_string(k_curve_) +
-                  ", final with K = " + std::to_string(k_final_));
+    config[cfg::kInit] = "N(0, 0.01^2) for every parameter (KW2013 section 5)";
+    run.begin(
+        nlohmann::json::object(),
+        run.budget(samples_small_, 6e7, "training samples on the smaller training set",
+                   "KW2013 Fig. 3: about 6e7 samples (6.7e7 on the larger set)",
+                   "N = smaller set: " + std::to_string(static_cast<int64_t>(samples_small_)) +
+                       " training samples, larger set: " +
+                       std::to_string(static_cast<int64_t>(samples_large_)) +
+                       " (KW2013 Fig. 3: about 6e7); curve estimates with K = " +
+                       std::to_string(k_curve_) + ", final with K = " + std::to_string(k_final_)));
 
     nlohmann::json models = nlohmann::json::array();
     const int64_t largest = *std::max_element(n_list_.begin(), n_list_.end());
@@ -198,9 +209,10 @@ class MarginalLikelihood : public Chapter {
       train.label = run.info().program + " N=" + std::to_string(n);
       // [curve-estimates]
       train.evaluate_extra = [&](VaeImpl& model) -> nlohmann::json {
-        return {{"k", k_curve_},
-                {"train", importance_sampled_on_set(model, x_train, k_curve_).to_json()},
-                {"test", importance_sampled_on_set(model, x_test, k_curve_).to_json()}};
+        return {
+            {"k", k_curve_},
+            {schema::key::kTrain, importance_sampled_on_set(model, x_train, k_curve_).to_json()},
+            {schema::key::kTest, importance_sampled_on_set(model, x_test, k_curve_).to_json()}};
       };
       // [curve-estimates]
       const OptimizerOptions optimizer{training_.optimizer, training_.lr,
@@ -219,8 +231,9 @@ class MarginalLikelihood : public Chapter {
                 << (hmc_examples_ > 0 ? ", HMC on " + std::to_string(hmc_examples_) + " per set" : "") << ")\n"
                 << std::flush;
       const auto e0 = std::chrono::steady_clock::now();
-      const nlohmann::json final_json = {{"train", score_on_set(*vae, x_train, k_final_, hmc_examples_, hmc_)},
-                                         {"test", score_on_set(*vae, x_test, k_final_, hmc_examples_, hmc_)}};
+      const nlohmann::json final_json = {
+          {schema::key::kTrain, score_on_set(*vae, x_train, k_final_, hmc_examples_, hmc_)},
+          {schema::key::kTest, score_on_set(*vae, x_test, k_final_, hmc_examples_, hmc_)}};
       const double final_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
       const std::string k = std::to_string(k_final_);
       std::cout << run.prefix() << "N=" << n << " done: log p(x) (K = " << k << ") train "
@@ -237,27 +250,25 @@ class MarginalLikelihood : public Chapter {
       }
       run.writer().write_csv("curves/" + name + "-log-px.csv",
                              {"samples_seen", "train_log_px", "train_se", "test_log_px", "test_se"}, rows);
-      models.push_back({{"n_train", n},
-                        {"samples_seen", result.samples_seen},
-                        {"final", final_json},
-                        {"curve", curve_json(result)},
-                        {"train_seconds", result.train_seconds},
+      namespace sk = schema::key;
+      models.push_back({{schema::ch02::kNTrain, n},
+                        {sk::kSamplesSeen, result.samples_seen},
+                        {sk::kFinal, final_json},
+                        {sk::kCurve, curve_json(result)},
+                        {sk::kTrainSeconds, result.train_seconds},
                         {"eval_seconds", result.eval_seconds + final_seconds},
                         {"step", result.step}});
     }
-    const bool provisional = samples_small_ < 6e7;
-    return {{"models", models},
-            {"k_final", k_final_},
-            {"checks", compute_checks(models, k_final_)},
-            {"checks_budget",
-             {{"provisional", provisional},
-              {"note", provisional ? "decided at a fraction of KW2013's budget, with one seed: provisional"
-                                   : "decided at KW2013's budget, with one seed"}}},
+    return {{schema::ch02::kModels, models},
+            {schema::ch02::kKFinal, k_final_},
+            {schema::key::kChecks, compute_checks(models, k_final_)},
             {"estimator_notes",
-             {{"importance_sampled", "log (1/K) sum p(x,z_k)/q(z_k|x), z_k ~ q(z|x); a lower bound in expectation; "
-                                     "standard_error_data: over examples; mean_mc_standard_error: Monte Carlo"},
-              {"hmc", "KW2013 appendix D: HMC posterior samples, a Gaussian fitted to them, and the "
-                      "harmonic-mean-type ratio on fresh samples; not a bound; reliable for Nz < 5"}}}};
+             {{"importance_sampled",
+               "log (1/K) sum p(x,z_k)/q(z_k|x), z_k ~ q(z|x); a lower bound in expectation; "
+               "standard_error_data: over examples; mean_mc_standard_error: Monte Carlo"},
+              {"hmc",
+               "KW2013 appendix D: HMC posterior samples, a Gaussian fitted to them, and the "
+               "harmonic-mean-type ratio on fresh samples; not a bound; reliable for Nz < 5"}}}};
   }
 
  private:

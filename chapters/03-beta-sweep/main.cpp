@@ -71,7 +71,11 @@ nlohmann::json write_traversals(VaeImpl& vae, const PointSpec& p, const TensorDa
     auto grid = latent_traversal(vae, base, cond, j, traversal_values(2.0, 9));  // [R, V + 1, D]
     const std::string rel = "images/traversal-dim" + std::to_string(j + 1) + ".png";
     write_image_grid((dir / rel).string(), grid.reshape({-1, data.dim()}), grid.size(1), data.height, data.width);
-    grids.push_back({{"dim", j + 1}, {"image", rel}, {"kl", usage.kl_per_dim[j]}, {"activity", usage.activity[j]}});
+    namespace c3 = schema::ch03;
+    grids.push_back({{c3::kDim, j + 1},
+                     {c3::kImage, rel},
+                     {schema::key::kKl, usage.kl_per_dim[j]},
+                     {c3::kActivity, usage.activity[j]}});
   }
   return grids;
 }
@@ -89,22 +93,23 @@ nlohmann::json compute_checks(const std::vector<nlohmann::json>& sweep, int64_t 
     kls += (i ? " -> " : "") + format_fixed(kl(sweep[i]));
     recs += (i ? " -> " : "") + format_fixed(rec(sweep[i]));
   }
-  checks.push_back({{"claim", "the KL term falls as beta grows"},
-                    {"criterion", "the final test KL strictly decreases from each beta to the next larger one"},
-                    {"holds", kl_falls},
-                    {"detail", "KL " + kls}});
-  checks.push_back({{"claim", "the reconstruction loss rises as beta grows"},
-                    {"criterion", "the final test reconstruction loss strictly increases from each beta to the next"},
-                    {"holds", rec_rises},
-                    {"detail", "reconstruction " + recs}});
+  checks.push_back(
+      schema::Check{"the KL term falls as beta grows",
+                    "the final test KL strictly decreases from each beta to the next larger one",
+                    kl_falls, "KL " + kls});
+  checks.push_back(schema::Check{
+      "the reconstruction loss rises as beta grows",
+      "the final test reconstruction loss strictly increases from each beta to the next", rec_rises,
+      "reconstruction " + recs});
   const auto& largest = sweep.back();
   const int64_t active = largest["active_units"].get<int64_t>();
-  checks.push_back({{"claim", "a large beta switches most latent dimensions off"},
-                    {"criterion", "at the largest beta fewer than half of the " + std::to_string(nz) +
-                                      " dimensions are active (Cov_x(E_q[z_j]) > 1e-2)"},
-                    {"holds", 2 * active < nz},
-                    {"detail", std::to_string(active) + " of " + std::to_string(nz) + " active at beta = " +
-                                   beta_tag(largest["beta"].get<double>())}});
+  checks.push_back(
+      schema::Check{"a large beta switches most latent dimensions off",
+                    "at the largest beta fewer than half of the " + std::to_string(nz) +
+                        " dimensions are active (Cov_x(E_q[z_j]) > 1e-2)",
+                    2 * active < nz,
+                    std::to_string(active) + " of " + std::to_string(nz) +
+                        " active at beta = " + beta_tag(largest["beta"].get<double>())});
   return checks;
 }
 
@@ -192,10 +197,14 @@ class BetaSweep : public Chapter {
 
     auto& config = run.config();
     config["betas"] = betas_;
-    config["architecture"] = arch_.to_string();
-    config["traversal_betas"] = traversal_betas_;
-    config["samples_per_model"] = total;
-    run.begin(data.to_json(), "each model sees " + std::to_string(total) + " training samples (seed 000: 1000 epochs, 6e7)");
+    config[schema::config_key::kArchitecture] = arch_.to_string();
+    config[schema::ch03::kConfigTraversalBetas] = traversal_betas_;
+    config[schema::config_key::kSamplesPerModel] = total;
+    run.begin(data.to_json(),
+              run.budget(static_cast<double>(total), 6e7, "training samples per model",
+                         "seed 000: 1000 epochs, 6e7 samples per model",
+                         "each model sees " + std::to_string(total) +
+                             " training samples (seed 000: 1000 epochs, 6e7)"));
     auto collect = [&](const std::vector<PointSpec>& specs) {
       std::vector<nlohmann::json> points;
       for (const auto& p : specs) {
@@ -203,8 +212,8 @@ class BetaSweep : public Chapter {
         const fs::path src = store.dir(p.name, point_config(p, total));
         fs::create_directories(run.writer().path("points/" + p.name));
         fs::copy(src, run.writer().path("points/" + p.name), fs::copy_options::recursive | fs::copy_options::overwrite_existing);
-        point["dir"] = "points/" + p.name;
-        point["config_hash"] = store.hash(point_config(p, total));
+        point[schema::key::kDir] = "points/" + p.name;
+        point[schema::ch03::kConfigHash] = store.hash(point_config(p, total));
         points.push_back(point);
         std::cout << run.prefix() << p.name << ": test reconstruction "
                   << format_fixed(-point["final"]["test"]["log_likelihood"].get<double>()) << ", KL "
@@ -215,13 +224,14 @@ class BetaSweep : public Chapter {
     };
     const auto sweep = collect(sweep_specs);
     const auto traversals = collect(traversal_specs);
-    return {{"sweep", sweep},
-            {"traversals", traversals},
-            {"checks", compute_checks(sweep, arch_.latent)},
-            {"checks_budget", {{"provisional", total < 6e7}, {"note", "seed 000 trained for 1000 epochs (6e7 samples)"}}},
-            {"loss_note", run.protocol() == Protocol::kGrayBce
-                              ? "reconstruction = binary cross-entropy of gray levels (seed 000's protocol), not a likelihood"
-                              : "reconstruction = -log p(x|z) of dynamically binarised data, nats"}};
+    return {
+        {schema::ch03::kSweep, sweep},
+        {schema::ch03::kTraversals, traversals},
+        {schema::key::kChecks, compute_checks(sweep, arch_.latent)},
+        {"loss_note", run.protocol() == Protocol::kGrayBce
+                          ? "reconstruction = binary cross-entropy of gray levels (seed 000's "
+                            "protocol), not a likelihood"
+                          : "reconstruction = -log p(x|z) of dynamically binarised data, nats"}};
   }
 
  private:
@@ -266,19 +276,22 @@ class BetaSweep : public Chapter {
     vae->eval();
     torch::NoGradGuard no_grad;
     const auto usage = latent_usage(*vae, data.test, encode_condition(data.test_labels, p.condition, data.num_classes));
-    nlohmann::json point = {{"name", p.name},
-                            {"beta", p.beta},
-                            {"architecture", p.arch.to_string()},
-                            {"condition", to_string(p.condition)},
-                            {"samples_seen", result.samples_seen},
-                            {"final", {{"train", result.curve.back().train.to_json()},
-                                       {"test", result.curve.back().test.to_json()}}},
-                            {"kl_per_dim", usage.kl_per_dim},
-                            {"activity", usage.activity},
-                            {"active_units", usage.active_units},
+    namespace k = schema::key;
+    namespace c3 = schema::ch03;
+    nlohmann::json point = {{k::kName, p.name},
+                            {k::kBeta, p.beta},
+                            {k::kArchitecture, p.arch.to_string()},
+                            {c3::kCondition, to_string(p.condition)},
+                            {k::kSamplesSeen, result.samples_seen},
+                            {k::kFinal,
+                             {{k::kTrain, result.curve.back().train.to_json()},
+                              {k::kTest, result.curve.back().test.to_json()}}},
+                            {c3::kKlPerDim, usage.kl_per_dim},
+                            {c3::kActivity, usage.activity},
+                            {c3::kActiveUnits, usage.active_units},
                             {"active_threshold", usage.threshold},
-                            {"curve", curve_json(result)},
-                            {"train_seconds", result.train_seconds},
+                            {k::kCurve, curve_json(result)},
+                            {k::kTrainSeconds, result.train_seconds},
                             {"eval_seconds", result.eval_seconds},
                             {"step", result.step}};
     const fs::path dir(staging);
@@ -296,13 +309,14 @@ class BetaSweep : public Chapter {
                        data.height, data.width);
       write_image_grid((dir / "images/samples.png").string(), sample_images(*vae, 100, x.options()), 10, data.height,
                        data.width);
-      point["images"] = {{"reconstructions", "images/reconstructions.png"}, {"samples", "images/samples.png"}};
+      point[k::kImages] = {{c3::kImageReconstructions, "images/reconstructions.png"},
+                           {c3::kImageSamples, "images/samples.png"}};
     } else {
-      point["traversals"] = write_traversals(*vae, p, data, usage, dir);
+      point[c3::kTraversals] = write_traversals(*vae, p, data, usage, dir);
       point["traversal_values"] = traversal_values(2.0, 9);
-      point["traversal_rows"] = p.condition != ConditionEncoding::kNone
-                                    ? "labels 0-9 (CVAE), other latents at the prior's mean"
-                                    : "the first ten test images' posterior means";
+      point[c3::kTraversalRows] = p.condition != ConditionEncoding::kNone
+                                      ? "labels 0-9 (CVAE), other latents at the prior's mean"
+                                      : "the first ten test images' posterior means";
     }
     store.commit(staging, p.name, config, point);
     remove_point_checkpoint(checkpoint);

@@ -70,16 +70,18 @@ nlohmann::json benchmark_row(const Trained& m, const torch::Tensor& x, const tor
       torch::binary_cross_entropy(recon.clamp(1e-7, 1 - 1e-7), x_gray, {}, at::Reduction::Sum).item<double>() /
       x.size(0);
   const auto& last = m.result.curve.back();
-  return {{"model", m.name},
-          {"beta", m.beta},
+  namespace k = schema::key;
+  namespace c4 = schema::ch04;
+  return {{k::kModel, m.name},
+          {k::kBeta, m.beta},
           {"condition", to_string(m.condition)},
-          {"reconstruction_mse_per_pixel", mse},
-          {"reconstruction_cross_entropy", ce},
-          {"test", last.test.to_json()},
-          {"train", last.train.to_json()},
-          {"train_minutes", m.result.train_seconds / 60.0},
-          {"samples_seen", m.result.samples_seen},
-          {"curve", curve_json(m.result)}};
+          {c4::kReconstructionMsePerPixel, mse},
+          {c4::kReconstructionCrossEntropy, ce},
+          {k::kTest, last.test.to_json()},
+          {k::kTrain, last.train.to_json()},
+          {c4::kTrainMinutes, m.result.train_seconds / 60.0},
+          {k::kSamplesSeen, m.result.samples_seen},
+          {k::kCurve, curve_json(m.result)}};
 }
 
 /// The verdicts, from the conditional accuracies and the benchmark.
@@ -98,26 +100,30 @@ nlohmann::json compute_checks(const nlohmann::json& accuracy, const nlohmann::js
   auto rec = [&](const std::string& n) { return of(n, false); };
   auto kl = [&](const std::string& n) { return of(n, true); };
   nlohmann::json checks = nlohmann::json::array();
-  checks.push_back({{"claim", "one-hot labels beat raw labels"},
-                    {"criterion", "the one-hot CVAE's conditional accuracy exceeds the raw CVAE's by more than two "
-                                  "standard errors of the difference"},
-                    {"holds", one_hot - raw > 2 * se},
-                    {"detail", format_fixed(100 * raw) + "% (raw) -> " + format_fixed(100 * one_hot) +
-                                   "% (one-hot), standard error of the difference " + format_fixed(100 * se) + " points"}});
-  checks.push_back({{"claim", "the one-hot CVAE generates the requested class"},
-                    {"criterion", "its conditional accuracy is above 50% (the unconditional VAE's baseline is 10%)"},
-                    {"holds", one_hot > 0.5},
-                    {"detail", format_fixed(100 * one_hot) + "% against the baseline " + format_fixed(100 * base) + "%"}});
-  checks.push_back({{"claim", "the CVAE reconstructs best of VAE, beta-VAE and CVAE"},
-                    {"criterion", "test reconstruction loss of the one-hot CVAE below those of the VAE and the beta-VAE"},
-                    {"holds", rec("cvae-one-hot") < rec("vae") && rec("cvae-one-hot") < rec("bvae")},
-                    {"detail", "VAE " + format_fixed(rec("vae")) + ", beta-VAE " + format_fixed(rec("bvae")) + ", CVAE " +
-                                   format_fixed(rec("cvae-one-hot"))}});
-  checks.push_back({{"claim", "the beta-VAE trades reconstruction for KL"},
-                    {"criterion", "beta-VAE: larger test reconstruction loss and smaller KL than the VAE"},
-                    {"holds", rec("bvae") > rec("vae") && kl("bvae") < kl("vae")},
-                    {"detail", "reconstruction " + format_fixed(rec("vae")) + " -> " + format_fixed(rec("bvae")) + ", KL " +
-                                   format_fixed(kl("vae")) + " -> " + format_fixed(kl("bvae"))}});
+  checks.push_back(schema::Check{
+      "one-hot labels beat raw labels",
+      "the one-hot CVAE's conditional accuracy exceeds the raw CVAE's by more than two "
+      "standard errors of the difference",
+      one_hot - raw > 2 * se,
+      format_fixed(100 * raw) + "% (raw) -> " + format_fixed(100 * one_hot) +
+          "% (one-hot), standard error of the difference " + format_fixed(100 * se) + " points"});
+  checks.push_back(schema::Check{
+      "the one-hot CVAE generates the requested class",
+      "its conditional accuracy is above 50% (the unconditional VAE's baseline is 10%)",
+      one_hot > 0.5,
+      format_fixed(100 * one_hot) + "% against the baseline " + format_fixed(100 * base) + "%"});
+  checks.push_back(schema::Check{
+      "the CVAE reconstructs best of VAE, beta-VAE and CVAE",
+      "test reconstruction loss of the one-hot CVAE below those of the VAE and the beta-VAE",
+      rec("cvae-one-hot") < rec("vae") && rec("cvae-one-hot") < rec("bvae"),
+      "VAE " + format_fixed(rec("vae")) + ", beta-VAE " + format_fixed(rec("bvae")) + ", CVAE " +
+          format_fixed(rec("cvae-one-hot"))});
+  checks.push_back(schema::Check{
+      "the beta-VAE trades reconstruction for KL",
+      "beta-VAE: larger test reconstruction loss and smaller KL than the VAE",
+      rec("bvae") > rec("vae") && kl("bvae") < kl("vae"),
+      "reconstruction " + format_fixed(rec("vae")) + " -> " + format_fixed(rec("bvae")) + ", KL " +
+          format_fixed(kl("vae")) + " -> " + format_fixed(kl("bvae"))});
   return checks;
 }
 
@@ -157,10 +163,14 @@ class CvaeLabels : public Chapter {
     const int64_t classes = data.num_classes, h = data.height, w = data.width;
     const auto total = static_cast<int64_t>(std::llround(samples_));
     auto& config = run.config();
-    config["architecture"] = arch_.to_string();
-    config["samples_per_model"] = total;
-    config["classifier"] = "MLP 784-512-256-10, ReLU, Adam 1e-3, on gray levels";
-    run.begin(data.to_json(), "each model sees " + std::to_string(total) + " training samples (seed 000 Table 2: 2000 epochs, 1.2e8)");
+    config[schema::config_key::kArchitecture] = arch_.to_string();
+    config[schema::config_key::kSamplesPerModel] = total;
+    config[schema::ch04::kConfigClassifier] = "MLP 784-512-256-10, ReLU, Adam 1e-3, on gray levels";
+    run.begin(data.to_json(),
+              run.budget(static_cast<double>(total), 1.2e8, "training samples per model",
+                         "seed 000 Table 2: 2000 epochs, 1.2e8 samples per model",
+                         "each model sees " + std::to_string(total) +
+                             " training samples (seed 000 Table 2: 2000 epochs, 1.2e8)"));
 
     TrainOptions train;
     train.total_samples = total;
@@ -208,7 +218,7 @@ class CvaeLabels : public Chapter {
       auto grid = samples.view({classes, per_label_, -1}).narrow(1, 0, std::min<int64_t>(10, per_label_));
       const std::string rel = "images/generation-" + m.name + ".png";
       write_image_grid(run.writer().path(rel), grid.reshape({-1, data.dim()}), grid.size(1), h, w);
-      images["generation_" + m.name] = rel;
+      images[schema::ch04::image_generation(m.name)] = rel;
     }
     // [conditional-accuracy]
 
@@ -247,16 +257,17 @@ class CvaeLabels : public Chapter {
       }
       const std::string rel = std::string("latent/") + name + ".csv";
       run.writer().write_csv(rel, {"z1", "z2", "label"}, rows);
-      scatter.push_back({{"model", name}, {"csv", rel}, {"points", n_scatter}});
+      scatter.push_back(
+          {{schema::key::kModel, name}, {schema::ch04::kCsv, rel}, {"points", n_scatter}});
     }
-    return {{"classifier_accuracy", classifier_accuracy},
-            {"conditional_accuracy", accuracy},
-            {"benchmark", benchmark},
-            {"scatter", scatter},
-            {"images", images},
+    namespace c4 = schema::ch04;
+    return {{c4::kClassifierAccuracy, classifier_accuracy},
+            {c4::kConditionalAccuracy, accuracy},
+            {c4::kBenchmark, benchmark},
+            {c4::kScatter, scatter},
+            {schema::key::kImages, images},
             {"vqvae", "chapter 5's VQ-VAE joins the benchmark when its results exist"},
-            {"checks", compute_checks(accuracy, benchmark)},
-            {"checks_budget", {{"provisional", total < 1.2e8}, {"note", "seed 000 trained 2000 epochs (1.2e8 samples)"}}}};
+            {schema::key::kChecks, compute_checks(accuracy, benchmark)}};
   }
 
  private:

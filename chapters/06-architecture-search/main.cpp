@@ -161,8 +161,12 @@ Findings run_flow(ProbeService& probes, const SearchSettings& o, const std::vect
     for (const auto& w : kTable7) {
       attempt([&] {
         const auto m = oracle(w, 0);
-        f.table7.push_back({{"architecture", widths_to_string(w)}, {"reconstruction", m.reconstruction}, {"kl", m.kl},
-                            {"elbo_loss", m.reconstruction + m.kl}, {"seconds", m.seconds}});
+        namespace c6 = schema::ch06;
+        f.table7.push_back({{schema::key::kArchitecture, widths_to_string(w)},
+                            {c6::kReconstruction, m.reconstruction},
+                            {schema::key::kKl, m.kl},
+                            {c6::kElboLoss, m.reconstruction + m.kl},
+                            {c6::kSeconds, m.seconds}});
       });
     }
   }
@@ -209,10 +213,11 @@ Findings run_flow(ProbeService& probes, const SearchSettings& o, const std::vect
         const auto r = minimal_architecture_search(oracle, upper, so);
         for (const auto& p : r.log) f.probes.push_back(p);
         auto j = r.to_json();
-        j["mode"] = mode;
-        j["search"] = label;
-        j["upper"] = widths_to_string(upper);
-        j["good"] = {{"max_reconstruction", g.max_reconstruction}, {"max_kl", g.max_kl}};
+        namespace c6 = schema::ch06;
+        j[c6::kMode] = mode;
+        j[c6::kSearch] = label;
+        j[c6::kUpper] = widths_to_string(upper);
+        j[c6::kGood] = {{c6::kMaxReconstruction, g.max_reconstruction}, {c6::kMaxKl, g.max_kl}};
         f.searches.push_back(j);
         if (!probes.planning) std::cout << probes.run.prefix() << mode << ", " << label << ": " << r.outcome << "\n";
       });
@@ -226,16 +231,18 @@ nlohmann::json compute_checks(const Findings& f, int64_t pairs, int64_t violatio
   nlohmann::json checks = nlohmann::json::array();
   for (const auto& s : f.searches) {
     if (s["search"] == "depth 2") {
-      checks.push_back({{"claim", "no depth-2 model is good (" + s["mode"].get<std::string>() + " mode)"},
-                        {"criterion", "the depth-2 upper bound " + s["upper"].get<std::string>() + " is not a good model"},
-                        {"holds", !s["found"].get<bool>()},
-                        {"detail", s["outcome"].get<std::string>()}});
+      checks.push_back(schema::Check{
+          "no depth-2 model is good (" + s["mode"].get<std::string>() + " mode)",
+          "the depth-2 upper bound " + s["upper"].get<std::string>() + " is not a good model",
+          !s["found"].get<bool>(), s["outcome"].get<std::string>()});
     }
   }
-  checks.push_back({{"claim", "the monotonicity assumption (Assumption 5.1) holds in the fresh probes"},
-                    {"criterion", "no pair of probes where the architecture that is smaller in every width reconstructs better"},
-                    {"holds", violations == 0},
-                    {"detail", std::to_string(violations) + " of " + std::to_string(pairs) + " comparable pairs violate it"}});
+  checks.push_back(schema::Check{
+      "the monotonicity assumption (Assumption 5.1) holds in the fresh probes",
+      "no pair of probes where the architecture that is smaller in every width reconstructs better",
+      violations == 0,
+      std::to_string(violations) + " of " + std::to_string(pairs) +
+          " comparable pairs violate it"});
   return checks;
 }
 
@@ -308,9 +315,13 @@ class ArchitectureSearch : public Chapter {
     }
     // [parallel-probes]
     auto& config = run.config();
-    config["samples_per_probe"] = total;
-    config["measured_on"] = "the whole training set at the end";
-    run.begin(data.to_json(), "each probe sees " + std::to_string(total) + " training samples (seed 000: 1000 epochs, 6e7)");
+    config[schema::ch06::kConfigSamplesPerProbe] = total;
+    config[schema::ch06::kConfigMeasuredOn] = "the whole training set at the end";
+    run.begin(data.to_json(),
+              run.budget(static_cast<double>(total), 6e7, "training samples per probe",
+                         "seed 000 Definition 5.1: 1000 epochs, 6e7 samples per probe",
+                         "each probe sees " + std::to_string(total) +
+                             " training samples (seed 000: 1000 epochs, 6e7)"));
     const Findings f = run_flow(probes, s_, shallow_, deep_, eased_);
 
     // The noise: how often does a smaller architecture reconstruct better?
@@ -319,17 +330,21 @@ class ArchitectureSearch : public Chapter {
     std::vector<Probe> distinct;
     for (const auto& [w, p] : unique) distinct.push_back(p);
     const auto [pairs, violations] = monotonicity_violations(distinct);
-    return {{"table7", f.table7},
-            {"searches", f.searches},
-            {"monotonicity", {{"pairs", pairs}, {"violations", violations}, {"probes", distinct.size()}}},
-            {"probes_trained", probes.trained},
-            {"probes_reused", probes.reused},
-            {"thresholds", f.seed_thresholds ? "seed" : "relative"},
-            {"good", {{"max_reconstruction", f.good.max_reconstruction}, {"max_kl", f.good.max_kl}}},
-            {"good_eased", {{"max_reconstruction", f.good_eased.max_reconstruction}, {"max_kl", f.good_eased.max_kl}}},
-            {"threshold_note", f.threshold_note},
-            {"checks", compute_checks(f, pairs, violations)},
-            {"checks_budget", {{"provisional", total < 6e7}, {"note", "seed 000: 1000 epochs per probe"}}}};
+    namespace c6 = schema::ch06;
+    return {
+        {c6::kTable7, f.table7},
+        {c6::kSearches, f.searches},
+        {c6::kMonotonicity,
+         {{c6::kPairs, pairs}, {c6::kViolations, violations}, {c6::kProbes, distinct.size()}}},
+        {c6::kProbesTrained, probes.trained},
+        {c6::kProbesReused, probes.reused},
+        {c6::kThresholds, f.seed_thresholds ? c6::kThresholdsSeed : "relative"},
+        {"good", {{"max_reconstruction", f.good.max_reconstruction}, {"max_kl", f.good.max_kl}}},
+        {"good_eased",
+         {{"max_reconstruction", f.good_eased.max_reconstruction},
+          {"max_kl", f.good_eased.max_kl}}},
+        {c6::kThresholdNote, f.threshold_note},
+        {schema::key::kChecks, compute_checks(f, pairs, violations)}};
   }
 
  private:

@@ -14,6 +14,8 @@
 #include <iostream>
 #include <sstream>
 
+#include "vaerepro/schema/run_record.h"
+
 namespace fs = std::filesystem;
 
 namespace vaerepro {
@@ -88,13 +90,17 @@ RunIdentity identity_of(const ChapterSetup& setup) {
 }
 
 nlohmann::json ChapterSetup::run_json(const std::string& title) const {
-  return {{"status", "running"},
+  return {{schema::run_key::kSchemaVersion, schema::kSchemaVersion},
+          {"status", "running"},
           {"chapter", slug},
           {"title", title},
           {"profile", common.profile},
           {"seed", common.seed},
           {"device", device.str()},
-          {"dataset", {{"name", dataset_name}, {"description", dataset.description}, {"fingerprint", dataset.fingerprint}}},
+          {"dataset",
+           {{"name", dataset_name},
+            {"description", dataset.description},
+            {"fingerprint", dataset.fingerprint}}},
           {"folders", {{"data", common.data_dir}, {"results", common.out}}},
           {"protocol", {{"name", to_string(protocol)}, {"description", describe(protocol)}}},
           {"provenance", provenance.to_json()},
@@ -283,10 +289,15 @@ void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json
   if (checkpoints) run["config_hash"] = checkpoints->hash();
   const auto where = writer.finish(run);
   if (checkpoints) checkpoints->clear();
-  for (const auto& c : metrics.value("checks", nlohmann::json::array())) {
-    std::cout << "check: " << c.value("claim", "?") << ": " << (c.value("holds", false) ? "holds" : "does not hold")
-              << " (" << c.value("detail", "") << ")\n";
+  namespace k = schema::key;
+  for (const auto& c : metrics.value(k::kChecks, nlohmann::json::array())) {
+    std::cout << "check: " << c.value(k::kClaim, "?") << ": "
+              << (c.value(k::kHolds, false) ? "holds" : "does not hold") << " ("
+              << c.value(k::kDetail, "") << ")\n";
   }
+  const schema::Budget budget = schema::read_budget(run, metrics);
+  std::cout << program << ": verdicts " << (budget.provisional ? "provisional" : "not provisional")
+            << ": " << budget.why << "\n";
   std::cout << program << ": results in " << where << " (" << run["wall_seconds"].get<double>() << " s)\n";
 }
 

@@ -23,6 +23,8 @@
 #include "vaerepro/protocol.h"
 #include "vaerepro/results.h"
 #include "vaerepro/runtime.h"
+#include "vaerepro/schema/metrics.h"
+#include "vaerepro/schema/run_record.h"
 #include "vaerepro/trainer.h"
 
 namespace vaerepro {

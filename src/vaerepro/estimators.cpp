@@ -7,6 +7,7 @@
 #include "vaerepro/cli.h"
 #include "vaerepro/distributions.h"
 #include "vaerepro/objectives.h"
+#include "vaerepro/schema/metrics.h"
 
 namespace vaerepro {
 
@@ -167,10 +168,11 @@ HmcEstimate hmc_log_marginal(VaeImpl& vae, const torch::Tensor& x, const torch::
 }
 
 nlohmann::json SetEstimate::to_json() const {
-  return {{"mean", mean},
-          {"standard_error_data", standard_error_data},
-          {"mean_mc_standard_error", mean_mc_standard_error},
-          {"examples", examples}};
+  namespace k = schema::key;
+  return {{k::kMean, mean},
+          {k::kStandardErrorData, standard_error_data},
+          {k::kMeanMcStandardError, mean_mc_standard_error},
+          {k::kExamples, examples}};
 }
 
 SetEstimate summarize(const LogMarginalEstimate& e) {
@@ -229,21 +231,23 @@ SetEstimate hmc_on_set(VaeImpl& vae, const torch::Tensor& x, const HmcOptions& o
 
 nlohmann::json score_on_set(VaeImpl& vae, const torch::Tensor& x, int64_t k, int64_t hmc_examples,
                             const HmcOptions& hmc) {
+  namespace c2 = schema::ch02;
   nlohmann::json f;
-  f["elbo"] = evaluate_elbo(vae, x, {}).to_json();
+  f[schema::key::kElbo] = evaluate_elbo(vae, x, {}).to_json();
   for (int64_t small_k : {int64_t{1}, int64_t{50}}) {
-    f["importance_sampled"][std::to_string(small_k)] = importance_sampled_on_set(vae, x, small_k).to_json();
+    f[c2::kImportanceSampled][std::to_string(small_k)] =
+        importance_sampled_on_set(vae, x, small_k).to_json();
   }
   const auto per = importance_sampled_per_example(vae, x, k);
-  f["importance_sampled"][std::to_string(k)] = summarize(per).to_json();
+  f[c2::kImportanceSampled][std::to_string(k)] = summarize(per).to_json();
   if (hmc_examples > 0) {
     double acceptance = 0;
     const int64_t n = std::min(hmc_examples, x.size(0));
     auto h = hmc_on_set(vae, x.narrow(0, 0, n), hmc, 100, &acceptance).to_json();
-    h["acceptance"] = acceptance;
-    h["importance_sampled_same_examples"] =
+    h[c2::kAcceptance] = acceptance;
+    h[c2::kImportanceSampledSameExamples] =
         summarize({per.log_px.narrow(0, 0, n), per.standard_error.narrow(0, 0, n)}).to_json();
-    f["hmc"] = h;
+    f[c2::kHmc] = h;
   }
   return f;
 }

@@ -21,13 +21,18 @@ TensorData ChapterRun::tensors(int64_t max_train, int64_t max_test) const {
   return prepare_tensors(setup_.dataset, setup_.protocol, setup_.device, max_train, max_test);
 }
 
-void ChapterRun::begin(const nlohmann::json& data, const std::string& budget) {
+schema::Budget ChapterRun::budget(double amount, double paper_amount, const std::string& unit,
+                                  const std::string& paper, const std::string& text) const {
+  return schema::make_budget(to_string(profile_), amount, paper_amount, unit, paper, text);
+}
+
+void ChapterRun::begin(const nlohmann::json& data, const schema::Budget& budget) {
   if (writer_) throw std::logic_error(info_.program + ": ChapterRun::begin called twice");
   writer_ = std::make_unique<RunWriter>(setup_.common.out, info_.slug);
   record_ = setup_.run_json(info_.title);
   record_["data"] = data;
   record_["config"] = config_;
-  record_["budget"] = budget;
+  record_[schema::run_key::kBudget] = budget;
   writer_->write_json("run.json", record_);
   // The lock, then "complete for this configuration?": a finished run is not trained again.
   checkpoints_ = std::make_unique<RunCheckpoints>(setup_, config_);

@@ -89,12 +89,19 @@ class ChapterRun {
   /// add derived values (the parsed lists, the resolved weight decay) before begin().
   nlohmann::json& config() { return config_; }
 
+  /// This run's budget record (schema/run_record.h): it trains `amount`
+  /// `unit` where the paper trained `paper_amount` (`paper`: those words with
+  /// their source); `text` is the whole budget in one sentence. Provisional
+  /// exactly when amount < paper_amount; the profile is this run's.
+  schema::Budget budget(double amount, double paper_amount, const std::string& unit,
+                        const std::string& paper, const std::string& text) const;
   /// Starts the recorded run: creates the staging folder, records the
-  /// configuration, the data's counts and `budget` (the training budget in
-  /// words, against the paper's), takes the configuration's lock (RunLocked
-  /// when another run holds it) and, when results/SLUG/ is already complete
-  /// for it, throws AlreadyComplete. Call once, before training.
-  void begin(const nlohmann::json& data, const std::string& budget);
+  /// configuration, the data's counts and `budget` (from budget(): the report
+  /// takes the budget and whether the verdicts are provisional from it),
+  /// takes the configuration's lock (RunLocked when another run holds it)
+  /// and, when results/SLUG/ is already complete for it, throws
+  /// AlreadyComplete. Call once, before training.
+  void begin(const nlohmann::json& data, const schema::Budget& budget);
   bool begun() const { return writer_ != nullptr; }
   /// The staging folder's writer (after begin()).
   RunWriter& writer();

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "vaerepro/estimators.h"
+#include "vaerepro/schema/metrics.h"
 
 namespace vaerepro {
 
@@ -42,10 +43,12 @@ nlohmann::json marginal_on_first_points(VaeImpl& vae, const torch::Tensor& test,
   const SetEstimate log_px = importance_sampled_on_set(vae, x, k);
   const SetEstimate bound = importance_sampled_on_set(vae, x, 1);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return {{"k", k},
-          {"examples", n},
-          {"points", n == test.size(0) ? "the whole test set" : "the first " + std::to_string(n) + " test points"},
-          {"log_px", log_px.to_json()},
+  namespace c1 = schema::ch01;
+  return {{c1::kK, k},
+          {schema::key::kExamples, n},
+          {c1::kPoints, n == test.size(0) ? "the whole test set"
+                                          : "the first " + std::to_string(n) + " test points"},
+          {c1::kLogPx, log_px.to_json()},
           {"elbo_same_points", bound.to_json()},
           {"wall_seconds", seconds}};
 }

@@ -8,6 +8,7 @@
 
 #include "vaerepro/cli.h"
 #include "vaerepro/models.h"
+#include "vaerepro/schema/metrics.h"
 
 namespace vaerepro {
 
@@ -20,18 +21,29 @@ std::string widths_to_string(const std::vector<int64_t>& widths) {
 }
 
 nlohmann::json Probe::to_json() const {
-  return {{"architecture", widths_to_string(widths)}, {"widths", widths},
-          {"reconstruction", reconstruction},         {"kl", kl},
-          {"reconstruction_se", reconstruction_se},   {"kl_se", kl_se},
-          {"repeats", repeats},                       {"good", good},
-          {"seconds", seconds},                       {"note", note}};
+  namespace k = schema::key;
+  namespace c6 = schema::ch06;
+  return {{k::kArchitecture, widths_to_string(widths)},
+          {"widths", widths},
+          {c6::kReconstruction, reconstruction},
+          {k::kKl, kl},
+          {c6::kReconstructionSe, reconstruction_se},
+          {c6::kKlSe, kl_se},
+          {c6::kRepeats, repeats},
+          {c6::kGood, good},
+          {c6::kSeconds, seconds},
+          {c6::kNote, note}};
 }
 
 nlohmann::json SearchResult::to_json() const {
   nlohmann::json probes = nlohmann::json::array();
   for (const auto& p : log) probes.push_back(p.to_json());
-  return {{"log", probes}, {"found", found}, {"widths", widths},
-          {"architecture", found ? widths_to_string(widths) : std::string()}, {"outcome", outcome}};
+  namespace c6 = schema::ch06;
+  return {{c6::kLog, probes},
+          {c6::kFound, found},
+          {"widths", widths},
+          {schema::key::kArchitecture, found ? widths_to_string(widths) : std::string()},
+          {c6::kOutcome, outcome}};
 }
 
 namespace {
