@@ -989,7 +989,14 @@ int run_parent(const ParentOptions& o, const std::string& self) {
       t["other_runnable"] = busy;
       const int64_t quiet = ratio_rounds.contains(key) ? ratio_rounds[key].value("quiet_rounds", int64_t{0}) : 0;
       t["quiet_rounds"] = quiet;
-      if (!v.is_number()) {
+      std::string absent;
+      for (const auto& name : involved) {
+        if (!round_rate.count(name)) absent += (absent.empty() ? "" : ", ") + name;
+      }
+      if (!absent.empty()) {
+        t["holds"] = nullptr;
+        t["why_not_judged"] = "not run: " + absent + " (" + (python_note.empty() ? "--no-python" : python_note) + ")";
+      } else if (!v.is_number()) {
         t["holds"] = nullptr;
         t["why_not_judged"] = "not measured (a variant failed or was stopped)";
       } else if (quiet == 0) {
