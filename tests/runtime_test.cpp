@@ -45,6 +45,32 @@ TEST(WaitPolicyDecision, TheMarkerStopsAnyLoop) {
   EXPECT_FALSE(decide({{kWaitPolicyRestartMarker, ""}}).restart);
 }
 
+TEST(WaitPolicyWarning, OnlyWhenSeveralThreadsSpinByDefault) {
+  vaerepro::RuntimeInfo info;
+  info.blas_is_optimized = true;
+  info.malloc_tuned = true;
+  info.available_cores = 2;
+  info.intra_op_threads = 2;
+  auto spinning = [&] {
+    for (const auto& w : vaerepro::runtime_warnings(info, torch::kCPU)) {
+      if (w.find("libgomp's threads spin") != std::string::npos) return true;
+    }
+    return false;
+  };
+  info.omp_wait_policy = "libgomp default (spins about 300,000 iterations before it sleeps)";
+  EXPECT_TRUE(spinning());
+  info.intra_op_threads = 1;  // no barriers to spin at
+  info.available_cores = 1;
+  EXPECT_FALSE(spinning());
+  info.intra_op_threads = 2;
+  info.available_cores = 2;
+  for (const char* chosen : {"passive (set by the suite at start)", "OMP_WAIT_POLICY=active (environment)",
+                             "GOMP_SPINCOUNT=10000 (environment)"}) {
+    info.omp_wait_policy = chosen;
+    EXPECT_FALSE(spinning()) << chosen;
+  }
+}
+
 /// The probe run with OMP_WAIT_POLICY, GOMP_SPINCOUNT and the marker unset,
 /// then `assignments` (e.g. "OMP_WAIT_POLICY=active").
 vaerepro::test::ProgramRun probe(const std::string& assignments, const std::string& args) {
