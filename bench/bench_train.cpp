@@ -517,7 +517,7 @@ const std::vector<ContendedVariant>& contended_variants() {
       {"suite-libgomp-default", "suite",
        std::string("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT ") + kWaitPolicyRestartMarker + "=1 ",
        "the suite on all cores with libgomp's default wait policy (its threads spin about 300,000 "
-       "iterations at each barrier before they sleep): what the suite ran with before"}};
+       "iterations at each barrier before they sleep): what the suite ran with before issue #21"}};
   return v;
 }
 

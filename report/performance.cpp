@@ -182,8 +182,9 @@ std::string render_contended(const json& c) {
   const json k = c.value("contended", json::object());
   std::ostringstream os;
   os << "**" << md(str(c, "name")) << " beside competing processes** (`bench-train --load`): in each of "
-     << str(k, "rounds") << " rounds every variant below ran quiet and beside each number of competing "
-        "single-threaded busy loops that the benchmark started and stopped itself (" << str(k, "steps")
+     << str(k, "rounds") << " rounds every variant below ran with no competing process added (the *quiet* reference, only as quiet as "
+        "the machine was: see *background*) and beside each number of competing single-threaded busy loops "
+        "that the benchmark started and stopped itself (" << str(k, "steps")
      << " timed steps a run, after " << str(k, "warmup") << " untimed). *of quiet* and *of 1 thread* are medians "
         "of per-round ratios to the same variant quiet and to the suite at `--threads 1` beside the same "
         "load; *background* is the most other runnable processes seen before the loops started (the "
