@@ -47,6 +47,8 @@
 /// a synchronisation; on the CPU-only LibTorch the JSON says that GPU
 /// numbers were not measured.
 
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -183,7 +185,7 @@ json child_suite(const BenchConfig& cfg, const Settings& s, bool fused, bool han
     last_step = res.step;
   }
   return {{"samples_per_s", rates}, {"threads", info.intra_op_threads}, {"malloc_tuned", info.malloc_tuned},
-          {"runtime", info.to_json()}, {"step", last_step}};
+          {"runtime", info.to_json()}, {"step", last_step}, {"wait_policy", info.omp_wait_policy}};
 }
 
 /// `warmup` untimed calls of `step`, then s.repeats timed runs of s.steps
@@ -441,7 +443,314 @@ struct ParentOptions {
   double max_busy = 0.5;
   double wait_seconds = 60;
   int child_timeout = 300;
+  /// The contended section: numbers of competing busy loops (0: the same
+  /// variants quiet, always measured when the list is not empty), the
+  /// configurations it runs for, and its steps per timed run.
+  std::vector<int> load{1, 2};
+  std::string load_text = "1,2";
+  std::string load_configs = "kw";
+  int64_t load_steps = 100;
 };
+
+/// The command line of one C++ variant's child process (`--child VARIANT`).
+std::string child_command(const std::string& self, const std::string& variant, const BenchConfig& cfg,
+                          const Settings& s) {
+  return shell_quote(self) + " --child " + variant + " --configs " + cfg.name + " --steps " +
+         std::to_string(s.steps) + " --repeats " + std::to_string(s.repeats) + " --warmup " +
+         std::to_string(s.warmup) + " --threads " + std::to_string(s.threads) + " --data-dir " +
+         shell_quote(s.data_dir) + " --dataset " + s.dataset + " --device " + s.device;
+}
+
+// ---------------------------------------------------------------- contended
+
+/// `n` competing CPU-bound single-threaded processes (busy loops, as a
+/// user's Python script or a compiler would be), started at construction and
+/// killed at destruction; they also die with this process (PR_SET_PDEATHSIG).
+class BusyLoops {
+ public:
+  explicit BusyLoops(int n) {
+    const pid_t parent = ::getpid();
+    for (int i = 0; i < n; ++i) {
+      const pid_t pid = ::fork();
+      if (pid < 0) {
+        const int err = errno;
+        stop();
+        throw std::runtime_error(std::string("--load: could not start a competing process (fork): ") +
+                                 std::strerror(err));
+      }
+      if (pid == 0) {
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) ::_exit(0);  // the parent is already gone
+        volatile uint64_t x = 0;
+        for (;;) x = x + 1;
+      }
+      pids_.push_back(pid);
+    }
+    // Let the scheduler place them before anything is timed.
+    if (n > 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  }
+  ~BusyLoops() { stop(); }
+  BusyLoops(const BusyLoops&) = delete;
+  BusyLoops& operator=(const BusyLoops&) = delete;
+
+ private:
+  void stop() {
+    for (pid_t p : pids_) ::kill(p, SIGKILL);
+    for (pid_t p : pids_) ::waitpid(p, nullptr, 0);
+    pids_.clear();
+  }
+  std::vector<pid_t> pids_;
+};
+
+/// A variant of the contended section: a child variant run with an
+/// environment prefix.
+struct ContendedVariant {
+  std::string name, child, env, what;
+};
+
+const std::vector<ContendedVariant>& contended_variants() {
+  static const std::vector<ContendedVariant> v = {
+      {"suite", "suite", "",
+       "the suite as the chapters run it: all available cores, libgomp's wait policy as the suite sets it "
+       "(OMP_WAIT_POLICY=passive unless the environment chose one)"},
+      {"suite-1-thread", "suite-1-thread", "", "the same with one thread (--threads 1)"},
+      {"suite-libgomp-default", "suite",
+       std::string("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT ") + kWaitPolicyRestartMarker + "=1 ",
+       "the suite on all cores with libgomp's default wait policy (its threads spin about 300,000 "
+       "iterations at each barrier before they sleep): what the suite ran with before issue #21"}};
+  return v;
+}
+
+/// Runs one child command under `timeout`; its median rate (NaN when it
+/// failed: `error` says why) and its JSON report.
+double run_timed_child(const std::string& cmd, int timeout, json& report, std::string& error) {
+  int st = 0;
+  const std::string text = capture("timeout " + std::to_string(timeout) + " " + cmd, &st);
+  report = last_json_line(text);
+  if (st != 0 || !report.contains("samples_per_s")) {
+    error = st == 124 ? "stopped after " + std::to_string(timeout) + " s (--child-timeout)"
+                      : "exit status " + std::to_string(st) + ": " +
+                            text.substr(text.size() > 300 ? text.size() - 300 : 0);
+    return std::nan("");
+  }
+  return median(report["samples_per_s"].get<std::vector<double>>());
+}
+
+/// The median over rounds of a[r] / b[r] (rounds where both ran); null when none.
+json paired_ratio(const std::vector<double>& a, const std::vector<double>& b) {
+  std::vector<double> q;
+  for (size_t r = 0; r < a.size() && r < b.size(); ++r) {
+    if (std::isfinite(a[r] / b[r])) q.push_back(a[r] / b[r]);
+  }
+  return q.empty() ? json(nullptr) : json(median(q));
+}
+
+using RoundRates = std::map<std::string, std::map<int, std::vector<double>>>;  // variant -> load -> per round
+
+/// The issue's targets on the contended rows (#21), each the median over
+/// rounds of a ratio of two runs made in the same round: with one competing
+/// process the KW configuration keeps at least 40% of its quiet throughput;
+/// with one or two the suite is not slower than --threads 1 under the same
+/// load. Each records the most other runnable processes seen before its
+/// runs (the machine's own load besides the competing processes).
+json contended_targets(const BenchConfig& cfg, const std::vector<int>& loads, RoundRates& rate,
+                       RoundRates& background) {
+  json targets = json::array();
+  auto target = [&](const std::string& what, const std::string& key, const std::string& a, int na,
+                    const std::string& b, int nb, double threshold) {
+    const json v = paired_ratio(rate[a][na], rate[b][nb]);
+    double bg = 0;
+    int64_t paired = 0;
+    for (size_t r = 0; r < rate[a][na].size() && r < rate[b][nb].size(); ++r) {
+      if (std::isfinite(rate[a][na][r] / rate[b][nb][r])) ++paired;
+      bg = std::max({bg, background[a][na][r], background[b][nb][r]});
+    }
+    json t = {{"target", what}, {"ratio", key},     {"threshold", threshold},   {"at_most", false},
+              {"value", v},     {"rounds", paired}, {"background_runnable", bg}};
+    if (!v.is_number()) {
+      t["holds"] = nullptr;
+      t["why_not_judged"] = "not measured (a variant failed or was stopped)";
+    } else {
+      t["holds"] = v.get<double>() >= threshold;
+    }
+    targets.push_back(t);
+  };
+  auto has = [&](int n) { return std::find(loads.begin(), loads.end(), n) != loads.end(); };
+  if (cfg.name == "kw" && has(1)) {
+    target("with 1 competing process: at least 40% of the quiet throughput", "suite_load_1_of_quiet", "suite", 1,
+           "suite", 0, 0.4);
+  }
+  for (int n : {1, 2}) {
+    if (!has(n)) continue;
+    target("with " + std::to_string(n) + " competing process" + (n == 1 ? "" : "es") +
+               ": not slower than --threads 1 under the same load",
+           "suite_over_1_thread_load_" + std::to_string(n), "suite", n, "suite-1-thread", n, 1.0);
+  }
+  return targets;
+}
+
+/// The contended section's paired ratios beyond the targets: the suite
+/// against libgomp's default wait policy and against one thread, at each load.
+json contended_ratios(const std::vector<int>& loads, RoundRates& rate) {
+  json ratios = json::object();
+  for (int n : loads) {
+    const std::string at = "_load_" + std::to_string(n);
+    ratios["suite_over_libgomp_default" + at] = paired_ratio(rate["suite"][n], rate["suite-libgomp-default"][n]);
+    ratios["suite_over_1_thread" + at] = paired_ratio(rate["suite"][n], rate["suite-1-thread"][n]);
+    ratios["suite" + at + "_of_quiet"] = paired_ratio(rate["suite"][n], rate["suite"][0]);
+  }
+  return ratios;
+}
+
+/// The contended section for one configuration (issue #21): in each of
+/// `rounds` rounds, every contended variant quiet and beside each number of
+/// competing busy loops in `o.load` (the loads' and the variants' order
+/// rotated from round to round), `o.load_steps` timed steps each. Rows,
+/// paired ratios (per round, then the median) and the issue's targets.
+json run_contended(const ParentOptions& o, const BenchConfig& cfg, const std::string& self) {
+  std::vector<int> loads = {0};
+  for (int n : o.load) {
+    if (std::find(loads.begin(), loads.end(), n) == loads.end()) loads.push_back(n);
+  }
+  Settings ls = o.s;
+  ls.steps = o.load_steps;
+  ls.repeats = 1;
+  ls.warmup = std::min<int64_t>(o.s.warmup, 10);
+  const auto& variants = contended_variants();
+  const size_t rounds = static_cast<size_t>(o.rounds);
+  RoundRates rate, background;  // variant -> load -> per round
+  std::map<std::string, json> reports;
+  std::map<std::string, std::string> errors;
+  for (size_t round = 0; round < rounds; ++round) {
+    for (size_t li = 0; li < loads.size(); ++li) {
+      const int n = loads[(li + round) % loads.size()];
+      // Other runnable processes before the loops start (others compile here).
+      double busy = other_runnable();
+      const auto wait_end = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.wait_seconds);
+      while (busy > o.max_busy && std::chrono::steady_clock::now() < wait_end) busy = other_runnable(2.0);
+      BusyLoops loops(n);
+      for (size_t k = 0; k < variants.size(); ++k) {
+        const ContendedVariant& v = variants[(k + round) % variants.size()];
+        auto& rates = rate[v.name][n];
+        rates.resize(rounds, std::nan(""));
+        background[v.name][n].resize(rounds, 0.0);
+        background[v.name][n][round] = busy;
+        json report;
+        std::string error;
+        const double med = run_timed_child(v.env + child_command(self, v.child, cfg, ls), o.child_timeout, report,
+                                           error);
+        rates[round] = med;
+        if (std::isfinite(med)) {
+          reports[v.name] = report;
+        } else {
+          errors[v.name + "@" + std::to_string(n)] = error;
+        }
+        std::cerr << "bench-train:   [" << round + 1 << "/" << o.rounds << "] " << n << " competing, "
+                  << std::left << std::setw(22) << v.name << std::right << std::setw(9) << fmt(med, 0)
+                  << " samples/s  (threads " << str_or(report, "threads") << ", others runnable before "
+                  << fmt(busy, 1) << ")" << (error.empty() ? "" : " failed: " + error) << "\n";
+      }
+    }
+  }
+  json section = {{"loads", loads}, {"steps", ls.steps}, {"warmup", ls.warmup}, {"rounds", o.rounds}};
+  json vdesc = json::object();
+  for (const auto& v : variants) vdesc[v.name] = {{"what", v.what}, {"environment_prefix", v.env}};
+  section["variants"] = vdesc;
+  json rows = json::array();
+  for (const auto& v : variants) {
+    for (int n : loads) {
+      const auto& r = rate[v.name][n];
+      std::vector<double> ok;
+      for (double x : r) {
+        if (std::isfinite(x)) ok.push_back(x);
+      }
+      double bg = 0;
+      for (double x : background[v.name][n]) bg = std::max(bg, x);
+      json row = {{"variant", v.name}, {"competing", n}, {"samples_per_s", ok}, {"rounds_measured", ok.size()},
+                  {"median_samples_per_s", ok.empty() ? json(nullptr) : json(median(ok))},
+                  {"background_runnable", bg},
+                  {"of_quiet", paired_ratio(r, rate[v.name][0])},
+                  {"of_1_thread", paired_ratio(r, rate["suite-1-thread"][n])}};
+      if (reports.count(v.name)) {
+        row["threads"] = reports[v.name].value("threads", json());
+        row["wait_policy"] = reports[v.name].value("wait_policy", json());
+      }
+      const std::string key = v.name + "@" + std::to_string(n);
+      if (errors.count(key)) row["error"] = errors[key];
+      rows.push_back(row);
+    }
+  }
+  section["rows"] = rows;
+  section["errors"] = errors;
+  section["ratios"] = contended_ratios(loads, rate);
+  section["targets"] = contended_targets(cfg, loads, rate, background);
+  return section;
+}
+
+/// Whether configuration `name` gets the contended section (--load,
+/// --load-configs; CPU runs only).
+bool contended_for(const ParentOptions& o, const std::string& name) {
+  if (o.load.empty() || o.s.device != "cpu") return false;
+  std::stringstream ss(o.load_configs);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item == name) return true;
+  }
+  return false;
+}
+
+/// --load's list: non-negative counts of competing processes, comma-separated
+/// ("none" or "0": no contended section; 0 is always measured otherwise).
+std::vector<int> parse_load(const std::string& text) {
+  std::vector<int> out;
+  if (text == "none" || text.empty()) return out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    size_t used = 0;
+    int n = -1;
+    try {
+      n = std::stoi(item, &used);
+    } catch (const std::exception&) {
+    }
+    if (n < 0 || used != item.size() || n > 64) {
+      throw UsageError("--load: '" + item + "' is not a number of competing processes from 0 to 64 (give e.g. 1,2 "
+                       "or none)");
+    }
+    if (n > 0) out.push_back(n);
+  }
+  return out;
+}
+
+/// The contended section's table (stdout).
+void print_contended(std::ostream& tab, const json& c) {
+  tab << "  beside competing busy loops (--load): medians over " << c["rounds"] << " rounds of " << c["steps"]
+      << " steps; 'of quiet' and 'of 1 thread' are medians of per-round ratios\n";
+  tab << "  " << std::left << std::setw(24) << "variant" << std::right << std::setw(10) << "competing" << std::setw(12)
+      << "samples/s" << std::setw(9) << "threads" << std::setw(10) << "of quiet" << std::setw(13) << "of 1 thread"
+      << std::setw(12) << "background" << "\n";
+  for (const auto& r : c["rows"]) {
+    auto num = [&](const char* k, int p) { return r[k].is_number() ? fmt(r[k].get<double>(), p) : std::string("n/a"); };
+    tab << "  " << std::left << std::setw(24) << r["variant"].get<std::string>() << std::right << std::setw(10)
+        << r["competing"].get<int>() << std::setw(12) << num("median_samples_per_s", 0) << std::setw(9) << str_or(r, "threads")
+        << std::setw(10) << num("of_quiet", 2) << std::setw(13) << num("of_1_thread", 2) << std::setw(12)
+        << num("background_runnable", 1) << "\n";
+  }
+  for (const auto& [k, v] : c["ratios"].items()) {
+    if (k.rfind("suite_over_libgomp_default", 0) == 0) {
+      tab << "  " << k << ": " << (v.is_number() ? fmt(v.get<double>(), 2) : std::string("n/a")) << "\n";
+    }
+  }
+  for (const auto& t : c["targets"]) {
+    tab << "  target: " << t["target"].get<std::string>() << ": "
+        << (t["value"].is_number() ? fmt(t["value"].get<double>(), 2) : std::string("n/a")) << " (" << t["rounds"]
+        << " paired rounds, up to " << fmt(t["background_runnable"].get<double>(), 1)
+        << " other runnable besides) -> "
+        << (t["holds"].is_boolean() ? (t["holds"].get<bool>() ? "holds" : "does NOT hold")
+                                    : "not judged: " + t.value("why_not_judged", std::string("?")))
+        << "\n";
+  }
+}
 
 int run_parent(const ParentOptions& o, const std::string& self) {
   const RuntimeInfo info = configure_runtime(0);
@@ -454,6 +763,16 @@ int run_parent(const ParentOptions& o, const std::string& self) {
     }
   }
   if (names.empty()) throw UsageError("--configs is empty (give e.g. kw,examples,small)");
+  {
+    std::stringstream ss(o.load_configs);
+    std::string item;
+    while (std::getline(ss, item, ',')) {
+      if (!item.empty() && std::find(names.begin(), names.end(), find_config(item).name) == names.end()) {
+        std::cerr << "bench-train: note: --load-configs names " << item << ", which --configs (" << o.configs
+                  << ") does not run: no contended section for it\n";
+      }
+    }
+  }
   bool python_ok = !o.no_python;
   std::string python_note;
   if (python_ok && o.s.dataset == "synthetic") {
@@ -540,13 +859,7 @@ int run_parent(const ParentOptions& o, const std::string& self) {
                {"activation", cfg.activation}, {"optimizer", cfg.optimizer}, {"lr", cfg.lr}};
     json variants = json::object();
     std::vector<std::pair<std::string, std::string>> jobs;  // (variant, command)
-    for (const auto& v : cpp_variants) {
-      jobs.push_back({v, shell_quote(self) + " --child " + v + " --configs " + cfg.name + " --steps " +
-                             std::to_string(o.s.steps) + " --repeats " + std::to_string(o.s.repeats) +
-                             " --warmup " + std::to_string(o.s.warmup) + " --threads " +
-                             std::to_string(o.s.threads) + " --data-dir " + shell_quote(o.s.data_dir) +
-                             " --dataset " + o.s.dataset + " --device " + o.s.device});
-    }
+    for (const auto& v : cpp_variants) jobs.push_back({v, child_command(self, v, cfg, o.s)});
     if (python_ok) {
       for (const auto& v : py_variants) {
         jobs.push_back({"python-" + v, shell_quote(o.python) + " " + shell_quote(o.script) + " --config " +
@@ -676,7 +989,14 @@ int run_parent(const ParentOptions& o, const std::string& self) {
       t["other_runnable"] = busy;
       const int64_t quiet = ratio_rounds.contains(key) ? ratio_rounds[key].value("quiet_rounds", int64_t{0}) : 0;
       t["quiet_rounds"] = quiet;
-      if (!v.is_number()) {
+      std::string absent;
+      for (const auto& name : involved) {
+        if (!round_rate.count(name)) absent += (absent.empty() ? "" : ", ") + name;
+      }
+      if (!absent.empty()) {
+        t["holds"] = nullptr;
+        t["why_not_judged"] = "not run: " + absent + " (" + (python_note.empty() ? "--no-python" : python_note) + ")";
+      } else if (!v.is_number()) {
         t["holds"] = nullptr;
         t["why_not_judged"] = "not measured (a variant failed or was stopped)";
       } else if (quiet == 0) {
@@ -708,6 +1028,10 @@ int run_parent(const ParentOptions& o, const std::string& self) {
              "suite_1_thread_over_python_default", 2.0, false, {"suite-1-thread", "python-default"});
     }
     jc["targets"] = targets;
+    if (contended_for(o, cfg.name)) {
+      std::cerr << "bench-train: " << cfg.name << " beside competing busy loops (--load)\n";
+      jc["contended"] = run_contended(o, cfg, self);
+    }
     jconfigs.push_back(jc);
   }
   out["configs"] = jconfigs;
@@ -724,7 +1048,9 @@ int run_parent(const ParentOptions& o, const std::string& self) {
   out["provenance"] = collect_provenance(0, nullptr).to_json();
   out["provenance"]["command_line"] = "bench-train --configs " + o.configs + " --steps " +
                                       std::to_string(o.s.steps) + " --repeats " + std::to_string(o.s.repeats) +
-                                      " --rounds " + std::to_string(o.rounds);
+                                      " --rounds " + std::to_string(o.rounds) + " --load " + o.load_text +
+                                      " --load-configs " + o.load_configs + " --load-steps " +
+                                      std::to_string(o.load_steps) + " --dataset " + o.s.dataset;
 
   // The table.
   std::ostringstream tab;
@@ -747,6 +1073,7 @@ int run_parent(const ParentOptions& o, const std::string& self) {
           << fmt(kEpoch / m, 2) << std::setw(9) << str_or(r, "threads") << std::setw(14)
           << (v.rfind("gemm-bound", 0) == 0 ? "bound " + fmt(m / suite, 2) + "x" : fmt(suite / m, 2) + "x") << "\n";
     }
+    if (jc.contains("contended")) print_contended(tab, jc["contended"]);
     for (const auto& t : jc["targets"]) {
       tab << "  target: " << t["target"].get<std::string>() << ": "
           << (t["value"].is_number() ? fmt(t["value"].get<double>(), 2) : std::string("n/a"))
@@ -774,6 +1101,9 @@ int run_parent(const ParentOptions& o, const std::string& self) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // First (libgomp reads it when it loads): OMP_WAIT_POLICY=passive unless
+  // the environment chose a policy, as every chapter (runtime.h).
+  use_passive_wait_policy(argv);
   return run_program("bench-train", [&]() -> int {
     ParentOptions o;
     std::string child;
@@ -808,6 +1138,13 @@ int main(int argc, char** argv) {
         ("coretype", po::value(&o.coretype)->default_value(o.coretype),
          "OPENBLAS_CORETYPE for every variant, Python's included: 'environment' (as it is set), 'unset' "
          "(OpenBLAS picks the kernels for this CPU) or a kernel name (Haswell, SkylakeX, Zen, ...)")
+        ("load", po::value(&o.load_text)->default_value(o.load_text),
+         "numbers of competing single-threaded busy loops to time the suite beside, comma-separated, each "
+         "beside the same variants quiet and at --threads 1 (none: skip)")
+        ("load-configs", po::value(&o.load_configs)->default_value(o.load_configs),
+         "the configurations timed under --load (comma-separated)")
+        ("load-steps", po::value(&o.load_steps)->default_value(o.load_steps),
+         "timed steps of each run under --load")
         ("child", po::value(&child), "internal: run one variant and print its JSON");
     po::variables_map vm;
     try {
@@ -827,6 +1164,8 @@ int main(int argc, char** argv) {
     if (o.s.steps < 1 || o.s.repeats < 1 || o.s.warmup < 0 || o.rounds < 1) {
       throw UsageError("--steps, --repeats and --rounds must be >= 1 and --warmup >= 0");
     }
+    o.load = parse_load(o.load_text);
+    if (o.load_steps < 1) throw UsageError("--load-steps must be >= 1");
     if (!child.empty()) return run_child(child, find_config(o.configs), o.s);
     const std::string self = fs::canonical("/proc/self/exe").string();
     // OpenBLAS reads OPENBLAS_CORETYPE once, when it loads: to change it this

@@ -110,6 +110,30 @@ void check_bench(const json& b) {
       expect_kind(target, tw, "threshold", "number");
       expect_kind(target, tw, "why_not_judged", "string");
     }
+    expect_kind(c, where, "contended", "object");
+    if (c.contains("contended")) {
+      const json& k = c["contended"];
+      const std::string kw = where + ".contended";
+      expect_kind(k, kw, "rows", "array");
+      expect_kind(k, kw, "targets", "array");
+      for (size_t i = 0; k.contains("rows") && i < k["rows"].size(); ++i) {
+        const json& r = k["rows"][i];
+        const std::string rw = kw + ".rows[" + std::to_string(i) + "]";
+        if (!r.is_object()) throw std::runtime_error(rw + ": expected an object, found " + r.type_name());
+        for (const char* f : {"competing", "median_samples_per_s", "of_quiet", "of_1_thread", "background_runnable"}) {
+          expect_kind(r, rw, f, "number");
+        }
+        expect_kind(r, rw, "variant", "string");
+      }
+      for (size_t i = 0; k.contains("targets") && i < k["targets"].size(); ++i) {
+        const json& t = k["targets"][i];
+        const std::string tw = kw + ".targets[" + std::to_string(i) + "]";
+        if (!t.is_object()) throw std::runtime_error(tw + ": expected an object, found " + t.type_name());
+        for (const char* f : {"value", "threshold", "background_runnable", "rounds"}) expect_kind(t, tw, f, "number");
+        expect_kind(t, tw, "holds", "boolean");
+        expect_kind(t, tw, "target", "string");
+      }
+    }
     if (c.contains("variants")) {
       for (const auto& [name, r] : c["variants"].items()) {
         const std::string vw = where + ".variants." + name;
@@ -150,6 +174,52 @@ std::string render_bench_file(const fs::path& file, Outcome& outcome) {
 }  // namespace
 
 namespace {
+
+/// A configuration's contended section (bench-train --load, issue #21): the
+/// targets, then every row with its ratios to the same variant quiet and to
+/// one thread under the same load.
+std::string render_contended(const json& c) {
+  const json k = c.value("contended", json::object());
+  std::ostringstream os;
+  os << "**" << md(str(c, "name")) << " beside competing processes** (`bench-train --load`): in each of "
+     << str(k, "rounds") << " rounds every variant below ran with no competing process added (the *quiet* reference, only as quiet as "
+        "the machine was: see *background*) and beside each number of competing single-threaded busy loops "
+        "that the benchmark started and stopped itself (" << str(k, "steps")
+     << " timed steps a run, after " << str(k, "warmup") << " untimed). *of quiet* and *of 1 thread* are medians "
+        "of per-round ratios to the same variant quiet and to the suite at `--threads 1` beside the same "
+        "load; *background* is the most other runnable processes seen before the loops started (the "
+        "machine's own load, beside which every figure of the row was also taken).\n\n";
+  os << "| target | measured | threshold | paired rounds | background | holds |\n|---|---|---|---|---|---|\n";
+  for (const auto& t : k.value("targets", json::array())) {
+    os << "| " << md(str(t, "target")) << " | " << num(t.value("value", json()), 2) << "x | >= "
+       << num(t.value("threshold", json()), 2) << "x | " << str(t, "rounds") << " | "
+       << num(t.value("background_runnable", json()), 1) << " | "
+       << (t.contains("holds") && t["holds"].is_boolean() ? (t["holds"].get<bool>() ? "**yes**" : "**no**")
+                                                            : "not judged: " + md(str(t, "why_not_judged")))
+       << " |\n";
+  }
+  const json variants = k.value("variants", json::object());
+  os << "\n| variant | competing | samples/s | threads | wait policy | of quiet | of 1 thread | background |\n"
+        "|---|---|---|---|---|---|---|---|\n";
+  for (const auto& r : k.value("rows", json::array())) {
+    const std::string name = str(r, "variant");
+    os << "| " << md(name) << " | " << str(r, "competing") << " | ";
+    if (!r.value("median_samples_per_s", json()).is_number()) {
+      os << "failed: " << md(r.contains("error") ? str(r, "error") : std::string("not measured")) << " | | | | | |\n";
+      continue;
+    }
+    os << num(r["median_samples_per_s"], 0) << " | " << (r.contains("threads") ? str(r, "threads") : "?") << " | "
+       << md(r.contains("wait_policy") ? str(r, "wait_policy") : std::string("?")) << " | "
+       << num(r.value("of_quiet", json()), 2) << " | " << num(r.value("of_1_thread", json()), 2) << " | "
+       << num(r.value("background_runnable", json()), 1) << " |\n";
+  }
+  os << "\n";
+  for (const auto& [name, v] : variants.items()) {
+    os << "- *" << md(name) << "*: " << md(v.is_object() ? str(v, "what") : std::string()) << "\n";
+  }
+  os << "\n";
+  return os.str();
+}
 
 /// The section of a bench.json whose types check_bench accepted.
 std::string render_checked_bench(const json& b, Outcome& outcome) {
@@ -226,6 +296,10 @@ std::string render_checked_bench(const json& b, Outcome& outcome) {
          << num(r.value("other_runnable_before", json()), 1) << " |\n";
     }
     os << "\n";
+  }
+
+  for (const auto& c : b["configs"]) {
+    if (c.contains("contended")) os << render_contended(c);
   }
 
   const json gpu = b.value("gpu", json::object());

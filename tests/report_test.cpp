@@ -812,6 +812,69 @@ TEST(PerformanceAppendix, ShowsTheMediansRatiosVerdictsAndEnvironment) {
   fs::remove_all(root);
 }
 
+// bench-train --load's contended section (issue #21): its targets with their
+// verdicts and conditions, and every row with its paired ratios.
+TEST(PerformanceAppendix, ShowsTheContendedRowsAndTheirVerdicts) {
+  const fs::path root = fs::temp_directory_path() / ("vaerepro-perf3-" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  fs::create_directories(root / "results/bench");
+  const json row_quiet = {{"variant", "suite"},          {"competing", 0},     {"median_samples_per_s", 20000.0},
+                          {"threads", 2},                {"of_quiet", 1.0},    {"of_1_thread", 1.6},
+                          {"background_runnable", 0.5},  {"wait_policy", "passive (set by the suite at start)"}};
+  const json row_loaded = {{"variant", "suite-libgomp-default"}, {"competing", 1}, {"median_samples_per_s", 1234.0},
+                           {"threads", 2}, {"of_quiet", 0.07}, {"of_1_thread", 0.21}, {"background_runnable", 2.5},
+                           {"wait_policy", "libgomp default (spins)"}};
+  const json failed = {{"variant", "suite-1-thread"}, {"competing", 2}, {"median_samples_per_s", nullptr},
+                       {"error", "stopped after 300 s"}};
+  const json b = {
+      {"configs",
+       {{{"name", "kw"},
+         {"description", "KW config"},
+         {"variants", json::object()},
+         {"contended",
+          {{"rounds", 3},
+           {"steps", 100},
+           {"warmup", 10},
+           {"variants", {{"suite-libgomp-default", {{"what", "libgomp's default wait policy"}}}}},
+           {"rows", {row_quiet, row_loaded, failed}},
+           {"targets",
+            {{{"target", "with 1 competing process: at least 40% of the quiet throughput"}, {"value", 0.55},
+              {"threshold", 0.4}, {"rounds", 3}, {"background_runnable", 2.5}, {"holds", true}},
+             {{"target", "with 2 competing processes: not slower than --threads 1 under the same load"},
+              {"value", 0.9}, {"threshold", 1.0}, {"rounds", 2}, {"background_runnable", 1.0}, {"holds", false}},
+             {{"target", "with 1 competing process: not slower than --threads 1 under the same load"},
+              {"value", nullptr}, {"threshold", 1.0}, {"rounds", 0}, {"background_runnable", 0.0},
+              {"holds", nullptr}, {"why_not_judged", "not measured (a variant failed or was stopped)"}}}}}}}}}};
+  std::ofstream(root / "results/bench/bench.json") << b.dump();
+  rp::Paths paths;
+  paths.results = (root / "results").string();
+  rp::Outcome outcome;
+  const std::string md = rp::render_performance(paths, outcome);
+  const auto at = md.find("beside competing processes");
+  ASSERT_NE(at, std::string::npos) << md;
+  EXPECT_NE(md.find("at least 40% of the quiet throughput | 0.55x | >= 0.40x | 3 | 2.5 | **yes** |", at),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("not slower than --threads 1 under the same load | 0.90x | >= 1.00x | 2 | 1.0 | **no** |", at),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("not judged: not measured", at), std::string::npos) << md;
+  EXPECT_NE(md.find("| suite | 0 | 20000 | 2 | passive (set by the suite at start) | 1.00 | 1.60 | 0.5 |", at),
+            std::string::npos) << md;
+  EXPECT_NE(md.find("| suite-libgomp-default | 1 | 1234 | 2 |", at), std::string::npos) << md;
+  EXPECT_NE(md.find("| suite-1-thread | 2 | failed: stopped after 300 s", at), std::string::npos) << md;
+  EXPECT_NE(md.find("libgomp's default wait policy", at), std::string::npos) << md;
+  fs::remove_all(root);
+
+  // A wrong type in the section is named, and the appendix still appears.
+  json bad = b;
+  bad["configs"][0]["contended"]["rows"][0]["of_quiet"] = "high";
+  fs::create_directories(root / "results/bench");
+  std::ofstream(root / "results/bench/bench.json") << bad.dump();
+  const std::string named = rp::render_performance(paths, outcome);
+  EXPECT_NE(named.find(rp::md("configs[0].contended.rows[0].of_quiet: expected a number")), std::string::npos)
+      << named;
+  fs::remove_all(root);
+}
+
 // The GPU check's summary (tests/fixtures/gpu/gpu-check.json, the shape
 // scripts/gpu_check_summary.py writes) beside the CPU's figures: bench.json's
 // KW suite and a CPU probe of chapter 6 from results/.

@@ -15,6 +15,7 @@
 
 #include "vaerepro/build_config.h"
 #include "vaerepro/datasets.h"
+#include "vaerepro/runtime.h"
 
 namespace po = boost::program_options;
 
@@ -358,6 +359,9 @@ std::string seed_out(const std::string& out, int64_t seed, bool first) {
 
 int run_program(const std::string& program, int argc, char** argv,
                 const std::function<int(int, char**)>& body) {
+  // Before anything else (libgomp reads its wait policy when it loads): may
+  // restart the program with OMP_WAIT_POLICY=passive (runtime.h).
+  use_passive_wait_policy(argv);
   // Find --seeds (and --out) before the chapter parses its command line.
   std::vector<std::string> rest;
   std::string seeds_text, out = CommonOptions{}.out;

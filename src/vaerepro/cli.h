@@ -128,6 +128,9 @@ std::string seed_out(const std::string& out, int64_t seed, bool first);
 /// non-zero exit code (at once for a stop by SIGINT/SIGTERM). Without
 /// `--seeds` it is run_program(program, body(argc, argv)). `--out` is read
 /// from the command line (not from --config) to place the seeds' results.
+/// First of all it calls use_passive_wait_policy(argv) (runtime.h), which
+/// restarts the program with OMP_WAIT_POLICY=passive when the environment
+/// sets no OpenMP wait policy: call it first thing in main.
 int run_program(const std::string& program, int argc, char** argv,
                 const std::function<int(int, char**)>& body);
 

@@ -5,9 +5,14 @@
 #include <malloc.h>
 #include <sched.h>
 
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
 #include <climits>
 #include <cstdlib>
+#include <cstring>
+#include <iostream>
 #include <stdexcept>
 #include <thread>
 
@@ -30,7 +35,67 @@ int find_blas(struct dl_phdr_info* info, size_t, void* data) {
   return 0;
 }
 
+// The wait-policy environment as this process found it at its first call
+// of wait_policy_description (use_passive_wait_policy calls it first).
+std::string describe_wait_environment() {
+  const char* policy = std::getenv("OMP_WAIT_POLICY");
+  const char* spin = std::getenv("GOMP_SPINCOUNT");
+  const char* marker = std::getenv(kWaitPolicyRestartMarker);
+  if (policy != nullptr && marker != nullptr && std::string(policy) == "passive") {
+    return "passive (set by the suite at start)";
+  }
+  std::string d;
+  if (policy != nullptr) d = std::string("OMP_WAIT_POLICY=") + policy + " (environment)";
+  if (spin != nullptr) d += (d.empty() ? "" : ", ") + std::string("GOMP_SPINCOUNT=") + spin + " (environment)";
+  return d.empty() ? "libgomp default (spins about 300,000 iterations before it sleeps)" : d;
+}
+
 }  // namespace
+
+WaitPolicyDecision decide_wait_policy(const std::function<const char*(const char*)>& lookup) {
+  WaitPolicyDecision d;
+  if (const char* m = lookup(kWaitPolicyRestartMarker)) {
+    d.reason = std::string(kWaitPolicyRestartMarker) + "=" + m + " is set: this process was restarted already";
+    return d;
+  }
+  if (const char* p = lookup("OMP_WAIT_POLICY")) {
+    d.reason = std::string("OMP_WAIT_POLICY=") + p + " is set: honoured";
+    return d;
+  }
+  if (const char* c = lookup("GOMP_SPINCOUNT")) {
+    d.reason = std::string("GOMP_SPINCOUNT=") + c + " is set: honoured";
+    return d;
+  }
+  d.restart = true;
+  d.reason = "neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set: restarting with OMP_WAIT_POLICY=passive";
+  return d;
+}
+
+std::string wait_policy_description() {
+  static const std::string description = describe_wait_environment();
+  return description;
+}
+
+void use_passive_wait_policy(char** argv) {
+  const WaitPolicyDecision d = decide_wait_policy([](const char* name) { return std::getenv(name); });
+  if (!d.restart || argv == nullptr || argv[0] == nullptr) {
+    (void)wait_policy_description();  // recorded as it is now, before anything can change it
+    return;
+  }
+  ::setenv("OMP_WAIT_POLICY", "passive", 1);
+  ::setenv(kWaitPolicyRestartMarker, "1", 1);
+  std::cout.flush();
+  std::cerr.flush();
+  ::execv("/proc/self/exe", argv);
+  // Still here: the restart failed. Undo, so that the record says what runs.
+  const int err = errno;
+  ::unsetenv("OMP_WAIT_POLICY");
+  ::unsetenv(kWaitPolicyRestartMarker);
+  (void)wait_policy_description();
+  std::cerr << argv[0] << ": warning: could not restart with OMP_WAIT_POLICY=passive (execv /proc/self/exe: "
+            << std::strerror(err) << "); libgomp's threads keep spinning while they wait, which is much slower "
+            << "when anything else runs on the machine. Export OMP_WAIT_POLICY=passive to avoid the restart.\n";
+}
 
 int available_cores() {
   cpu_set_t set;
@@ -51,6 +116,7 @@ RuntimeInfo configure_runtime(int threads) {
                       mallopt(M_TRIM_THRESHOLD, 1024 * 1024 * 1024) == 1 &&
                       mallopt(M_TOP_PAD, 64 * 1024 * 1024) == 1;
   info.available_cores = available_cores();
+  info.omp_wait_policy = wait_policy_description();
   info.requested_threads = threads;
   if (const char* omp = std::getenv("OMP_NUM_THREADS")) info.omp_num_threads_env = omp;
   int n = threads > 0 ? threads : info.available_cores;
@@ -124,6 +190,11 @@ std::vector<std::string> runtime_warnings(const RuntimeInfo& info, const torch::
     w.push_back("torch uses " + std::to_string(info.intra_op_threads) + " thread(s) of " +
                 std::to_string(info.available_cores) + " available cores.");
   }
+  if (info.intra_op_threads >= 2 && info.omp_wait_policy.rfind("libgomp default", 0) == 0) {
+    w.push_back("libgomp's threads spin while they wait (neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set): "
+                "with anything else running on the machine the step can be 10x slower. Export "
+                "OMP_WAIT_POLICY=passive.");
+  }
   if (!info.malloc_tuned) w.push_back("could not raise glibc malloc's trim/mmap thresholds.");
   return w;
 }
@@ -139,6 +210,7 @@ nlohmann::json RuntimeInfo::to_json() const {
           {"requested_threads", requested_threads},
           {"omp_num_threads_env", omp_num_threads_env},
           {"available_cores", available_cores},
+          {"omp_wait_policy", omp_wait_policy},
           {"malloc_tuned", malloc_tuned},
           {"cuda_available", cuda_available},
           {"cuda_device_count", cuda_device_count}};
