@@ -2,6 +2,8 @@
 
 #include <iostream>
 
+#include "vaerepro/runtime.h"
+
 namespace po = boost::program_options;
 
 namespace vaerepro {
@@ -138,6 +140,7 @@ int run_one(Chapter& chapter, int argc, char** argv) {
 }  // namespace
 
 int chapter_main(int argc, char** argv, const std::function<std::unique_ptr<Chapter>()>& make) {
+  use_passive_wait_policy(argv);  // before anything could start libgomp's threads (runtime.h)
   const std::string program = make()->info().program;
   return run_program(program, argc, argv, [&](int ac, char** av) {
     auto chapter = make();
