@@ -77,7 +77,7 @@ std::string setup_md(const json& run, const json& config, const json& metrics, c
      << " importance samples on " << md(metrics.value("grid", json::array()).empty()
                                           ? "?"
                                           : metrics["grid"][0].value("marginal", json::object()).value("points", "?"))
-     << "; the two-layer rows' bound at k = " << md(str(config, "iwae_k")) << " on the same points |\n";
+     << "; the two-layer rows' bound at k = " << md(str(config, "bound_k")) << " on the same points |\n";
   std::vector<int64_t> nzs;
   std::vector<std::string> variants;
   grid_axes(metrics, protocol, nzs, variants);
@@ -234,14 +234,16 @@ std::string iwae_md(const ChapterState& st, const json& published, const std::st
   std::vector<int64_t> nzs;
   std::vector<std::string> variants;
   grid_axes(st.metrics, protocol, nzs, variants);
-  os << "| fresh, two stochastic layers | N_z | -log p(x) | -(bound at k = 50) | -ELBO | active units |\n|---|---:|---:|---:|---:|---:|\n";
+  os << "| fresh, two stochastic layers | N_z | -log p(x) | -(bound at k = " << md(str(st.run.value("config", json::object()), "bound_k"))
+     << ") | -ELBO | active units |\n|---|---:|---:|---:|---:|---:|\n";
   for (const std::string v : {"iwae-elbo", "iwae"}) {
     for (int64_t nz : nzs) {
       const json* p = find_point(st.metrics, v, nz, protocol);
       if (!p) continue;
       std::string units;
       for (const auto& layer : p->value("layers", json::array())) units += (units.empty() ? "" : "+") + layer.value("active_units", json()).dump();
-      os << "| " << (v == "iwae" ? "trained with the k = 50 bound" : "trained with the ELBO") << " | " << nz << " | "
+      const std::string k = p->value("objective", json::object()).value("k", json()).dump();
+      os << "| " << (v == "iwae" ? "trained with the k = " + k + " bound" : "trained with the ELBO") << " | " << nz << " | "
          << fmt1(-log_px(*p)) << " | " << (p->contains("iwae_bound") ? fmt1(-iwae50(*p)) : "n/a") << " | "
          << fmt1(-test_elbo(*p)) << " | " << units << " |\n";
     }

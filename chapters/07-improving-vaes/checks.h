@@ -167,7 +167,8 @@ inline nlohmann::json iwae_objective_helps(const Table& t) {
     detail += (detail.empty() ? "" : ", ") + std::string("N_z = ") + std::to_string(nz) + ": " + vaerepro::format_fixed(d, 2);
   }
   if (n == 0) return nullptr;
-  return {{"claim", "the k = 50 objective gives a better log p(x) than the ELBO on the same network (Burda et al. 2015)"},
+  const std::string k = t.at("iwae").begin()->second.at("objective").at("k").dump();
+  return {{"claim", "the k = " + k + " objective gives a better log p(x) than the ELBO on the same network (Burda et al. 2015)"},
           {"criterion", "at every N_z the IWAE's log p(x) is above that of the same two-layer network trained with the ELBO"},
           {"holds", holds},
           {"quantity", "log_px"},
