@@ -27,7 +27,9 @@ const std::vector<std::string> kRowOrder = {"vae", "vae-tuned", "cnn", "iwae", "
 
 /// A point of the grid in one run's metrics, or null.
 const json* find_point(const json& metrics, const std::string& variant, int64_t nz, const std::string& protocol) {
-  for (const auto& p : metrics.value("grid", json::array())) {
+  const auto grid = metrics.find("grid");  // a reference into `metrics`: the pointer returned must outlive the call
+  if (grid == metrics.end() || !grid->is_array()) return nullptr;
+  for (const auto& p : *grid) {
     if (p.value("variant", "") == variant && p.value("nz", int64_t{-1}) == nz && p.value("protocol", "") == protocol) return &p;
   }
   return nullptr;

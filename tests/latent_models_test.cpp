@@ -7,10 +7,17 @@
 // Shapes: B = batch, D = pixels, K = importance samples, Z = latent size.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cmath>
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include <unistd.h>
 
 #include "linear_gaussian.h"
 #include "toy_data.h"
+#include "vaerepro/cli.h"
 #include "vaerepro/cnn_vae.h"
 #include "vaerepro/corruption.h"
 #include "vaerepro/distributions.h"
@@ -355,6 +362,58 @@ TEST(LatentTrain, EveryObjectiveLearnsAndStaysFinite) {
     EXPECT_GT(r.curve.back().test_elbo, before + 5) << c.name;
     EXPECT_TRUE(std::isfinite(r.curve.back().train_objective)) << c.name;
   }
+}
+
+// A run stopped part-way (SIGTERM's flag, raised from another thread at an
+// arbitrary step) and resumed from its checkpoint ends with bitwise the
+// parameters of an uninterrupted run: the checkpoint carries the model, the
+// optimizer, the generator, the epoch's order and the counters.
+TEST(LatentTrain, AStoppedRunResumesToTheSameParameters) {
+  auto data = test::four_prototypes();
+  const auto path = std::filesystem::temp_directory_path() / ("vaerepro-latent-ckpt-" + std::to_string(::getpid()));
+  std::filesystem::remove(path);
+  auto train = [&](bool checkpointed, bool stop_early) {
+    torch::manual_seed(5);
+    TwoLayerVae m(TwoLayerVaeOptions(64, 8, 2).hidden1(32).hidden2(16));
+    torch::optim::Adam opt(m->parameters(), torch::optim::AdamOptions(3e-3));
+    LatentTrainOptions o;
+    o.total_samples = 256 * 40;
+    o.batch_size = 24;  // not a divisor of 256: epochs end with a dropped partial batch
+    o.objective = {Objective::kIwae, 1.0, 3};
+    o.corruption = 0.05;
+    o.eval_at = {512, 2048};
+    o.progress_seconds = 0;
+    o.label = "resume";
+    if (checkpointed) {
+      o.checkpoint.path = path.string();
+      o.checkpoint.config_hash = "test";
+      o.checkpoint.every_seconds = 1e-9;  // after every step
+    }
+    std::thread stopper;
+    if (stop_early) stopper = std::thread([] {
+      std::this_thread::sleep_for(std::chrono::milliseconds(150));
+      request_stop(SIGTERM);
+    });
+    bool interrupted = false;
+    try {
+      train_latent_model(*m, opt, data, o);
+    } catch (const Interrupted&) {
+      interrupted = true;
+    }
+    if (stopper.joinable()) stopper.join();
+    clear_stop();
+    return std::make_pair(m, interrupted);
+  };
+  auto [reference, r0] = train(false, false);
+  ASSERT_FALSE(r0);
+  auto [first, stopped] = train(true, true);
+  ASSERT_TRUE(stopped) << "the stop came after the run ended: make the run longer";
+  auto [resumed, r2] = train(true, false);  // a fresh process would start here: a new model, the same seed
+  ASSERT_FALSE(r2);
+  auto a = reference->parameters(), b = resumed->parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << "parameter " << i;
+  std::filesystem::remove(path);
 }
 
 TEST(LatentActivity, CountsUnitsWhosePosteriorMeanVaries) {

@@ -672,3 +672,59 @@ TEST(Format, HugeNumbersAreShortNotHundredsOfDigits) {
 }
 
 }  // namespace
+
+namespace {
+
+// Chapter 7 (a real smoke run, tests/fixtures/results/07-improving-vaes/,
+// its points left out but the composite pictures kept): seed 002's Table 1
+// beside the fresh cells, the log p(x) figure, the IWAE paper's numbers, the
+// pictures, the verdicts, the fidelity rows; with a second seed, the cells'
+// seed interval.
+TEST_F(ReportFromFixtures, ChapterSevenSetsSeed002AndTheIwaePaperBesideTheGrid) {
+  options.pdf = false;
+  auto outcome = rp::generate(options);
+  std::string md_text = read(root / "out/report.md");
+  const json m7 = json::parse(read(root / "results/07-improving-vaes/metrics.json"));
+  ASSERT_FALSE(m7["grid"].empty());
+  for (const auto& p : m7["grid"]) {
+    const std::string elbo = rp::fmt1(p["test"]["elbo"].get<double>());
+    const std::string lp = rp::fmt1(p["marginal"]["log_px"]["mean"].get<double>());
+    EXPECT_NE(md_text.find(" / " + elbo + " (one seed) / " + lp + " (one seed) / "), std::string::npos)
+        << p["name"] << ": the cell lacks its fresh ELBO " << elbo << " and log p(x) " << lp;
+  }
+  EXPECT_NE(md_text.find("-137.6"), std::string::npos);  // seed 002, VAE implementation, N_z = 3 (S)
+  EXPECT_NE(md_text.find("-154.2"), std::string::npos);  // seed 002, beta-VAE, N_z = 3 (S)
+  EXPECT_NE(md_text.find("VAE original (published only)"), std::string::npos);
+  EXPECT_NE(md_text.find("86.8"), std::string::npos);    // IWAE paper, 1 layer, k = 1 (V)
+  EXPECT_NE(md_text.find("82.9"), std::string::npos);    // IWAE paper, 2 layers, IWAE k = 50 (V)
+  EXPECT_NE(md_text.find("Not the same experiment"), std::string::npos);
+  EXPECT_NE(md_text.find("fig5-reconstructions.png"), std::string::npos);
+  EXPECT_NE(md_text.find("fig6-samples.png"), std::string::npos);
+  EXPECT_NE(md_text.find("CVAE best overall (log p(x))"), std::string::npos);
+  EXPECT_TRUE(fs::exists(root / "figures/ch07-log-px.svg"));
+  size_t rows = 0;
+  for (const auto& r : outcome.fidelity) {
+    if (r.chapter != "07") continue;
+    ++rows;
+    EXPECT_EQ(r.status, "S");
+    EXPECT_NE(r.verdict.find("not compared"), std::string::npos) << r.verdict;  // the fixture ran on synthetic data
+  }
+  EXPECT_EQ(rows, 7u);  // one per seed 002 row the grid reproduces
+  EXPECT_EQ(md_text.find("{{"), std::string::npos);
+
+  // A second seed: every fresh cell becomes a mean with its spread.
+  json run = json::parse(read(root / "results/07-improving-vaes/run.json"));
+  json metrics = m7;
+  for (auto& p : metrics["grid"]) p["test"]["elbo"] = p["test"]["elbo"].get<double>() - 2.0;
+  run["seed"] = 7;
+  fs::create_directories(root / "results/seeds/7");
+  fs::copy(root / "results/07-improving-vaes", root / "results/seeds/7/07-improving-vaes", fs::copy_options::recursive);
+  std::ofstream(root / "results/seeds/7/07-improving-vaes/run.json") << run.dump();
+  std::ofstream(root / "results/seeds/7/07-improving-vaes/metrics.json") << metrics.dump();
+  rp::generate(options);
+  md_text = read(root / "out/report.md");
+  const double e0 = m7["grid"][0]["test"]["elbo"].get<double>();
+  EXPECT_NE(md_text.find(rp::fmt1(e0 - 1.0) + " &plusmn; 1.4 (2 seeds)"), std::string::npos);
+}
+
+}  // namespace
