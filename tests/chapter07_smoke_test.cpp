@@ -30,7 +30,7 @@ nlohmann::json read(const fs::path& p) {
 TEST(Chapter07Smoke, PointsRunAloneAndTheGridIsAssembled) {
   const fs::path root = fs::temp_directory_path() / ("vaerepro-ch07-" + std::to_string(::getpid()));
   fs::remove_all(root);
-  const std::string base = "--profile smoke --dataset synthetic --threads 2 --out " + root.string();
+  const std::string base = "--profile smoke --dataset synthetic --threads 1 --out " + root.string();
   std::string out;
   ASSERT_EQ(run(base + " --only-point iwae-nz3", &out), 0) << out;
   EXPECT_FALSE(fs::exists(root / "07-improving-vaes")) << "a single point is not a chapter result";
