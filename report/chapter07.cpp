@@ -51,7 +51,11 @@ double iwae50(const json& p) { return p.at("iwae_bound").at("mean").get<double>(
 
 std::string signed1(double d) { return std::isfinite(d) ? (d >= 0 ? "+" : "") + fmt1(d) : "n/a"; }
 
-std::string brief(const Spread& s) { return s.n() ? spread_text(s, true) : "n/a"; }
+/// One seed: the number; several: mean, sd and the count (spread_text's brief form).
+std::string brief(const Spread& s) {
+  if (s.n() == 0) return "n/a";
+  return s.n() == 1 ? fmt1(s.mean) : spread_text(s, true);
+}
 
 /// The latent sizes and variants of the primary protocol's grid, in the seed's order.
 void grid_axes(const json& metrics, const std::string& protocol, std::vector<int64_t>& nzs, std::vector<std::string>& variants) {
@@ -137,7 +141,8 @@ std::string table_md(const ChapterState& st, const json& seed, const std::string
   }
   os << "\nEach cell: " << (with_published ? "seed 002's number (S) / " : "– / ") << "fresh test ELBO (the seed's quantity) / fresh "
      << "importance-sampled log p(x) / fresh ELBO minus the published number, in nats (higher is better). A CVAE's numbers are of "
-     << "log p(x | y); its label-marginal log p(x) is in the details below. Protocol " << md(protocol) << ".\n\n" << prov;
+     << "log p(x | y); its label-marginal log p(x) is in the details below. Protocol " << md(protocol) << "; "
+     << (st.seed_runs.size() > 1 ? "fresh numbers: mean &plusmn; sample sd over the seeds" : "fresh numbers from one seed") << ".\n\n" << prov;
   return os.str();
 }
 
@@ -257,7 +262,7 @@ std::string iwae_md(const ChapterState& st, const json& published, const std::st
      << md(protocol) << ", " << md(str(c, "samples_per_model")) << " training samples with minibatches of "
      << md(str(c, "batch_size")) << " and a constant learning rate, and seed 002's reading of the network: the top layer is N_z "
         "and the first stochastic layer has " << md(str(c, "iwae_z1")) << " units. What carries over is the comparison inside "
-        "each table: the k = 50 objective against the ELBO on the same network.\n\n" << prov;
+        "each table: the k-sample objective against the ELBO on the same network.\n\n" << prov;
   return os.str();
 }
 

@@ -61,14 +61,19 @@ inline nlohmann::json best_at(const Table& t, const std::string& variant, const 
   std::string detail;
   for (int64_t nz : nzs) {
     if (!has(t, variant, nz)) continue;
-    std::string best;
-    double best_value = -std::numeric_limits<double>::infinity();
+    std::string best, second;
+    double best_value = -std::numeric_limits<double>::infinity(), second_value = best_value;
     for (const auto& [name, row] : t) {
       if (name == "cvae" || !row.count(nz)) continue;  // a CVAE's numbers are conditional: not ranked here
       const double v = point_value(row.at(nz), quantity, false);
       if (v > best_value) {
+        second_value = best_value;
+        second = best;
         best_value = v;
         best = name;
+      } else if (v > second_value) {
+        second_value = v;
+        second = name;
       }
     }
     ++tested;
@@ -76,6 +81,11 @@ inline nlohmann::json best_at(const Table& t, const std::string& variant, const 
     if (best != variant) holds = false;
     detail += (detail.empty() ? "" : "; ") + std::string("N_z = ") + std::to_string(nz) + ": " + variant + " " +
               vaerepro::format_fixed(mine) + ", best " + best + " " + vaerepro::format_fixed(best_value);
+    // How far ahead the leader is: a margin within the noise decides nothing (run several seeds).
+    if (!second.empty()) {
+      detail += ", next " + second + " " + vaerepro::format_fixed(second_value) + " (margin " +
+                vaerepro::format_fixed(best_value - second_value) + ")";
+    }
   }
   if (tested == 0) return nullptr;
   const std::string q = quantity == "elbo" ? "test ELBO" : "log p(x)";
