@@ -1,7 +1,7 @@
 # vaerepro: the dependency graph over CMake. `make help` lists the targets.
 #
 # Choose a run with PROFILE=smoke|quick|full, DATASET=auto|mnist|fashion-mnist|mnist-10k,
-# DEVICE=auto|cpu|cuda, SEED=N or SEEDS=1,2,3, PROTOCOL=binarized|gray-bce (empty: the chapter's default).
+# DEVICE=auto|cpu|cuda, SEED=N or SEEDS=1,2,3, PROTOCOL=binarized|gray-bce|threshold (empty: the chapter's default).
 # A chapter run resumes from its checkpoints after a kill (rerun the same make command);
 # one that is complete for the same configuration is not trained again unless FORCE=1.
 # CMAKE_PREFIX_PATH (or Torch_DIR) picks another LibTorch, e.g. a CUDA build.
@@ -47,8 +47,8 @@ RUN_ARGS = $(RUN_BASE) --threads $(THREADS)
 # Parallel point jobs: one intra-op thread each unless told otherwise.
 POINT_THREADS ?= 1
 POINT_ARGS = $(RUN_BASE) --threads $(POINT_THREADS)
-CHAPTERS = chapter-01 chapter-02 chapter-03 chapter-04 chapter-05 chapter-06
-# SCHEDULER=slurm: chapter-03-points and chapter-06-probes as Slurm job arrays
+CHAPTERS = chapter-01 chapter-02 chapter-03 chapter-04 chapter-05 chapter-06 chapter-07
+# SCHEDULER=slurm: chapter-03-points, chapter-06-probes and chapter-07-points as Slurm job arrays
 # (README.md, "On a cluster"; scripts/slurm_points.sh). WAIT=0 returns after submitting.
 SCHEDULER ?= local
 WAIT ?= 1
@@ -67,7 +67,7 @@ SLURM_SUBMIT = scripts/slurm_points.sh submit --args "$(POINT_ARGS)" --assemble-
   --partition "$(SLURM_PARTITION)" --time "$(SLURM_TIME)" --cpus "$(SLURM_CPUS)" --gpus "$(SLURM_GPUS)" \
   --sbatch-args "$(SLURM_ARGS)" --max-tasks "$(SLURM_MAX_TASKS)" --wait "$(WAIT)" --poll "$(SLURM_POLL)"
 
-.PHONY: help all data-note data-mnist deps deps-all deps-check deps-bench configure build test data chapters $(CHAPTERS) chapter-03-points chapter-06-probes fixtures report docs bench clean
+.PHONY: help all data-note data-mnist deps deps-all deps-check deps-bench configure build test data chapters $(CHAPTERS) chapter-03-points chapter-06-probes chapter-07-points fixtures report docs bench clean
 
 help: ## list the targets
 	@echo "vaerepro: make TARGET [PROFILE=smoke|quick|full] [DATASET=auto|mnist|fashion-mnist|mnist-10k] [DEVICE=auto|cpu|cuda] [SEED=N] [FORCE=1]"
@@ -138,6 +138,9 @@ chapter-05: build $(CHAPTER_DATA) ## chapter 5: VQ-VAE (K = 10 and K = 512) with
 chapter-06: build $(CHAPTER_DATA) ## chapter 6: seed 000's minimal-architecture search, exact and noise-aware (Algorithm 1)
 	$(BUILD_DIR)/bin/chapter-06 $(RUN_ARGS)
 
+chapter-07: build $(CHAPTER_DATA) ## chapter 7: eight VAE variants x five latent sizes, bounds beside log p(x) (seed 002, Table 1)
+	$(BUILD_DIR)/bin/chapter-07 $(RUN_ARGS)
+
 chapter-03-points: build $(CHAPTER_DATA) ## chapter 3's beta points as parallel jobs (JOBS=N; SCHEDULER=slurm: a job array), then the chapter assembles them
 ifeq ($(SCHEDULER),slurm)
 	$(SLURM_SUBMIT) --state $(SLURM_STATE)/chapter-03 --name chapter-03 --mode points \
@@ -171,10 +174,24 @@ endif
 
 # The report test's complete fixtures, one smoke run of each chapter on
 # synthetic data (scripts/make_fixtures.sh); the hand-made broken ones stay.
-FIXTURES ?= 01 02 03 04 05 06
+FIXTURES ?= 01 02 03 04 05 06 07
 fixtures: configure ## regenerate tests/fixtures/results/ from smoke runs of the chapters (FIXTURES="01 06": some)
 	cmake --build $(BUILD_DIR) -j $(JOBS) --target $(addprefix chapter-,$(FIXTURES)) > /dev/null
 	scripts/make_fixtures.sh $(BUILD_DIR) $(FIXTURES)
+
+chapter-07-points: build $(CHAPTER_DATA) ## chapter 7's 40 grid points as parallel jobs (JOBS=N; SCHEDULER=slurm: a job array), then the chapter assembles them
+ifeq ($(SCHEDULER),slurm)
+	$(SLURM_SUBMIT) --state $(SLURM_STATE)/chapter-07 --name chapter-07 --mode points \
+	  --program $(BUILD_DIR)/bin/chapter-07 --list --list-points --flag --only-point
+else
+	@# The points the chapter itself lists as pending (the profile's variants and latent sizes).
+	@points=$$($(BUILD_DIR)/bin/chapter-07 $(RUN_ARGS) --list-points | sed -n 's/^pending-point //p' | sort -u); \
+	if [ -n "$$points" ]; then \
+	  $(MAKE) --no-print-directory -f scripts/points.mk -j $(JOBS) PROGRAM=$(BUILD_DIR)/bin/chapter-07 \
+	    ARGS="$(POINT_ARGS)" POINTS="$$(echo $$points)"; \
+	fi
+	$(BUILD_DIR)/bin/chapter-07 $(RUN_ARGS)
+endif
 
 report: configure ## rebuild the report from the results on disk (seconds; trains nothing)
 	@cmake --build $(BUILD_DIR) --target report-gen -j $(JOBS) > /dev/null

@@ -196,5 +196,7 @@ Vars render_vqvae_pixelcnn(const RenderContext& ctx);
 std::string render_performance(const Paths& paths, Outcome& outcome);
 /// Chapter 6: the minimal-architecture search (chapter06.cpp).
 Vars render_architecture_search(const RenderContext& ctx);
+/// Chapter 7: seed 002's eight variants x five latent sizes (chapter07.cpp).
+Vars render_improving_vaes(const RenderContext& ctx);
 
 }  // namespace vaerepro::report

@@ -340,6 +340,8 @@ Outcome generate(const Options& options) {
           vars = render_beta_sweep(RenderContext{st, published, options, outcome, slug});
         } else if (renderer == "vqvae-pixelcnn") {
           vars = render_vqvae_pixelcnn(RenderContext{st, published, options, outcome, slug});
+        } else if (renderer == "improving-vaes") {
+          vars = render_improving_vaes(RenderContext{st, published, options, outcome, slug});
         } else if (renderer == "marginal-likelihood") {
           vars = render_marginal_likelihood(RenderContext{st, published, options, outcome, slug});
         } else {

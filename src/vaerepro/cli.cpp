@@ -117,7 +117,7 @@ po::options_description generic_options(CommonOptions& o) {
       ("dataset", po::value(&o.dataset)->default_value(o.dataset),
        "auto (real MNIST if in data/mnist, else Fashion-MNIST) | mnist | fashion-mnist | mnist-10k | synthetic")
       ("protocol", po::value(&o.protocol),
-       "binarized (dynamic binarisation, proper nats) | gray-bce (seed 000: gray levels in BCE, not a likelihood)")
+       "binarized (dynamic binarisation, proper nats) | gray-bce (seed 000: gray levels in BCE, not a likelihood) | threshold (seed 002: pixels above zero set to one, once)")
       ("device", po::value(&o.device)->default_value(o.device), "auto | cpu | cuda")
       ("seed", po::value(&o.seed)->default_value(o.seed), "random seed (runs are deterministic on CPU)")
       ("seeds", po::value<std::string>(),
@@ -200,7 +200,7 @@ void validate_common(const CommonOptions& o) {
     datasets.insert(datasets.begin(), "auto");
   }
   require_one_of("dataset", o.dataset, datasets);
-  if (!o.protocol.empty()) require_one_of("protocol", o.protocol, {"binarized", "gray-bce"});
+  if (!o.protocol.empty()) require_one_of("protocol", o.protocol, {"binarized", "gray-bce", "threshold"});
   require_one_of("device", o.device, {"auto", "cpu", "cuda"});
   if (o.seed < 0 || o.seed > 1000000000) {
     throw UsageError("--seed must be between 0 and 1e9, got " + std::to_string(o.seed));

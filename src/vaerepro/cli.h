@@ -56,7 +56,7 @@ std::string shell_command(int argc, char** argv, const std::vector<std::string>&
 struct CommonOptions {
   std::string profile = "quick";  ///< smoke | quick | full
   std::string dataset = "auto";   ///< auto | mnist | fashion-mnist | mnist-10k | synthetic
-  std::string protocol;           ///< binarized | gray-bce; empty = the chapter's default
+  std::string protocol;           ///< binarized | gray-bce | threshold; empty = the chapter's default
   std::string device = "auto";    ///< auto | cpu | cuda
   int64_t seed = 1;
   std::string out = "results";    ///< results root
