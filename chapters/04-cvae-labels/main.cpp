@@ -156,25 +156,12 @@ int run(int argc, char** argv) {
     torch::manual_seed(static_cast<uint64_t>(common.seed) + 99);
     Classifier classifier(data.dim(), classes);
     classifier->to(setup.device);
-    // Kept with the run's checkpoints once trained, so that a run stopped or
-    // killed later does not train it again (SIGINT/SIGTERM during its own
-    // training stop it at the next step; it then trains afresh on resume).
-    const CheckpointOptions judge = checkpoints.model("judge-classifier");
-    const OptimizerState no_optimizer{[](torch::serialize::OutputArchive&) {},
-                                      [](torch::serialize::InputArchive&) {}};
-    double classifier_accuracy = 0;
-    if (auto kept = load_checkpoint(judge, *classifier, no_optimizer, {{"trained", true}}, kProgram)) {
-      classifier_accuracy = kept->progress.value("accuracy", 0.0);
-      restore_rng(*kept, setup.device);  // the generators as after its training
-      classifier->eval();
-      std::cout << kProgram << ": the judging classifier was trained before (" << judge.path << ")\n";
-    } else {
-      classifier_accuracy = train_classifier(*classifier, data, o.classifier_epochs);
-      TrainingSnapshot snapshot;
-      snapshot.progress = {{"trained", true}, {"accuracy", classifier_accuracy}};
-      capture_rng(snapshot, setup.device);
-      save_checkpoint(judge, *classifier, no_optimizer, snapshot);
-    }
+    // Checkpointed with the run: a run stopped or killed during or after its
+    // training resumes it, or reuses it once trained.
+    ClassifierTrainOptions judge;
+    judge.epochs = o.classifier_epochs;
+    judge.checkpoint = checkpoints.model("judge-classifier");
+    const double classifier_accuracy = train_classifier(*classifier, data, judge).accuracy;
     std::cout << kProgram << ": classifier test accuracy " << format_fixed(100 * classifier_accuracy) << "% on "
               << setup.dataset_name << "\n";
 

@@ -293,7 +293,10 @@ int run(int argc, char** argv) {
       torch::manual_seed(static_cast<uint64_t>(common.seed) + 99);
       classifier = Classifier(data.dim(), classes);
       classifier->to(setup.device);
-      classifier_accuracy = train_classifier(*classifier, data, o.classifier_epochs);
+      ClassifierTrainOptions judge;
+      judge.epochs = o.classifier_epochs;
+      judge.checkpoint = checkpoints.model("judge-classifier");
+      classifier_accuracy = train_classifier(*classifier, data, judge).accuracy;
       std::cout << kProgram << ": judge classifier test accuracy " << format_fixed(100 * classifier_accuracy) << "%\n";
     }
 
@@ -316,6 +319,7 @@ int run(int argc, char** argv) {
       t.curve_points = o.curve_points;
       t.curve_test_examples = 1000;
       t.label = label;
+      t.checkpoint = checkpoints.model("vqvae-" + s.name);
       const auto trained = train_vqvae(*model, n_train, [&](const torch::Tensor& idx) { return data.train_batch(idx); },
                                        data.test, t);
       throw_if_stopped(label);
@@ -332,7 +336,8 @@ int run(int argc, char** argv) {
       pt.batch_size = o.batch_size;
       pt.lr = o.prior_lr;
       pt.label = label + " prior";
-      const auto prior_curve = train_prior(*prior, train_codes, test_codes, pt);
+      pt.checkpoint = checkpoints.model("prior-" + s.name);
+      const auto prior_curve = train_prior(*prior, train_codes, test_codes, pt).curve;
       throw_if_stopped(pt.label);
       // 4. New images: prior samples (49 sequential steps over the whole batch)
       //    beside uniformly random code maps, both decoded.
