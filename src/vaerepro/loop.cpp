@@ -39,10 +39,10 @@ nlohmann::json LoopState::to_json() const {
 
 LoopState LoopState::from_json(const nlohmann::json& j) {
   LoopState s;
-  const std::string* key = nullptr;
+  std::string key;
   try {
-    auto take = [&](const std::string& k, auto& into) {
-      key = &k;
+    auto take = [&](const char* k, auto& into) {
+      key = k;
       into = j.at(k).get<std::decay_t<decltype(into)>>();
     };
     take("complete", s.complete);
@@ -63,7 +63,7 @@ LoopState LoopState::from_json(const nlohmann::json& j) {
     take("step_state", s.step_state);
     take("summary", s.summary);
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("the training loop's state has no valid '" + (key ? *key : std::string("?")) +
+    throw std::runtime_error("the training loop's state has no valid '" + key +
                              "' (" + e.what() + ")");
   }
   if (s.samples_seen < 0 || s.step < 0 || s.position < 0 || s.next_mark < 0 || s.window.size() != s.running.size()) {
@@ -327,7 +327,7 @@ void TrainingLoop::print_progress(Clock::time_point now) {
   const double train_time = std::max(1e-9, elapsed() - state_.eval_seconds);
   const double rate = static_cast<double>(state_.samples_seen) / train_time;
   const double eta = static_cast<double>(options_.total_samples - state_.samples_seen) / std::max(rate, 1e-9);
-  char line[160];
+  char line[256];
   std::snprintf(line, sizeof(line), "%s %.3g/%.3g samples (%.1f epochs)  %.0f samples/s  ETA %s  ",
                 options_.label.c_str(), static_cast<double>(state_.samples_seen),
                 static_cast<double>(options_.total_samples), static_cast<double>(state_.samples_seen) / n_, rate,

@@ -26,8 +26,8 @@ extern "C" void on_stop_signal(int sig) {
 }
 }  // namespace
 
-void install_stop_handlers(const std::string& resume_command) {
-  g_resume_command = resume_command;
+void install_stop_handlers(const std::string& command) {
+  g_resume_command = command;
   struct sigaction sa;
   std::memset(&sa, 0, sizeof(sa));
   sa.sa_handler = on_stop_signal;
