@@ -99,8 +99,9 @@ std::string slurp(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-int run_to_end(const std::vector<std::string>& args, const fs::path& log, std::string* out = nullptr,
-               const std::string& env = "", const std::string& program = "chapter-01") {
+int run_to_end(const std::vector<std::string>& args, const fs::path& log,
+               std::string* out = nullptr, const std::string& env = "",
+               const std::string& program = "chapter-01") {
   const int code = wait_for(spawn(args, log, env, program));
   if (out) *out = slurp(log);
   return code;
@@ -112,7 +113,8 @@ json numbers(const fs::path& out, const std::string& slug = kSlug) {
   json j = json::parse(in);
   std::function<void(json&)> strip = [&](json& v) {
     if (v.is_object()) {
-      for (const char* k : {"train_seconds", "eval_seconds", "wall_seconds", "sample_seconds"}) v.erase(k);
+      for (const char* k : {"train_seconds", "eval_seconds", "wall_seconds", "sample_seconds"})
+        v.erase(k);
       for (auto& [k, x] : v.items()) strip(x);
     } else if (v.is_array()) {
       for (auto& x : v) strip(x);
@@ -485,16 +487,19 @@ const char* kSlug05 = "05-vqvae-pixelcnn";
 
 /// Chapter 5 at the smoke profile with a checkpoint every 0.2 s.
 std::vector<std::string> chapter05_args(const fs::path& out) {
-  return {"--profile", "smoke", "--dataset", "synthetic", "--threads", "1", "--seed", "3",
-          "--checkpoint-every", "0.2", "--out", out.string()};
+  return {"--profile", "smoke", "--dataset",          "synthetic", "--threads", "1",
+          "--seed",    "3",     "--checkpoint-every", "0.2",       "--out",     out.string()};
 }
 
 TEST_F(FaultInjection, ChapterFiveKilledAtRandomMomentsResumesToTheSameNumbers) {
   const fs::path ref = root / "ch05-reference", out = root / "ch05-killed";
   std::string text;
   const auto t0 = std::chrono::steady_clock::now();
-  ASSERT_EQ(run_to_end(chapter05_args(ref), root / "ch05-reference.log", &text, "", "chapter-05"), 0) << text;
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_EQ(run_to_end(chapter05_args(ref), root / "ch05-reference.log", &text, "", "chapter-05"),
+            0)
+      << text;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const json reference05 = numbers(ref, kSlug05);
   const unsigned seed = static_cast<unsigned>(std::random_device{}());
   std::mt19937 rng(seed);
@@ -510,7 +515,9 @@ TEST_F(FaultInjection, ChapterFiveKilledAtRandomMomentsResumesToTheSameNumbers) 
     const bool killed = ::kill(c.pid, SIGKILL) == 0;
     const int code = wait_for(c);
     const std::string t = slurp(log);
-    if (t.find("resuming from") != std::string::npos || t.find("already trained") != std::string::npos) ++resumed;
+    if (t.find("resuming from") != std::string::npos ||
+        t.find("already trained") != std::string::npos)
+      ++resumed;
     if (code == 0) break;  // it finished before the kill landed
     ASSERT_TRUE(killed);
     ASSERT_EQ(code, 128 + SIGKILL) << t;
@@ -518,15 +525,20 @@ TEST_F(FaultInjection, ChapterFiveKilledAtRandomMomentsResumesToTheSameNumbers) 
     EXPECT_FALSE(fs::exists(out / kSlug05)) << t;
   }
   EXPECT_GE(kills, 2) << "the kills did not land mid-run";
-  ASSERT_EQ(run_to_end(chapter05_args(out), root / "ch05-killed-final.log", &text, "", "chapter-05"), 0) << text;
-  if (text.find("resuming from") != std::string::npos || text.find("already trained") != std::string::npos) ++resumed;
+  ASSERT_EQ(
+      run_to_end(chapter05_args(out), root / "ch05-killed-final.log", &text, "", "chapter-05"), 0)
+      << text;
+  if (text.find("resuming from") != std::string::npos ||
+      text.find("already trained") != std::string::npos)
+    ++resumed;
   EXPECT_GE(resumed, 1) << "no run resumed from a checkpoint";
   std::cout << "[   info   ] chapter 5: " << kills << " SIGKILLs mid-run, " << resumed
             << " runs resumed from a checkpoint\n";
   EXPECT_EQ(numbers(out, kSlug05), reference05);
   // The pictures too (prior samples draw from the generator after training).
   for (const auto& e : fs::directory_iterator(ref / kSlug05 / "images")) {
-    EXPECT_EQ(slurp(out / kSlug05 / "images" / e.path().filename()), slurp(e.path())) << e.path().filename();
+    EXPECT_EQ(slurp(out / kSlug05 / "images" / e.path().filename()), slurp(e.path()))
+        << e.path().filename();
   }
   EXPECT_FALSE(fs::exists(out / ".checkpoints" / kSlug05));
   std::string left;
@@ -537,7 +549,9 @@ TEST_F(FaultInjection, ChapterFiveStoppedBySigtermSavesAndResumesExactly) {
   const fs::path ref = root / "ch05-reference", out = root / "ch05-stopped";
   if (!fs::exists(ref / kSlug05 / "metrics.json")) {
     std::string text;
-    ASSERT_EQ(run_to_end(chapter05_args(ref), root / "ch05-reference-2.log", &text, "", "chapter-05"), 0) << text;
+    ASSERT_EQ(
+        run_to_end(chapter05_args(ref), root / "ch05-reference-2.log", &text, "", "chapter-05"), 0)
+        << text;
   }
   const fs::path log = root / "ch05-stopped.log";
   Child c = spawn(chapter05_args(out), log, "", "chapter-05");
@@ -550,8 +564,12 @@ TEST_F(FaultInjection, ChapterFiveStoppedBySigtermSavesAndResumesExactly) {
     EXPECT_NE(text.find("stopped by SIGTERM"), std::string::npos) << text;
     EXPECT_NE(text.find("to resume, run: "), std::string::npos) << text;
     EXPECT_FALSE(fs::exists(out / kSlug05)) << text;
-    ASSERT_EQ(run_to_end(chapter05_args(out), root / "ch05-stopped-final.log", &text, "", "chapter-05"), 0) << text;
-    EXPECT_TRUE(text.find("resuming from") != std::string::npos || text.find("already trained") != std::string::npos)
+    ASSERT_EQ(
+        run_to_end(chapter05_args(out), root / "ch05-stopped-final.log", &text, "", "chapter-05"),
+        0)
+        << text;
+    EXPECT_TRUE(text.find("resuming from") != std::string::npos ||
+                text.find("already trained") != std::string::npos)
         << text;
   }
   EXPECT_EQ(numbers(out, kSlug05), numbers(ref, kSlug05));

@@ -30,7 +30,9 @@ using nlohmann::json;
 
 namespace {
 
-bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof(double)) == 0; }
+bool same_bits(double a, double b) {
+  return std::memcmp(&a, &b, sizeof(double)) == 0;
+}
 
 TEST(LoopState, RoundTripsEveryFieldExactly) {
   LoopState s;
@@ -44,14 +46,17 @@ TEST(LoopState, RoundTripsEveryFieldExactly) {
   s.running_steps = 5;
   s.window = {3.0 / 7.0, 5e-324, -0.0};
   s.window_examples = 400;
+  s.window_steps = 4;
   s.elapsed_seconds = 12.5;
   s.eval_seconds = 1.0 / 3.0;
   s.resumed_at = {400, 2000};
-  s.curve = json::array({{{"samples_seen", 400}, {"x", 0.1}}, {{"samples_seen", 800}, {"x", 2.0 / 3.0}}});
+  s.curve =
+      json::array({{{"samples_seen", 400}, {"x", 0.1}}, {{"samples_seen", 800}, {"x", 2.0 / 3.0}}});
   s.identity = {{"total_samples", 1000}, {"step", {{"beta", 0.25}}}};
   s.step_state = {{"first_loss", 1.0 / 9.0}};
   s.summary = {{"step", "hand-written"}};
-  const LoopState back = LoopState::from_json(json::parse(s.to_json().dump()));  // as a checkpoint carries it
+  const LoopState back =
+      LoopState::from_json(json::parse(s.to_json().dump()));  // as a checkpoint carries it
   EXPECT_EQ(back.to_json(), s.to_json());
   EXPECT_EQ(back.complete, s.complete);
   EXPECT_EQ(back.samples_seen, s.samples_seen);
@@ -67,6 +72,7 @@ TEST(LoopState, RoundTripsEveryFieldExactly) {
   }
   EXPECT_EQ(back.running_steps, s.running_steps);
   EXPECT_EQ(back.window_examples, s.window_examples);
+  EXPECT_EQ(back.window_steps, s.window_steps);
   EXPECT_TRUE(same_bits(back.elapsed_seconds, s.elapsed_seconds));
   EXPECT_TRUE(same_bits(back.eval_seconds, s.eval_seconds));
   EXPECT_TRUE(same_bits(back.train_seconds(), 12.5 - 1.0 / 3.0));
@@ -108,7 +114,9 @@ TORCH_MODULE(Toy);
 class ToyStep : public TrainStep {
  public:
   explicit ToyStep(int64_t n, int64_t nan_at = 0)
-      : x_(torch::linspace(0, 1, n)), optimizer_(toy_->parameters(), torch::optim::SGDOptions(0.1)), nan_at_(nan_at) {}
+      : x_(torch::linspace(0, 1, n)),
+        optimizer_(toy_->parameters(), torch::optim::SGDOptions(0.1)),
+        nan_at_(nan_at) {}
   std::vector<std::string> terms() const override { return {"count term", "index term"}; }
   torch::Dtype history_dtype() const override { return torch::kFloat64; }
   void step(const torch::Tensor& idx, torch::Tensor sums) override {
@@ -127,8 +135,14 @@ class ToyStep : public TrainStep {
   torch::nn::Module& model() override { return *toy_; }
   torch::optim::Optimizer& optimizer() override { return optimizer_; }
   json evaluate(const Mark& m) override {
-    return {{"w", toy_->w.item<double>()}, {"window", m.window}, {"examples", m.window_examples}, {"step", m.step},
-            {"draw", torch::rand({1}).item<double>()}};  // evaluation draws; the loop restores the generator
+    return {
+        {"w", toy_->w.item<double>()},
+        {"window", m.window},
+        {"examples", m.window_examples},
+        {"steps", m.window_steps},
+        {"step", m.step},
+        {"draw",
+         torch::rand({1}).item<double>()}};  // evaluation draws; the loop restores the generator
   }
   std::string describe(const std::vector<double>& m) const override { return std::to_string(m[0]); }
 
@@ -148,7 +162,7 @@ TEST(TrainingLoop, MarksEpochsAndWindowsFollowTheirClosedForms) {
   LoopOptions o;
   o.total_samples = 3 * n;
   o.batch_size = 4;
-  o.drop_last = false;  // 4 + 4 + 2 per epoch
+  o.drop_last = false;                       // 4 + 4 + 2 per epoch
   o.marks = {n, 2 * n, 3 * n, 0, 5 * n, n};  // unsorted, repeated, outside: cleaned up
   o.progress_seconds = 0;
   TrainingLoop loop(step, n, torch::kCPU, o);
@@ -166,6 +180,7 @@ TEST(TrainingLoop, MarksEpochsAndWindowsFollowTheirClosedForms) {
     EXPECT_EQ(row["window"][0].get<double>(), 10.0);
     EXPECT_EQ(row["window"][1].get<double>(), 45.0);
     EXPECT_EQ(row["examples"], n);
+    EXPECT_EQ(row["steps"], 3);
   }
   EXPECT_EQ(step.toy_->seen.item<double>(), 30.0);
 
@@ -197,9 +212,11 @@ TEST(TrainingLoop, ANonFiniteTermIsNamedWithItsStepAfterOneReadOfTheHistory) {
     FAIL() << "a NaN term did not stop the run";
   } catch (const std::runtime_error& e) {
     const std::string what = e.what();
-    EXPECT_NE(what.find("toy: the training loss became non-finite at step 3 (15 samples; the index term is "
-                        "non-finite)"),
-              std::string::npos)
+    EXPECT_NE(
+        what.find(
+            "toy: the training loss became non-finite at step 3 (15 samples; the index term is "
+            "non-finite)"),
+        std::string::npos)
         << what;
     EXPECT_NE(what.find("learning rate 0.1"), std::string::npos) << what;
   }
@@ -213,8 +230,9 @@ class LoopResume : public ::testing::Test {
   fs::path dir;
   void SetUp() override {
     torch::set_num_threads(1);
-    dir = fs::temp_directory_path() / ("vaerepro-loop-" + std::to_string(::getpid()) + "-" +
-                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir = fs::temp_directory_path() /
+          ("vaerepro-loop-" + std::to_string(::getpid()) + "-" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir);
     fs::create_directories(dir);
     clear_stop();
@@ -235,7 +253,8 @@ class LoopResume : public ::testing::Test {
   /// from the generator (its state after training).
   static torch::Tensor fingerprint(const torch::nn::Module& m) {
     std::vector<torch::Tensor> parts;
-    for (const auto& p : m.parameters()) parts.push_back(p.detach().to(torch::kFloat64).reshape({-1}));
+    for (const auto& p : m.parameters())
+      parts.push_back(p.detach().to(torch::kFloat64).reshape({-1}));
     for (const auto& b : m.buffers()) parts.push_back(b.detach().to(torch::kFloat64).reshape({-1}));
     parts.push_back(torch::rand({3}, torch::kFloat64));
     return torch::cat(parts);
@@ -244,8 +263,9 @@ class LoopResume : public ::testing::Test {
   /// `train(checkpoint)` returns a JSON of the run's numbers and its fingerprint.
   /// Uninterrupted, then stopped at the given steps (each a run that throws
   /// Interrupted) and resumed; then once more, reusing the complete checkpoint.
-  void expect_resumes_exactly(const std::function<std::pair<json, torch::Tensor>(const CheckpointOptions&)>& train,
-                              const std::vector<int>& stops) {
+  void expect_resumes_exactly(
+      const std::function<std::pair<json, torch::Tensor>(const CheckpointOptions&)>& train,
+      const std::vector<int>& stops) {
     const auto reference = train(CheckpointOptions{});
     const auto ck = checkpoint();
     for (int at : stops) {
@@ -257,7 +277,8 @@ class LoopResume : public ::testing::Test {
     }
     const auto resumed = train(ck);
     EXPECT_EQ(resumed.first, reference.first);
-    EXPECT_TRUE(torch::equal(resumed.second, reference.second)) << "parameters, buffers or generator differ";
+    EXPECT_TRUE(torch::equal(resumed.second, reference.second))
+        << "parameters, buffers or generator differ";
     const auto reused = train(ck);  // complete: nothing trained, the same model and generator
     EXPECT_EQ(reused.first, reference.first);
     EXPECT_TRUE(torch::equal(reused.second, reference.second));
@@ -337,8 +358,10 @@ TEST_F(LoopResume, VqVae) {
         o.progress_seconds = 0;
         o.checkpoint = ck;
         // Dynamic binarisation: the batch draws from the generator too.
-        const auto r = train_vqvae(*model, 32, [&](const torch::Tensor& idx) { return x.index_select(0, idx).bernoulli(); },
-                                   x.narrow(0, 0, 8), o);
+        const auto r = train_vqvae(
+            *model, 32,
+            [&](const torch::Tensor& idx) { return x.index_select(0, idx).bernoulli(); },
+            x.narrow(0, 0, 8), o);
         json curve = json::array();
         for (const auto& p : r.curve) curve.push_back(p.to_json());
         EXPECT_EQ(r.samples_seen, 96);
@@ -388,7 +411,8 @@ TEST_F(LoopResume, JudgingClassifier) {
         o.checkpoint = ck;
         const auto r = train_classifier(*classifier, data, o);
         EXPECT_EQ(r.samples_seen, 3 * 48);
-        return std::make_pair(json{{"accuracy", r.accuracy}, {"samples", r.samples_seen}}, fingerprint(*classifier));
+        return std::make_pair(json{{"accuracy", r.accuracy}, {"samples", r.samples_seen}},
+                              fingerprint(*classifier));
       },
       {4, 13});
 }
@@ -408,7 +432,9 @@ TEST_F(LoopResume, AStopBeforeTheFirstStepTrainsNothing) {
     FAIL() << "not stopped";
   } catch (const Interrupted& e) {
     EXPECT_EQ(e.exit_code(), 130);
-    EXPECT_NE(std::string(e.what()).find("toy: stopped by SIGINT before training"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("toy: stopped by SIGINT before training"),
+              std::string::npos)
+        << e.what();
   }
   EXPECT_EQ(step.calls, 0);
 }

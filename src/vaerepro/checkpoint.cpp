@@ -111,8 +111,8 @@ std::optional<TrainingSnapshot> load_checkpoint(const CheckpointOptions& options
   }
   if (s.progress.value("format", 0) != kFormat) {
     std::cerr << who << "the checkpoint " << options.path << " was written in format "
-              << s.progress.value("format", 0) << " (an older vaerepro), this one reads format " << kFormat
-              << "; it is not resumed from, and will be overwritten\n";
+              << s.progress.value("format", 0) << " (an older vaerepro), this one reads format "
+              << kFormat << "; it is not resumed from, and will be overwritten\n";
     return std::nullopt;
   }
   if (s.progress.value("config_hash", "") != options.config_hash) {
@@ -166,7 +166,8 @@ std::optional<TrainingSnapshot> load_checkpoint(const CheckpointOptions& options
       for (size_t i = 0; i < extra_names.size(); ++i) {
         torch::Tensor t;
         if (!extra.try_read("t" + std::to_string(i), t, true)) {
-          throw std::runtime_error("the loop's tensor " + extra_names[i].get<std::string>() + " is missing");
+          throw std::runtime_error("the loop's tensor " + extra_names[i].get<std::string>() +
+                                   " is missing");
         }
         s.tensors[extra_names[i].get<std::string>()] = t;
       }

@@ -19,7 +19,8 @@ namespace {
 /// The classifier's side of the training loop: cross-entropy on labelled images.
 class ClassifierStep : public TrainStep {
  public:
-  ClassifierStep(ClassifierImpl& classifier, const TensorData& data, const ClassifierTrainOptions& o)
+  ClassifierStep(ClassifierImpl& classifier, const TensorData& data,
+                 const ClassifierTrainOptions& o)
       : classifier_(classifier),
         data_(data),
         options_(o),
@@ -28,7 +29,9 @@ class ClassifierStep : public TrainStep {
   nlohmann::json identity() const override { return {{"lr", options_.lr}}; }
   torch::nn::Module& model() override { return classifier_; }
   torch::optim::Optimizer& optimizer() override { return optimizer_; }
-  std::string advice() const override { return "Lower the classifier's learning rate, or check the data for NaN."; }
+  std::string advice() const override {
+    return "Lower the classifier's learning rate, or check the data for NaN.";
+  }
 
   void step(const torch::Tensor& idx, torch::Tensor sums) override {
     classifier_.train();
@@ -59,7 +62,8 @@ ClassifierTrainResult train_classifier(ClassifierImpl& classifier, const TensorD
                                        const ClassifierTrainOptions& o) {
   const int64_t n = data.train.size(0);
   if (n < 1 || o.epochs < 1 || o.batch_size < 1) {
-    throw std::invalid_argument("train_classifier: need at least one example, epoch and batch element");
+    throw std::invalid_argument(
+        "train_classifier: need at least one example, epoch and batch element");
   }
   LoopOptions lo;
   // Full minibatches only: an epoch's remainder (N mod B) is dropped.

@@ -33,7 +33,7 @@ TORCH_MODULE(Classifier);
 struct ClassifierTrainOptions {
   int64_t epochs = 1;
   int64_t batch_size = 128;
-  double lr = 1e-3;  ///< Adam
+  double lr = 1e-3;                              ///< Adam
   std::string label = "the judging classifier";  ///< prefix of its lines and messages
   double progress_seconds = 10;
   /// Checkpoints (loop.h): resume from a matching one, save every
@@ -44,7 +44,7 @@ struct ClassifierTrainOptions {
 
 /// The outcome of train_classifier.
 struct ClassifierTrainResult {
-  double accuracy = 0;              ///< on data.test's gray levels
+  double accuracy = 0;  ///< on data.test's gray levels
   int64_t samples_seen = 0;
   double train_seconds = 0;
   std::vector<int64_t> resumed_at;  ///< samples seen at each resumption from a checkpoint

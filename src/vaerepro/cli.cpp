@@ -258,7 +258,8 @@ int run_program(const std::string& program, const std::function<int()>& body) {
   } catch (const Interrupted& e) {
     std::cerr << program << ": " << without_program(e.what(), program)
               << ". The run is not complete and nothing was marked complete.\n";
-    if (!resume_command().empty()) std::cerr << program << ": to resume, run: " << resume_command() << "\n";
+    if (!resume_command().empty())
+      std::cerr << program << ": to resume, run: " << resume_command() << "\n";
     return e.exit_code();
   } catch (const std::exception& e) {
     std::cerr << program << ": error: " << without_program(e.what(), program) << "\n";

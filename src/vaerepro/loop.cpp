@@ -27,6 +27,7 @@ nlohmann::json LoopState::to_json() const {
           {"running_steps", running_steps},
           {"window", window},
           {"window_examples", window_examples},
+          {"window_steps", window_steps},
           {"elapsed_seconds", elapsed_seconds},
           {"eval_seconds", eval_seconds},
           {"train_seconds", train_seconds()},
@@ -55,6 +56,7 @@ LoopState LoopState::from_json(const nlohmann::json& j) {
     take("running_steps", s.running_steps);
     take("window", s.window);
     take("window_examples", s.window_examples);
+    take("window_steps", s.window_steps);
     take("elapsed_seconds", s.elapsed_seconds);
     take("eval_seconds", s.eval_seconds);
     take("resumed_at", s.resumed_at);
@@ -63,11 +65,13 @@ LoopState LoopState::from_json(const nlohmann::json& j) {
     take("step_state", s.step_state);
     take("summary", s.summary);
   } catch (const nlohmann::json::exception& e) {
-    throw std::runtime_error("the training loop's state has no valid '" + key +
-                             "' (" + e.what() + ")");
+    throw std::runtime_error("the training loop's state has no valid '" + key + "' (" + e.what() +
+                             ")");
   }
-  if (s.samples_seen < 0 || s.step < 0 || s.position < 0 || s.next_mark < 0 || s.window.size() != s.running.size()) {
-    throw std::runtime_error("the training loop's state is inconsistent (negative counters or term counts differ)");
+  if (s.samples_seen < 0 || s.step < 0 || s.position < 0 || s.next_mark < 0 ||
+      s.window.size() != s.running.size()) {
+    throw std::runtime_error(
+        "the training loop's state is inconsistent (negative counters or term counts differ)");
   }
   return s;
 }
@@ -108,7 +112,8 @@ std::string human_duration(double s) {
   } else if (s < 3600) {
     std::snprintf(buf, sizeof(buf), "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
   } else {
-    std::snprintf(buf, sizeof(buf), "%dh%02dm", static_cast<int>(s) / 3600, (static_cast<int>(s) % 3600) / 60);
+    std::snprintf(buf, sizeof(buf), "%dh%02dm", static_cast<int>(s) / 3600,
+                  (static_cast<int>(s) % 3600) / 60);
   }
   return buf;
 }
@@ -124,13 +129,20 @@ std::string which_terms(const std::vector<std::string>& bad, size_t total) {
 
 }  // namespace
 
-TrainingLoop::TrainingLoop(TrainStep& step, int64_t train_examples, torch::Device device, LoopOptions options)
-    : step_(step), n_(train_examples), device_(device), options_(std::move(options)), terms_(step.terms()) {
+TrainingLoop::TrainingLoop(TrainStep& step, int64_t train_examples, torch::Device device,
+                           LoopOptions options)
+    : step_(step),
+      n_(train_examples),
+      device_(device),
+      options_(std::move(options)),
+      terms_(step.terms()) {
   if (n_ < 1 || options_.batch_size < 1 || options_.total_samples < 1) {
-    throw std::invalid_argument(options_.label + ": a training loop needs at least one example, batch element and "
-                                "sample to train on (got N = " + std::to_string(n_) + ", B = " +
-                                std::to_string(options_.batch_size) + ", " + std::to_string(options_.total_samples) +
-                                " samples)");
+    throw std::invalid_argument(options_.label +
+                                ": a training loop needs at least one example, batch element and "
+                                "sample to train on (got N = " +
+                                std::to_string(n_) +
+                                ", B = " + std::to_string(options_.batch_size) + ", " +
+                                std::to_string(options_.total_samples) + " samples)");
   }
   marks_ = options_.marks;
   std::sort(marks_.begin(), marks_.end());
@@ -140,9 +152,12 @@ TrainingLoop::TrainingLoop(TrainStep& step, int64_t train_examples, torch::Devic
                marks_.end());
   state_.running.assign(terms_.size(), 0.0);
   state_.window.assign(terms_.size(), 0.0);
-  state_.identity = {{"total_samples", options_.total_samples}, {"batch_size", options_.batch_size},
-                     {"drop_last", options_.drop_last},         {"train_examples", n_},
-                     {"marks", marks_},                         {"step", step_.identity()}};
+  state_.identity = {{"total_samples", options_.total_samples},
+                     {"batch_size", options_.batch_size},
+                     {"drop_last", options_.drop_last},
+                     {"train_examples", n_},
+                     {"marks", marks_},
+                     {"step", step_.identity()}};
   history_ = torch::zeros({kLossCheckSteps, static_cast<int64_t>(terms_.size())},
                           torch::TensorOptions().dtype(step_.history_dtype()).device(device_));
   tty_ = ::isatty(STDERR_FILENO) == 1;
@@ -157,7 +172,8 @@ std::string TrainingLoop::kept_note() const {
   const CheckpointOptions& ck = options_.checkpoint;
   if (!ck.enabled()) return "";
   if (saved_at_ < 0) return " No checkpoint of this model was written yet.";
-  return " The last good checkpoint (" + std::to_string(saved_at_) + " samples) is kept in " + ck.path + ".";
+  return " The last good checkpoint (" + std::to_string(saved_at_) + " samples) is kept in " +
+         ck.path + ".";
 }
 
 void TrainingLoop::clear_line() const {
@@ -166,15 +182,17 @@ void TrainingLoop::clear_line() const {
 
 bool TrainingLoop::resume() {
   const CheckpointOptions& ck = options_.checkpoint;
-  auto snap = load_checkpoint(ck, step_.model(), step_.optimizer_state(), {{"identity", state_.identity}},
-                              options_.label);
+  auto snap = load_checkpoint(ck, step_.model(), step_.optimizer_state(),
+                              {{"identity", state_.identity}}, options_.label);
   if (!snap) return false;
   try {
     state_ = LoopState::from_json(snap->progress);
-    if (state_.running.size() != terms_.size()) throw std::runtime_error("it holds another number of loss terms");
+    if (state_.running.size() != terms_.size())
+      throw std::runtime_error("it holds another number of loss terms");
     step_.load_state(state_.step_state, snap->tensors);
   } catch (const std::exception& e) {
-    throw std::runtime_error(options_.label + ": the checkpoint " + ck.path + " cannot be resumed from: " + e.what() +
+    throw std::runtime_error(options_.label + ": the checkpoint " + ck.path +
+                             " cannot be resumed from: " + e.what() +
                              " (delete it to train this model afresh)");
   }
   restore_rng(*snap, device_);
@@ -187,8 +205,8 @@ bool TrainingLoop::resume() {
     return true;
   }
   state_.resumed_at.push_back(state_.samples_seen);
-  std::cerr << options_.label << ": resuming from " << ck.path << " at " << state_.samples_seen << " of "
-            << options_.total_samples << " samples (step " << state_.step << ")\n";
+  std::cerr << options_.label << ": resuming from " << ck.path << " at " << state_.samples_seen
+            << " of " << options_.total_samples << " samples (step " << state_.step << ")\n";
   return true;
 }
 
@@ -210,9 +228,9 @@ const LoopState& TrainingLoop::run() {
   start_ = Clock::now();
   if (resume() && state_.complete) return state_;
   if (const int stop = stop_signal()) {
-    throw Interrupted(stop, options_.label + ": stopped by " + signal_name(stop) + " before training (at " +
-                                std::to_string(state_.samples_seen) + " of " +
-                                std::to_string(options_.total_samples) + " samples)");
+    throw Interrupted(stop, options_.label + ": stopped by " + signal_name(stop) +
+                                " before training (at " + std::to_string(state_.samples_seen) +
+                                " of " + std::to_string(options_.total_samples) + " samples)");
   }
   start_ = last_print_ = last_save_ = Clock::now();
   while (state_.samples_seen < options_.total_samples) {
@@ -235,8 +253,9 @@ void TrainingLoop::after_step() {
   const auto now = Clock::now();
   const size_t next = static_cast<size_t>(state_.next_mark);
   const bool at_mark = next < marks_.size() && state_.samples_seen >= marks_[next];
-  const bool print = options_.progress_seconds > 0 &&
-                     std::chrono::duration<double>(now - last_print_).count() >= options_.progress_seconds;
+  const bool print =
+      options_.progress_seconds > 0 &&
+      std::chrono::duration<double>(now - last_print_).count() >= options_.progress_seconds;
   if (print || at_mark || static_cast<int64_t>(pending_.size()) == kLossCheckSteps ||
       state_.samples_seen >= options_.total_samples) {
     read_history();
@@ -263,7 +282,8 @@ void TrainingLoop::read_history() {
     after += pending_[i].batch;
   }
   for (size_t i = 0; i < pending_.size(); ++i) {
-    const StepRow row{hp + i * t, pending_[i].batch, state_.step - rows + 1 + static_cast<int64_t>(i), seen_at[i],
+    const StepRow row{hp + i * t, pending_[i].batch,
+                      state_.step - rows + 1 + static_cast<int64_t>(i), seen_at[i],
                       pending_[i].epoch};
     for (size_t k = 0; k < t; ++k) {
       if (!std::isfinite(row.sums[k])) fail_nonfinite(row);
@@ -275,6 +295,7 @@ void TrainingLoop::read_history() {
       state_.window[k] += row.sums[k];
     }
     ++state_.running_steps;
+    ++state_.window_steps;
     state_.window_examples += row.batch;
   }
   pending_.clear();
@@ -289,9 +310,10 @@ void TrainingLoop::fail_nonfinite(const StepRow& row) const {
     values << (k ? ", " : "") << terms_[k] << " " << row.sums[k] / b;
   }
   std::ostringstream os;
-  os << options_.label << ": the training loss became non-finite at step " << row.step << " (" << row.samples_seen
-     << " samples; " << which_terms(bad, terms_.size()) << " non-finite): mean " << values.str()
-     << ", learning rate " << current_lr(step_.optimizer()) << ". " << step_.advice() << kept_note();
+  os << options_.label << ": the training loss became non-finite at step " << row.step << " ("
+     << row.samples_seen << " samples; " << which_terms(bad, terms_.size()) << " non-finite): mean "
+     << values.str() << ", learning rate " << current_lr(step_.optimizer()) << ". "
+     << step_.advice() << kept_note();
   throw std::runtime_error(os.str());
 }
 
@@ -307,6 +329,7 @@ void TrainingLoop::evaluate() {
   m.epochs = static_cast<double>(state_.samples_seen) / n_;
   m.window = state_.window;
   m.window_examples = state_.window_examples;
+  m.window_steps = state_.window_steps;
   m.kept_note = kept_note();
   nlohmann::json row = step_.evaluate(m);
   state_.eval_seconds += std::chrono::duration<double>(Clock::now() - e0).count();
@@ -318,6 +341,7 @@ void TrainingLoop::evaluate() {
   }
   std::fill(state_.window.begin(), state_.window.end(), 0.0);
   state_.window_examples = 0;
+  state_.window_steps = 0;
 }
 
 void TrainingLoop::print_progress(Clock::time_point now) {
@@ -326,13 +350,15 @@ void TrainingLoop::print_progress(Clock::time_point now) {
   for (size_t k = 0; k < means.size(); ++k) means[k] = state_.running[k] / steps;
   const double train_time = std::max(1e-9, elapsed() - state_.eval_seconds);
   const double rate = static_cast<double>(state_.samples_seen) / train_time;
-  const double eta = static_cast<double>(options_.total_samples - state_.samples_seen) / std::max(rate, 1e-9);
+  const double eta =
+      static_cast<double>(options_.total_samples - state_.samples_seen) / std::max(rate, 1e-9);
   char line[256];
   std::snprintf(line, sizeof(line), "%s %.3g/%.3g samples (%.1f epochs)  %.0f samples/s  ETA %s  ",
                 options_.label.c_str(), static_cast<double>(state_.samples_seen),
-                static_cast<double>(options_.total_samples), static_cast<double>(state_.samples_seen) / n_, rate,
-                human_duration(eta).c_str());
-  std::cerr << (tty_ ? "\r\033[K" : "") << line << step_.describe(means) << (tty_ ? "" : "\n") << std::flush;
+                static_cast<double>(options_.total_samples),
+                static_cast<double>(state_.samples_seen) / n_, rate, human_duration(eta).c_str());
+  std::cerr << (tty_ ? "\r\033[K" : "") << line << step_.describe(means) << (tty_ ? "" : "\n")
+            << std::flush;
   last_print_ = now;
   std::fill(state_.running.begin(), state_.running.end(), 0.0);
   state_.running_steps = 0;
@@ -343,8 +369,8 @@ void TrainingLoop::save(bool complete) {
   if (!parameters_finite(step_.model())) {
     std::ostringstream os;
     os << options_.label << ": the parameters became non-finite by step " << state_.step << " ("
-       << state_.samples_seen << " samples), learning rate " << current_lr(step_.optimizer()) << ". "
-       << step_.advice() << kept_note();
+       << state_.samples_seen << " samples), learning rate " << current_lr(step_.optimizer())
+       << ". " << step_.advice() << kept_note();
     throw std::runtime_error(os.str());
   }
   TrainingSnapshot snap;
@@ -369,7 +395,8 @@ void TrainingLoop::save_or_stop() {
   const int stop = stop_signal();
   if (ck.enabled() && more &&
       (stop != 0 ||
-       (ck.every_seconds > 0 && std::chrono::duration<double>(Clock::now() - last_save_).count() >= ck.every_seconds) ||
+       (ck.every_seconds > 0 &&
+        std::chrono::duration<double>(Clock::now() - last_save_).count() >= ck.every_seconds) ||
        (ck.every_steps > 0 && state_.step - last_save_step_ >= ck.every_steps))) {
     save(false);
   }

@@ -40,23 +40,25 @@ constexpr int64_t kLossCheckSteps = 64;
 /// is not part of it: it is read and checked before every save, so a saved
 /// state has none pending (the next unread step is step + 1).
 struct LoopState {
-  bool complete = false;         ///< trained to the end (a rerun reuses it)
+  bool complete = false;  ///< trained to the end (a rerun reuses it)
   int64_t samples_seen = 0;
-  int64_t step = 0;              ///< optimisation steps taken
-  int64_t epoch = 0;             ///< permutations drawn (the current epoch, 1-based; 0 before the first)
-  int64_t position = 0;          ///< the next example's place in the current permutation
-  int64_t next_mark = 0;         ///< index of the first evaluation mark not reached
-  std::vector<double> running;   ///< per term, sums of per-step means since the last progress line
+  int64_t step = 0;       ///< optimisation steps taken
+  int64_t epoch = 0;      ///< permutations drawn (the current epoch, 1-based; 0 before the first)
+  int64_t position = 0;   ///< the next example's place in the current permutation
+  int64_t next_mark = 0;  ///< index of the first evaluation mark not reached
+  std::vector<double> running;  ///< per term, sums of per-step means since the last progress line
   int64_t running_steps = 0;
-  std::vector<double> window;    ///< per term, sums over the examples since the previous mark
+  std::vector<double> window;  ///< per term, sums over the examples since the previous mark
   int64_t window_examples = 0;
-  double elapsed_seconds = 0;    ///< training and evaluation, over every session of the run
-  double eval_seconds = 0;       ///< evaluation at the marks
+  int64_t window_steps = 0;         ///< steps since the previous mark
+  double elapsed_seconds = 0;       ///< training and evaluation, over every session of the run
+  double eval_seconds = 0;          ///< evaluation at the marks
   std::vector<int64_t> resumed_at;  ///< samples seen at each resumption
   nlohmann::json curve = nlohmann::json::array();  ///< the rows TrainStep::evaluate returned
-  nlohmann::json identity = nlohmann::json::object();  ///< must match for a checkpoint to be resumed
+  nlohmann::json identity =
+      nlohmann::json::object();  ///< must match for a checkpoint to be resumed
   nlohmann::json step_state = nlohmann::json::object();  ///< TrainStep::save_state's values
-  nlohmann::json summary;        ///< TrainStep::summary() at the end (null before)
+  nlohmann::json summary;  ///< TrainStep::summary() at the end (null before)
 
   /// Training time: elapsed_seconds - eval_seconds.
   double train_seconds() const { return elapsed_seconds - eval_seconds; }
@@ -71,10 +73,11 @@ struct LoopState {
 struct Mark {
   int64_t samples_seen = 0;
   int64_t step = 0;
-  double epochs = 0;                ///< samples_seen / N
-  std::vector<double> window;       ///< per term, sums over the examples since the previous mark
+  double epochs = 0;           ///< samples_seen / N
+  std::vector<double> window;  ///< per term, sums over the examples since the previous mark
   int64_t window_examples = 0;
-  std::string kept_note;            ///< where the last good checkpoint is (for an error message)
+  int64_t window_steps = 0;  ///< steps since the previous mark
+  std::string kept_note;     ///< where the last good checkpoint is (for an error message)
 };
 
 /// One step's row of the history, as the host reads it.
@@ -130,7 +133,8 @@ class TrainStep {
   virtual std::string advice() const { return "Lower --lr, or check the data for NaN."; }
   /// State of the step itself (neither model, optimizer nor loop): values
   /// and tensors for a checkpoint, and back.
-  virtual void save_state(nlohmann::json& /*values*/, std::map<std::string, torch::Tensor>& /*tensors*/) const {}
+  virtual void save_state(nlohmann::json& /*values*/,
+                          std::map<std::string, torch::Tensor>& /*tensors*/) const {}
   virtual void load_state(const nlohmann::json& /*values*/,
                           const std::map<std::string, torch::Tensor>& /*tensors*/) {}
   /// What the step reports at the end; kept in the complete checkpoint, so a
@@ -140,7 +144,7 @@ class TrainStep {
 
 /// How long, in what order and when to look.
 struct LoopOptions {
-  int64_t total_samples = 0;     ///< training examples to process (epochs x N)
+  int64_t total_samples = 0;  ///< training examples to process (epochs x N)
   int64_t batch_size = 100;
   /// Every step a full minibatch: an epoch's remainder (N mod B) is dropped
   /// and the next permutation begins, as a DataLoader with drop_last (a set
@@ -150,8 +154,8 @@ struct LoopOptions {
   /// Samples-seen marks at which TrainStep::evaluate runs (sorted and made
   /// unique; those outside (0, total_samples] dropped).
   std::vector<int64_t> marks;
-  std::string label;             ///< prefix of every line and message
-  double progress_seconds = 5;   ///< between progress lines on stderr (<= 0: none)
+  std::string label;            ///< prefix of every line and message
+  double progress_seconds = 5;  ///< between progress lines on stderr (<= 0: none)
   /// When enabled, the run resumes from a matching checkpoint, saves one at
   /// these intervals, on SIGINT/SIGTERM and at the end; a complete one is
   /// returned as is, without training.
@@ -171,8 +175,8 @@ class TrainingLoop {
 
   /// Trains to the end and returns the state (its curve, timings, resumptions).
   /// A stop asked before the first step of this call stops it at once
-  /// (Interrupted, nothing trained, nothing saved). With a complete checkpoint, loads it (model, optimizer, generators as
-  /// after training) and returns its state without training. Throws
+  /// (Interrupted, nothing trained, nothing saved). With a complete checkpoint, loads it (model,
+  /// optimizer, generators as after training) and returns its state without training. Throws
   /// Interrupted (stop.h) when the stop flag is set after a step before the
   /// end (after saving, when checkpoints are enabled), std::runtime_error
   /// (which term, which step, the learning rate, the last good checkpoint)

@@ -134,7 +134,10 @@ PriorMetrics PriorMetrics::from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json PriorCurvePoint::to_json() const {
-  return {{"epochs", epochs}, {"train", train.to_json()}, {"test", test.to_json()}, {"wall_seconds", wall_seconds}};
+  return {{"epochs", epochs},
+          {"train", train.to_json()},
+          {"test", test.to_json()},
+          {"wall_seconds", wall_seconds}};
 }
 
 PriorCurvePoint PriorCurvePoint::from_json(const nlohmann::json& j) {
@@ -209,8 +212,10 @@ class PriorStep : public TrainStep {
     // Guessing uniformly costs log K nats per position; a prior many times
     // worse than that has diverged.
     const double per_map = row.sums[0] / static_cast<double>(row.batch);
-    const double uniform = static_cast<double>(positions_) * std::log(static_cast<double>(prior_.options.codes()));
-    if (options_.divergence_factor > 0 && per_map > options_.divergence_factor * std::max(uniform, 1.0)) {
+    const double uniform =
+        static_cast<double>(positions_) * std::log(static_cast<double>(prior_.options.codes()));
+    if (options_.divergence_factor > 0 &&
+        per_map > options_.divergence_factor * std::max(uniform, 1.0)) {
       std::ostringstream os;
       os << options_.label << ": the prior diverged in epoch " << row.epoch << " (step " << row.step
          << "): its NLL is " << per_map << " nats per map, more than " << options_.divergence_factor
@@ -244,8 +249,8 @@ class PriorStep : public TrainStep {
 
 }  // namespace
 
-PriorTrainResult train_prior(GatedPixelCnnImpl& prior, const torch::Tensor& train, const torch::Tensor& test,
-                             const PriorTrainOptions& o) {
+PriorTrainResult train_prior(GatedPixelCnnImpl& prior, const torch::Tensor& train,
+                             const torch::Tensor& test, const PriorTrainOptions& o) {
   const int64_t n = train.size(0);
   if (n < 1 || o.epochs < 1 || o.batch_size < 1) {
     throw std::invalid_argument("train_prior: need at least one map, epoch and batch element");

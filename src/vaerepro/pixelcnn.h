@@ -184,7 +184,7 @@ struct PriorTrainResult {
 /// kLossCheckSteps steps). Throws std::runtime_error on a non-finite or
 /// exploding loss (divergence_factor); checks the stop flag every step
 /// (Interrupted, stop.h). Leaves the prior in eval mode.
-PriorTrainResult train_prior(GatedPixelCnnImpl& prior, const torch::Tensor& train, const torch::Tensor& test,
-                             const PriorTrainOptions& options);
+PriorTrainResult train_prior(GatedPixelCnnImpl& prior, const torch::Tensor& train,
+                             const torch::Tensor& test, const PriorTrainOptions& options);
 
 }  // namespace vaerepro

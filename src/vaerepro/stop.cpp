@@ -19,8 +19,9 @@ extern "C" void on_stop_signal(int sig) {
     return;
   }
   g_stop_signal.store(sig);
-  const char msg[] = "\nstopping after the current training step and saving a checkpoint "
-                     "(a second signal stops at once, losing the work since the last checkpoint)\n";
+  const char msg[] =
+      "\nstopping after the current training step and saving a checkpoint "
+      "(a second signal stops at once, losing the work since the last checkpoint)\n";
   ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
   (void)ignored;
 }
@@ -42,10 +43,18 @@ void install_stop_handlers(const std::string& command) {
   ::signal(SIGPIPE, SIG_IGN);
 }
 
-const std::string& resume_command() { return g_resume_command; }
-int stop_signal() { return g_stop_signal.load(); }
-void request_stop(int signal) { g_stop_signal.store(signal); }
-void clear_stop() { g_stop_signal.store(0); }
+const std::string& resume_command() {
+  return g_resume_command;
+}
+int stop_signal() {
+  return g_stop_signal.load();
+}
+void request_stop(int signal) {
+  g_stop_signal.store(signal);
+}
+void clear_stop() {
+  g_stop_signal.store(0);
+}
 
 std::string signal_name(int signal) {
   if (signal == SIGINT) return "SIGINT";
@@ -55,7 +64,8 @@ std::string signal_name(int signal) {
 }
 
 void throw_if_stopped(const std::string& where) {
-  if (const int sig = stop_signal()) throw Interrupted(sig, where + " stopped by " + signal_name(sig));
+  if (const int sig = stop_signal())
+    throw Interrupted(sig, where + " stopped by " + signal_name(sig));
 }
 
 }  // namespace vaerepro

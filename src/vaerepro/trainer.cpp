@@ -48,13 +48,13 @@ nlohmann::json SetMetrics::to_json() const {
 }
 
 SetMetrics SetMetrics::from_json(const nlohmann::json& j) {
-  return {j.at("elbo").get<double>(), j.at("log_likelihood").get<double>(), j.at("kl").get<double>(),
-          j.at("examples").get<int64_t>()};
+  return {j.at("elbo").get<double>(), j.at("log_likelihood").get<double>(),
+          j.at("kl").get<double>(), j.at("examples").get<int64_t>()};
 }
 
 nlohmann::json CurvePoint::to_json() const {
-  return {{"samples_seen", samples_seen}, {"epochs", epochs},         {"train", train.to_json()},
-          {"test", test.to_json()},       {"extra", extra},           {"wall_seconds", wall_seconds}};
+  return {{"samples_seen", samples_seen}, {"epochs", epochs}, {"train", train.to_json()},
+          {"test", test.to_json()},       {"extra", extra},   {"wall_seconds", wall_seconds}};
 }
 
 CurvePoint CurvePoint::from_json(const nlohmann::json& j) {
@@ -122,7 +122,8 @@ std::string nonfinite_terms(double reconstruction, double kl) {
 /// progress line. The optimisation step itself is one of the two below.
 class VaeStep : public TrainStep {
  public:
-  VaeStep(VaeImpl& vae, torch::optim::Optimizer& optimizer, const TensorData& data, const TrainOptions& options)
+  VaeStep(VaeImpl& vae, torch::optim::Optimizer& optimizer, const TensorData& data,
+          const TrainOptions& options)
       : vae_(vae), optimizer_(optimizer), data_(data), options_(options) {
     train_condition_ = encode_condition(data.train_labels, options.condition, data.num_classes);
     test_condition_ = encode_condition(data.test_labels, options.condition, data.num_classes);
@@ -143,10 +144,11 @@ class VaeStep : public TrainStep {
     }
     if (!std::isfinite(p.train.elbo) || !std::isfinite(p.test.elbo)) {
       std::ostringstream os;
-      os << options_.label << ": the bound became non-finite at " << mark.samples_seen << " samples in "
-         << nonfinite_terms(p.train.log_likelihood, p.train.kl) << " (train ELBO " << p.train.elbo
-         << ", reconstruction " << p.train.log_likelihood << ", KL " << p.train.kl << "; learning rate "
-         << current_lr(optimizer_) << "): lower --lr or check the data." << mark.kept_note;
+      os << options_.label << ": the bound became non-finite at " << mark.samples_seen
+         << " samples in " << nonfinite_terms(p.train.log_likelihood, p.train.kl) << " (train ELBO "
+         << p.train.elbo << ", reconstruction " << p.train.log_likelihood << ", KL " << p.train.kl
+         << "; learning rate " << current_lr(optimizer_) << "): lower --lr or check the data."
+         << mark.kept_note;
       throw std::runtime_error(os.str());
     }
     nlohmann::json row = p.to_json();
@@ -156,12 +158,14 @@ class VaeStep : public TrainStep {
 
   std::string describe(const std::vector<double>& m) const override {
     char line[96];
-    std::snprintf(line, sizeof(line), "minibatch ELBO %.2f (rec %.2f, KL %.2f)", m[0] - m[1], m[0], m[1]);
+    std::snprintf(line, sizeof(line), "minibatch ELBO %.2f (rec %.2f, KL %.2f)", m[0] - m[1], m[0],
+                  m[1]);
     return line;
   }
 
  protected:
-  /// The minibatch x [B, D] (binarised afresh under dynamic binarisation) and its condition c [B, C].
+  /// The minibatch x [B, D] (binarised afresh under dynamic binarisation) and its condition c [B,
+  /// C].
   std::pair<torch::Tensor, torch::Tensor> batch(const torch::Tensor& idx) const {
     auto x = data_.train_batch(idx);  // [B, D]
     auto c = train_condition_.defined() ? train_condition_.index_select(0, idx) : torch::Tensor();
@@ -235,8 +239,8 @@ TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const Te
   TORCH_CHECK(options.batch_size >= 1, "batch size must be >= 1");
   TORCH_CHECK(options.total_samples >= 1, "total samples must be >= 1");
   std::unique_ptr<VaeStep> step;
-  const std::string why =
-      options.hand_written_step ? MlpVaeStep::unsupported_reason(vae) : "hand-written step turned off";
+  const std::string why = options.hand_written_step ? MlpVaeStep::unsupported_reason(vae)
+                                                    : "hand-written step turned off";
   if (why.empty()) {
     step = std::make_unique<HandWrittenVaeStep>(vae, optimizer, data, options);
   } else {

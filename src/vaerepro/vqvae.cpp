@@ -176,8 +176,10 @@ VqSetMetrics VqSetMetrics::from_json(const nlohmann::json& j) {
 }
 
 nlohmann::json VqCurvePoint::to_json() const {
-  return {{"samples_seen", samples_seen}, {"epochs", epochs},
-          {"train", train.to_json()},     {"test", test.to_json()},
+  return {{"samples_seen", samples_seen},
+          {"epochs", epochs},
+          {"train", train.to_json()},
+          {"test", test.to_json()},
           {"wall_seconds", wall_seconds}};
 }
 
@@ -235,7 +237,8 @@ class VqVaeStep : public TrainStep {
         test_subset_(std::move(test_subset)),
         options_(o),
         optimizer_(model.parameters(), torch::optim::AdamOptions(o.lr)),
-        counts_(torch::zeros({model.options.codes()}, torch::TensorOptions().dtype(torch::kInt64).device(device))) {}
+        counts_(torch::zeros({model.options.codes()},
+                             torch::TensorOptions().dtype(torch::kInt64).device(device))) {}
 
   std::vector<std::string> terms() const override {
     return {"reconstruction term", "codebook term", "commitment term", "pixel MSE"};
@@ -243,7 +246,9 @@ class VqVaeStep : public TrainStep {
   // float64 sums, added on the host in step order: the window's means are
   // what a read after every step gives.
   torch::Dtype history_dtype() const override { return torch::kFloat64; }
-  nlohmann::json identity() const override { return {{"lr", options_.lr}, {"beta", model_.options.beta()}}; }
+  nlohmann::json identity() const override {
+    return {{"lr", options_.lr}, {"beta", model_.options.beta()}};
+  }
   torch::nn::Module& model() override { return model_; }
   torch::optim::Optimizer& optimizer() override { return optimizer_; }
   std::string advice() const override { return "Try a smaller --lr."; }
@@ -258,9 +263,14 @@ class VqVaeStep : public TrainStep {
     loss.backward();
     optimizer_.step();
     torch::NoGradGuard no_grad;
-    auto mse = (model_.mean_image(out.output).flatten(1) - xb.flatten(1)).pow(2).to(torch::kFloat64).mean(1).sum();
-    at::stack_out(sums, {l.reconstruction.to(torch::kFloat64).sum(), l.codebook.to(torch::kFloat64).sum(),
-                         l.commitment.to(torch::kFloat64).sum(), mse});
+    auto mse = (model_.mean_image(out.output).flatten(1) - xb.flatten(1))
+                   .pow(2)
+                   .to(torch::kFloat64)
+                   .mean(1)
+                   .sum();
+    at::stack_out(sums,
+                  {l.reconstruction.to(torch::kFloat64).sum(), l.codebook.to(torch::kFloat64).sum(),
+                   l.commitment.to(torch::kFloat64).sum(), mse});
     auto codes = out.quantized.codes.flatten();  // [B*H*W]
     counts_.scatter_add_(0, codes, torch::ones_like(codes));
   }
@@ -275,10 +285,11 @@ class VqVaeStep : public TrainStep {
     const double limit = options_.divergence_factor * std::max(std::abs(first_loss_), 1.0);
     if (options_.divergence_factor > 0 && per_example > limit) {
       std::ostringstream os;
-      os << options_.label << ": the VQ-VAE diverged at step " << row.step << ": its loss is " << per_example
-         << " per example (reconstruction " << rec / b << ", codebook " << cb / b << ", commitment " << cm / b
-         << "), more than " << options_.divergence_factor << " times the first step's " << first_loss_
-         << "; Adam learning rate " << options_.lr << ": try a smaller --lr";
+      os << options_.label << ": the VQ-VAE diverged at step " << row.step << ": its loss is "
+         << per_example << " per example (reconstruction " << rec / b << ", codebook " << cb / b
+         << ", commitment " << cm / b << "), more than " << options_.divergence_factor
+         << " times the first step's " << first_loss_ << "; Adam learning rate " << options_.lr
+         << ": try a smaller --lr";
       throw std::runtime_error(os.str());
     }
   }
@@ -292,8 +303,8 @@ class VqVaeStep : public TrainStep {
     p.train.commitment = mark.window[2] / n;
     p.train.mse_per_pixel = mark.window[3] / n;
     auto counts = counts_.to(torch::kCPU).contiguous();
-    const auto usage = codebook_usage_of_counts(
-        std::vector<int64_t>(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel()));
+    const auto usage = codebook_usage_of_counts(std::vector<int64_t>(
+        counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + counts.numel()));
     p.train.perplexity = usage.perplexity;
     p.train.codes_used = usage.used;
     p.train.examples = mark.window_examples;
@@ -305,16 +316,19 @@ class VqVaeStep : public TrainStep {
 
   std::string describe(const std::vector<double>& m) const override {
     char line[128];
-    std::snprintf(line, sizeof(line), "minibatch reconstruction %.4g, codebook %.4g, commitment %.4g", m[0], m[1],
+    std::snprintf(line, sizeof(line),
+                  "minibatch reconstruction %.4g, codebook %.4g, commitment %.4g", m[0], m[1],
                   m[2]);
     return line;
   }
 
-  void save_state(nlohmann::json& values, std::map<std::string, torch::Tensor>& tensors) const override {
+  void save_state(nlohmann::json& values,
+                  std::map<std::string, torch::Tensor>& tensors) const override {
     values["first_loss"] = first_loss_;
     tensors["vq_window_counts"] = counts_;
   }
-  void load_state(const nlohmann::json& values, const std::map<std::string, torch::Tensor>& tensors) override {
+  void load_state(const nlohmann::json& values,
+                  const std::map<std::string, torch::Tensor>& tensors) override {
     first_loss_ = values.at("first_loss").get<double>();
     const auto it = tensors.find("vq_window_counts");
     if (it == tensors.end() || it->second.sizes() != counts_.sizes()) {
@@ -354,12 +368,14 @@ VqTrainResult train_vqvae(VqVaeImpl& model, int64_t n_train,
   for (int64_t j = 1; j <= points; ++j) {
     const int64_t step = (j * total_steps + points - 1) / points;
     const int64_t within = step % steps_per_epoch;
-    lo.marks.push_back((step / steps_per_epoch) * n_train + std::min(within * o.batch_size, n_train));
+    lo.marks.push_back((step / steps_per_epoch) * n_train +
+                       std::min(within * o.batch_size, n_train));
   }
   lo.label = o.label;
   lo.progress_seconds = o.progress_seconds;
   lo.checkpoint = o.checkpoint;
-  VqVaeStep step(model, batch, test.narrow(0, 0, std::min(o.curve_test_examples, test.size(0))), o, device);
+  VqVaeStep step(model, batch, test.narrow(0, 0, std::min(o.curve_test_examples, test.size(0))), o,
+                 device);
   TrainingLoop loop(step, n_train, device, lo);
   const LoopState& s = loop.run();
   model.eval();

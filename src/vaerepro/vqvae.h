@@ -183,8 +183,8 @@ struct VqTrainOptions {
 struct VqTrainResult {
   std::vector<VqCurvePoint> curve;
   int64_t samples_seen = 0;
-  double train_seconds = 0;  ///< optimisation only
-  double eval_seconds = 0;   ///< the curve's evaluations
+  double train_seconds = 0;         ///< optimisation only
+  double eval_seconds = 0;          ///< the curve's evaluations
   std::vector<int64_t> resumed_at;  ///< samples seen at each resumption from a checkpoint
 };
 
