@@ -20,75 +20,18 @@
 ///
 /// Results land in results/02-marginal-likelihood/ (layout: chapters/README.md).
 
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <map>
-#include <sstream>
 
-#include "vaerepro/chapter.h"
-#include "vaerepro/format.h"
 #include "vaerepro/estimators.h"
-#include "vaerepro/image.h"
+#include "vaerepro/experiment.h"
+#include "vaerepro/format.h"
 
-namespace po = boost::program_options;
 using namespace vaerepro;
 
 namespace {
-
-constexpr const char* kSlug = "02-marginal-likelihood";
-constexpr const char* kProgram = "chapter-02";
-
-/// The experiment's options; defaults depend on the profile.
-struct Options {
-  TrainingFlags training{"tanh", "adagrad", 0.02};  // KW2013 section 5 (seed 000's code: Adagrad 3e-3 for N = 1000)
-  std::string n_train = "1000,50000";  // KW2013 Fig. 3
-  int64_t hidden = 100;                // KW2013 Fig. 3: 100 hidden units
-  int64_t nz = 3;                      // KW2013 Fig. 3: 3 latent variables
-  double weight_decay = -1;            // -1: KW2013's N(0, I) weight prior = 1 / N
-  double samples_small = 0;            // training samples for N = 1000 (profile)
-  double samples_large = 0;            // training samples for N = 50000 (profile)
-  int64_t eval_points = 0;             // estimates along training
-  int64_t eval_examples = 1000;        // "the first 1000 points of each set", as KW
-  int64_t k_curve = 0;                 // importance samples along training (profile)
-  int64_t k_final = 5000;              // IWAE's protocol for the final models
-  int64_t hmc_examples = 0;            // examples of each set for the HMC estimator (profile)
-  int64_t hmc_burn_in = 0, hmc_samples = 0, hmc_thin = 1, hmc_leapfrog = 10;
-};
-
-void apply_profile(const std::string& profile, Options& o) {
-  if (profile == "smoke") {
-    o.n_train = "200,1000";
-    o.samples_small = o.samples_large = 2000;
-    o.eval_points = 2;
-    o.eval_examples = 100;
-    o.k_curve = 10;
-    o.k_final = 50;
-    o.hmc_examples = 10;
-    o.hmc_burn_in = 20;
-    o.hmc_samples = 20;
-  } else if (profile == "quick") {  // within 10 minutes on 2 CPU cores
-    o.samples_small = 8e6;          // 8000 epochs of 1000 points: long enough to overfit
-    o.samples_large = 6e6;          // 120 epochs of 50000 points
-    o.eval_points = 8;
-    o.k_curve = 200;
-    o.k_final = 5000;
-    o.hmc_examples = 100;
-    o.hmc_burn_in = 200;
-    o.hmc_samples = 200;
-  } else {  // full: KW2013's budget (about 6e7 samples)
-    o.samples_small = 6e7;
-    o.samples_large = 6.7e7;
-    o.eval_points = 20;
-    o.k_curve = 5000;
-    o.k_final = 5000;
-    o.hmc_examples = 1000;
-    o.hmc_burn_in = 300;
-    o.hmc_samples = 400;
-    o.hmc_thin = 2;
-  }
-}
-
-int64_t model_seed(int64_t seed, int64_t n) { return seed * 1000003 + n; }
 
 /// The overfitting verdicts, from the fresh curves and final estimates. Each
 /// compares a difference with its standard error: every estimate is a mean
@@ -167,181 +110,133 @@ nlohmann::json compute_checks(const nlohmann::json& models, int64_t k_final) {
   return checks;
 }
 
-int run(int argc, char** argv) {
-  CommonOptions common;
-  Options o;
-  auto generic = generic_options(common);
-  po::options_description experiment("Experiment (defaults depend on --profile)");
-  add_training_flags(experiment, o.training, false);
-  experiment.add_options()
-      ("n-train", po::value(&o.n_train), "training-set sizes (the first N points), e.g. 1000,50000")
-      ("hidden", po::value(&o.hidden), "hidden units (100)")
-      ("nz", po::value(&o.nz), "latent size (3; the HMC estimator needs < 5)")
-      ("weight-decay", po::value(&o.weight_decay), "L2 weight decay; -1 = KW2013's N(0,I) prior, 1/N (-1)")
-      ("samples-small", po::value(&o.samples_small), "training samples for the smaller set (quick 8e6, full 6e7)")
-      ("samples-large", po::value(&o.samples_large), "training samples for the larger set (quick 6e6, full 6.7e7)")
-      ("eval-points", po::value(&o.eval_points), "estimates along training (quick 8, full 20)")
-      ("eval-examples", po::value(&o.eval_examples), "estimate on the first N points of each set (1000, as KW)")
-      ("k-curve", po::value(&o.k_curve), "importance samples along training (quick 200, full 5000)")
-      ("k-final", po::value(&o.k_final), "importance samples for the final models (5000, IWAE)")
-      ("hmc-examples", po::value(&o.hmc_examples), "examples per set for the HMC estimator (quick 100, full 1000; 0 = off)")
-      ("hmc-burn-in", po::value(&o.hmc_burn_in), "HMC transitions before sampling")
-      ("hmc-samples", po::value(&o.hmc_samples), "HMC samples L, for the fit and for the estimate")
-      ("hmc-thin", po::value(&o.hmc_thin), "keep every n-th HMC transition")
-      ("hmc-leapfrog", po::value(&o.hmc_leapfrog), "leapfrog steps per HMC transition (10)");
-  if (!parse_chapter_command_line(argc, argv,
-                                  "chapter-02: marginal likelihood, small vs large training set "
-                                "(Kingma & Welling 2013, Fig. 3)\nusage: chapter-02 [options]",
-                                  generic, experiment,
-                                  [&](const std::string& profile) { apply_profile(profile, o); })) {
-    return 0;
+class MarginalLikelihood : public Chapter {
+ public:
+  ChapterInfo info() const override {
+    return {"chapter-02", "02-marginal-likelihood",
+            "Marginal likelihood, small and large training sets (Kingma & Welling 2013, Fig. 3)", "mnist",
+            Protocol::kBinarized};
   }
-  const auto n_list = parse_positive_list(o.n_train, "n-train");
-  require_range("hidden", static_cast<double>(o.hidden), 1, 100000);
-  require_range("nz", static_cast<double>(o.nz), 1, 4096);
-  if (o.weight_decay != -1) require_range("weight-decay", o.weight_decay, 0, 1);
-  require_range("samples-small", o.samples_small, 1, 1e12);
-  require_range("samples-large", o.samples_large, 1, 1e12);
-  require_range("eval-points", static_cast<double>(o.eval_points), 1, 10000);
-  require_range("eval-examples", static_cast<double>(o.eval_examples), 1, 1e7);
-  require_range("k-curve", static_cast<double>(o.k_curve), 1, 1e6);
-  require_range("k-final", static_cast<double>(o.k_final), 1, 1e6);
-  require_range("hmc-examples", static_cast<double>(o.hmc_examples), 0, 1e6);
-  require_range("hmc-burn-in", static_cast<double>(o.hmc_burn_in), 0, 1e6);
-  require_range("hmc-samples", static_cast<double>(o.hmc_samples), 2, 1e6);
-  require_range("hmc-thin", static_cast<double>(o.hmc_thin), 1, 1000);
-  require_range("hmc-leapfrog", static_cast<double>(o.hmc_leapfrog), 1, 1000);
-  if (o.hmc_examples > 0 && o.nz >= 5) {
-    std::cerr << kProgram << ": warning: KW2013 found the HMC estimator unreliable for Nz >= 5\n";
-  }
-  const Activation activation = validate_training_flags(o.training);
 
-  const ChapterSetup setup =
-      start_chapter(kProgram, kSlug, common, Protocol::kBinarized, "mnist", argc, argv);
-  for (auto n : n_list) {
-    if (n > setup.dataset.train.size()) {
-      throw UsageError("--n-train " + std::to_string(n) + " exceeds the " +
-                       std::to_string(setup.dataset.train.size()) + " training examples of " +
-                       setup.dataset_name);
+  void declare(OptionTable& o) override {
+    add_training_options(o, training_, false);  // KW2013 section 5 (seed 000's code: Adagrad 3e-3 for N = 1000)
+    o.add("n-train", n_train_, {"200,1000", "1000,50000", "1000,50000"},
+          "training-set sizes (the first N points; KW2013 Fig. 3)");
+    o.add("hidden", hidden_, int64_t{100}, "hidden units (KW2013 Fig. 3)").range(1, 100000).key("");
+    o.add("nz", nz_, int64_t{3}, "latent size (KW2013 Fig. 3; the HMC estimator needs < 5)").range(1, 4096).key("");
+    o.add("weight-decay", weight_decay_, -1.0, "L2 weight decay; -1 = KW2013's N(0,I) prior, 1/N")
+        .check([this] {
+          if (weight_decay_ != -1) require_range("weight-decay", weight_decay_, 0, 1);
+        })
+        .key("");
+    // quick: 8000 epochs of 1000 points (long enough to overfit), 120 epochs of 50000;
+    // full: KW2013's budget (about 6e7 samples).
+    o.add("samples-small", samples_small_, {2e3, 8e6, 6e7}, "training samples for the smaller set")
+        .range(1, 1e12).key("");
+    o.add("samples-large", samples_large_, {2e3, 6e6, 6.7e7}, "training samples for the larger set")
+        .range(1, 1e12).key("");
+    o.add("eval-points", eval_points_, {2, 8, 20}, "estimates along training").range(1, 10000);
+    o.add("eval-examples", eval_examples_, {100, 1000, 1000}, "estimate on the first N points of each set (as KW)")
+        .range(1, 1e7);
+    o.add("k-curve", k_curve_, {10, 200, 5000}, "importance samples along training").range(1, 1e6);
+    o.add("k-final", k_final_, {50, 5000, 5000}, "importance samples for the final models (IWAE)").range(1, 1e6);
+    o.add("hmc-examples", hmc_examples_, {10, 100, 1000}, "examples per set for the HMC estimator (0 = off)")
+        .range(0, 1e6);
+    o.add("hmc-burn-in", hmc_.burn_in, {20, 200, 300}, "HMC transitions before sampling").range(0, 1e6).key("");
+    o.add("hmc-samples", hmc_.samples, {20, 200, 400}, "HMC samples L, for the fit and for the estimate")
+        .range(2, 1e6).key("");
+    o.add("hmc-thin", hmc_.thin, {1, 1, 2}, "keep every n-th HMC transition").range(1, 1000).key("");
+    o.add("hmc-leapfrog", hmc_.leapfrog_steps, int64_t{10}, "leapfrog steps per HMC transition").range(1, 1000).key("");
+  }
+
+  void validate() override {
+    n_list_ = parse_positive_list(n_train_, "n-train");
+    if (hmc_examples_ > 0 && nz_ >= 5) {
+      std::cerr << "chapter-02: warning: KW2013 found the HMC estimator unreliable for Nz >= 5\n";
     }
   }
-  RunWriter writer(common.out, kSlug);
-  nlohmann::json run = setup.run_json(
-      "Marginal likelihood, small and large training sets (Kingma & Welling 2013, Fig. 3)");
-  writer.write_json("run.json", run);
 
-  return run_staged(writer, run, kProgram, [&]() -> int {
-    const auto t_start = std::chrono::steady_clock::now();
-    HmcOptions hmc;
-    hmc.burn_in = o.hmc_burn_in;
-    hmc.samples = o.hmc_samples;
-    hmc.thin = o.hmc_thin;
-    hmc.leapfrog_steps = o.hmc_leapfrog;
-    nlohmann::json config = {
-        {"n_train", n_list},
-        {"architecture", Architecture{{o.hidden}, o.nz}.to_string()},
-        {"activation", to_string(activation)},
-        {"likelihood", "bernoulli"},
-        {"optimizer", {{"name", o.training.optimizer}, {"lr", o.training.lr}, {"weight_decay", o.weight_decay < 0 ? "1/N" : std::to_string(o.weight_decay)}}},
-        {"batch_size", o.training.batch_size},
-        {"samples", {{"small", o.samples_small}, {"large", o.samples_large}}},
-        {"eval_points", o.eval_points},
-        {"eval_examples", o.eval_examples},
-        {"k_curve", o.k_curve},
-        {"k_final", o.k_final},
-        {"hmc_examples", o.hmc_examples},
-        {"hmc", hmc.to_json()},
-        {"init", "N(0, 0.01^2) for every parameter (KW2013 section 5)"}};
-    run["config"] = config;
-    const RunCheckpoints checkpoints(setup, config);  // each model checkpoints; a finished run is not redone
-    if (!checkpoints.start(writer)) return 0;
-    run["budget"] = "N = smaller set: " + std::to_string(static_cast<int64_t>(o.samples_small)) +
-                    " training samples, larger set: " + std::to_string(static_cast<int64_t>(o.samples_large)) +
-                    " (KW2013 Fig. 3: about 6e7); curve estimates with K = " + std::to_string(o.k_curve) +
-                    ", final with K = " + std::to_string(o.k_final);
-    writer.write_json("run.json", run);
+  nlohmann::json run(ChapterRun& run) override {
+    for (auto n : n_list_) {
+      if (n > run.setup().dataset.train.size()) {
+        throw UsageError("--n-train " + std::to_string(n) + " exceeds the " +
+                         std::to_string(run.setup().dataset.train.size()) + " training examples of " +
+                         run.dataset_name());
+      }
+    }
+    const Architecture arch{{hidden_}, nz_};
+    auto& config = run.config();
+    config["n_train"] = n_list_;
+    config["architecture"] = arch.to_string();
+    config["likelihood"] = "bernoulli";
+    config["optimizer"] = {{"name", training_.optimizer},
+                           {"lr", training_.lr},
+                           {"weight_decay", weight_decay_ < 0 ? "1/N" : std::to_string(weight_decay_)}};
+    config["samples"] = {{"small", samples_small_}, {"large", samples_large_}};
+    config["hmc"] = hmc_.to_json();
+    config["init"] = "N(0, 0.01^2) for every parameter (KW2013 section 5)";
+    run.begin(nlohmann::json::object(),
+              "N = smaller set: " + std::to_string(static_cast<int64_t>(samples_small_)) +
+                  " training samples, larger set: " + std::to_string(static_cast<int64_t>(samples_large_)) +
+                  " (KW2013 Fig. 3: about 6e7); curve estimates with K = " + std::to_string(k_curve_) +
+                  ", final with K = " + std::to_string(k_final_));
 
     nlohmann::json models = nlohmann::json::array();
-    const int64_t largest = *std::max_element(n_list.begin(), n_list.end());
-    for (int64_t n : n_list) {
-      torch::manual_seed(static_cast<uint64_t>(model_seed(common.seed, n)));
-      const TensorData data = prepare_tensors(setup.dataset, setup.protocol, setup.device, n, 0);
-      const int64_t m_train = std::min(o.eval_examples, data.train_eval.size(0));
-      const int64_t m_test = std::min(o.eval_examples, data.test.size(0));
-      const auto x_train = data.train_eval.narrow(0, 0, m_train);  // the first points, as KW
-      const auto x_test = data.test.narrow(0, 0, m_test);
-      const double weight_decay = o.weight_decay < 0 ? 1.0 / n : o.weight_decay;
-      const double samples = n == largest && n_list.size() > 1 ? o.samples_large : o.samples_small;
+    const int64_t largest = *std::max_element(n_list_.begin(), n_list_.end());
+    for (int64_t n : n_list_) {
+      const std::string name = "n-" + std::to_string(n);
+      const TensorData data = run.tensors(n, 0);
+      const auto x_train = data.train_eval.narrow(0, 0, std::min(eval_examples_, data.train_eval.size(0)));
+      const auto x_test = data.test.narrow(0, 0, std::min(eval_examples_, data.test.size(0)));  // the first points, as KW
+      const double samples = n == largest && n_list_.size() > 1 ? samples_large_ : samples_small_;
       const auto total = static_cast<int64_t>(std::llround(samples));
-
-      Vae vae(VaeOptions(data.dim(), Architecture{{o.hidden}, o.nz}).activation(activation));
-      vae->to(setup.device);
-      auto optimizer = make_optimizer(vae->parameters(), {o.training.optimizer, o.training.lr, weight_decay});
       TrainOptions train;
       train.total_samples = total;
-      train.batch_size = o.training.batch_size;
-      train.eval_at = log_spaced_marks(std::max<int64_t>(o.training.batch_size, total / 100), total,
-                                       o.eval_points, o.training.batch_size);
-      train.label = std::string(kProgram) + " N=" + std::to_string(n);
-      train.checkpoint = checkpoints.model("n-" + std::to_string(n));
+      train.batch_size = training_.batch_size;
+      train.eval_at = log_spaced_marks(std::max<int64_t>(training_.batch_size, total / 100), total, eval_points_,
+                                       training_.batch_size);
+      train.label = run.info().program + " N=" + std::to_string(n);
       // [curve-estimates]
       train.evaluate_extra = [&](VaeImpl& model) -> nlohmann::json {
-        return {{"k", o.k_curve},
-                {"train", importance_sampled_on_set(model, x_train, o.k_curve).to_json()},
-                {"test", importance_sampled_on_set(model, x_test, o.k_curve).to_json()}};
+        return {{"k", k_curve_},
+                {"train", importance_sampled_on_set(model, x_train, k_curve_).to_json()},
+                {"test", importance_sampled_on_set(model, x_test, k_curve_).to_json()}};
       };
       // [curve-estimates]
-      TrainResult result = train_vae(*vae, *optimizer, data, train);
+      const OptimizerOptions optimizer{training_.optimizer, training_.lr,
+                                       weight_decay_ < 0 ? 1.0 / n : weight_decay_};
+      auto [vae, result] =
+          run.train_vae(name, VaeOptions(data.dim(), arch).activation(parse_activation(training_.activation)),
+                        optimizer, data, train);
       throw_if_stopped(train.label);  // before the long final estimates (the model's checkpoint is complete)
 
       // The final model: ELBO, the importance-sampled bound at K = 1, 50 and
       // k_final (the gap shows how loose the ELBO is), and the HMC estimator.
-      // They check the stop flag as they go (SIGINT/SIGTERM: exit 130/143);
-      // the trained model's checkpoint is kept, and a resumed run estimates
-      // again from the start (an estimate keeps no partial state).
-      std::cout << train.label << ": final estimates (K = " << o.k_final << " on " << m_train << " + " << m_test
-                << " examples" << (o.hmc_examples > 0 ? ", HMC on " + std::to_string(o.hmc_examples) + " per set" : "")
-                << ")\n" << std::flush;
+      // They check the stop flag as they go; a resumed run estimates again
+      // from the start (an estimate keeps no partial state).
+      std::cout << train.label << ": final estimates (K = " << k_final_ << " on " << x_train.size(0) << " + "
+                << x_test.size(0) << " examples"
+                << (hmc_examples_ > 0 ? ", HMC on " + std::to_string(hmc_examples_) + " per set" : "") << ")\n"
+                << std::flush;
       const auto e0 = std::chrono::steady_clock::now();
-      nlohmann::json final_json = nlohmann::json::object();
-      for (const auto& [split, x] : {std::pair{"train", x_train}, std::pair{"test", x_test}}) {
-        nlohmann::json f;
-        f["elbo"] = evaluate_elbo(*vae, x, {}).to_json();
-        for (int64_t k : {int64_t{1}, int64_t{50}}) {
-          f["importance_sampled"][std::to_string(k)] = importance_sampled_on_set(*vae, x, k).to_json();
-        }
-        const auto per = importance_sampled_per_example(*vae, x, o.k_final);
-        f["importance_sampled"][std::to_string(o.k_final)] = summarize(per).to_json();
-        if (o.hmc_examples > 0) {
-          double acceptance = 0;
-          const auto xh = x.narrow(0, 0, std::min(o.hmc_examples, x.size(0)));
-          auto h = hmc_on_set(*vae, xh, hmc, 100, &acceptance).to_json();
-          h["acceptance"] = acceptance;
-          h["importance_sampled_same_examples"] =
-              summarize({per.log_px.narrow(0, 0, xh.size(0)), per.standard_error.narrow(0, 0, xh.size(0))})
-                  .to_json();
-          f["hmc"] = h;
-        }
-        final_json[split] = f;
-      }
+      const nlohmann::json final_json = {{"train", score_on_set(*vae, x_train, k_final_, hmc_examples_, hmc_)},
+                                         {"test", score_on_set(*vae, x_test, k_final_, hmc_examples_, hmc_)}};
       const double final_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
-      const auto& fj = final_json;
-      std::cout << kProgram << ": N=" << n << " done: log p(x) (K = " << o.k_final << ") train "
-                << format_fixed(fj["train"]["importance_sampled"][std::to_string(o.k_final)]["mean"].get<double>())
-                << ", test "
-                << format_fixed(fj["test"]["importance_sampled"][std::to_string(o.k_final)]["mean"].get<double>())
-                << " nats (" << to_string(setup.protocol) << ", " << setup.dataset_name << ")\n";
+      const std::string k = std::to_string(k_final_);
+      std::cout << run.prefix() << "N=" << n << " done: log p(x) (K = " << k << ") train "
+                << format_fixed(final_json["train"]["importance_sampled"][k]["mean"].get<double>()) << ", test "
+                << format_fixed(final_json["test"]["importance_sampled"][k]["mean"].get<double>()) << " nats ("
+                << to_string(run.protocol()) << ", " << run.dataset_name() << ")\n";
 
-      write_curve_csv(writer, "curves/n-" + std::to_string(n) + ".csv", result);
+      write_curve_csv(run.writer(), "curves/" + name + ".csv", result);
       std::vector<std::vector<double>> rows;
       for (const auto& p : result.curve) {
         rows.push_back({static_cast<double>(p.samples_seen), p.extra["train"]["mean"].get<double>(),
-                        p.extra["train"]["standard_error_data"].get<double>(),
-                        p.extra["test"]["mean"].get<double>(),
+                        p.extra["train"]["standard_error_data"].get<double>(), p.extra["test"]["mean"].get<double>(),
                         p.extra["test"]["standard_error_data"].get<double>()});
       }
-      writer.write_csv("curves/n-" + std::to_string(n) + "-log-px.csv",
-                       {"samples_seen", "train_log_px", "train_se", "test_log_px", "test_se"}, rows);
+      run.writer().write_csv("curves/" + name + "-log-px.csv",
+                             {"samples_seen", "train_log_px", "train_se", "test_log_px", "test_se"}, rows);
       models.push_back({{"n_train", n},
                         {"samples_seen", result.samples_seen},
                         {"final", final_json},
@@ -350,27 +245,31 @@ int run(int argc, char** argv) {
                         {"eval_seconds", result.eval_seconds + final_seconds},
                         {"step", result.step}});
     }
+    const bool provisional = samples_small_ < 6e7;
+    return {{"models", models},
+            {"k_final", k_final_},
+            {"checks", compute_checks(models, k_final_)},
+            {"checks_budget",
+             {{"provisional", provisional},
+              {"note", provisional ? "decided at a fraction of KW2013's budget, with one seed: provisional"
+                                   : "decided at KW2013's budget, with one seed"}}},
+            {"estimator_notes",
+             {{"importance_sampled", "log (1/K) sum p(x,z_k)/q(z_k|x), z_k ~ q(z|x); a lower bound in expectation; "
+                                     "standard_error_data: over examples; mean_mc_standard_error: Monte Carlo"},
+              {"hmc", "KW2013 appendix D: HMC posterior samples, a Gaussian fitted to them, and the "
+                      "harmonic-mean-type ratio on fresh samples; not a bound; reliable for Nz < 5"}}}};
+  }
 
-    nlohmann::json metrics = {
-        {"models", models},
-        {"k_final", o.k_final},
-        {"checks", compute_checks(models, o.k_final)},
-        {"checks_budget",
-         {{"provisional", o.samples_small < 6e7},
-          {"note", o.samples_small < 6e7 ? "decided at a fraction of KW2013's budget, with one seed: provisional"
-                                         : "decided at KW2013's budget, with one seed"}}},
-        {"estimator_notes",
-         {{"importance_sampled", "log (1/K) sum p(x,z_k)/q(z_k|x), z_k ~ q(z|x); a lower bound in expectation; "
-                                 "standard_error_data: over examples; mean_mc_standard_error: Monte Carlo"},
-          {"hmc", "KW2013 appendix D: HMC posterior samples, a Gaussian fitted to them, and the "
-                  "harmonic-mean-type ratio on fresh samples; not a bound; reliable for Nz < 5"}}}};
-    finish_chapter(writer, run, metrics, kProgram, t_start, &checkpoints);
-    return 0;
-  });
-}
+ private:
+  TrainingFlags training_{"tanh", "adagrad", 0.02};
+  std::string n_train_;
+  int64_t hidden_ = 100, nz_ = 3, eval_points_ = 0, eval_examples_ = 1000, k_curve_ = 0, k_final_ = 0,
+          hmc_examples_ = 0;
+  double weight_decay_ = -1, samples_small_ = 0, samples_large_ = 0;
+  HmcOptions hmc_;
+  std::vector<int64_t> n_list_;
+};
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  return run_program(kProgram, argc, argv, run);
-}
+int main(int argc, char** argv) { return chapter_main<MarginalLikelihood>(argc, argv); }

@@ -25,85 +25,18 @@
 #include <cmath>
 #include <filesystem>
 #include <iostream>
-#include <map>
 #include <sstream>
 
 #include "vaerepro/analysis.h"
-#include "vaerepro/chapter.h"
+#include "vaerepro/experiment.h"
 #include "vaerepro/format.h"
 #include "vaerepro/image.h"
-#include "vaerepro/points.h"
+#include "vaerepro/pictures.h"
 
 namespace fs = std::filesystem;
-namespace po = boost::program_options;
 using namespace vaerepro;
 
 namespace {
-
-constexpr const char* kSlug = "03-beta-sweep";
-constexpr const char* kProgram = "chapter-03";
-
-struct Options {
-  TrainingFlags training{"tanh", "adagrad", 0.02};  // seed 000 section 2: KW2013's model and optimizer
-  std::string betas = "0.5,1,2,5,10,20,50";  // seed 000 Fig. 6: 1, 2, 5, 50; the rest for the rate/distortion curve
-  std::string arch = "[500, 20]";             // seed 000 section 3.1: one hidden layer of 500, Nz = 20
-  std::string traversal_betas = "1,5";        // seed 000 Figs. 14-15
-  int64_t traversal_nz = 5;                   // seed 000 section 4.3
-  int64_t appendix_nz = 0;                    // seed 000 appendix 7.2 (Nz = 10); 0 = skip
-  std::string traversal_condition = "one-hot";  // the seed's traversals are of a CVAE, one row per label
-  double samples = 0;                         // per model (profile)
-  int64_t eval_points = 0;
-  std::string only_point;                     // "beta=5" or "traversal-nz5-beta1": train that point, then stop
-  bool list_points = false;                   // print the points not yet cached, then stop
-};
-
-void apply_profile(const std::string& profile, Options& o) {
-  if (profile == "smoke") {
-    o.betas = "1,5";
-    o.traversal_betas = "5";
-    o.samples = 2000;
-    o.eval_points = 2;
-    o.training.max_train = 1000;
-    o.training.max_test = 500;
-  } else if (profile == "quick") {  // within 10 minutes on 2 CPU cores
-    o.samples = 6e5;
-    o.eval_points = 6;
-  } else {
-    o.samples = 3e7;  // 500 epochs
-    o.eval_points = 20;
-    o.appendix_nz = 10;
-  }
-}
-
-std::vector<double> parse_betas(const std::string& text, const std::string& option) {
-  std::vector<double> out;
-  std::stringstream ss(text);
-  std::string tok;
-  // "1,,5" and "1," are mistakes (an entry left out), not lists.
-  if (!text.empty() && (text.back() == ',' || text.front() == ',')) {
-    throw UsageError("--" + option + ": '" + text + "' has an empty entry (write e.g. 0.5,1,2)");
-  }
-  while (std::getline(ss, tok, ',')) {
-    if (tok.empty()) throw UsageError("--" + option + ": '" + text + "' has an empty entry (write e.g. 0.5,1,2)");
-    size_t used = 0;
-    double v = 0;
-    try {
-      v = std::stod(tok, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != tok.size() || !std::isfinite(v) || v <= 0 || v > 1e4) {
-      throw UsageError("--" + option + ": '" + tok + "' is not a beta in (0, 1e4]");
-    }
-    for (double w : out) {
-      if (w == v) throw UsageError("--" + option + ": " + tok + " is given twice");
-    }
-    out.push_back(v);
-  }
-  if (out.empty()) throw UsageError("--" + option + " is empty");
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 std::string beta_tag(double beta) {
   std::ostringstream os;
@@ -111,7 +44,7 @@ std::string beta_tag(double beta) {
   return os.str();
 }
 
-/// What a point is and how it was trained: its cache key.
+/// What a point is: its name (its seed, its folder), its beta and model.
 struct PointSpec {
   std::string name;  ///< "beta-5" or "traversal-nz5-beta1"
   double beta = 1;
@@ -120,129 +53,27 @@ struct PointSpec {
   bool traversal = false;
 };
 
-struct Context {
-  const Options& o;
-  const ChapterSetup& setup;
-  const TensorData& data;
-  Activation activation;
-  int64_t total;
-  PointStore store;
-};
-
-nlohmann::json point_config(const Context& ctx, const PointSpec& p) {
-  return {{"name", p.name},
-          {"beta", p.beta},
-          {"architecture", p.arch.to_string()},
-          {"condition", to_string(p.condition)},
-          {"activation", to_string(ctx.activation)},
-          {"optimizer", {{"name", ctx.o.training.optimizer}, {"lr", ctx.o.training.lr}}},
-          {"batch_size", ctx.o.training.batch_size},
-          {"samples", ctx.total},
-          {"eval_points", ctx.o.eval_points},
-          {"dataset", ctx.setup.dataset_name},
-          {"protocol", to_string(ctx.setup.protocol)},
-          {"max_train", ctx.o.training.max_train},
-          {"max_test", ctx.o.training.max_test},
-          {"seed", ctx.setup.common.seed},
-          {"device", ctx.setup.device.type() == torch::kCUDA ? "cuda" : "cpu"}};
-}
-
-/// Trains one point and writes its files into the point store; returns point.json.
-nlohmann::json train_point(const Context& ctx, const PointSpec& p) {
-  const auto config = point_config(ctx, p);
-  // A finished point is reused (--force trains it again); one in training checkpoints.
-  const auto checkpoint = point_checkpoint(ctx.setup, ctx.store, p.name, config);
-  if (auto cached = reusable_point(ctx.setup, ctx.store, p.name, config)) {
-    std::cout << kProgram << ": " << p.name << ": reusing " << ctx.store.dir(p.name, config) << "\n";
-    return *cached;
-  }
-  const std::string staging = ctx.store.begin(p.name, config);
-  torch::manual_seed(static_cast<uint64_t>(ctx.setup.common.seed * 1000003 + std::llround(p.beta * 1000) +
-                                           p.arch.latent * 7 + (p.traversal ? 13 : 0)));
-  const TensorData& data = ctx.data;
-  const int64_t c_dim = condition_dim(p.condition, data.num_classes);
-  Vae vae(VaeOptions(data.dim(), p.arch).activation(ctx.activation).condition_dim(c_dim));
-  vae->to(ctx.setup.device);
-  auto optimizer = make_optimizer(vae->parameters(), {ctx.o.training.optimizer, ctx.o.training.lr, 0.0});
-  TrainOptions train;
-  train.total_samples = ctx.total;
-  train.batch_size = ctx.o.training.batch_size;
-  train.beta = p.beta;
-  train.condition = p.condition;
-  train.eval_at = log_spaced_marks(std::max<int64_t>(ctx.o.training.batch_size, ctx.total / 100), ctx.total,
-                                   ctx.o.eval_points, ctx.o.training.batch_size);
-  train.label = std::string(kProgram) + " " + p.name;
-  train.checkpoint = checkpoint;
-  TrainResult result = train_vae(*vae, *optimizer, data, train);
-  vae->eval();
+/// One grid per latent dimension of a traversal model: rows = labels 0..9 (a
+/// CVAE) or the first ten test images (a VAE), columns = -2..+2 sd.
+nlohmann::json write_traversals(VaeImpl& vae, const PointSpec& p, const TensorData& data, const LatentUsage& usage,
+                                const fs::path& dir) {
   torch::NoGradGuard no_grad;
-
-  const auto test_c = encode_condition(data.test_labels, p.condition, data.num_classes);
-  const auto usage = latent_usage(*vae, data.test, test_c);
-  nlohmann::json point = {{"name", p.name},
-                          {"beta", p.beta},
-                          {"architecture", p.arch.to_string()},
-                          {"condition", to_string(p.condition)},
-                          {"samples_seen", result.samples_seen},
-                          {"final", {{"train", result.curve.back().train.to_json()},
-                                     {"test", result.curve.back().test.to_json()}}},
-                          {"kl_per_dim", usage.kl_per_dim},
-                          {"activity", usage.activity},
-                          {"active_units", usage.active_units},
-                          {"active_threshold", usage.threshold},
-                          {"curve", curve_json(result)},
-                          {"train_seconds", result.train_seconds},
-                          {"eval_seconds", result.eval_seconds},
-                          {"step", result.step}};
-  const fs::path dir(staging);
-  fs::create_directories(dir / "images");
-  std::vector<std::vector<double>> rows;
-  for (const auto& q : result.curve) {
-    rows.push_back({static_cast<double>(q.samples_seen), -q.train.log_likelihood, q.train.kl,
-                    -q.test.log_likelihood, q.test.kl});
-  }
-  {
-    std::ostringstream csv;
-    csv << "samples_seen,train_reconstruction,train_kl,test_reconstruction,test_kl\n";
-    for (const auto& r : rows) csv << r[0] << ',' << r[1] << ',' << r[2] << ',' << r[3] << ',' << r[4] << '\n';
-    write_file_atomic((dir / "curve.csv").string(), csv.str());
-  }
-  const int64_t h = data.height, w = data.width;
-  if (!p.traversal) {
-    const int64_t n = std::min<int64_t>(10, data.test.size(0));
-    auto x = data.test.narrow(0, 0, n);
-    auto recon = vae->decoder->mean(vae->decoder->forward(vae->encoder->forward(x).mu));  // [n, D]
-    write_image_grid((dir / "images/reconstructions.png").string(), torch::cat({x, recon}), n, h, w);
-    auto z = torch::randn({100, p.arch.latent}, x.options());
-    write_image_grid((dir / "images/samples.png").string(), vae->decoder->mean(vae->decoder->forward(z)), 10, h, w);
-    point["images"] = {{"reconstructions", "images/reconstructions.png"}, {"samples", "images/samples.png"}};
+  torch::Tensor base, cond;
+  if (p.condition != ConditionEncoding::kNone) {
+    auto labels = torch::arange(data.num_classes, data.test_labels.options());
+    cond = encode_condition(labels, p.condition, data.num_classes);
+    base = torch::zeros({data.num_classes, p.arch.latent}, data.test.options());  // the prior's mean
   } else {
-    // One grid per latent dimension: rows = labels 0..9 (a CVAE) or the first
-    // ten test images (a VAE), columns = -2..+2 sd, then the heat map.
-    torch::Tensor base, cond;
-    if (p.condition != ConditionEncoding::kNone) {
-      auto labels = torch::arange(data.num_classes, data.test_labels.options());
-      cond = encode_condition(labels, p.condition, data.num_classes);
-      base = torch::zeros({data.num_classes, p.arch.latent}, data.test.options());  // the prior's mean
-    } else {
-      base = vae->encoder->forward(data.test.narrow(0, 0, 10)).mu;  // anchors' posterior means
-    }
-    const auto values = traversal_values(2.0, 9);
-    nlohmann::json grids = nlohmann::json::array();
-    for (int64_t j = 0; j < p.arch.latent; ++j) {
-      auto grid = latent_traversal(*vae, base, cond, j, values);  // [R, V + 1, D]
-      const std::string rel = "images/traversal-dim" + std::to_string(j + 1) + ".png";
-      write_image_grid((dir / rel).string(), grid.reshape({-1, data.dim()}), grid.size(1), h, w);
-      grids.push_back({{"dim", j + 1}, {"image", rel}, {"kl", usage.kl_per_dim[j]}, {"activity", usage.activity[j]}});
-    }
-    point["traversals"] = grids;
-    point["traversal_values"] = values;
-    point["traversal_rows"] = p.condition != ConditionEncoding::kNone ? "labels 0-9 (CVAE), other latents at the prior's mean"
-                                                                       : "the first ten test images' posterior means";
+    base = vae.encoder->forward(data.test.narrow(0, 0, 10)).mu;  // anchors' posterior means
   }
-  ctx.store.commit(staging, p.name, config, point);
-  remove_point_checkpoint(checkpoint);
-  return *ctx.store.load(p.name, config);
+  nlohmann::json grids = nlohmann::json::array();
+  for (int64_t j = 0; j < p.arch.latent; ++j) {
+    auto grid = latent_traversal(vae, base, cond, j, traversal_values(2.0, 9));  // [R, V + 1, D]
+    const std::string rel = "images/traversal-dim" + std::to_string(j + 1) + ".png";
+    write_image_grid((dir / rel).string(), grid.reshape({-1, data.dim()}), grid.size(1), data.height, data.width);
+    grids.push_back({{"dim", j + 1}, {"image", rel}, {"kl", usage.kl_per_dim[j]}, {"activity", usage.activity[j]}});
+  }
+  return grids;
 }
 
 nlohmann::json compute_checks(const std::vector<nlohmann::json>& sweep, int64_t nz) {
@@ -277,131 +108,105 @@ nlohmann::json compute_checks(const std::vector<nlohmann::json>& sweep, int64_t 
   return checks;
 }
 
-int run(int argc, char** argv) {
-  CommonOptions common;
-  Options o;
-  auto generic = generic_options(common);
-  po::options_description experiment("Experiment (defaults depend on --profile)");
-  add_training_flags(experiment, o.training, true);
-  experiment.add_options()
-      ("betas", po::value(&o.betas), "the sweep, e.g. 0.5,1,2,5,10,20,50 (smoke: 1,5)")
-      ("arch", po::value(&o.arch), "the sweep's architecture [h1, ..., Nz] ([500, 20])")
-      ("traversal-betas", po::value(&o.traversal_betas), "betas of the traversal models (1,5)")
-      ("traversal-nz", po::value(&o.traversal_nz), "latent size of the traversal models (5; 0 = none)")
-      ("appendix-nz", po::value(&o.appendix_nz), "a second traversal latent size, seed appendix 7.2 (full: 10; 0 = none)")
-      ("traversal-condition", po::value(&o.traversal_condition), "one-hot (a CVAE, one row per label) | none (rows = test images)")
-      ("samples", po::value(&o.samples), "training samples per model (smoke 2e3, quick 6e5, full 3e7)")
-      ("eval-points", po::value(&o.eval_points), "whole-set evaluations per model")
-      ("only-point", po::value(&o.only_point), "train one point and stop: beta=B or traversal-nzN-betaB")
-      ("list-points", po::bool_switch(&o.list_points),
-       "print the points not yet trained for this configuration (lines 'pending-point NAME', for --only-point), and stop");
-  if (!parse_chapter_command_line(argc, argv,
-                                  "chapter-03: beta sweeps, rate/distortion and latent traversals (seed 000 sections 3.1, 4.3)\n"
-                                "usage: chapter-03 [options]",
-                                  generic, experiment,
-                                  [&](const std::string& profile) { apply_profile(profile, o); })) {
-    return 0;
+class BetaSweep : public Chapter {
+ public:
+  ChapterInfo info() const override {
+    // Seed 000's protocol by default, so its figures compare; binarized is one option away.
+    return {"chapter-03", "03-beta-sweep",
+            "beta sweeps, rate and distortion, latent traversals (seed 000 sections 3.1, 4.3)", "mnist",
+            Protocol::kGrayBce};
   }
-  const auto betas = parse_betas(o.betas, "betas");
-  const auto traversal_betas = parse_betas(o.traversal_betas, "traversal-betas");
-  Architecture arch;
-  try {
-    arch = parse_architecture(o.arch);
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(std::string("--arch: ") + e.what());
-  }
-  require_range("traversal-nz", static_cast<double>(o.traversal_nz), 0, 64);
-  require_range("appendix-nz", static_cast<double>(o.appendix_nz), 0, 64);
-  require_range("samples", o.samples, 1, 1e12);
-  require_range("eval-points", static_cast<double>(o.eval_points), 1, 10000);
-  ConditionEncoding traversal_condition;
-  try {
-    traversal_condition = parse_condition_encoding(o.traversal_condition);
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(std::string("--traversal-condition: ") + e.what());
-  }
-  if (traversal_condition == ConditionEncoding::kRaw) {
-    throw UsageError("--traversal-condition: use one-hot or none (raw labels are chapter 4's subject)");
-  }
-  const Activation activation = validate_training_flags(o.training);
-  if (o.list_points && !o.only_point.empty()) throw UsageError("--list-points and --only-point exclude each other");
 
-  // Seed 000's protocol by default, so its figures compare; binarized is one option away.
-  const ChapterSetup setup = start_chapter(kProgram, kSlug, common, Protocol::kGrayBce, "mnist", argc, argv);
-  torch::manual_seed(static_cast<uint64_t>(common.seed));
-  const TensorData data = prepare_tensors(setup.dataset, setup.protocol, setup.device, o.training.max_train, o.training.max_test);
-  const auto total = static_cast<int64_t>(std::llround(o.samples));
-  Context ctx{o, setup, data, activation, total, PointStore(common.out, kSlug, setup.dataset.fingerprint)};
+  void declare(OptionTable& o) override {
+    add_training_options(o, training_);  // seed 000 section 2: KW2013's model and optimizer
+    // Seed 000 Fig. 6: 1, 2, 5, 50; the rest for the rate/distortion curve.
+    o.add("betas", betas_text_, {"1,5", "0.5,1,2,5,10,20,50", "0.5,1,2,5,10,20,50"}, "the sweep's betas").key("");
+    o.add("arch", arch_text_, std::string("[500, 20]"),
+          "the sweep's architecture [h1, ..., Nz] (seed 000 section 3.1)").key("");
+    o.add("traversal-betas", traversal_betas_text_, {"5", "1,5", "1,5"},
+          "betas of the traversal models (seed 000 Figs. 14-15)").key("");
+    o.add("traversal-nz", traversal_nz_, int64_t{5}, "latent size of the traversal models (seed 000 section 4.3; 0 = none)")
+        .range(0, 64);
+    o.add("appendix-nz", appendix_nz_, {0, 0, 10}, "a second traversal latent size (seed 000 appendix 7.2; 0 = none)")
+        .range(0, 64);
+    o.add("traversal-condition", traversal_condition_, std::string("one-hot"),
+          "one-hot (a CVAE, one row per label, as the seed's) | none (rows = test images)")
+        .one_of({"one-hot", "none"});
+    // full: the seed's 1000 epochs.
+    o.add("samples", samples_, {2e3, 6e5, 6e7}, "training samples per model").range(1, 1e12).key("");
+    o.add("eval-points", eval_points_, {2, 6, 20}, "whole-set evaluations per model").range(1, 10000);
+    o.add("only-point", only_point_, std::string(), "train one point and stop: beta=B or traversal-nzN-betaB").key("");
+    o.flag("list-points", list_points_,
+           "print the points not yet trained for this configuration (lines 'pending-point NAME', for "
+           "--only-point), and stop")
+        .key("");
+  }
 
-  std::vector<PointSpec> sweep_specs, traversal_specs;
-  for (double b : betas) sweep_specs.push_back({"beta-" + beta_tag(b), b, arch, ConditionEncoding::kNone, false});
-  for (int64_t nz : {o.traversal_nz, o.appendix_nz}) {
-    if (nz <= 0) continue;
-    for (double b : traversal_betas) {
-      traversal_specs.push_back({"traversal-nz" + std::to_string(nz) + "-beta" + beta_tag(b), b,
-                                 Architecture{arch.hidden, nz}, traversal_condition, true});
+  void validate() override {
+    betas_ = parse_positive_reals(betas_text_, "betas", 1e4);
+    traversal_betas_ = parse_positive_reals(traversal_betas_text_, "traversal-betas", 1e4);
+    try {
+      arch_ = parse_architecture(arch_text_);
+    } catch (const std::invalid_argument& e) {
+      throw UsageError(std::string("--arch: ") + e.what());
     }
+    if (list_points_ && !only_point_.empty()) throw UsageError("--list-points and --only-point exclude each other");
   }
 
-  // [run-point]
-  if (o.list_points) {  // for a scheduler: what is left to train (scripts/slurm_points.sh)
-    for (const auto& specs : {sweep_specs, traversal_specs}) {
-      for (const auto& p : specs) {
-        if (!reusable_point(setup, ctx.store, p.name, point_config(ctx, p))) std::cout << "pending-point " << p.name << "\n";
+  nlohmann::json run(ChapterRun& run) override {
+    const TensorData data = run.tensors(training_.max_train, training_.max_test);
+    const auto total = static_cast<int64_t>(std::llround(samples_));
+    const PointStore store = run.point_store();
+    std::vector<PointSpec> sweep_specs, traversal_specs;
+    for (double b : betas_) sweep_specs.push_back({"beta-" + beta_tag(b), b, arch_, ConditionEncoding::kNone, false});
+    for (int64_t nz : {traversal_nz_, appendix_nz_}) {
+      if (nz <= 0) continue;
+      for (double b : traversal_betas_) {
+        traversal_specs.push_back({"traversal-nz" + std::to_string(nz) + "-beta" + beta_tag(b), b,
+                                   Architecture{arch_.hidden, nz}, parse_condition_encoding(traversal_condition_), true});
       }
     }
-    return 0;
-  }
-  if (!o.only_point.empty()) {
-    for (const auto& specs : {sweep_specs, traversal_specs}) {
-      for (const auto& p : specs) {
-        if (o.only_point == p.name || o.only_point == "beta=" + beta_tag(p.beta) && !p.traversal) {
-          train_point(ctx, p);
-          std::cout << kProgram << ": point " << p.name << " is in " << ctx.store.dir(p.name, point_config(ctx, p)) << "\n";
-          return 0;
+    // [run-point]
+    if (list_points_) {  // for a scheduler: what is left to train (scripts/slurm_points.sh)
+      for (const auto& specs : {sweep_specs, traversal_specs}) {
+        for (const auto& p : specs) {
+          if (!reusable_point(run.setup(), store, p.name, point_config(p, total))) std::cout << "pending-point " << p.name << "\n";
         }
       }
+      return nullptr;
     }
-    throw UsageError("--only-point '" + o.only_point + "' is not a point of this sweep (e.g. beta=" +
-                     beta_tag(betas.front()) + (traversal_specs.empty() ? "" : " or " + traversal_specs.front().name) + ")");
-  }
-  // [run-point]
+    if (!only_point_.empty()) {
+      for (const auto& specs : {sweep_specs, traversal_specs}) {
+        for (const auto& p : specs) {
+          if (only_point_ == p.name || (only_point_ == "beta=" + beta_tag(p.beta) && !p.traversal)) {
+            train_point(run, store, data, p, total);
+            std::cout << run.prefix() << "point " << p.name << " is in " << store.dir(p.name, point_config(p, total)) << "\n";
+            return nullptr;
+          }
+        }
+      }
+      throw UsageError("--only-point '" + only_point_ + "' is not a point of this sweep (e.g. beta=" +
+                       beta_tag(betas_.front()) + (traversal_specs.empty() ? "" : " or " + traversal_specs.front().name) + ")");
+    }
+    // [run-point]
 
-  RunWriter writer(common.out, kSlug);
-  nlohmann::json run = setup.run_json("beta sweeps, rate and distortion, latent traversals (seed 000 sections 3.1, 4.3)");
-  writer.write_json("run.json", run);
-  return run_staged(writer, run, kProgram, [&]() -> int {
-    const auto t_start = std::chrono::steady_clock::now();
-    run["data"] = data.to_json();
-    run["config"] = {{"betas", betas},
-                     {"architecture", arch.to_string()},
-                     {"traversal_betas", traversal_betas},
-                     {"traversal_nz", o.traversal_nz},
-                     {"appendix_nz", o.appendix_nz},
-                     {"traversal_condition", to_string(traversal_condition)},
-                     {"activation", to_string(activation)},
-                     {"optimizer", {{"name", o.training.optimizer}, {"lr", o.training.lr}}},
-                     {"batch_size", o.training.batch_size},
-                     {"samples_per_model", total},
-                     {"eval_points", o.eval_points},
-                     {"max_train", o.training.max_train},
-                     {"max_test", o.training.max_test}};
-    run["budget"] = "each model sees " + std::to_string(total) + " training samples (seed 000: 1000 epochs, 6e7)";
-    const RunCheckpoints checkpoints(setup, run["config"]);
-    if (!checkpoints.start(writer)) return 0;
-    writer.write_json("run.json", run);
-
+    auto& config = run.config();
+    config["betas"] = betas_;
+    config["architecture"] = arch_.to_string();
+    config["traversal_betas"] = traversal_betas_;
+    config["samples_per_model"] = total;
+    run.begin(data.to_json(), "each model sees " + std::to_string(total) + " training samples (seed 000: 1000 epochs, 6e7)");
     auto collect = [&](const std::vector<PointSpec>& specs) {
       std::vector<nlohmann::json> points;
       for (const auto& p : specs) {
-        auto point = train_point(ctx, p);
-        const fs::path src = ctx.store.dir(p.name, point_config(ctx, p));
-        fs::create_directories(writer.path("points/" + p.name));
-        fs::copy(src, writer.path("points/" + p.name), fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+        auto point = train_point(run, store, data, p, total);
+        const fs::path src = store.dir(p.name, point_config(p, total));
+        fs::create_directories(run.writer().path("points/" + p.name));
+        fs::copy(src, run.writer().path("points/" + p.name), fs::copy_options::recursive | fs::copy_options::overwrite_existing);
         point["dir"] = "points/" + p.name;
-        point["config_hash"] = ctx.store.hash(point_config(ctx, p));
+        point["config_hash"] = store.hash(point_config(p, total));
         points.push_back(point);
-        std::cout << kProgram << ": " << p.name << ": test reconstruction "
+        std::cout << run.prefix() << p.name << ": test reconstruction "
                   << format_fixed(-point["final"]["test"]["log_likelihood"].get<double>()) << ", KL "
                   << format_fixed(point["final"]["test"]["kl"].get<double>()) << ", active units "
                   << point["active_units"].get<int64_t>() << "\n";
@@ -410,21 +215,109 @@ int run(int argc, char** argv) {
     };
     const auto sweep = collect(sweep_specs);
     const auto traversals = collect(traversal_specs);
-    nlohmann::json metrics = {{"sweep", sweep},
-                              {"traversals", traversals},
-                              {"checks", compute_checks(sweep, arch.latent)},
-                              {"checks_budget", {{"provisional", total < 6e7},
-                                                 {"note", "seed 000 trained for 1000 epochs (6e7 samples)"}}},
-                              {"loss_note", to_string(setup.protocol) == "gray-bce"
-                                                ? "reconstruction = binary cross-entropy of gray levels (seed 000's protocol), not a likelihood"
-                                                : "reconstruction = -log p(x|z) of dynamically binarised data, nats"}};
-    finish_chapter(writer, run, metrics, kProgram, t_start, &checkpoints);
-    return 0;
-  });
-}
+    return {{"sweep", sweep},
+            {"traversals", traversals},
+            {"checks", compute_checks(sweep, arch_.latent)},
+            {"checks_budget", {{"provisional", total < 6e7}, {"note", "seed 000 trained for 1000 epochs (6e7 samples)"}}},
+            {"loss_note", run.protocol() == Protocol::kGrayBce
+                              ? "reconstruction = binary cross-entropy of gray levels (seed 000's protocol), not a likelihood"
+                              : "reconstruction = -log p(x|z) of dynamically binarised data, nats"}};
+  }
+
+ private:
+  /// A point's cache key besides the run's identity (seed, data, protocol, device, profile).
+  nlohmann::json point_config(const PointSpec& p, int64_t total) const {
+    return {{"name", p.name},
+            {"beta", p.beta},
+            {"architecture", p.arch.to_string()},
+            {"condition", to_string(p.condition)},
+            {"activation", training_.activation},
+            {"optimizer", {{"name", training_.optimizer}, {"lr", training_.lr}}},
+            {"batch_size", training_.batch_size},
+            {"samples", total},
+            {"eval_points", eval_points_},
+            {"max_train", training_.max_train},
+            {"max_test", training_.max_test}};
+  }
+
+  /// Trains one point (or reuses it) and writes its files into the point store; returns point.json.
+  nlohmann::json train_point(const ChapterRun& run, const PointStore& store, const TensorData& data,
+                             const PointSpec& p, int64_t total) const {
+    const auto config = point_config(p, total);
+    // A finished point is reused (--force trains it again); one in training checkpoints.
+    const auto checkpoint = point_checkpoint(run.setup(), store, p.name, config);
+    if (auto cached = reusable_point(run.setup(), store, p.name, config)) {
+      std::cout << run.prefix() << p.name << ": reusing " << store.dir(p.name, config) << "\n";
+      return *cached;
+    }
+    const std::string staging = store.begin(p.name, config);
+    TrainOptions train;
+    train.total_samples = total;
+    train.batch_size = training_.batch_size;
+    train.beta = p.beta;
+    train.condition = p.condition;
+    train.eval_at = log_spaced_marks(std::max<int64_t>(training_.batch_size, total / 100), total, eval_points_,
+                                     training_.batch_size);
+    train.checkpoint = checkpoint;
+    const auto model = VaeOptions(data.dim(), p.arch)
+                           .activation(parse_activation(training_.activation))
+                           .condition_dim(condition_dim(p.condition, data.num_classes));
+    auto [vae, result] = run.train_vae(p.name, model, {training_.optimizer, training_.lr, 0.0}, data, train);
+    vae->eval();
+    torch::NoGradGuard no_grad;
+    const auto usage = latent_usage(*vae, data.test, encode_condition(data.test_labels, p.condition, data.num_classes));
+    nlohmann::json point = {{"name", p.name},
+                            {"beta", p.beta},
+                            {"architecture", p.arch.to_string()},
+                            {"condition", to_string(p.condition)},
+                            {"samples_seen", result.samples_seen},
+                            {"final", {{"train", result.curve.back().train.to_json()},
+                                       {"test", result.curve.back().test.to_json()}}},
+                            {"kl_per_dim", usage.kl_per_dim},
+                            {"activity", usage.activity},
+                            {"active_units", usage.active_units},
+                            {"active_threshold", usage.threshold},
+                            {"curve", curve_json(result)},
+                            {"train_seconds", result.train_seconds},
+                            {"eval_seconds", result.eval_seconds},
+                            {"step", result.step}};
+    const fs::path dir(staging);
+    fs::create_directories(dir / "images");
+    std::ostringstream csv;
+    csv << "samples_seen,train_reconstruction,train_kl,test_reconstruction,test_kl\n";
+    for (const auto& q : result.curve) {
+      csv << q.samples_seen << ',' << -q.train.log_likelihood << ',' << q.train.kl << ',' << -q.test.log_likelihood
+          << ',' << q.test.kl << '\n';
+    }
+    write_file_atomic((dir / "curve.csv").string(), csv.str());
+    if (!p.traversal) {
+      const auto x = data.test.narrow(0, 0, std::min<int64_t>(10, data.test.size(0)));
+      write_image_grid((dir / "images/reconstructions.png").string(), torch::cat({x, reconstruct(*vae, x)}), x.size(0),
+                       data.height, data.width);
+      write_image_grid((dir / "images/samples.png").string(), sample_images(*vae, 100, x.options()), 10, data.height,
+                       data.width);
+      point["images"] = {{"reconstructions", "images/reconstructions.png"}, {"samples", "images/samples.png"}};
+    } else {
+      point["traversals"] = write_traversals(*vae, p, data, usage, dir);
+      point["traversal_values"] = traversal_values(2.0, 9);
+      point["traversal_rows"] = p.condition != ConditionEncoding::kNone
+                                    ? "labels 0-9 (CVAE), other latents at the prior's mean"
+                                    : "the first ten test images' posterior means";
+    }
+    store.commit(staging, p.name, config, point);
+    remove_point_checkpoint(checkpoint);
+    return *store.load(p.name, config);
+  }
+
+  TrainingFlags training_{"tanh", "adagrad", 0.02};
+  std::string betas_text_, arch_text_, traversal_betas_text_, traversal_condition_, only_point_;
+  int64_t traversal_nz_ = 5, appendix_nz_ = 0, eval_points_ = 0;
+  double samples_ = 0;
+  bool list_points_ = false;
+  std::vector<double> betas_, traversal_betas_;
+  Architecture arch_;
+};
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  return run_program(kProgram, argc, argv, run);
-}
+int main(int argc, char** argv) { return chapter_main<BetaSweep>(argc, argv); }

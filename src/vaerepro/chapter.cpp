@@ -67,6 +67,26 @@ ChapterSetup start_chapter(const std::string& program, const std::string& slug,
   return s;
 }
 
+nlohmann::json RunIdentity::to_json() const {
+  return {{"seed", seed}, {"dataset", dataset}, {"data_fingerprint", data_fingerprint},
+          {"protocol", protocol}, {"device", device}, {"profile", profile}};
+}
+
+std::string RunIdentity::hash(const nlohmann::json& config) const {
+  return config_hash({{"config", config}, {"identity", to_json()}});
+}
+
+RunIdentity identity_of(const ChapterSetup& setup) {
+  RunIdentity id;
+  id.seed = setup.common.seed;
+  id.dataset = setup.dataset_name;
+  id.data_fingerprint = setup.dataset.fingerprint;
+  id.protocol = to_string(setup.protocol);
+  id.device = setup.device.is_cuda() ? "cuda" : "cpu";
+  id.profile = setup.common.profile;
+  return id;
+}
+
 nlohmann::json ChapterSetup::run_json(const std::string& title) const {
   return {{"status", "running"},
           {"chapter", slug},
@@ -170,14 +190,7 @@ RunCheckpoints::RunCheckpoints(const ChapterSetup& setup, const nlohmann::json& 
       root_((fs::path(setup.common.out) / ".checkpoints" / setup.slug).string()),
       force_(setup.common.force),
       every_seconds_(setup.common.checkpoint_every) {
-  hash_ = config_hash({{"chapter", setup.slug},
-                       {"config", config},
-                       {"seed", setup.common.seed},
-                       {"dataset", setup.dataset_name},
-                       {"data_fingerprint", setup.dataset.fingerprint},
-                       {"protocol", to_string(setup.protocol)},
-                       {"device", setup.device.is_cuda() ? "cuda" : "cpu"},
-                       {"profile", setup.common.profile}});
+  hash_ = identity_of(setup).hash({{"chapter", setup.slug}, {"config", config}});
   dir_ = (fs::path(root_) / hash_).string();
   lock_path_ = (fs::path(setup.common.out) / ".locks" / (setup.slug + "-" + hash_ + ".lock")).string();
 }
@@ -334,6 +347,32 @@ void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json
   std::cout << program << ": results in " << where << " (" << run["wall_seconds"].get<double>() << " s)\n";
 }
 
+void record_failure(RunWriter& writer, nlohmann::json& run, const std::string& program, const std::string& message,
+                    std::chrono::steady_clock::time_point started) {
+  run["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  try {
+    const auto where = writer.fail(run, message);
+    std::cerr << program << ": the run failed; partial output kept in " << where << "\n";
+  } catch (const std::exception& inner) {
+    std::cerr << program << ": the run failed, and marking it failed failed too: " << inner.what() << "\n";
+  }
+  // What the failed run leaves on disk besides its output: its checkpoints
+  // (a rerun resumes from the last good one), said with their size.
+  const fs::path final_dir(writer.final_dir());
+  const fs::path kept = final_dir.parent_path() / ".checkpoints" / final_dir.filename();
+  std::error_code ec;
+  uintmax_t bytes = 0;
+  for (const auto& f : fs::recursive_directory_iterator(kept, ec)) {
+    std::error_code size_ec;
+    if (f.is_regular_file(size_ec)) bytes += f.file_size(size_ec);
+  }
+  if (bytes > 0) {
+    std::cerr << program << ": its checkpoints (" << std::fixed << std::setprecision(1) << bytes / 1e6
+              << " MB) are kept in " << kept.string()
+              << ": rerunning resumes from them; delete the folder to free the space\n";
+  }
+}
+
 int run_staged(RunWriter& writer, nlohmann::json& run, const std::string& program,
                const std::function<int()>& body) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -346,29 +385,7 @@ int run_staged(RunWriter& writer, nlohmann::json& run, const std::string& progra
     writer.abandon();  // the other run's files are its own
     throw;
   } catch (const std::exception& e) {
-    run["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    try {
-      const auto where = writer.fail(run, e.what());
-      std::cerr << program << ": the run failed; partial output kept in " << where << "\n";
-    } catch (const std::exception& inner) {
-      std::cerr << program << ": the run failed, and marking it failed failed too: " << inner.what()
-                << "\n";
-    }
-    // What the failed run leaves on disk besides its output: its checkpoints
-    // (a rerun resumes from the last good one), said with their size.
-    const fs::path final_dir(writer.final_dir());
-    const fs::path kept = final_dir.parent_path() / ".checkpoints" / final_dir.filename();
-    std::error_code ec;
-    uintmax_t bytes = 0;
-    for (const auto& f : fs::recursive_directory_iterator(kept, ec)) {
-      std::error_code size_ec;
-      if (f.is_regular_file(size_ec)) bytes += f.file_size(size_ec);
-    }
-    if (bytes > 0) {
-      std::cerr << program << ": its checkpoints (" << std::fixed << std::setprecision(1) << bytes / 1e6
-                << " MB) are kept in " << kept.string()
-                << ": rerunning resumes from them; delete the folder to free the space\n";
-    }
+    record_failure(writer, run, program, e.what(), t0);
     throw;
   }
 }

@@ -18,6 +18,7 @@
 #include "vaerepro/cli.h"
 #include "vaerepro/datasets.h"
 #include "vaerepro/models.h"
+#include "vaerepro/options.h"
 #include "vaerepro/points.h"
 #include "vaerepro/protocol.h"
 #include "vaerepro/results.h"
@@ -44,6 +45,23 @@ struct ChapterSetup {
   nlohmann::json run_json(const std::string& title) const;
 };
 
+/// What identifies the data and the conditions a model is trained under:
+/// with the model's own configuration, the key of every cache (a run's
+/// checkpoints, a sweep point, a search probe). A model trained on other
+/// data, another protocol, another device or another profile is never reused.
+struct RunIdentity {
+  int64_t seed = 1;
+  std::string dataset;           ///< its name
+  std::string data_fingerprint;  ///< Dataset::fingerprint
+  std::string protocol;          ///< binarized | gray-bce | ...
+  std::string device;            ///< cpu | cuda (the device type, not its index)
+  std::string profile;           ///< smoke | quick | full
+  nlohmann::json to_json() const;
+  /// config_hash (points.h) of {"config": config, "identity": to_json()}.
+  std::string hash(const nlohmann::json& config) const;
+};
+RunIdentity identity_of(const ChapterSetup& setup);
+
 /// Validates `common`, prints the run's first line (the data and results
 /// folders it uses, absolute), configures the runtime (printing its warnings),
 /// installs the SIGINT/SIGTERM handlers (cli.h: stop after the current step),
@@ -66,17 +84,6 @@ void validate_optimizer_option(const std::string& name);
 /// test_elbo, test_log_likelihood, test_kl, wall_seconds.
 nlohmann::json curve_json(const TrainResult& r);
 void write_curve_csv(const RunWriter& writer, const std::string& relative, const TrainResult& r);
-
-/// The training options every chapter shares; each chapter sets its paper's
-/// defaults (and comments them) where it declares its Options.
-struct TrainingFlags {
-  std::string activation = "tanh";   ///< KW2013 appendix C
-  std::string optimizer = "adagrad";  ///< KW2013 section 5
-  double lr = 0.02;
-  int64_t batch_size = 100;           ///< KW2013 section 5
-  int64_t max_train = 0;              ///< 0: the whole training set
-  int64_t max_test = 0;               ///< 0: the whole test set
-};
 
 /// Adds --activation, --optimizer, --lr, --batch-size and, when `subsets`,
 /// --max-train and --max-test, bound to `flags` (their help shows its values).
@@ -104,9 +111,10 @@ class RunLocked : public std::runtime_error {
 };
 
 /// Stopping, resuming and not training twice, for one chapter run
-/// (chapters/README.md, "Stopping and resuming"). The hash covers the run's
-/// effective configuration (`config`, as in run.json) and the seed, dataset,
-/// protocol, device and profile; the models' checkpoints live in
+/// (chapters/README.md, "Stopping and resuming"). The hash is the run's
+/// identity (RunIdentity: seed, dataset and its fingerprint, protocol,
+/// device, profile) with the chapter and its effective configuration
+/// (`config`, as in run.json); the models' checkpoints live in
 /// OUT/.checkpoints/SLUG/HASH/ while the run is in progress.
 class RunCheckpoints {
  public:
@@ -162,6 +170,11 @@ bool finished_before(const std::string& path, double since);
 void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json& metrics,
                     const std::string& program, std::chrono::steady_clock::time_point started,
                     const RunCheckpoints* checkpoints = nullptr);
+
+/// Marks the run failed with `message` (results/SLUG.failed/) and says where
+/// this configuration's checkpoints are kept and how large they are.
+void record_failure(RunWriter& writer, nlohmann::json& run, const std::string& program, const std::string& message,
+                    std::chrono::steady_clock::time_point started);
 
 /// Runs `body` with `writer` staged: when it throws, the run is marked failed
 /// (results/SLUG.failed/, with the message) before the exception goes on;

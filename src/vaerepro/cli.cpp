@@ -161,6 +161,38 @@ void validate_common(const CommonOptions& o) {
   require_range("checkpoint-every", o.checkpoint_every, 0, 1e7);
 }
 
+std::vector<double> parse_positive_reals(const std::string& text, const std::string& option, double max) {
+  std::vector<double> out;
+  std::stringstream ss(text);
+  std::string tok;
+  // "1,,5" and "1," are mistakes (an entry left out), not lists.
+  if (!text.empty() && (text.back() == ',' || text.front() == ',')) {
+    throw UsageError("--" + option + ": '" + text + "' has an empty entry (write e.g. 0.5,1,2)");
+  }
+  while (std::getline(ss, tok, ',')) {
+    if (tok.empty()) throw UsageError("--" + option + ": '" + text + "' has an empty entry (write e.g. 0.5,1,2)");
+    size_t used = 0;
+    double v = 0;
+    try {
+      v = std::stod(tok, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used != tok.size() || !std::isfinite(v) || v <= 0 || v > max) {
+      std::ostringstream range;
+      range << "(0, " << max << "]";
+      throw UsageError("--" + option + ": '" + tok + "' is not a number in " + range.str());
+    }
+    for (double w : out) {
+      if (w == v) throw UsageError("--" + option + ": " + tok + " is given twice");
+    }
+    out.push_back(v);
+  }
+  if (out.empty()) throw UsageError("--" + option + " is empty");
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 std::vector<int64_t> parse_positive_list(const std::string& text, const std::string& option) {
   std::vector<int64_t> values;
   std::string token;

@@ -80,6 +80,10 @@ void validate_common(const CommonOptions& opts);
 /// Throws UsageError naming `option`.
 std::vector<int64_t> parse_positive_list(const std::string& text, const std::string& option);
 
+/// "0.5,1,2" -> {0.5, 1, 2}, sorted; every entry a number in (0, max], none
+/// twice, none left out ("1,,5", "1,"). Throws UsageError naming `option`.
+std::vector<double> parse_positive_reals(const std::string& text, const std::string& option, double max);
+
 /// Throws UsageError unless lo <= value <= hi and value is finite.
 void require_range(const std::string& option, double value, double lo, double hi);
 

@@ -1,4 +1,5 @@
 #include "vaerepro/estimators.h"
+#include "vaerepro/trainer.h"
 
 #include <algorithm>
 #include <cmath>
@@ -224,6 +225,27 @@ SetEstimate hmc_on_set(VaeImpl& vae, const torch::Tensor& x, const HmcOptions& o
   vae.train(was_training);
   if (acceptance) *acceptance = torch::cat(acc).mean().item<double>();
   return r;
+}
+
+nlohmann::json score_on_set(VaeImpl& vae, const torch::Tensor& x, int64_t k, int64_t hmc_examples,
+                            const HmcOptions& hmc) {
+  nlohmann::json f;
+  f["elbo"] = evaluate_elbo(vae, x, {}).to_json();
+  for (int64_t small_k : {int64_t{1}, int64_t{50}}) {
+    f["importance_sampled"][std::to_string(small_k)] = importance_sampled_on_set(vae, x, small_k).to_json();
+  }
+  const auto per = importance_sampled_per_example(vae, x, k);
+  f["importance_sampled"][std::to_string(k)] = summarize(per).to_json();
+  if (hmc_examples > 0) {
+    double acceptance = 0;
+    const int64_t n = std::min(hmc_examples, x.size(0));
+    auto h = hmc_on_set(vae, x.narrow(0, 0, n), hmc, 100, &acceptance).to_json();
+    h["acceptance"] = acceptance;
+    h["importance_sampled_same_examples"] =
+        summarize({per.log_px.narrow(0, 0, n), per.standard_error.narrow(0, 0, n)}).to_json();
+    f["hmc"] = h;
+  }
+  return f;
 }
 
 }  // namespace vaerepro

@@ -90,4 +90,13 @@ SetEstimate importance_sampled_on_set(VaeImpl& vae, const torch::Tensor& x, int6
 SetEstimate hmc_on_set(VaeImpl& vae, const torch::Tensor& x, const HmcOptions& options,
                        int64_t batch_size, double* acceptance = nullptr);
 
+/// The final scoring of a trained model on a set x [N, D] (KW2013 Fig. 3's
+/// estimates beside IWAE's): "elbo" (evaluate_elbo, trainer.h), the
+/// importance-sampled bound at K = 1, 50 and `k` ("importance_sampled" keyed
+/// by K) and, when `hmc_examples` > 0, KW2013 appendix D's HMC estimator on
+/// the first `hmc_examples` points ("hmc", with its acceptance rate and the
+/// K = `k` estimate on the same points). Checks the stop flag as it goes.
+nlohmann::json score_on_set(VaeImpl& vae, const torch::Tensor& x, int64_t k, int64_t hmc_examples,
+                            const HmcOptions& hmc);
+
 }  // namespace vaerepro

@@ -27,6 +27,7 @@ std::string config_hash(const nlohmann::json& config) {
 }
 
 std::string PointStore::hash(const nlohmann::json& config) const {
+  if (!identity_.is_null()) return config_hash({{"config", config}, {"identity", identity_}});
   if (data_fingerprint_.empty()) return config_hash(config);
   return config_hash({{"config", config}, {"data_fingerprint", data_fingerprint_}});
 }
@@ -42,7 +43,8 @@ std::optional<nlohmann::json> PointStore::load(const std::string& name, const nl
   try {
     auto j = nlohmann::json::parse(in);
     if (j.is_object() && j.value("status", "") == "complete" && j.value("config", nlohmann::json()) == config &&
-        j.value("data_fingerprint", std::string()) == data_fingerprint_) {
+        j.value("data_fingerprint", std::string()) == data_fingerprint_ &&
+        j.value("identity", nlohmann::json()) == identity_) {
       return j;
     }
   } catch (const nlohmann::json::exception&) {
@@ -65,6 +67,7 @@ void PointStore::commit(const std::string& staging, const std::string& name, con
   point["status"] = "complete";
   point["config"] = config;
   if (!data_fingerprint_.empty()) point["data_fingerprint"] = data_fingerprint_;
+  if (!identity_.is_null()) point["identity"] = identity_;
   write_file_atomic((fs::path(staging) / "point.json").string(), point.dump(2) + "\n");
   const std::string target = dir(name, config);
   std::error_code ec;

@@ -25,7 +25,16 @@ class PointStore {
   /// that a point trained on other data is never reused.
   PointStore(std::string out_root, std::string slug, std::string data_fingerprint = "")
       : root_(std::move(out_root)), slug_(std::move(slug)), data_fingerprint_(std::move(data_fingerprint)) {}
-  /// The point's hash: of `config` and the data fingerprint.
+  /// A store whose every point is keyed by `identity` (a RunIdentity's JSON,
+  /// experiment.h: seed, data and its fingerprint, protocol, device, profile)
+  /// with the point's own configuration: a point trained under another
+  /// identity is never reused.
+  static PointStore keyed_by(std::string out_root, std::string slug, nlohmann::json identity) {
+    PointStore s(std::move(out_root), std::move(slug));
+    s.identity_ = std::move(identity);
+    return s;
+  }
+  /// The point's hash: of `config` and the identity (or the data fingerprint).
   std::string hash(const nlohmann::json& config) const;
   /// OUT/.points/SLUG/NAME-HASH
   std::string dir(const std::string& name, const nlohmann::json& config) const;
@@ -40,6 +49,7 @@ class PointStore {
 
  private:
   std::string root_, slug_, data_fingerprint_;
+  nlohmann::json identity_;
 };
 
 }  // namespace vaerepro

@@ -1,8 +1,13 @@
 #include "vaerepro/search.h"
 
+#include <stdexcept>
+
 #include <cmath>
 #include <map>
 #include <sstream>
+
+#include "vaerepro/cli.h"
+#include "vaerepro/models.h"
 
 namespace vaerepro {
 
@@ -136,6 +141,50 @@ std::pair<int, int> monotonicity_violations(const std::vector<Probe>& probes) {
     }
   }
   return {pairs, bad};
+}
+
+std::vector<int64_t> parse_search_widths(const std::string& text, const std::string& option) {
+  try {
+    const auto a = parse_architecture(text);
+    auto w = a.hidden;
+    w.push_back(a.latent);
+    for (size_t i = 0; i + 1 < w.size(); ++i) {
+      if (w[i + 1] > w[i]) {
+        throw std::invalid_argument("'" + text + "' breaks h_{i+1} <= h_i (seed 000 Assumption 5.1)");
+      }
+    }
+    return w;
+  } catch (const std::invalid_argument& e) {
+    throw UsageError("--" + option + ": " + e.what());
+  }
+}
+
+std::string probe_token(const std::vector<int64_t>& widths, int repeat) {
+  std::string t;
+  for (size_t i = 0; i < widths.size(); ++i) t += (i ? "-" : "") + std::to_string(widths[i]);
+  return t + ".r" + std::to_string(repeat);
+}
+
+std::pair<std::vector<int64_t>, int> parse_probe_token(const std::string& token) {
+  const auto dot = token.rfind(".r");
+  std::vector<int64_t> widths;
+  int repeat = -1;
+  try {
+    if (dot == std::string::npos) throw std::invalid_argument("no .rR");
+    std::stringstream ws(token.substr(0, dot));
+    for (std::string w; std::getline(ws, w, '-');) {
+      size_t used = 0;
+      widths.push_back(std::stoll(w, &used));
+      if (used != w.size() || widths.back() < 1) throw std::invalid_argument("width");
+    }
+    size_t used = 0;
+    repeat = std::stoi(token.substr(dot + 2), &used);
+    if (used != token.size() - dot - 2 || repeat < 0 || widths.empty()) throw std::invalid_argument("repeat");
+  } catch (const std::exception&) {
+    throw UsageError("--only-probe '" + token + "' is not a probe: write the widths joined by '-' and the seed "
+                     "index, e.g. 500-500-3.r0 (chapter-06 --list-probes prints the ones pending)");
+  }
+  return {widths, repeat};
 }
 
 }  // namespace vaerepro

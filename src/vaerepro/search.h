@@ -77,4 +77,14 @@ std::pair<int, int> monotonicity_violations(const std::vector<Probe>& probes);
 
 std::string widths_to_string(const std::vector<int64_t>& widths);
 
+/// An upper bound given on the command line ("[500, 500, 3]") as widths
+/// h_1 >= ... >= h_d (seed 000 Assumption 5.1). Throws UsageError naming `option`.
+std::vector<int64_t> parse_search_widths(const std::string& text, const std::string& option);
+
+/// A probe's name on the command line and in `make` targets: "500-500-3.r0"
+/// (the widths, then the index of its seed).
+std::string probe_token(const std::vector<int64_t>& widths, int repeat);
+/// The inverse of probe_token; a UsageError for --only-probe says how to write one.
+std::pair<std::vector<int64_t>, int> parse_probe_token(const std::string& token);
+
 }  // namespace vaerepro

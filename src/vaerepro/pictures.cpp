@@ -1,0 +1,53 @@
+#include "vaerepro/pictures.h"
+
+#include <chrono>
+#include <cmath>
+#include <stdexcept>
+
+#include "vaerepro/estimators.h"
+
+namespace vaerepro {
+
+torch::Tensor reconstruct(VaeImpl& vae, const torch::Tensor& x, const torch::Tensor& c) {
+  torch::NoGradGuard no_grad;
+  vae.eval();
+  return vae.decoder->mean(vae.decoder->forward(vae.encoder->forward(x, c).mu, c));
+}
+
+torch::Tensor sample_images(VaeImpl& vae, int64_t n, const torch::TensorOptions& options) {
+  torch::NoGradGuard no_grad;
+  vae.eval();
+  auto z = torch::randn({n, vae.latent_dim()}, options);
+  return vae.decoder->mean(vae.decoder->forward(z));
+}
+
+torch::Tensor manifold_grid(VaeImpl& vae, int64_t g, const torch::TensorOptions& options) {
+  if (vae.latent_dim() != 2) {
+    throw std::invalid_argument("a manifold grid needs a 2-D latent space, not Nz = " +
+                                std::to_string(vae.latent_dim()));
+  }
+  torch::NoGradGuard no_grad;
+  vae.eval();
+  auto q = torch::linspace(0.05, 0.95, g, options);   // prior quantiles
+  auto v = std::sqrt(2.0) * torch::erfinv(2 * q - 1);  // Phi^{-1}(q)
+  auto grid = torch::stack(torch::meshgrid({v.flip(0), v}, "ij"), -1).view({g * g, 2});
+  return vae.decoder->mean(vae.decoder->forward(grid));
+}
+
+nlohmann::json marginal_on_first_points(VaeImpl& vae, const torch::Tensor& test, int64_t k, int64_t points) {
+  const int64_t n = std::min<int64_t>(points, test.size(0));
+  if (n <= 0) return nullptr;
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto x = test.narrow(0, 0, n);  // [n, D] as scored
+  const SetEstimate log_px = importance_sampled_on_set(vae, x, k);
+  const SetEstimate bound = importance_sampled_on_set(vae, x, 1);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return {{"k", k},
+          {"examples", n},
+          {"points", n == test.size(0) ? "the whole test set" : "the first " + std::to_string(n) + " test points"},
+          {"log_px", log_px.to_json()},
+          {"elbo_same_points", bound.to_json()},
+          {"wall_seconds", seconds}};
+}
+
+}  // namespace vaerepro
