@@ -11,6 +11,10 @@
 // rerun reuses the trained model); a kill between the two steps of the final
 // swap (one complete result stays, the leftover is cleaned up); a disk full
 // at the final run.json (a .failed result, nothing saying "running").
+// Issue #18: chapter 5 (VQ-VAEs, their PixelCNN priors and the judging
+// classifier, each in the one training loop) killed with SIGKILL at random
+// moments resumes and ends with bitwise the numbers and images of an
+// uninterrupted run.
 #include <gtest/gtest.h>
 
 #include "vaerepro/build_config.h"
@@ -95,20 +99,22 @@ std::string slurp(const fs::path& p) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
-int run_to_end(const std::vector<std::string>& args, const fs::path& log, std::string* out = nullptr,
-               const std::string& env = "") {
-  const int code = wait_for(spawn(args, log, env));
+int run_to_end(const std::vector<std::string>& args, const fs::path& log,
+               std::string* out = nullptr, const std::string& env = "",
+               const std::string& program = "chapter-01") {
+  const int code = wait_for(spawn(args, log, env, program));
   if (out) *out = slurp(log);
   return code;
 }
 
 /// metrics.json without what measures time (wall clock differs run to run).
-json numbers(const fs::path& out) {
-  std::ifstream in(out / kSlug / "metrics.json");
+json numbers(const fs::path& out, const std::string& slug = kSlug) {
+  std::ifstream in(out / slug / "metrics.json");
   json j = json::parse(in);
   std::function<void(json&)> strip = [&](json& v) {
     if (v.is_object()) {
-      for (const char* k : {"train_seconds", "eval_seconds", "wall_seconds"}) v.erase(k);
+      for (const char* k : {"train_seconds", "eval_seconds", "wall_seconds", "sample_seconds"})
+        v.erase(k);
       for (auto& [k, x] : v.items()) strip(x);
     } else if (v.is_array()) {
       for (auto& x : v) strip(x);
@@ -473,6 +479,100 @@ TEST_F(FaultInjection, ADiskFullAtTheFinalRunJsonLeavesAFailedResultAndNothingRu
   EXPECT_TRUE(!fs::exists(out / ".staging") || fs::is_empty(out / ".staging")) << "nothing saying running";
   EXPECT_NE(text.find("checkpoints ("), std::string::npos) << "says what it leaves behind: " << text;
   EXPECT_NE(text.find("MB) are kept in"), std::string::npos) << text;
+}
+
+// --- Issue #18: chapter 5 in the one training loop ------------------------------
+
+const char* kSlug05 = "05-vqvae-pixelcnn";
+
+/// Chapter 5 at the smoke profile with a checkpoint every 0.2 s.
+std::vector<std::string> chapter05_args(const fs::path& out) {
+  return {"--profile", "smoke", "--dataset",          "synthetic", "--threads", "1",
+          "--seed",    "3",     "--checkpoint-every", "0.2",       "--out",     out.string()};
+}
+
+TEST_F(FaultInjection, ChapterFiveKilledAtRandomMomentsResumesToTheSameNumbers) {
+  const fs::path ref = root / "ch05-reference", out = root / "ch05-killed";
+  std::string text;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(run_to_end(chapter05_args(ref), root / "ch05-reference.log", &text, "", "chapter-05"),
+            0)
+      << text;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const json reference05 = numbers(ref, kSlug05);
+  const unsigned seed = static_cast<unsigned>(std::random_device{}());
+  std::mt19937 rng(seed);
+  SCOPED_TRACE("kill moments drawn with seed " + std::to_string(seed) + "; uninterrupted run " +
+               std::to_string(seconds) + " s");
+  int kills = 0, resumed = 0;
+  for (int attempt = 0; attempt < 12 && kills < 5; ++attempt) {
+    const fs::path log = root / ("ch05-killed-" + std::to_string(attempt) + ".log");
+    Child c = spawn(chapter05_args(out), log, "", "chapter-05");
+    poll_until([&] { return has_checkpoint(out); }, 60);
+    std::uniform_real_distribution<double> delay(0.05, std::max(0.1, 0.5 * seconds));
+    std::this_thread::sleep_for(std::chrono::duration<double>(delay(rng)));
+    const bool killed = ::kill(c.pid, SIGKILL) == 0;
+    const int code = wait_for(c);
+    const std::string t = slurp(log);
+    if (t.find("resuming from") != std::string::npos ||
+        t.find("already trained") != std::string::npos)
+      ++resumed;
+    if (code == 0) break;  // it finished before the kill landed
+    ASSERT_TRUE(killed);
+    ASSERT_EQ(code, 128 + SIGKILL) << t;
+    ++kills;
+    EXPECT_FALSE(fs::exists(out / kSlug05)) << t;
+  }
+  EXPECT_GE(kills, 2) << "the kills did not land mid-run";
+  ASSERT_EQ(
+      run_to_end(chapter05_args(out), root / "ch05-killed-final.log", &text, "", "chapter-05"), 0)
+      << text;
+  if (text.find("resuming from") != std::string::npos ||
+      text.find("already trained") != std::string::npos)
+    ++resumed;
+  EXPECT_GE(resumed, 1) << "no run resumed from a checkpoint";
+  std::cout << "[   info   ] chapter 5: " << kills << " SIGKILLs mid-run, " << resumed
+            << " runs resumed from a checkpoint\n";
+  EXPECT_EQ(numbers(out, kSlug05), reference05);
+  // The pictures too (prior samples draw from the generator after training).
+  for (const auto& e : fs::directory_iterator(ref / kSlug05 / "images")) {
+    EXPECT_EQ(slurp(out / kSlug05 / "images" / e.path().filename()), slurp(e.path()))
+        << e.path().filename();
+  }
+  EXPECT_FALSE(fs::exists(out / ".checkpoints" / kSlug05));
+  std::string left;
+  EXPECT_FALSE(leftovers(out, &left)) << left;
+}
+
+TEST_F(FaultInjection, ChapterFiveStoppedBySigtermSavesAndResumesExactly) {
+  const fs::path ref = root / "ch05-reference", out = root / "ch05-stopped";
+  if (!fs::exists(ref / kSlug05 / "metrics.json")) {
+    std::string text;
+    ASSERT_EQ(
+        run_to_end(chapter05_args(ref), root / "ch05-reference-2.log", &text, "", "chapter-05"), 0)
+        << text;
+  }
+  const fs::path log = root / "ch05-stopped.log";
+  Child c = spawn(chapter05_args(out), log, "", "chapter-05");
+  ASSERT_TRUE(poll_until([&] { return has_checkpoint(out); }, 60)) << slurp(log);
+  ::kill(c.pid, SIGTERM);
+  const int code = wait_for(c);
+  std::string text = slurp(log);
+  if (code != 0) {  // it may have finished first
+    ASSERT_EQ(code, 128 + SIGTERM) << text;
+    EXPECT_NE(text.find("stopped by SIGTERM"), std::string::npos) << text;
+    EXPECT_NE(text.find("to resume, run: "), std::string::npos) << text;
+    EXPECT_FALSE(fs::exists(out / kSlug05)) << text;
+    ASSERT_EQ(
+        run_to_end(chapter05_args(out), root / "ch05-stopped-final.log", &text, "", "chapter-05"),
+        0)
+        << text;
+    EXPECT_TRUE(text.find("resuming from") != std::string::npos ||
+                text.find("already trained") != std::string::npos)
+        << text;
+  }
+  EXPECT_EQ(numbers(out, kSlug05), numbers(ref, kSlug05));
 }
 
 }  // namespace

@@ -156,7 +156,7 @@ TEST(GatedPixelCnn, SamplingFollowsTheLearnedConditionals) {
   o.batch_size = 64;
   o.lr = 1e-2;
   o.progress_seconds = 0;
-  auto curve = train_prior(*net, maps, maps, o);
+  auto curve = train_prior(*net, maps, maps, o).curve;
   EXPECT_LT(curve.back().test.nats_per_map, std::log(2.0) + 0.3);
   auto s = net->sample(200, torch::kCPU);
   ASSERT_EQ(s.sizes(), (std::vector<int64_t>{200, kH, kW}));

@@ -366,7 +366,10 @@ TEST_F(Reliability, EstimatorsClassifierAndChapterFiveLoopsStopWhenAsked) {
   data.test = data.train;
   data.test_labels = data.train_labels;
   Classifier classifier(16, 10);
-  EXPECT_THROW(train_classifier(*classifier, data, 1, 10), Interrupted);
+  ClassifierTrainOptions co;
+  co.epochs = 1;
+  co.batch_size = 10;
+  EXPECT_THROW(train_classifier(*classifier, data, co), Interrupted);
   VqVae model(VqVaeOptions(4, 2).channels(8));
   const auto images = torch::rand({8, 784});
   VqTrainOptions vo;

@@ -36,28 +36,18 @@ struct Trained {
   TrainResult result;
 };
 
-/// The judge: a classifier of the test digits. Kept with the run's
-/// checkpoints once trained, so that a run stopped or killed later does not
-/// train it again (SIGINT/SIGTERM during its own training stop it at the next
-/// step; it then trains afresh on resume). Sets its test accuracy.
+/// The judge: a classifier of the test digits, trained in the suite's loop
+/// with the run's checkpoints, so that a run stopped or killed during or
+/// after its training resumes it, or reuses it once trained. Sets its test
+/// accuracy.
 Classifier train_judge(const ChapterRun& run, const TensorData& data, int64_t epochs, double& accuracy) {
   torch::manual_seed(static_cast<uint64_t>(run.seed_for("judge-classifier")));
   Classifier classifier(data.dim(), data.num_classes);
   classifier->to(run.device());
-  const CheckpointOptions judge = run.checkpoint("judge-classifier");
-  const OptimizerState no_optimizer{[](torch::serialize::OutputArchive&) {}, [](torch::serialize::InputArchive&) {}};
-  if (auto kept = load_checkpoint(judge, *classifier, no_optimizer, {{"trained", true}}, run.info().program)) {
-    restore_rng(*kept, run.device());  // the generators as after its training
-    classifier->eval();
-    std::cout << run.prefix() << "the judging classifier was trained before (" << judge.path << ")\n";
-    accuracy = kept->progress.value("accuracy", 0.0);
-    return classifier;
-  }
-  accuracy = train_classifier(*classifier, data, epochs);
-  TrainingSnapshot snapshot;
-  snapshot.progress = {{"trained", true}, {"accuracy", accuracy}};
-  capture_rng(snapshot, run.device());
-  save_checkpoint(judge, *classifier, no_optimizer, snapshot);
+  ClassifierTrainOptions o;
+  o.epochs = epochs;
+  o.checkpoint = run.checkpoint("judge-classifier");
+  accuracy = train_classifier(*classifier, data, o).accuracy;
   return classifier;
 }
 

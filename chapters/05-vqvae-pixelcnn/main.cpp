@@ -163,6 +163,7 @@ struct Context {
   ClassifierImpl* judge = nullptr;  ///< null: no judge
   int64_t n_fixed = 0;              ///< seed 000 Table 1: 100 test images
   int64_t seed = 0;
+  const ChapterRun* run = nullptr;  ///< the models' checkpoints
 };
 
 /// The caveats of the bound for this decoder and protocol.
@@ -221,7 +222,8 @@ void prior_stage(const Context& c, VqVaeImpl& model, const std::string& name, co
   pt.batch_size = o.batch_size;
   pt.lr = o.prior_lr;
   pt.label = label + " prior";
-  const auto prior_curve = train_prior(*prior, train_codes, test_codes, pt);
+  pt.checkpoint = c.run->checkpoint("prior-" + name);
+  const auto prior_curve = train_prior(*prior, train_codes, test_codes, pt).curve;
   throw_if_stopped(pt.label);
   // 4. New images: prior samples (49 sequential steps over the whole batch)
   //    beside uniformly random code maps, both decoded.
@@ -316,6 +318,7 @@ nlohmann::json run_model(const Context& c, const Setting& s, const Arm& arm, boo
   t.curve_points = o.curve_points;
   t.curve_test_examples = 1000;
   t.label = label;
+  t.checkpoint = c.run->checkpoint("vqvae-" + name);
   const auto trained = train_vqvae(*model, c.data.train.size(0),
                                    [&](const torch::Tensor& idx) { return c.data.train_batch(idx); }, c.data.test, t);
   // [train-one]
@@ -566,13 +569,17 @@ class VqVaePixelCnn : public Chapter {
       torch::manual_seed(static_cast<uint64_t>(run.seed_for("judge")));
       classifier = Classifier(data.dim(), classes);
       classifier->to(run.device());
-      classifier_accuracy = train_classifier(*classifier, data, o_.classifier_epochs);
+      ClassifierTrainOptions judge;
+      judge.epochs = o_.classifier_epochs;
+      judge.checkpoint = run.checkpoint("judge-classifier");
+      classifier_accuracy = train_classifier(*classifier, data, judge).accuracy;
       std::cout << run.prefix() << "judge classifier test accuracy " << format_fixed(100 * classifier_accuracy) << "%\n";
     }
     Context ctx{o_, run.setup(), data, run.writer(), reconstruction_};
     ctx.judge = classifier.is_empty() ? nullptr : classifier.get();
     ctx.n_fixed = std::min<int64_t>(100, data.test.size(0));  // seed 000 Table 1: 100 samples
     ctx.seed = run.common().seed;
+    ctx.run = &run;
     nlohmann::json results = nlohmann::json::array();
     for (const auto& s : settings_) {
       for (const auto& a : arms_) {

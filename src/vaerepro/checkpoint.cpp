@@ -13,7 +13,8 @@ namespace fs = std::filesystem;
 namespace vaerepro {
 
 namespace {
-constexpr int kFormat = 1;
+// 2: the loop state of loop.h (LoopState::to_json) and named extra tensors.
+constexpr int kFormat = 2;
 }  // namespace
 
 OptimizerState OptimizerState::of(torch::optim::Optimizer& optimizer) {
@@ -67,7 +68,16 @@ void save_checkpoint(const CheckpointOptions& options, const torch::nn::Module& 
   optimizer.save(opt);
   archive.write("optimizer", opt);
   if (snapshot.permutation.defined()) archive.write("permutation", snapshot.permutation, true);
-  if (snapshot.running.defined()) archive.write("running", snapshot.running, true);
+  if (!snapshot.tensors.empty()) {
+    torch::serialize::OutputArchive extra;
+    nlohmann::json extra_names = nlohmann::json::array();
+    for (const auto& [name, t] : snapshot.tensors) {
+      extra.write("t" + std::to_string(extra_names.size()), t.detach(), true);
+      extra_names.push_back(name);
+    }
+    extra.write("names", c10::IValue(extra_names.dump()));
+    archive.write("tensors", extra);
+  }
   if (snapshot.rng_cpu.defined()) archive.write("rng_cpu", snapshot.rng_cpu, true);
   if (snapshot.rng_cuda.defined()) archive.write("rng_cuda", snapshot.rng_cuda, true);
   std::ostringstream bytes;
@@ -99,7 +109,13 @@ std::optional<TrainingSnapshot> load_checkpoint(const CheckpointOptions& options
               << "); starting this model afresh (it will be overwritten)\n";
     return std::nullopt;
   }
-  if (s.progress.value("format", 0) != kFormat || s.progress.value("config_hash", "") != options.config_hash) {
+  if (s.progress.value("format", 0) != kFormat) {
+    std::cerr << who << "the checkpoint " << options.path << " was written in format "
+              << s.progress.value("format", 0) << " (an older vaerepro), this one reads format "
+              << kFormat << "; it is not resumed from, and will be overwritten\n";
+    return std::nullopt;
+  }
+  if (s.progress.value("config_hash", "") != options.config_hash) {
     std::cerr << who << "the checkpoint " << options.path << " was made by another configuration (hash "
               << s.progress.value("config_hash", "?") << ", this run's is " << options.config_hash
               << "); it is not resumed from, and will be overwritten\n";
@@ -142,7 +158,20 @@ std::optional<TrainingSnapshot> load_checkpoint(const CheckpointOptions& options
     torch::serialize::InputArchive opt;
     archive.read("optimizer", opt);
     archive.try_read("permutation", s.permutation, true);
-    archive.try_read("running", s.running, true);
+    torch::serialize::InputArchive extra;
+    if (archive.try_read("tensors", extra)) {
+      c10::IValue extra_text;
+      extra.read("names", extra_text);
+      const auto extra_names = nlohmann::json::parse(extra_text.toStringRef());
+      for (size_t i = 0; i < extra_names.size(); ++i) {
+        torch::Tensor t;
+        if (!extra.try_read("t" + std::to_string(i), t, true)) {
+          throw std::runtime_error("the loop's tensor " + extra_names[i].get<std::string>() +
+                                   " is missing");
+        }
+        s.tensors[extra_names[i].get<std::string>()] = t;
+      }
+    }
     archive.try_read("rng_cpu", s.rng_cpu, true);
     archive.try_read("rng_cuda", s.rng_cuda, true);
     {

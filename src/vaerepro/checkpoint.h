@@ -9,8 +9,9 @@
 ///
 /// A checkpoint carries the hash of the effective configuration that made it
 /// (points.h: config_hash); one with another hash is never resumed from.
-/// train_vae (trainer.h) uses this through TrainOptions::checkpoint; how a
-/// chapter wires it is in chapter.h (RunCheckpoints) and chapters/README.md.
+/// Every training loop uses this through TrainingLoop (loop.h), whose state
+/// travels in TrainingSnapshot::progress; how a chapter wires it is in
+/// chapter.h (RunCheckpoints) and chapters/README.md.
 ///
 /// Determinism: on the CPU with the same thread count, a run resumed from a
 /// checkpoint gives bitwise the numbers of an uninterrupted run with the same
@@ -20,6 +21,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -50,7 +52,9 @@ struct OptimizerState {
 struct TrainingSnapshot {
   nlohmann::json progress;      ///< counters, partial curve, timings (the loop's own format)
   torch::Tensor permutation;    ///< the epoch's data order (undefined before the first step)
-  torch::Tensor running;        ///< the progress line's accumulators
+  /// Other tensors of the loop's state by name (e.g. a step's accumulators
+  /// on the device); names are letters, digits, '_' and '-'.
+  std::map<std::string, torch::Tensor> tensors;
   torch::Tensor rng_cpu;        ///< the default CPU generator's state
   torch::Tensor rng_cuda;       ///< the default CUDA generator's state (CUDA runs only)
 };
@@ -67,8 +71,9 @@ void save_checkpoint(const CheckpointOptions& options, const torch::nn::Module& 
                      const OptimizerState& optimizer, TrainingSnapshot snapshot);
 
 /// Reads options.path. Nothing when the file does not exist; a message on
-/// stderr (prefixed by `label`) and nothing when it cannot be read, carries
-/// another configuration hash, or a progress field named in `expect`
+/// stderr (prefixed by `label`) and nothing when it cannot be read, was
+/// written in another format (an older vaerepro), carries another
+/// configuration hash, or a progress field named in `expect`
 /// differs: the run then starts afresh and overwrites it. Otherwise loads the
 /// parameters and buffers into `model` (copying into the existing tensors),
 /// the optimizer state, and returns the snapshot. Throws std::runtime_error

@@ -1,8 +1,9 @@
 #include "vaerepro/classifier.h"
 
 #include <cmath>
+#include <cstdio>
 
-#include "vaerepro/cli.h"
+#include "vaerepro/loop.h"
 
 namespace vaerepro {
 
@@ -13,34 +14,84 @@ ClassifierImpl::ClassifierImpl(int64_t input_dim, int64_t num_classes) {
 
 torch::Tensor ClassifierImpl::forward(const torch::Tensor& x) { return head(body->forward(x)); }
 
-double train_classifier(ClassifierImpl& classifier, const TensorData& data, int64_t epochs, int64_t batch_size,
-                        double lr) {
-  torch::optim::Adam opt(classifier.parameters(), torch::optim::AdamOptions(lr));
-  const int64_t n = data.train.size(0);
-  classifier.train();
-  for (int64_t e = 0; e < epochs; ++e) {
-    auto perm = torch::randperm(n, torch::TensorOptions().dtype(torch::kLong).device(data.train.device()));
-    for (int64_t s = 0; s + batch_size <= n; s += batch_size) {
-      throw_if_stopped("the judging classifier's training");
-      auto idx = perm.narrow(0, s, batch_size);
-      auto loss = torch::cross_entropy_loss(classifier.forward(data.train.index_select(0, idx)),
-                                            data.train_labels.index_select(0, idx));
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-    }
+namespace {
+
+/// The classifier's side of the training loop: cross-entropy on labelled images.
+class ClassifierStep : public TrainStep {
+ public:
+  ClassifierStep(ClassifierImpl& classifier, const TensorData& data,
+                 const ClassifierTrainOptions& o)
+      : classifier_(classifier),
+        data_(data),
+        options_(o),
+        optimizer_(classifier.parameters(), torch::optim::AdamOptions(o.lr)) {}
+  std::vector<std::string> terms() const override { return {"cross-entropy"}; }
+  nlohmann::json identity() const override { return {{"lr", options_.lr}}; }
+  torch::nn::Module& model() override { return classifier_; }
+  torch::optim::Optimizer& optimizer() override { return optimizer_; }
+  std::string advice() const override {
+    return "Lower the classifier's learning rate, or check the data for NaN.";
   }
+
+  void step(const torch::Tensor& idx, torch::Tensor sums) override {
+    classifier_.train();
+    auto loss = torch::cross_entropy_loss(classifier_.forward(data_.train.index_select(0, idx)),
+                                          data_.train_labels.index_select(0, idx));
+    optimizer_.zero_grad();
+    loss.backward();
+    optimizer_.step();
+    at::stack_out(sums, {loss.detach() * static_cast<double>(idx.size(0))});
+  }
+
+  std::string describe(const std::vector<double>& m) const override {
+    char line[64];
+    std::snprintf(line, sizeof(line), "minibatch cross-entropy %.4f", m[0]);
+    return line;
+  }
+
+ private:
+  ClassifierImpl& classifier_;
+  const TensorData& data_;
+  const ClassifierTrainOptions& options_;
+  torch::optim::Adam optimizer_;
+};
+
+}  // namespace
+
+ClassifierTrainResult train_classifier(ClassifierImpl& classifier, const TensorData& data,
+                                       const ClassifierTrainOptions& o) {
+  const int64_t n = data.train.size(0);
+  if (n < 1 || o.epochs < 1 || o.batch_size < 1) {
+    throw std::invalid_argument(
+        "train_classifier: need at least one example, epoch and batch element");
+  }
+  LoopOptions lo;
+  // Full minibatches only: an epoch's remainder (N mod B) is dropped.
+  lo.total_samples = o.epochs * (n >= o.batch_size ? (n / o.batch_size) * o.batch_size : n);
+  lo.batch_size = o.batch_size;
+  lo.drop_last = true;
+  lo.label = o.label;
+  lo.progress_seconds = o.progress_seconds;
+  lo.checkpoint = o.checkpoint;
+  ClassifierStep step(classifier, data, o);
+  TrainingLoop loop(step, n, data.train.device(), lo);
+  const LoopState& s = loop.run();
+  ClassifierTrainResult result;
+  result.samples_seen = s.samples_seen;
+  result.train_seconds = s.train_seconds();
+  result.resumed_at = s.resumed_at;
   classifier.eval();
   torch::NoGradGuard no_grad;
   // The test set's gray levels: data.test may be binarised, the classifier judges gray images.
   int64_t correct = 0;
   const auto& x = data.test_gray.defined() ? data.test_gray : data.test;
-  for (int64_t s = 0; s < x.size(0); s += 1000) {
-    const int64_t len = std::min<int64_t>(1000, x.size(0) - s);
-    auto pred = classifier.forward(x.narrow(0, s, len)).argmax(1);
-    correct += (pred == data.test_labels.narrow(0, s, len)).sum().item<int64_t>();
+  for (int64_t start = 0; start < x.size(0); start += 1000) {
+    const int64_t len = std::min<int64_t>(1000, x.size(0) - start);
+    auto pred = classifier.forward(x.narrow(0, start, len)).argmax(1);
+    correct += (pred == data.test_labels.narrow(0, start, len)).sum().item<int64_t>();
   }
-  return static_cast<double>(correct) / static_cast<double>(x.size(0));
+  result.accuracy = static_cast<double>(correct) / static_cast<double>(x.size(0));
+  return result;
 }
 
 nlohmann::json ConditionalAccuracy::to_json() const {

@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "vaerepro/checkpoint.h"
 #include "vaerepro/models.h"
 #include "vaerepro/protocol.h"
 
@@ -27,11 +29,35 @@ class ClassifierImpl : public torch::nn::Module {
 };
 TORCH_MODULE(Classifier);
 
+/// How the classifier trains.
+struct ClassifierTrainOptions {
+  int64_t epochs = 1;
+  int64_t batch_size = 128;
+  double lr = 1e-3;                              ///< Adam
+  std::string label = "the judging classifier";  ///< prefix of its lines and messages
+  double progress_seconds = 10;
+  /// Checkpoints (loop.h): resume from a matching one, save every
+  /// every_seconds, on SIGINT/SIGTERM and at the end (a complete one is
+  /// reused without training). Disabled when its path is empty.
+  CheckpointOptions checkpoint;
+};
+
+/// The outcome of train_classifier.
+struct ClassifierTrainResult {
+  double accuracy = 0;  ///< on data.test's gray levels
+  int64_t samples_seen = 0;
+  double train_seconds = 0;
+  std::vector<int64_t> resumed_at;  ///< samples seen at each resumption from a checkpoint
+};
+
 /// Trains the classifier on data.train (gray levels, whatever the protocol)
-/// for `epochs` and returns its accuracy on data.test's gray levels. Checks
-/// the stop flag every step (throws Interrupted, cli.h).
-double train_classifier(ClassifierImpl& classifier, const TensorData& data, int64_t epochs,
-                        int64_t batch_size = 128, double lr = 1e-3);
+/// with Adam on full minibatches (an epoch's remainder dropped), in the
+/// suite's training loop (loop.h: checkpoints, the stop flag, the loss read
+/// from the device every kLossCheckSteps steps), and returns its accuracy on
+/// data.test's gray levels. Throws Interrupted (stop.h) when stopped,
+/// std::runtime_error when the loss becomes non-finite. Leaves it in eval mode.
+ClassifierTrainResult train_classifier(ClassifierImpl& classifier, const TensorData& data,
+                                       const ClassifierTrainOptions& options);
 
 /// The fraction of samples the classifier assigns to the label they were
 /// generated for, per label and overall, with the binomial standard error.

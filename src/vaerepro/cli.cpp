@@ -1,10 +1,8 @@
 #include "vaerepro/cli.h"
 
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <cmath>
 #include <cstring>
@@ -20,55 +18,6 @@
 namespace po = boost::program_options;
 
 namespace vaerepro {
-
-namespace {
-std::atomic<int> g_stop_signal{0};
-std::string g_resume_command;
-
-extern "C" void on_stop_signal(int sig) {
-  if (g_stop_signal.load() != 0) {  // the second signal: stop now
-    ::signal(sig, SIG_DFL);
-    ::raise(sig);
-    return;
-  }
-  g_stop_signal.store(sig);
-  const char msg[] = "\nstopping after the current training step and saving a checkpoint "
-                     "(a second signal stops at once, losing the work since the last checkpoint)\n";
-  ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof(msg) - 1);
-  (void)ignored;
-}
-}  // namespace
-
-void install_stop_handlers(const std::string& resume_command) {
-  g_resume_command = resume_command;
-  struct sigaction sa;
-  std::memset(&sa, 0, sizeof(sa));
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sa.sa_flags = SA_RESTART;
-  ::sigaction(SIGINT, &sa, nullptr);
-  ::sigaction(SIGTERM, &sa, nullptr);
-  // A closed terminal stops the run as SIGTERM does (saved, resumable);
-  ::sigaction(SIGHUP, &sa, nullptr);
-  // a closed pipe (`| head`) must not kill it: the output is lost, the run
-  // goes on and writes its results (writes to the pipe fail with EPIPE).
-  ::signal(SIGPIPE, SIG_IGN);
-}
-
-int stop_signal() { return g_stop_signal.load(); }
-void request_stop(int signal) { g_stop_signal.store(signal); }
-void clear_stop() { g_stop_signal.store(0); }
-
-std::string signal_name(int signal) {
-  if (signal == SIGINT) return "SIGINT";
-  if (signal == SIGTERM) return "SIGTERM";
-  if (signal == SIGHUP) return "SIGHUP";
-  return "signal " + std::to_string(signal);
-}
-
-void throw_if_stopped(const std::string& where) {
-  if (const int sig = stop_signal()) throw Interrupted(sig, where + " stopped by " + signal_name(sig));
-}
 
 std::string shell_command(int argc, char** argv, const std::vector<std::string>& drop) {
   std::string out;
@@ -342,7 +291,8 @@ int run_program(const std::string& program, const std::function<int()>& body) {
   } catch (const Interrupted& e) {
     std::cerr << program << ": " << without_program(e.what(), program)
               << ". The run is not complete and nothing was marked complete.\n";
-    if (!g_resume_command.empty()) std::cerr << program << ": to resume, run: " << g_resume_command << "\n";
+    if (!resume_command().empty())
+      std::cerr << program << ": to resume, run: " << resume_command() << "\n";
     return e.exit_code();
   } catch (const std::exception& e) {
     std::cerr << program << ": error: " << without_program(e.what(), program) << "\n";

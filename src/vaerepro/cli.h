@@ -12,6 +12,10 @@
 
 #include <boost/program_options.hpp>
 
+// The stop flag moved to stop.h; included here so that code which found it
+// in cli.h still compiles.
+#include "vaerepro/stop.h"
+
 namespace vaerepro {
 
 /// A mistake on the command line or in a config file: exit code 2.
@@ -20,33 +24,6 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-/// The run was stopped by SIGINT, SIGTERM or SIGHUP after saving its state;
-/// nothing was marked complete. Exit code 128 + the signal (130, 143, 129).
-class Interrupted : public std::runtime_error {
- public:
-  Interrupted(int signal, const std::string& what) : std::runtime_error(what), signal_(signal) {}
-  int signal() const { return signal_; }
-  int exit_code() const { return 128 + signal_; }
-
- private:
-  int signal_;
-};
-
-/// Installs SIGINT, SIGTERM and SIGHUP handlers: the first signal sets a flag
-/// that the training loops and long evaluations check (a training loop then
-/// saves a checkpoint; Interrupted is thrown); a second one terminates at
-/// once. SIGPIPE is ignored: a closed pipe on stdout loses the output, not
-/// the run. `resume_command` is what run_program prints as the way to resume.
-void install_stop_handlers(const std::string& resume_command);
-/// The signal that asked the run to stop, or 0.
-int stop_signal();
-/// Sets the flag as the signal would (tests, or a program's own stop).
-void request_stop(int signal);
-void clear_stop();
-/// Throws Interrupted when a stop was asked; `where` names what stopped.
-void throw_if_stopped(const std::string& where);
-/// "SIGINT", "SIGTERM", "SIGHUP", or "signal N".
-std::string signal_name(int signal);
 /// argv as one shell command line (arguments quoted where needed), leaving
 /// out the switches named in `drop` (e.g. "--force"; "--force-since=" drops
 /// that option and its value).

@@ -1,11 +1,11 @@
 #include "vaerepro/pixelcnn.h"
-#include "vaerepro/cli.h"
 
-#include <chrono>
 #include <cmath>
-#include <iostream>
+#include <cstdio>
 #include <sstream>
 #include <stdexcept>
+
+#include "vaerepro/loop.h"
 
 namespace vaerepro {
 
@@ -125,6 +125,30 @@ nlohmann::json PriorMetrics::to_json() const {
   return {{"nats_per_map", nats_per_map}, {"bits_per_dim", bits_per_dim}, {"maps", maps}};
 }
 
+PriorMetrics PriorMetrics::from_json(const nlohmann::json& j) {
+  PriorMetrics m;
+  m.nats_per_map = j.at("nats_per_map").get<double>();
+  m.bits_per_dim = j.at("bits_per_dim").get<double>();
+  m.maps = j.at("maps").get<int64_t>();
+  return m;
+}
+
+nlohmann::json PriorCurvePoint::to_json() const {
+  return {{"epochs", epochs},
+          {"train", train.to_json()},
+          {"test", test.to_json()},
+          {"wall_seconds", wall_seconds}};
+}
+
+PriorCurvePoint PriorCurvePoint::from_json(const nlohmann::json& j) {
+  PriorCurvePoint p;
+  p.epochs = j.at("epochs").get<double>();
+  p.train = PriorMetrics::from_json(j.at("train"));
+  p.test = PriorMetrics::from_json(j.at("test"));
+  p.wall_seconds = j.at("wall_seconds").get<double>();
+  return p;
+}
+
 namespace {
 PriorMetrics finish_metrics(double nats_sum, int64_t maps, int64_t positions) {
   PriorMetrics m;
@@ -150,63 +174,106 @@ PriorMetrics evaluate_prior(GatedPixelCnnImpl& prior, const torch::Tensor& codes
   return finish_metrics(sum, n, codes.size(1) * codes.size(2));
 }
 
-std::vector<PriorCurvePoint> train_prior(GatedPixelCnnImpl& prior, const torch::Tensor& train, const torch::Tensor& test,
-                                         const PriorTrainOptions& o) {
+namespace {
+
+/// The prior's side of the training loop: maximum likelihood on code maps.
+class PriorStep : public TrainStep {
+ public:
+  PriorStep(GatedPixelCnnImpl& prior, const torch::Tensor& train, const torch::Tensor& test,
+            const PriorTrainOptions& o)
+      : prior_(prior),
+        train_(train),
+        test_(test),
+        options_(o),
+        optimizer_(prior.parameters(), torch::optim::AdamOptions(o.lr)),
+        positions_(train.size(1) * train.size(2)) {}
+
+  std::vector<std::string> terms() const override { return {"NLL"}; }
+  // float64 sums, added on the host in step order: the epoch's mean is what
+  // a read after every step gives.
+  torch::Dtype history_dtype() const override { return torch::kFloat64; }
+  nlohmann::json identity() const override { return {{"lr", options_.lr}}; }
+  torch::nn::Module& model() override { return prior_; }
+  torch::optim::Optimizer& optimizer() override { return optimizer_; }
+  std::string advice() const override { return "Try a smaller --prior-lr."; }
+
+  void step(const torch::Tensor& idx, torch::Tensor sums) override {
+    prior_.train();
+    auto batch = train_.index_select(0, idx);  // [B, H, W]
+    auto nll = prior_.nll(batch);              // [B]
+    auto loss = nll.mean();
+    optimizer_.zero_grad();
+    loss.backward();
+    optimizer_.step();
+    at::stack_out(sums, {nll.detach().to(torch::kFloat64).sum()});
+  }
+
+  void check(const StepRow& row) override {
+    // Guessing uniformly costs log K nats per position; a prior many times
+    // worse than that has diverged.
+    const double per_map = row.sums[0] / static_cast<double>(row.batch);
+    const double uniform =
+        static_cast<double>(positions_) * std::log(static_cast<double>(prior_.options.codes()));
+    if (options_.divergence_factor > 0 &&
+        per_map > options_.divergence_factor * std::max(uniform, 1.0)) {
+      std::ostringstream os;
+      os << options_.label << ": the prior diverged in epoch " << row.epoch << " (step " << row.step
+         << "): its NLL is " << per_map << " nats per map, more than " << options_.divergence_factor
+         << " times a uniform guess's " << uniform << "; Adam learning rate " << options_.lr
+         << ": try a smaller --prior-lr";
+      throw std::runtime_error(os.str());
+    }
+  }
+
+  nlohmann::json evaluate(const Mark& mark) override {
+    PriorCurvePoint p;
+    p.train = finish_metrics(mark.window[0], mark.window_examples, positions_);
+    p.test = evaluate_prior(prior_, test_);
+    return {{"train", p.train.to_json()}, {"test", p.test.to_json()}};
+  }
+
+  std::string describe(const std::vector<double>& m) const override {
+    char line[64];
+    std::snprintf(line, sizeof(line), "minibatch NLL %.2f nats/map", m[0]);
+    return line;
+  }
+
+ private:
+  GatedPixelCnnImpl& prior_;
+  const torch::Tensor& train_;
+  const torch::Tensor& test_;
+  const PriorTrainOptions& options_;
+  torch::optim::Adam optimizer_;
+  const int64_t positions_;
+};
+
+}  // namespace
+
+PriorTrainResult train_prior(GatedPixelCnnImpl& prior, const torch::Tensor& train,
+                             const torch::Tensor& test, const PriorTrainOptions& o) {
   const int64_t n = train.size(0);
   if (n < 1 || o.epochs < 1 || o.batch_size < 1) {
     throw std::invalid_argument("train_prior: need at least one map, epoch and batch element");
   }
-  torch::optim::Adam optimizer(prior.parameters(), torch::optim::AdamOptions(o.lr));
-  std::vector<PriorCurvePoint> curve;
-  const auto t0 = std::chrono::steady_clock::now();
-  auto last_progress = t0;
-  const int64_t positions = train.size(1) * train.size(2);
-  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) {
-    prior.train();
-    auto perm = torch::randperm(n, torch::TensorOptions().dtype(torch::kInt64).device(train.device()));
-    double sum = 0;
-    for (int64_t i = 0; i < n; i += o.batch_size) {
-      throw_if_stopped(o.label);  // no checkpoint: a stopped prior trains afresh on resume
-      auto batch = train.index_select(0, perm.narrow(0, i, std::min(o.batch_size, n - i)));  // [B, H, W]
-      auto nll = prior.nll(batch);                                                           // [B]
-      auto loss = nll.mean();
-      optimizer.zero_grad();
-      loss.backward();
-      optimizer.step();
-      const double s = nll.detach().to(torch::kFloat64).sum().item<double>();
-      if (!std::isfinite(s)) {
-        throw std::runtime_error(o.label + ": the prior's NLL became non-finite in epoch " + std::to_string(epoch + 1) +
-                                 "; Adam learning rate " + std::to_string(o.lr) + ": try a smaller --prior-lr");
-      }
-      // Guessing uniformly costs log K nats per position; a prior many times
-      // worse than that has diverged.
-      const double per_map = s / static_cast<double>(batch.size(0));
-      const double uniform = static_cast<double>(positions) * std::log(static_cast<double>(prior.options.codes()));
-      if (o.divergence_factor > 0 && per_map > o.divergence_factor * std::max(uniform, 1.0)) {
-        std::ostringstream os;
-        os << o.label << ": the prior diverged in epoch " << epoch + 1 << ": its NLL is " << per_map
-           << " nats per map, more than " << o.divergence_factor << " times a uniform guess's " << uniform
-           << "; Adam learning rate " << o.lr << ": try a smaller --prior-lr";
-        throw std::runtime_error(os.str());
-      }
-      sum += s;
-      const auto now = std::chrono::steady_clock::now();
-      if (o.progress_seconds > 0 && std::chrono::duration<double>(now - last_progress).count() > o.progress_seconds) {
-        last_progress = now;
-        std::cout << o.label << ": epoch " << epoch + 1 << "/" << o.epochs << ", map " << i << "/" << n
-                  << ", NLL " << loss.item<double>() << " nats/map\n"
-                  << std::flush;
-      }
-    }
-    PriorCurvePoint p;
-    p.epochs = static_cast<double>(epoch + 1);
-    p.train = finish_metrics(sum, n, positions);
-    p.test = evaluate_prior(prior, test);
-    p.wall_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    curve.push_back(p);
-  }
+  LoopOptions lo;
+  lo.total_samples = n * o.epochs;
+  lo.batch_size = o.batch_size;
+  lo.drop_last = false;  // every map once an epoch, the last minibatch smaller
+  for (int64_t e = 1; e <= o.epochs; ++e) lo.marks.push_back(e * n);  // after every epoch
+  lo.label = o.label;
+  lo.progress_seconds = o.progress_seconds;
+  lo.checkpoint = o.checkpoint;
+  PriorStep step(prior, train, test, o);
+  TrainingLoop loop(step, n, train.device(), lo);
+  const LoopState& s = loop.run();
   prior.eval();
-  return curve;
+  PriorTrainResult result;
+  for (const auto& row : s.curve) result.curve.push_back(PriorCurvePoint::from_json(row));
+  result.samples_seen = s.samples_seen;
+  result.train_seconds = s.train_seconds();
+  result.eval_seconds = s.eval_seconds;
+  result.resumed_at = s.resumed_at;
+  return result;
 }
 
 }  // namespace vaerepro

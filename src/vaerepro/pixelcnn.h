@@ -27,6 +27,8 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "vaerepro/checkpoint.h"
+
 namespace vaerepro {
 
 /// Which inputs a masked kernel may see, relative to its centre (cr, cc).
@@ -133,6 +135,8 @@ struct PriorMetrics {
   double bits_per_dim = 0;  ///< nats_per_map / (H * W * ln 2)
   int64_t maps = 0;
   nlohmann::json to_json() const;
+  /// The inverse of to_json (exact: doubles round-trip).
+  static PriorMetrics from_json(const nlohmann::json& j);
 };
 
 /// The prior's NLL on `codes` [N, H, W] in batches (no gradient).
@@ -143,7 +147,11 @@ struct PriorCurvePoint {
   double epochs = 0;
   PriorMetrics train;  ///< mean of the minibatch NLLs over the epoch
   PriorMetrics test;
-  double wall_seconds = 0;
+  double wall_seconds = 0;  ///< since the start of training, after this epoch's evaluation
+  /// epochs, train, test, wall_seconds.
+  nlohmann::json to_json() const;
+  /// The inverse of to_json (exact: doubles round-trip).
+  static PriorCurvePoint from_json(const nlohmann::json& j);
 };
 
 struct PriorTrainOptions {
@@ -155,13 +163,28 @@ struct PriorTrainOptions {
   /// Divergence: a minibatch NLL per map above this many times a uniform
   /// guess's (H * W * log K nats) stops the run (0: no such check).
   double divergence_factor = 10;
+  /// Checkpoints (loop.h): resume from a matching one, save every
+  /// every_seconds, on SIGINT/SIGTERM and at the end (a complete one is
+  /// reused without training). Disabled when its path is empty.
+  CheckpointOptions checkpoint;
+};
+
+/// The outcome of train_prior.
+struct PriorTrainResult {
+  std::vector<PriorCurvePoint> curve;  ///< one point per epoch
+  int64_t samples_seen = 0;            ///< maps trained on (epochs x N)
+  double train_seconds = 0;            ///< optimisation only
+  double eval_seconds = 0;             ///< the test set's NLL after each epoch
+  std::vector<int64_t> resumed_at;     ///< samples seen at each resumption from a checkpoint
 };
 
 /// Trains the prior by maximum likelihood on `train` [N, H, W] with Adam,
-/// evaluating `test` after every epoch. Throws std::runtime_error on a
-/// non-finite or exploding loss (divergence_factor); checks the stop flag
-/// every step (Interrupted, cli.h).
-std::vector<PriorCurvePoint> train_prior(GatedPixelCnnImpl& prior, const torch::Tensor& train, const torch::Tensor& test,
-                                         const PriorTrainOptions& options);
+/// evaluating `test` after every epoch, in the suite's training loop
+/// (loop.h: checkpoints, the stop flag, the NLL read from the device every
+/// kLossCheckSteps steps). Throws std::runtime_error on a non-finite or
+/// exploding loss (divergence_factor); checks the stop flag every step
+/// (Interrupted, stop.h). Leaves the prior in eval mode.
+PriorTrainResult train_prior(GatedPixelCnnImpl& prior, const torch::Tensor& train,
+                             const torch::Tensor& test, const PriorTrainOptions& options);
 
 }  // namespace vaerepro

@@ -1,7 +1,5 @@
 #include "vaerepro/trainer.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -11,13 +9,9 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "vaerepro/compat.h"
-#include "vaerepro/cli.h"
 #include "vaerepro/fused_optim.h"
 #include "vaerepro/mlp_step.h"
 #include "vaerepro/objectives.h"
-
-#include <ATen/CPUGeneratorImpl.h>
 
 namespace vaerepro {
 
@@ -51,6 +45,27 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<torch::Tenso
 
 nlohmann::json SetMetrics::to_json() const {
   return {{"elbo", elbo}, {"log_likelihood", log_likelihood}, {"kl", kl}, {"examples", examples}};
+}
+
+SetMetrics SetMetrics::from_json(const nlohmann::json& j) {
+  return {j.at("elbo").get<double>(), j.at("log_likelihood").get<double>(),
+          j.at("kl").get<double>(), j.at("examples").get<int64_t>()};
+}
+
+nlohmann::json CurvePoint::to_json() const {
+  return {{"samples_seen", samples_seen}, {"epochs", epochs}, {"train", train.to_json()},
+          {"test", test.to_json()},       {"extra", extra},   {"wall_seconds", wall_seconds}};
+}
+
+CurvePoint CurvePoint::from_json(const nlohmann::json& j) {
+  CurvePoint p;
+  p.samples_seen = j.at("samples_seen").get<int64_t>();
+  p.epochs = j.at("epochs").get<double>();
+  p.train = SetMetrics::from_json(j.at("train"));
+  p.test = SetMetrics::from_json(j.at("test"));
+  p.extra = j.value("extra", nlohmann::json());
+  p.wall_seconds = j.at("wall_seconds").get<double>();
+  return p;
 }
 
 SetMetrics evaluate_elbo(VaeImpl& vae, const torch::Tensor& x, const torch::Tensor& condition,
@@ -94,47 +109,6 @@ std::vector<int64_t> log_spaced_marks(int64_t first, int64_t last, int64_t count
 
 namespace {
 
-/// Saves the default generator of `device` (and the CPU's) and restores it.
-class RngStateGuard {
- public:
-  explicit RngStateGuard(const torch::Device& device) {
-    cpu_ = compat::default_generator(torch::kCPU);
-    cpu_state_ = compat::generator_state(cpu_);
-    if (device.is_cuda()) {
-      cuda_ = compat::default_generator(device);
-      cuda_state_ = compat::generator_state(cuda_);
-    }
-  }
-  ~RngStateGuard() {
-    compat::set_generator_state(cpu_, cpu_state_);
-    if (cuda_.defined()) compat::set_generator_state(cuda_, cuda_state_);
-  }
-  RngStateGuard(const RngStateGuard&) = delete;
-  RngStateGuard& operator=(const RngStateGuard&) = delete;
-
- private:
-  at::Generator cpu_, cuda_;
-  at::Tensor cpu_state_, cuda_state_;
-};
-
-std::string human_duration(double s) {
-  char buf[32];
-  if (s < 60) {
-    std::snprintf(buf, sizeof(buf), "%.0fs", s);
-  } else if (s < 3600) {
-    std::snprintf(buf, sizeof(buf), "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);
-  } else {
-    std::snprintf(buf, sizeof(buf), "%dh%02dm", static_cast<int>(s) / 3600,
-                  (static_cast<int>(s) % 3600) / 60);
-  }
-  return buf;
-}
-
-double current_lr(torch::optim::Optimizer& opt) {
-  auto& group = opt.param_groups().front();
-  return group.options().get_lr();
-}
-
 // Which terms of the bound are not finite, in words ("the KL term").
 std::string nonfinite_terms(double reconstruction, double kl) {
   std::string which;
@@ -143,35 +117,107 @@ std::string nonfinite_terms(double reconstruction, double kl) {
   return which.empty() ? "the ELBO" : which;
 }
 
-// A curve as it travels in a checkpoint (every double round-trips exactly).
-nlohmann::json curve_to_checkpoint(const std::vector<CurvePoint>& curve) {
-  nlohmann::json rows = nlohmann::json::array();
-  for (const auto& p : curve) {
-    rows.push_back({{"samples_seen", p.samples_seen}, {"epochs", p.epochs}, {"train", p.train.to_json()},
-                    {"test", p.test.to_json()}, {"extra", p.extra}, {"wall_seconds", p.wall_seconds}});
+/// The MLP VAE's side of the training loop: the batch, the evaluation at a
+/// mark (the ELBO on both sets and TrainOptions::evaluate_extra), the
+/// progress line. The optimisation step itself is one of the two below.
+class VaeStep : public TrainStep {
+ public:
+  VaeStep(VaeImpl& vae, torch::optim::Optimizer& optimizer, const TensorData& data,
+          const TrainOptions& options)
+      : vae_(vae), optimizer_(optimizer), data_(data), options_(options) {
+    train_condition_ = encode_condition(data.train_labels, options.condition, data.num_classes);
+    test_condition_ = encode_condition(data.test_labels, options.condition, data.num_classes);
   }
-  return rows;
-}
+  std::vector<std::string> terms() const override { return {"reconstruction term", "KL term"}; }
+  nlohmann::json identity() const override { return {{"beta", options_.beta}}; }
+  torch::nn::Module& model() override { return vae_; }
+  torch::optim::Optimizer& optimizer() override { return optimizer_; }
 
-SetMetrics metrics_from_json(const nlohmann::json& j) {
-  return {j.at("elbo").get<double>(), j.at("log_likelihood").get<double>(), j.at("kl").get<double>(),
-          j.at("examples").get<int64_t>()};
-}
-
-std::vector<CurvePoint> curve_from_checkpoint(const nlohmann::json& rows) {
-  std::vector<CurvePoint> curve;
-  for (const auto& r : rows) {
+  nlohmann::json evaluate(const Mark& mark) override {
     CurvePoint p;
-    p.samples_seen = r.at("samples_seen").get<int64_t>();
-    p.epochs = r.at("epochs").get<double>();
-    p.train = metrics_from_json(r.at("train"));
-    p.test = metrics_from_json(r.at("test"));
-    p.extra = r.at("extra");
-    p.wall_seconds = r.at("wall_seconds").get<double>();
-    curve.push_back(p);
+    p.train = evaluate_elbo(vae_, data_.train_eval, train_condition_, options_.eval_batch);
+    p.test = evaluate_elbo(vae_, data_.test, test_condition_, options_.eval_batch);
+    if (options_.evaluate_extra) {
+      vae_.eval();
+      p.extra = options_.evaluate_extra(vae_);
+      vae_.train();
+    }
+    if (!std::isfinite(p.train.elbo) || !std::isfinite(p.test.elbo)) {
+      std::ostringstream os;
+      os << options_.label << ": the bound became non-finite at " << mark.samples_seen
+         << " samples in " << nonfinite_terms(p.train.log_likelihood, p.train.kl) << " (train ELBO "
+         << p.train.elbo << ", reconstruction " << p.train.log_likelihood << ", KL " << p.train.kl
+         << "; learning rate " << current_lr(optimizer_) << "): lower --lr or check the data."
+         << mark.kept_note;
+      throw std::runtime_error(os.str());
+    }
+    nlohmann::json row = p.to_json();
+    for (const char* k : {"samples_seen", "epochs", "wall_seconds"}) row.erase(k);  // the loop's
+    return row;
   }
-  return curve;
-}
+
+  std::string describe(const std::vector<double>& m) const override {
+    char line[96];
+    std::snprintf(line, sizeof(line), "minibatch ELBO %.2f (rec %.2f, KL %.2f)", m[0] - m[1], m[0],
+                  m[1]);
+    return line;
+  }
+
+ protected:
+  /// The minibatch x [B, D] (binarised afresh under dynamic binarisation) and its condition c [B,
+  /// C].
+  std::pair<torch::Tensor, torch::Tensor> batch(const torch::Tensor& idx) const {
+    auto x = data_.train_batch(idx);  // [B, D]
+    auto c = train_condition_.defined() ? train_condition_.index_select(0, idx) : torch::Tensor();
+    return {x, c};
+  }
+
+  VaeImpl& vae_;
+  torch::optim::Optimizer& optimizer_;
+  const TensorData& data_;
+  const TrainOptions& options_;
+  torch::Tensor train_condition_, test_condition_;
+};
+
+/// Autograd's step (train_step), for any VaeImpl.
+class AutogradVaeStep : public VaeStep {
+ public:
+  AutogradVaeStep(VaeImpl& vae, torch::optim::Optimizer& optimizer, const TensorData& data,
+                  const TrainOptions& options, std::string why)
+      : VaeStep(vae, optimizer, data, options), params_(vae.parameters()), why_(std::move(why)) {}
+  void step(const torch::Tensor& idx, torch::Tensor sums) override {
+    const auto [x, c] = batch(idx);
+    train_step(vae_, params_, optimizer_, x, c, options_.beta, sums);
+  }
+  nlohmann::json summary() const override { return {{"step", "autograd (" + why_ + ")"}}; }
+
+ private:
+  std::vector<torch::Tensor> params_;
+  std::string why_;
+};
+
+/// The step written out by hand (mlp_step.h), made at the first step (after
+/// a checkpoint has been loaded into the model).
+class HandWrittenVaeStep : public VaeStep {
+ public:
+  using VaeStep::VaeStep;
+  void step(const torch::Tensor& idx, torch::Tensor sums) override {
+    if (!hand_) hand_ = std::make_unique<MlpVaeStep>(vae_, options_.hand_step_options);
+    const auto [x, c] = batch(idx);
+    hand_->compute_gradients(x, c, options_.beta, sums);
+    optimizer_.step();
+  }
+  nlohmann::json summary() const override {
+    // No counts: a run resumed from a checkpoint must say what one run says.
+    if (!hand_ || hand_->sparse_steps() == 0) return {{"step", "hand-written"}};
+    return {{"step", hand_->sparse_steps() == hand_->steps()
+                         ? "hand-written; first layer as sparse row sums (binary inputs)"
+                         : "hand-written; first layer as sparse row sums on its binary batches"}};
+  }
+
+ private:
+  std::unique_ptr<MlpVaeStep> hand_;
+};
 
 }  // namespace
 
@@ -190,272 +236,36 @@ void train_step(VaeImpl& vae, const std::vector<torch::Tensor>& params,
 
 TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const TensorData& data,
                       const TrainOptions& options) {
-  using Clock = std::chrono::steady_clock;
   TORCH_CHECK(options.batch_size >= 1, "batch size must be >= 1");
   TORCH_CHECK(options.total_samples >= 1, "total samples must be >= 1");
-  const int64_t n = data.train.size(0);
-  const auto device = data.train.device();
-  const bool tty = ::isatty(STDERR_FILENO) == 1;
-  auto train_condition = encode_condition(data.train_labels, options.condition, data.num_classes);
-  auto eval_train_condition = train_condition;
-  auto eval_test_condition = encode_condition(data.test_labels, options.condition, data.num_classes);
-
-  std::vector<int64_t> marks = options.eval_at;
-  marks.push_back(options.total_samples);
-  std::sort(marks.begin(), marks.end());
-  marks.erase(std::unique(marks.begin(), marks.end()), marks.end());
-  marks.erase(std::remove_if(marks.begin(), marks.end(),
-                             [&](int64_t m) { return m <= 0 || m > options.total_samples; }),
-              marks.end());
-
-  TrainResult result;
-  auto t0 = Clock::now();
-  auto last_print = t0;
-  double eval_seconds = 0;
-  size_t next_mark = 0;
-  int64_t seen = 0, step = 0;
-  torch::Tensor perm;
-  int64_t pos = n;  // forces a fresh permutation at the start
-  // Per-step [sum log p(x|z), sum KL] on the device; the host reads it every
-  // kLossCheckSteps steps (and at progress lines and marks), not every step.
-  auto history = torch::zeros({kLossCheckSteps, 2}, torch::TensorOptions().dtype(torch::kFloat).device(device));
-  std::vector<int64_t> history_batch;  // batch size of each row
-  int64_t history_first_step = 1;
-  double running_elbo = 0, running_ll = 0, running_kl = 0;  // sums of per-step means since the last line
-  int64_t running_steps = 0;
-
-  // Checkpoints: resume from one of this configuration, if any (checkpoint.h).
-  const CheckpointOptions& ck = options.checkpoint;
-  const OptimizerState optimizer_state = OptimizerState::of(optimizer);
-  int64_t saved_at = -1, last_save_step = 0;  // samples seen / step of the last good checkpoint
-  if (auto snap = load_checkpoint(ck, vae, optimizer_state,
-                                  {{"total_samples", options.total_samples}, {"batch_size", options.batch_size},
-                                   {"beta", options.beta}, {"train_examples", n}},
-                                  options.label)) {
-    const auto& pr = snap->progress;
-    restore_rng(*snap, device);
-    seen = pr.at("samples_seen").get<int64_t>();
-    step = last_save_step = pr.at("step").get<int64_t>();
-    saved_at = seen;
-    next_mark = pr.at("next_mark").get<size_t>();
-    running_steps = pr.at("running_steps").get<int64_t>();
-    running_elbo = pr.at("running_elbo").get<double>();
-    running_ll = pr.at("running_ll").get<double>();
-    running_kl = pr.at("running_kl").get<double>();
-    history_first_step = step + 1;
-    perm = snap->permutation.defined() ? snap->permutation.to(device) : torch::Tensor();
-    pos = perm.defined() ? pr.at("position").get<int64_t>() : n;
-    eval_seconds = pr.at("eval_seconds").get<double>();
-    result.curve = curve_from_checkpoint(pr.at("curve"));
-    result.resumed_at = pr.value("resumed_at", std::vector<int64_t>{});
-    t0 -= std::chrono::duration_cast<Clock::duration>(
-        std::chrono::duration<double>(pr.at("elapsed_seconds").get<double>()));
-    if (pr.value("complete", false)) {
-      std::cerr << options.label << ": already trained (" << ck.path << "), reusing it\n";
-      vae.train();
-      result.samples_seen = seen;
-      result.train_seconds = pr.at("train_seconds").get<double>();
-      result.eval_seconds = eval_seconds;
-      result.step = pr.value("step_path", std::string("unknown (an older checkpoint)"));
-      return result;
-    }
-    result.resumed_at.push_back(seen);
-    std::cerr << options.label << ": resuming from " << ck.path << " at " << seen << " of "
-              << options.total_samples << " samples (step " << step << ")\n";
-  }
-  auto last_save = Clock::now();
-  auto kept_note = [&]() -> std::string {
-    if (!ck.enabled()) return "";
-    if (saved_at < 0) return " No checkpoint of this model was written yet.";
-    return " The last good checkpoint (" + std::to_string(saved_at) + " samples) is kept in " + ck.path + ".";
-  };
-  // The only host read of the loss: the steps since the last check, each
-  // checked, the first non-finite one named with its terms.
-  auto check_history = [&]() {
-    if (history_batch.empty()) return;
-    auto h = history.narrow(0, 0, static_cast<int64_t>(history_batch.size())).to(torch::kCPU, torch::kDouble);
-    const double* hp = h.data_ptr<double>();
-    for (size_t i = 0; i < history_batch.size(); ++i) {
-      const double b = static_cast<double>(history_batch[i]);
-      const double ll = hp[2 * i] / b, kl = hp[2 * i + 1] / b;
-      if (!std::isfinite(ll) || !std::isfinite(kl)) {
-        const std::string which = !std::isfinite(ll) && !std::isfinite(kl) ? "both terms are"
-                                  : !std::isfinite(ll)                     ? "the reconstruction term is"
-                                                                           : "the KL term is";
-        std::ostringstream os;
-        os << options.label << ": the training loss became non-finite at step "
-           << history_first_step + static_cast<int64_t>(i) << " ("
-           << seen - std::accumulate(history_batch.begin() + static_cast<std::ptrdiff_t>(i) + 1,
-                                     history_batch.end(), int64_t{0})
-           << " samples; " << which << " non-finite): mean ELBO " << ll - kl
-           << ", reconstruction term " << ll << ", KL term " << kl << ", learning rate "
-           << current_lr(optimizer) << ". Lower --lr, or check the data for NaN." << kept_note();
-        throw std::runtime_error(os.str());
-      }
-      running_ll += ll;
-      running_kl += kl;
-      running_elbo += ll - kl;
-      ++running_steps;
-    }
-    history_first_step = step + 1;
-    history_batch.clear();
-  };
-  // Saves the loop's state; only a finite one (the last good checkpoint stays).
-  auto save_now = [&](bool complete) {
-    check_history();  // every step since the last check is finite, or it throws
-    if (!parameters_finite(vae)) {
-      std::ostringstream os;
-      os << options.label << ": the parameters became non-finite by step " << step << " (" << seen
-         << " samples), learning rate " << current_lr(optimizer) << ". Lower --lr." << kept_note();
-      throw std::runtime_error(os.str());
-    }
-    TrainingSnapshot snap;
-    const double elapsed = std::chrono::duration<double>(Clock::now() - t0).count();
-    snap.progress = {{"complete", complete}, {"samples_seen", seen}, {"step", step}, {"position", pos},
-                     {"next_mark", next_mark}, {"running_steps", running_steps},
-                     {"running_elbo", running_elbo}, {"running_ll", running_ll}, {"running_kl", running_kl},
-                     {"total_samples", options.total_samples}, {"batch_size", options.batch_size},
-                     {"beta", options.beta}, {"train_examples", n}, {"elapsed_seconds", elapsed},
-                     {"eval_seconds", eval_seconds}, {"train_seconds", elapsed - eval_seconds},
-                     {"curve", curve_to_checkpoint(result.curve)}, {"resumed_at", result.resumed_at},
-                     {"step_path", result.step}};
-    snap.permutation = perm;
-    capture_rng(snap, device);
-    save_checkpoint(ck, vae, optimizer_state, std::move(snap));
-    saved_at = seen;
-    last_save_step = step;
-    last_save = Clock::now();
-  };
-  const auto params = vae.parameters();
-  vae.train();
-  std::unique_ptr<MlpVaeStep> hand_step;
-  if (options.hand_written_step) {
-    const std::string why = MlpVaeStep::unsupported_reason(vae);
-    if (why.empty()) {
-      hand_step = std::make_unique<MlpVaeStep>(vae, options.hand_step_options);
-      result.step = "hand-written";
-    } else {
-      result.step = "autograd (" + why + ")";
-    }
+  std::unique_ptr<VaeStep> step;
+  const std::string why = options.hand_written_step ? MlpVaeStep::unsupported_reason(vae)
+                                                    : "hand-written step turned off";
+  if (why.empty()) {
+    step = std::make_unique<HandWrittenVaeStep>(vae, optimizer, data, options);
   } else {
-    result.step = "autograd (hand-written step turned off)";
+    step = std::make_unique<AutogradVaeStep>(vae, optimizer, data, options, why);
   }
-
-  auto evaluate_now = [&]() {
-    // Evaluation draws its own z samples; the generator state is restored
-    // afterwards, so how often and how much a run evaluates never changes the
-    // model it trains.
-    RngStateGuard rng_guard(device);
-    const auto e0 = Clock::now();
-    CurvePoint p;
-    p.samples_seen = seen;
-    p.epochs = static_cast<double>(seen) / n;
-    p.train = evaluate_elbo(vae, data.train_eval, eval_train_condition, options.eval_batch);
-    p.test = evaluate_elbo(vae, data.test, eval_test_condition, options.eval_batch);
-    if (options.evaluate_extra) {
-      vae.eval();
-      p.extra = options.evaluate_extra(vae);
-      vae.train();
-    }
-    eval_seconds += std::chrono::duration<double>(Clock::now() - e0).count();
-    p.wall_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (!std::isfinite(p.train.elbo) || !std::isfinite(p.test.elbo)) {
-      std::ostringstream os;
-      os << options.label << ": the bound became non-finite at " << seen << " samples in "
-         << nonfinite_terms(p.train.log_likelihood, p.train.kl) << " (train ELBO " << p.train.elbo
-         << ", reconstruction " << p.train.log_likelihood << ", KL " << p.train.kl << "; learning rate "
-         << current_lr(optimizer)
-         << "): lower --lr or check the data." << kept_note();
-      throw std::runtime_error(os.str());
-    }
-    result.curve.push_back(p);
-  };
-
-  while (seen < options.total_samples) {
-    // Every step is a full minibatch: an epoch's remainder (n mod batch) is
-    // dropped and the next permutation begins, as a DataLoader with drop_last.
-    if (pos >= n || (n >= options.batch_size && n - pos < options.batch_size)) {
-      perm = torch::randperm(n, torch::TensorOptions().dtype(torch::kLong).device(device));
-      pos = 0;
-    }
-    const int64_t len = std::min({options.batch_size, n - pos, options.total_samples - seen});
-    auto idx = perm.narrow(0, pos, len);  // [B]
-    pos += len;
-    auto x = data.train_batch(idx);      // [B, D]
-    auto c = train_condition.defined() ? train_condition.index_select(0, idx) : torch::Tensor();
-
-    auto sums = history.select(0, static_cast<int64_t>(history_batch.size()));
-    if (hand_step) {
-      hand_step->compute_gradients(x, c, options.beta, sums);
-      optimizer.step();
-    } else {
-      train_step(vae, params, optimizer, x, c, options.beta, sums);
-    }
-    history_batch.push_back(len);
-    seen += len;
-    ++step;
-
-    const auto now = Clock::now();
-    const bool at_mark = next_mark < marks.size() && seen >= marks[next_mark];
-    const bool print = options.progress_seconds > 0 &&
-                       std::chrono::duration<double>(now - last_print).count() >= options.progress_seconds;
-    if (print || at_mark || static_cast<int64_t>(history_batch.size()) == kLossCheckSteps ||
-        seen >= options.total_samples) {
-      check_history();
-    }
-    if (print) {
-      const double steps_d = static_cast<double>(std::max<int64_t>(1, running_steps));
-      const double elapsed = std::chrono::duration<double>(now - t0).count();
-      const double train_time = std::max(1e-9, elapsed - eval_seconds);
-      const double rate = seen / train_time;
-      const double eta = (options.total_samples - seen) / std::max(rate, 1e-9);
-      char line[256];
-      std::snprintf(line, sizeof(line),
-                    "%s %.3g/%.3g samples (%.1f epochs)  %.0f samples/s  ETA %s  "
-                    "minibatch ELBO %.2f (rec %.2f, KL %.2f)",
-                    options.label.c_str(), static_cast<double>(seen),
-                    static_cast<double>(options.total_samples), static_cast<double>(seen) / n, rate,
-                    human_duration(eta).c_str(), running_elbo / steps_d, running_ll / steps_d,
-                    running_kl / steps_d);
-      std::cerr << (tty ? "\r\033[K" : "") << line << (tty ? "" : "\n") << std::flush;
-      last_print = now;
-      running_elbo = running_ll = running_kl = 0;
-      running_steps = 0;
-    }
-    while (next_mark < marks.size() && seen >= marks[next_mark]) {
-      evaluate_now();
-      ++next_mark;
-    }
-    // Checkpoint at the intervals, and on SIGINT/SIGTERM before stopping.
-    const int stop = stop_signal();
-    if (ck.enabled() && seen < options.total_samples &&
-        (stop != 0 ||
-         (ck.every_seconds > 0 &&
-          std::chrono::duration<double>(Clock::now() - last_save).count() >= ck.every_seconds) ||
-         (ck.every_steps > 0 && step - last_save_step >= ck.every_steps))) {
-      save_now(false);
-    }
-    if (stop != 0 && seen < options.total_samples) {
-      if (tty && options.progress_seconds > 0) std::cerr << "\r\033[K" << std::flush;
-      throw Interrupted(stop, options.label + ": stopped by " + signal_name(stop) + " at " +
-                                  std::to_string(seen) + " of " + std::to_string(options.total_samples) +
-                                  " samples" +
-                                  (ck.enabled() ? "; its checkpoint is saved in " + ck.path
-                                                : " (no checkpoint: this run does not keep any)"));
-    }
-  }
-  if (tty && options.progress_seconds > 0) std::cerr << "\r\033[K" << std::flush;
-  if (hand_step && hand_step->sparse_steps() > 0) {
-    // No counts: a run resumed from a checkpoint must say what one run says.
-    result.step = hand_step->sparse_steps() == hand_step->steps()
-                      ? "hand-written; first layer as sparse row sums (binary inputs)"
-                      : "hand-written; first layer as sparse row sums on its binary batches";
-  }
-  result.samples_seen = seen;
-  result.eval_seconds = eval_seconds;
-  result.train_seconds =
-      std::chrono::duration<double>(Clock::now() - t0).count() - eval_seconds;
-  if (ck.enabled()) save_now(true);  // a complete checkpoint: a rerun reuses the model
+  LoopOptions lo;
+  lo.total_samples = options.total_samples;
+  lo.batch_size = options.batch_size;
+  lo.drop_last = true;
+  lo.marks = options.eval_at;
+  lo.marks.push_back(options.total_samples);
+  lo.label = options.label;
+  lo.progress_seconds = options.progress_seconds;
+  lo.checkpoint = options.checkpoint;
+  vae.train();
+  TrainingLoop loop(*step, data.train.size(0), data.train.device(), lo);
+  const LoopState& s = loop.run();
+  vae.train();
+  TrainResult result;
+  for (const auto& row : s.curve) result.curve.push_back(CurvePoint::from_json(row));
+  result.samples_seen = s.samples_seen;
+  result.train_seconds = s.train_seconds();
+  result.eval_seconds = s.eval_seconds;
+  result.resumed_at = s.resumed_at;
+  result.step = s.summary.is_object() ? s.summary.value("step", std::string("unknown")) : "unknown";
   return result;
 }
 

@@ -15,6 +15,7 @@
 #include <torch/torch.h>
 
 #include "vaerepro/checkpoint.h"
+#include "vaerepro/loop.h"
 #include "vaerepro/mlp_step.h"
 #include "vaerepro/models.h"
 #include "vaerepro/protocol.h"
@@ -47,6 +48,8 @@ struct SetMetrics {
   double kl = 0;              ///< KL(q(z|x) || p(z))
   int64_t examples = 0;
   nlohmann::json to_json() const;
+  /// The inverse of to_json (exact: doubles round-trip).
+  static SetMetrics from_json(const nlohmann::json& j);
 };
 
 /// The ELBO on every example of `x` [N, D] (one z sample each), in batches.
@@ -60,6 +63,10 @@ struct CurvePoint {
   SetMetrics train, test;
   nlohmann::json extra;     ///< what TrainOptions::evaluate_extra returned (or null)
   double wall_seconds = 0;  ///< since the start of training
+  /// samples_seen, epochs, train, test, extra, wall_seconds.
+  nlohmann::json to_json() const;
+  /// The inverse of to_json (exact: doubles round-trip).
+  static CurvePoint from_json(const nlohmann::json& j);
 };
 
 /// What to train and when to look.
@@ -106,29 +113,26 @@ struct TrainResult {
 
 /// Trains `vae` with `optimizer` on data.train, evaluating the ELBO on
 /// data.train_eval and data.test at every mark of options.eval_at (and at
-/// the end). Stops with std::runtime_error (which term, which step, the
+/// the end), in the suite's one training loop (loop.h: checkpoints, the stop
+/// flag, NaN checks from a device-side history read every kLossCheckSteps
+/// steps). Stops with std::runtime_error (which term, which step, the
 /// learning rate) if the loss becomes NaN or infinite; a checkpoint is only
 /// written from a finite state, so the last good one is kept. Checks the stop
-/// flag (cli.h) after every step: when set, saves a checkpoint (if enabled)
+/// flag (stop.h) after every step: when set, saves a checkpoint (if enabled)
 /// and throws Interrupted.
 ///
 /// The step is MlpVaeStep (mlp_step.h: forward and backward written out, no
 /// autograd, no per-step allocation) for the models it is written for, and
 /// otherwise train_step, itself written for speed: gradients are reset to
 /// undefined rather than zeroed (autograd hands its buffers over), the loss is
-/// training_loss() (fused sample+KL and Bernoulli nodes), and the host reads
-/// the loss only every kLossCheckSteps steps (and at progress lines and
-/// marks): each step writes its two sums into a small device-side history,
-/// which the check scans for the first non-finite step. On CUDA nothing in the
+/// training_loss() (fused sample+KL and Bernoulli nodes), and each step writes
+/// its two sums into the loop's device-side history. On CUDA nothing in the
 /// step waits for the device. Not done: capturing the step in a CUDA graph
 /// (FusedOptimizer keeps its step counts on the host, so a captured Adam would
 /// need them moved to the device first) and training K same-shape models as
 /// one.
 TrainResult train_vae(VaeImpl& vae, torch::optim::Optimizer& optimizer, const TensorData& data,
                       const TrainOptions& options);
-
-/// Steps between the host's reads of the loss history (NaN checks).
-constexpr int64_t kLossCheckSteps = 64;
 
 /// One optimisation step on the minibatch x [B, D] (c [B, C] or undefined):
 /// gradients reset, training_loss, backward, optimizer step. Writes

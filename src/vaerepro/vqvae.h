@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "vaerepro/checkpoint.h"
 #include "vaerepro/models.h"
 #include "vaerepro/quantizer.h"
 
@@ -96,6 +97,8 @@ struct CodebookUsage {
   nlohmann::json to_json() const;
 };
 CodebookUsage codebook_usage(const torch::Tensor& codes, int64_t num_codes);
+/// The same from counts per code (e.g. accumulated over minibatches).
+CodebookUsage codebook_usage_of_counts(std::vector<int64_t> counts);
 
 /// Means of the loss terms over a set, accumulated in float64.
 struct VqSetMetrics {
@@ -107,6 +110,8 @@ struct VqSetMetrics {
   int64_t codes_used = 0;
   int64_t examples = 0;
   nlohmann::json to_json() const;
+  /// The inverse of to_json (exact: doubles round-trip).
+  static VqSetMetrics from_json(const nlohmann::json& j);
 };
 
 /// Evaluates a VQ-VAE on `x` [N, 784] in batches (no gradient, eval mode kept as is).
@@ -125,7 +130,10 @@ struct VqCurvePoint {
   int64_t restarts = 0;     ///< dead-code restarts so far (quantizer.h)
   int64_t dead_codes = 0;   ///< codes whose use average is below max(restart threshold, 1) per step
   double wall_seconds = 0;
+  /// samples_seen, epochs, train, test, batch_perplexity, restarts, dead_codes, wall_seconds.
   nlohmann::json to_json() const;
+  /// The inverse of to_json (exact: doubles round-trip).
+  static VqCurvePoint from_json(const nlohmann::json& j);
 };
 
 struct VqTrainOptions {
@@ -139,19 +147,31 @@ struct VqTrainOptions {
   /// Divergence: a step whose loss per example exceeds this many times the
   /// first step's (at least 1 nat) stops the run (0: no such check).
   double divergence_factor = 1e3;
+  /// Checkpoints (loop.h): resume from a matching one, save every
+  /// every_seconds, on SIGINT/SIGTERM and at the end (a complete one is
+  /// reused without training). Disabled when its path is empty.
+  CheckpointOptions checkpoint;
 };
 
 struct VqTrainResult {
   std::vector<VqCurvePoint> curve;
   int64_t samples_seen = 0;
-  double train_seconds = 0;
+  double train_seconds = 0;         ///< optimisation only
+  double eval_seconds = 0;          ///< the curve's evaluations
+  std::vector<int64_t> resumed_at;  ///< samples seen at each resumption from a checkpoint
 };
 
 /// Trains with Adam on minibatches drawn by `batch(idx)` from `n_train`
 /// examples (so the caller decides the protocol: gray levels or dynamic
-/// binarisation), evaluating on `test` [M, 784]. Throws std::runtime_error
-/// naming the terms and step when a loss becomes non-finite or explodes
-/// (divergence_factor); checks the stop flag every step (Interrupted, cli.h).
+/// binarisation), evaluating on `test` [M, 784], in the suite's training
+/// loop (loop.h). Each step writes its four float64 sums (reconstruction,
+/// codebook, commitment, pixel MSE) and adds its codes to a usage count on
+/// the device; the host reads them every kLossCheckSteps steps. A checkpoint
+/// holds the model's parameters and buffers (a quantizer's EMA statistics
+/// among them), Adam's state, the data order, the generators and the
+/// curve's window. Throws std::runtime_error naming the terms and step when
+/// a loss becomes non-finite or explodes (divergence_factor); checks the
+/// stop flag every step (Interrupted, stop.h). Leaves the model in eval mode.
 VqTrainResult train_vqvae(VqVaeImpl& model, int64_t n_train,
                           const std::function<torch::Tensor(const torch::Tensor&)>& batch,
                           const torch::Tensor& test, const VqTrainOptions& options);
