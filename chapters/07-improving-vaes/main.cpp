@@ -45,6 +45,7 @@
 #include <sstream>
 
 #include "vaerepro/chapter.h"
+#include "vaerepro/schema/run_record.h"
 #include "vaerepro/cnn_vae.h"
 #include "vaerepro/corruption.h"
 #include "vaerepro/format.h"
@@ -545,9 +546,13 @@ int run(int argc, char** argv) {
                      {"picture_nz", o.picture_nz},  {"eval_points", o.eval_points},
                      {"max_train", o.max_train},    {"max_test", o.max_test}};
     const double epochs = static_cast<double>(ctx.total) / static_cast<double>(ctx.data.at(setup.protocol).train.size(0));
-    run["budget"] = "each model sees " + std::to_string(ctx.total) + " training samples (" + format_fixed(epochs, 2) +
-                    " epochs; seed 002: 100 epochs, 6e6); log p(x) with K = " + std::to_string(o.marginal_k) + " on " +
-                    (o.marginal_points > 0 ? "the first " + std::to_string(o.marginal_points) + " test points" : "the whole test set");
+    run[schema::run_key::kBudget] = schema::make_budget(
+        common.profile, static_cast<double>(ctx.total), 6e6, "training samples per model",
+        "seed 002: 100 epochs of 60,000 images (6e6 samples) per model",
+        "each model sees " + std::to_string(ctx.total) + " training samples (" + format_fixed(epochs, 2) +
+            " epochs; seed 002: 100 epochs, 6e6); log p(x) with K = " + std::to_string(o.marginal_k) + " on " +
+            (o.marginal_points > 0 ? "the first " + std::to_string(o.marginal_points) + " test points"
+                                   : "the whole test set"));
     const RunCheckpoints checkpoints(setup, run["config"]);
     if (!checkpoints.start(writer)) return 0;
     writer.write_json("run.json", run);
@@ -568,8 +573,6 @@ int run(int argc, char** argv) {
     nlohmann::json metrics = {{"grid", grid},
                               {"images", write_composites(writer, grid, o.picture_nz, ctx.data.at(setup.protocol), setup.protocol)},
                               {"checks", compute_checks(grid, to_string(setup.protocol))},
-                              {"checks_budget", {{"provisional", ctx.total < 6e6},
-                                                 {"note", "seed 002 trained every model for 100 epochs (6e6 samples)"}}},
                               {"estimator_note", "log p(x): importance sampling with K samples from q (Burda et al. 2015), "
                                                  "log-sum-exp in float64, on " + grid.front()["marginal"]["points"].get<std::string>() +
                                                  "; test ELBO: one sample per test point, the whole test set"}};

@@ -32,7 +32,7 @@ LatentCurvePoint curve_point_from_json(const nlohmann::json& j) {
 }
 
 /// The loop's counters, as a checkpoint keeps them.
-struct LoopState {
+struct LatentLoopState {
   int64_t seen = 0, step = 0, position = 0;  ///< samples, steps, place in the permutation
   size_t next_mark = 0;
   double running = 0;  ///< sum of per-step mean objectives since the last curve point
@@ -68,7 +68,7 @@ LatentTrainResult train_latent_model(LatentModel& model, torch::optim::Optimizer
                            : encode_condition(data.test_labels.narrow(0, 0, curve_n), options.condition, data.num_classes);
 
   LatentTrainResult result;
-  LoopState s;
+  LatentLoopState s;
   s.position = n;  // a fresh permutation at the first step
   torch::Tensor perm;
   const OptimizerState optimizer_state = OptimizerState::of(optimizer);
