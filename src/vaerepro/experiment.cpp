@@ -118,9 +118,10 @@ int run_one(Chapter& chapter, int argc, char** argv) {
 
   ChapterRun run(info, start_chapter(info.program, info.slug, common, info.protocol, info.paper_dataset, argc, argv),
                  profile, options.config());
-  nlohmann::json metrics;
   try {
-    metrics = chapter.run(run);
+    const nlohmann::json metrics = chapter.run(run);
+    // Inside the try: a failure to write the results (a full disk) is a failed run too.
+    if (run.begun()) run.finish(metrics);
   } catch (const AlreadyComplete&) {
     return 0;  // said by RunCheckpoints::start
   } catch (const Interrupted&) {
@@ -133,7 +134,6 @@ int run_one(Chapter& chapter, int argc, char** argv) {
     run.fail(e.what());
     throw;
   }
-  if (run.begun()) run.finish(metrics);
   return 0;
 }
 
