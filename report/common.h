@@ -182,6 +182,8 @@ struct RenderContext {
 
 /// Chapter 1: ELBO against latent size (chapter01.cpp).
 Vars render_elbo_vs_latent(const RenderContext& ctx);
+/// Chapter 1's full-budget run from Paths::full_results, beside KW2013 (full_budget.cpp).
+std::string render_full_budget_ch01(const Paths& paths, const nlohmann::json& published);
 /// Chapter 2: marginal likelihood, small vs large training set (chapter02.cpp).
 Vars render_marginal_likelihood(const RenderContext& ctx);
 /// Chapter 3: beta sweeps and traversals (chapter03.cpp).
@@ -194,6 +196,8 @@ Vars render_vqvae_pixelcnn(const RenderContext& ctx);
 /// tables, ratios against issue #9's targets, the environment; or how to
 /// produce it when it is missing or unreadable.
 std::string render_performance(const Paths& paths, Outcome& outcome);
+/// Each chapter's last run split by stage (run.json `time_spent`; time_spent.cpp).
+std::string render_time_spent(const Paths& paths);
 /// Chapter 6: the minimal-architecture search (chapter06.cpp).
 Vars render_architecture_search(const RenderContext& ctx);
 /// Chapter 7: seed 002's eight variants x five latent sizes (chapter07.cpp).

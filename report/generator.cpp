@@ -332,6 +332,7 @@ Outcome generate(const Options& options) {
         const std::string renderer = ch.value("renderer", "");
         if (renderer == "elbo-vs-latent") {
           vars = render_elbo_vs_latent(RenderContext{st, published, options, outcome, slug});
+          vars["full_budget"] = render_full_budget_ch01(paths, published);
         } else if (renderer == "architecture-search") {
           vars = render_architecture_search(RenderContext{st, published, options, outcome, slug});
         } else if (renderer == "cvae-labels") {

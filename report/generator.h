@@ -22,6 +22,8 @@ namespace vaerepro::report {
 /// Where things are.
 struct Paths {
   std::string results = "results";
+  /// Full-budget runs kept apart from results/ (`make chapter-01-full`).
+  std::string full_results = "results-full";
   std::string templates = "report/templates";
   std::string published = "report/published";
   std::string figures = "figures";

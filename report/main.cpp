@@ -15,6 +15,8 @@ int main(int argc, char** argv) {
   po::options_description d("report-gen: the HTML and LaTeX report from results/\nOptions");
   d.add_options()("help,h", "print this help")
       ("results", po::value(&o.paths.results)->default_value(o.paths.results), "results folder")
+      ("full-results", po::value(&o.paths.full_results)->default_value(o.paths.full_results),
+       "full-budget runs kept apart (make chapter-01-full)")
       ("templates", po::value(&o.paths.templates)->default_value(o.paths.templates), "templates folder")
       ("published", po::value(&o.paths.published)->default_value(o.paths.published), "published numbers")
       ("figures", po::value(&o.paths.figures)->default_value(o.paths.figures), "where figures are drawn")

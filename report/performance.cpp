@@ -553,7 +553,7 @@ std::string render_gpu_section(const Paths& paths, const json& bench, Outcome& o
 
 std::string render_performance(const Paths& paths, Outcome& outcome) {
   try {
-    return render_performance_files(paths, outcome);
+    return render_performance_files(paths, outcome) + "\n" + render_time_spent(paths);
   } catch (const OutputError&) {
     throw;
   } catch (const std::exception& e) {

@@ -77,6 +77,7 @@ class ReportFromFixtures : public ::testing::Test {
     const fs::path src = VAEREPRO_SOURCE_DIR;
     fs::copy(src / "tests/fixtures/results", root / "results", fs::copy_options::recursive);
     options.paths.results = (root / "results").string();
+    options.paths.full_results = (root / "results-full").string();
     options.paths.templates = (src / "report/templates").string();
     options.paths.published = (src / "report/published").string();
     options.paths.figures = (root / "figures").string();
@@ -228,6 +229,48 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   // No template key was left unfilled.
   EXPECT_EQ(html.find("{{"), std::string::npos);
   for (const auto& w : outcome.warnings) EXPECT_EQ(w.find("template key"), std::string::npos) << w;
+}
+
+TEST_F(ReportFromFixtures, ChapterOneShowsItsFullBudgetRunBesideKw2013) {
+  auto report = [&] {
+    rp::Outcome outcome = rp::generate(options);
+    (void)outcome;
+    return chapter_section(read(root / "out/report.md"), 1);
+  };
+  EXPECT_NE(report().find("No full-budget run yet"), std::string::npos);
+  // A full run kept apart: its models beside KW2013's test bound at 1e8 (Nz = 20: -100.2).
+  const fs::path full = root / "results-full" / "01-elbo-vs-latent";
+  fs::create_directories(full.parent_path());
+  fs::copy(root / "results/01-elbo-vs-latent", full, fs::copy_options::recursive);
+  json run = json::parse(read(full / "run.json"));
+  run["profile"] = "full";
+  run["dataset"]["name"] = "mnist";
+  std::ofstream(full / "run.json") << run.dump(2);
+  const std::string with_run = report();
+  EXPECT_NE(with_run.find("| 20 | "), std::string::npos) << with_run;
+  EXPECT_NE(with_run.find("-100.2"), std::string::npos) << with_run;
+  EXPECT_EQ(with_run.find("No full-budget run yet"), std::string::npos) << with_run;
+  // The same run on other data: no difference against the paper is printed.
+  run["dataset"]["name"] = "fashion-mnist";
+  std::ofstream(full / "run.json") << run.dump(2);
+  EXPECT_NE(report().find("Not comparable with KW2013"), std::string::npos);
+}
+
+TEST_F(ReportFromFixtures, ThePerformanceAppendixSaysWhereEachChaptersTimeWent) {
+  json run = fixture_json("01-elbo-vs-latent", "run.json");
+  run["wall_seconds"] = 600.0;
+  run["time_spent"] = {{"training", 300.0}, {"whole-set evaluations", 60.0}, {"log p(x) estimates", 180.0}};
+  write_json("01-elbo-vs-latent", "run.json", run);
+  rp::generate(options);
+  const std::string md_text = read(root / "out/report.md");
+  const auto at = md_text.find("Where each chapter's time went");
+  ASSERT_NE(at, std::string::npos);
+  const std::string section = md_text.substr(at, 2500);
+  // Minutes: 10 wall, 5 training, 1 evaluating, 3 estimating, 1 other.
+  EXPECT_NE(section.find("| 01-elbo-vs-latent | smoke | synthetic | 1 | 10.0 | 5.0 | 1.0 | 3.0 |"),
+            std::string::npos)
+      << section;
+  EXPECT_NE(section.find("| 1.0 |\n"), std::string::npos) << section;
 }
 
 TEST_F(ReportFromFixtures, AFailedRunShowsItsErrorAndHowToRerun) {

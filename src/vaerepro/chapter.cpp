@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <sstream>
 
 #include "vaerepro/schema/run_record.h"
+#include "vaerepro/time_ledger.h"
 
 namespace fs = std::filesystem;
 
@@ -343,6 +345,7 @@ void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json
                     const RunCheckpoints* checkpoints) {
   writer.write_json("metrics.json", metrics);
   run["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  run[schema::run_key::kTimeSpent] = TimeLedger::process().to_json();
   if (checkpoints) run["config_hash"] = checkpoints->hash();
   const auto where = writer.finish(run);
   if (checkpoints) checkpoints->clear();
@@ -355,12 +358,17 @@ void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json
   const schema::Budget budget = schema::read_budget(run, metrics);
   std::cout << program << ": verdicts " << (budget.provisional ? "provisional" : "not provisional")
             << ": " << budget.why << "\n";
-  std::cout << program << ": results in " << where << " (" << run["wall_seconds"].get<double>() << " s)\n";
+  std::cout << program << ": results in " << where << " (" << run["wall_seconds"].get<double>() << " s";
+  for (const auto& [stage, seconds] : run[schema::run_key::kTimeSpent].items()) {
+    std::cout << "; " << stage << " " << std::lround(seconds.get<double>()) << " s";
+  }
+  std::cout << ")\n";
 }
 
 void record_failure(RunWriter& writer, nlohmann::json& run, const std::string& program, const std::string& message,
                     std::chrono::steady_clock::time_point started) {
   run["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  run[schema::run_key::kTimeSpent] = TimeLedger::process().to_json();
   try {
     const auto where = writer.fail(run, message);
     std::cerr << program << ": the run failed; partial output kept in " << where << "\n";

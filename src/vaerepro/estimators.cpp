@@ -1,4 +1,5 @@
 #include "vaerepro/estimators.h"
+#include "vaerepro/time_ledger.h"
 #include "vaerepro/trainer.h"
 
 #include <algorithm>
@@ -34,6 +35,7 @@ torch::Tensor running_lse(const torch::Tensor& running, const torch::Tensor& add
 LogMarginalEstimate importance_sampled_log_marginal(VaeImpl& vae, const torch::Tensor& x,
                                                     const torch::Tensor& c, int64_t k,
                                                     int64_t max_chunk_elements) {
+  StageTimer stage_timer(stage::kLogMarginal);
   TORCH_CHECK(k >= 1, "importance samples must be >= 1, got ", k);
   torch::NoGradGuard no_grad;
   const int64_t per_sample = std::max<int64_t>(1, x.size(0) * x.size(-1));
@@ -110,6 +112,7 @@ torch::Tensor hmc_transition(VaeImpl& vae, torch::Tensor& z, Potential& pot, con
 
 HmcEstimate hmc_log_marginal(VaeImpl& vae, const torch::Tensor& x, const torch::Tensor& c,
                              const HmcOptions& o) {
+  StageTimer stage_timer(stage::kHmc);
   TORCH_CHECK(o.samples >= 2 && o.leapfrog_steps >= 1 && o.thin >= 1 && o.burn_in >= 0,
               "HMC: samples >= 2, leapfrog steps >= 1, thin >= 1, burn-in >= 0");
   torch::Tensor z;

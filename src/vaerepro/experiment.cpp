@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "vaerepro/runtime.h"
+#include "vaerepro/time_ledger.h"
 
 namespace po = boost::program_options;
 
@@ -14,7 +15,9 @@ ChapterRun::ChapterRun(const ChapterInfo& info, ChapterSetup setup, Profile prof
       profile_(profile),
       config_(std::move(config)),
       identity_(identity_of(setup_)),
-      started_(std::chrono::steady_clock::now()) {}
+      started_(std::chrono::steady_clock::now()) {
+  TimeLedger::process().reset();  // this run's time, not an earlier seed's
+}
 
 ChapterRun::~ChapterRun() = default;
 

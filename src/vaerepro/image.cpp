@@ -1,4 +1,5 @@
 #include "vaerepro/image.h"
+#include "vaerepro/time_ledger.h"
 
 #include <png.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@ torch::Tensor tile_images(const torch::Tensor& images, int64_t cols, int64_t h, 
 }
 
 void write_png(const std::string& path, const torch::Tensor& image) {
+  StageTimer stage_timer(stage::kFigures);
   auto img = image.detach().to(torch::kCPU);
   TORCH_CHECK(img.dim() == 2, "write_png expects a [H, W] image");
   if (img.scalar_type() != torch::kByte) {
@@ -77,6 +79,7 @@ void write_png(const std::string& path, const torch::Tensor& image) {
 
 void write_image_grid(const std::string& path, const torch::Tensor& images, int64_t cols,
                       int64_t h, int64_t w) {
+  StageTimer stage_timer(stage::kFigures);
   write_png(path, tile_images(images, cols, h, w));
 }
 

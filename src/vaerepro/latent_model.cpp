@@ -1,4 +1,5 @@
 #include "vaerepro/latent_model.h"
+#include "vaerepro/time_ledger.h"
 
 #include <algorithm>
 #include <cmath>
@@ -89,6 +90,7 @@ torch::Tensor rows(const torch::Tensor& t, int64_t start, int64_t n) {
 
 SetMetrics evaluate_latent_elbo(LatentModel& model, const torch::Tensor& x, const torch::Tensor& c,
                                 int64_t batch_size) {
+  StageTimer stage_timer(stage::kEvaluation);
   torch::NoGradGuard no_grad;
   double elbo = 0, ll = 0, kl = 0;
   const int64_t n = x.size(0);
@@ -113,6 +115,7 @@ SetMetrics evaluate_latent_elbo(LatentModel& model, const torch::Tensor& x, cons
 
 LogMarginalEstimate importance_sampled_latent(LatentModel& model, const torch::Tensor& x, const torch::Tensor& c,
                                               int64_t k, int64_t batch_size, int64_t max_chunk_elements) {
+  StageTimer stage_timer(stage::kLogMarginal);
   TORCH_CHECK(k >= 1, "importance samples must be >= 1, got ", k);
   torch::NoGradGuard no_grad;
   const int64_t n = x.size(0);

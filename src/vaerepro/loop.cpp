@@ -1,4 +1,5 @@
 #include "vaerepro/loop.h"
+#include "vaerepro/time_ledger.h"
 
 #include <unistd.h>
 
@@ -225,6 +226,7 @@ torch::Tensor TrainingLoop::next_batch() {
 }
 
 const LoopState& TrainingLoop::run() {
+  StageTimer stage_timer(stage::kTraining);
   start_ = Clock::now();
   if (resume() && state_.complete) return state_;
   if (const int stop = stop_signal()) {
@@ -318,6 +320,7 @@ void TrainingLoop::fail_nonfinite(const StepRow& row) const {
 }
 
 void TrainingLoop::evaluate() {
+  StageTimer stage_timer(stage::kEvaluation);
   // Evaluation may draw its own random numbers; the generators are restored
   // afterwards, so how often and how much a run evaluates never changes the
   // model it trains.

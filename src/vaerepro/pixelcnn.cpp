@@ -1,4 +1,5 @@
 #include "vaerepro/pixelcnn.h"
+#include "vaerepro/time_ledger.h"
 
 #include <cmath>
 #include <cstdio>
@@ -102,6 +103,7 @@ torch::Tensor GatedPixelCnnImpl::nll(const torch::Tensor& codes) {
 }
 
 torch::Tensor GatedPixelCnnImpl::sample(int64_t n, torch::Device device, double temperature) {
+  StageTimer stage_timer(stage::kSampling);
   torch::NoGradGuard no_grad;
   const int64_t h = options.height(), w = options.width();
   auto codes = torch::zeros({n, h, w}, torch::TensorOptions().dtype(torch::kInt64).device(device));
@@ -162,6 +164,7 @@ PriorMetrics finish_metrics(double nats_sum, int64_t maps, int64_t positions) {
 }  // namespace
 
 PriorMetrics evaluate_prior(GatedPixelCnnImpl& prior, const torch::Tensor& codes, int64_t batch_size) {
+  StageTimer stage_timer(stage::kEvaluation);
   torch::NoGradGuard no_grad;
   const bool was_training = prior.is_training();
   prior.eval();

@@ -1,4 +1,5 @@
 #include "vaerepro/trainer.h"
+#include "vaerepro/time_ledger.h"
 
 #include <algorithm>
 #include <chrono>
@@ -70,6 +71,7 @@ CurvePoint CurvePoint::from_json(const nlohmann::json& j) {
 
 SetMetrics evaluate_elbo(VaeImpl& vae, const torch::Tensor& x, const torch::Tensor& condition,
                          int64_t batch_size) {
+  StageTimer stage_timer(stage::kEvaluation);
   torch::NoGradGuard no_grad;
   const bool was_training = vae.is_training();
   vae.eval();

@@ -1,4 +1,5 @@
 #include "vaerepro/vqvae.h"
+#include "vaerepro/time_ledger.h"
 
 #include <cmath>
 #include <cstdio>
@@ -158,6 +159,7 @@ VqCurvePoint VqCurvePoint::from_json(const nlohmann::json& j) {
 }
 
 VqSetMetrics evaluate_vqvae(VqVaeImpl& model, const torch::Tensor& x, int64_t batch_size) {
+  StageTimer stage_timer(stage::kEvaluation);
   torch::NoGradGuard no_grad;
   VqSetMetrics m;
   const int64_t n = x.size(0);

@@ -52,6 +52,7 @@ inline constexpr const char* kGitCommit = "git_commit";      ///< of provenance
 inline constexpr const char* kDateUtc = "date_utc";          ///< of provenance
 inline constexpr const char* kRuntime = "runtime";           ///< LibTorch, BLAS, threads, CUDA
 inline constexpr const char* kWallSeconds = "wall_seconds";  ///< the whole run
+inline constexpr const char* kTimeSpent = "time_spent";      ///< {stage: seconds} (time_ledger.h)
 inline constexpr const char* kConfigHash = "config_hash";    ///< the configuration's hash
 inline constexpr const char* kError = "error";               ///< only when status is failed
 }  // namespace run_key
