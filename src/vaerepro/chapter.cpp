@@ -333,6 +333,34 @@ std::optional<nlohmann::json> reusable_point(const ChapterSetup& setup, const Po
   return cached;
 }
 
+nlohmann::json cached_point(
+    const ChapterSetup& setup, const PointStore& store, const std::string& name,
+    const nlohmann::json& config,
+    const std::function<nlohmann::json(const std::string& staging, const CheckpointOptions& checkpoint)>&
+        train) {
+  // A finished point is reused (--force trains it again); one in training checkpoints.
+  const auto checkpoint = point_checkpoint(setup, store, name, config);
+  if (auto cached = reusable_point(setup, store, name, config)) {
+    std::cout << setup.program << ": " << name << ": reusing " << store.dir(name, config) << "\n";
+    return *cached;
+  }
+  const std::string staging = store.begin(name, config);
+  store.commit(staging, name, config, train(staging, checkpoint));
+  remove_point_checkpoint(checkpoint);
+  return *store.load(name, config);
+}
+
+nlohmann::json copy_point(const RunWriter& writer, const PointStore& store, const std::string& name,
+                          const nlohmann::json& config, nlohmann::json point) {
+  const std::string rel = "points/" + name;
+  fs::create_directories(writer.path(rel));
+  fs::copy(store.dir(name, config), writer.path(rel),
+           fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  point[schema::key::kDir] = rel;
+  point["config_hash"] = store.hash(config);
+  return point;
+}
+
 void remove_point_checkpoint(const CheckpointOptions& checkpoint) {
   std::error_code ec;
   if (checkpoint.enabled()) fs::remove(checkpoint.path, ec);

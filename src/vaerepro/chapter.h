@@ -162,6 +162,21 @@ void remove_point_checkpoint(const CheckpointOptions& checkpoint);
 /// FORCE_SINCE), so the run that assembles them keeps what the jobs trained.
 std::optional<nlohmann::json> reusable_point(const ChapterSetup& setup, const PointStore& store,
                                              const std::string& name, const nlohmann::json& config);
+/// A sweep point of `store`, trained once: the finished one when
+/// reusable_point gives it (saying so), else trained by `train(staging,
+/// checkpoint)`, which writes the point's files into the staging folder
+/// (PointStore::begin) and returns its point.json, resuming from and
+/// saving to `checkpoint` (point_checkpoint); then committed and its
+/// checkpoint removed. Returns point.json as stored.
+nlohmann::json cached_point(
+    const ChapterSetup& setup, const PointStore& store, const std::string& name,
+    const nlohmann::json& config,
+    const std::function<nlohmann::json(const std::string& staging, const CheckpointOptions& checkpoint)>&
+        train);
+/// Copies the stored point `name` into the run's folder as points/NAME and
+/// returns `point` with "dir" (that folder, relative) and "config_hash".
+nlohmann::json copy_point(const RunWriter& writer, const PointStore& store, const std::string& name,
+                          const nlohmann::json& config, nlohmann::json point);
 /// True when the file at `path` exists and was last written before `since`
 /// (seconds since the epoch).
 bool finished_before(const std::string& path, double since);
