@@ -107,50 +107,6 @@ nlohmann::json ChapterSetup::run_json(const std::string& title) const {
           {"runtime", runtime.to_json()}};
 }
 
-void add_training_flags(boost::program_options::options_description& d, TrainingFlags& f, bool subsets) {
-  namespace po = boost::program_options;
-  std::ostringstream lr;
-  lr << f.lr;
-  d.add_options()
-      ("activation", po::value(&f.activation), ("tanh | relu | softplus | sigmoid (" + f.activation + ")").c_str())
-      ("optimizer", po::value(&f.optimizer), ("adagrad | adam | sgd (" + f.optimizer + ")").c_str())
-      ("lr", po::value(&f.lr), ("learning rate (" + lr.str() + ")").c_str())
-      ("batch-size", po::value(&f.batch_size), ("minibatch size (" + std::to_string(f.batch_size) + ")").c_str());
-  if (subsets) {
-    d.add_options()
-        ("max-train", po::value(&f.max_train), "use only the first N training examples (0 = all)")
-        ("max-test", po::value(&f.max_test), "use only the first N test examples (0 = all)");
-  }
-}
-
-Activation validate_training_flags(const TrainingFlags& f) {
-  require_range("lr", f.lr, 1e-12, 10);
-  require_range("batch-size", static_cast<double>(f.batch_size), 1, 1e6);
-  require_range("max-train", static_cast<double>(f.max_train), 0, 1e9);
-  require_range("max-test", static_cast<double>(f.max_test), 0, 1e9);
-  if (f.max_train > 0 && f.batch_size > f.max_train) {
-    throw UsageError("--batch-size " + std::to_string(f.batch_size) + " contradicts --max-train " +
-                     std::to_string(f.max_train) + ": a minibatch cannot be larger than the training set " +
-                     "(lower --batch-size or raise --max-train)");
-  }
-  validate_optimizer_option(f.optimizer);
-  return parse_activation_option(f.activation);
-}
-
-Activation parse_activation_option(const std::string& name) {
-  try {
-    return parse_activation(name);
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(std::string("--activation: ") + e.what());
-  }
-}
-
-void validate_optimizer_option(const std::string& name) {
-  if (name != "adagrad" && name != "adam" && name != "sgd") {
-    throw UsageError("--optimizer '" + name + "' is not one of: adagrad, adam, sgd");
-  }
-}
-
 nlohmann::json curve_json(const TrainResult& r) {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& p : r.curve) {
@@ -175,19 +131,6 @@ void write_curve_csv(const RunWriter& writer, const std::string& relative, const
                    {"samples_seen", "epochs", "train_elbo", "train_log_likelihood", "train_kl",
                     "test_elbo", "test_log_likelihood", "test_kl", "wall_seconds"},
                    rows);
-}
-
-bool parse_chapter_command_line(int argc, char** argv, const std::string& synopsis,
-                                const boost::program_options::options_description& generic,
-                                const boost::program_options::options_description& experiment,
-                                const std::function<void(const std::string&)>& apply_profile) {
-  boost::program_options::options_description all;
-  all.add(generic).add(experiment);
-  boost::program_options::variables_map vm;
-  if (!parse_command_line(argc, argv, synopsis, all, vm)) return false;
-  apply_profile(vm["profile"].as<std::string>());
-  notify_options(vm);
-  return true;
 }
 
 RunCheckpoints::RunCheckpoints(const ChapterSetup& setup, const nlohmann::json& config)
@@ -409,23 +352,6 @@ void record_failure(RunWriter& writer, nlohmann::json& run, const std::string& p
     std::cerr << program << ": its checkpoints (" << std::fixed << std::setprecision(1) << bytes / 1e6
               << " MB) are kept in " << kept.string()
               << ": rerunning resumes from them; delete the folder to free the space\n";
-  }
-}
-
-int run_staged(RunWriter& writer, nlohmann::json& run, const std::string& program,
-               const std::function<int()>& body) {
-  const auto t0 = std::chrono::steady_clock::now();
-  try {
-    return body();
-  } catch (const Interrupted&) {
-    writer.abandon();  // nothing half-done stays; the checkpoints resume it
-    throw;
-  } catch (const RunLocked&) {
-    writer.abandon();  // the other run's files are its own
-    throw;
-  } catch (const std::exception& e) {
-    record_failure(writer, run, program, e.what(), t0);
-    throw;
   }
 }
 
