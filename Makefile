@@ -150,19 +150,28 @@ chapter-06: build $(CHAPTER_DATA) ## chapter 6: seed 000's minimal-architecture 
 chapter-07: build $(CHAPTER_DATA) ## chapter 7: eight VAE variants x five latent sizes, bounds beside log p(x) (seed 002, Table 1)
 	$(BUILD_DIR)/bin/chapter-07 $(RUN_ARGS)
 
-chapter-03-points: build $(CHAPTER_DATA) ## chapter 3's beta points as parallel jobs (JOBS=N; SCHEDULER=slurm: a job array), then the chapter assembles them
+# The points a chapter ($(1), e.g. chapter-03) itself lists as pending (--list-points: the
+# profile's betas, variants, latent sizes...) as parallel jobs (scripts/points.mk, JOBS=N) or
+# as a Slurm job array (SCHEDULER=slurm), then the chapter run that assembles them. ("+":
+# the listing line runs a sub-make, as $(MAKE) written out in a rule would say.)
 ifeq ($(SCHEDULER),slurm)
-	$(SLURM_SUBMIT) --state $(SLURM_STATE)/chapter-03 --name chapter-03 --mode points \
-	  --program $(BUILD_DIR)/bin/chapter-03 --list --list-points --flag --only-point
+define chapter_points
+$(SLURM_SUBMIT) --state $(SLURM_STATE)/$(1) --name $(1) --mode points \
+  --program $(BUILD_DIR)/bin/$(1) --list --list-points --flag --only-point
+endef
 else
-	@# The points the chapter itself lists as pending (the profile's betas and traversal models).
-	@points=$$($(BUILD_DIR)/bin/chapter-03 $(RUN_ARGS) --list-points | sed -n 's/^pending-point //p' | sort -u); \
-	if [ -n "$$points" ]; then \
-	  $(MAKE) --no-print-directory -f scripts/points.mk -j $(JOBS) PROGRAM=$(BUILD_DIR)/bin/chapter-03 \
-	    ARGS="$(POINT_ARGS)" POINTS="$$(echo $$points)"; \
-	fi
-	$(BUILD_DIR)/bin/chapter-03 $(RUN_ARGS)
+define chapter_points
+@+points=$$($(BUILD_DIR)/bin/$(1) $(RUN_ARGS) --list-points | sed -n 's/^pending-point //p' | sort -u); \
+if [ -n "$$points" ]; then \
+  $(MAKE) --no-print-directory -f scripts/points.mk -j $(JOBS) PROGRAM=$(BUILD_DIR)/bin/$(1) \
+    ARGS="$(POINT_ARGS)" POINTS="$$(echo $$points)"; \
+fi
+$(BUILD_DIR)/bin/$(1) $(RUN_ARGS)
+endef
 endif
+
+chapter-03-points: build $(CHAPTER_DATA) ## chapter 3's beta points as parallel jobs (JOBS=N; SCHEDULER=slurm: a job array), then the chapter assembles them
+	$(call chapter_points,chapter-03)
 
 chapter-06-probes: build $(CHAPTER_DATA) ## chapter 6's probes as parallel jobs (JOBS=N; SCHEDULER=slurm: a job array a round), in rounds, then the chapter assembles them
 ifeq ($(SCHEDULER),slurm)
@@ -189,18 +198,7 @@ fixtures: configure ## regenerate tests/fixtures/results/ from smoke runs of the
 	scripts/make_fixtures.sh $(BUILD_DIR) $(FIXTURES)
 
 chapter-07-points: build $(CHAPTER_DATA) ## chapter 7's 40 grid points as parallel jobs (JOBS=N; SCHEDULER=slurm: a job array), then the chapter assembles them
-ifeq ($(SCHEDULER),slurm)
-	$(SLURM_SUBMIT) --state $(SLURM_STATE)/chapter-07 --name chapter-07 --mode points \
-	  --program $(BUILD_DIR)/bin/chapter-07 --list --list-points --flag --only-point
-else
-	@# The points the chapter itself lists as pending (the profile's variants and latent sizes).
-	@points=$$($(BUILD_DIR)/bin/chapter-07 $(RUN_ARGS) --list-points | sed -n 's/^pending-point //p' | sort -u); \
-	if [ -n "$$points" ]; then \
-	  $(MAKE) --no-print-directory -f scripts/points.mk -j $(JOBS) PROGRAM=$(BUILD_DIR)/bin/chapter-07 \
-	    ARGS="$(POINT_ARGS)" POINTS="$$(echo $$points)"; \
-	fi
-	$(BUILD_DIR)/bin/chapter-07 $(RUN_ARGS)
-endif
+	$(call chapter_points,chapter-07)
 
 report: configure ## rebuild the report from the results on disk (seconds; trains nothing)
 	@cmake --build $(BUILD_DIR) --target report-gen -j $(JOBS) > /dev/null

@@ -14,7 +14,8 @@
 // Issue #18: chapter 5 (VQ-VAEs, their PixelCNN priors and the judging
 // classifier, each in the one training loop) killed with SIGKILL at random
 // moments resumes and ends with bitwise the numbers and images of an
-// uninterrupted run.
+// uninterrupted run. Chapter 7 (its grid's points, each a TrainStep on the
+// same loop, checkpointed in the point store) likewise.
 #include <gtest/gtest.h>
 
 #include "vaerepro/build_config.h"
@@ -573,6 +574,83 @@ TEST_F(FaultInjection, ChapterFiveStoppedBySigtermSavesAndResumesExactly) {
         << text;
   }
   EXPECT_EQ(numbers(out, kSlug05), numbers(ref, kSlug05));
+}
+
+// --- Chapter 7: the grid's points in the one training loop ------------------------
+
+const char* kSlug07 = "07-improving-vaes";
+
+/// Two points of chapter 7's grid (the IWAE and the CNN at N_z = 3), long enough to be
+/// killed mid-training, with a checkpoint every 0.2 s.
+std::vector<std::string> chapter07_args(const fs::path& out) {
+  return {"--profile", "smoke", "--dataset", "synthetic", "--variants", "iwae,cnn", "--nz", "3",
+          "--samples", "6000", "--threads", "1", "--seed", "3", "--checkpoint-every", "0.2",
+          "--out", out.string()};
+}
+
+bool has_point_checkpoint(const fs::path& out) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(out / ".points" / kSlug07, ec)) {
+    if (e.path().extension() == ".ckpt") return true;
+  }
+  return false;
+}
+
+/// Chapter 7's numbers: metrics.json without timings and without where a run resumed.
+json numbers07(const fs::path& out) {
+  json j = numbers(out, kSlug07);
+  for (auto& p : j["grid"]) p.erase("resumed_at");
+  return j;
+}
+
+TEST_F(FaultInjection, ChapterSevenKilledAtRandomMomentsResumesToTheSameNumbers) {
+  const fs::path ref = root / "ch07-reference", out = root / "ch07-killed";
+  std::string text;
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(run_to_end(chapter07_args(ref), root / "ch07-reference.log", &text, "", "chapter-07"),
+            0)
+      << text;
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const json reference07 = numbers07(ref);
+  const unsigned seed = static_cast<unsigned>(std::random_device{}());
+  std::mt19937 rng(seed);
+  SCOPED_TRACE("kill moments drawn with seed " + std::to_string(seed) + "; uninterrupted run " +
+               std::to_string(seconds) + " s");
+  int kills = 0, resumed = 0;
+  for (int attempt = 0; attempt < 12 && kills < 4; ++attempt) {
+    const fs::path log = root / ("ch07-killed-" + std::to_string(attempt) + ".log");
+    Child c = spawn(chapter07_args(out), log, "", "chapter-07");
+    poll_until([&] { return has_point_checkpoint(out); }, 60);
+    std::uniform_real_distribution<double> delay(0.05, std::max(0.1, 0.4 * seconds));
+    std::this_thread::sleep_for(std::chrono::duration<double>(delay(rng)));
+    const bool killed = ::kill(c.pid, SIGKILL) == 0;
+    const int code = wait_for(c);
+    const std::string t = slurp(log);
+    if (t.find("resuming from") != std::string::npos) ++resumed;
+    if (code == 0) break;  // it finished before the kill landed
+    ASSERT_TRUE(killed);
+    ASSERT_EQ(code, 128 + SIGKILL) << t;
+    ++kills;
+    EXPECT_FALSE(fs::exists(out / kSlug07)) << t;
+  }
+  EXPECT_GE(kills, 2) << "the kills did not land mid-run";
+  ASSERT_EQ(
+      run_to_end(chapter07_args(out), root / "ch07-killed-final.log", &text, "", "chapter-07"), 0)
+      << text;
+  if (text.find("resuming from") != std::string::npos) ++resumed;
+  EXPECT_GE(resumed, 1) << "no run resumed from a checkpoint";
+  std::cout << "[   info   ] chapter 7: " << kills << " SIGKILLs mid-run, " << resumed
+            << " runs resumed from a checkpoint\n";
+  EXPECT_EQ(numbers07(out), reference07);
+  // The pictures too (the samples draw from the generator after training).
+  for (const auto& e : fs::directory_iterator(ref / kSlug07 / "images")) {
+    EXPECT_EQ(slurp(out / kSlug07 / "images" / e.path().filename()), slurp(e.path()))
+        << e.path().filename();
+  }
+  EXPECT_FALSE(has_point_checkpoint(out)) << "a committed point's checkpoint is removed";
+  std::string left;
+  EXPECT_FALSE(leftovers(out, &left)) << left;
 }
 
 }  // namespace

@@ -109,50 +109,6 @@ nlohmann::json ChapterSetup::run_json(const std::string& title) const {
           {"runtime", runtime.to_json()}};
 }
 
-void add_training_flags(boost::program_options::options_description& d, TrainingFlags& f, bool subsets) {
-  namespace po = boost::program_options;
-  std::ostringstream lr;
-  lr << f.lr;
-  d.add_options()
-      ("activation", po::value(&f.activation), ("tanh | relu | softplus | sigmoid (" + f.activation + ")").c_str())
-      ("optimizer", po::value(&f.optimizer), ("adagrad | adam | sgd (" + f.optimizer + ")").c_str())
-      ("lr", po::value(&f.lr), ("learning rate (" + lr.str() + ")").c_str())
-      ("batch-size", po::value(&f.batch_size), ("minibatch size (" + std::to_string(f.batch_size) + ")").c_str());
-  if (subsets) {
-    d.add_options()
-        ("max-train", po::value(&f.max_train), "use only the first N training examples (0 = all)")
-        ("max-test", po::value(&f.max_test), "use only the first N test examples (0 = all)");
-  }
-}
-
-Activation validate_training_flags(const TrainingFlags& f) {
-  require_range("lr", f.lr, 1e-12, 10);
-  require_range("batch-size", static_cast<double>(f.batch_size), 1, 1e6);
-  require_range("max-train", static_cast<double>(f.max_train), 0, 1e9);
-  require_range("max-test", static_cast<double>(f.max_test), 0, 1e9);
-  if (f.max_train > 0 && f.batch_size > f.max_train) {
-    throw UsageError("--batch-size " + std::to_string(f.batch_size) + " contradicts --max-train " +
-                     std::to_string(f.max_train) + ": a minibatch cannot be larger than the training set " +
-                     "(lower --batch-size or raise --max-train)");
-  }
-  validate_optimizer_option(f.optimizer);
-  return parse_activation_option(f.activation);
-}
-
-Activation parse_activation_option(const std::string& name) {
-  try {
-    return parse_activation(name);
-  } catch (const std::invalid_argument& e) {
-    throw UsageError(std::string("--activation: ") + e.what());
-  }
-}
-
-void validate_optimizer_option(const std::string& name) {
-  if (name != "adagrad" && name != "adam" && name != "sgd") {
-    throw UsageError("--optimizer '" + name + "' is not one of: adagrad, adam, sgd");
-  }
-}
-
 nlohmann::json curve_json(const TrainResult& r) {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& p : r.curve) {
@@ -177,19 +133,6 @@ void write_curve_csv(const RunWriter& writer, const std::string& relative, const
                    {"samples_seen", "epochs", "train_elbo", "train_log_likelihood", "train_kl",
                     "test_elbo", "test_log_likelihood", "test_kl", "wall_seconds"},
                    rows);
-}
-
-bool parse_chapter_command_line(int argc, char** argv, const std::string& synopsis,
-                                const boost::program_options::options_description& generic,
-                                const boost::program_options::options_description& experiment,
-                                const std::function<void(const std::string&)>& apply_profile) {
-  boost::program_options::options_description all;
-  all.add(generic).add(experiment);
-  boost::program_options::variables_map vm;
-  if (!parse_command_line(argc, argv, synopsis, all, vm)) return false;
-  apply_profile(vm["profile"].as<std::string>());
-  notify_options(vm);
-  return true;
 }
 
 RunCheckpoints::RunCheckpoints(const ChapterSetup& setup, const nlohmann::json& config)
@@ -335,6 +278,34 @@ std::optional<nlohmann::json> reusable_point(const ChapterSetup& setup, const Po
   return cached;
 }
 
+nlohmann::json cached_point(
+    const ChapterSetup& setup, const PointStore& store, const std::string& name,
+    const nlohmann::json& config,
+    const std::function<nlohmann::json(const std::string& staging, const CheckpointOptions& checkpoint)>&
+        train) {
+  // A finished point is reused (--force trains it again); one in training checkpoints.
+  const auto checkpoint = point_checkpoint(setup, store, name, config);
+  if (auto cached = reusable_point(setup, store, name, config)) {
+    std::cout << setup.program << ": " << name << ": reusing " << store.dir(name, config) << "\n";
+    return *cached;
+  }
+  const std::string staging = store.begin(name, config);
+  store.commit(staging, name, config, train(staging, checkpoint));
+  remove_point_checkpoint(checkpoint);
+  return *store.load(name, config);
+}
+
+nlohmann::json copy_point(const RunWriter& writer, const PointStore& store, const std::string& name,
+                          const nlohmann::json& config, nlohmann::json point) {
+  const std::string rel = "points/" + name;
+  fs::create_directories(writer.path(rel));
+  fs::copy(store.dir(name, config), writer.path(rel),
+           fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  point[schema::key::kDir] = rel;
+  point["config_hash"] = store.hash(config);
+  return point;
+}
+
 void remove_point_checkpoint(const CheckpointOptions& checkpoint) {
   std::error_code ec;
   if (checkpoint.enabled()) fs::remove(checkpoint.path, ec);
@@ -389,23 +360,6 @@ void record_failure(RunWriter& writer, nlohmann::json& run, const std::string& p
     std::cerr << program << ": its checkpoints (" << std::fixed << std::setprecision(1) << bytes / 1e6
               << " MB) are kept in " << kept.string()
               << ": rerunning resumes from them; delete the folder to free the space\n";
-  }
-}
-
-int run_staged(RunWriter& writer, nlohmann::json& run, const std::string& program,
-               const std::function<int()>& body) {
-  const auto t0 = std::chrono::steady_clock::now();
-  try {
-    return body();
-  } catch (const Interrupted&) {
-    writer.abandon();  // nothing half-done stays; the checkpoints resume it
-    throw;
-  } catch (const RunLocked&) {
-    writer.abandon();  // the other run's files are its own
-    throw;
-  } catch (const std::exception& e) {
-    record_failure(writer, run, program, e.what(), t0);
-    throw;
   }
 }
 

@@ -76,33 +76,11 @@ ChapterSetup start_chapter(const std::string& program, const std::string& slug,
                            const CommonOptions& common, Protocol default_protocol,
                            const std::string& paper_dataset, int argc, char** argv);
 
-/// Parses --activation, as a usage error when unknown.
-Activation parse_activation_option(const std::string& name);
-/// Checks --optimizer (adagrad | adam | sgd), as a usage error when unknown.
-void validate_optimizer_option(const std::string& name);
-
 /// A training curve as JSON rows and as a CSV (header + rows) with the
 /// columns samples_seen, epochs, train_elbo, train_log_likelihood, train_kl,
 /// test_elbo, test_log_likelihood, test_kl, wall_seconds.
 nlohmann::json curve_json(const TrainResult& r);
 void write_curve_csv(const RunWriter& writer, const std::string& relative, const TrainResult& r);
-
-/// Adds --activation, --optimizer, --lr, --batch-size and, when `subsets`,
-/// --max-train and --max-test, bound to `flags` (their help shows its values).
-void add_training_flags(boost::program_options::options_description& d, TrainingFlags& flags,
-                        bool subsets = true);
-
-/// Checks the shared training options (UsageError naming the option) and
-/// returns the activation.
-Activation validate_training_flags(const TrainingFlags& flags);
-
-/// Parses a chapter's command line: the generic and experiment groups, the
-/// profile's defaults applied first (`apply_profile(profile)`), then the values
-/// given. Returns false when --help was printed.
-bool parse_chapter_command_line(int argc, char** argv, const std::string& synopsis,
-                                const boost::program_options::options_description& generic,
-                                const boost::program_options::options_description& experiment,
-                                const std::function<void(const std::string&)>& apply_profile);
 
 /// Another run of the same configuration into the same --out holds its lock:
 /// this one refuses (exit 1) without touching that run's files, and is not
@@ -162,6 +140,21 @@ void remove_point_checkpoint(const CheckpointOptions& checkpoint);
 /// FORCE_SINCE), so the run that assembles them keeps what the jobs trained.
 std::optional<nlohmann::json> reusable_point(const ChapterSetup& setup, const PointStore& store,
                                              const std::string& name, const nlohmann::json& config);
+/// A sweep point of `store`, trained once: the finished one when
+/// reusable_point gives it (saying so), else trained by `train(staging,
+/// checkpoint)`, which writes the point's files into the staging folder
+/// (PointStore::begin) and returns its point.json, resuming from and
+/// saving to `checkpoint` (point_checkpoint); then committed and its
+/// checkpoint removed. Returns point.json as stored.
+nlohmann::json cached_point(
+    const ChapterSetup& setup, const PointStore& store, const std::string& name,
+    const nlohmann::json& config,
+    const std::function<nlohmann::json(const std::string& staging, const CheckpointOptions& checkpoint)>&
+        train);
+/// Copies the stored point `name` into the run's folder as points/NAME and
+/// returns `point` with "dir" (that folder, relative) and "config_hash".
+nlohmann::json copy_point(const RunWriter& writer, const PointStore& store, const std::string& name,
+                          const nlohmann::json& config, nlohmann::json point);
 /// True when the file at `path` exists and was last written before `since`
 /// (seconds since the epoch).
 bool finished_before(const std::string& path, double since);
@@ -177,14 +170,5 @@ void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json
 /// this configuration's checkpoints are kept and how large they are.
 void record_failure(RunWriter& writer, nlohmann::json& run, const std::string& program, const std::string& message,
                     std::chrono::steady_clock::time_point started);
-
-/// Runs `body` with `writer` staged: when it throws, the run is marked failed
-/// (results/SLUG.failed/, with the message) before the exception goes on;
-/// when it is Interrupted (SIGINT/SIGTERM) or RunLocked, the staging folder
-/// is removed and nothing is marked (the checkpoints resume it). After a
-/// failure it says where this configuration's checkpoints are kept and how
-/// large they are.
-int run_staged(RunWriter& writer, nlohmann::json& run, const std::string& program,
-               const std::function<int()>& body);
 
 }  // namespace vaerepro

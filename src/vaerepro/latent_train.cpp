@@ -1,14 +1,11 @@
 #include "vaerepro/latent_train.h"
 
 #include <algorithm>
-#include <chrono>
-#include <cmath>
-#include <iostream>
+#include <cstdio>
 #include <sstream>
-#include <stdexcept>
 
-#include "vaerepro/cli.h"
 #include "vaerepro/corruption.h"
+#include "vaerepro/loop.h"
 
 namespace vaerepro {
 
@@ -17,34 +14,84 @@ nlohmann::json LatentCurvePoint::to_json() const {
           {"test_elbo", test_elbo},       {"wall_seconds", wall_seconds}};
 }
 
+std::string LatentTrainResult::curve_csv() const {
+  std::ostringstream csv;
+  csv << "samples_seen,epochs,train_objective,test_elbo,wall_seconds\n";
+  for (const auto& q : curve) {
+    csv << q.samples_seen << ',' << q.epochs << ',' << q.train_objective << ',' << q.test_elbo << ','
+        << q.wall_seconds << '\n';
+  }
+  return csv.str();
+}
+
+nlohmann::json LatentTrainResult::curve_json() const {
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& q : curve) rows.push_back(q.to_json());
+  return rows;
+}
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
+/// One minibatch step of a LatentModel on its objective; its one term is the
+/// objective's batch sum, so a mark's window is the mean objective over the
+/// examples since the previous mark.
+class LatentStep : public TrainStep {
+ public:
+  LatentStep(LatentModel& model, torch::optim::Optimizer& optimizer, const TensorData& data,
+             const LatentTrainOptions& o)
+      : model_(model), optimizer_(optimizer), data_(data), o_(o) {
+    const int64_t n = std::min<int64_t>(o.curve_examples, data.test.size(0));
+    curve_x_ = data.test.narrow(0, 0, n);
+    if (o.condition != ConditionEncoding::kNone) {
+      curve_c_ = encode_condition(data.test_labels.narrow(0, 0, n), o.condition, data.num_classes);
+    }
+  }
+  std::vector<std::string> terms() const override { return {"objective"}; }
+  torch::Dtype history_dtype() const override { return torch::kDouble; }
+  nlohmann::json identity() const override {
+    return {{"objective", to_string(o_.objective.objective)}, {"beta", o_.objective.beta},
+            {"k", o_.objective.k}, {"corruption", o_.corruption},
+            {"condition", to_string(o_.condition)}, {"curve_examples", curve_x_.size(0)}};
+  }
+  void step(const torch::Tensor& idx, torch::Tensor sums) override {
+    auto x = data_.train_batch(idx);                                              // [B, D]
+    auto x_in = o_.corruption > 0 ? salt_and_pepper(x, o_.corruption) : x;  // the DVAE's input
+    torch::Tensor c;
+    if (o_.condition != ConditionEncoding::kNone) {
+      c = encode_condition(data_.train_labels.index_select(0, idx), o_.condition, data_.num_classes);
+    }
+    optimizer_.zero_grad();
+    auto loss = objective_loss(model_, o_.objective, x_in, x, c);  // minus the batch's mean objective
+    loss.backward();
+    optimizer_.step();
+    sums.copy_(loss.detach().to(torch::kDouble).mul(-static_cast<double>(idx.size(0))).reshape({1}));
+  }
+  torch::nn::Module& model() override { return model_.module(); }
+  torch::optim::Optimizer& optimizer() override { return optimizer_; }
+  nlohmann::json evaluate(const Mark& m) override {
+    model_.module().eval();
+    const double test_elbo = evaluate_latent_elbo(model_, curve_x_, curve_c_).elbo;
+    model_.module().train();
+    return {{"train_objective", m.window[0] / static_cast<double>(std::max<int64_t>(1, m.window_examples))},
+            {"test_elbo", test_elbo}};
+  }
+  std::string describe(const std::vector<double>& means) const override {
+    char buf[96];
+    std::snprintf(buf, sizeof(buf), "minibatch %s %.2f", to_string(o_.objective.objective).c_str(),
+                  means[0]);
+    return buf;
+  }
+  std::string advice() const override {
+    return "Lower the learning rate, or check the data for NaN.";
+  }
 
-LatentCurvePoint curve_point_from_json(const nlohmann::json& j) {
-  LatentCurvePoint p;
-  p.samples_seen = j.at("samples_seen").get<int64_t>();
-  p.epochs = j.at("epochs").get<double>();
-  p.train_objective = j.at("train_objective").get<double>();
-  p.test_elbo = j.at("test_elbo").get<double>();
-  p.wall_seconds = j.at("wall_seconds").get<double>();
-  return p;
-}
-
-/// The loop's counters, as a checkpoint keeps them.
-struct LatentLoopState {
-  int64_t seen = 0, step = 0, position = 0;  ///< samples, steps, place in the permutation
-  size_t next_mark = 0;
-  double running = 0;  ///< sum of per-step mean objectives since the last curve point
-  int64_t running_steps = 0;
-  double elapsed = 0;  ///< training seconds before this process
+ private:
+  LatentModel& model_;
+  torch::optim::Optimizer& optimizer_;
+  const TensorData& data_;
+  const LatentTrainOptions& o_;
+  torch::Tensor curve_x_, curve_c_;
 };
-
-nlohmann::json expected_fields(const LatentTrainOptions& o, int64_t n) {
-  return {{"total_samples", o.total_samples}, {"batch_size", o.batch_size},
-          {"objective", to_string(o.objective.objective)}, {"beta", o.objective.beta},
-          {"k", o.objective.k}, {"corruption", o.corruption}, {"train_examples", n}};
-}
 
 }  // namespace
 
@@ -52,132 +99,33 @@ LatentTrainResult train_latent_model(LatentModel& model, torch::optim::Optimizer
                                      const LatentTrainOptions& options) {
   TORCH_CHECK(options.batch_size > 0 && options.total_samples > 0, options.label,
               ": batch size and training samples must be positive");
-  auto& module = model.module();
-  const int64_t n = data.train.size(0);
-  const auto device = data.train.device();
-  auto marks = options.eval_at;
-  marks.push_back(options.total_samples);
-  std::sort(marks.begin(), marks.end());
-  marks.erase(std::unique(marks.begin(), marks.end()), marks.end());
-  marks.erase(std::remove_if(marks.begin(), marks.end(), [&](int64_t m) { return m <= 0 || m > options.total_samples; }),
-              marks.end());
-  const int64_t curve_n = std::min<int64_t>(options.curve_examples, data.test.size(0));
-  const auto curve_x = data.test.narrow(0, 0, curve_n);
-  const auto curve_c = options.condition == ConditionEncoding::kNone
-                           ? torch::Tensor()
-                           : encode_condition(data.test_labels.narrow(0, 0, curve_n), options.condition, data.num_classes);
-
+  LatentStep step(model, optimizer, data, options);
+  LoopOptions loop;
+  loop.total_samples = options.total_samples;
+  loop.batch_size = options.batch_size;
+  loop.drop_last = true;
+  loop.marks = options.eval_at;
+  loop.marks.push_back(options.total_samples);  // the end is always a point of the curve
+  loop.label = options.label;
+  loop.progress_seconds = options.progress_seconds;
+  loop.checkpoint = options.checkpoint;
+  model.module().train();
+  TrainingLoop training(step, data.train.size(0), data.train.device(), loop);
+  const LoopState& s = training.run();
+  model.module().eval();
   LatentTrainResult result;
-  LatentLoopState s;
-  s.position = n;  // a fresh permutation at the first step
-  torch::Tensor perm;
-  const OptimizerState optimizer_state = OptimizerState::of(optimizer);
-  const auto expect = expected_fields(options, n);
-  if (auto snap = load_checkpoint(options.checkpoint, module, optimizer_state, expect, options.label)) {
-    const auto& pr = snap->progress;
-    restore_rng(*snap, device);
-    s.seen = pr.at("samples_seen").get<int64_t>();
-    s.step = pr.at("step").get<int64_t>();
-    s.position = pr.at("position").get<int64_t>();
-    s.next_mark = pr.at("next_mark").get<size_t>();
-    s.running = pr.at("running").get<double>();
-    s.running_steps = pr.at("running_steps").get<int64_t>();
-    s.elapsed = pr.at("train_seconds").get<double>();
-    perm = snap->permutation.defined() ? snap->permutation.to(device) : torch::Tensor();
-    if (!perm.defined()) s.position = n;
-    for (const auto& j : pr.at("curve")) result.curve.push_back(curve_point_from_json(j));
-    result.resumed_at = pr.value("resumed_at", std::vector<int64_t>{});
-    result.resumed_at.push_back(s.seen);
-    std::cerr << options.label << ": resuming from " << options.checkpoint.path << " at " << s.seen << " of "
-              << options.total_samples << " samples\n";
+  for (const auto& row : s.curve) {
+    LatentCurvePoint p;
+    p.samples_seen = row.at("samples_seen").get<int64_t>();
+    p.epochs = row.at("epochs").get<double>();
+    p.train_objective = row.at("train_objective").get<double>();
+    p.test_elbo = row.at("test_elbo").get<double>();
+    p.wall_seconds = row.at("wall_seconds").get<double>();
+    result.curve.push_back(p);
   }
-  const auto t0 = Clock::now();
-  auto seconds = [&] { return s.elapsed + std::chrono::duration<double>(Clock::now() - t0).count(); };
-  auto last_save = Clock::now(), last_print = Clock::now();
-  auto save_now = [&]() {
-    if (!options.checkpoint.enabled()) return;
-    if (!parameters_finite(module)) {
-      throw std::runtime_error(options.label + ": the parameters became non-finite by step " + std::to_string(s.step) +
-                               "; lower --lr");
-    }
-    TrainingSnapshot snap;
-    nlohmann::json curve = nlohmann::json::array();
-    for (const auto& p : result.curve) curve.push_back(p.to_json());
-    snap.progress = expect;
-    snap.progress.update({{"samples_seen", s.seen}, {"step", s.step}, {"position", s.position},
-                          {"next_mark", s.next_mark}, {"running", s.running}, {"running_steps", s.running_steps},
-                          {"train_seconds", seconds()}, {"curve", curve}, {"resumed_at", result.resumed_at}});
-    snap.permutation = perm;
-    capture_rng(snap, device);
-    save_checkpoint(options.checkpoint, module, optimizer_state, std::move(snap));
-    last_save = Clock::now();
-  };
-
-  module.train();
-  while (s.seen < options.total_samples) {
-    if (const int sig = stop_signal()) {
-      save_now();
-      throw Interrupted(sig, options.label + ": stopped by " + signal_name(sig) + " at " + std::to_string(s.seen) +
-                                 " samples" + (options.checkpoint.enabled() ? " (checkpoint saved)" : ""));
-    }
-    // An incomplete last minibatch of an epoch is dropped (as a DataLoader with drop_last).
-    if (s.position + options.batch_size > n) {
-      perm = torch::randperm(n, torch::TensorOptions().dtype(torch::kLong).device(device));
-      s.position = 0;
-    }
-    const int64_t b = std::min({options.batch_size, n, options.total_samples - s.seen});
-    auto idx = perm.narrow(0, s.position, b);
-    auto x = data.train_batch(idx);                                        // [B, D]
-    auto x_in = options.corruption > 0 ? salt_and_pepper(x, options.corruption) : x;  // the DVAE's input
-    torch::Tensor c;
-    if (options.condition != ConditionEncoding::kNone) {
-      c = encode_condition(data.train_labels.index_select(0, idx), options.condition, data.num_classes);
-    }
-    optimizer.zero_grad();
-    auto loss = objective_loss(model, options.objective, x_in, x, c);
-    const double value = loss.item<double>();
-    if (!std::isfinite(value)) {
-      std::ostringstream os;
-      os << options.label << ": the training loss became non-finite at step " << s.step + 1 << " (" << s.seen
-         << " samples, objective " << to_string(options.objective.objective) << "). Lower --lr.";
-      throw std::runtime_error(os.str());
-    }
-    loss.backward();
-    optimizer.step();
-    s.position += b;
-    s.seen += b;
-    ++s.step;
-    s.running += -value;
-    ++s.running_steps;
-    while (s.next_mark < marks.size() && s.seen >= marks[s.next_mark]) {
-      module.eval();
-      LatentCurvePoint p;
-      p.samples_seen = s.seen;
-      p.epochs = static_cast<double>(s.seen) / static_cast<double>(n);
-      p.train_objective = s.running / std::max<int64_t>(1, s.running_steps);
-      p.test_elbo = evaluate_latent_elbo(model, curve_x, curve_c).elbo;
-      p.wall_seconds = seconds();
-      result.curve.push_back(p);
-      s.running = 0;
-      s.running_steps = 0;
-      ++s.next_mark;
-      module.train();
-    }
-    const auto now = Clock::now();
-    if (options.progress_seconds > 0 &&
-        std::chrono::duration<double>(now - last_print).count() >= options.progress_seconds) {
-      std::cout << options.label << ": " << s.seen << " / " << options.total_samples << " samples, objective "
-                << -value << "\n" << std::flush;
-      last_print = now;
-    }
-    if (options.checkpoint.enabled() && options.checkpoint.every_seconds > 0 &&
-        std::chrono::duration<double>(now - last_save).count() >= options.checkpoint.every_seconds) {
-      save_now();
-    }
-  }
-  module.eval();
-  result.samples_seen = s.seen;
-  result.train_seconds = seconds();
+  result.samples_seen = s.samples_seen;
+  result.train_seconds = s.train_seconds();
+  result.resumed_at = s.resumed_at;
   return result;
 }
 
