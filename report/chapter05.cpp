@@ -289,14 +289,14 @@ std::string Sections::metrics_table() const {
        << " | " << md(str(vq, "restarts", "n/a")) << " | " << fixed(vq.value("train_seconds", json()), 0) << " |\n";
   }
   // Chapter 4's VAEs, when that chapter has complete results (read, not rerun).
-  const ChapterState ch4 = load_chapter(options.paths.results, "04-cvae-labels");
+  const ChapterState ch4 = load_chapter(options.paths.results, schema::ch04::kSlug);
   std::string ch4_note;
   if (ch4.kind == ChapterState::Kind::kComplete && ch4.metrics.is_object()) {
-    for (const auto& b : ch4.metrics.value("benchmark", json::array())) {
-      const std::string name = b.value("model", "?");
+    for (const auto& b : ch4.metrics.value(schema::ch04::kBenchmark, json::array())) {
+      const std::string name = b.value(schema::key::kModel, "?");
       const json seed = t1.at("values").value(name, json::object());
-      os << "| " << md(name) << " (chapter 4) | | " << sci2(b.value("reconstruction_mse_per_pixel", json())) << " | "
-         << sci2(seed.value("mse", json())) << " | " << fmt1(b.value("reconstruction_cross_entropy", json())) << " | "
+      os << "| " << md(name) << " (chapter 4) | | " << sci2(b.value(schema::ch04::kReconstructionMsePerPixel, json())) << " | "
+         << sci2(seed.value("mse", json())) << " | " << fmt1(b.value(schema::ch04::kReconstructionCrossEntropy, json())) << " | "
          << fmt1(seed.value("cross_entropy", json())) << " | | | | | |\n";
     }
     ch4_note = " The chapter-4 rows are that chapter's last complete run (" + md(str(ch4.run.value("dataset", json::object()), "name")) +

@@ -64,6 +64,7 @@ TEST(LatentTraversal, GeometryOrderAndHeatMap) {
 }  // namespace
 
 #include "vaerepro/classifier.h"
+#include "vaerepro/schema/metrics.h"
 
 namespace {
 using namespace vaerepro;
@@ -86,6 +87,13 @@ TEST(ConditionalAccuracy, RightForAKnownMockClassifier) {
   EXPECT_NEAR(a.overall, 4.0 / 9, 1e-12);
   EXPECT_NEAR(a.standard_error, std::sqrt((4.0 / 9) * (5.0 / 9) / 9), 1e-12);
   EXPECT_EQ(a.per_label_count, (std::vector<int64_t>{3, 3, 3}));
+  // Written under chapter 4's schema keys, which its report reads.
+  const nlohmann::json j = a.to_json();
+  EXPECT_EQ(j.at(schema::ch04::kPerLabelCount), (std::vector<int64_t>{3, 3, 3}));
+  EXPECT_NEAR(j.at(schema::ch04::kOverall).get<double>(), 4.0 / 9, 1e-12);
+  EXPECT_EQ(j.at(schema::ch04::kPerLabel).size(), 3u);
+  EXPECT_EQ(j.at(schema::key::kStandardError).get<double>(), a.standard_error);
+  EXPECT_EQ(j.size(), 4u);
 }
 
 }  // namespace

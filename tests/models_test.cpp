@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "vaerepro/distributions.h"
+#include "vaerepro/schema/metrics.h"
 #include "vaerepro/models.h"
 #include "vaerepro/objectives.h"
 #include "vaerepro/trainer.h"
@@ -154,6 +155,29 @@ TEST(Trainer, LogSpacedMarks) {
   EXPECT_EQ(m.back(), 100000);
   for (size_t i = 1; i < m.size(); ++i) EXPECT_GT(m[i], m[i - 1]);
   for (auto v : m) EXPECT_EQ(v % 100, 0);
+}
+
+TEST(Trainer, SetMetricsAndCurvePointsUseTheSchemaKeys) {
+  namespace k = schema::key;
+  const SetMetrics m{-101.25, -90.5, 10.75, 7};
+  const nlohmann::json j = m.to_json();
+  EXPECT_EQ(j.dump(), R"({"elbo":-101.25,"examples":7,"kl":10.75,"log_likelihood":-90.5})");
+  EXPECT_EQ(j.at(k::kElbo), -101.25);
+  EXPECT_EQ(j.at(k::kLogLikelihood), -90.5);
+  EXPECT_EQ(j.at(k::kKl), 10.75);
+  EXPECT_EQ(j.at(k::kExamples), 7);
+  CurvePoint p;
+  p.samples_seen = 300;
+  p.epochs = 0.5;
+  p.train = m;
+  p.test = SetMetrics{-102, -91, 11, 3};
+  p.wall_seconds = 1.5;
+  const nlohmann::json pj = p.to_json();
+  EXPECT_EQ(pj.at(k::kSamplesSeen), 300);
+  EXPECT_EQ(pj.at(k::kTest).at(k::kElbo), -102);
+  const CurvePoint back = CurvePoint::from_json(pj);
+  EXPECT_EQ(back.to_json(), pj);
+  EXPECT_EQ(back.train.log_likelihood, -90.5);
 }
 
 TEST(Trainer, TrainingImprovesTheBound) {

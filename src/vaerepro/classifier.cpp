@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "vaerepro/loop.h"
+#include "vaerepro/schema/metrics.h"
 
 namespace vaerepro {
 
@@ -95,8 +96,11 @@ ClassifierTrainResult train_classifier(ClassifierImpl& classifier, const TensorD
 }
 
 nlohmann::json ConditionalAccuracy::to_json() const {
-  return {{"per_label", per_label}, {"per_label_count", per_label_count}, {"overall", overall},
-          {"standard_error", standard_error}};
+  namespace c4 = schema::ch04;
+  return {{c4::kPerLabel, per_label},
+          {c4::kPerLabelCount, per_label_count},
+          {c4::kOverall, overall},
+          {schema::key::kStandardError, standard_error}};
 }
 
 ConditionalAccuracy conditional_accuracy(const std::function<torch::Tensor(const torch::Tensor&)>& classify,
