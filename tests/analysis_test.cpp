@@ -64,6 +64,7 @@ TEST(LatentTraversal, GeometryOrderAndHeatMap) {
 }  // namespace
 
 #include "vaerepro/classifier.h"
+#include "vaerepro/pictures.h"
 #include "vaerepro/schema/metrics.h"
 
 namespace {
@@ -94,6 +95,14 @@ TEST(ConditionalAccuracy, RightForAKnownMockClassifier) {
   EXPECT_EQ(j.at(schema::ch04::kPerLabel).size(), 3u);
   EXPECT_EQ(j.at(schema::key::kStandardError).get<double>(), a.standard_error);
   EXPECT_EQ(j.size(), 4u);
+}
+
+TEST(LatentScatter, RowsAreTheFirstTwoMeansAndTheLabel) {
+  const auto mu = torch::tensor({{0.5, -1.0, 9.0}, {2.0, 3.0, 9.0}}, torch::kFloat);
+  const auto rows = latent_scatter_rows(mu, torch::tensor({7, 2}, torch::kLong));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0], (std::vector<double>{0.5, -1.0, 7.0}));
+  EXPECT_EQ(rows[1], (std::vector<double>{2.0, 3.0, 2.0}));
 }
 
 }  // namespace

@@ -95,6 +95,18 @@ ClassifierTrainResult train_classifier(ClassifierImpl& classifier, const TensorD
   return result;
 }
 
+Judge train_judge(const TensorData& data, int64_t epochs, int64_t seed, torch::Device device,
+                  const CheckpointOptions& checkpoint) {
+  torch::manual_seed(static_cast<uint64_t>(seed));
+  Classifier classifier(data.dim(), data.num_classes);
+  classifier->to(device);
+  ClassifierTrainOptions o;
+  o.epochs = epochs;
+  o.checkpoint = checkpoint;
+  const double accuracy = train_classifier(*classifier, data, o).accuracy;
+  return {classifier, accuracy};
+}
+
 nlohmann::json ConditionalAccuracy::to_json() const {
   namespace c4 = schema::ch04;
   return {{c4::kPerLabel, per_label},
