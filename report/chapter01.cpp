@@ -35,23 +35,9 @@ std::function<double(const json&)> model_value(const std::string& nz,
   };
 }
 
-/// What every section of chapter 1 reads: the run (read once), KW2013's
-/// digitised curves and the published numbers. Each section renders one
-/// placeholder of the chapter's template.
-struct Sections {
-  explicit Sections(const RenderContext& c)
-      : ctx(c),
-        st(c.state),
-        published(c.published),
-        options(c.options),
-        outcome(c.outcome),
-        slug(c.slug),
-        kw_curves(read_kw_curves(options, outcome)),
-        view(run_view(st)),
-        kw(published.at("kw2013_fig2")),
-        sumba(published.at("sumba2019_table1_vae_reimpl")),
-        samples(view.config.at(cfg::kSamplesPerModel).get<double>()),
-        models(view.metrics.at(c1::kModels)) {}
+/// KW2013's digitised curves, read before the run (the first base of Sections).
+struct Kw2013Curves {
+  explicit Kw2013Curves(const RenderContext& c) : kw_curves(read_kw_curves(c.options, c.outcome)) {}
 
   /// KW2013's digitised curves; empty, with a warning, when unreadable.
   static json read_kw_curves(const Options& options, Outcome& outcome) {
@@ -64,6 +50,23 @@ struct Sections {
     return kw_curves;
   }
 
+  const json kw_curves;  ///< "MNIST Nz=N" -> {"AEVB train", "AEVB test"}: [[samples, bound]]
+};
+
+/// What every section of chapter 1 reads: KW2013's digitised curves, the run
+/// (read once) and the published numbers. Each section renders one
+/// placeholder of the chapter's template.
+struct Sections : Kw2013Curves, ChapterSections {
+  explicit Sections(const RenderContext& c)
+      : Kw2013Curves(c),
+        ChapterSections(c),
+        published(c.published),
+        slug(c.slug),
+        kw(published.at("kw2013_fig2")),
+        sumba(published.at("sumba2019_table1_vae_reimpl")),
+        samples(view.config.at(cfg::kSamplesPerModel).get<double>()),
+        models(view.metrics.at(c1::kModels)) {}
+
   std::string setup_table() const;
   std::string protocol_match() const;
   std::string curves_figure() const;
@@ -75,20 +78,8 @@ struct Sections {
   void pictures(Vars& v) const;
   std::string frey_face() const;
 
-  const RenderContext& ctx;
-  const ChapterState& st;
   const json& published;
-  const Options& options;
-  Outcome& outcome;
   const std::string& slug;
-  const json kw_curves;  ///< "MNIST Nz=N" -> {"AEVB train", "AEVB test"}: [[samples, bound]]
-  const RunView view;
-  const json& run = view.run;
-  const json& metrics = view.metrics;
-  const std::string& prov = view.provenance;
-  const std::string& dataset = view.dataset;
-  const std::string& protocol = view.protocol;
-  const json& config = view.config;
   const json kw;     ///< KW2013 Fig. 2's published values
   const json sumba;  ///< Sumba et al.'s re-implementation
   const double samples;  ///< training samples per model

@@ -30,13 +30,9 @@ namespace cfg = schema::config_key;
 /// What every section of chapter 2 reads: the run (read once), KW2013's
 /// digitised Fig. 3 and its published values. Each section renders one
 /// placeholder of the chapter's template.
-struct Sections {
+struct Sections : ChapterSections {
   explicit Sections(const RenderContext& c)
-      : ctx(c),
-        st(c.state),
-        options(c.options),
-        outcome(c.outcome),
-        view(run_view(st)),
+      : ChapterSections(c),
         kw(c.published.at("kw2013_fig3")),
         kw_curves(read_kw_curves(options, outcome)),
         models(view.metrics.at(c2::kModels)),
@@ -61,18 +57,6 @@ struct Sections {
   void add_fidelity_row(const json& m, const std::string& n, const char* split, const json& iw,
                         const json& kwv) const;
 
-  const RenderContext& ctx;
-  const ChapterState& st;
-  const Options& options;
-  Outcome& outcome;
-  const RunView view;
-  const json& run = view.run;
-  const json& metrics = view.metrics;
-  const std::string& prov = view.provenance;
-  const std::string& dataset = view.dataset;
-  const std::string& protocol = view.protocol;
-  const json& config = view.config;
-  const schema::Budget& budget = view.budget;
   const json kw;         ///< KW2013 Fig. 3's published values
   const json kw_curves;  ///< "Ntrain=N" -> {"AEVB train", "AEVB test"}: [[millions of samples, log p(x)]]
   const json& models;

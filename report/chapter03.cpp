@@ -26,13 +26,9 @@ namespace cfg = schema::config_key;
 
 /// What every section of chapter 3 reads: the run, read once. Each section
 /// renders one placeholder of the chapter's template.
-struct Sections {
+struct Sections : ChapterSections {
   explicit Sections(const RenderContext& c)
-      : ctx(c),
-        st(c.state),
-        options(c.options),
-        outcome(c.outcome),
-        view(run_view(st)),
+      : ChapterSections(c),
         sweep(view.metrics.at(c3::kSweep)),
         units(view.protocol == "gray-bce" ? "BCE of gray levels, not nats of a likelihood"
                                           : "nats") {}
@@ -44,18 +40,6 @@ struct Sections {
   std::string pictures() const;
   std::string traversals() const;
 
-  const RenderContext& ctx;
-  const ChapterState& st;
-  const Options& options;
-  Outcome& outcome;
-  const RunView view;
-  const json& run = view.run;
-  const json& metrics = view.metrics;
-  const std::string& prov = view.provenance;
-  const std::string& dataset = view.dataset;
-  const std::string& protocol = view.protocol;
-  const json& config = view.config;
-  const schema::Budget& budget = view.budget;
   const json& sweep;
   const std::string units;  ///< of the reconstruction term
 };

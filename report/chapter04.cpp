@@ -29,13 +29,9 @@ namespace cfg = schema::config_key;
 /// What every section of chapter 4 reads: the run (read once) and seed
 /// 000's Tables 1 and 2. Each section renders one placeholder of the
 /// chapter's template.
-struct Sections {
+struct Sections : ChapterSections {
   explicit Sections(const RenderContext& c)
-      : ctx(c),
-        st(c.state),
-        options(c.options),
-        outcome(c.outcome),
-        view(run_view(st)),
+      : ChapterSections(c),
         t1(c.published.at("seed000_table1")),
         t2(c.published.at("seed000_table2")),
         comparable(view.dataset == "mnist" && view.protocol == "gray-bce") {}
@@ -47,18 +43,6 @@ struct Sections {
   void add_benchmark_fidelity_rows() const;
   std::string latent_figure() const;
 
-  const RenderContext& ctx;
-  const ChapterState& st;
-  const Options& options;
-  Outcome& outcome;
-  const RunView view;
-  const json& run = view.run;
-  const json& metrics = view.metrics;
-  const std::string& prov = view.provenance;
-  const std::string& dataset = view.dataset;
-  const std::string& protocol = view.protocol;
-  const json& config = view.config;
-  const schema::Budget& budget = view.budget;
   const json t1, t2;  ///< seed 000's Tables 1 and 2
   /// Seed 000's setting: gray-level MNIST in binary cross-entropy.
   const bool comparable;

@@ -156,13 +156,9 @@ std::string usage_curves(const json& settings, const Options& options, Outcome& 
 /// What every section of chapter 5 reads: the run (read once) and the
 /// published numbers it is set beside. Each section below renders one
 /// placeholder of the chapter's template.
-struct Sections {
+struct Sections : ChapterSections {
   explicit Sections(const RenderContext& c)
-      : ctx(c),
-        st(c.state),
-        options(c.options),
-        outcome(c.outcome),
-        view(run_view(st)),
+      : ChapterSections(c),
         settings(view.metrics.at("settings")),
         t1(c.published.at("seed000_table1")),
         vdo(c.published.at("vdo2017_cifar10")),
@@ -179,17 +175,6 @@ struct Sections {
   std::string bound_table() const;
   void add_fidelity_rows() const;
 
-  const RenderContext& ctx;
-  const ChapterState& st;
-  const Options& options;
-  Outcome& outcome;
-  const RunView view;
-  const json& run = view.run;
-  const json& metrics = view.metrics;
-  const std::string& prov = view.provenance;
-  const std::string& dataset = view.dataset;
-  const std::string& protocol = view.protocol;
-  const json& config = view.config;
   const json& settings;
   const json t1;   ///< seed 000's Table 1
   const json vdo;  ///< vdO2017's CIFAR-10 numbers
