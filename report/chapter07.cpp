@@ -44,7 +44,9 @@ Spread cell(const ChapterState& st, const std::string& variant, int64_t nz, cons
   });
 }
 
-double test_elbo(const json& p) { return p.at("test").at("elbo").get<double>(); }
+double test_elbo(const json& p) {
+  return p.at(schema::key::kTest).at(schema::key::kElbo).get<double>();
+}
 double log_px(const json& p) { return p.at("marginal").at("log_px").at("mean").get<double>(); }
 double label_marginal(const json& p) { return p.at("marginal").at("label_marginal").at("mean").get<double>(); }
 double iwae50(const json& p) { return p.at("iwae_bound").at("mean").get<double>(); }
@@ -167,7 +169,8 @@ std::string details_md(const ChapterState& st, const std::string& protocol, cons
       for (const auto& layer : p->value("layers", json::array())) {
         units += (units.empty() ? "" : "+") + layer.value("active_units", json()).dump();
       }
-      os << "| " << md(v) << " | " << nz << " | " << fmt1((*p)["test"]["elbo"]) << " | " << fmt1(same) << " | " << fmt1(lp)
+      os << "| " << md(v) << " | " << nz << " | " << fmt1((*p)[schema::key::kTest][schema::key::kElbo])
+         << " | " << fmt1(same) << " | " << fmt1(lp)
          << " &plusmn; " << fmt1(number((*p)["marginal"]["log_px"], "standard_error_data", NAN)) << " | " << fmt1(lp - same)
          << " | " << md(other) << " | " << units << " |\n";
     }

@@ -180,6 +180,27 @@ struct RenderContext {
   std::string slug;
 };
 
+/// The base of a chapter renderer's sections (one member function per
+/// placeholder of its template): the context and the run, read once
+/// (run_view), under the names the sections use.
+struct ChapterSections {
+  explicit ChapterSections(const RenderContext& c)
+      : ctx(c), st(c.state), options(c.options), outcome(c.outcome), view(run_view(st)) {}
+
+  const RenderContext& ctx;
+  const ChapterState& st;
+  const Options& options;
+  Outcome& outcome;
+  const RunView view;
+  const nlohmann::json& run = view.run;
+  const nlohmann::json& metrics = view.metrics;
+  const std::string& prov = view.provenance;
+  const std::string& dataset = view.dataset;
+  const std::string& protocol = view.protocol;
+  const nlohmann::json& config = view.config;
+  const schema::Budget& budget = view.budget;
+};
+
 /// Chapter 1: ELBO against latent size (chapter01.cpp).
 Vars render_elbo_vs_latent(const RenderContext& ctx);
 /// Chapter 1's full-budget run from Paths::full_results, beside KW2013 (full_budget.cpp).

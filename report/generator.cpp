@@ -289,146 +289,148 @@ std::string fidelity_table(const std::vector<FidelityRow>& rows) {
   return os.str();
 }
 
-Outcome generate(const Options& options) {
-  const Paths& paths = options.paths;
-  Outcome outcome;
-  const fs::path templates = paths.templates;
-  const json chapters = read_json(templates / "chapters.json");
-  const json published = read_json(fs::path(paths.published) / "published.json");
-  make_folder(paths.out);
+namespace {
 
-  // The literate pages (Doxygen, `make docs`) travel inside the report, so
-  // that report/out/ can be copied or served as it is and every link resolves.
+/// The literate pages (Doxygen, `make docs`) travel inside the report, so
+/// that report/out/ can be copied or served as it is and every link resolves:
+/// copies them into report/out/docs/; false (noted in `outcome`) when there
+/// are none or the copy fails.
+bool copy_docs(const Paths& paths, Outcome& outcome) {
   bool docs_copied = false;
-  {
-    std::error_code ec;
-    const fs::path docs_out = fs::path(paths.out) / "docs";
-    fs::remove_all(docs_out, ec);
-    if (fs::is_directory(paths.docs_html, ec)) {
-      fs::copy(paths.docs_html, docs_out, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
-      if (ec) {
-        outcome.warnings.push_back("the literate pages in " + paths.docs_html + " could not be copied into " +
-                                   docs_out.string() + ": " + ec.message());
-      } else {
-        docs_copied = true;
-      }
+  std::error_code ec;
+  const fs::path docs_out = fs::path(paths.out) / "docs";
+  fs::remove_all(docs_out, ec);
+  if (fs::is_directory(paths.docs_html, ec)) {
+    fs::copy(paths.docs_html, docs_out, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
+    if (ec) {
+      outcome.warnings.push_back("the literate pages in " + paths.docs_html + " could not be copied into " +
+                                 docs_out.string() + ": " + ec.message());
     } else {
-      outcome.skipped.push_back("the literate pages: " + paths.docs_html + " does not exist (`make docs` builds them)");
+      docs_copied = true;
     }
+  } else {
+    outcome.skipped.push_back("the literate pages: " + paths.docs_html + " does not exist (`make docs` builds them)");
   }
-  std::ostringstream body, summary;
-  summary << "| chapter | status | dataset | protocol | profile | verdicts |\n|---|---|---|---|---|---|\n";
+  return docs_copied;
+}
+
+/// The chapter's results section: its renderer's values in its results
+/// template. A result the renderer cannot read marks `st` corrupt (with the
+/// reason) and gives "".
+std::string render_results(const json& ch, ChapterState& st, const json& published,
+                           const Options& options, Outcome& outcome) {
+  const std::string slug = ch.at("slug").get<std::string>();
+  const fs::path templates = options.paths.templates;
+  std::map<std::string, std::string> vars;
+  std::string results_md;
+  try {
+    const std::string renderer = ch.value("renderer", "");
+    if (renderer == "elbo-vs-latent") {
+      vars = render_elbo_vs_latent(RenderContext{st, published, options, outcome, slug});
+    } else if (renderer == "architecture-search") {
+      vars = render_architecture_search(RenderContext{st, published, options, outcome, slug});
+    } else if (renderer == "cvae-labels") {
+      vars = render_cvae_labels(RenderContext{st, published, options, outcome, slug});
+    } else if (renderer == "beta-sweep") {
+      vars = render_beta_sweep(RenderContext{st, published, options, outcome, slug});
+    } else if (renderer == "vqvae-pixelcnn") {
+      vars = render_vqvae_pixelcnn(RenderContext{st, published, options, outcome, slug});
+    } else if (renderer == "improving-vaes") {
+      vars = render_improving_vaes(RenderContext{st, published, options, outcome, slug});
+    } else if (renderer == "marginal-likelihood") {
+      vars = render_marginal_likelihood(RenderContext{st, published, options, outcome, slug});
+    } else {
+      throw std::runtime_error("the report has no renderer for this chapter yet");
+    }
+    std::vector<std::string> unknown;
+    results_md = substitute(read_text(templates / ch.at("results_template").get<std::string>()), vars, &unknown);
+    for (const auto& k : unknown) outcome.warnings.push_back(slug + ": template key {{" + k + "}} has no value");
+  } catch (const OutputError&) {
+    throw;  // the generator's own write failed: not the results' fault
+  } catch (const std::exception& e) {
+    st.kind = ChapterState::Kind::kCorrupt;
+    // JSON_DIAGNOSTICS (report/CMakeLists.txt): the message names the key, e.g. "(/models/0/nz)".
+    st.message = "could not read " + st.dir + " (run.json, metrics.json): " + e.what();
+    results_md.clear();
+  }
+  return results_md;
+}
+
+/// For a chapter without a complete result, a fidelity row per published
+/// number it compares with, saying why it is not compared.
+void add_unrun_fidelity_rows(const json& ch, const ChapterState& st, const json& published,
+                             Outcome& outcome) {
+  if (st.kind == ChapterState::Kind::kComplete || !ch.contains("published") ||
+      !ch["published"].is_array()) {
+    return;
+  }
+  for (const auto& key : ch["published"]) {
+    if (!key.is_string() || !published.contains(key.get<std::string>())) continue;
+    const json& pub = published[key.get<std::string>()];
+    FidelityRow row;
+    char number[8];
+    std::snprintf(number, sizeof(number), "%02d", ch.value("number", 0));
+    row.chapter = number;
+    row.source = pub.value("cite", pub.value("source", key.get<std::string>()));
+    row.status = pub.value("status", "?");
+    row.quantity = pub.value("quantity", "");
+    row.verdict = std::string("not compared: the chapter ") +
+                  (st.kind == ChapterState::Kind::kMissing ? "has not run yet" : "has no complete result") +
+                  " (`" + ch.value("make", "") + "`)";
+    outcome.fidelity.push_back(row);
+  }
+}
+
+/// The summary table's rows, and what the complete runs tell of the data
+/// sets used and of the environment (the first run's).
+struct Summary {
+  std::ostringstream table;
   std::set<std::string> datasets_used;
   std::string environment;
-  for (const auto& ch : chapters) {
-    const std::string slug = ch.at("slug").get<std::string>();
-    ChapterState st = load_chapter(paths.results, slug);
-    load_seed_runs(paths.results, slug, st);
-    for (const auto& note : st.seed_notes) outcome.skipped.push_back(slug + ": " + note);
-    std::map<std::string, std::string> vars;
-    std::string results_md;
-    if (st.kind == ChapterState::Kind::kComplete) {
-      try {
-        const std::string renderer = ch.value("renderer", "");
-        if (renderer == "elbo-vs-latent") {
-          vars = render_elbo_vs_latent(RenderContext{st, published, options, outcome, slug});
-          vars["full_budget"] = render_full_budget_ch01(paths, published);
-        } else if (renderer == "architecture-search") {
-          vars = render_architecture_search(RenderContext{st, published, options, outcome, slug});
-        } else if (renderer == "cvae-labels") {
-          vars = render_cvae_labels(RenderContext{st, published, options, outcome, slug});
-        } else if (renderer == "beta-sweep") {
-          vars = render_beta_sweep(RenderContext{st, published, options, outcome, slug});
-        } else if (renderer == "vqvae-pixelcnn") {
-          vars = render_vqvae_pixelcnn(RenderContext{st, published, options, outcome, slug});
-        } else if (renderer == "improving-vaes") {
-          vars = render_improving_vaes(RenderContext{st, published, options, outcome, slug});
-        } else if (renderer == "marginal-likelihood") {
-          vars = render_marginal_likelihood(RenderContext{st, published, options, outcome, slug});
-        } else {
-          throw std::runtime_error("the report has no renderer for this chapter yet");
-        }
-        std::vector<std::string> unknown;
-        results_md = substitute(read_text(templates / ch.at("results_template").get<std::string>()), vars, &unknown);
-        for (const auto& k : unknown) outcome.warnings.push_back(slug + ": template key {{" + k + "}} has no value");
-      } catch (const OutputError&) {
-        throw;  // the generator's own write failed: not the results' fault
-      } catch (const std::exception& e) {
-        st.kind = ChapterState::Kind::kCorrupt;
-        // JSON_DIAGNOSTICS (report/CMakeLists.txt): the message names the key, e.g. "(/models/0/nz)".
-        st.message = "could not read " + st.dir + " (run.json, metrics.json): " + e.what();
-        results_md.clear();
-      }
-    }
-    if (st.kind != ChapterState::Kind::kComplete && st.kind != ChapterState::Kind::kMissing) {
-      outcome.skipped.push_back(slug + ": " + kind_name(st.kind) + ": " + st.message);
-    }
-    if (st.kind == ChapterState::Kind::kMissing) outcome.skipped.push_back(slug + ": not run yet");
-    if (st.kind != ChapterState::Kind::kComplete && ch.contains("published") && ch["published"].is_array()) {
-      for (const auto& key : ch["published"]) {
-        if (!key.is_string() || !published.contains(key.get<std::string>())) continue;
-        const json& pub = published[key.get<std::string>()];
-        FidelityRow row;
-        char number[8];
-        std::snprintf(number, sizeof(number), "%02d", ch.value("number", 0));
-        row.chapter = number;
-        row.source = pub.value("cite", pub.value("source", key.get<std::string>()));
-        row.status = pub.value("status", "?");
-        row.quantity = pub.value("quantity", "");
-        row.verdict = std::string("not compared: the chapter ") +
-                      (st.kind == ChapterState::Kind::kMissing ? "has not run yet" : "has no complete result") +
-                      " (`" + ch.value("make", "") + "`)";
-        outcome.fidelity.push_back(row);
-      }
-    }
 
-    const std::string docs_page = ch.value("docs_page", "index") + ".html";
-    std::map<std::string, std::string> head = {
-        {"status", status_block(st, ch)},
-        {"docs_link", docs_copied && fs::exists(fs::path(paths.out) / "docs" / docs_page)
-                          ? "[the chapter's literate page](docs/" + docs_page + ")"
-                          : "the chapter's literate page (not in this report: `make docs` builds it, then `make report` "
-                            "carries it)"}};
-    body << substitute(read_text(templates / ch.at("template").get<std::string>()), head) << "\n";
-    if (!results_md.empty()) body << results_md << "\n";
+  void add(const json& ch, const ChapterState& st);
+};
 
-    // Summary row.
-    std::string verdicts = "";
-    if (st.kind == ChapterState::Kind::kComplete) {
-      int holds = 0, total = 0;
-      const json checks = st.metrics.is_object()
-                              ? st.metrics.value(schema::key::kChecks, json::array())
-                              : json::array();
-      for (const auto& c : checks) {
-        ++total;
-        holds += c.is_object() && c.value(schema::key::kHolds, false) ? 1 : 0;
-      }
-      verdicts = std::to_string(holds) + " of " + std::to_string(total) + " hold";
-      namespace rk = schema::run_key;
-      if (st.run.contains(rk::kDataset) && st.run[rk::kDataset].is_object()) {
-        datasets_used.insert(str(st.run[rk::kDataset], rk::kName));
-      }
-      if (environment.empty() && st.run.contains(rk::kRuntime)) {
-        std::ostringstream env;
-        env << "| | |\n|---|---|\n";
-        for (const auto& [k, val] : st.run[rk::kRuntime].items()) {
-          env << "| " << md(k) << " | " << md(val.is_string() ? val.get<std::string>() : val.dump()) << " |\n";
-        }
-        env << "\n" << provenance_line(st.run) << "\n";
-        environment = env.str();
-      }
+void Summary::add(const json& ch, const ChapterState& st) {
+  const std::string slug = ch.at("slug").get<std::string>();
+  std::string verdicts = "";
+  if (st.kind == ChapterState::Kind::kComplete) {
+    int holds = 0, total = 0;
+    const json checks = st.metrics.is_object()
+                            ? st.metrics.value(schema::key::kChecks, json::array())
+                            : json::array();
+    for (const auto& c : checks) {
+      ++total;
+      holds += c.is_object() && c.value(schema::key::kHolds, false) ? 1 : 0;
     }
-    auto field = [&](const char* a, const char* b) {
-      return st.run.is_object() && st.run.contains(a) && st.run[a].is_object() ? md(str(st.run[a], b)) : std::string("");
-    };
+    verdicts = std::to_string(holds) + " of " + std::to_string(total) + " hold";
     namespace rk = schema::run_key;
-    summary << "| " << ch.value("number", 0) << ". " << md(ch.value("title", slug)) << " | "
-            << kind_name(st.kind) << " | " << field(rk::kDataset, rk::kName) << " | "
-            << field(rk::kProtocol, rk::kName) << " | "
-            << (st.run.is_object() ? md(str(st.run, rk::kProfile, "")) : "") << " | " << verdicts
-            << " |\n";
+    if (st.run.contains(rk::kDataset) && st.run[rk::kDataset].is_object()) {
+      datasets_used.insert(str(st.run[rk::kDataset], rk::kName));
+    }
+    if (environment.empty() && st.run.contains(rk::kRuntime)) {
+      std::ostringstream env;
+      env << "| | |\n|---|---|\n";
+      for (const auto& [k, val] : st.run[rk::kRuntime].items()) {
+        env << "| " << md(k) << " | " << md(val.is_string() ? val.get<std::string>() : val.dump()) << " |\n";
+      }
+      env << "\n" << provenance_line(st.run) << "\n";
+      environment = env.str();
+    }
   }
+  auto field = [&](const char* a, const char* b) {
+    return st.run.is_object() && st.run.contains(a) && st.run[a].is_object() ? md(str(st.run[a], b)) : std::string("");
+  };
+  namespace rk = schema::run_key;
+  table << "| " << ch.value("number", 0) << ". " << md(ch.value("title", slug)) << " | "
+        << kind_name(st.kind) << " | " << field(rk::kDataset, rk::kName) << " | "
+        << field(rk::kProtocol, rk::kName) << " | "
+        << (st.run.is_object() ? md(str(st.run, rk::kProfile, "")) : "") << " | " << verdicts
+        << " |\n";
+}
 
+/// Which data sets the fresh runs used, and whether that compares with the papers.
+std::string data_note_of(const std::set<std::string>& datasets_used) {
   std::string data_note;
   if (datasets_used.empty()) {
     data_note = "No chapter has results yet, so no data set was used.";
@@ -442,47 +444,37 @@ Outcome generate(const Options& options) {
                    "MNIST numbers; only shapes, orderings and verdicts are.";
     }
   }
-  std::map<std::string, std::string> top = {
-      {"chapters", body.str()},
-      {"summary_table", summary.str()},
-      {"fidelity_table", fidelity_table(outcome.fidelity)},
-      {"data_note", data_note},
-      {"environment", environment.empty() ? std::string("*No run yet.*\n") : environment},
-      {"performance", render_performance(paths, outcome)},
-      {"skipped", [&] {
-         std::string s;
-         for (const auto& k : outcome.skipped) s += "- " + md(k) + "\n";
-         return s.empty() ? std::string("- nothing\n") : s;
-       }()}};
-  // The reliability appendix: the failure classes covered (a template), and
-  // the interrupted runs waiting in OUT/.checkpoints/SLUG/HASH/in-progress.json.
-  {
-    std::string pending;
-    for (const auto& ch : chapters) {
-      const std::string slug = ch.at("slug").get<std::string>();
-      std::error_code ec;
-      for (const auto& e : fs::directory_iterator(fs::path(paths.results) / ".checkpoints" / slug, ec)) {
-        std::error_code exists_ec;
-        if (fs::exists(e.path() / "in-progress.json", exists_ec)) {
-          pending += "- " + md(ch.value("title", slug)) + ": a run that stopped before completing (configuration " +
-                     md(e.path().filename().string()) + "; interrupted, killed or failed); `" + ch.value("make", "") +
-                     "` resumes it from its checkpoints\n";
-        }
+  return data_note;
+}
+
+/// The reliability appendix: the failure classes covered (a template), and
+/// the interrupted runs waiting in OUT/.checkpoints/SLUG/HASH/in-progress.json.
+std::string reliability_appendix(const json& chapters, const Paths& paths) {
+  const fs::path templates = paths.templates;
+  std::string pending;
+  for (const auto& ch : chapters) {
+    const std::string slug = ch.at("slug").get<std::string>();
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(fs::path(paths.results) / ".checkpoints" / slug, ec)) {
+      std::error_code exists_ec;
+      if (fs::exists(e.path() / "in-progress.json", exists_ec)) {
+        pending += "- " + md(ch.value("title", slug)) + ": a run that stopped before completing (configuration " +
+                   md(e.path().filename().string()) + "; interrupted, killed or failed); `" + ch.value("make", "") +
+                   "` resumes it from its checkpoints\n";
       }
     }
-    const fs::path appendix = templates / "appendix-reliability.md";
-    top["reliability"] = fs::exists(appendix)
-                             ? substitute(read_text(appendix), {{"interrupted_runs", pending.empty() ? "- none\n" : pending}})
-                             : std::string();
   }
-  std::vector<std::string> unknown;
-  const std::string report_md = substitute(read_text(templates / "report.md"), top, &unknown);
-  for (const auto& k : unknown) outcome.warnings.push_back("report.md: template key {{" + k + "}} has no value");
-  const fs::path md_path = fs::path(paths.out) / "report.md";
-  write_text(md_path, report_md);
-  outcome.written.push_back(md_path.string());
-  copy_output(templates / "style.css", fs::path(paths.out) / "style.css");
+  const fs::path appendix = templates / "appendix-reliability.md";
+  return fs::exists(appendix)
+             ? substitute(read_text(appendix), {{"interrupted_runs", pending.empty() ? "- none\n" : pending}})
+             : std::string();
+}
 
+/// index.html and report.tex from report.md (pandoc), and the PDF (latexmk)
+/// when asked for and installed.
+void write_formats(const Options& options, Outcome& outcome) {
+  const Paths& paths = options.paths;
+  const fs::path templates = paths.templates;
   if (!have_program("pandoc")) throw std::runtime_error("pandoc is not installed (make deps installs it)");
   const std::string out = quote(paths.out);
   if (options.html) {
@@ -514,6 +506,73 @@ Outcome generate(const Options& options) {
       }
     }
   }
+}
+
+}  // namespace
+
+Outcome generate(const Options& options) {
+  const Paths& paths = options.paths;
+  Outcome outcome;
+  const fs::path templates = paths.templates;
+  const json chapters = read_json(templates / "chapters.json");
+  const json published = read_json(fs::path(paths.published) / "published.json");
+  make_folder(paths.out);
+
+  const bool docs_copied = copy_docs(paths, outcome);
+  std::ostringstream body;
+  Summary summary;
+  summary.table << "| chapter | status | dataset | protocol | profile | verdicts |\n|---|---|---|---|---|---|\n";
+  for (const auto& ch : chapters) {
+    const std::string slug = ch.at("slug").get<std::string>();
+    ChapterState st = load_chapter(paths.results, slug);
+    load_seed_runs(paths.results, slug, st);
+    for (const auto& note : st.seed_notes) outcome.skipped.push_back(slug + ": " + note);
+    std::string results_md;
+    if (st.kind == ChapterState::Kind::kComplete) {
+      results_md = render_results(ch, st, published, options, outcome);
+    }
+    if (st.kind != ChapterState::Kind::kComplete && st.kind != ChapterState::Kind::kMissing) {
+      outcome.skipped.push_back(slug + ": " + kind_name(st.kind) + ": " + st.message);
+    }
+    if (st.kind == ChapterState::Kind::kMissing) outcome.skipped.push_back(slug + ": not run yet");
+    add_unrun_fidelity_rows(ch, st, published, outcome);
+
+    const std::string docs_page = ch.value("docs_page", "index") + ".html";
+    std::map<std::string, std::string> head = {
+        {"status", status_block(st, ch)},
+        {"docs_link", docs_copied && fs::exists(fs::path(paths.out) / "docs" / docs_page)
+                          ? "[the chapter's literate page](docs/" + docs_page + ")"
+                          : "the chapter's literate page (not in this report: `make docs` builds it, then `make report` "
+                            "carries it)"}};
+    body << substitute(read_text(templates / ch.at("template").get<std::string>()), head) << "\n";
+    if (!results_md.empty()) body << results_md << "\n";
+    summary.add(ch, st);
+  }
+
+  const std::string data_note = data_note_of(summary.datasets_used);
+  const std::string& environment = summary.environment;
+  std::map<std::string, std::string> top = {
+      {"chapters", body.str()},
+      {"summary_table", summary.table.str()},
+      {"fidelity_table", fidelity_table(outcome.fidelity)},
+      {"data_note", data_note},
+      {"environment", environment.empty() ? std::string("*No run yet.*\n") : environment},
+      {"performance", render_performance(paths, outcome)},
+      {"skipped", [&] {
+         std::string s;
+         for (const auto& k : outcome.skipped) s += "- " + md(k) + "\n";
+         return s.empty() ? std::string("- nothing\n") : s;
+       }()}};
+  top["reliability"] = reliability_appendix(chapters, paths);
+  std::vector<std::string> unknown;
+  const std::string report_md = substitute(read_text(templates / "report.md"), top, &unknown);
+  for (const auto& k : unknown) outcome.warnings.push_back("report.md: template key {{" + k + "}} has no value");
+  const fs::path md_path = fs::path(paths.out) / "report.md";
+  write_text(md_path, report_md);
+  outcome.written.push_back(md_path.string());
+  copy_output(templates / "style.css", fs::path(paths.out) / "style.css");
+
+  write_formats(options, outcome);
   return outcome;
 }
 

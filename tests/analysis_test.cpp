@@ -64,6 +64,8 @@ TEST(LatentTraversal, GeometryOrderAndHeatMap) {
 }  // namespace
 
 #include "vaerepro/classifier.h"
+#include "vaerepro/pictures.h"
+#include "vaerepro/schema/metrics.h"
 
 namespace {
 using namespace vaerepro;
@@ -86,6 +88,21 @@ TEST(ConditionalAccuracy, RightForAKnownMockClassifier) {
   EXPECT_NEAR(a.overall, 4.0 / 9, 1e-12);
   EXPECT_NEAR(a.standard_error, std::sqrt((4.0 / 9) * (5.0 / 9) / 9), 1e-12);
   EXPECT_EQ(a.per_label_count, (std::vector<int64_t>{3, 3, 3}));
+  // Written under chapter 4's schema keys, which its report reads.
+  const nlohmann::json j = a.to_json();
+  EXPECT_EQ(j.at(schema::ch04::kPerLabelCount), (std::vector<int64_t>{3, 3, 3}));
+  EXPECT_NEAR(j.at(schema::ch04::kOverall).get<double>(), 4.0 / 9, 1e-12);
+  EXPECT_EQ(j.at(schema::ch04::kPerLabel).size(), 3u);
+  EXPECT_EQ(j.at(schema::key::kStandardError).get<double>(), a.standard_error);
+  EXPECT_EQ(j.size(), 4u);
+}
+
+TEST(LatentScatter, RowsAreTheFirstTwoMeansAndTheLabel) {
+  const auto mu = torch::tensor({{0.5, -1.0, 9.0}, {2.0, 3.0, 9.0}}, torch::kFloat);
+  const auto rows = latent_scatter_rows(mu, torch::tensor({7, 2}, torch::kLong));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0], (std::vector<double>{0.5, -1.0, 7.0}));
+  EXPECT_EQ(rows[1], (std::vector<double>{2.0, 3.0, 2.0}));
 }
 
 }  // namespace

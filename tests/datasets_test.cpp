@@ -21,6 +21,7 @@
 
 #include "vaerepro/build_config.h"
 #include "vaerepro/datasets.h"
+#include "vaerepro/schema/metrics.h"
 
 namespace {
 
@@ -436,6 +437,19 @@ TEST(NpmMnist, RealPackageWhenAvailable) {
   EXPECT_EQ(d.train.size() + d.test.size(), 10000);
   EXPECT_NEAR(static_cast<double>(d.test.size()), 2000.0, 10.0);
   EXPECT_GT(torch::bincount(d.test.labels, {}, 10).min().item<int64_t>(), 100);
+}
+
+TEST(FreyFace, TheRecordSaysWhyItIsSkipped) {
+  TempDir dir;
+  namespace c1 = vaerepro::schema::ch01;
+  nlohmann::json frey = vaerepro::frey_face_status(dir.str());
+  EXPECT_EQ(frey.at(c1::kStatus), "skipped");
+  EXPECT_CONTAINS(frey.at(c1::kReason).get<std::string>(), "frey_rawface.mat is absent");
+  fs::create_directories(dir.str() + "/frey-face");
+  std::ofstream(dir.file("frey-face/frey_rawface.mat")) << "x";
+  frey = vaerepro::frey_face_status(dir.str());
+  EXPECT_EQ(frey.at(c1::kStatus), "skipped");
+  EXPECT_CONTAINS(frey.at(c1::kReason).get<std::string>(), "its loader is not implemented yet");
 }
 
 }  // namespace

@@ -6,7 +6,9 @@
 
 #include <cmath>
 
+#include "vaerepro/cli.h"
 #include "vaerepro/distributions.h"
+#include "vaerepro/schema/metrics.h"
 #include "vaerepro/models.h"
 #include "vaerepro/objectives.h"
 #include "vaerepro/trainer.h"
@@ -27,6 +29,16 @@ TEST(Architecture, ParsesSeedNotation) {
   EXPECT_THROW(parse_architecture("[500, 0]"), std::invalid_argument);
   EXPECT_THROW(parse_architecture("[500, -3]"), std::invalid_argument);
   EXPECT_THROW(parse_architecture("[500, x]"), std::invalid_argument);
+}
+
+TEST(Architecture, AnOptionsErrorNamesTheOption) {
+  EXPECT_EQ(parse_architecture_option("[500, 500, 3]", "arch").to_string(), "[500, 500, 3]");
+  try {
+    parse_architecture_option("[500, 0]", "arch");
+    FAIL() << "no UsageError";
+  } catch (const UsageError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("--arch: ", 0), 0u) << e.what();
+  }
 }
 
 TEST(Vae, ShapesUnconditional) {
@@ -154,6 +166,41 @@ TEST(Trainer, LogSpacedMarks) {
   EXPECT_EQ(m.back(), 100000);
   for (size_t i = 1; i < m.size(); ++i) EXPECT_GT(m[i], m[i - 1]);
   for (auto v : m) EXPECT_EQ(v % 100, 0);
+}
+
+TEST(Trainer, LogSpacedTrainingIsTheChaptersSchedule) {
+  // 3000 samples in batches of 100: marks from max(100, 30) = 100 to 3000.
+  const TrainOptions t = log_spaced_training(3000, 100, 3);
+  EXPECT_EQ(t.total_samples, 3000);
+  EXPECT_EQ(t.batch_size, 100);
+  EXPECT_EQ(t.eval_at, log_spaced_marks(100, 3000, 3, 100));
+  // 100 x 547 ~ sqrt(100 x 3000), rounded to a multiple of the batch: 500.
+  EXPECT_EQ(t.eval_at, (std::vector<int64_t>{100, 500, 3000}));
+  // A large budget starts at a hundredth of it.
+  EXPECT_EQ(log_spaced_training(1000000, 100, 2).eval_at, (std::vector<int64_t>{10000, 1000000}));
+}
+
+TEST(Trainer, SetMetricsAndCurvePointsUseTheSchemaKeys) {
+  namespace k = schema::key;
+  const SetMetrics m{-101.25, -90.5, 10.75, 7};
+  const nlohmann::json j = m.to_json();
+  EXPECT_EQ(j.dump(), R"({"elbo":-101.25,"examples":7,"kl":10.75,"log_likelihood":-90.5})");
+  EXPECT_EQ(j.at(k::kElbo), -101.25);
+  EXPECT_EQ(j.at(k::kLogLikelihood), -90.5);
+  EXPECT_EQ(j.at(k::kKl), 10.75);
+  EXPECT_EQ(j.at(k::kExamples), 7);
+  CurvePoint p;
+  p.samples_seen = 300;
+  p.epochs = 0.5;
+  p.train = m;
+  p.test = SetMetrics{-102, -91, 11, 3};
+  p.wall_seconds = 1.5;
+  const nlohmann::json pj = p.to_json();
+  EXPECT_EQ(pj.at(k::kSamplesSeen), 300);
+  EXPECT_EQ(pj.at(k::kTest).at(k::kElbo), -102);
+  const CurvePoint back = CurvePoint::from_json(pj);
+  EXPECT_EQ(back.to_json(), pj);
+  EXPECT_EQ(back.train.log_likelihood, -90.5);
 }
 
 TEST(Trainer, TrainingImprovesTheBound) {

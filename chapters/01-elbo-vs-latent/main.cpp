@@ -27,11 +27,10 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <map>
-#include <sstream>
 
+#include "vaerepro/datasets.h"
 #include "vaerepro/experiment.h"
 #include "vaerepro/format.h"
 #include "vaerepro/image.h"
@@ -47,13 +46,7 @@ nlohmann::json compute_checks(const std::map<int64_t, double>& test_bound,
                               const std::map<int64_t, double>& gap) {
   nlohmann::json checks = nlohmann::json::array();
   auto has = [&](int64_t k) { return test_bound.count(k) > 0; };
-  auto fmt = [](double v) {
-    std::ostringstream os;
-    os.setf(std::ios::fixed);
-    os.precision(1);
-    os << v;
-    return os.str();
-  };
+  auto fmt = [](double v) { return format_fixed(v, 1); };
   if (test_bound.size() >= 2 && has(3)) {
     bool worst = true;
     for (const auto& [k, v] : test_bound) {
@@ -153,11 +146,7 @@ class ElboVsLatent : public Chapter {
     if (manifold_nz_ > 0 && std::find(to_train.begin(), to_train.end(), manifold_nz_) == to_train.end()) {
       to_train.push_back(manifold_nz_);
     }
-    TrainOptions train;
-    train.total_samples = total;
-    train.batch_size = training_.batch_size;
-    train.eval_at = log_spaced_marks(std::max<int64_t>(training_.batch_size, total / 100), total, eval_points_,
-                                     training_.batch_size);
+    const TrainOptions train = log_spaced_training(total, training_.batch_size, eval_points_);
     nlohmann::json models = nlohmann::json::array(), images = nlohmann::json::object();
     std::map<int64_t, double> test_bound, gap;
     const int64_t n_show = std::min<int64_t>(10, data.test.size(0));
@@ -241,17 +230,6 @@ class ElboVsLatent : public Chapter {
   }
 
  private:
-  /// Frey Face (KW2013 Fig. 2, right) is not available offline: the run records why not.
-  static nlohmann::json frey_face_status(const std::string& data_dir) {
-    nlohmann::json frey = {{schema::ch01::kStatus, "skipped"}};
-    frey[schema::ch01::kReason] =
-        std::filesystem::exists(data_dir + "/frey-face/frey_rawface.mat")
-            ? "Frey Face data is present, but its loader is not implemented yet"
-            : "Frey Face is not available offline (no Debian or npm package ships it) and "
-              "data/frey-face/frey_rawface.mat is absent";
-    return frey;
-  }
-
   TrainingFlags training_{"tanh", "adagrad", 0.02};
   std::string nz_;
   int64_t manifold_nz_ = 2, hidden_ = 500, eval_points_ = 0, k_marginal_ = 0, marginal_points_ = 0;

@@ -28,6 +28,9 @@ using namespace vaerepro;
 
 namespace {
 
+namespace k = schema::key;
+namespace c4 = schema::ch04;
+
 struct Trained {
   std::string name;
   ConditionEncoding condition;
@@ -36,32 +39,14 @@ struct Trained {
   TrainResult result;
 };
 
-/// The judge: a classifier of the test digits, trained in the suite's loop
-/// with the run's checkpoints, so that a run stopped or killed during or
-/// after its training resumes it, or reuses it once trained. Sets its test
-/// accuracy.
-Classifier train_judge(const ChapterRun& run, const TensorData& data, int64_t epochs, double& accuracy) {
-  torch::manual_seed(static_cast<uint64_t>(run.seed_for("judge-classifier")));
-  Classifier classifier(data.dim(), data.num_classes);
-  classifier->to(run.device());
-  ClassifierTrainOptions o;
-  o.epochs = epochs;
-  o.checkpoint = run.checkpoint("judge-classifier");
-  accuracy = train_classifier(*classifier, data, o).accuracy;
-  return classifier;
-}
-
 /// Seed Tables 1-2's losses of one model on a fixed set of test images x
 /// (scored as the protocol says) against their gray levels.
 nlohmann::json benchmark_row(const Trained& m, const torch::Tensor& x, const torch::Tensor& x_gray,
-                             const torch::Tensor& c, const torch::Tensor& recon) {
+                             const torch::Tensor& recon) {
   const double mse = (recon - x_gray).pow(2).mean().item<double>();
-  const double ce =
-      torch::binary_cross_entropy(recon.clamp(1e-7, 1 - 1e-7), x_gray, {}, at::Reduction::Sum).item<double>() /
-      x.size(0);
+  const double ce = torch::binary_cross_entropy(recon.clamp(1e-7, 1 - 1e-7), x_gray, {}, at::Reduction::Sum)
+                        .item<double>() / x.size(0);
   const auto& last = m.result.curve.back();
-  namespace k = schema::key;
-  namespace c4 = schema::ch04;
   return {{k::kModel, m.name},
           {k::kBeta, m.beta},
           {"condition", to_string(m.condition)},
@@ -76,14 +61,19 @@ nlohmann::json benchmark_row(const Trained& m, const torch::Tensor& x, const tor
 
 /// The verdicts, from the conditional accuracies and the benchmark.
 nlohmann::json compute_checks(const nlohmann::json& accuracy, const nlohmann::json& benchmark) {
-  const double one_hot = accuracy["cvae-one-hot"]["overall"].get<double>();
-  const double raw = accuracy["cvae-raw"]["overall"].get<double>();
-  const double base = accuracy["vae"]["overall"].get<double>();
-  const double se = std::hypot(accuracy["cvae-one-hot"]["standard_error"].get<double>(),
-                               accuracy["cvae-raw"]["standard_error"].get<double>());
+  auto of_model = [&](const char* model, const char* key) {
+    return accuracy.at(model).at(key).get<double>();
+  };
+  const double one_hot = of_model(c4::kModelCvaeOneHot, c4::kOverall);
+  const double raw = of_model(c4::kModelCvaeRaw, c4::kOverall);
+  const double base = of_model(c4::kModelVae, c4::kOverall);
+  const double se = std::hypot(of_model(c4::kModelCvaeOneHot, k::kStandardError),
+                               of_model(c4::kModelCvaeRaw, k::kStandardError));
   auto of = [&](const std::string& name, bool kl) {
     for (const auto& b : benchmark) {
-      if (b["model"] == name) return kl ? b["test"]["kl"].get<double>() : -b["test"]["log_likelihood"].get<double>();
+      if (b.at(k::kModel) != name) continue;
+      const auto& test = b.at(k::kTest);
+      return kl ? test.at(k::kKl).get<double>() : -test.at(k::kLogLikelihood).get<double>();
     }
     return std::nan("");
   };
@@ -141,11 +131,7 @@ class CvaeLabels : public Chapter {
   }
 
   void validate() override {
-    try {
-      arch_ = parse_architecture(arch_text_);
-    } catch (const std::invalid_argument& e) {
-      throw UsageError(std::string("--arch: ") + e.what());
-    }
+    arch_ = parse_architecture_option(arch_text_, "arch");
   }
 
   nlohmann::json run(ChapterRun& run) override {
@@ -155,18 +141,14 @@ class CvaeLabels : public Chapter {
     auto& config = run.config();
     config[schema::config_key::kArchitecture] = arch_.to_string();
     config[schema::config_key::kSamplesPerModel] = total;
-    config[schema::ch04::kConfigClassifier] = "MLP 784-512-256-10, ReLU, Adam 1e-3, on gray levels";
+    config[c4::kConfigClassifier] = "MLP 784-512-256-10, ReLU, Adam 1e-3, on gray levels";
     run.begin(data.to_json(),
               run.budget(static_cast<double>(total), 1.2e8, "training samples per model",
                          "seed 000 Table 2: 2000 epochs, 1.2e8 samples per model",
                          "each model sees " + std::to_string(total) +
                              " training samples (seed 000 Table 2: 2000 epochs, 1.2e8)"));
 
-    TrainOptions train;
-    train.total_samples = total;
-    train.batch_size = training_.batch_size;
-    train.eval_at = log_spaced_marks(std::max<int64_t>(training_.batch_size, total / 100), total, eval_points_,
-                                     training_.batch_size);
+    const TrainOptions train = log_spaced_training(total, training_.batch_size, eval_points_);
     auto train_one = [&](const std::string& name, ConditionEncoding cond, double beta, const Architecture& a) {
       TrainOptions t = train;
       t.beta = beta;
@@ -180,9 +162,9 @@ class CvaeLabels : public Chapter {
       return Trained{name, cond, beta, vae, std::move(result)};
     };
 
-    double classifier_accuracy = 0;
-    Classifier classifier = train_judge(run, data, classifier_epochs_, classifier_accuracy);
-    std::cout << run.prefix() << "classifier test accuracy " << format_fixed(100 * classifier_accuracy) << "% on "
+    Judge judge = train_judge(data, classifier_epochs_, run.seed_for("judge-classifier"), run.device(),
+                              run.checkpoint("judge-classifier"));
+    std::cout << run.prefix() << "classifier test accuracy " << format_fixed(100 * judge.accuracy) << "% on "
               << run.dataset_name() << "\n";
     std::vector<Trained> models;
     models.push_back(train_one("vae", ConditionEncoding::kNone, 1.0, arch_));
@@ -199,8 +181,8 @@ class CvaeLabels : public Chapter {
       auto z = torch::randn({labels.size(0), arch_.latent}, data.test.options());
       auto samples = m.vae->decoder->mean(m.vae->decoder->forward(z, encode_condition(labels, m.condition, classes)));
       // For the unconditional VAE the "requested" label is just the row: the 10% baseline.
-      auto acc = conditional_accuracy([&](const torch::Tensor& x) { return classifier->forward(x); }, samples, labels,
-                                      classes);
+      auto acc = conditional_accuracy([&](const torch::Tensor& x) { return judge.classifier->forward(x); },
+                                      samples, labels, classes);
       accuracy[m.name] = acc.to_json();
       std::cout << run.prefix() << m.name << ": conditional accuracy " << format_fixed(100 * acc.overall) << "% +- "
                 << format_fixed(100 * acc.standard_error) << "\n";
@@ -208,7 +190,7 @@ class CvaeLabels : public Chapter {
       auto grid = samples.view({classes, per_label_, -1}).narrow(1, 0, std::min<int64_t>(10, per_label_));
       const std::string rel = "images/generation-" + m.name + ".png";
       write_image_grid(run.writer().path(rel), grid.reshape({-1, data.dim()}), grid.size(1), h, w);
-      images[schema::ch04::image_generation(m.name)] = rel;
+      images[c4::image_generation(m.name)] = rel;
     }
     // [conditional-accuracy]
 
@@ -219,7 +201,7 @@ class CvaeLabels : public Chapter {
     for (auto& m : models) {
       auto c = encode_condition(data.test_labels.narrow(0, 0, n_fixed), m.condition, classes);
       const auto recon = reconstruct(*m.vae, x_fixed, c);
-      benchmark.push_back(benchmark_row(m, x_fixed, x_fixed_gray, c, recon));
+      benchmark.push_back(benchmark_row(m, x_fixed, x_fixed_gray, recon));
       if (m.name == "vae" || m.name == "cvae-one-hot") {
         const std::string rel = "images/reconstructions-" + m.name + ".png";
         write_image_grid(run.writer().path(rel), torch::cat({x_fixed_gray.narrow(0, 0, 10), recon.narrow(0, 0, 10)}),
@@ -239,25 +221,19 @@ class CvaeLabels : public Chapter {
         return train_one(name, cond, beta, Architecture{arch_.hidden, 2});
       }();
       auto c = encode_condition(data.test_labels.narrow(0, 0, n_scatter), cond, classes);
-      auto mu = m.vae->encoder->forward(data.test.narrow(0, 0, n_scatter), c).mu.to(torch::kCPU);
-      auto lab = data.test_labels.narrow(0, 0, n_scatter).to(torch::kCPU);
-      std::vector<std::vector<double>> rows;
-      for (int64_t i = 0; i < n_scatter; ++i) {
-        rows.push_back({mu[i][0].item<double>(), mu[i][1].item<double>(), static_cast<double>(lab[i].item<int64_t>())});
-      }
+      auto mu = m.vae->encoder->forward(data.test.narrow(0, 0, n_scatter), c).mu;
       const std::string rel = std::string("latent/") + name + ".csv";
-      run.writer().write_csv(rel, {"z1", "z2", "label"}, rows);
-      scatter.push_back(
-          {{schema::key::kModel, name}, {schema::ch04::kCsv, rel}, {"points", n_scatter}});
+      run.writer().write_csv(rel, {"z1", "z2", "label"},
+                             latent_scatter_rows(mu, data.test_labels.narrow(0, 0, n_scatter)));
+      scatter.push_back({{k::kModel, name}, {c4::kCsv, rel}, {"points", n_scatter}});
     }
-    namespace c4 = schema::ch04;
-    return {{c4::kClassifierAccuracy, classifier_accuracy},
+    return {{c4::kClassifierAccuracy, judge.accuracy},
             {c4::kConditionalAccuracy, accuracy},
             {c4::kBenchmark, benchmark},
             {c4::kScatter, scatter},
-            {schema::key::kImages, images},
+            {k::kImages, images},
             {"vqvae", "chapter 5's VQ-VAE joins the benchmark when its results exist"},
-            {schema::key::kChecks, compute_checks(accuracy, benchmark)}};
+            {k::kChecks, compute_checks(accuracy, benchmark)}};
   }
 
  private:

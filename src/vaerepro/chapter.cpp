@@ -15,6 +15,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "vaerepro/schema/metrics.h"
 #include "vaerepro/schema/run_record.h"
 #include "vaerepro/time_ledger.h"
 
@@ -112,12 +113,13 @@ nlohmann::json ChapterSetup::run_json(const std::string& title) const {
 nlohmann::json curve_json(const TrainResult& r) {
   nlohmann::json rows = nlohmann::json::array();
   for (const auto& p : r.curve) {
-    nlohmann::json row = {{"samples_seen", p.samples_seen},
-                          {"epochs", p.epochs},
-                          {"train", p.train.to_json()},
-                          {"test", p.test.to_json()},
-                          {"wall_seconds", p.wall_seconds}};
-    if (!p.extra.is_null()) row["extra"] = p.extra;
+    namespace k = schema::key;
+    nlohmann::json row = {{k::kSamplesSeen, p.samples_seen},
+                          {k::kEpochs, p.epochs},
+                          {k::kTrain, p.train.to_json()},
+                          {k::kTest, p.test.to_json()},
+                          {k::kWallSeconds, p.wall_seconds}};
+    if (!p.extra.is_null()) row[k::kExtra] = p.extra;
     rows.push_back(row);
   }
   return rows;

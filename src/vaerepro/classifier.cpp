@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "vaerepro/loop.h"
+#include "vaerepro/schema/metrics.h"
 
 namespace vaerepro {
 
@@ -94,9 +95,24 @@ ClassifierTrainResult train_classifier(ClassifierImpl& classifier, const TensorD
   return result;
 }
 
+Judge train_judge(const TensorData& data, int64_t epochs, int64_t seed, torch::Device device,
+                  const CheckpointOptions& checkpoint) {
+  torch::manual_seed(static_cast<uint64_t>(seed));
+  Classifier classifier(data.dim(), data.num_classes);
+  classifier->to(device);
+  ClassifierTrainOptions o;
+  o.epochs = epochs;
+  o.checkpoint = checkpoint;
+  const double accuracy = train_classifier(*classifier, data, o).accuracy;
+  return {classifier, accuracy};
+}
+
 nlohmann::json ConditionalAccuracy::to_json() const {
-  return {{"per_label", per_label}, {"per_label_count", per_label_count}, {"overall", overall},
-          {"standard_error", standard_error}};
+  namespace c4 = schema::ch04;
+  return {{c4::kPerLabel, per_label},
+          {c4::kPerLabelCount, per_label_count},
+          {c4::kOverall, overall},
+          {schema::key::kStandardError, standard_error}};
 }
 
 ConditionalAccuracy conditional_accuracy(const std::function<torch::Tensor(const torch::Tensor&)>& classify,

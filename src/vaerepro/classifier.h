@@ -59,6 +59,18 @@ struct ClassifierTrainResult {
 ClassifierTrainResult train_classifier(ClassifierImpl& classifier, const TensorData& data,
                                        const ClassifierTrainOptions& options);
 
+/// A judge of generated images: a classifier of data's classes, its
+/// parameters drawn after seeding torch with `seed`, moved to `device` and
+/// trained by train_classifier for `epochs` with `checkpoint`, so that a run
+/// stopped or killed during or after its training resumes it, or reuses it
+/// once trained; with its test accuracy.
+struct Judge {
+  Classifier classifier{nullptr};
+  double accuracy = 0;  ///< on data.test's gray levels
+};
+Judge train_judge(const TensorData& data, int64_t epochs, int64_t seed, torch::Device device,
+                  const CheckpointOptions& checkpoint);
+
 /// The fraction of samples the classifier assigns to the label they were
 /// generated for, per label and overall, with the binomial standard error.
 struct ConditionalAccuracy {

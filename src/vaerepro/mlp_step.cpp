@@ -263,6 +263,13 @@ void MlpVaeStep::first_layer_sparse_backward(const torch::Tensor& c) {
   at::sum_out(f.bias_grad, g, at::IntArrayRef(kRows));
 }
 
+// One function of about 185 lines, on purpose: the forward pass, the loss and
+// the backward pass share this step's locals (the sparse pattern's verdict,
+// the encoder's input and output views, the condition's columns, the CPU/GPU
+// and split choices), and the backward pass reads them in the reverse order
+// of the forward one; the sections below (forward, loss, backward) keep that
+// order readable in one place, where pieces would pass a dozen of them back
+// and forth. Its already separate pieces are the per-layer kernels above.
 void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& c, double beta,
                                    torch::Tensor sums_out) {
   TORCH_CHECK(x.dim() == 2 && x.size(1) == input_dim_, "MlpVaeStep: x must be [B, ", input_dim_,

@@ -4,6 +4,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "vaerepro/cli.h"
 #include "vaerepro/distributions.h"
 
 namespace vaerepro {
@@ -44,6 +45,14 @@ std::string Architecture::to_string() const {
   for (auto h : hidden) os << h << ", ";
   os << latent << ']';
   return os.str();
+}
+
+Architecture parse_architecture_option(const std::string& text, const std::string& option) {
+  try {
+    return parse_architecture(text);
+  } catch (const std::invalid_argument& e) {
+    throw UsageError("--" + option + ": " + e.what());
+  }
 }
 
 Architecture parse_architecture(const std::string& text) {

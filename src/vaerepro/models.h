@@ -48,6 +48,9 @@ struct Architecture {
 /// std::invalid_argument naming the text and the rule it broke (every entry a
 /// positive integer, at least the latent size).
 Architecture parse_architecture(const std::string& text);
+/// parse_architecture for the command-line option `option` ("arch"): throws
+/// UsageError (cli.h) "--arch: ..." instead.
+Architecture parse_architecture_option(const std::string& text, const std::string& option);
 
 /// Applies an activation function.
 torch::Tensor activate(const torch::Tensor& x, Activation a);

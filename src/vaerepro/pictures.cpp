@@ -53,4 +53,14 @@ nlohmann::json marginal_on_first_points(VaeImpl& vae, const torch::Tensor& test,
           {"wall_seconds", seconds}};
 }
 
+std::vector<std::vector<double>> latent_scatter_rows(const torch::Tensor& mu, const torch::Tensor& labels) {
+  const auto m = mu.to(torch::kCPU);
+  const auto lab = labels.to(torch::kCPU);
+  std::vector<std::vector<double>> rows;
+  for (int64_t i = 0; i < m.size(0); ++i) {
+    rows.push_back({m[i][0].item<double>(), m[i][1].item<double>(), static_cast<double>(lab[i].item<int64_t>())});
+  }
+  return rows;
+}
+
 }  // namespace vaerepro

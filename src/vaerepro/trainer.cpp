@@ -13,6 +13,7 @@
 #include "vaerepro/fused_optim.h"
 #include "vaerepro/mlp_step.h"
 #include "vaerepro/objectives.h"
+#include "vaerepro/schema/metrics.h"
 
 namespace vaerepro {
 
@@ -45,27 +46,34 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<torch::Tenso
 }
 
 nlohmann::json SetMetrics::to_json() const {
-  return {{"elbo", elbo}, {"log_likelihood", log_likelihood}, {"kl", kl}, {"examples", examples}};
+  namespace k = schema::key;
+  return {{k::kElbo, elbo},
+          {k::kLogLikelihood, log_likelihood},
+          {k::kKl, kl},
+          {k::kExamples, examples}};
 }
 
 SetMetrics SetMetrics::from_json(const nlohmann::json& j) {
-  return {j.at("elbo").get<double>(), j.at("log_likelihood").get<double>(),
-          j.at("kl").get<double>(), j.at("examples").get<int64_t>()};
+  namespace k = schema::key;
+  return {j.at(k::kElbo).get<double>(), j.at(k::kLogLikelihood).get<double>(),
+          j.at(k::kKl).get<double>(), j.at(k::kExamples).get<int64_t>()};
 }
 
 nlohmann::json CurvePoint::to_json() const {
-  return {{"samples_seen", samples_seen}, {"epochs", epochs}, {"train", train.to_json()},
-          {"test", test.to_json()},       {"extra", extra},   {"wall_seconds", wall_seconds}};
+  namespace k = schema::key;
+  return {{k::kSamplesSeen, samples_seen}, {k::kEpochs, epochs}, {k::kTrain, train.to_json()},
+          {k::kTest, test.to_json()},      {k::kExtra, extra},   {k::kWallSeconds, wall_seconds}};
 }
 
 CurvePoint CurvePoint::from_json(const nlohmann::json& j) {
+  namespace k = schema::key;
   CurvePoint p;
-  p.samples_seen = j.at("samples_seen").get<int64_t>();
-  p.epochs = j.at("epochs").get<double>();
-  p.train = SetMetrics::from_json(j.at("train"));
-  p.test = SetMetrics::from_json(j.at("test"));
-  p.extra = j.value("extra", nlohmann::json());
-  p.wall_seconds = j.at("wall_seconds").get<double>();
+  p.samples_seen = j.at(k::kSamplesSeen).get<int64_t>();
+  p.epochs = j.at(k::kEpochs).get<double>();
+  p.train = SetMetrics::from_json(j.at(k::kTrain));
+  p.test = SetMetrics::from_json(j.at(k::kTest));
+  p.extra = j.value(k::kExtra, nlohmann::json());
+  p.wall_seconds = j.at(k::kWallSeconds).get<double>();
   return p;
 }
 
@@ -89,6 +97,15 @@ SetMetrics evaluate_elbo(VaeImpl& vae, const torch::Tensor& x, const torch::Tens
   auto s = sums.cpu();
   const double* p = s.data_ptr<double>();
   return {p[0] / n, p[1] / n, p[2] / n, n};
+}
+
+TrainOptions log_spaced_training(int64_t total, int64_t batch_size, int64_t eval_points) {
+  TrainOptions train;
+  train.total_samples = total;
+  train.batch_size = batch_size;
+  train.eval_at =
+      log_spaced_marks(std::max<int64_t>(batch_size, total / 100), total, eval_points, batch_size);
+  return train;
 }
 
 std::vector<int64_t> log_spaced_marks(int64_t first, int64_t last, int64_t count, int64_t step) {
