@@ -106,6 +106,50 @@ TEST(ParsePositiveList, AcceptsAndRejects) {
   EXPECT_THROW(vaerepro::parse_positive_list("3.5", "nz"), vaerepro::UsageError);
 }
 
+/// The message of parse_name_list's UsageError ("" when it accepts).
+std::string name_list_error(const std::string& text, bool allow_empty = false) {
+  try {
+    vaerepro::parse_name_list(text, "settings", {"seed", "paper"}, allow_empty);
+  } catch (const vaerepro::UsageError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(ParseNameList, AcceptsKnownNamesOnceEachAndSaysWhatIsWrong) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(vaerepro::parse_name_list("paper,seed", "settings", {"seed", "paper"}),
+            (V{"paper", "seed"}));
+  EXPECT_EQ(vaerepro::parse_name_list(" seed , paper", "settings", {"seed", "paper"}),
+            (V{"seed", "paper"}));
+  EXPECT_EQ(vaerepro::parse_name_list("a,b", "variants"), (V{"a", "b"}));  // no choices: any name
+  EXPECT_EQ(name_list_error("seed,huge"),
+            "--settings: 'huge' is not one of: seed, paper (e.g. --settings seed,paper)");
+  EXPECT_EQ(name_list_error("seed,paper,seed"), "--settings: 'seed' is given twice");
+  EXPECT_EQ(name_list_error(""), "--settings is empty: give one or more of seed, paper");
+  EXPECT_EQ(name_list_error("", true), "");
+  EXPECT_EQ(name_list_error("  ", true), "");
+  for (const char* holes : {"seed,,paper", "seed,", ",seed", ",", "seed, "}) {
+    EXPECT_NE(name_list_error(holes, true).find("has an empty entry"), std::string::npos) << holes;
+  }
+  EXPECT_THROW(vaerepro::parse_name_list("a,a", "variants"), vaerepro::UsageError);
+}
+
+TEST(SelectByName, PicksTheNamedEntriesInTheGivenOrder) {
+  struct Named {
+    std::string name;
+    int value;
+  };
+  const std::vector<Named> known = {{"seed", 10}, {"paper", 512}};
+  const auto picked = vaerepro::select_by_name("paper,seed", "settings", known);
+  ASSERT_EQ(picked.size(), 2u);
+  EXPECT_EQ(picked[0].value, 512);
+  EXPECT_EQ(picked[1].value, 10);
+  EXPECT_EQ(vaerepro::select_by_name("seed", "settings", known).size(), 1u);
+  EXPECT_THROW(vaerepro::select_by_name("huge", "settings", known), vaerepro::UsageError);
+  EXPECT_TRUE(vaerepro::select_by_name("", "settings", known, true).empty());
+}
+
 TEST(RequireRange, RejectsNaNAndOutOfRange) {
   EXPECT_NO_THROW(vaerepro::require_range("lr", 0.1, 0, 1));
   EXPECT_THROW(vaerepro::require_range("lr", std::nan(""), 0, 1), vaerepro::UsageError);

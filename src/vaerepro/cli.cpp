@@ -194,6 +194,45 @@ std::vector<double> parse_positive_reals(const std::string& text, const std::str
   return out;
 }
 
+std::vector<std::string> parse_name_list(const std::string& text, const std::string& option,
+                                         const std::vector<std::string>& choices,
+                                         bool allow_empty) {
+  auto join = [&](const char* sep) {
+    std::string all;
+    for (const auto& c : choices) all += (all.empty() ? "" : sep) + c;
+    return all;
+  };
+  const std::string example = choices.empty() ? "" : " (e.g. --" + option + " " + join(",") + ")";
+  auto trim = [](std::string t) {
+    const auto first = t.find_first_not_of(' ');
+    if (first == std::string::npos) return std::string();
+    return t.substr(first, t.find_last_not_of(' ') - first + 1);
+  };
+  std::vector<std::string> out;
+  if (trim(text).empty()) {
+    if (allow_empty) return out;
+    throw UsageError("--" + option + " is empty" +
+                     (choices.empty() ? std::string() : ": give one or more of " + join(", ")));
+  }
+  // Every comma separates two entries: "a,,b" and "a," have an empty one.
+  const std::string holes = "--" + option + ": '" + text + "' has an empty entry" + example;
+  if (text.back() == ',') throw UsageError(holes);
+  std::stringstream ss(text);
+  std::string token;
+  while (std::getline(ss, token, ',')) {
+    const std::string name = trim(token);
+    if (name.empty()) throw UsageError(holes);
+    if (!choices.empty() && std::find(choices.begin(), choices.end(), name) == choices.end()) {
+      throw UsageError("--" + option + ": '" + name + "' is not one of: " + join(", ") + example);
+    }
+    if (std::find(out.begin(), out.end(), name) != out.end()) {
+      throw UsageError("--" + option + ": '" + name + "' is given twice");
+    }
+    out.push_back(name);
+  }
+  return out;
+}
+
 std::vector<int64_t> parse_positive_list(const std::string& text, const std::string& option) {
   std::vector<int64_t> values;
   std::string token;

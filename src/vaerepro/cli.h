@@ -84,6 +84,32 @@ std::vector<int64_t> parse_positive_list(const std::string& text, const std::str
 /// twice, none left out ("1,,5", "1,"). Throws UsageError naming `option`.
 std::vector<double> parse_positive_reals(const std::string& text, const std::string& option, double max);
 
+/// "seed,paper" -> {"seed", "paper"}: names separated by commas (spaces
+/// around each trimmed), each one of `choices` (any name when `choices` is
+/// empty), none twice, none left out ("a,,b", "a,"). An empty `text` is an
+/// empty list when `allow_empty`, a usage error otherwise. Throws UsageError
+/// naming `option` (without its dashes: "settings").
+std::vector<std::string> parse_name_list(const std::string& text, const std::string& option,
+                                         const std::vector<std::string>& choices = {},
+                                         bool allow_empty = false);
+
+/// The entries of `known` (anything with a string member `name`) that `text`
+/// names, in the order `text` names them: parse_name_list with the known
+/// names as the choices.
+template <class T>
+std::vector<T> select_by_name(const std::string& text, const std::string& option,
+                              const std::vector<T>& known, bool allow_empty = false) {
+  std::vector<std::string> names;
+  for (const auto& k : known) names.push_back(k.name);
+  std::vector<T> out;
+  for (const auto& n : parse_name_list(text, option, names, allow_empty)) {
+    for (const auto& k : known) {
+      if (k.name == n) out.push_back(k);
+    }
+  }
+  return out;
+}
+
 /// Throws UsageError unless lo <= value <= hi and value is finite.
 void require_range(const std::string& option, double value, double lo, double hi);
 

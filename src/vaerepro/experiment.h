@@ -27,6 +27,7 @@
 #include <torch/torch.h>
 
 #include "vaerepro/chapter.h"
+#include "vaerepro/classifier.h"
 #include "vaerepro/options.h"
 #include "vaerepro/points.h"
 #include "vaerepro/seeding.h"
@@ -119,6 +120,13 @@ class ChapterRun {
   /// this run's, after begin()).
   TrainedVae train_vae(const std::string& name, const VaeOptions& model, const OptimizerOptions& optimizer,
                        const TensorData& data, TrainOptions train) const;
+
+  /// The judge of a chapter's images: a classifier (classifier.h) seeded as
+  /// the model `seed_name`, built on the device and trained `epochs` epochs
+  /// with this run's checkpoint "judge-classifier" (so a stopped run resumes
+  /// it, or reuses it once trained). Sets `accuracy` (test set, gray levels).
+  Classifier train_judge(const TensorData& data, int64_t epochs, double& accuracy,
+                         const std::string& seed_name = "judge-classifier") const;
 
   /// Internal (chapter_main): marks complete with `metrics`, or failed.
   void finish(const nlohmann::json& metrics);

@@ -153,6 +153,10 @@ struct PriorCurvePoint {
   /// The inverse of to_json (exact: doubles round-trip).
   static PriorCurvePoint from_json(const nlohmann::json& j);
 };
+/// PriorCurvePoint::to_json as nlohmann's ADL hook (so that a curve converts as an array).
+inline void to_json(nlohmann::json& j, const PriorCurvePoint& p) {
+  j = p.to_json();
+}
 
 struct PriorTrainOptions {
   int64_t epochs = 1;

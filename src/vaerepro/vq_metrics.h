@@ -4,17 +4,23 @@
 /// tests reach them: the sample judge (a classifier's view of images), seed
 /// 000's Table 1 reconstruction metrics, the bound log p(x | z_q) + log p(z_q)
 /// of vdO2017 section 3.2 with its Gaussian variance, the codes of a set and
-/// the code-use bar chart.
+/// the code-use bar chart; and what the chapter records of them: the bound
+/// with its caveats, seed Fig. 16's trend of the terms, the curves and code
+/// counts as CSV tables.
 ///
 /// Shapes: N = examples, P = pixels (784), C = classes, K = codebook size.
 
+#include <cstddef>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include "vaerepro/classifier.h"
+#include "vaerepro/pixelcnn.h"
+#include "vaerepro/protocol.h"
 #include "vaerepro/vqvae.h"
 
 namespace vaerepro {
@@ -53,6 +59,12 @@ struct Table1Metrics {
 /// image, any range) against gray-level targets `gray` [N, P] in [0, 1].
 Table1Metrics table1_metrics(const torch::Tensor& recon, const torch::Tensor& gray);
 
+/// The mean images [N, P] of the reconstructions of `x` [N, P] (the
+/// straight-through pass, VqVaeImpl::forward), no gradient.
+torch::Tensor vq_reconstruct(VqVaeImpl& model, const torch::Tensor& x);
+/// The mean images [N, P] decoded from code maps `codes` [N, H, W], no gradient.
+torch::Tensor vq_decode(VqVaeImpl& model, const torch::Tensor& codes);
+
 /// The codes of `x` [N, P] in batches, no gradient: [N, H, W] int64.
 torch::Tensor encode_all(VqVaeImpl& model, const torch::Tensor& x, int64_t batch_size = 1000);
 
@@ -77,6 +89,56 @@ struct VqBound {
 /// The bound from its parts: `prior_nats_per_map` is the prior's mean NLL of
 /// a code map of `positions` codes from a codebook of `codes`.
 VqBound vq_bound(double log_p_x_given_z, double prior_nats_per_map, int64_t positions, int64_t codes);
+
+/// Whether the bound is a lower bound on log p(x) in nats: only for a
+/// Bernoulli decoder on dynamically binarised data.
+bool vq_bound_is_likelihood(Reconstruction reconstruction, Protocol protocol);
+/// The caveats of the bound for this decoder (`proper`: vq_bound_is_likelihood):
+/// two for every decoder (the prior fitted afterwards; a point-mass q), then
+/// one on what the numbers are for the decoder and protocol.
+nlohmann::json vq_bound_caveats(Reconstruction reconstruction, bool proper);
+/// The bound as the chapter records it: {"log_p_x_given_z", "log_p_z",
+/// "total", "total_uniform_prior", "decoder" ("gaussian" | "bernoulli"),
+/// "sigma2" (the Gaussian's variance; null for Bernoulli), "proper_likelihood",
+/// "units", "caveats"}.
+nlohmann::json vq_bound_record(const VqBound& bound, Reconstruction reconstruction,
+                               Protocol protocol, double sigma2);
+
+/// Seed Fig. 16's trend of a VQ-VAE's training terms along its curve: the
+/// reconstruction term's first and last values, the codebook term's peak
+/// (the first of equal maxima) and last value.
+struct VqTermTrend {
+  double first_reconstruction = 0, last_reconstruction = 0;
+  double peak_codebook = 0, last_codebook = 0;
+  size_t peak_at = 0;  ///< the peak's index in the curve
+  size_t points = 0;
+  /// Both terms fall: the last reconstruction below the first, and the last
+  /// codebook term below the peak.
+  bool falls() const {
+    return last_reconstruction < first_reconstruction && last_codebook < peak_codebook;
+  }
+};
+/// The trend of the training terms (VqCurvePoint::train) of `curve`; throws
+/// std::invalid_argument for fewer than two points.
+VqTermTrend vq_term_trend(const std::vector<VqCurvePoint>& curve);
+
+/// A CSV's header and rows, as RunWriter::write_csv takes them.
+struct CsvTable {
+  std::vector<std::string> header;
+  std::vector<std::vector<double>> rows;
+};
+/// A VQ-VAE's curve, one row per point: samples_seen, epochs, the training
+/// terms (reconstruction, codebook, commitment, mse_per_pixel, perplexity),
+/// batch_perplexity, train_codes_used, the test terms, test_codes_used,
+/// dead_codes, restarts, wall_seconds.
+CsvTable vq_curve_table(const std::vector<VqCurvePoint>& curve);
+/// A prior's curve, one row per epoch: epochs, nats per map and bits per
+/// dimension of training and test set, wall_seconds.
+CsvTable prior_curve_table(const std::vector<PriorCurvePoint>& curve);
+/// One row per code: code, train_count, test_count, prior_sample_count (NaN
+/// when `prior_samples` is null).
+CsvTable codebook_table(const CodebookUsage& train, const CodebookUsage& test,
+                        const CodebookUsage* prior_samples);
 
 /// A bar chart of code frequencies `counts` [K], most used first, as a
 /// [120, K * max(1, 400 / K) + 2] image in [0, 1]: dark bars (0.15) on white,

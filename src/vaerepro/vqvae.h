@@ -135,6 +135,10 @@ struct VqCurvePoint {
   /// The inverse of to_json (exact: doubles round-trip).
   static VqCurvePoint from_json(const nlohmann::json& j);
 };
+/// VqCurvePoint::to_json as nlohmann's ADL hook (so that a curve converts as an array).
+inline void to_json(nlohmann::json& j, const VqCurvePoint& p) {
+  j = p.to_json();
+}
 
 struct VqTrainOptions {
   int64_t epochs = 1;
