@@ -107,6 +107,17 @@ std::vector<int64_t> log_spaced_marks(int64_t first, int64_t last, int64_t count
   return marks;
 }
 
+TrainOptions training_schedule(int64_t total_samples, int64_t batch_size, int64_t eval_points) {
+  TrainOptions t;
+  t.total_samples = total_samples;
+  t.batch_size = batch_size;
+  if (eval_points > 0) {
+    t.eval_at = log_spaced_marks(std::max<int64_t>(batch_size, total_samples / 100), total_samples,
+                                 eval_points, batch_size);
+  }
+  return t;
+}
+
 namespace {
 
 // Which terms of the bound are not finite, in words ("the KL term").
