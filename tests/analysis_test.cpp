@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "vaerepro/analysis.h"
+#include "vaerepro/protocol.h"
 
 namespace {
 using namespace vaerepro;
@@ -59,6 +60,25 @@ TEST(LatentTraversal, GeometryOrderAndHeatMap) {
     EXPECT_NEAR(grid[r][5][1].item<double>(), 0.0, 1e-6);
   }
   EXPECT_THROW(latent_traversal(*vae, base, cond, 2, values), c10::Error);
+}
+
+TEST(LatentTraversal, RowsAreLabelsAtThePriorsMeanOrTheFirstTestImages) {
+  TensorData data;
+  data.height = 2;
+  data.width = 2;
+  data.test = torch::rand({12, 4});
+  data.test_labels = torch::arange(12) % 10;
+  Vae cvae(VaeOptions(4, Architecture{{3}, 2}).condition_dim(10));
+  const auto c = traversal_rows(*cvae, data, ConditionEncoding::kOneHot);
+  EXPECT_TRUE(torch::equal(c.base, torch::zeros({10, 2})));
+  EXPECT_TRUE(torch::equal(c.condition, torch::eye(10)));  // one row per label, in order
+  EXPECT_EQ(c.description, "labels 0-9 (CVAE), other latents at the prior's mean");
+  Vae vae(VaeOptions(4, Architecture{{3}, 2}));
+  const auto u = traversal_rows(*vae, data, ConditionEncoding::kNone);
+  EXPECT_FALSE(u.condition.defined());
+  torch::NoGradGuard no_grad;
+  EXPECT_TRUE(torch::allclose(u.base, vae->encoder->forward(data.test.narrow(0, 0, 10)).mu));
+  EXPECT_EQ(u.description, "the first ten test images' posterior means");
 }
 
 }  // namespace

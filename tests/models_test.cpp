@@ -170,14 +170,14 @@ TEST(Trainer, LogSpacedMarks) {
 
 TEST(Trainer, LogSpacedTrainingIsTheChaptersSchedule) {
   // 3000 samples in batches of 100: marks from max(100, 30) = 100 to 3000.
-  const TrainOptions t = log_spaced_training(3000, 100, 3);
+  const TrainOptions t = training_schedule(3000, 100, 3);
   EXPECT_EQ(t.total_samples, 3000);
   EXPECT_EQ(t.batch_size, 100);
   EXPECT_EQ(t.eval_at, log_spaced_marks(100, 3000, 3, 100));
   // 100 x 547 ~ sqrt(100 x 3000), rounded to a multiple of the batch: 500.
   EXPECT_EQ(t.eval_at, (std::vector<int64_t>{100, 500, 3000}));
   // A large budget starts at a hundredth of it.
-  EXPECT_EQ(log_spaced_training(1000000, 100, 2).eval_at, (std::vector<int64_t>{10000, 1000000}));
+  EXPECT_EQ(training_schedule(1000000, 100, 2).eval_at, (std::vector<int64_t>{10000, 1000000}));
 }
 
 TEST(Trainer, SetMetricsAndCurvePointsUseTheSchemaKeys) {

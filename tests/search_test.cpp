@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
+#include <stdexcept>
 #include <random>
 
 #include "vaerepro/search.h"
@@ -97,6 +99,112 @@ TEST(Monotonicity, CountsViolations) {
   EXPECT_EQ(monotonicity_violations(probes), std::make_pair(3, 0));
   probes[1].reconstruction = 150;  // ... now 283 is worse than 282: one violation
   EXPECT_EQ(monotonicity_violations(probes), std::make_pair(3, 1));
+}
+
+TEST(Monotonicity, DistinctProbesKeepTheFirstOfEachArchitectureInWidthOrder) {
+  std::vector<Probe> probes(4);
+  probes[0].widths = {500, 3};
+  probes[0].reconstruction = 1;
+  probes[1].widths = {250, 3};
+  probes[1].reconstruction = 2;
+  probes[2].widths = {500, 3};  // the same architecture again (another search): dropped
+  probes[2].reconstruction = 3;
+  probes[3].widths = {250, 2};
+  const auto d = distinct_probes(probes);
+  ASSERT_EQ(d.size(), 3u);
+  EXPECT_EQ(d[0].widths, (std::vector<int64_t>{250, 2}));
+  EXPECT_EQ(d[1].widths, (std::vector<int64_t>{250, 3}));
+  EXPECT_EQ(d[2].widths, (std::vector<int64_t>{500, 3}));
+  EXPECT_EQ(d[2].reconstruction, 1);
+}
+
+TEST(Thresholds, RelativeToTheRunsReferenceAsTheSeedsWereToItsOwn) {
+  // Seed 000: [500, 500, 3] measured 115.5 / 9.1 under R = 120, K = 10. A run whose
+  // reference measures 231 / 18.2 (twice the seed's) gets R = 240, K = 20.
+  const auto g = relative_good_model({231, 18.2, 0}, GoodModel{120, 10}, {115.5, 9.1, 0});
+  EXPECT_DOUBLE_EQ(g.max_reconstruction, 240);
+  EXPECT_DOUBLE_EQ(g.max_kl, 20);
+  const auto same = relative_good_model({115.5, 9.1, 0}, GoodModel{120, 10}, {115.5, 9.1, 0});
+  EXPECT_DOUBLE_EQ(same.max_reconstruction, 120);
+  EXPECT_DOUBLE_EQ(same.max_kl, 10);
+  EXPECT_EQ(GoodModel({115, 11}).to_json(),
+            nlohmann::json({{"max_reconstruction", 115.0}, {"max_kl", 11.0}}));
+}
+
+TEST(ProbeMeasure, RoundTripsThroughJson) {
+  const ProbeMeasure m{123.456789012345678, 9.87654321, 0.1};
+  const auto back = ProbeMeasure::from_json(nlohmann::json::parse(m.to_json().dump()));
+  EXPECT_EQ(back.reconstruction, m.reconstruction);
+  EXPECT_EQ(back.kl, m.kl);
+  EXPECT_EQ(back.seconds, m.seconds);
+}
+
+// The probes of a search trained in rounds (plan, train what is pending, plan
+// again) end with the same search as asking the oracle one probe at a time.
+TEST(ProbeRounds, PlannedRoundsReachTheSequentialSearch) {
+  using Key = std::pair<std::vector<int64_t>, int>;
+  std::map<Key, ProbeMeasure> cache;
+  auto measure = [](const std::vector<int64_t>& w, int r) {
+    auto m = monotone(w);
+    m.reconstruction += 0.5 * r;  // the repeats differ a little
+    return m;
+  };
+  SearchOptions o;
+  o.noise_aware = true;
+  o.repeats = 3;
+  o.margin_reconstruction = 6;
+  int trained_directly = 0;
+  ProbeRounds rounds(
+      [&](const std::vector<int64_t>& w, int r) -> std::optional<ProbeMeasure> {
+        auto it = cache.find({w, r});
+        if (it == cache.end()) return std::nullopt;
+        return it->second;
+      },
+      [&](const std::vector<int64_t>& w, int r) {
+        ++trained_directly;
+        return cache[{w, r}] = measure(w, r);
+      },
+      o.repeats);
+  rounds.planning = true;
+  int round_count = 0;
+  size_t pending_before = 0;
+  bool repeats_together = false;
+  for (;;) {
+    const bool complete =
+        attempt([&] { minimal_architecture_search(rounds.oracle(), {500, 500, 3}, o); });
+    const auto& pending = rounds.pending();
+    if (complete) break;
+    ASSERT_GT(pending.size(), pending_before) << "a round that plans nothing new";
+    for (size_t i = pending_before; i < pending.size(); ++i) {
+      const auto [w, r] = parse_probe_token(pending[i]);
+      cache[{w, r}] = measure(w, r);  // the round's jobs
+      if (r == 1 && i + 1 < pending.size() && parse_probe_token(pending[i + 1]).second == 2) {
+        repeats_together = true;
+      }
+    }
+    pending_before = pending.size();
+    ASSERT_LT(++round_count, 200);
+  }
+  EXPECT_TRUE(repeats_together) << "a pending repeat brings the repeats after it into its round";
+  EXPECT_EQ(trained_directly, 0);  // planning never trains
+  EXPECT_GT(rounds.reused(), 0);
+  rounds.planning = false;
+  const auto assembled = minimal_architecture_search(rounds.oracle(), {500, 500, 3}, o);
+  EXPECT_EQ(rounds.trained(), 0);  // every probe came from the rounds
+  const auto sequential = minimal_architecture_search(measure, {500, 500, 3}, o);
+  EXPECT_EQ(assembled.widths, sequential.widths);
+  EXPECT_EQ(assembled.log.size(), sequential.log.size());
+  // Not planning, an uncached probe trains.
+  EXPECT_EQ(rounds({7, 3}, 0).reconstruction, measure({7, 3}, 0).reconstruction);
+  EXPECT_EQ(rounds.trained(), 1);
+  EXPECT_EQ(trained_directly, 1);
+}
+
+TEST(ProbeRounds, AttemptSaysWhetherAPartRanThrough) {
+  EXPECT_TRUE(attempt([] {}));
+  EXPECT_FALSE(attempt([] { throw PendingProbe{}; }));
+  EXPECT_THROW(attempt([] { throw std::runtime_error("not a pending probe"); }),
+               std::runtime_error);
 }
 
 }  // namespace

@@ -146,7 +146,7 @@ class ElboVsLatent : public Chapter {
     if (manifold_nz_ > 0 && std::find(to_train.begin(), to_train.end(), manifold_nz_) == to_train.end()) {
       to_train.push_back(manifold_nz_);
     }
-    const TrainOptions train = log_spaced_training(total, training_.batch_size, eval_points_);
+    const TrainOptions train = training_schedule(total, training_.batch_size, eval_points_);
     nlohmann::json models = nlohmann::json::array(), images = nlohmann::json::object();
     std::map<int64_t, double> test_bound, gap;
     const int64_t n_show = std::min<int64_t>(10, data.test.size(0));

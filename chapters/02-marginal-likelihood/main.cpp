@@ -28,6 +28,7 @@
 #include "vaerepro/estimators.h"
 #include "vaerepro/experiment.h"
 #include "vaerepro/format.h"
+#include "vaerepro/verdicts.h"
 
 using namespace vaerepro;
 
@@ -37,80 +38,61 @@ namespace {
 /// compares a difference with its standard error: every estimate is a mean
 /// over a fixed set of points (the first 1000 of each set) and carries the
 /// standard error of that mean (`standard_error_data`, about 1.5 nats on 1000
-/// MNIST points); the standard error of a sum or difference of estimates is
-/// taken as the root sum of their squares (treated as independent, which
-/// overstates it for estimates on the same points: conservative). A
-/// difference "exceeds" another when it is larger by more than two of those
-/// standard errors.
+/// MNIST points); that of a sum or difference is root_sum_square (verdicts.h,
+/// conservative). A difference "exceeds" another when it is larger by more
+/// than two of those standard errors.
 nlohmann::json compute_checks(const nlohmann::json& models, int64_t k_final) {
   nlohmann::json checks = nlohmann::json::array();
   std::map<int64_t, nlohmann::json> by_n;
   for (const auto& m : models) by_n[m["n_train"].get<int64_t>()] = m;
   if (by_n.size() < 2) return checks;
-  const auto& small = by_n.begin()->second;
-  const auto& large = std::prev(by_n.end())->second;
-  const int64_t n_small = by_n.begin()->first, n_large = std::prev(by_n.end())->first;
-  struct Value {
-    double mean, se;
-  };
-  auto final_iw = [&](const nlohmann::json& m, const char* split) {
-    const auto& e = m["final"][split]["importance_sampled"][std::to_string(k_final)];
-    return Value{e["mean"].get<double>(), e.value("standard_error_data", 0.0)};
-  };
-  auto curve_value = [](const nlohmann::json& m, size_t i, const char* split) {
-    const auto& e = m["curve"][i]["extra"][split];
-    return Value{e["mean"].get<double>(), e.value("standard_error_data", 0.0)};
-  };
-  auto rss = [](std::initializer_list<double> se) {
-    double s2 = 0;
-    for (double v : se) s2 += v * v;
-    return std::sqrt(s2);
-  };
-  // The train-minus-test gap at a point of the curve, and its change between two points.
-  auto growth = [&](const nlohmann::json& m, size_t a, size_t b) {
-    const Value tra = curve_value(m, a, "train"), tea = curve_value(m, a, "test");
-    const Value trb = curve_value(m, b, "train"), teb = curve_value(m, b, "test");
-    return Value{(trb.mean - teb.mean) - (tra.mean - tea.mean), rss({tra.se, tea.se, trb.se, teb.se})};
-  };
-  const Value st = final_iw(small, "train"), se_ = final_iw(small, "test");
-  const Value lt = final_iw(large, "train"), le = final_iw(large, "test");
-  const double gap_small = st.mean - se_.mean, gap_large = lt.mean - le.mean;
-  const double gap_diff_se = rss({st.se, se_.se, lt.se, le.se});
-  const size_t last_small = small["curve"].size() - 1, last_large = large["curve"].size() - 1;
-  const Value growth_small = growth(small, 0, last_small);
-  const Value growth_large = growth(large, last_large / 2, last_large);
+  const auto& [n_small, small] = *by_n.begin();
+  const auto& [n_large, large] = *by_n.rbegin();
   const std::string ns = std::to_string(n_small), nl = std::to_string(n_large);
-  auto pm = [](const Value& v) { return format_fixed(v.mean) + " +- " + format_fixed(v.se); };
+  auto final_iw = [&](const nlohmann::json& m, const char* split) {
+    return estimate_from_json(m["final"][split]["importance_sampled"][std::to_string(k_final)]);
+  };
+  // How much the train-minus-test gap grew from the a-th to the b-th estimate along training.
+  auto growth = [](const nlohmann::json& m, size_t a, size_t b) {
+    auto at = [&](size_t i, const char* split) {
+      return estimate_from_json(m["curve"][i]["extra"][split]);
+    };
+    return -difference_of_gaps(at(a, "train"), at(a, "test"), at(b, "train"), at(b, "test"));
+  };
+  const Estimate st = final_iw(small, "train"), se_ = final_iw(small, "test");
+  const Estimate lt = final_iw(large, "train"), le = final_iw(large, "test");
+  const double gap_small = st.mean - se_.mean, gap_large = lt.mean - le.mean;
+  const Estimate gap_diff = difference_of_gaps(st, se_, lt, le);
+  const size_t last_small = small["curve"].size() - 1, last_large = large["curve"].size() - 1;
+  const Estimate growth_small = growth(small, 0, last_small);
+  const Estimate growth_large = growth(large, last_large / 2, last_large);
   checks.push_back(schema::Check{
       "with N = " + ns + " the model overfits",
       "its final train-minus-test gap (K = " + std::to_string(k_final) +
           ") exceeds that of N = " + nl +
           " by more than two standard errors of the difference, and its gap grew along training by "
-          "more "
-          "than two standard errors of the growth (standard errors of the means over the scored "
-          "points)",
-      gap_small - gap_large > 2 * gap_diff_se && growth_small.mean > 2 * growth_small.se,
+          "more than two standard errors of the growth (standard errors of the means over the "
+          "scored points)",
+      exceeds_two_se(gap_diff) && exceeds_two_se(growth_small),
       "gap " + format_fixed(gap_small) + " nats against " + format_fixed(gap_large) +
-          " (difference " + pm(Value{gap_small - gap_large, gap_diff_se}) + "); grew by " +
-          pm(growth_small) + " nats",
-      gap_diff_se});
-  checks.push_back(schema::Check{"with N = " + nl + " it does not",
-                                 "over the second half of its estimates along training, the "
-                                 "train-minus-test gap grows by less than "
-                                 "two standard errors of that growth (the test estimate keeps up "
-                                 "with the train estimate within the "
-                                 "estimator's noise)",
-                                 growth_large.mean < 2 * growth_large.se,
-                                 "the gap changed by " + pm(growth_large) + " nats",
-                                 growth_large.se});
-  const Value better{le.mean - se_.mean, rss({le.se, se_.se})};
+          " (difference " + plus_minus(gap_diff) + "); grew by " + plus_minus(growth_small) +
+          " nats",
+      gap_diff.se});
+  checks.push_back(schema::Check{
+      "with N = " + nl + " it does not",
+      "over the second half of its estimates along training, the train-minus-test gap grows by "
+      "less than two standard errors of that growth (the test estimate keeps up with the train "
+      "estimate within the estimator's noise)",
+      growth_large.mean < 2 * growth_large.se,
+      "the gap changed by " + plus_minus(growth_large) + " nats", growth_large.se});
+  const Estimate better = difference(le, se_);
   checks.push_back(
       schema::Check{"the larger training set generalises better",
                     "final test estimate with N = " + nl + " above that with N = " + ns +
                         " by more than two standard errors of the difference",
-                    better.mean > 2 * better.se,
+                    exceeds_two_se(better),
                     format_fixed(se_.mean) + " (N = " + ns + ") -> " + format_fixed(le.mean) +
-                        " (N = " + nl + "): " + pm(better) + " nats",
+                        " (N = " + nl + "): " + plus_minus(better) + " nats",
                     better.se});
   return checks;
 }
@@ -119,39 +101,51 @@ class MarginalLikelihood : public Chapter {
  public:
   ChapterInfo info() const override {
     return {"chapter-02", "02-marginal-likelihood",
-            "Marginal likelihood, small and large training sets (Kingma & Welling 2013, Fig. 3)", "mnist",
-            Protocol::kBinarized};
+            "Marginal likelihood, small and large training sets (Kingma & Welling 2013, Fig. 3)",
+            "mnist", Protocol::kBinarized};
   }
 
   void declare(OptionTable& o) override {
-    add_training_options(o, training_, false);  // KW2013 section 5 (seed 000's code: Adagrad 3e-3 for N = 1000)
+    // KW2013 section 5 (seed 000's code: Adagrad 3e-3 for N = 1000)
+    add_training_options(o, training_, false);
     o.add("n-train", n_train_, {"200,1000", "1000,50000", "1000,50000"},
           "training-set sizes (the first N points; KW2013 Fig. 3)");
     o.add("hidden", hidden_, int64_t{100}, "hidden units (KW2013 Fig. 3)").range(1, 100000).key("");
-    o.add("nz", nz_, int64_t{3}, "latent size (KW2013 Fig. 3; the HMC estimator needs < 5)").range(1, 4096).key("");
-    o.add("weight-decay", weight_decay_, -1.0, "L2 weight decay; -1 = KW2013's N(0,I) prior, 1/N")
-        .check([this] {
-          if (weight_decay_ != -1) require_range("weight-decay", weight_decay_, 0, 1);
-        })
+    o.add("nz", nz_, int64_t{3}, "latent size (KW2013 Fig. 3; the HMC estimator needs < 5)")
+        .range(1, 4096)
         .key("");
+    add_weight_decay_option(o, weight_decay_).key("");
     // quick: 8000 epochs of 1000 points (long enough to overfit), 120 epochs of 50000;
     // full: KW2013's budget (about 6e7 samples).
     o.add("samples-small", samples_small_, {2e3, 8e6, 6e7}, "training samples for the smaller set")
-        .range(1, 1e12).key("");
+        .range(1, 1e12)
+        .key("");
     o.add("samples-large", samples_large_, {2e3, 6e6, 6.7e7}, "training samples for the larger set")
-        .range(1, 1e12).key("");
+        .range(1, 1e12)
+        .key("");
     o.add("eval-points", eval_points_, {2, 8, 20}, "estimates along training").range(1, 10000);
-    o.add("eval-examples", eval_examples_, {100, 1000, 1000}, "estimate on the first N points of each set (as KW)")
+    o.add("eval-examples", eval_examples_, {100, 1000, 1000},
+          "estimate on the first N points of each set (as KW)")
         .range(1, 1e7);
     o.add("k-curve", k_curve_, {10, 200, 5000}, "importance samples along training").range(1, 1e6);
-    o.add("k-final", k_final_, {50, 5000, 5000}, "importance samples for the final models (IWAE)").range(1, 1e6);
-    o.add("hmc-examples", hmc_examples_, {10, 100, 1000}, "examples per set for the HMC estimator (0 = off)")
+    o.add("k-final", k_final_, {50, 5000, 5000}, "importance samples for the final models (IWAE)")
+        .range(1, 1e6);
+    o.add("hmc-examples", hmc_examples_, {10, 100, 1000},
+          "examples per set for the HMC estimator (0 = off)")
         .range(0, 1e6);
-    o.add("hmc-burn-in", hmc_.burn_in, {20, 200, 300}, "HMC transitions before sampling").range(0, 1e6).key("");
-    o.add("hmc-samples", hmc_.samples, {20, 200, 400}, "HMC samples L, for the fit and for the estimate")
-        .range(2, 1e6).key("");
-    o.add("hmc-thin", hmc_.thin, {1, 1, 2}, "keep every n-th HMC transition").range(1, 1000).key("");
-    o.add("hmc-leapfrog", hmc_.leapfrog_steps, int64_t{10}, "leapfrog steps per HMC transition").range(1, 1000).key("");
+    o.add("hmc-burn-in", hmc_.burn_in, {20, 200, 300}, "HMC transitions before sampling")
+        .range(0, 1e6)
+        .key("");
+    o.add("hmc-samples", hmc_.samples, {20, 200, 400},
+          "HMC samples L, for the fit and for the estimate")
+        .range(2, 1e6)
+        .key("");
+    o.add("hmc-thin", hmc_.thin, {1, 1, 2}, "keep every n-th HMC transition")
+        .range(1, 1000)
+        .key("");
+    o.add("hmc-leapfrog", hmc_.leapfrog_steps, int64_t{10}, "leapfrog steps per HMC transition")
+        .range(1, 1000)
+        .key("");
   }
 
   void validate() override {
@@ -162,19 +156,19 @@ class MarginalLikelihood : public Chapter {
   }
 
   nlohmann::json run(ChapterRun& run) override {
+    const int64_t available = run.setup().dataset.train.size();
     for (auto n : n_list_) {
-      if (n > run.setup().dataset.train.size()) {
+      if (n > available) {
         throw UsageError("--n-train " + std::to_string(n) + " exceeds the " +
-                         std::to_string(run.setup().dataset.train.size()) + " training examples of " +
-                         run.dataset_name());
+                         std::to_string(available) + " training examples of " + run.dataset_name());
       }
     }
     const Architecture arch{{hidden_}, nz_};
+    namespace cfg = schema::config_key;
     auto& config = run.config();
     config["n_train"] = n_list_;
-    config[schema::config_key::kArchitecture] = arch.to_string();
+    config[cfg::kArchitecture] = arch.to_string();
     config["likelihood"] = "bernoulli";
-    namespace cfg = schema::config_key;
     config[cfg::kOptimizer] = {
         {cfg::kOptimizerName, training_.optimizer},
         {cfg::kLr, training_.lr},
@@ -182,13 +176,13 @@ class MarginalLikelihood : public Chapter {
     config["samples"] = {{"small", samples_small_}, {"large", samples_large_}};
     config["hmc"] = hmc_.to_json();
     config[cfg::kInit] = "N(0, 0.01^2) for every parameter (KW2013 section 5)";
+    auto count = [](double samples) { return std::to_string(static_cast<int64_t>(samples)); };
     run.begin(
         nlohmann::json::object(),
         run.budget(samples_small_, 6e7, "training samples on the smaller training set",
                    "KW2013 Fig. 3: about 6e7 samples (6.7e7 on the larger set)",
-                   "N = smaller set: " + std::to_string(static_cast<int64_t>(samples_small_)) +
-                       " training samples, larger set: " +
-                       std::to_string(static_cast<int64_t>(samples_large_)) +
+                   "N = smaller set: " + count(samples_small_) +
+                       " training samples, larger set: " + count(samples_large_) +
                        " (KW2013 Fig. 3: about 6e7); curve estimates with K = " +
                        std::to_string(k_curve_) + ", final with K = " + std::to_string(k_final_)));
 
@@ -197,15 +191,12 @@ class MarginalLikelihood : public Chapter {
     for (int64_t n : n_list_) {
       const std::string name = "n-" + std::to_string(n);
       const TensorData data = run.tensors(n, 0);
-      const auto x_train = data.train_eval.narrow(0, 0, std::min(eval_examples_, data.train_eval.size(0)));
-      const auto x_test = data.test.narrow(0, 0, std::min(eval_examples_, data.test.size(0)));  // the first points, as KW
+      // The first points of each set, as KW.
+      const auto x_train = first_rows(data.train_eval, eval_examples_);
+      const auto x_test = first_rows(data.test, eval_examples_);
       const double samples = n == largest && n_list_.size() > 1 ? samples_large_ : samples_small_;
-      const auto total = static_cast<int64_t>(std::llround(samples));
-      TrainOptions train;
-      train.total_samples = total;
-      train.batch_size = training_.batch_size;
-      train.eval_at = log_spaced_marks(std::max<int64_t>(training_.batch_size, total / 100), total, eval_points_,
-                                       training_.batch_size);
+      TrainOptions train =
+          training_schedule(std::llround(samples), training_.batch_size, eval_points_);
       train.label = run.info().program + " N=" + std::to_string(n);
       // [curve-estimates]
       train.evaluate_extra = [&](VaeImpl& model) -> nlohmann::json {
@@ -216,66 +207,55 @@ class MarginalLikelihood : public Chapter {
       };
       // [curve-estimates]
       const OptimizerOptions optimizer{training_.optimizer, training_.lr,
-                                       weight_decay_ < 0 ? 1.0 / n : weight_decay_};
-      auto [vae, result] =
-          run.train_vae(name, VaeOptions(data.dim(), arch).activation(parse_activation(training_.activation)),
-                        optimizer, data, train);
-      throw_if_stopped(train.label);  // before the long final estimates (the model's checkpoint is complete)
+                                       weight_decay_for(weight_decay_, n)};
+      const auto model =
+          VaeOptions(data.dim(), arch).activation(parse_activation(training_.activation));
+      auto [vae, result] = run.train_vae(name, model, optimizer, data, train);
+      // Before the long final estimates (the model's checkpoint is complete).
+      throw_if_stopped(train.label);
 
       // The final model: ELBO, the importance-sampled bound at K = 1, 50 and
       // k_final (the gap shows how loose the ELBO is), and the HMC estimator.
       // They check the stop flag as they go; a resumed run estimates again
       // from the start (an estimate keeps no partial state).
-      std::cout << train.label << ": final estimates (K = " << k_final_ << " on " << x_train.size(0) << " + "
-                << x_test.size(0) << " examples"
-                << (hmc_examples_ > 0 ? ", HMC on " + std::to_string(hmc_examples_) + " per set" : "") << ")\n"
+      const std::string hmc_note =
+          hmc_examples_ > 0 ? ", HMC on " + std::to_string(hmc_examples_) + " per set" : "";
+      std::cout << train.label << ": final estimates (K = " << k_final_ << " on " << x_train.size(0)
+                << " + " << x_test.size(0) << " examples" << hmc_note << ")\n"
                 << std::flush;
       const auto e0 = std::chrono::steady_clock::now();
       const nlohmann::json final_json = {
           {schema::key::kTrain, score_on_set(*vae, x_train, k_final_, hmc_examples_, hmc_)},
           {schema::key::kTest, score_on_set(*vae, x_test, k_final_, hmc_examples_, hmc_)}};
-      const double final_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
+      const double final_seconds =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count();
       const std::string k = std::to_string(k_final_);
+      auto final_mean = [&](const char* split) {
+        return format_fixed(final_json[split]["importance_sampled"][k]["mean"].get<double>());
+      };
       std::cout << run.prefix() << "N=" << n << " done: log p(x) (K = " << k << ") train "
-                << format_fixed(final_json["train"]["importance_sampled"][k]["mean"].get<double>()) << ", test "
-                << format_fixed(final_json["test"]["importance_sampled"][k]["mean"].get<double>()) << " nats ("
+                << final_mean("train") << ", test " << final_mean("test") << " nats ("
                 << to_string(run.protocol()) << ", " << run.dataset_name() << ")\n";
 
       write_curve_csv(run.writer(), "curves/" + name + ".csv", result);
-      std::vector<std::vector<double>> rows;
-      for (const auto& p : result.curve) {
-        rows.push_back({static_cast<double>(p.samples_seen), p.extra["train"]["mean"].get<double>(),
-                        p.extra["train"]["standard_error_data"].get<double>(), p.extra["test"]["mean"].get<double>(),
-                        p.extra["test"]["standard_error_data"].get<double>()});
-      }
-      run.writer().write_csv("curves/" + name + "-log-px.csv",
-                             {"samples_seen", "train_log_px", "train_se", "test_log_px", "test_se"}, rows);
-      namespace sk = schema::key;
-      models.push_back({{schema::ch02::kNTrain, n},
-                        {sk::kSamplesSeen, result.samples_seen},
-                        {sk::kFinal, final_json},
-                        {sk::kCurve, curve_json(result)},
-                        {sk::kTrainSeconds, result.train_seconds},
-                        {"eval_seconds", result.eval_seconds + final_seconds},
-                        {"step", result.step}});
+      write_curve_estimates_csv(run.writer(), "curves/" + name + "-log-px.csv", result, "log_px");
+      nlohmann::json record = training_record(result);
+      record[schema::ch02::kNTrain] = n;
+      record[schema::key::kFinal] = final_json;
+      record["eval_seconds"] = result.eval_seconds + final_seconds;
+      models.push_back(record);
     }
     return {{schema::ch02::kModels, models},
             {schema::ch02::kKFinal, k_final_},
             {schema::key::kChecks, compute_checks(models, k_final_)},
-            {"estimator_notes",
-             {{"importance_sampled",
-               "log (1/K) sum p(x,z_k)/q(z_k|x), z_k ~ q(z|x); a lower bound in expectation; "
-               "standard_error_data: over examples; mean_mc_standard_error: Monte Carlo"},
-              {"hmc",
-               "KW2013 appendix D: HMC posterior samples, a Gaussian fitted to them, and the "
-               "harmonic-mean-type ratio on fresh samples; not a bound; reliable for Nz < 5"}}}};
+            {"estimator_notes", score_on_set_notes()}};
   }
 
  private:
   TrainingFlags training_{"tanh", "adagrad", 0.02};
   std::string n_train_;
-  int64_t hidden_ = 100, nz_ = 3, eval_points_ = 0, eval_examples_ = 1000, k_curve_ = 0, k_final_ = 0,
-          hmc_examples_ = 0;
+  int64_t hidden_ = 100, nz_ = 3, eval_points_ = 0, eval_examples_ = 1000, k_curve_ = 0,
+          k_final_ = 0, hmc_examples_ = 0;
   double weight_decay_ = -1, samples_small_ = 0, samples_large_ = 0;
   HmcOptions hmc_;
   std::vector<int64_t> n_list_;
@@ -283,4 +263,6 @@ class MarginalLikelihood : public Chapter {
 
 }  // namespace
 
-int main(int argc, char** argv) { return chapter_main<MarginalLikelihood>(argc, argv); }
+int main(int argc, char** argv) {
+  return chapter_main<MarginalLikelihood>(argc, argv);
+}

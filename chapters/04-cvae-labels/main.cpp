@@ -148,7 +148,7 @@ class CvaeLabels : public Chapter {
                          "each model sees " + std::to_string(total) +
                              " training samples (seed 000 Table 2: 2000 epochs, 1.2e8)"));
 
-    const TrainOptions train = log_spaced_training(total, training_.batch_size, eval_points_);
+    const TrainOptions train = training_schedule(total, training_.batch_size, eval_points_);
     auto train_one = [&](const std::string& name, ConditionEncoding cond, double beta, const Architecture& a) {
       TrainOptions t = train;
       t.beta = beta;

@@ -63,4 +63,21 @@ torch::Tensor latent_traversal(VaeImpl& vae, const torch::Tensor& base, const to
   return torch::cat({images.narrow(1, 0, v), (heat / peak).unsqueeze(1)}, 1);      // [R, V + 1, D]
 }
 
+TraversalRows traversal_rows(VaeImpl& vae, const TensorData& data, ConditionEncoding condition) {
+  torch::NoGradGuard no_grad;
+  vae.eval();
+  TraversalRows rows;
+  if (condition != ConditionEncoding::kNone) {
+    auto labels = torch::arange(data.num_classes, data.test_labels.options());
+    rows.condition = encode_condition(labels, condition, data.num_classes);
+    rows.base = torch::zeros({data.num_classes, vae.latent_dim()}, data.test.options());
+    rows.description = "labels 0-" + std::to_string(data.num_classes - 1) +
+                       " (CVAE), other latents at the prior's mean";
+  } else {
+    rows.base = vae.encoder->forward(first_rows(data.test, 10)).mu;
+    rows.description = "the first ten test images' posterior means";
+  }
+  return rows;
+}
+
 }  // namespace vaerepro

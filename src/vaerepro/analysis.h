@@ -7,11 +7,13 @@
 /// labels), V = values along one latent, C = condition size.
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <torch/torch.h>
 
 #include "vaerepro/models.h"
+#include "vaerepro/protocol.h"
 
 namespace vaerepro {
 
@@ -42,5 +44,17 @@ torch::Tensor latent_traversal(VaeImpl& vae, const torch::Tensor& base, const to
 
 /// `count` values evenly spaced from -limit to +limit standard deviations.
 std::vector<double> traversal_values(double limit = 2.0, int64_t count = 9);
+
+/// The rows of a traversal figure (seed 000 Figs. 14-15), what
+/// latent_traversal varies: for a conditional model (`condition` not kNone)
+/// one row per label, its encoded condition, with every latent at the prior's
+/// mean (zero); for an unconditional one, the posterior means of the first
+/// ten test images. In eval mode, without gradients.
+struct TraversalRows {
+  torch::Tensor base;       ///< [R, Z]
+  torch::Tensor condition;  ///< [R, C], or undefined
+  std::string description;  ///< the rows in words ("labels 0-9 (CVAE), ...")
+};
+TraversalRows traversal_rows(VaeImpl& vae, const TensorData& data, ConditionEncoding condition);
 
 }  // namespace vaerepro

@@ -125,6 +125,46 @@ nlohmann::json curve_json(const TrainResult& r) {
   return rows;
 }
 
+void write_curve_estimates_csv(const RunWriter& writer, const std::string& relative,
+                               const TrainResult& r, const std::string& quantity) {
+  namespace k = schema::key;
+  std::vector<std::vector<double>> rows;
+  for (const auto& p : r.curve) {
+    const auto& tr = p.extra.at(k::kTrain);
+    const auto& te = p.extra.at(k::kTest);
+    rows.push_back({static_cast<double>(p.samples_seen), tr.at(k::kMean).get<double>(),
+                    tr.at(k::kStandardErrorData).get<double>(), te.at(k::kMean).get<double>(),
+                    te.at(k::kStandardErrorData).get<double>()});
+  }
+  writer.write_csv(relative,
+                   {"samples_seen", "train_" + quantity, "train_se", "test_" + quantity, "test_se"},
+                   rows);
+}
+
+void write_rate_distortion_csv(const std::string& path, const TrainResult& r) {
+  std::ostringstream csv;
+  csv << "samples_seen,train_reconstruction,train_kl,test_reconstruction,test_kl\n";
+  for (const auto& q : r.curve) {
+    csv << q.samples_seen << ',' << -q.train.log_likelihood << ',' << q.train.kl << ','
+        << -q.test.log_likelihood << ',' << q.test.kl << '\n';
+  }
+  write_file_atomic(path, csv.str());
+}
+
+nlohmann::json training_record(const TrainResult& r) {
+  namespace k = schema::key;
+  nlohmann::json j = {{k::kSamplesSeen, r.samples_seen},
+                      {k::kCurve, curve_json(r)},
+                      {k::kTrainSeconds, r.train_seconds},
+                      {"eval_seconds", r.eval_seconds},
+                      {"step", r.step}};
+  if (!r.curve.empty()) {
+    j[k::kFinal] = {{k::kTrain, r.curve.back().train.to_json()},
+                    {k::kTest, r.curve.back().test.to_json()}};
+  }
+  return j;
+}
+
 void write_curve_csv(const RunWriter& writer, const std::string& relative, const TrainResult& r) {
   std::vector<std::vector<double>> rows;
   for (const auto& p : r.curve) {

@@ -81,6 +81,20 @@ ChapterSetup start_chapter(const std::string& program, const std::string& slug,
 /// test_elbo, test_log_likelihood, test_kl, wall_seconds.
 nlohmann::json curve_json(const TrainResult& r);
 void write_curve_csv(const RunWriter& writer, const std::string& relative, const TrainResult& r);
+/// The curve as rate and distortion, a CSV at `path` with the columns
+/// samples_seen, train_reconstruction, train_kl, test_reconstruction, test_kl
+/// (reconstruction = -log_likelihood; numbers as a stream writes them).
+void write_rate_distortion_csv(const std::string& path, const TrainResult& r);
+/// What a chapter records of one trained model: samples_seen, final {train,
+/// test} (the last curve point's bounds), curve (curve_json), train_seconds,
+/// eval_seconds and step (which step trained it).
+nlohmann::json training_record(const TrainResult& r);
+/// The estimates a model's evaluate_extra returned along its curve, each
+/// point's extra {"train": e, "test": e} with e an estimate over the set
+/// ({"mean", "standard_error_data"}, estimators.h), as a CSV with the columns
+/// samples_seen, train_QUANTITY, train_se, test_QUANTITY, test_se.
+void write_curve_estimates_csv(const RunWriter& writer, const std::string& relative,
+                               const TrainResult& r, const std::string& quantity);
 
 /// Another run of the same configuration into the same --out holds its lock:
 /// this one refuses (exit 1) without touching that run's files, and is not

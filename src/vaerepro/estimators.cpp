@@ -255,4 +255,13 @@ nlohmann::json score_on_set(VaeImpl& vae, const torch::Tensor& x, int64_t k, int
   return f;
 }
 
+nlohmann::json score_on_set_notes() {
+  return {{"importance_sampled",
+           "log (1/K) sum p(x,z_k)/q(z_k|x), z_k ~ q(z|x); a lower bound in expectation; "
+           "standard_error_data: over examples; mean_mc_standard_error: Monte Carlo"},
+          {"hmc",
+           "KW2013 appendix D: HMC posterior samples, a Gaussian fitted to them, and the "
+           "harmonic-mean-type ratio on fresh samples; not a bound; reliable for Nz < 5"}};
+}
+
 }  // namespace vaerepro

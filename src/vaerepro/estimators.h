@@ -98,5 +98,8 @@ SetEstimate hmc_on_set(VaeImpl& vae, const torch::Tensor& x, const HmcOptions& o
 /// K = `k` estimate on the same points). Checks the stop flag as it goes.
 nlohmann::json score_on_set(VaeImpl& vae, const torch::Tensor& x, int64_t k, int64_t hmc_examples,
                             const HmcOptions& hmc);
+/// What score_on_set's two estimators are, in words, keyed as it keys them
+/// ("importance_sampled", "hmc"): for a chapter's metrics.json beside them.
+nlohmann::json score_on_set_notes();
 
 }  // namespace vaerepro

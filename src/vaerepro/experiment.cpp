@@ -31,6 +31,14 @@ schema::Budget ChapterRun::budget(double amount, double paper_amount, const std:
   return schema::make_budget(to_string(profile_), amount, paper_amount, unit, paper, text);
 }
 
+schema::Budget ChapterRun::samples_budget(int64_t samples, double paper_samples,
+                                          const std::string& each, const std::string& paper,
+                                          const std::string& note) const {
+  return budget(static_cast<double>(samples), paper_samples, "training samples per " + each, paper,
+                "each " + each + " sees " + std::to_string(samples) + " training samples (" +
+                    note + ")");
+}
+
 void ChapterRun::begin(const nlohmann::json& data, const schema::Budget& budget) {
   if (writer_) throw std::logic_error(info_.program + ": ChapterRun::begin called twice");
   writer_ = std::make_unique<RunWriter>(setup_.common.out, info_.slug);

@@ -96,6 +96,11 @@ class ChapterRun {
   /// exactly when amount < paper_amount; the profile is this run's.
   schema::Budget budget(double amount, double paper_amount, const std::string& unit,
                         const std::string& paper, const std::string& text) const;
+  /// The budget of a chapter that trains each of its models (`each`: "model",
+  /// "probe") for the same `samples`: the unit "training samples per EACH" and
+  /// the sentence "each EACH sees SAMPLES training samples (NOTE)".
+  schema::Budget samples_budget(int64_t samples, double paper_samples, const std::string& each,
+                                const std::string& paper, const std::string& note) const;
   /// Starts the recorded run: creates the staging folder, records the
   /// configuration, the data's counts and `budget` (from budget(): the report
   /// takes the budget and whether the verdicts are provisional from it),

@@ -228,4 +228,12 @@ void add_training_options(OptionTable& options, TrainingFlags& f, bool subsets, 
   options.record([&f](nlohmann::json& c) { c["optimizer"] = {{"name", f.optimizer}, {"lr", f.lr}}; });
 }
 
+OptionTable::Entry& add_weight_decay_option(OptionTable& options, double& target) {
+  return options
+      .add("weight-decay", target, -1.0, "L2 weight decay; -1 = KW2013's N(0,I) weight prior, 1/N")
+      .check([&target] {
+        if (target != -1) require_range("weight-decay", target, 0, 1);
+      });
+}
+
 }  // namespace vaerepro

@@ -143,4 +143,11 @@ struct TrainingFlags {
 void add_training_options(OptionTable& options, TrainingFlags& flags, bool subsets = true,
                           int64_t smoke_max_train = 1000, int64_t smoke_max_test = 500);
 
+/// --weight-decay bound to `target` (default -1): an L2 weight decay in
+/// [0, 1], or -1 for KW2013's N(0, I) prior on the weights, which is 1/N for
+/// N training examples (weight_decay_for). Returns the entry (e.g. for key("")).
+OptionTable::Entry& add_weight_decay_option(OptionTable& options, double& target);
+/// The weight decay `option` (add_weight_decay_option) means for `n` training examples.
+inline double weight_decay_for(double option, int64_t n) { return option < 0 ? 1.0 / n : option; }
+
 }  // namespace vaerepro

@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "vaerepro/estimators.h"
+#include "vaerepro/image.h"
 #include "vaerepro/schema/metrics.h"
 
 namespace vaerepro {
@@ -20,6 +21,30 @@ torch::Tensor sample_images(VaeImpl& vae, int64_t n, const torch::TensorOptions&
   vae.eval();
   auto z = torch::randn({n, vae.latent_dim()}, options);
   return vae.decoder->mean(vae.decoder->forward(z));
+}
+
+void write_reconstructions_png(const std::string& path, VaeImpl& vae, const torch::Tensor& x,
+                               const TensorData& data) {
+  write_image_grid(path, torch::cat({x, reconstruct(vae, x)}), x.size(0), data.height, data.width);
+}
+
+void write_samples_png(const std::string& path, VaeImpl& vae, int64_t n, const TensorData& data) {
+  write_image_grid(path, sample_images(vae, n, data.test.options()), 10, data.height, data.width);
+}
+
+std::vector<std::string> write_traversal_pngs(VaeImpl& vae, const TraversalRows& rows,
+                                              const std::vector<double>& values,
+                                              const TensorData& data, const std::string& dir) {
+  torch::NoGradGuard no_grad;
+  std::vector<std::string> paths;
+  for (int64_t j = 0; j < vae.latent_dim(); ++j) {
+    auto grid = latent_traversal(vae, rows.base, rows.condition, j, values);  // [R, V + 1, D]
+    const std::string rel = "images/traversal-dim" + std::to_string(j + 1) + ".png";
+    write_image_grid(dir + "/" + rel, grid.reshape({-1, data.dim()}), grid.size(1), data.height,
+                     data.width);
+    paths.push_back(rel);
+  }
+  return paths;
 }
 
 torch::Tensor manifold_grid(VaeImpl& vae, int64_t g, const torch::TensorOptions& options) {

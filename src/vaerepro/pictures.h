@@ -14,7 +14,9 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "vaerepro/analysis.h"
 #include "vaerepro/models.h"
+#include "vaerepro/protocol.h"
 
 namespace vaerepro {
 
@@ -30,6 +32,22 @@ torch::Tensor sample_images(VaeImpl& vae, int64_t n, const torch::TensorOptions&
 /// prior's quantiles 0.05 ... 0.95 (rows: z_1 from high to low, columns: z_2
 /// from low to high), row-major: [g*g, D]. Throws std::invalid_argument unless Nz = 2.
 torch::Tensor manifold_grid(VaeImpl& vae, int64_t g, const torch::TensorOptions& options);
+
+/// Seed 000 Fig. 4 as a PNG at `path`: the images x [N, D] in one row above
+/// their reconstructions (tiles of data.height x data.width).
+void write_reconstructions_png(const std::string& path, VaeImpl& vae, const torch::Tensor& x,
+                               const TensorData& data);
+
+/// Seed 000 Fig. 5 as a PNG at `path`: `n` samples from the prior
+/// (sample_images, the global generator), ten a row.
+void write_samples_png(const std::string& path, VaeImpl& vae, int64_t n, const TensorData& data);
+
+/// One traversal grid per latent dimension j (latent_traversal of `rows` at
+/// `values`, rows x (values + heat map) tiles) as DIR/images/traversal-dimJ.png,
+/// J = j + 1; returns their paths relative to `dir`.
+std::vector<std::string> write_traversal_pngs(VaeImpl& vae, const TraversalRows& rows,
+                                              const std::vector<double>& values,
+                                              const TensorData& data, const std::string& dir);
 
 /// log p(x) by importance sampling with `k` samples on the first `points`
 /// examples of `test` (all of them when fewer), beside the single-sample

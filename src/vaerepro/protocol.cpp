@@ -105,6 +105,10 @@ torch::Tensor binarize_with_seed(const torch::Tensor& p, uint64_t seed) {
   return torch::bernoulli(cpu, gen).to(p.device());
 }
 
+torch::Tensor first_rows(const torch::Tensor& t, int64_t n) {
+  return n > 0 && n < t.size(0) ? t.narrow(0, 0, n) : t;
+}
+
 torch::Tensor threshold_binarize(const torch::Tensor& gray) { return gray.gt(0.0).to(gray.scalar_type()); }
 
 torch::Tensor TensorData::train_batch(const torch::Tensor& idx) const {

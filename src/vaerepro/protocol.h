@@ -62,6 +62,10 @@ struct TensorData {
   nlohmann::json to_json() const;  ///< sizes and protocol
 };
 
+/// The first `n` rows of `t` [N, ...] (a view; all of them when n <= 0 or n >= N):
+/// the fixed points a chapter scores or draws ("the first 1000 test points").
+torch::Tensor first_rows(const torch::Tensor& t, int64_t n);
+
 /// The fixed threshold of kThreshold: 1 where a gray level in [0, 1] is above
 /// zero, else 0 (seed 002 section 3). [..] -> [..] float.
 torch::Tensor threshold_binarize(const torch::Tensor& gray);

@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <sstream>
@@ -136,6 +137,61 @@ SearchResult minimal_architecture_search(const Oracle& oracle, const std::vector
   r.widths = h;
   r.outcome = "minimal architecture " + widths_to_string(h) + " after " + std::to_string(r.log.size()) + " probes";
   return r;
+}
+
+nlohmann::json GoodModel::to_json() const {
+  return {{schema::ch06::kMaxReconstruction, max_reconstruction}, {schema::ch06::kMaxKl, max_kl}};
+}
+
+nlohmann::json ProbeMeasure::to_json() const {
+  return {{"reconstruction", reconstruction}, {"kl", kl}, {"seconds", seconds}};
+}
+
+ProbeMeasure ProbeMeasure::from_json(const nlohmann::json& j) {
+  return {j.at("reconstruction").get<double>(), j.at("kl").get<double>(),
+          j.at("seconds").get<double>()};
+}
+
+std::vector<Probe> distinct_probes(const std::vector<Probe>& probes) {
+  std::map<std::vector<int64_t>, Probe> unique;
+  for (const auto& p : probes) unique.emplace(p.widths, p);
+  std::vector<Probe> out;
+  for (const auto& [w, p] : unique) out.push_back(p);
+  return out;
+}
+
+GoodModel relative_good_model(const ProbeMeasure& run_ref, const GoodModel& paper,
+                              const ProbeMeasure& paper_ref) {
+  return {run_ref.reconstruction * paper.max_reconstruction / paper_ref.reconstruction,
+          run_ref.kl * paper.max_kl / paper_ref.kl};
+}
+
+ProbeMeasure ProbeRounds::operator()(const std::vector<int64_t>& widths, int repeat) {
+  if (auto m = cached_(widths, repeat)) {
+    ++reused_;
+    return *m;
+  }
+  if (planning) {
+    for (int r = repeat; r < (repeat == 0 ? 1 : repeats_); ++r) {
+      if (r > repeat && cached_(widths, r)) continue;
+      const auto token = probe_token(widths, r);
+      if (std::find(pending_.begin(), pending_.end(), token) == pending_.end()) {
+        pending_.push_back(token);
+      }
+    }
+    throw PendingProbe{};
+  }
+  ++trained_;
+  return train_(widths, repeat);
+}
+
+bool attempt(const std::function<void()>& part) {
+  try {
+    part();
+    return true;
+  } catch (const PendingProbe&) {
+    return false;
+  }
 }
 
 std::pair<int, int> monotonicity_violations(const std::vector<Probe>& probes) {

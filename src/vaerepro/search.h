@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,10 @@ struct ProbeMeasure {
   double reconstruction = 0;  ///< loss after the budget (seed: gray-level BCE)
   double kl = 0;
   double seconds = 0;
+  /// {"reconstruction", "kl", "seconds"}, as a cached probe stores it.
+  nlohmann::json to_json() const;
+  /// The inverse of to_json (other keys ignored; doubles round-trip).
+  static ProbeMeasure from_json(const nlohmann::json& j);
 };
 
 /// Trains (or looks up) `widths` with the `repeat`-th seed.
@@ -32,6 +37,8 @@ using Oracle = std::function<ProbeMeasure(const std::vector<int64_t>& widths, in
 struct GoodModel {
   double max_reconstruction = 120;  ///< seed 000 section 5.1
   double max_kl = 10;
+  /// {"max_reconstruction", "max_kl"}.
+  nlohmann::json to_json() const;
 };
 
 struct SearchOptions {
@@ -74,6 +81,59 @@ SearchResult minimal_architecture_search(const Oracle& oracle, const std::vector
 /// the other in every width (and differs): Assumption 5.1 says the smaller has
 /// the larger reconstruction loss. Returns {pairs compared, pairs violating}.
 std::pair<int, int> monotonicity_violations(const std::vector<Probe>& probes);
+
+/// The probes of `probes` with distinct widths (the first of each), ordered by
+/// widths: what monotonicity_violations compares when searches share probes.
+std::vector<Probe> distinct_probes(const std::vector<Probe>& probes);
+
+/// Thresholds relative to a run's own reference model, scaled as the paper's
+/// were to its own: R = run_ref.R * paper.R / paper_ref.R, likewise K (seed
+/// 000: [500, 500, 3] measured 115.5 / 9.1 under R = 120, K = 10).
+GoodModel relative_good_model(const ProbeMeasure& run_ref, const GoodModel& paper,
+                              const ProbeMeasure& paper_ref);
+
+/// Thrown by a planning ProbeRounds: the probe asked for is not cached yet.
+struct PendingProbe {};
+
+/// An oracle over a cache of probes that plans as well as trains, so that
+/// the probes of a sequential search can train as parallel jobs in rounds:
+/// while `planning`, a probe not in the cache is recorded as pending and
+/// PendingProbe thrown instead of training it; the flow that asked stops
+/// there (attempt()), the other independent parts go on. Repeats are asked
+/// for only near a threshold, and then all of them (minimal_architecture_search
+/// asks r = 1, ..., repeats - 1 after r = 0), so a pending repeat brings the
+/// uncached repeats after it into the same round.
+class ProbeRounds {
+ public:
+  using Lookup =
+      std::function<std::optional<ProbeMeasure>(const std::vector<int64_t>& widths, int repeat)>;
+  /// `cached`: the finished probe, or nothing (no side effects); `train`:
+  /// trains it (into the cache); `repeats`: SearchOptions::repeats.
+  ProbeRounds(Lookup cached, Oracle train, int repeats)
+      : cached_(std::move(cached)), train_(std::move(train)), repeats_(repeats) {}
+
+  bool planning = false;
+  ProbeMeasure operator()(const std::vector<int64_t>& widths, int repeat);
+  /// This object as an Oracle (it must outlive the oracle).
+  Oracle oracle() {
+    return [this](const std::vector<int64_t>& w, int r) { return (*this)(w, r); };
+  }
+  /// probe_token()s of the pending probes, in the order first asked.
+  const std::vector<std::string>& pending() const { return pending_; }
+  int trained() const { return trained_; }  ///< probes trained
+  int reused() const { return reused_; }    ///< answers from the cache (every ask counts)
+
+ private:
+  Lookup cached_;
+  Oracle train_;
+  int repeats_;
+  std::vector<std::string> pending_;
+  int trained_ = 0, reused_ = 0;
+};
+
+/// Runs `part` of a flow over a planning ProbeRounds: false when it stopped
+/// at a pending probe (PendingProbe), true when it ran through.
+bool attempt(const std::function<void()>& part);
 
 std::string widths_to_string(const std::vector<int64_t>& widths);
 

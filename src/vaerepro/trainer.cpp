@@ -99,15 +99,6 @@ SetMetrics evaluate_elbo(VaeImpl& vae, const torch::Tensor& x, const torch::Tens
   return {p[0] / n, p[1] / n, p[2] / n, n};
 }
 
-TrainOptions log_spaced_training(int64_t total, int64_t batch_size, int64_t eval_points) {
-  TrainOptions train;
-  train.total_samples = total;
-  train.batch_size = batch_size;
-  train.eval_at =
-      log_spaced_marks(std::max<int64_t>(batch_size, total / 100), total, eval_points, batch_size);
-  return train;
-}
-
 std::vector<int64_t> log_spaced_marks(int64_t first, int64_t last, int64_t count, int64_t step) {
   std::vector<int64_t> marks;
   if (last <= 0) return marks;
@@ -124,6 +115,17 @@ std::vector<int64_t> log_spaced_marks(int64_t first, int64_t last, int64_t count
   }
   if (marks.back() != last) marks.push_back(last);
   return marks;
+}
+
+TrainOptions training_schedule(int64_t total_samples, int64_t batch_size, int64_t eval_points) {
+  TrainOptions t;
+  t.total_samples = total_samples;
+  t.batch_size = batch_size;
+  if (eval_points > 0) {
+    t.eval_at = log_spaced_marks(std::max<int64_t>(batch_size, total_samples / 100), total_samples,
+                                 eval_points, batch_size);
+  }
+  return t;
 }
 
 namespace {

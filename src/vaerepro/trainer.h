@@ -147,10 +147,10 @@ void train_step(VaeImpl& vae, const std::vector<torch::Tensor>& params,
 std::vector<int64_t> log_spaced_marks(int64_t first, int64_t last, int64_t count,
                                       int64_t step = 1);
 
-/// The chapters' schedule: `total` samples in minibatches of `batch_size`,
-/// the whole-set bounds at `eval_points` marks log-spaced from
-/// max(batch_size, total / 100) to `total` (log_spaced_marks, multiples of
-/// the batch size).
-TrainOptions log_spaced_training(int64_t total, int64_t batch_size, int64_t eval_points);
+/// The suite's schedule for a model trained for `total_samples` in batches of
+/// `batch_size`: `eval_points` whole-set evaluations log-spaced in samples
+/// seen from max(batch_size, total_samples / 100) to the end, on batch
+/// boundaries (log_spaced_marks); eval_points <= 0: only the final one.
+TrainOptions training_schedule(int64_t total_samples, int64_t batch_size, int64_t eval_points);
 
 }  // namespace vaerepro

@@ -55,6 +55,7 @@ inline constexpr const char* kName = "name";
 inline constexpr const char* kArchitecture = "architecture";  ///< "[500, 20]"
 inline constexpr const char* kBeta = "beta";
 inline constexpr const char* kDir = "dir";      ///< a point's copy inside the run's folder
+inline constexpr const char* kPointConfigHash = "config_hash";  ///< its PointStore::hash
 inline constexpr const char* kModel = "model";  ///< a model's name ("vae", "cvae-one-hot")
 inline constexpr const char* kStandardError = "standard_error";
 }  // namespace key
