@@ -162,8 +162,7 @@ class CvaeLabels : public Chapter {
       return Trained{name, cond, beta, vae, std::move(result)};
     };
 
-    Judge judge = train_judge(data, classifier_epochs_, run.seed_for("judge-classifier"), run.device(),
-                              run.checkpoint("judge-classifier"));
+    Judge judge = run.train_judge(data, classifier_epochs_);
     std::cout << run.prefix() << "classifier test accuracy " << format_fixed(100 * judge.accuracy) << "% on "
               << run.dataset_name() << "\n";
     std::vector<Trained> models;

@@ -254,7 +254,9 @@ class VqVaePixelCnn : public Chapter {
     double classifier_accuracy = std::nan("");
     Classifier classifier{nullptr};
     if (classifier_epochs_ > 0) {
-      classifier = run.train_judge(data, classifier_epochs_, classifier_accuracy, "judge");
+      Judge judge = run.train_judge(data, classifier_epochs_, "judge");
+      classifier = judge.classifier;
+      classifier_accuracy = judge.accuracy;
       std::cout << run.prefix() << "judge classifier test accuracy "
                 << format_fixed(100 * classifier_accuracy) << "%\n";
     }

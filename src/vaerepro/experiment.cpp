@@ -94,16 +94,10 @@ TrainedVae ChapterRun::train_vae(const std::string& name, const VaeOptions& mode
   return out;
 }
 
-Classifier ChapterRun::train_judge(const TensorData& data, int64_t epochs, double& accuracy,
-                                   const std::string& seed_name) const {
-  torch::manual_seed(static_cast<uint64_t>(seed_for(seed_name)));
-  Classifier classifier(data.dim(), data.num_classes);
-  classifier->to(setup_.device);
-  ClassifierTrainOptions o;
-  o.epochs = epochs;
-  o.checkpoint = checkpoint("judge-classifier");
-  accuracy = train_classifier(*classifier, data, o).accuracy;
-  return classifier;
+Judge ChapterRun::train_judge(const TensorData& data, int64_t epochs,
+                              const std::string& seed_name) const {
+  return vaerepro::train_judge(data, epochs, seed_for(seed_name), setup_.device,
+                               checkpoint("judge-classifier"));
 }
 
 void ChapterRun::finish(const nlohmann::json& metrics) {

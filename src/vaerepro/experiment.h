@@ -126,12 +126,11 @@ class ChapterRun {
   TrainedVae train_vae(const std::string& name, const VaeOptions& model, const OptimizerOptions& optimizer,
                        const TensorData& data, TrainOptions train) const;
 
-  /// The judge of a chapter's images: a classifier (classifier.h) seeded as
-  /// the model `seed_name`, built on the device and trained `epochs` epochs
-  /// with this run's checkpoint "judge-classifier" (so a stopped run resumes
-  /// it, or reuses it once trained). Sets `accuracy` (test set, gray levels).
-  Classifier train_judge(const TensorData& data, int64_t epochs, double& accuracy,
-                         const std::string& seed_name = "judge-classifier") const;
+  /// The judge of a chapter's images (classifier.h's train_judge), seeded as
+  /// the model `seed_name`, on the device, with this run's checkpoint
+  /// "judge-classifier" (a stopped run resumes it, or reuses it once trained).
+  Judge train_judge(const TensorData& data, int64_t epochs,
+                    const std::string& seed_name = "judge-classifier") const;
 
   /// Internal (chapter_main): marks complete with `metrics`, or failed.
   void finish(const nlohmann::json& metrics);
