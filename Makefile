@@ -69,7 +69,7 @@ SLURM_SUBMIT = scripts/slurm_points.sh submit --args "$(POINT_ARGS)" --assemble-
   --partition "$(SLURM_PARTITION)" --time "$(SLURM_TIME)" --cpus "$(SLURM_CPUS)" --gpus "$(SLURM_GPUS)" \
   --sbatch-args "$(SLURM_ARGS)" --max-tasks "$(SLURM_MAX_TASKS)" --wait "$(WAIT)" --poll "$(SLURM_POLL)"
 
-.PHONY: help all data-note data-mnist deps deps-all deps-check deps-bench configure build test data chapters $(CHAPTERS) chapter-01-full chapter-03-points chapter-06-probes chapter-07-points fixtures report docs bench clean
+.PHONY: help all data-note data-mnist deps deps-all deps-check deps-bench configure build test data chapters $(CHAPTERS) chapter-01-full chapter-03-points chapter-06-probes chapter-07-points fixtures report docs bench format clean
 
 help: ## list the targets
 	@echo "vaerepro: make TARGET [PROFILE=smoke|quick|full] [DATASET=auto|mnist|fashion-mnist|mnist-10k] [DEVICE=auto|cpu|cuda] [SEED=N] [FORCE=1]"
@@ -220,6 +220,9 @@ bench: deps-bench configure ## time the training step beside Python, plain LibTo
 docs: configure ## Doxygen documentation of src/ and the chapters, in build/docs/html
 	cmake --build $(BUILD_DIR) --target docs
 	@echo "docs: open $(BUILD_DIR)/docs/html/index.html"
+
+format: ## apply .clang-format to every tracked C++ file (the test suite checks it: scripts/format_check.sh)
+	git ls-files -z -- '*.h' '*.cpp' | xargs -0 clang-format -i
 
 clean: ## remove the build folder (results and data are kept)
 	rm -rf $(BUILD_DIR)

@@ -9,7 +9,7 @@
 #   VAEREPRO_SLURM=1 scripts/deps.sh     also Slurm's client commands (make deps SCHEDULER=slurm;
 #                            nothing when sbatch is already on the PATH, as on a cluster)
 #   VAEREPRO_SLURM=test scripts/deps.sh  also a single-node Slurm for the test (slurm-wlm, munge, jq;
-#                            make test asks for it)
+#                            make test asks for it) and clang-format-14 (the format check)
 set -euo pipefail
 
 mode=""
@@ -38,7 +38,7 @@ fi
 # Slurm: the client for SCHEDULER=slurm (a cluster has its own), the daemons for the test.
 case "${VAEREPRO_SLURM:-}" in
   "" | 0) ;;
-  test) packages+=(slurm-wlm munge jq);;
+  test) packages+=(slurm-wlm munge jq clang-format-14);;  # and the format check's clang-format
   *) command -v sbatch >/dev/null 2>&1 || packages+=(slurm-client);;
 esac
 # The benchmark's Python peer: the same LibTorch 1.13 build, driven from Python.
