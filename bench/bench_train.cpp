@@ -104,12 +104,12 @@ struct BenchConfig {
 
 const std::vector<BenchConfig>& configs() {
   static const std::vector<BenchConfig> c = {
-      {"kw", "Kingma & Welling 2013 section 5: 784-500-20 tanh, Adagrad 0.02, batch 100", 500, 20, 100,
+      {"kw", "Kingma & Welling 2013 section 5: 784-500-20 tanh, Adagrad 0.02, batch 100", 500, 20,
+       100, "tanh", "adagrad", 0.02},
+      {"examples", "pytorch/examples vae/main.py: 784-400-20 ReLU, Adam 1e-3, batch 128", 400, 20,
+       128, "relu", "adam", 1e-3},
+      {"small", "chapter 2's small model: 784-100-3 tanh, Adagrad 0.02, batch 100", 100, 3, 100,
        "tanh", "adagrad", 0.02},
-      {"examples", "pytorch/examples vae/main.py: 784-400-20 ReLU, Adam 1e-3, batch 128", 400, 20, 128,
-       "relu", "adam", 1e-3},
-      {"small", "chapter 2's small model: 784-100-3 tanh, Adagrad 0.02, batch 100", 100, 3, 100, "tanh",
-       "adagrad", 0.02},
   };
   return c;
 }
@@ -118,7 +118,8 @@ const BenchConfig& find_config(const std::string& name) {
   for (const auto& c : configs()) {
     if (c.name == name) return c;
   }
-  throw UsageError("--configs: unknown configuration '" + name + "' (expected kw, examples or small)");
+  throw UsageError("--configs: unknown configuration '" + name +
+                   "' (expected kw, examples or small)");
 }
 
 double median(std::vector<double> v) {
@@ -136,7 +137,9 @@ struct Settings {
   /// holding mnist/, the suite's data/) | synthetic
   std::string dataset = "fashion-mnist";
   std::string device = "cpu";  ///< cpu | cuda
-  torch::Device torch_device() const { return device == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::kCPU; }
+  torch::Device torch_device() const {
+    return device == "cuda" ? torch::Device(torch::kCUDA, 0) : torch::kCPU;
+  }
 };
 
 // ---------------------------------------------------------------- children
@@ -155,11 +158,12 @@ TensorData bench_data(const Settings& s) {
 }
 
 json child_suite(const BenchConfig& cfg, const Settings& s, bool fused, bool hand_written = true,
-                bool sparse_first_layer = true) {
+                 bool sparse_first_layer = true) {
   const RuntimeInfo info = configure_runtime(s.threads);
   TensorData d = bench_data(s);
   torch::manual_seed(1);
-  Vae vae(VaeOptions(d.dim(), parse_architecture(std::to_string(cfg.hidden) + "," + std::to_string(cfg.latent)))
+  Vae vae(VaeOptions(d.dim(), parse_architecture(std::to_string(cfg.hidden) + "," +
+                                                 std::to_string(cfg.latent)))
               .activation(parse_activation(cfg.activation)));
   vae->to(s.torch_device());
   OptimizerOptions oo{cfg.optimizer, cfg.lr, 0.0};
@@ -184,8 +188,12 @@ json child_suite(const BenchConfig& cfg, const Settings& s, bool fused, bool han
     rates.push_back(static_cast<double>(res.samples_seen) / res.train_seconds);
     last_step = res.step;
   }
-  return {{"samples_per_s", rates}, {"threads", info.intra_op_threads}, {"malloc_tuned", info.malloc_tuned},
-          {"runtime", info.to_json()}, {"step", last_step}, {"wait_policy", info.omp_wait_policy}};
+  return {{"samples_per_s", rates},
+          {"threads", info.intra_op_threads},
+          {"malloc_tuned", info.malloc_tuned},
+          {"runtime", info.to_json()},
+          {"step", last_step},
+          {"wait_policy", info.omp_wait_policy}};
 }
 
 /// `warmup` untimed calls of `step`, then s.repeats timed runs of s.steps
@@ -230,9 +238,11 @@ json child_plain(const BenchConfig& cfg, const Settings& s) {
   const auto index_options = torch::TensorOptions().dtype(torch::kLong).device(device);
   std::unique_ptr<torch::optim::Optimizer> opt;
   if (cfg.optimizer == "adam") {
-    opt = std::make_unique<torch::optim::Adam>(vae->parameters(), torch::optim::AdamOptions(cfg.lr));
+    opt =
+        std::make_unique<torch::optim::Adam>(vae->parameters(), torch::optim::AdamOptions(cfg.lr));
   } else {
-    opt = std::make_unique<torch::optim::Adagrad>(vae->parameters(), torch::optim::AdagradOptions(cfg.lr));
+    opt = std::make_unique<torch::optim::Adagrad>(vae->parameters(),
+                                                  torch::optim::AdagradOptions(cfg.lr));
   }
   const int64_t n = d.train.size(0), b = cfg.batch;
   torch::Tensor perm = torch::randperm(n, index_options);
@@ -270,7 +280,8 @@ json child_bound(const BenchConfig& cfg, const Settings& s, bool split = false) 
     int64_t in, out;
     bool input_grad;
   };
-  const std::vector<Layer> layers = {{d, h, false}, {h, z, true}, {h, z, true}, {z, h, true}, {h, d, true}};
+  const std::vector<Layer> layers = {
+      {d, h, false}, {h, z, true}, {h, z, true}, {z, h, true}, {h, d, true}};
   struct Buffers {
     torch::Tensor x, w, y, g, gw, gx;
   };
@@ -290,16 +301,18 @@ json child_bound(const BenchConfig& cfg, const Settings& s, bool split = false) 
   // true: threaded_product's column split (the hand-written step's).
   auto step = [&]() {
     for (auto& t : buf) threaded_product(t.y, t.x, t.w.t(), split);  // forward: x W^T
-    for (size_t i = buf.size(); i-- > 0;) {                         // backward
+    for (size_t i = buf.size(); i-- > 0;) {                          // backward
       auto& t = buf[i];
-      threaded_product(t.gw, t.g.t(), t.x, split);                  // dW = g^T x
+      threaded_product(t.gw, t.g.t(), t.x, split);                        // dW = g^T x
       if (layers[i].input_grad) threaded_product(t.gx, t.g, t.w, split);  // dx = g W
     }
   };
   const std::vector<double> rates = timed_rates(step, s, std::max<int64_t>(s.warmup, 5), b);
   double flops = 0;
   for (const auto& l : layers) flops += 2.0 * b * l.in * l.out * (l.input_grad ? 3 : 2);
-  return {{"samples_per_s", rates}, {"threads", info.intra_op_threads}, {"malloc_tuned", info.malloc_tuned},
+  return {{"samples_per_s", rates},
+          {"threads", info.intra_op_threads},
+          {"malloc_tuned", info.malloc_tuned},
           {"flop_per_step", flops}};
 }
 
@@ -453,8 +466,8 @@ struct ParentOptions {
 };
 
 /// The command line of one C++ variant's child process (`--child VARIANT`).
-std::string child_command(const std::string& self, const std::string& variant, const BenchConfig& cfg,
-                          const Settings& s) {
+std::string child_command(const std::string& self, const std::string& variant,
+                          const BenchConfig& cfg, const Settings& s) {
   return shell_quote(self) + " --child " + variant + " --configs " + cfg.name + " --steps " +
          std::to_string(s.steps) + " --repeats " + std::to_string(s.repeats) + " --warmup " +
          std::to_string(s.warmup) + " --threads " + std::to_string(s.threads) + " --data-dir " +
@@ -475,8 +488,9 @@ class BusyLoops {
       if (pid < 0) {
         const int err = errno;
         stop();
-        throw std::runtime_error(std::string("--load: could not start a competing process (fork): ") +
-                                 std::strerror(err));
+        throw std::runtime_error(
+            std::string("--load: could not start a competing process (fork): ") +
+            std::strerror(err));
       }
       if (pid == 0) {
         ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -511,7 +525,8 @@ struct ContendedVariant {
 const std::vector<ContendedVariant>& contended_variants() {
   static const std::vector<ContendedVariant> v = {
       {"suite", "suite", "",
-       "the suite as the chapters run it: all available cores, libgomp's wait policy as the suite sets it "
+       "the suite as the chapters run it: all available cores, libgomp's wait policy as the suite "
+       "sets it "
        "(OMP_WAIT_POLICY=passive unless the environment chose one)"},
       {"suite-1-thread", "suite-1-thread", "", "the same with one thread (--threads 1)"},
       {"suite-libgomp-default", "suite",
@@ -545,7 +560,8 @@ json paired_ratio(const std::vector<double>& a, const std::vector<double>& b) {
   return q.empty() ? json(nullptr) : json(median(q));
 }
 
-using RoundRates = std::map<std::string, std::map<int, std::vector<double>>>;  // variant -> load -> per round
+using RoundRates =
+    std::map<std::string, std::map<int, std::vector<double>>>;  // variant -> load -> per round
 
 /// The issue's targets on the contended rows (#21), each the median over
 /// rounds of a ratio of two runs made in the same round: with one competing
@@ -577,8 +593,8 @@ json contended_targets(const BenchConfig& cfg, const std::vector<int>& loads, Ro
   };
   auto has = [&](int n) { return std::find(loads.begin(), loads.end(), n) != loads.end(); };
   if (cfg.name == "kw" && has(1)) {
-    target("with 1 competing process: at least 40% of the quiet throughput", "suite_load_1_of_quiet", "suite", 1,
-           "suite", 0, 0.4);
+    target("with 1 competing process: at least 40% of the quiet throughput",
+           "suite_load_1_of_quiet", "suite", 1, "suite", 0, 0.4);
   }
   for (int n : {1, 2}) {
     if (!has(n)) continue;
@@ -595,7 +611,8 @@ json contended_ratios(const std::vector<int>& loads, RoundRates& rate) {
   json ratios = json::object();
   for (int n : loads) {
     const std::string at = "_load_" + std::to_string(n);
-    ratios["suite_over_libgomp_default" + at] = paired_ratio(rate["suite"][n], rate["suite-libgomp-default"][n]);
+    ratios["suite_over_libgomp_default" + at] =
+        paired_ratio(rate["suite"][n], rate["suite-libgomp-default"][n]);
     ratios["suite_over_1_thread" + at] = paired_ratio(rate["suite"][n], rate["suite-1-thread"][n]);
     ratios["suite" + at + "_of_quiet"] = paired_ratio(rate["suite"][n], rate["suite"][0]);
   }
@@ -626,8 +643,10 @@ json run_contended(const ParentOptions& o, const BenchConfig& cfg, const std::st
       const int n = loads[(li + round) % loads.size()];
       // Other runnable processes before the loops start (others compile here).
       double busy = other_runnable();
-      const auto wait_end = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.wait_seconds);
-      while (busy > o.max_busy && std::chrono::steady_clock::now() < wait_end) busy = other_runnable(2.0);
+      const auto wait_end =
+          std::chrono::steady_clock::now() + std::chrono::duration<double>(o.wait_seconds);
+      while (busy > o.max_busy && std::chrono::steady_clock::now() < wait_end)
+        busy = other_runnable(2.0);
       BusyLoops loops(n);
       for (size_t k = 0; k < variants.size(); ++k) {
         const ContendedVariant& v = variants[(k + round) % variants.size()];
@@ -637,22 +656,24 @@ json run_contended(const ParentOptions& o, const BenchConfig& cfg, const std::st
         background[v.name][n][round] = busy;
         json report;
         std::string error;
-        const double med = run_timed_child(v.env + child_command(self, v.child, cfg, ls), o.child_timeout, report,
-                                           error);
+        const double med = run_timed_child(v.env + child_command(self, v.child, cfg, ls),
+                                           o.child_timeout, report, error);
         rates[round] = med;
         if (std::isfinite(med)) {
           reports[v.name] = report;
         } else {
           errors[v.name + "@" + std::to_string(n)] = error;
         }
-        std::cerr << "bench-train:   [" << round + 1 << "/" << o.rounds << "] " << n << " competing, "
-                  << std::left << std::setw(22) << v.name << std::right << std::setw(9) << fmt(med, 0)
-                  << " samples/s  (threads " << str_or(report, "threads") << ", others runnable before "
-                  << fmt(busy, 1) << ")" << (error.empty() ? "" : " failed: " + error) << "\n";
+        std::cerr << "bench-train:   [" << round + 1 << "/" << o.rounds << "] " << n
+                  << " competing, " << std::left << std::setw(22) << v.name << std::right
+                  << std::setw(9) << fmt(med, 0) << " samples/s  (threads "
+                  << str_or(report, "threads") << ", others runnable before " << fmt(busy, 1) << ")"
+                  << (error.empty() ? "" : " failed: " + error) << "\n";
       }
     }
   }
-  json section = {{"loads", loads}, {"steps", ls.steps}, {"warmup", ls.warmup}, {"rounds", o.rounds}};
+  json section = {
+      {"loads", loads}, {"steps", ls.steps}, {"warmup", ls.warmup}, {"rounds", o.rounds}};
   json vdesc = json::object();
   for (const auto& v : variants) vdesc[v.name] = {{"what", v.what}, {"environment_prefix", v.env}};
   section["variants"] = vdesc;
@@ -666,7 +687,10 @@ json run_contended(const ParentOptions& o, const BenchConfig& cfg, const std::st
       }
       double bg = 0;
       for (double x : background[v.name][n]) bg = std::max(bg, x);
-      json row = {{"variant", v.name}, {"competing", n}, {"samples_per_s", ok}, {"rounds_measured", ok.size()},
+      json row = {{"variant", v.name},
+                  {"competing", n},
+                  {"samples_per_s", ok},
+                  {"rounds_measured", ok.size()},
                   {"median_samples_per_s", ok.empty() ? json(nullptr) : json(median(ok))},
                   {"background_runnable", bg},
                   {"of_quiet", paired_ratio(r, rate[v.name][0])},
@@ -714,7 +738,8 @@ std::vector<int> parse_load(const std::string& text) {
     } catch (const std::exception&) {
     }
     if (n < 0 || used != item.size() || n > 64) {
-      throw UsageError("--load: '" + item + "' is not a number of competing processes from 0 to 64 (give e.g. 1,2 "
+      throw UsageError("--load: '" + item +
+                       "' is not a number of competing processes from 0 to 64 (give e.g. 1,2 "
                        "or none)");
     }
     if (n > 0) out.push_back(n);
@@ -724,27 +749,32 @@ std::vector<int> parse_load(const std::string& text) {
 
 /// The contended section's table (stdout).
 void print_contended(std::ostream& tab, const json& c) {
-  tab << "  beside competing busy loops (--load): medians over " << c["rounds"] << " rounds of " << c["steps"]
-      << " steps; 'of quiet' and 'of 1 thread' are medians of per-round ratios\n";
-  tab << "  " << std::left << std::setw(24) << "variant" << std::right << std::setw(10) << "competing" << std::setw(12)
-      << "samples/s" << std::setw(9) << "threads" << std::setw(10) << "of quiet" << std::setw(13) << "of 1 thread"
-      << std::setw(12) << "background" << "\n";
+  tab << "  beside competing busy loops (--load): medians over " << c["rounds"] << " rounds of "
+      << c["steps"] << " steps; 'of quiet' and 'of 1 thread' are medians of per-round ratios\n";
+  tab << "  " << std::left << std::setw(24) << "variant" << std::right << std::setw(10)
+      << "competing" << std::setw(12) << "samples/s" << std::setw(9) << "threads" << std::setw(10)
+      << "of quiet" << std::setw(13) << "of 1 thread" << std::setw(12) << "background"
+      << "\n";
   for (const auto& r : c["rows"]) {
-    auto num = [&](const char* k, int p) { return r[k].is_number() ? fmt(r[k].get<double>(), p) : std::string("n/a"); };
-    tab << "  " << std::left << std::setw(24) << r["variant"].get<std::string>() << std::right << std::setw(10)
-        << r["competing"].get<int>() << std::setw(12) << num("median_samples_per_s", 0) << std::setw(9) << str_or(r, "threads")
-        << std::setw(10) << num("of_quiet", 2) << std::setw(13) << num("of_1_thread", 2) << std::setw(12)
+    auto num = [&](const char* k, int p) {
+      return r[k].is_number() ? fmt(r[k].get<double>(), p) : std::string("n/a");
+    };
+    tab << "  " << std::left << std::setw(24) << r["variant"].get<std::string>() << std::right
+        << std::setw(10) << r["competing"].get<int>() << std::setw(12)
+        << num("median_samples_per_s", 0) << std::setw(9) << str_or(r, "threads") << std::setw(10)
+        << num("of_quiet", 2) << std::setw(13) << num("of_1_thread", 2) << std::setw(12)
         << num("background_runnable", 1) << "\n";
   }
   for (const auto& [k, v] : c["ratios"].items()) {
     if (k.rfind("suite_over_libgomp_default", 0) == 0) {
-      tab << "  " << k << ": " << (v.is_number() ? fmt(v.get<double>(), 2) : std::string("n/a")) << "\n";
+      tab << "  " << k << ": " << (v.is_number() ? fmt(v.get<double>(), 2) : std::string("n/a"))
+          << "\n";
     }
   }
   for (const auto& t : c["targets"]) {
     tab << "  target: " << t["target"].get<std::string>() << ": "
-        << (t["value"].is_number() ? fmt(t["value"].get<double>(), 2) : std::string("n/a")) << " (" << t["rounds"]
-        << " paired rounds, up to " << fmt(t["background_runnable"].get<double>(), 1)
+        << (t["value"].is_number() ? fmt(t["value"].get<double>(), 2) : std::string("n/a")) << " ("
+        << t["rounds"] << " paired rounds, up to " << fmt(t["background_runnable"].get<double>(), 1)
         << " other runnable besides) -> "
         << (t["holds"].is_boolean() ? (t["holds"].get<bool>() ? "holds" : "does NOT hold")
                                     : "not judged: " + t.value("why_not_judged", std::string("?")))
@@ -767,9 +797,10 @@ int run_parent(const ParentOptions& o, const std::string& self) {
     std::stringstream ss(o.load_configs);
     std::string item;
     while (std::getline(ss, item, ',')) {
-      if (!item.empty() && std::find(names.begin(), names.end(), find_config(item).name) == names.end()) {
-        std::cerr << "bench-train: note: --load-configs names " << item << ", which --configs (" << o.configs
-                  << ") does not run: no contended section for it\n";
+      if (!item.empty() &&
+          std::find(names.begin(), names.end(), find_config(item).name) == names.end()) {
+        std::cerr << "bench-train: note: --load-configs names " << item << ", which --configs ("
+                  << o.configs << ") does not run: no contended section for it\n";
       }
     }
   }
@@ -784,7 +815,8 @@ int run_parent(const ParentOptions& o, const std::string& self) {
     capture(shell_quote(o.python) + " -c 'import torch' 2>/dev/null", &st);
     if (st != 0) {
       python_ok = false;
-      python_note = o.python + " cannot import torch: run `scripts/deps.sh --bench` (installs Debian's "
+      python_note = o.python +
+                    " cannot import torch: run `scripts/deps.sh --bench` (installs Debian's "
                     "python3-torch) or pass --python; the Python columns are left empty";
       std::cerr << "bench-train: warning: " << python_note << "\n";
     } else if (!fs::exists(o.script)) {
@@ -796,28 +828,33 @@ int run_parent(const ParentOptions& o, const std::string& self) {
 
   json env = info.to_json();
   env["cpu_model"] = cpu_model();
-  env["malloc_settings"] = info.malloc_tuned ? "glibc mallopt: M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 1 GiB, "
-                                               "M_TOP_PAD 64 MiB (suite, gemm-bound, python-tuned)"
-                                             : "glibc defaults";
-  for (const char* v : {"OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MALLOC_ARENA_MAX",
-                        "GLIBC_TUNABLES", "LD_PRELOAD", "OMP_WAIT_POLICY"}) {
+  env["malloc_settings"] = info.malloc_tuned
+                               ? "glibc mallopt: M_MMAP_THRESHOLD 32 MiB, M_TRIM_THRESHOLD 1 GiB, "
+                                 "M_TOP_PAD 64 MiB (suite, gemm-bound, python-tuned)"
+                               : "glibc defaults";
+  for (const char* v : {"OPENBLAS_CORETYPE", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                        "MALLOC_ARENA_MAX", "GLIBC_TUNABLES", "LD_PRELOAD", "OMP_WAIT_POLICY"}) {
     env["env"][v] = env_or(v, "(unset)");
   }
   env["load_at_start"] = loadavg();
   env["coretype_setting"] = o.coretype;
-  env["coretype_in_environment"] =
-      o.coretype == "environment" ? env_or("OPENBLAS_CORETYPE", "(unset)") : env_or("VAEREPRO_BENCH_CORETYPE_WAS", "?");
+  env["coretype_in_environment"] = o.coretype == "environment"
+                                       ? env_or("OPENBLAS_CORETYPE", "(unset)")
+                                       : env_or("VAEREPRO_BENCH_CORETYPE_WAS", "?");
   std::cerr << "bench-train: " << cpu_model() << ", " << info.available_cores << " cores, BLAS "
-            << info.blas_library << " (" << info.openblas_corename << "), OPENBLAS_CORETYPE="
-            << env_or("OPENBLAS_CORETYPE", "(unset)") << ", LibTorch " << info.libtorch_version << "\n";
+            << info.blas_library << " (" << info.openblas_corename
+            << "), OPENBLAS_CORETYPE=" << env_or("OPENBLAS_CORETYPE", "(unset)") << ", LibTorch "
+            << info.libtorch_version << "\n";
 
   const bool gpu_run = o.s.device == "cuda";
   if (gpu_run && !info.cuda_available) {
-    throw UsageError("--device cuda: this LibTorch (" + info.libtorch_version + ") sees no CUDA device");
+    throw UsageError("--device cuda: this LibTorch (" + info.libtorch_version +
+                     ") sees no CUDA device");
   }
   std::vector<std::string> warnings = runtime_warnings(info, o.s.torch_device());
   if (o.coretype != "environment") {
-    warnings.push_back("--coretype " + o.coretype + ": every variant (Python's too) ran with OPENBLAS_CORETYPE " +
+    warnings.push_back("--coretype " + o.coretype +
+                       ": every variant (Python's too) ran with OPENBLAS_CORETYPE " +
                        (o.coretype == "unset" ? std::string("unset") : "=" + o.coretype) +
                        " (OpenBLAS kernels: " + info.openblas_corename + "); the environment had " +
                        env_or("VAEREPRO_BENCH_CORETYPE_WAS", "?") +
@@ -825,28 +862,35 @@ int run_parent(const ParentOptions& o, const std::string& self) {
   }
   json out;
   out["schema"] = 1;
-  out["settings"] = {{"steps", o.s.steps}, {"repeats", o.s.repeats}, {"rounds", o.rounds}, {"warmup", o.s.warmup},
-                     {"max_busy", o.max_busy}, {"wait_seconds", o.wait_seconds}, {"epoch_samples", kEpoch}};
-  out["gpu"] = {{"cuda_available", info.cuda_available},
-                {"measured", gpu_run},
-                {"device", o.s.device},
-                {"note", gpu_run ? std::string("every variant below ran on the GPU (--device cuda)")
-                         : info.cuda_available
-                             ? "a CUDA device is visible, but this run timed the CPU path (--device cpu); GPU "
-                               "numbers were not measured"
-                             : "no CUDA device (Debian's LibTorch is CPU-only): GPU numbers were not measured"}};
-  out["data"] = (o.s.dataset == "fashion-mnist" ? "Fashion-MNIST" : o.s.dataset) + " training set (" +
-                o.s.data_dir + "), dynamically binarised";
+  out["settings"] = {{"steps", o.s.steps},     {"repeats", o.s.repeats},
+                     {"rounds", o.rounds},     {"warmup", o.s.warmup},
+                     {"max_busy", o.max_busy}, {"wait_seconds", o.wait_seconds},
+                     {"epoch_samples", kEpoch}};
+  out["gpu"] = {
+      {"cuda_available", info.cuda_available},
+      {"measured", gpu_run},
+      {"device", o.s.device},
+      {"note",
+       gpu_run ? std::string("every variant below ran on the GPU (--device cuda)")
+       : info.cuda_available
+           ? "a CUDA device is visible, but this run timed the CPU path (--device cpu); GPU "
+             "numbers were not measured"
+           : "no CUDA device (Debian's LibTorch is CPU-only): GPU numbers were not measured"}};
+  out["data"] = (o.s.dataset == "fashion-mnist" ? "Fashion-MNIST" : o.s.dataset) +
+                " training set (" + o.s.data_dir + "), dynamically binarised";
 
   // On a GPU the thread counts, the sparse first layer (a CPU path) and the
   // column split of the products mean nothing: those variants are left out.
   const std::vector<std::string> cpp_variants =
-      gpu_run ? std::vector<std::string>{"suite", "suite-torch-optim", "suite-autograd", "libtorch-plain", "gemm-bound"}
-              : std::vector<std::string>{"suite",          "suite-1-thread", "suite-torch-optim",
-                                         "suite-autograd", "suite-dense-input", "libtorch-plain",
-                                         "gemm-bound",     "gemm-bound-split",  "gemm-bound-1-thread"};
+      gpu_run
+          ? std::vector<std::string>{"suite", "suite-torch-optim", "suite-autograd",
+                                     "libtorch-plain", "gemm-bound"}
+          : std::vector<std::string>{"suite",          "suite-1-thread",    "suite-torch-optim",
+                                     "suite-autograd", "suite-dense-input", "libtorch-plain",
+                                     "gemm-bound",     "gemm-bound-split",  "gemm-bound-1-thread"};
   const std::vector<std::string> py_variants =
-      gpu_run ? std::vector<std::string>{"default", "tuned"} : std::vector<std::string>{"default", "threads", "tuned"};
+      gpu_run ? std::vector<std::string>{"default", "tuned"}
+              : std::vector<std::string>{"default", "threads", "tuned"};
   // The Python loop reads Fashion-MNIST's or MNIST's gzipped idx files.
   const std::string py_images = o.s.dataset == "mnist" ? o.s.data_dir + "/mnist" : o.s.data_dir;
   double worst_busy = 0;
@@ -854,17 +898,22 @@ int run_parent(const ParentOptions& o, const std::string& self) {
   for (const auto& name : names) {
     const BenchConfig& cfg = find_config(name);
     std::cerr << "bench-train: " << cfg.description << "\n";
-    json jc = {{"name", cfg.name}, {"description", cfg.description}, {"batch", cfg.batch},
-               {"architecture", "784-" + std::to_string(cfg.hidden) + "-" + std::to_string(cfg.latent)},
-               {"activation", cfg.activation}, {"optimizer", cfg.optimizer}, {"lr", cfg.lr}};
+    json jc = {
+        {"name", cfg.name},
+        {"description", cfg.description},
+        {"batch", cfg.batch},
+        {"architecture", "784-" + std::to_string(cfg.hidden) + "-" + std::to_string(cfg.latent)},
+        {"activation", cfg.activation},
+        {"optimizer", cfg.optimizer},
+        {"lr", cfg.lr}};
     json variants = json::object();
     std::vector<std::pair<std::string, std::string>> jobs;  // (variant, command)
     for (const auto& v : cpp_variants) jobs.push_back({v, child_command(self, v, cfg, o.s)});
     if (python_ok) {
       for (const auto& v : py_variants) {
-        jobs.push_back({"python-" + v, shell_quote(o.python) + " " + shell_quote(o.script) + " --config " +
-                                           cfg.name + " --variant " + v + " --steps " +
-                                           std::to_string(o.s.steps) + " --repeats " +
+        jobs.push_back({"python-" + v, shell_quote(o.python) + " " + shell_quote(o.script) +
+                                           " --config " + cfg.name + " --variant " + v +
+                                           " --steps " + std::to_string(o.s.steps) + " --repeats " +
                                            std::to_string(o.s.repeats) + " --warmup " +
                                            std::to_string(o.s.warmup) + " --data-dir " +
                                            shell_quote(py_images) + " --device " + o.s.device});
@@ -873,8 +922,10 @@ int run_parent(const ParentOptions& o, const std::string& self) {
     // Rounds: every variant once per round, the order rotated each round, so
     // that the machine's slow and fast spells (a shared VM's neighbours) fall
     // on all variants alike; a ratio is the median of its per-round ratios.
-    std::map<std::string, std::vector<double>> round_rate;  // variant -> rate per round (NaN: failed)
-    std::map<std::string, std::vector<double>> round_busy;  // variant -> other runnable processes, per round
+    std::map<std::string, std::vector<double>>
+        round_rate;  // variant -> rate per round (NaN: failed)
+    std::map<std::string, std::vector<double>>
+        round_busy;  // variant -> other runnable processes, per round
     for (int64_t round = 0; round < o.rounds; ++round) {
       for (size_t k = 0; k < jobs.size(); ++k) {
         const auto& [variant, cmd] = jobs[(k + static_cast<size_t>(round)) % jobs.size()];
@@ -883,22 +934,26 @@ int run_parent(const ParentOptions& o, const std::string& self) {
         round_busy[variant].resize(static_cast<size_t>(o.rounds), 0.0);
         // Wait for a quiet machine (others compile here), up to wait_seconds.
         double busy = other_runnable();
-        const auto wait_end = std::chrono::steady_clock::now() + std::chrono::duration<double>(o.wait_seconds);
-        while (busy > o.max_busy && std::chrono::steady_clock::now() < wait_end) busy = other_runnable(2.0);
+        const auto wait_end =
+            std::chrono::steady_clock::now() + std::chrono::duration<double>(o.wait_seconds);
+        while (busy > o.max_busy && std::chrono::steady_clock::now() < wait_end)
+          busy = other_runnable(2.0);
         const json load_before = loadavg();
         int st = 0;
         const auto t0 = std::chrono::steady_clock::now();
         // A variant that crawls (two OpenMP threads on busy cores can be 50x
         // slower) is stopped and recorded as such rather than holding the run.
-        const std::string text = capture("timeout " + std::to_string(o.child_timeout) + " " + cmd, &st);
-        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        const std::string text =
+            capture("timeout " + std::to_string(o.child_timeout) + " " + cmd, &st);
+        const double wall =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         const double busy_after = other_runnable(0.5);
         round_busy[variant][static_cast<size_t>(round)] = std::max(busy, busy_after);
         json r = last_json_line(text);
         json& slot = variants[variant];
         if (st != 0 || !r.contains("samples_per_s")) {
-          std::cerr << "bench-train: " << cfg.name << "/" << variant << " failed in round " << round + 1
-                    << " (exit " << st << ")\n";
+          std::cerr << "bench-train: " << cfg.name << "/" << variant << " failed in round "
+                    << round + 1 << " (exit " << st << ")\n";
           slot["error"] = st == 124 ? "stopped after " + std::to_string(o.child_timeout) +
                                           " s (--child-timeout); the machine was busy"
                                     : "exit status " + std::to_string(st);
@@ -909,17 +964,19 @@ int run_parent(const ParentOptions& o, const std::string& self) {
         const double med = median(r["samples_per_s"].get<std::vector<double>>());
         rates_of[static_cast<size_t>(round)] = med;
         for (auto& [key, value] : r.items()) {
-          if (key != "samples_per_s") slot[key] = value;  // threads, runtime, versions: the same each round
+          if (key != "samples_per_s")
+            slot[key] = value;  // threads, runtime, versions: the same each round
         }
         slot["other_runnable_before"] = std::max(slot.value("other_runnable_before", 0.0), busy);
-        slot["other_runnable_after"] = std::max(slot.value("other_runnable_after", 0.0), busy_after);
+        slot["other_runnable_after"] =
+            std::max(slot.value("other_runnable_after", 0.0), busy_after);
         slot["load_before"] = load_before;
         slot["wall_seconds"] = slot.value("wall_seconds", 0.0) + wall;
         worst_busy = std::max({worst_busy, busy, busy_after});
-        std::cerr << "bench-train:   [" << round + 1 << "/" << o.rounds << "] " << std::left << std::setw(18)
-                  << variant << std::right << std::setw(9) << fmt(med, 0) << " samples/s  "
-                  << fmt(kEpoch / med, 2) << " s/epoch  (threads " << str_or(r, "threads")
-                  << ", others runnable " << fmt(busy, 1) << ")\n";
+        std::cerr << "bench-train:   [" << round + 1 << "/" << o.rounds << "] " << std::left
+                  << std::setw(18) << variant << std::right << std::setw(9) << fmt(med, 0)
+                  << " samples/s  " << fmt(kEpoch / med, 2) << " s/epoch  (threads "
+                  << str_or(r, "threads") << ", others runnable " << fmt(busy, 1) << ")\n";
       }
     }
     for (auto& [variant, rates_of] : round_rate) {
@@ -978,16 +1035,22 @@ int run_parent(const ParentOptions& o, const std::string& self) {
     // A verdict only from rounds taken on a quiet machine: under load a
     // two-thread bound can crawl as much as the step it bounds, and a ratio
     // of two crawls proves nothing.
-    auto target = [&](const std::string& what, const std::string& key, double threshold, bool at_most,
-                      const std::vector<std::string>& involved) {
+    auto target = [&](const std::string& what, const std::string& key, double threshold,
+                      bool at_most, const std::vector<std::string>& involved) {
       const json v = ratios[key];
-      json t = {{"target", what}, {"ratio", key}, {"threshold", threshold}, {"at_most", at_most}, {"value", v}};
+      json t = {{"target", what},
+                {"ratio", key},
+                {"threshold", threshold},
+                {"at_most", at_most},
+                {"value", v}};
       double busy = 0;  // the most seen in any round of these variants
       for (const auto& name : involved) {
-        for (double x : round_busy.count(name) ? round_busy[name] : std::vector<double>{}) busy = std::max(busy, x);
+        for (double x : round_busy.count(name) ? round_busy[name] : std::vector<double>{})
+          busy = std::max(busy, x);
       }
       t["other_runnable"] = busy;
-      const int64_t quiet = ratio_rounds.contains(key) ? ratio_rounds[key].value("quiet_rounds", int64_t{0}) : 0;
+      const int64_t quiet =
+          ratio_rounds.contains(key) ? ratio_rounds[key].value("quiet_rounds", int64_t{0}) : 0;
       t["quiet_rounds"] = quiet;
       std::string absent;
       for (const auto& name : involved) {
@@ -995,37 +1058,42 @@ int run_parent(const ParentOptions& o, const std::string& self) {
       }
       if (!absent.empty()) {
         t["holds"] = nullptr;
-        t["why_not_judged"] = "not run: " + absent + " (" + (python_note.empty() ? "--no-python" : python_note) + ")";
+        t["why_not_judged"] =
+            "not run: " + absent + " (" + (python_note.empty() ? "--no-python" : python_note) + ")";
       } else if (!v.is_number()) {
         t["holds"] = nullptr;
         t["why_not_judged"] = "not measured (a variant failed or was stopped)";
       } else if (quiet == 0) {
         t["holds"] = nullptr;
-        t["why_not_judged"] = "taken under load in every round (up to " + fmt(busy, 1) + " other runnable processes)";
+        t["why_not_judged"] =
+            "taken under load in every round (up to " + fmt(busy, 1) + " other runnable processes)";
       } else {
         t["holds"] = at_most ? v.get<double>() <= threshold : v.get<double>() >= threshold;
       }
       targets.push_back(t);
     };
     if (cfg.name == "kw") {
-      target("epoch within 1.5x of the GEMM-only bound", "step_over_bound", 1.5, true, {"suite", "gemm-bound"});
+      target("epoch within 1.5x of the GEMM-only bound", "step_over_bound", 1.5, true,
+             {"suite", "gemm-bound"});
       target("at least 2.5x the default Python loop", "suite_over_python_default", 2.5, false,
              {"suite", "python-default"});
       target("at least 1.5x the tuned Python loop", "suite_over_python_tuned", 1.5, false,
              {"suite", "python-tuned"});
       // The same with the suite on one thread (THREADS=1): on a loaded
       // machine two OpenMP threads can be many times slower than one.
-      target("(1 thread) epoch within 1.5x of the 1-thread GEMM-only bound", "step_over_bound_1_thread", 1.5, true,
-             {"suite-1-thread", "gemm-bound-1-thread"});
-      target("(suite at 1 thread) at least 2.5x the default Python loop", "suite_1_thread_over_python_default",
-             2.5, false, {"suite-1-thread", "python-default"});
-      target("(suite at 1 thread) at least 1.5x the tuned Python loop", "suite_1_thread_over_python_tuned", 1.5,
-             false, {"suite-1-thread", "python-tuned"});
+      target("(1 thread) epoch within 1.5x of the 1-thread GEMM-only bound",
+             "step_over_bound_1_thread", 1.5, true, {"suite-1-thread", "gemm-bound-1-thread"});
+      target("(suite at 1 thread) at least 2.5x the default Python loop",
+             "suite_1_thread_over_python_default", 2.5, false,
+             {"suite-1-thread", "python-default"});
+      target("(suite at 1 thread) at least 1.5x the tuned Python loop",
+             "suite_1_thread_over_python_tuned", 1.5, false, {"suite-1-thread", "python-tuned"});
     } else if (cfg.name == "small") {
-      target("small model: at least 2x Python (the default loop)", "suite_over_python_default", 2.0, false,
-             {"suite", "python-default"});
+      target("small model: at least 2x Python (the default loop)", "suite_over_python_default", 2.0,
+             false, {"suite", "python-default"});
       target("(suite at 1 thread) small model: at least 2x Python (the default loop)",
-             "suite_1_thread_over_python_default", 2.0, false, {"suite-1-thread", "python-default"});
+             "suite_1_thread_over_python_default", 2.0, false,
+             {"suite-1-thread", "python-default"});
     }
     jc["targets"] = targets;
     if (contended_for(o, cfg.name)) {
@@ -1046,46 +1114,55 @@ int run_parent(const ParentOptions& o, const std::string& self) {
   out["warnings"] = warnings;
   out["max_other_runnable"] = worst_busy;
   out["provenance"] = collect_provenance(0, nullptr).to_json();
-  out["provenance"]["command_line"] = "bench-train --configs " + o.configs + " --steps " +
-                                      std::to_string(o.s.steps) + " --repeats " + std::to_string(o.s.repeats) +
-                                      " --rounds " + std::to_string(o.rounds) + " --load " + o.load_text +
-                                      " --load-configs " + o.load_configs + " --load-steps " +
-                                      std::to_string(o.load_steps) + " --dataset " + o.s.dataset;
+  out["provenance"]["command_line"] =
+      "bench-train --configs " + o.configs + " --steps " + std::to_string(o.s.steps) +
+      " --repeats " + std::to_string(o.s.repeats) + " --rounds " + std::to_string(o.rounds) +
+      " --load " + o.load_text + " --load-configs " + o.load_configs + " --load-steps " +
+      std::to_string(o.load_steps) + " --dataset " + o.s.dataset;
 
   // The table.
   std::ostringstream tab;
-  tab << "\nbench-train: medians over " << o.rounds << " rounds of " << o.s.repeats << " x " << o.s.steps
-      << " steps (s/epoch = 60,000 images; ratios: medians of the per-round ratios)\n";
+  tab << "\nbench-train: medians over " << o.rounds << " rounds of " << o.s.repeats << " x "
+      << o.s.steps << " steps (s/epoch = 60,000 images; ratios: medians of the per-round ratios)\n";
   for (const auto& jc : jconfigs) {
     tab << "\n" << jc["description"].get<std::string>() << "\n";
-    tab << "  " << std::left << std::setw(20) << "variant" << std::right << std::setw(12) << "samples/s"
-        << std::setw(10) << "s/epoch" << std::setw(9) << "threads" << std::setw(14) << "suite/this" << "\n";
-    const double suite = jc["variants"].contains("suite") && jc["variants"]["suite"].contains("median_samples_per_s")
-                             ? jc["variants"]["suite"]["median_samples_per_s"].get<double>()
-                             : std::nan("");
+    tab << "  " << std::left << std::setw(20) << "variant" << std::right << std::setw(12)
+        << "samples/s" << std::setw(10) << "s/epoch" << std::setw(9) << "threads" << std::setw(14)
+        << "suite/this"
+        << "\n";
+    const double suite =
+        jc["variants"].contains("suite") && jc["variants"]["suite"].contains("median_samples_per_s")
+            ? jc["variants"]["suite"]["median_samples_per_s"].get<double>()
+            : std::nan("");
     for (const auto& [v, r] : jc["variants"].items()) {
       if (!r.contains("median_samples_per_s")) {
         tab << "  " << std::left << std::setw(20) << v << std::right << "  failed\n";
         continue;
       }
       const double m = r["median_samples_per_s"].get<double>();
-      tab << "  " << std::left << std::setw(20) << v << std::right << std::setw(12) << fmt(m, 0) << std::setw(10)
-          << fmt(kEpoch / m, 2) << std::setw(9) << str_or(r, "threads") << std::setw(14)
-          << (v.rfind("gemm-bound", 0) == 0 ? "bound " + fmt(m / suite, 2) + "x" : fmt(suite / m, 2) + "x") << "\n";
+      tab << "  " << std::left << std::setw(20) << v << std::right << std::setw(12) << fmt(m, 0)
+          << std::setw(10) << fmt(kEpoch / m, 2) << std::setw(9) << str_or(r, "threads")
+          << std::setw(14)
+          << (v.rfind("gemm-bound", 0) == 0 ? "bound " + fmt(m / suite, 2) + "x"
+                                            : fmt(suite / m, 2) + "x")
+          << "\n";
     }
     if (jc.contains("contended")) print_contended(tab, jc["contended"]);
     for (const auto& t : jc["targets"]) {
       tab << "  target: " << t["target"].get<std::string>() << ": "
           << (t["value"].is_number() ? fmt(t["value"].get<double>(), 2) : std::string("n/a"))
-          << " (quiet rounds: " << t.value("quiet_rounds", int64_t{0}) << " of " << o.rounds << ") -> "
-          << (t["holds"].is_boolean() ? (t["holds"].get<bool>() ? "holds" : "does NOT hold")
-                                      : "not judged: " + t.value("why_not_judged", std::string("?")))
+          << " (quiet rounds: " << t.value("quiet_rounds", int64_t{0}) << " of " << o.rounds
+          << ") -> "
+          << (t["holds"].is_boolean()
+                  ? (t["holds"].get<bool>() ? "holds" : "does NOT hold")
+                  : "not judged: " + t.value("why_not_judged", std::string("?")))
           << "\n";
     }
   }
   tab << "\nGPU: " << out["gpu"]["note"].get<std::string>() << "\n";
-  tab << "load average at start " << env["load_at_start"]["1min"] << ", at end " << env["load_at_end"]["1min"]
-      << "; most other runnable processes seen " << fmt(worst_busy, 1) << "\n";
+  tab << "load average at start " << env["load_at_start"]["1min"] << ", at end "
+      << env["load_at_end"]["1min"] << "; most other runnable processes seen " << fmt(worst_busy, 1)
+      << "\n";
   for (const auto& w : warnings) tab << "warning: " << w << "\n";
   std::cout << tab.str();
 
@@ -1108,44 +1185,52 @@ int main(int argc, char** argv) {
     ParentOptions o;
     std::string child;
     po::options_description d(
-        "bench-train: the suite's training step beside Python and LibTorch loops and the GEMM-only bound\n"
+        "bench-train: the suite's training step beside Python and LibTorch loops and the GEMM-only "
+        "bound\n"
         "Options");
-    d.add_options()("help,h", "print this help")
-        ("configs", po::value(&o.configs)->default_value(o.configs), "kw,examples,small (comma-separated)")
-        ("steps", po::value(&o.s.steps)->default_value(o.s.steps), "timed steps per repeat")
-        ("rounds", po::value(&o.rounds)->default_value(o.rounds),
-         "rounds: every variant runs once per round, in a rotated order; medians are over rounds")
-        ("repeats", po::value(&o.s.repeats)->default_value(o.s.repeats),
-         "timed runs of --steps steps inside one variant's process per round (their median is that round's)")
-        ("warmup", po::value(&o.s.warmup)->default_value(o.s.warmup), "untimed steps first")
-        ("threads", po::value(&o.s.threads)->default_value(0),
-         "threads of the suite and the bound (0: the cores available, as the chapters)")
-        ("data-dir", po::value(&o.s.data_dir)->default_value(o.s.data_dir),
-         "Fashion-MNIST's idx files; with --dataset mnist the folder holding mnist/ (the suite's data/)")
-        ("dataset", po::value(&o.s.dataset)->default_value(o.s.dataset), "fashion-mnist | mnist | synthetic")
-        ("device", po::value(&o.s.device)->default_value(o.s.device),
-         "cpu | cuda (a CUDA LibTorch: the variants that mean something on a GPU, on the GPU)")
-        ("python", po::value(&o.python)->default_value(o.python), "the Python with Debian's python3-torch")
-        ("python-script", po::value(&o.script)->default_value(o.script), "bench/python_vae.py")
-        ("no-python", po::bool_switch(&o.no_python), "skip the Python variants")
-        ("json", po::value(&o.json_path)->default_value(o.json_path), "where to write the results (empty: nowhere)")
-        ("max-busy", po::value(&o.max_busy)->default_value(o.max_busy),
-         "wait while more than this many other processes are runnable")
-        ("wait-seconds", po::value(&o.wait_seconds)->default_value(o.wait_seconds),
-         "longest wait for a quiet machine before each variant")
-        ("child-timeout", po::value(&o.child_timeout)->default_value(o.child_timeout),
-         "seconds after which one variant is stopped and recorded as such")
-        ("coretype", po::value(&o.coretype)->default_value(o.coretype),
-         "OPENBLAS_CORETYPE for every variant, Python's included: 'environment' (as it is set), 'unset' "
-         "(OpenBLAS picks the kernels for this CPU) or a kernel name (Haswell, SkylakeX, Zen, ...)")
-        ("load", po::value(&o.load_text)->default_value(o.load_text),
-         "numbers of competing single-threaded busy loops to time the suite beside, comma-separated, each "
-         "beside the same variants quiet and at --threads 1 (none: skip)")
-        ("load-configs", po::value(&o.load_configs)->default_value(o.load_configs),
-         "the configurations timed under --load (comma-separated)")
-        ("load-steps", po::value(&o.load_steps)->default_value(o.load_steps),
-         "timed steps of each run under --load")
-        ("child", po::value(&child), "internal: run one variant and print its JSON");
+    d.add_options()("help,h", "print this help")("configs",
+                                                 po::value(&o.configs)->default_value(o.configs),
+                                                 "kw,examples,small (comma-separated)")(
+        "steps", po::value(&o.s.steps)->default_value(o.s.steps), "timed steps per repeat")(
+        "rounds", po::value(&o.rounds)->default_value(o.rounds),
+        "rounds: every variant runs once per round, in a rotated order; medians are over rounds")(
+        "repeats", po::value(&o.s.repeats)->default_value(o.s.repeats),
+        "timed runs of --steps steps inside one variant's process per round (their median is that "
+        "round's)")("warmup", po::value(&o.s.warmup)->default_value(o.s.warmup),
+                    "untimed steps first")(
+        "threads", po::value(&o.s.threads)->default_value(0),
+        "threads of the suite and the bound (0: the cores available, as the chapters)")(
+        "data-dir", po::value(&o.s.data_dir)->default_value(o.s.data_dir),
+        "Fashion-MNIST's idx files; with --dataset mnist the folder holding mnist/ (the suite's "
+        "data/)")("dataset", po::value(&o.s.dataset)->default_value(o.s.dataset),
+                  "fashion-mnist | mnist | synthetic")(
+        "device", po::value(&o.s.device)->default_value(o.s.device),
+        "cpu | cuda (a CUDA LibTorch: the variants that mean something on a GPU, on the GPU)")(
+        "python", po::value(&o.python)->default_value(o.python),
+        "the Python with Debian's python3-torch")(
+        "python-script", po::value(&o.script)->default_value(o.script), "bench/python_vae.py")(
+        "no-python", po::bool_switch(&o.no_python), "skip the Python variants")(
+        "json", po::value(&o.json_path)->default_value(o.json_path),
+        "where to write the results (empty: nowhere)")(
+        "max-busy", po::value(&o.max_busy)->default_value(o.max_busy),
+        "wait while more than this many other processes are runnable")(
+        "wait-seconds", po::value(&o.wait_seconds)->default_value(o.wait_seconds),
+        "longest wait for a quiet machine before each variant")(
+        "child-timeout", po::value(&o.child_timeout)->default_value(o.child_timeout),
+        "seconds after which one variant is stopped and recorded as such")(
+        "coretype", po::value(&o.coretype)->default_value(o.coretype),
+        "OPENBLAS_CORETYPE for every variant, Python's included: 'environment' (as it is set), "
+        "'unset' "
+        "(OpenBLAS picks the kernels for this CPU) or a kernel name (Haswell, SkylakeX, Zen, ...)")(
+        "load", po::value(&o.load_text)->default_value(o.load_text),
+        "numbers of competing single-threaded busy loops to time the suite beside, "
+        "comma-separated, each "
+        "beside the same variants quiet and at --threads 1 (none: skip)")(
+        "load-configs", po::value(&o.load_configs)->default_value(o.load_configs),
+        "the configurations timed under --load (comma-separated)")(
+        "load-steps", po::value(&o.load_steps)->default_value(o.load_steps),
+        "timed steps of each run under --load")("child", po::value(&child),
+                                                "internal: run one variant and print its JSON");
     po::variables_map vm;
     try {
       po::store(po::parse_command_line(argc, argv, d), vm);
@@ -1157,7 +1242,8 @@ int main(int argc, char** argv) {
       std::cout << d << "\n";
       return 0;
     }
-    if (o.s.device != "cpu" && o.s.device != "cuda") throw UsageError("--device must be cpu or cuda");
+    if (o.s.device != "cpu" && o.s.device != "cuda")
+      throw UsageError("--device must be cpu or cuda");
     if (o.s.dataset != "fashion-mnist" && o.s.dataset != "mnist" && o.s.dataset != "synthetic") {
       throw UsageError("--dataset must be fashion-mnist, mnist or synthetic");
     }
@@ -1179,8 +1265,8 @@ int main(int argc, char** argv) {
         ::setenv("OPENBLAS_CORETYPE", o.coretype.c_str(), 1);
       }
       ::execv(self.c_str(), argv);
-      throw std::runtime_error("could not restart " + self + " with OPENBLAS_CORETYPE changed: " +
-                               std::strerror(errno));
+      throw std::runtime_error("could not restart " + self +
+                               " with OPENBLAS_CORETYPE changed: " + std::strerror(errno));
     }
     return run_parent(o, self);
   });

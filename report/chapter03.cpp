@@ -68,7 +68,8 @@ std::string Sections::curves_figure() const {
   plot.size_pdf = "9in,3.9in";
   std::ostringstream data, rec_cmd, kl_cmd;
   int index = 0;
-  const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf"};
+  const char* colors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
+                          "#9467bd", "#8c564b", "#e377c2", "#17becf"};
   int c = 0;
   for (const auto& p : sweep) {
     std::ostringstream rec, kl;
@@ -76,8 +77,7 @@ std::string Sections::curves_figure() const {
       const double seen = q.at(k::kSamplesSeen).get<double>();
       rec << std::setprecision(10) << seen << ' '
           << -q.at(k::kTest).at(k::kLogLikelihood).get<double>() << '\n';
-      kl << std::setprecision(10) << seen << ' ' << q.at(k::kTest).at(k::kKl).get<double>()
-         << '\n';
+      kl << std::setprecision(10) << seen << ' ' << q.at(k::kTest).at(k::kKl).get<double>() << '\n';
     }
     data << rec.str() << "\n\n" << kl.str() << "\n\n";
     const std::string style = std::string(" with linespoints lw 2 pt 7 ps 0.5 lc rgb '") +
@@ -88,15 +88,23 @@ std::string Sections::curves_figure() const {
     index += 2;
   }
   plot.data = data.str();
-  plot.script = "set logscale x\nset format x '10^{%L}'\nset grid lc rgb '#dddddd'\nset key top right font ',8'\n"
-                "set xlabel 'training samples seen'\nset multiplot layout 1,2 title 'Test reconstruction loss and KL along training (" +
-                gnuplot_text(dataset) + ", " + gnuplot_text(protocol) + ")'\nset title 'reconstruction loss'\nset ylabel 'reconstruction loss'\nplot " +
-                rec_cmd.str() + "\nset title 'KL'\nset ylabel 'KL (nats)'\nplot " + kl_cmd.str() + "\nunset multiplot\n";
+  plot.script =
+      "set logscale x\nset format x '10^{%L}'\nset grid lc rgb '#dddddd'\nset key top right font "
+      "',8'\n"
+      "set xlabel 'training samples seen'\nset multiplot layout 1,2 title 'Test reconstruction "
+      "loss and KL along training (" +
+      gnuplot_text(dataset) + ", " + gnuplot_text(protocol) +
+      ")'\nset title 'reconstruction loss'\nset ylabel 'reconstruction loss'\nplot " +
+      rec_cmd.str() + "\nset title 'KL'\nset ylabel 'KL (nats)'\nplot " + kl_cmd.str() +
+      "\nunset multiplot\n";
   std::ostringstream os;
   if (index == 0) {
     os << "*No curve to draw.*\n";
   } else {
-    os << plotted_figure(plot, "Test reconstruction loss (left) and KL (right) along training, one line per beta (seed 000 Fig. 6).", options, outcome);
+    os << plotted_figure(plot,
+                         "Test reconstruction loss (left) and KL (right) along training, one line "
+                         "per beta (seed 000 Fig. 6).",
+                         options, outcome);
   }
   os << "\n" << prov;
   return os.str();
@@ -115,14 +123,21 @@ std::string Sections::rd_figure() const {
          << " \"" << beta_text(p.at(k::kBeta)) << "\"\n";
   }
   plot.data = data.str();
-  plot.script = "set grid lc rgb '#dddddd'\nset xlabel 'rate: KL (nats)'\nset ylabel 'distortion: reconstruction loss'\n"
-                "set title 'Rate against distortion across beta (test set; labels: beta)'\nset offsets graph 0.05, graph 0.05, graph 0.05, graph 0.05\n"
-                "plot datafile using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4' notitle, datafile using 1:2:3 with labels offset 1.2,0.8 font ',9' notitle\n";
+  plot.script =
+      "set grid lc rgb '#dddddd'\nset xlabel 'rate: KL (nats)'\nset ylabel 'distortion: "
+      "reconstruction loss'\n"
+      "set title 'Rate against distortion across beta (test set; labels: beta)'\nset offsets graph "
+      "0.05, graph 0.05, graph 0.05, graph 0.05\n"
+      "plot datafile using 1:2 with linespoints lw 2 pt 7 lc rgb '#1f77b4' notitle, datafile using "
+      "1:2:3 with labels offset 1.2,0.8 font ',9' notitle\n";
   std::ostringstream os;
   if (sweep.empty()) {
     os << "*No point to draw.*\n";
   } else {
-    os << plotted_figure(plot, "Rate (KL) against distortion (reconstruction loss) at the end of training, one point per beta.", options, outcome, "65%");
+    os << plotted_figure(plot,
+                         "Rate (KL) against distortion (reconstruction loss) at the end of "
+                         "training, one point per beta.",
+                         options, outcome, "65%");
   }
   os << "\n" << prov;
   return os.str();
@@ -130,7 +145,8 @@ std::string Sections::rd_figure() const {
 
 std::string Sections::rd_table() const {
   std::ostringstream os;
-  os << "| beta | reconstruction | KL | reconstruction + KL | beta-weighted loss | active units | dimensions with KL > 0.1 nat |\n"
+  os << "| beta | reconstruction | KL | reconstruction + KL | beta-weighted loss | active units | "
+        "dimensions with KL > 0.1 nat |\n"
      << "|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& p : sweep) {
     const double rec = -p.at(k::kFinal).at(k::kTest).at(k::kLogLikelihood).get<double>();
@@ -143,9 +159,12 @@ std::string Sections::rd_table() const {
        << p.value(c3::kActiveUnits, json()).dump() << " of "
        << p.value(c3::kKlPerDim, json::array()).size() << " | " << informative << " |\n";
   }
-  os << "\nTest set, at the end of training. Reconstruction: " << md(units) << ". Active units: dimensions with "
-        "Cov_x(E_q[z_j]) > 0.01 (Burda et al. 2015). Seed 000 reports no numbers for its beta sweep, only curves "
-        "and pictures (Figs. 6-8); its statements are set beside the verdicts below.\n\n" << prov;
+  os << "\nTest set, at the end of training. Reconstruction: " << md(units)
+     << ". Active units: dimensions with "
+        "Cov_x(E_q[z_j]) > 0.01 (Burda et al. 2015). Seed 000 reports no numbers for its beta "
+        "sweep, only curves "
+        "and pictures (Figs. 6-8); its statements are set beside the verdicts below.\n\n"
+     << prov;
   return os.str();
 }
 
@@ -166,7 +185,9 @@ std::string Sections::pictures() const {
     if (!s.empty()) os << "![](" << s << "){width=22%}";
     os << "\n\n";
   }
-  os << "Each row: the first ten test images above their reconstructions, then 100 samples from the prior (decoder means).\n\n" << prov;
+  os << "Each row: the first ten test images above their reconstructions, then 100 samples from "
+        "the prior (decoder means).\n\n"
+     << prov;
   return os.str();
 }
 
@@ -181,9 +202,9 @@ std::string Sections::traversals() const {
        << "; columns: -2 to +2 standard deviations, then the heat map |decode(+1) - "
           "decode(-1)|):\n\n";
     for (const auto& g : t.value(c3::kTraversals, json::array())) {
-      const std::string ref = copy_image(st, ctx.slug + "/" + t.value(k::kName, "x"),
-                                         t.value(k::kDir, "") + "/" + g.value(c3::kImage, ""),
-                                         options.paths, outcome);
+      const std::string ref =
+          copy_image(st, ctx.slug + "/" + t.value(k::kName, "x"),
+                     t.value(k::kDir, "") + "/" + g.value(c3::kImage, ""), options.paths, outcome);
       if (ref.empty()) continue;
       os << figure_md(ref,
                       "Latent variable " + g.value(c3::kDim, json()).dump() + ": KL " +

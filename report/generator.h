@@ -50,10 +50,10 @@ struct SeedRun {
 struct ChapterState {
   enum class Kind { kMissing, kComplete, kFailed, kCorrupt };
   Kind kind = Kind::kMissing;
-  std::string dir;           ///< results/<slug> (or .failed) that was read
-  nlohmann::json run;        ///< run.json (complete or failed)
-  nlohmann::json metrics;    ///< metrics.json (complete)
-  std::string message;       ///< why failed / corrupt
+  std::string dir;             ///< results/<slug> (or .failed) that was read
+  nlohmann::json run;          ///< run.json (complete or failed)
+  nlohmann::json metrics;      ///< metrics.json (complete)
+  std::string message;         ///< why failed / corrupt
   bool later_failure = false;  ///< a failed run exists beside a complete one
   std::string later_failure_message;
   /// Every complete run of this configuration, one per seed: results/<slug>
@@ -68,16 +68,16 @@ struct ChapterState {
 /// number beside the fresh one, with everything that decides whether the two
 /// can be compared.
 struct FidelityRow {
-  std::string chapter;    ///< "01" (links to #chapter-01)
-  std::string source;     ///< "KW2013 Fig. 2"
-  std::string status;     ///< V, D or S
-  std::string quantity;   ///< "test bound, Nz = 20"
-  std::string data;       ///< "mnist, binarized (paper: MNIST, binarisation not stated)"
-  std::string budget;     ///< "fresh 1.5e6 / paper 1e8 (curve read at 1.5e6)"
-  std::string published;  ///< the published value, as printed
-  std::string fresh;      ///< the fresh value with its interval, or why there is none
-  std::string difference; ///< fresh minus published, or ""
-  std::string verdict;    ///< "within noise", "outside noise: ...", or why not compared
+  std::string chapter;     ///< "01" (links to #chapter-01)
+  std::string source;      ///< "KW2013 Fig. 2"
+  std::string status;      ///< V, D or S
+  std::string quantity;    ///< "test bound, Nz = 20"
+  std::string data;        ///< "mnist, binarized (paper: MNIST, binarisation not stated)"
+  std::string budget;      ///< "fresh 1.5e6 / paper 1e8 (curve read at 1.5e6)"
+  std::string published;   ///< the published value, as printed
+  std::string fresh;       ///< the fresh value with its interval, or why there is none
+  std::string difference;  ///< fresh minus published, or ""
+  std::string verdict;     ///< "within noise", "outside noise: ...", or why not compared
 };
 
 /// Reads results/<slug>/ and results/<slug>.failed/. Never throws for bad
@@ -107,8 +107,8 @@ struct Options {
   Paths paths;
   bool html = true;
   bool latex = true;
-  bool pdf = true;   ///< run latexmk when it is installed
-  bool plots = true; ///< run gnuplot (off: figures are referenced but not drawn)
+  bool pdf = true;    ///< run latexmk when it is installed
+  bool plots = true;  ///< run gnuplot (off: figures are referenced but not drawn)
 };
 
 /// What a generation produced and skipped.

@@ -22,8 +22,9 @@ namespace vaerepro::report {
 namespace {
 
 // The library's stage names (time_ledger.h), in the order a run meets them.
-const std::vector<std::string> kStageOrder = {"training", "whole-set evaluations", "log p(x) estimates",
-                                              "HMC", "sampling (the prior)", "figures"};
+const std::vector<std::string> kStageOrder = {
+    "training", "whole-set evaluations", "log p(x) estimates",
+    "HMC",      "sampling (the prior)",  "figures"};
 
 // In minutes, or in seconds when every run is shorter than two minutes.
 std::string amount(double s, bool in_seconds) {
@@ -52,7 +53,8 @@ std::vector<TimedRun> read_timed_runs(const fs::path& results) {
   if (!fs::is_directory(results, ec)) return runs;
   for (const auto& e : fs::directory_iterator(results, ec)) {
     const std::string name = e.path().filename().string();
-    if (name.size() < 3 || !std::isdigit(static_cast<unsigned char>(name[0])) || name[2] != '-') continue;
+    if (name.size() < 3 || !std::isdigit(static_cast<unsigned char>(name[0])) || name[2] != '-')
+      continue;
     try {
       namespace k = schema::run_key;
       const json run = read_json(e.path() / "run.json");
@@ -73,7 +75,8 @@ std::vector<TimedRun> read_timed_runs(const fs::path& results) {
       // An unreadable run is the chapter's own section's to report.
     }
   }
-  std::sort(runs.begin(), runs.end(), [](const TimedRun& a, const TimedRun& b) { return a.slug < b.slug; });
+  std::sort(runs.begin(), runs.end(),
+            [](const TimedRun& a, const TimedRun& b) { return a.slug < b.slug; });
   return runs;
 }
 
@@ -84,8 +87,10 @@ std::string render_time_spent(const Paths& paths) {
   std::ostringstream os;
   os << "## Where each chapter's time went\n\n";
   if (runs.empty()) {
-    os << "::: {.status}\n**No chapter run here recorded its time by stage yet** (runs made before the "
-          "chapters kept a time ledger do not). Rerun a chapter (`make chapter-01`) to see it.\n:::\n\n";
+    os << "::: {.status}\n**No chapter run here recorded its time by stage yet** (runs made before "
+          "the "
+          "chapters kept a time ledger do not). Rerun a chapter (`make chapter-01`) to see "
+          "it.\n:::\n\n";
     return os.str();
   }
   std::vector<std::string> stages = kStageOrder;
@@ -96,19 +101,24 @@ std::string render_time_spent(const Paths& paths) {
   }
   stages.erase(std::remove_if(stages.begin(), stages.end(),
                               [&](const std::string& s) {
-                                return std::none_of(runs.begin(), runs.end(),
-                                                    [&](const TimedRun& r) { return r.stages.count(s) > 0; });
+                                return std::none_of(
+                                    runs.begin(), runs.end(),
+                                    [&](const TimedRun& r) { return r.stages.count(s) > 0; });
                               }),
                stages.end());
   double longest = 0;
   for (const auto& r : runs) longest = std::max(longest, std::isfinite(r.wall) ? r.wall : 0.0);
   const bool in_seconds = longest < 120;
   auto minutes = [&](double v) { return amount(v, in_seconds); };
-  os << "Each chapter's last complete run in this results folder, in " << (in_seconds ? "seconds" : "minutes")
+  os << "Each chapter's last complete run in this results folder, in "
+     << (in_seconds ? "seconds" : "minutes")
      << " of wall time (this process only: "
-        "a run resumed after a stop counts from its resumption, and sweep points or probes trained by "
-        "earlier runs or by separate point jobs are read from their cache, not counted). A stage inside "
-        "another (the whole-set evaluations and estimates made during training) is charged to the inner "
+        "a run resumed after a stop counts from its resumption, and sweep points or probes trained "
+        "by "
+        "earlier runs or by separate point jobs are read from their cache, not counted). A stage "
+        "inside "
+        "another (the whole-set evaluations and estimates made during training) is charged to the "
+        "inner "
         "one only; *other* is the rest (reading the data, set-up, writing results).\n\n";
   os << "| chapter | profile | dataset | threads | wall |";
   for (const auto& s : stages) os << " " << md(s) << " |";
@@ -119,8 +129,8 @@ std::string render_time_spent(const Paths& paths) {
   bool same_profile = true;
   for (const auto& r : runs) {
     double charged = 0;
-    os << "| " << md(r.slug) << " | " << md(r.profile) << " | " << md(r.dataset) << " | " << r.threads << " | "
-       << minutes(r.wall) << " |";
+    os << "| " << md(r.slug) << " | " << md(r.profile) << " | " << md(r.dataset) << " | "
+       << r.threads << " | " << minutes(r.wall) << " |";
     for (const auto& s : stages) {
       const auto it = r.stages.find(s);
       if (it == r.stages.end()) {
@@ -134,8 +144,10 @@ std::string render_time_spent(const Paths& paths) {
     if (std::isfinite(r.wall)) total += r.wall;
     same_profile = same_profile && r.profile == runs.front().profile;
   }
-  os << "\nAll " << runs.size() << " runs together: " << minutes(total) << (in_seconds ? " seconds" : " minutes")
-     << (same_profile ? " (profile " + md(runs.front().profile) + ")" : " (mixed profiles)") << ".\n\n";
+  os << "\nAll " << runs.size() << " runs together: " << minutes(total)
+     << (in_seconds ? " seconds" : " minutes")
+     << (same_profile ? " (profile " + md(runs.front().profile) + ")" : " (mixed profiles)")
+     << ".\n\n";
   return os.str();
 }
 

@@ -26,7 +26,8 @@ TEST(LatentUsage, ActiveUnitsAndKlOfAHandBuiltEncoder) {
   x.select(1, 0).copy_(torch::linspace(-1, 1, 1000));
   auto u = latent_usage(*vae, x);
   const double var_x = torch::linspace(-1, 1, 1000).to(torch::kDouble).var(0, false).item<double>();
-  const double mean_x2 = torch::linspace(-1, 1, 1000).to(torch::kDouble).pow(2).mean().item<double>();
+  const double mean_x2 =
+      torch::linspace(-1, 1, 1000).to(torch::kDouble).pow(2).mean().item<double>();
   ASSERT_EQ(u.activity.size(), 3u);
   for (int j = 0; j < 3; ++j) {
     EXPECT_NEAR(u.activity[j], a[j] * a[j] * var_x, 1e-6);

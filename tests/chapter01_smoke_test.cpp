@@ -33,8 +33,9 @@ class Chapter01Smoke : public ::testing::Test {
  protected:
   fs::path root;
   void SetUp() override {
-    root = fs::temp_directory_path() / ("vaerepro-smoke-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    root = fs::temp_directory_path() /
+           ("vaerepro-smoke-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root);
     fs::create_directories(root);
   }
@@ -43,7 +44,8 @@ class Chapter01Smoke : public ::testing::Test {
 
 TEST_F(Chapter01Smoke, WritesACompleteValidResult) {
   std::string out;
-  const int code = run("--profile smoke --dataset synthetic --threads 2 --out " + root.string(), &out);
+  const int code =
+      run("--profile smoke --dataset synthetic --threads 2 --out " + root.string(), &out);
   ASSERT_EQ(code, 0) << out;
   const fs::path dir = root / "01-elbo-vs-latent";
   ASSERT_TRUE(fs::exists(dir / "run.json")) << out;
@@ -93,17 +95,22 @@ TEST_F(Chapter01Smoke, WritesACompleteValidResult) {
 }
 
 TEST_F(Chapter01Smoke, SameSeedSameNumbers) {
-  ASSERT_EQ(run("--profile smoke --dataset synthetic --nz 3 --manifold-nz 0 --threads 1 --seed 5 --out " +
-                (root / "a").string()), 0);
-  ASSERT_EQ(run("--profile smoke --dataset synthetic --nz 3 --manifold-nz 0 --threads 1 --seed 5 --out " +
-                (root / "b").string()), 0);
+  ASSERT_EQ(
+      run("--profile smoke --dataset synthetic --nz 3 --manifold-nz 0 --threads 1 --seed 5 --out " +
+          (root / "a").string()),
+      0);
+  ASSERT_EQ(
+      run("--profile smoke --dataset synthetic --nz 3 --manifold-nz 0 --threads 1 --seed 5 --out " +
+          (root / "b").string()),
+      0);
   auto a = read_json(root / "a" / "01-elbo-vs-latent" / "metrics.json");
   auto b = read_json(root / "b" / "01-elbo-vs-latent" / "metrics.json");
   EXPECT_EQ(a["models"][0]["final"], b["models"][0]["final"]);
 }
 
 TEST_F(Chapter01Smoke, ADivergingRunFailsAndKeepsTheLastCompleteResult) {
-  const std::string base = "--profile smoke --dataset synthetic --nz 3 --manifold-nz 0 --out " + root.string();
+  const std::string base =
+      "--profile smoke --dataset synthetic --nz 3 --manifold-nz 0 --out " + root.string();
   ASSERT_EQ(run(base), 0);
   std::string out;
   EXPECT_EQ(run(base + " --optimizer sgd --lr 10", &out), 1) << out;
@@ -122,7 +129,8 @@ TEST_F(Chapter01Smoke, ADivergingRunFailsAndKeepsTheLastCompleteResult) {
 TEST_F(Chapter01Smoke, AMissingDatasetFailsCleanly) {
   std::string out;
   const int code = run("--profile smoke --dataset mnist --data-dir " + (root / "empty").string() +
-                           " --out " + (root / "results").string(), &out);
+                           " --out " + (root / "results").string(),
+                       &out);
   EXPECT_EQ(code, 1) << out;
   EXPECT_NE(out.find("make data"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(root / "results" / "01-elbo-vs-latent" / "run.json"));
@@ -132,7 +140,8 @@ TEST_F(Chapter01Smoke, AnUnwritableOutputFolderFailsCleanly) {
   std::string out;
   const fs::path file = root / "a-file";
   std::ofstream(file) << "x";
-  const int code = run("--profile smoke --dataset synthetic --out " + (file / "sub").string(), &out);
+  const int code =
+      run("--profile smoke --dataset synthetic --out " + (file / "sub").string(), &out);
   EXPECT_EQ(code, 1) << out;
   EXPECT_NE(out.find("results folder"), std::string::npos) << out;
 }

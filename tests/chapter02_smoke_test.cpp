@@ -26,7 +26,8 @@ TEST(Chapter02Smoke, WritesOrderedFiniteEstimates) {
   const fs::path root = fs::temp_directory_path() / ("vaerepro-ch02-" + std::to_string(::getpid()));
   fs::remove_all(root);
   std::string out;
-  ASSERT_EQ(run("--profile smoke --dataset synthetic --threads 2 --out " + root.string(), &out), 0) << out;
+  ASSERT_EQ(run("--profile smoke --dataset synthetic --threads 2 --out " + root.string(), &out), 0)
+      << out;
   const fs::path dir = root / "02-marginal-likelihood";
   std::ifstream rin(dir / "run.json"), min(dir / "metrics.json");
   auto run_json = nlohmann::json::parse(rin);
@@ -56,7 +57,9 @@ TEST(Chapter02Smoke, WritesOrderedFiniteEstimates) {
 
 TEST(Chapter02Smoke, RejectsATrainingSetLargerThanTheData) {
   std::string out;
-  EXPECT_EQ(run("--profile smoke --dataset synthetic --n-train 5000 --out /tmp/never-written", &out), 2) << out;
+  EXPECT_EQ(
+      run("--profile smoke --dataset synthetic --n-train 5000 --out /tmp/never-written", &out), 2)
+      << out;
   EXPECT_NE(out.find("n-train"), std::string::npos) << out;
 }
 

@@ -52,7 +52,8 @@ TEST(Chapter03Smoke, PointsRunAloneAndAreAssembled) {
   const auto& t = metrics["traversals"][0];
   ASSERT_EQ(t["traversals"].size(), 5u);  // one grid per latent dimension (Nz = 5)
   EXPECT_EQ(t["traversal_values"].size(), 9u);
-  const fs::path png = dir / t["dir"].get<std::string>() / t["traversals"][0]["image"].get<std::string>();
+  const fs::path png =
+      dir / t["dir"].get<std::string>() / t["traversals"][0]["image"].get<std::string>();
   ASSERT_TRUE(fs::exists(png));
   // 10 rows (labels) x 10 columns (9 values + heat map) of 28x28 tiles, 1 px padding.
   std::ifstream in(png, std::ios::binary);
@@ -70,7 +71,10 @@ TEST(Chapter03Smoke, PointsRunAloneAndAreAssembled) {
 
 TEST(Chapter03Smoke, RejectsAnUnknownPoint) {
   std::string out;
-  EXPECT_EQ(run("--profile smoke --dataset synthetic --only-point beta=7 --out /tmp/never-written", &out), 2) << out;
+  EXPECT_EQ(
+      run("--profile smoke --dataset synthetic --only-point beta=7 --out /tmp/never-written", &out),
+      2)
+      << out;
   EXPECT_NE(out.find("only-point"), std::string::npos) << out;
 }
 

@@ -33,7 +33,8 @@ TEST(Chapter04Smoke, WritesAccuracyBenchmarkAndScatter) {
   EXPECT_EQ(m["benchmark"].size(), 4u);
   EXPECT_EQ(m["scatter"].size(), 3u);
   for (const auto& s : m["scatter"]) EXPECT_TRUE(fs::exists(dir / s["csv"].get<std::string>()));
-  for (const auto& [k, rel] : m["images"].items()) EXPECT_TRUE(fs::exists(dir / rel.get<std::string>())) << k;
+  for (const auto& [k, rel] : m["images"].items())
+    EXPECT_TRUE(fs::exists(dir / rel.get<std::string>())) << k;
   EXPECT_GT(m["classifier_accuracy"].get<double>(), 0.3);  // far above chance even after one epoch
   EXPECT_EQ(m["checks"].size(), 4u);
   fs::remove_all(root);

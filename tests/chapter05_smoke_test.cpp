@@ -47,9 +47,11 @@ TEST(Chapter05Smoke, WritesBothSettingsPriorsSamplesAndTheBound) {
   std::ifstream in(dir / "metrics.json");
   auto m = nlohmann::json::parse(in);
   ASSERT_EQ(m["settings"].size(), 4u);
-  const std::vector<std::string> names = {"seed-faithful", "seed-fixed", "paper-faithful", "paper-fixed"};
+  const std::vector<std::string> names = {"seed-faithful", "seed-fixed", "paper-faithful",
+                                          "paper-fixed"};
   for (size_t i = 0; i < 4; ++i) EXPECT_EQ(m["settings"][i]["name"], names[i]);
-  EXPECT_EQ(m["settings"][0]["codes"], 10);  // chapter 4 reads the first K = 10 model: seed 000's recipe
+  EXPECT_EQ(m["settings"][0]["codes"],
+            10);  // chapter 4 reads the first K = 10 model: seed 000's recipe
   EXPECT_EQ(m["settings"][0]["arm"], "faithful");
   EXPECT_EQ(m["settings"][0]["dim"], 2);
   EXPECT_EQ(m["settings"][3]["codes"], 512);
@@ -72,14 +74,18 @@ TEST(Chapter05Smoke, WritesBothSettingsPriorsSamplesAndTheBound) {
     EXPECT_LE(s["usage"]["test"]["perplexity"].get<double>(), static_cast<double>(k) + 1e-9);
     // Prior: nats and bits per dimension agree; uniform is 49 ln K.
     const auto& p = s["prior"]["final"]["test"];
-    EXPECT_NEAR(p["bits_per_dim"].get<double>(), p["nats_per_map"].get<double>() / (49 * std::log(2.0)), 1e-9);
-    EXPECT_NEAR(s["prior"]["uniform"]["nats_per_map"].get<double>(), 49 * std::log(static_cast<double>(k)), 1e-9);
+    EXPECT_NEAR(p["bits_per_dim"].get<double>(),
+                p["nats_per_map"].get<double>() / (49 * std::log(2.0)), 1e-9);
+    EXPECT_NEAR(s["prior"]["uniform"]["nats_per_map"].get<double>(),
+                49 * std::log(static_cast<double>(k)), 1e-9);
     // The bound is the sum of its parts.
     const auto& b = s["bound"];
-    EXPECT_NEAR(b["total"].get<double>(), b["log_p_x_given_z"].get<double>() + b["log_p_z"].get<double>(), 1e-6);
+    EXPECT_NEAR(b["total"].get<double>(),
+                b["log_p_x_given_z"].get<double>() + b["log_p_z"].get<double>(), 1e-6);
     EXPECT_FALSE(b["caveats"].empty());
     EXPECT_GT(s["vqvae"]["table1"]["cross_entropy"].get<double>(), 0.0);
-    for (const auto& [key, rel] : s["images"].items()) EXPECT_TRUE(fs::exists(dir / rel.get<std::string>())) << key;
+    for (const auto& [key, rel] : s["images"].items())
+      EXPECT_TRUE(fs::exists(dir / rel.get<std::string>())) << key;
     EXPECT_EQ(csv_rows(dir / s["vqvae"]["curve_csv"].get<std::string>()), 3);
     EXPECT_EQ(csv_rows(dir / s["prior"]["curve_csv"].get<std::string>()), 1);
     EXPECT_EQ(csv_rows(dir / s["usage"]["codebook_csv"].get<std::string>()), k);

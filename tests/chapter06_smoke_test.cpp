@@ -28,7 +28,8 @@ TEST(Chapter06Smoke, BothModesLogEveryProbe) {
   const fs::path root = fs::temp_directory_path() / ("vaerepro-ch06-" + std::to_string(::getpid()));
   fs::remove_all(root);
   std::string out;
-  ASSERT_EQ(run("--profile smoke --dataset synthetic --threads 2 --out " + root.string(), &out), 0) << out;
+  ASSERT_EQ(run("--profile smoke --dataset synthetic --threads 2 --out " + root.string(), &out), 0)
+      << out;
   std::ifstream in(root / "06-architecture-search/metrics.json");
   auto m = nlohmann::json::parse(in);
   ASSERT_EQ(m["searches"].size(), 6u);  // {seed, noise-aware} x {depth 2, depth 3, eased}
@@ -37,10 +38,13 @@ TEST(Chapter06Smoke, BothModesLogEveryProbe) {
     EXPECT_EQ(s["log"][0]["architecture"], s["upper"]);  // the upper bound is probed first
   }
   EXPECT_GT(m["probes_reused"].get<int>(), 0);  // the second mode reuses the first's probes
-  EXPECT_EQ(m["thresholds"], "relative");       // synthetic data: the seed's thresholds do not apply
+  EXPECT_EQ(m["thresholds"], "relative");  // synthetic data: the seed's thresholds do not apply
   EXPECT_TRUE(m["monotonicity"]["pairs"].is_number());
   const std::string args = "--profile smoke --dataset synthetic --threads 2 --out " + root.string();
-  auto metrics = [&] { std::ifstream in(root / "06-architecture-search/metrics.json"); return nlohmann::json::parse(in); };
+  auto metrics = [&] {
+    std::ifstream in(root / "06-architecture-search/metrics.json");
+    return nlohmann::json::parse(in);
+  };
   // A second run of the same configuration is not redone.
   out.clear();
   ASSERT_EQ(run(args, &out), 0) << out;
@@ -68,7 +72,8 @@ TEST(Chapter06Smoke, BothModesLogEveryProbe) {
 // cache; the chapter run then trains nothing and decides exactly as the
 // sequential run did (same seeds, same threads).
 TEST(Chapter06Smoke, ParallelProbeRoundsMatchTheSequentialRun) {
-  const fs::path base = fs::temp_directory_path() / ("vaerepro-ch06p-" + std::to_string(::getpid()));
+  const fs::path base =
+      fs::temp_directory_path() / ("vaerepro-ch06p-" + std::to_string(::getpid()));
   fs::remove_all(base);
   const std::string common = "--profile smoke --dataset synthetic --threads 1 --mode both --out ";
   std::string out;
@@ -94,11 +99,15 @@ TEST(Chapter06Smoke, ParallelProbeRoundsMatchTheSequentialRun) {
   EXPECT_GT(round, 1);  // the searches need several rounds
   out.clear();
   ASSERT_EQ(run(rounds, &out), 0) << out;
-  auto read = [](const fs::path& p) { std::ifstream in(p); return nlohmann::json::parse(in); };
+  auto read = [](const fs::path& p) {
+    std::ifstream in(p);
+    return nlohmann::json::parse(in);
+  };
   const auto seq = read(base / "sequential/06-architecture-search/metrics.json");
   const auto par = read(base / "rounds/06-architecture-search/metrics.json");
   EXPECT_EQ(par["probes_trained"].get<int>(), 0);
-  EXPECT_EQ(seq["probes_trained"].get<int>(), probes);  // no probe trained that the algorithm did not ask for
+  EXPECT_EQ(seq["probes_trained"].get<int>(),
+            probes);  // no probe trained that the algorithm did not ask for
   auto decisions = [](nlohmann::json searches) {  // everything but the timings
     for (auto& s : searches) {
       for (auto& p : s["log"]) p.erase("seconds");
@@ -111,15 +120,25 @@ TEST(Chapter06Smoke, ParallelProbeRoundsMatchTheSequentialRun) {
 
 TEST(Chapter06Smoke, RejectsAMalformedProbe) {
   std::string out;
-  EXPECT_EQ(run("--profile smoke --dataset synthetic --only-probe 16x3 --out /tmp/never-written", &out), 2) << out;
+  EXPECT_EQ(
+      run("--profile smoke --dataset synthetic --only-probe 16x3 --out /tmp/never-written", &out),
+      2)
+      << out;
   EXPECT_NE(out.find("500-500-3.r0"), std::string::npos) << out;
   out.clear();
-  EXPECT_EQ(run("--profile smoke --dataset synthetic --only-probe 3-16.r0 --out /tmp/never-written", &out), 2) << out;
+  EXPECT_EQ(run("--profile smoke --dataset synthetic --only-probe 3-16.r0 --out /tmp/never-written",
+                &out),
+            2)
+      << out;
   EXPECT_NE(out.find("h_{i+1} <= h_i"), std::string::npos) << out;
 }
 
 TEST(Chapter06Smoke, RejectsAWideningUpperBound) {
   std::string out;
-  EXPECT_EQ(run("--profile smoke --dataset synthetic --upper-deep [100,200,3] --out /tmp/never-written", &out), 2) << out;
+  EXPECT_EQ(
+      run("--profile smoke --dataset synthetic --upper-deep [100,200,3] --out /tmp/never-written",
+          &out),
+      2)
+      << out;
   EXPECT_NE(out.find("h_{i+1} <= h_i"), std::string::npos) << out;
 }

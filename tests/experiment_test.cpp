@@ -24,7 +24,8 @@ TEST(Options, ProfileIsParsedOrRejected) {
     parse_profile("fulll");
     FAIL() << "a misspelt profile must not run as another";
   } catch (const UsageError& e) {
-    EXPECT_NE(std::string(e.what()).find("'fulll' is not one of: smoke, quick, full"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("'fulll' is not one of: smoke, quick, full"),
+              std::string::npos);
   }
 }
 
@@ -48,7 +49,9 @@ struct Toy {
 };
 
 void declare(OptionTable& t, Toy& o) {
-  t.add("samples", o.samples, {3e3, 1.5e6, 1e8}, "training samples").range(1, 1e12).key("samples_per_model");
+  t.add("samples", o.samples, {3e3, 1.5e6, 1e8}, "training samples")
+      .range(1, 1e12)
+      .key("samples_per_model");
   t.add("points", o.points, int64_t{8}, "evaluations").range(1, 100);
   t.add("list", o.list, {"3,20", "3,5,10", "3,5,10"}, "sizes");
   t.flag("mode", o.mode, "a mode").key("");
@@ -60,7 +63,10 @@ void parse(OptionTable& t, const std::vector<std::string>& args, Profile p) {
   std::vector<const char*> argv = {"toy"};
   for (const auto& a : args) argv.push_back(a.c_str());
   po::variables_map vm;
-  po::store(po::command_line_parser(static_cast<int>(argv.size()), argv.data()).options(t.description()).run(), vm);
+  po::store(po::command_line_parser(static_cast<int>(argv.size()), argv.data())
+                .options(t.description())
+                .run(),
+            vm);
   t.apply(p);
   po::notify(vm);
 }
@@ -72,7 +78,9 @@ TEST(Options, HelpShowsEveryProfilesDefault) {
   declare(t, o);
   std::ostringstream help;
   help << t.description();
-  EXPECT_NE(help.str().find("training samples (smoke 3000, quick 1.5e6, full 1e8)"), std::string::npos) << help.str();
+  EXPECT_NE(help.str().find("training samples (smoke 3000, quick 1.5e6, full 1e8)"),
+            std::string::npos)
+      << help.str();
   EXPECT_NE(help.str().find("evaluations (8)"), std::string::npos) << help.str();
 }
 
@@ -127,10 +135,12 @@ class ToyChapter : public Chapter {
   void declare(OptionTable& o) override { o.add("width", width_, {1, 2, 3}, "width").range(1, 10); }
   nlohmann::json run(ChapterRun& run) override {
     run.config()["derived"] = width_ * 10;
-    run.begin(nlohmann::json::object(), run.budget(0, 0, "training samples", "the toy trains nothing", "no training"));
+    run.begin(nlohmann::json::object(),
+              run.budget(0, 0, "training samples", "the toy trains nothing", "no training"));
     if (fail) throw std::runtime_error("the toy failed on purpose");
-    return {{"checks", nlohmann::json::array({{{"claim", "toy"}, {"holds", true}, {"detail", "w"}}})},
-            {"width", width_}};
+    return {
+        {"checks", nlohmann::json::array({{{"claim", "toy"}, {"holds", true}, {"detail", "w"}}})},
+        {"width", width_}};
   }
 
  private:
@@ -164,18 +174,19 @@ std::string identity_of_for_test(const nlohmann::json& run) {
 }  // namespace
 
 TEST(ChapterMain, RecordsTheConfigurationItHashesAndDoesNotRunTwice) {
-  const fs::path out = fs::temp_directory_path() / ("vaerepro-experiment-test-" + std::to_string(::getpid()));
+  const fs::path out =
+      fs::temp_directory_path() / ("vaerepro-experiment-test-" + std::to_string(::getpid()));
   fs::remove_all(out);
-  const std::vector<std::string> base = {"--profile", "smoke", "--dataset", "synthetic", "--out", out.string(),
-                                         "--threads", "1"};
+  const std::vector<std::string> base = {"--profile", "smoke",      "--dataset", "synthetic",
+                                         "--out",     out.string(), "--threads", "1"};
   ToyChapter::fail = false;
   ASSERT_EQ(toy_main(base), 0);
   const auto run = read_json(out / "99-toy" / "run.json");
   EXPECT_EQ(run.at("status"), "complete");
   EXPECT_EQ(run.at("schema_version"), vaerepro::schema::kSchemaVersion);
   EXPECT_EQ(run.at("budget").at("profile"), "smoke");  // the run's own profile (ChapterRun::budget)
-  EXPECT_EQ(run.at("config").at("width"), 1);      // the smoke profile's default
-  EXPECT_EQ(run.at("config").at("derived"), 10);   // added by the chapter before begin()
+  EXPECT_EQ(run.at("config").at("width"), 1);          // the smoke profile's default
+  EXPECT_EQ(run.at("config").at("derived"), 10);       // added by the chapter before begin()
   const auto id = identity_of_for_test(run);
   EXPECT_EQ(run.at("config_hash"), id);
   EXPECT_EQ(read_json(out / "99-toy" / "metrics.json").at("width"), 1);
@@ -183,7 +194,8 @@ TEST(ChapterMain, RecordsTheConfigurationItHashesAndDoesNotRunTwice) {
   const auto written = fs::last_write_time(out / "99-toy" / "run.json");
   ASSERT_EQ(toy_main(base), 0);
   EXPECT_EQ(fs::last_write_time(out / "99-toy" / "run.json"), written);
-  // Another value is another configuration; a failure is recorded as failed, the complete result kept.
+  // Another value is another configuration; a failure is recorded as failed, the complete result
+  // kept.
   auto other = base;
   other.insert(other.end(), {"--width", "4"});
   ToyChapter::fail = true;

@@ -51,9 +51,10 @@ const char* kSlug = "01-elbo-vs-latent";
 // Long enough to be killed mid-training (a few seconds on one core), small
 // enough that a checkpoint every 0.2 s is cheap.
 std::vector<std::string> long_args(const fs::path& out) {
-  return {"--profile", "smoke", "--dataset", "synthetic", "--nz", "3", "--manifold-nz", "0", "--hidden", "200",
-          "--samples", "60000", "--eval-points", "5", "--threads", "1", "--seed", "3",
-          "--checkpoint-every", "0.2", "--out", out.string()};
+  return {"--profile",          "smoke", "--dataset", "synthetic", "--nz",      "3",
+          "--manifold-nz",      "0",     "--hidden",  "200",       "--samples", "60000",
+          "--eval-points",      "5",     "--threads", "1",         "--seed",    "3",
+          "--checkpoint-every", "0.2",   "--out",     out.string()};
 }
 
 struct Child {
@@ -167,7 +168,8 @@ class FaultInjection : public ::testing::Test {
     const auto t0 = std::chrono::steady_clock::now();
     std::string out;
     const int code = run_to_end(long_args(root / "reference"), root / "reference.log", &out);
-    reference_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    reference_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     ASSERT_EQ(code, 0) << out;
     reference = numbers(root / "reference");
   }
@@ -203,7 +205,9 @@ TEST_F(FaultInjection, SigkillAtRandomMomentsThenRerunGivesTheSameResult) {
     const bool killed = ::kill(c.pid, SIGKILL) == 0;
     const int code = wait_for(c);
     const std::string text = slurp(log);
-    if (text.find("resuming from") != std::string::npos || text.find("already trained") != std::string::npos) ++resumed;
+    if (text.find("resuming from") != std::string::npos ||
+        text.find("already trained") != std::string::npos)
+      ++resumed;
     if (code == 0) break;  // it finished before the kill landed
     ASSERT_TRUE(killed);
     ASSERT_EQ(code, 128 + SIGKILL) << text;
@@ -214,13 +218,17 @@ TEST_F(FaultInjection, SigkillAtRandomMomentsThenRerunGivesTheSameResult) {
   EXPECT_GE(kills, 2) << "the kills did not land mid-training";
   std::string text;
   ASSERT_EQ(run_to_end(long_args(out), root / "killed-final.log", &text), 0) << text;
-  if (text.find("resuming from") != std::string::npos || text.find("already trained") != std::string::npos) ++resumed;
+  if (text.find("resuming from") != std::string::npos ||
+      text.find("already trained") != std::string::npos)
+    ++resumed;
   EXPECT_GE(resumed, 1) << "no run resumed from a checkpoint";
-  std::cout << "[   info   ] " << kills << " SIGKILLs mid-run, " << resumed << " runs resumed from a checkpoint\n";
+  std::cout << "[   info   ] " << kills << " SIGKILLs mid-run, " << resumed
+            << " runs resumed from a checkpoint\n";
   EXPECT_EQ(numbers(out), reference);
   // The pictures too (decoded prior samples draw from the generator after training).
   for (const auto& e : fs::directory_iterator(root / "reference" / kSlug / "images")) {
-    EXPECT_EQ(slurp(out / kSlug / "images" / e.path().filename()), slurp(e.path())) << e.path().filename();
+    EXPECT_EQ(slurp(out / kSlug / "images" / e.path().filename()), slurp(e.path()))
+        << e.path().filename();
   }
   // Checkpoints and staging folders of killed runs are cleaned up.
   EXPECT_FALSE(fs::exists(out / ".checkpoints" / kSlug));
@@ -237,19 +245,26 @@ TEST_F(FaultInjection, SigintAndSigtermSaveSayHowToResumeAndResumeExactly) {
     const fs::path log = root / ("stopped-" + std::to_string(sig) + ".log");
     Child c = spawn(long_args(out), log);
     // SIGINT once training has saved a checkpoint; SIGTERM once the rerun resumed from it.
-    ASSERT_TRUE(poll_until([&] {
-      return sig == SIGINT ? has_checkpoint(out) : slurp(log).find("resuming from") != std::string::npos;
-    }, 30)) << slurp(log);
+    ASSERT_TRUE(poll_until(
+        [&] {
+          return sig == SIGINT ? has_checkpoint(out)
+                               : slurp(log).find("resuming from") != std::string::npos;
+        },
+        30))
+        << slurp(log);
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
     ::kill(c.pid, sig);
     const int code = wait_for(c);
     const std::string text = slurp(log);
     ASSERT_EQ(code, 128 + sig) << text;
-    EXPECT_NE(text.find(sig == SIGINT ? "stopped by SIGINT" : "stopped by SIGTERM"), std::string::npos) << text;
+    EXPECT_NE(text.find(sig == SIGINT ? "stopped by SIGINT" : "stopped by SIGTERM"),
+              std::string::npos)
+        << text;
     EXPECT_NE(text.find("to resume, run: "), std::string::npos) << text;
     EXPECT_NE(text.find("--out " + out.string()), std::string::npos) << text;
     EXPECT_FALSE(fs::exists(out / kSlug)) << text;
-    EXPECT_FALSE(fs::exists(out / (std::string(kSlug) + ".failed"))) << "an interruption is not a failure";
+    EXPECT_FALSE(fs::exists(out / (std::string(kSlug) + ".failed")))
+        << "an interruption is not a failure";
     EXPECT_TRUE(!fs::exists(out / ".staging") || fs::is_empty(out / ".staging"));
     if (sig == SIGTERM) EXPECT_NE(text.find("resuming from"), std::string::npos) << text;
     ++expected;
@@ -292,7 +307,8 @@ TEST_F(FaultInjection, AWriteFailingHalfWayKeepsTheLastCompleteResult) {
   auto args = long_args(out);
   args[std::find(args.begin(), args.end(), "--samples") - args.begin() + 1] = "2000";
   std::string text;
-  EXPECT_EQ(run_to_end(args, root / "faulty.log", &text, "VAEREPRO_FAULT_WRITE=metrics.json"), 1) << text;
+  EXPECT_EQ(run_to_end(args, root / "faulty.log", &text, "VAEREPRO_FAULT_WRITE=metrics.json"), 1)
+      << text;
   EXPECT_NE(text.find("failed half-way"), std::string::npos) << text;
   EXPECT_EQ(numbers(out), reference) << "the last complete result was touched";
   std::ifstream in(out / (std::string(kSlug) + ".failed") / "run.json");
@@ -307,14 +323,15 @@ TEST_F(FaultInjection, AWriteFailingHalfWayKeepsTheLastCompleteResult) {
 TEST_F(FaultInjection, ACorruptDatasetFileFailsNamingItAndWritesNoResult) {
   const fs::path data = root / "bad-data" / "mnist";
   fs::create_directories(data);
-  for (const char* f : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                        "t10k-labels-idx1-ubyte"}) {
-    std::ofstream(data / f, std::ios::binary) << std::string("\x00\x00\x08\x03\x00\x00", 6);  // truncated header
+  for (const char* f : {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"}) {
+    std::ofstream(data / f, std::ios::binary)
+        << std::string("\x00\x00\x08\x03\x00\x00", 6);  // truncated header
   }
   std::string text;
   const fs::path out = root / "bad-data-out";
-  EXPECT_EQ(run_to_end({"--profile", "smoke", "--dataset", "mnist", "--data-dir", (root / "bad-data").string(),
-                        "--out", out.string()},
+  EXPECT_EQ(run_to_end({"--profile", "smoke", "--dataset", "mnist", "--data-dir",
+                        (root / "bad-data").string(), "--out", out.string()},
                        root / "bad-data.log", &text),
             1)
       << text;
@@ -342,7 +359,8 @@ void write_idx_set(const fs::path& dir, unsigned seed) {
     std::string images(static_cast<size_t>(n) * 784, '\0'), labels(n, '\0');
     for (uint32_t i = 0; i < n; ++i) {
       labels[i] = static_cast<char>(i % 10);
-      // A bar whose row depends on the label, with noise: learnable, and the seed changes every byte.
+      // A bar whose row depends on the label, with noise: learnable, and the seed changes every
+      // byte.
       for (int p = 0; p < 784; ++p) {
         const bool ink = (p / 28) / 3 == static_cast<int>(i % 10) || rng() % 13 == 0;
         images[static_cast<size_t>(i) * 784 + p] = static_cast<char>(ink ? 200 + rng() % 56 : 0);
@@ -361,14 +379,16 @@ json run_json(const fs::path& out) {
 TEST_F(FaultInjection, DataReplacedBetweenTwoRunsIsAnotherConfiguration) {
   const fs::path data = root / "replaced-data", out = root / "replaced";
   write_idx_set(data / "mnist", 1);
-  const std::vector<std::string> args = {"--profile", "smoke", "--dataset", "mnist", "--data-dir", data.string(),
-                                         "--nz", "3", "--manifold-nz", "0", "--hidden", "50", "--samples", "1200",
-                                         "--eval-points", "2", "--threads", "1", "--out", out.string()};
+  const std::vector<std::string> args = {
+      "--profile",   "smoke",     "--dataset", "mnist",         "--data-dir",
+      data.string(), "--nz",      "3",         "--manifold-nz", "0",
+      "--hidden",    "50",        "--samples", "1200",          "--eval-points",
+      "2",           "--threads", "1",         "--out",         out.string()};
   std::string text;
   ASSERT_EQ(run_to_end(args, root / "replaced-1.log", &text), 0) << text;
   // The first line names the folders used (item 7).
-  EXPECT_EQ(text.find("chapter-01: data from " + fs::weakly_canonical(data).string() + "/, results into " +
-                      fs::weakly_canonical(out).string() + "/"),
+  EXPECT_EQ(text.find("chapter-01: data from " + fs::weakly_canonical(data).string() +
+                      "/, results into " + fs::weakly_canonical(out).string() + "/"),
             0u)
       << text;
   const json first = run_json(out);
@@ -409,7 +429,8 @@ TEST_F(FaultInjection, TwoConcurrentRunsOfOneConfigurationDoNotTrampleEachOther)
 /// Waits up to `seconds` for the child; -2 when it is still running (then killed).
 int wait_at_most(const Child& c, double seconds) {
   int status = 0;
-  const bool ended = poll_until([&] { return ::waitpid(c.pid, &status, WNOHANG) == c.pid; }, seconds);
+  const bool ended =
+      poll_until([&] { return ::waitpid(c.pid, &status, WNOHANG) == c.pid; }, seconds);
   if (!ended) {
     ::kill(c.pid, SIGKILL);
     ::waitpid(c.pid, &status, 0);
@@ -421,13 +442,16 @@ int wait_at_most(const Child& c, double seconds) {
 TEST_F(FaultInjection, SigtermDuringAFinalEstimateStopsResumably) {
   // Chapter 2's final K = 20000 estimate on 200 + 200 examples runs for minutes on one thread.
   const fs::path out = root / "estimate";
-  const std::vector<std::string> args = {"--profile", "smoke", "--dataset", "synthetic", "--n-train", "200",
-                                         "--samples-small", "1000", "--eval-examples", "200", "--k-final", "20000",
-                                         "--hmc-examples", "0", "--threads", "1", "--out", out.string()};
+  const std::vector<std::string> args = {
+      "--profile",       "smoke", "--dataset",       "synthetic", "--n-train", "200",
+      "--samples-small", "1000",  "--eval-examples", "200",       "--k-final", "20000",
+      "--hmc-examples",  "0",     "--threads",       "1",         "--out",     out.string()};
   for (int attempt = 0; attempt < 2; ++attempt) {
     const fs::path log = root / ("estimate-" + std::to_string(attempt) + ".log");
     Child c = spawn(args, log, "", "chapter-02");
-    ASSERT_TRUE(poll_until([&] { return slurp(log).find("final estimates") != std::string::npos; }, 60)) << slurp(log);
+    ASSERT_TRUE(
+        poll_until([&] { return slurp(log).find("final estimates") != std::string::npos; }, 60))
+        << slurp(log);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
     ::kill(c.pid, SIGTERM);
     const int code = wait_at_most(c, 60);
@@ -436,7 +460,8 @@ TEST_F(FaultInjection, SigtermDuringAFinalEstimateStopsResumably) {
     EXPECT_NE(text.find("stopped by SIGTERM"), std::string::npos) << text;
     EXPECT_NE(text.find("to resume, run: "), std::string::npos) << text;
     EXPECT_FALSE(fs::exists(out / "02-marginal-likelihood")) << text;
-    EXPECT_FALSE(fs::exists(out / "02-marginal-likelihood.failed")) << "an interruption is not a failure";
+    EXPECT_FALSE(fs::exists(out / "02-marginal-likelihood.failed"))
+        << "an interruption is not a failure";
     // The rerun takes the trained model from its checkpoint and estimates again.
     if (attempt == 1) EXPECT_NE(text.find("already trained"), std::string::npos) << text;
   }
@@ -449,8 +474,10 @@ TEST_F(FaultInjection, AKillBetweenTheTwoStepsOfTheFinalSwapLeavesOneCompleteRes
   auto args = long_args(out);
   args[std::find(args.begin(), args.end(), "--samples") - args.begin() + 1] = "2000";
   std::string text;
-  EXPECT_EQ(run_to_end(args, root / "swap-1.log", &text, "VAEREPRO_FAULT_KILL=swap"), 128 + SIGKILL) << text;
-  // A complete result is in place (the new one: the swap is one step), the old one beside it in .staging.
+  EXPECT_EQ(run_to_end(args, root / "swap-1.log", &text, "VAEREPRO_FAULT_KILL=swap"), 128 + SIGKILL)
+      << text;
+  // A complete result is in place (the new one: the swap is one step), the old one beside it in
+  // .staging.
   EXPECT_EQ(run_json(out)["status"], "complete");
   EXPECT_FALSE(fs::is_empty(out / ".staging")) << "the old result, set aside by the killed swap";
   // The next run cleans up after the killed one.
@@ -470,15 +497,18 @@ TEST_F(FaultInjection, ADiskFullAtTheFinalRunJsonLeavesAFailedResultAndNothingRu
   args[std::find(args.begin(), args.end(), "--checkpoint-every") - args.begin() + 1] = "1000";
   std::string text;
   // Every run.json that says complete or failed fails half-way, as on a full disk.
-  EXPECT_EQ(run_to_end(args, root / "full.log", &text,
-                       "VAEREPRO_FAULT_WRITE=run.json\n"
-                       "VAEREPRO_FAULT_WRITE_CONTAINS=\"status\": \"complete\"|\"status\": \"failed\""),
-            1)
+  EXPECT_EQ(
+      run_to_end(args, root / "full.log", &text,
+                 "VAEREPRO_FAULT_WRITE=run.json\n"
+                 "VAEREPRO_FAULT_WRITE_CONTAINS=\"status\": \"complete\"|\"status\": \"failed\""),
+      1)
       << text;
   EXPECT_EQ(numbers(out), reference) << "the last complete result stays";
   EXPECT_TRUE(fs::exists(out / (std::string(kSlug) + ".failed"))) << text;
-  EXPECT_TRUE(!fs::exists(out / ".staging") || fs::is_empty(out / ".staging")) << "nothing saying running";
-  EXPECT_NE(text.find("checkpoints ("), std::string::npos) << "says what it leaves behind: " << text;
+  EXPECT_TRUE(!fs::exists(out / ".staging") || fs::is_empty(out / ".staging"))
+      << "nothing saying running";
+  EXPECT_NE(text.find("checkpoints ("), std::string::npos)
+      << "says what it leaves behind: " << text;
   EXPECT_NE(text.find("MB) are kept in"), std::string::npos) << text;
 }
 
@@ -583,9 +613,9 @@ const char* kSlug07 = "07-improving-vaes";
 /// Two points of chapter 7's grid (the IWAE and the CNN at N_z = 3), long enough to be
 /// killed mid-training, with a checkpoint every 0.2 s.
 std::vector<std::string> chapter07_args(const fs::path& out) {
-  return {"--profile", "smoke", "--dataset", "synthetic", "--variants", "iwae,cnn", "--nz", "3",
-          "--samples", "6000", "--threads", "1", "--seed", "3", "--checkpoint-every", "0.2",
-          "--out", out.string()};
+  return {"--profile", "smoke", "--dataset",          "synthetic", "--variants", "iwae,cnn",
+          "--nz",      "3",     "--samples",          "6000",      "--threads",  "1",
+          "--seed",    "3",     "--checkpoint-every", "0.2",       "--out",      out.string()};
 }
 
 bool has_point_checkpoint(const fs::path& out) {

@@ -24,19 +24,23 @@ using namespace vaerepro;
 std::vector<torch::Tensor> make_params(uint64_t seed) {
   torch::manual_seed(static_cast<int64_t>(seed));
   return {torch::randn({7, 5}).requires_grad_(), torch::randn({5}).requires_grad_(),
-          torch::randn({1, 3}).requires_grad_(), torch::randn({6, 4}).t().detach().requires_grad_()};
+          torch::randn({1, 3}).requires_grad_(),
+          torch::randn({6, 4}).t().detach().requires_grad_()};
 }
 
 std::vector<torch::Tensor> clone_params(const std::vector<torch::Tensor>& ps) {
   std::vector<torch::Tensor> out;
-  for (const auto& p : ps) out.push_back(p.detach().clone().requires_grad_());  // clone keeps strides
+  for (const auto& p : ps)
+    out.push_back(p.detach().clone().requires_grad_());  // clone keeps strides
   return out;
 }
 
-std::unique_ptr<torch::optim::Optimizer> torch_optimizer(const std::string& kind, std::vector<torch::Tensor> ps,
-                                                         double lr, double wd) {
+std::unique_ptr<torch::optim::Optimizer> torch_optimizer(const std::string& kind,
+                                                         std::vector<torch::Tensor> ps, double lr,
+                                                         double wd) {
   if (kind == "adagrad") {
-    return std::make_unique<torch::optim::Adagrad>(ps, torch::optim::AdagradOptions(lr).weight_decay(wd));
+    return std::make_unique<torch::optim::Adagrad>(
+        ps, torch::optim::AdagradOptions(lr).weight_decay(wd));
   }
   if (kind == "adam") {
     return std::make_unique<torch::optim::Adam>(ps, torch::optim::AdamOptions(lr).weight_decay(wd));
@@ -68,7 +72,8 @@ TEST_P(FusedVsTorch, SameParametersAfterSeveralSteps) {
     // steps (read in place) and contiguous on odd ones (copied first).
     std::vector<torch::Tensor> gs;
     for (const auto& p : a) {
-      auto g = torch::empty_strided(p.sizes(), step % 2 == 0 ? p.strides() : p.contiguous().strides());
+      auto g =
+          torch::empty_strided(p.sizes(), step % 2 == 0 ? p.strides() : p.contiguous().strides());
       gs.push_back(g.copy_(torch::randn(p.sizes()) * (1.0 + step)));
     }
     for (size_t i = 0; i < a.size(); ++i) {
@@ -136,7 +141,8 @@ TEST(FusedOptimizer, ModuleParametersMoveIntoTheBufferAndKeepTheirValues) {
   for (size_t i = 0; i < params.size(); ++i) {
     total = (total + 15) / 16 * 16;
     EXPECT_TRUE(torch::equal(params[i], before[i]));
-    EXPECT_EQ(params[i].strides(), before[i].strides()) << "parameter " << i << " changed its layout";
+    EXPECT_EQ(params[i].strides(), before[i].strides())
+        << "parameter " << i << " changed its layout";
     EXPECT_EQ(params[i].data_ptr<float>(), fused->flat_parameters().data_ptr<float>() + total);
     EXPECT_EQ(reinterpret_cast<uintptr_t>(params[i].data_ptr<float>()) % 64, 0u);
     total += params[i].numel();
@@ -175,7 +181,8 @@ Resumed save_and_resume(std::vector<torch::Tensor>& a, std::vector<torch::Tensor
 }
 
 /// One more step of both with the same gradients: the same parameters.
-void expect_same_next_step(Resumed& r, std::vector<torch::Tensor>& a, std::vector<torch::Tensor>& b) {
+void expect_same_next_step(Resumed& r, std::vector<torch::Tensor>& a,
+                           std::vector<torch::Tensor>& b) {
   for (size_t i = 0; i < a.size(); ++i) {
     auto g = torch::randn(a[i].sizes());
     a[i].mutable_grad() = g;
@@ -244,7 +251,8 @@ TEST(FusedLoss, SampleAndKlMatchAutogradThroughTheTextbookForm) {
   auto kl2 = gaussian_kl_to_standard_normal(mu2, lv2).sum();
   (z2 * gz).sum().add(kl2 * gk).backward();
   EXPECT_TRUE(torch::allclose(out[0], z2, 1e-6, 1e-6));
-  EXPECT_NEAR(out[1].item<double>(), kl2.item<double>(), 1e-5 * std::abs(kl2.item<double>()) + 1e-6);
+  EXPECT_NEAR(out[1].item<double>(), kl2.item<double>(),
+              1e-5 * std::abs(kl2.item<double>()) + 1e-6);
   EXPECT_TRUE(torch::allclose(mu.grad(), mu2.grad(), 1e-5, 1e-6));
   EXPECT_TRUE(torch::allclose(lv.grad(), lv2.grad(), 1e-5, 1e-6));
 }
@@ -256,9 +264,10 @@ TEST(FusedLoss, KlIsZeroAtThePriorAndClosedFormOtherwise) {
   auto out = fused_sample_and_kl(mu, lv, torch::zeros({1, 2}));
   const double expected = 0.5 * (1.0 + 4.0 - 1.0 - std::log(4.0));
   EXPECT_NEAR(out[1].item<double>(), expected, 1e-6);
-  EXPECT_NEAR(fused_sample_and_kl(torch::zeros({3, 2}), torch::zeros({3, 2}), torch::randn({3, 2}))[1]
-                  .item<double>(),
-              0.0, 1e-7);
+  EXPECT_NEAR(
+      fused_sample_and_kl(torch::zeros({3, 2}), torch::zeros({3, 2}), torch::randn({3, 2}))[1]
+          .item<double>(),
+      0.0, 1e-7);
 }
 
 TEST(FusedLoss, BernoulliMatchesAutogradAndTheClosedForm) {
@@ -273,8 +282,9 @@ TEST(FusedLoss, BernoulliMatchesAutogradAndTheClosedForm) {
   EXPECT_NEAR(s.item<double>(), s2.item<double>(), 1e-4);
   EXPECT_TRUE(torch::allclose(l.grad(), l2.grad(), 1e-5, 1e-6));
   // log sigmoid(0) = -log 2 per pixel.
-  EXPECT_NEAR(fused_bernoulli_log_prob_sum(torch::zeros({2, 4}), torch::ones({2, 4})).item<double>(),
-              -8 * std::log(2.0), 1e-5);
+  EXPECT_NEAR(
+      fused_bernoulli_log_prob_sum(torch::zeros({2, 4}), torch::ones({2, 4})).item<double>(),
+      -8 * std::log(2.0), 1e-5);
 }
 
 TEST(FusedLoss, TrainingLossEqualsTheElboLossWithTheSameRandomNumbers) {
@@ -293,11 +303,13 @@ TEST(FusedLoss, TrainingLossEqualsTheElboLossWithTheSameRandomNumbers) {
     auto ref = negative_beta_elbo_loss(terms, beta);
     ref.backward();
     EXPECT_NEAR(fused.loss.item<double>(), ref.item<double>(), 1e-5 * std::abs(ref.item<double>()));
-    EXPECT_NEAR(fused.log_likelihood.item<double>(), terms.log_likelihood.sum().item<double>(), 1e-3);
+    EXPECT_NEAR(fused.log_likelihood.item<double>(), terms.log_likelihood.sum().item<double>(),
+                1e-3);
     EXPECT_NEAR(fused.kl.item<double>(), terms.kl.sum().item<double>(), 1e-4);
     auto params = vae->parameters();
     for (size_t i = 0; i < params.size(); ++i) {
-      EXPECT_TRUE(torch::allclose(g1[i], params[i].grad(), 1e-4, 1e-6)) << "beta " << beta << " parameter " << i;
+      EXPECT_TRUE(torch::allclose(g1[i], params[i].grad(), 1e-4, 1e-6))
+          << "beta " << beta << " parameter " << i;
     }
   }
 }
@@ -348,7 +360,8 @@ TEST(FusedLoss, ANonFiniteStepIsNamedWithItsTermAndLearningRate) {
 }
 
 TEST(FastBernoulli, SameValuesAndGeneratorStateAsTorch) {
-  for (const auto& p : {torch::rand({100, 784}), torch::rand({3, 5}).t(), torch::rand({7}).to(torch::kDouble)}) {
+  for (const auto& p :
+       {torch::rand({100, 784}), torch::rand({3, 5}).t(), torch::rand({7}).to(torch::kDouble)}) {
     torch::manual_seed(123);
     auto expected = torch::bernoulli(p);
     auto after_expected = torch::rand({4});

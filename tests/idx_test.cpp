@@ -26,8 +26,7 @@ class TempDir {
   TempDir() {
     static std::atomic<int> counter{0};
     path_ = fs::temp_directory_path() /
-            ("vaerepro-idx-test-" + std::to_string(::getpid()) + "-" +
-             std::to_string(counter++));
+            ("vaerepro-idx-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
     fs::remove_all(path_);
     fs::create_directories(path_);
   }
@@ -82,7 +81,7 @@ torch::Tensor random_bytes(std::vector<int64_t> shape, int64_t seed) {
   return torch::randint(0, 256, shape, gen, torch::kUInt8);
 }
 
-#define EXPECT_CONTAINS(haystack, needle) \
+#define EXPECT_CONTAINS(haystack, needle)                          \
   EXPECT_NE(std::string(haystack).find(needle), std::string::npos) \
       << "message: " << (haystack) << "\nexpected to contain: " << (needle)
 
@@ -279,8 +278,7 @@ TEST(Idx, TrailingBytes) {
 }
 
 /// Writes an images/labels pair into dir and returns their paths.
-std::pair<std::string, std::string> write_pair(const TempDir& dir,
-                                               const torch::Tensor& images,
+std::pair<std::string, std::string> write_pair(const TempDir& dir, const torch::Tensor& images,
                                                const torch::Tensor& labels) {
   std::string ip = dir.file("imgs-idx3-ubyte.gz");
   std::string lp = dir.file("labs-idx1-ubyte.gz");
@@ -303,8 +301,8 @@ TEST(IdxPair, GoodPair) {
 
 TEST(IdxPair, CountMismatch) {
   TempDir dir;
-  auto [ip, lp] = write_pair(dir, random_bytes({100, 28, 28}, 1),
-                             torch::zeros({99}, torch::kUInt8));
+  auto [ip, lp] =
+      write_pair(dir, random_bytes({100, 28, 28}, 1), torch::zeros({99}, torch::kUInt8));
   EXPECT_THROW(vaerepro::read_idx_pair(ip, lp), DataError);
   std::string msg = error_of([&] { vaerepro::read_idx_pair(ip, lp); });
   EXPECT_CONTAINS(msg, ip);
@@ -316,8 +314,7 @@ TEST(IdxPair, CountMismatch) {
 
 TEST(IdxPair, ImagesNot3d) {
   TempDir dir;
-  auto [ip, lp] = write_pair(dir, random_bytes({10, 784}, 1),
-                             torch::zeros({10}, torch::kUInt8));
+  auto [ip, lp] = write_pair(dir, random_bytes({10, 784}, 1), torch::zeros({10}, torch::kUInt8));
   EXPECT_THROW(vaerepro::read_idx_pair(ip, lp), DataError);
   std::string msg = error_of([&] { vaerepro::read_idx_pair(ip, lp); });
   EXPECT_CONTAINS(msg, ip);
@@ -328,8 +325,7 @@ TEST(IdxPair, ImagesNot3d) {
 
 TEST(IdxPair, WrongRowsOrCols) {
   TempDir dir;
-  auto [ip, lp] = write_pair(dir, random_bytes({10, 28, 27}, 1),
-                             torch::zeros({10}, torch::kUInt8));
+  auto [ip, lp] = write_pair(dir, random_bytes({10, 28, 27}, 1), torch::zeros({10}, torch::kUInt8));
   std::string msg = error_of([&] { vaerepro::read_idx_pair(ip, lp); });
   EXPECT_CONTAINS(msg, ip);
   EXPECT_CONTAINS(msg, lp);
@@ -343,8 +339,8 @@ TEST(IdxPair, WrongRowsOrCols) {
 
 TEST(IdxPair, LabelsNot1d) {
   TempDir dir;
-  auto [ip, lp] = write_pair(dir, random_bytes({10, 28, 28}, 1),
-                             torch::zeros({10, 1}, torch::kUInt8));
+  auto [ip, lp] =
+      write_pair(dir, random_bytes({10, 28, 28}, 1), torch::zeros({10, 1}, torch::kUInt8));
   std::string msg = error_of([&] { vaerepro::read_idx_pair(ip, lp); });
   EXPECT_CONTAINS(msg, ip);
   EXPECT_CONTAINS(msg, lp);
@@ -372,8 +368,8 @@ TEST(IdxPair, LabelOutOfRange) {
 TEST(IdxPair, MissingFileNamesIt) {
   TempDir dir;
   vaerepro::write_idx(dir.file("imgs"), random_bytes({2, 28, 28}, 1));
-  std::string msg = error_of(
-      [&] { vaerepro::read_idx_pair(dir.file("imgs"), dir.file("labels-missing")); });
+  std::string msg =
+      error_of([&] { vaerepro::read_idx_pair(dir.file("imgs"), dir.file("labels-missing")); });
   EXPECT_CONTAINS(msg, dir.file("labels-missing"));
   EXPECT_CONTAINS(msg, "no such file");
 }

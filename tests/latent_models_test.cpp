@@ -46,8 +46,8 @@ class LinearGaussianBounds : public LinearGaussian {
     auto q = vae->encoder->forward(x);
     auto mu = q.mu.to(torch::kDouble), var = q.logvar.exp().to(torch::kDouble);  // [B, Z]
     auto Wd = W.to(torch::kDouble), bd = b.to(torch::kDouble);
-    auto resid = x.to(torch::kDouble) - mu.matmul(Wd.t()) - bd;               // [B, D]
-    auto spread = var.matmul(Wd.pow(2).t());                                   // [B, D] sum_j W_dj^2 var_j
+    auto resid = x.to(torch::kDouble) - mu.matmul(Wd.t()) - bd;  // [B, D]
+    auto spread = var.matmul(Wd.pow(2).t());                     // [B, D] sum_j W_dj^2 var_j
     auto ell = -0.5 * (kD * std::log(2 * M_PI * s2) + ((resid.pow(2) + spread) / s2).sum(-1));
     return ell - gaussian_kl_to_standard_normal(mu, var.log());
   }
@@ -59,17 +59,19 @@ TEST_F(LinearGaussianBounds, IwaeBoundAtOneSampleIsTheElboInExpectation) {
   torch::NoGradGuard no_grad;
   auto x = data(4);
   const int64_t reps = 40000;
-  auto xr = x.repeat({reps, 1});                                   // [reps * 4, D]
+  auto xr = x.repeat({reps, 1});  // [reps * 4, D]
   auto l1 = iwae_bound(model, xr, xr, {}, 1).to(torch::kDouble).reshape({reps, 4});  // [reps, 4]
   auto mean = l1.mean(0), se = l1.std(0) / std::sqrt(static_cast<double>(reps));
   auto exact = exact_elbo(x);
   for (int64_t i = 0; i < 4; ++i) {
-    EXPECT_NEAR(mean[i].item<double>(), exact[i].item<double>(), 4 * se[i].item<double>() + 1e-3) << "example " << i;
+    EXPECT_NEAR(mean[i].item<double>(), exact[i].item<double>(), 4 * se[i].item<double>() + 1e-3)
+        << "example " << i;
   }
   // And the one-sample ELBO terms estimate the same number.
   auto t = model.elbo_terms(xr, xr, {});
   auto e_mean = t.elbo.to(torch::kDouble).reshape({reps, 4}).mean(0);
-  for (int64_t i = 0; i < 4; ++i) EXPECT_NEAR(e_mean[i].item<double>(), exact[i].item<double>(), 0.05);
+  for (int64_t i = 0; i < 4; ++i)
+    EXPECT_NEAR(e_mean[i].item<double>(), exact[i].item<double>(), 0.05);
 }
 
 TEST_F(LinearGaussianBounds, IwaeBoundRisesWithKTowardsLogPx) {
@@ -83,14 +85,16 @@ TEST_F(LinearGaussianBounds, IwaeBoundRisesWithKTowardsLogPx) {
   for (int64_t k : ks) {
     const int64_t reps = 20000 / k + 200;
     auto xr = x.repeat({reps, 1});
-    means.push_back(iwae_bound(model, xr, xr, {}, k).to(torch::kDouble).reshape({reps, 3}).mean(0));  // [3]
+    means.push_back(
+        iwae_bound(model, xr, xr, {}, k).to(torch::kDouble).reshape({reps, 3}).mean(0));  // [3]
   }
   for (int64_t i = 0; i < 3; ++i) {
     for (size_t j = 1; j < ks.size(); ++j) {
       EXPECT_GE(means[j][i].item<double>(), means[j - 1][i].item<double>() - 0.01)
           << "k = " << ks[j] << " below k = " << ks[j - 1] << ", example " << i;
     }
-    EXPECT_LT(means[0][i].item<double>(), exact[i].item<double>() - 0.05) << "the wrong posterior leaves a gap at k = 1";
+    EXPECT_LT(means[0][i].item<double>(), exact[i].item<double>() - 0.05)
+        << "the wrong posterior leaves a gap at k = 1";
     EXPECT_LE(means.back()[i].item<double>(), exact[i].item<double>() + 0.01);
     EXPECT_NEAR(means.back()[i].item<double>(), exact[i].item<double>(), 0.05);
   }
@@ -99,14 +103,16 @@ TEST_F(LinearGaussianBounds, IwaeBoundRisesWithKTowardsLogPx) {
 TEST_F(LinearGaussian, ImportanceSampledLatentMatchesTheClosedForm) {
   {
     torch::NoGradGuard no_grad;
-    vae->encoder->logvar_head->bias.add_(0.5);  // not the exact posterior: the estimate has variance
+    vae->encoder->logvar_head->bias.add_(
+        0.5);  // not the exact posterior: the estimate has variance
   }
   VaeLatentModel model(vae);
   auto x = data(5);
   auto e = importance_sampled_latent(model, x, {}, 5000, 2);
   auto exact = exact_log_px(x);
   for (int64_t i = 0; i < 5; ++i) {
-    EXPECT_NEAR(e.log_px[i].item<double>(), exact[i].item<double>(), 4 * e.standard_error[i].item<double>() + 2e-3);
+    EXPECT_NEAR(e.log_px[i].item<double>(), exact[i].item<double>(),
+                4 * e.standard_error[i].item<double>() + 2e-3);
     EXPECT_GT(e.standard_error[i].item<double>(), 0.0);
   }
 }
@@ -135,16 +141,17 @@ double grid_log_px(TwoLayerVae& m, const torch::Tensor& x) {  // x [D] float64
   torch::NoGradGuard no_grad;
   const int64_t n = 1200;
   auto g2 = torch::linspace(-8, 8, n, torch::kDouble);
-  auto prior1 = m->p1->forward(g2.unsqueeze(1));                 // [n, 1]
+  auto prior1 = m->p1->forward(g2.unsqueeze(1));  // [n, 1]
   // h1 on a grid wide enough for every p(h1 | h2) the h2 grid gives.
   const double lo = (prior1.mu - 8 * torch::exp(0.5 * prior1.logvar)).min().item<double>();
   const double hi = (prior1.mu + 8 * torch::exp(0.5 * prior1.logvar)).max().item<double>();
   auto g1 = torch::linspace(lo, hi, n, torch::kDouble);
-  auto logits = m->px_logits(m->px_body->forward(g1.unsqueeze(1)));          // [n, D]
-  auto log_lik = bernoulli_log_prob(logits, x.unsqueeze(0));                 // [n] over h1
-  auto log_p1 = gaussian_log_prob(g1.view({1, n, 1}), prior1.mu.view({n, 1, 1}), prior1.logvar.view({n, 1, 1}));  // [n2, n1]
-  auto log_p2 = standard_normal_log_prob(g2.unsqueeze(1));                   // [n]
-  auto joint = log_p2.unsqueeze(1) + log_p1 + log_lik.unsqueeze(0);          // [n2, n1]
+  auto logits = m->px_logits(m->px_body->forward(g1.unsqueeze(1)));  // [n, D]
+  auto log_lik = bernoulli_log_prob(logits, x.unsqueeze(0));         // [n] over h1
+  auto log_p1 = gaussian_log_prob(g1.view({1, n, 1}), prior1.mu.view({n, 1, 1}),
+                                  prior1.logvar.view({n, 1, 1}));    // [n2, n1]
+  auto log_p2 = standard_normal_log_prob(g2.unsqueeze(1));           // [n]
+  auto joint = log_p2.unsqueeze(1) + log_p1 + log_lik.unsqueeze(0);  // [n2, n1]
   const double cell = std::log((16.0 / (n - 1)) * ((hi - lo) / (n - 1)));
   return torch::logsumexp(joint.flatten(), 0).item<double>() + cell;
 }
@@ -155,7 +162,8 @@ TEST(TwoLayerVae, ImportanceSampledLogPxMatchesNumericalIntegration) {
   double total = 0;
   std::vector<torch::Tensor> xs;
   for (int v = 0; v < 8; ++v) {
-    auto x = torch::tensor({double(v & 1), double((v >> 1) & 1), double((v >> 2) & 1)}, torch::kDouble);
+    auto x =
+        torch::tensor({double(v & 1), double((v >> 1) & 1), double((v >> 2) & 1)}, torch::kDouble);
     xs.push_back(x);
     total += std::exp(grid_log_px(m, x));
   }
@@ -165,7 +173,8 @@ TEST(TwoLayerVae, ImportanceSampledLogPxMatchesNumericalIntegration) {
   auto e = importance_sampled_latent(*m, x, {}, 20000, 8);
   for (int v = 0; v < 8; ++v) {
     const double exact = grid_log_px(m, xs[v]);
-    EXPECT_NEAR(e.log_px[v].item<double>(), exact, 5 * e.standard_error[v].item<double>() + 2e-3) << "image " << v;
+    EXPECT_NEAR(e.log_px[v].item<double>(), exact, 5 * e.standard_error[v].item<double>() + 2e-3)
+        << "image " << v;
   }
 }
 
@@ -214,8 +223,8 @@ TEST(TwoLayerVae, KSampleGradientMatchesNormalisedWeightsAndFiniteDifferences) {
 
   for (auto& p : params) p.mutable_grad() = torch::Tensor();
   torch::manual_seed(99);
-  auto lw = m->log_weights(x, x, {}, k);                     // [K, B]
-  auto weights = torch::softmax(lw.detach(), 0);             // [K, B] normalised
+  auto lw = m->log_weights(x, x, {}, k);          // [K, B]
+  auto weights = torch::softmax(lw.detach(), 0);  // [K, B] normalised
   (weights * lw).sum().backward();
   for (size_t i = 0; i < params.size(); ++i) {
     EXPECT_TRUE(torch::allclose(params[i].grad(), autograd[i], 1e-10, 1e-12)) << "parameter " << i;
@@ -233,7 +242,8 @@ TEST(TwoLayerVae, KSampleGradientMatchesNormalisedWeightsAndFiniteDifferences) {
     const double down = bound_at().item<double>();
     flat[j] = saved;
     const double fd = (up - down) / (2 * h);
-    EXPECT_NEAR(autograd[i].view({-1})[j].item<double>(), fd, 1e-5 * std::max(1.0, std::abs(fd))) << "parameter " << i;
+    EXPECT_NEAR(autograd[i].view({-1})[j].item<double>(), fd, 1e-5 * std::max(1.0, std::abs(fd)))
+        << "parameter " << i;
   }
 }
 
@@ -280,7 +290,8 @@ TEST(CnnVae, ShapesAndGradientReachEveryParameter) {
   auto alone = m->encode(x.narrow(0, 0, 1));
   auto all = m->encode(x);
   EXPECT_TRUE(torch::allclose(alone.mu[0], all.mu[0], 1e-4, 1e-5));
-  EXPECT_TRUE(torch::allclose(m->decode(all.mu.narrow(0, 0, 1))[0], m->decode(all.mu)[0], 1e-4, 1e-4));
+  EXPECT_TRUE(
+      torch::allclose(m->decode(all.mu.narrow(0, 0, 1))[0], m->decode(all.mu)[0], 1e-4, 1e-4));
   EXPECT_EQ(m->log_weights(x, x, {}, 3).sizes(), (std::vector<int64_t>{3, 6}));
 }
 
@@ -342,8 +353,10 @@ TEST(LatentTrain, EveryObjectiveLearnsAndStaysFinite) {
     ObjectiveOptions objective;
     double corruption;
   };
-  for (const Case& c : {Case{"elbo", {Objective::kElbo, 1.0, 1}, 0.0}, Case{"beta", {Objective::kElbo, 4.0, 1}, 0.0},
-                        Case{"iwae", {Objective::kIwae, 1.0, 5}, 0.0}, Case{"dvae", {Objective::kElbo, 1.0, 1}, 0.05}}) {
+  for (const Case& c : {Case{"elbo", {Objective::kElbo, 1.0, 1}, 0.0},
+                        Case{"beta", {Objective::kElbo, 4.0, 1}, 0.0},
+                        Case{"iwae", {Objective::kIwae, 1.0, 5}, 0.0},
+                        Case{"dvae", {Objective::kElbo, 1.0, 1}, 0.05}}) {
     torch::manual_seed(3);
     TwoLayerVae m(TwoLayerVaeOptions(64, 8, 2).hidden1(32).hidden2(16));
     torch::optim::Adam opt(m->parameters(), torch::optim::AdamOptions(3e-3));
@@ -370,7 +383,8 @@ TEST(LatentTrain, EveryObjectiveLearnsAndStaysFinite) {
 // optimizer, the generator, the epoch's order and the counters.
 TEST(LatentTrain, AStoppedRunResumesToTheSameParameters) {
   auto data = test::four_prototypes();
-  const auto path = std::filesystem::temp_directory_path() / ("vaerepro-latent-ckpt-" + std::to_string(::getpid()));
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("vaerepro-latent-ckpt-" + std::to_string(::getpid()));
   std::filesystem::remove(path);
   auto train = [&](bool checkpointed, bool stop_early) {
     torch::manual_seed(5);
@@ -390,10 +404,11 @@ TEST(LatentTrain, AStoppedRunResumesToTheSameParameters) {
       o.checkpoint.every_seconds = 1e-9;  // after every step
     }
     std::thread stopper;
-    if (stop_early) stopper = std::thread([] {
-      std::this_thread::sleep_for(std::chrono::milliseconds(150));
-      request_stop(SIGTERM);
-    });
+    if (stop_early)
+      stopper = std::thread([] {
+        std::this_thread::sleep_for(std::chrono::milliseconds(150));
+        request_stop(SIGTERM);
+      });
     bool interrupted = false;
     try {
       train_latent_model(*m, opt, data, o);
@@ -408,7 +423,8 @@ TEST(LatentTrain, AStoppedRunResumesToTheSameParameters) {
   ASSERT_FALSE(r0);
   auto [first, stopped] = train(true, true);
   ASSERT_TRUE(stopped) << "the stop came after the run ended: make the run longer";
-  auto [resumed, r2] = train(true, false);  // a fresh process would start here: a new model, the same seed
+  auto [resumed, r2] =
+      train(true, false);  // a fresh process would start here: a new model, the same seed
   ASSERT_FALSE(r2);
   auto a = reference->parameters(), b = resumed->parameters();
   ASSERT_EQ(a.size(), b.size());
@@ -422,7 +438,8 @@ TEST(LatentActivity, CountsUnitsWhosePosteriorMeanVaries) {
   {
     torch::NoGradGuard no_grad;
     vae->encoder->mu_head->weight.zero_();
-    vae->encoder->mu_head->weight[0][0] = 1.0;   // unit 0 follows pixel 0: variance 1/4 on fair coins
+    vae->encoder->mu_head->weight[0][0] =
+        1.0;  // unit 0 follows pixel 0: variance 1/4 on fair coins
     vae->encoder->mu_head->weight[1][1] = 0.05;  // unit 1: variance 6.25e-4, below 1e-2
   }
   VaeLatentModel model(vae);

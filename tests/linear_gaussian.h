@@ -39,9 +39,9 @@ class LinearGaussian : public ::testing::Test {
 
   void set_exact_posterior() {
     torch::NoGradGuard no_grad;
-    auto col_sq = W.pow(2).sum(0);                  // [Z]
-    auto sigma = 1.0 / (1.0 + col_sq / s2);         // [Z]
-    auto A = sigma.unsqueeze(1) * W.t() / s2;       // [Z, D]
+    auto col_sq = W.pow(2).sum(0);             // [Z]
+    auto sigma = 1.0 / (1.0 + col_sq / s2);    // [Z]
+    auto A = sigma.unsqueeze(1) * W.t() / s2;  // [Z, D]
     vae->encoder->mu_head->weight.copy_(A);
     vae->encoder->mu_head->bias.copy_(-A.matmul(b));
     vae->encoder->logvar_head->weight.zero_();
@@ -51,7 +51,7 @@ class LinearGaussian : public ::testing::Test {
   torch::Tensor exact_log_px(const torch::Tensor& x) {  // [B] float64
     auto Wd = W.to(torch::kDouble);
     auto cov = Wd.matmul(Wd.t()) + s2 * torch::eye(kD, torch::kDouble);  // [D, D]
-    auto diff = x.to(torch::kDouble) - b.to(torch::kDouble);            // [B, D]
+    auto diff = x.to(torch::kDouble) - b.to(torch::kDouble);             // [B, D]
     auto sol = torch::linalg_solve(cov, diff.t()).t();                   // [B, D]
     auto maha = (diff * sol).sum(-1);
     return -0.5 * (kD * std::log(2 * M_PI) + torch::logdet(cov) + maha);
@@ -61,6 +61,5 @@ class LinearGaussian : public ::testing::Test {
     return torch::randn({n, kZ}).matmul(W.t()) + b + std::sqrt(s2) * torch::randn({n, kD});
   }
 };
-
 
 }  // namespace vaerepro::testing

@@ -40,7 +40,8 @@ std::string case_name(const ::testing::TestParamInfo<StepCase>& info) {
   for (char& ch : c) {
     if (ch == '-') ch = '_';
   }
-  return to_string(info.param.activation) + "_" + a + "_" + c + "_b" + std::to_string(info.param.batch);
+  return to_string(info.param.activation) + "_" + a + "_" + c + "_b" +
+         std::to_string(info.param.batch);
 }
 
 Vae make_vae(const StepCase& p, int64_t d, int64_t classes) {
@@ -88,19 +89,21 @@ TEST_P(HandWrittenStep, LossTermsAndEveryGradientMatchAutograd) {
 
     EXPECT_NEAR(sums[0].item<double>(), t.log_likelihood.item<double>(),
                 1e-4 * std::abs(t.log_likelihood.item<double>()));
-    EXPECT_NEAR(sums[1].item<double>(), t.kl.item<double>(), 1e-4 * std::abs(t.kl.item<double>()) + 1e-5);
+    EXPECT_NEAR(sums[1].item<double>(), t.kl.item<double>(),
+                1e-4 * std::abs(t.kl.item<double>()) + 1e-5);
     for (size_t i = 0; i < expected.size(); ++i) {
       const auto& got = named[i].value().grad();
       ASSERT_TRUE(got.defined()) << named[i].key();
       const double scale = expected[i].abs().max().item<double>();
       const double err = (got - expected[i]).abs().max().item<double>();
-      EXPECT_LE(err, 1e-4 * scale + 1e-7) << named[i].key() << ": max |difference| " << err
-                                           << " against max |gradient| " << scale;
+      EXPECT_LE(err, 1e-4 * scale + 1e-7)
+          << named[i].key() << ": max |difference| " << err << " against max |gradient| " << scale;
     }
 
     // Another step with the same step object: its gradient is autograd's
     // for that batch again, not a sum with the step before.
-    auto again = [&](const torch::Tensor& xb, const torch::Tensor& cb, int64_t seed, const char* what) {
+    auto again = [&](const torch::Tensor& xb, const torch::Tensor& cb, int64_t seed,
+                     const char* what) {
       torch::manual_seed(seed);
       step.compute_gradients(xb, cb, p.beta, {});
       std::vector<torch::Tensor> by_hand;
@@ -111,7 +114,8 @@ TEST_P(HandWrittenStep, LossTermsAndEveryGradientMatchAutograd) {
       for (size_t i = 0; i < by_hand.size(); ++i) {
         const auto& want = named[i].value().grad();
         const double err = (by_hand[i] - want).abs().max().item<double>();
-        EXPECT_LE(err, 1e-4 * want.abs().max().item<double>() + 1e-7) << what << ", " << named[i].key();
+        EXPECT_LE(err, 1e-4 * want.abs().max().item<double>() + 1e-7)
+            << what << ", " << named[i].key();
       }
     };
     // A smaller batch (the buffers' views shrink) ...
@@ -119,7 +123,8 @@ TEST_P(HandWrittenStep, LossTermsAndEveryGradientMatchAutograd) {
     again(x.narrow(0, 0, b2), c.defined() ? c.narrow(0, 0, b2) : torch::Tensor(), 6, "second step");
     // ... and a larger one than any before (the buffers grow).
     const int64_t b3 = p.batch + 5;
-    auto c3 = c.defined() ? encode_condition(torch::randint(0, classes, {b3}, torch::kLong), p.condition, classes)
+    auto c3 = c.defined() ? encode_condition(torch::randint(0, classes, {b3}, torch::kLong),
+                                             p.condition, classes)
                           : torch::Tensor();
     again(torch::rand({b3, d}).bernoulli(), c3, 7, "third step");
   }
@@ -138,9 +143,9 @@ INSTANTIATE_TEST_SUITE_P(
 // The kernels' exp/log polynomials against the C library over the whole
 // range a logit or a pre-activation takes, extremes and NaN included.
 std::vector<float> probe_values() {
-  std::vector<float> v = {0.0f, -0.0f, 1e-30f, -1e-30f, 1e-8f, -1e-8f, 1e-3f, -1e-3f, 0.5f, -0.5f,
-                          15.0f, -15.0f, 20.0f, -20.0f, 40.0f, -40.0f, 88.0f, -88.0f, 100.0f, -100.0f,
-                          1e30f, -1e30f};
+  std::vector<float> v = {0.0f,  -0.0f,  1e-30f, -1e-30f, 1e-8f, -1e-8f, 1e-3f, -1e-3f,
+                          0.5f,  -0.5f,  15.0f,  -15.0f,  20.0f, -20.0f, 40.0f, -40.0f,
+                          88.0f, -88.0f, 100.0f, -100.0f, 1e30f, -1e30f};
   for (int i = -2000; i <= 2000; ++i) v.push_back(static_cast<float>(i) * 0.01234f);
   return v;
 }
@@ -161,11 +166,13 @@ TEST(HandWrittenStepKernels, BiasActivationMatchesTheLibraryFunctions) {
       const double want = unit == kernels::Unit::kTanh   ? std::tanh(y)
                           : unit == kernels::Unit::kRelu ? std::max(y, 0.0)
                                                          : 1.0 / (1.0 + std::exp(-y));
-      ASSERT_NEAR(h[i], want, 3e-7 + 3e-7 * std::abs(want)) << "unit " << static_cast<int>(unit) << " at " << y;
+      ASSERT_NEAR(h[i], want, 3e-7 + 3e-7 * std::abs(want))
+          << "unit " << static_cast<int>(unit) << " at " << y;
     }
     std::vector<float> nan(16, std::nanf(""));
     kernels::bias_activation(nan.data(), bias.data(), 1, 16, unit);
-    for (float f : nan) EXPECT_TRUE(std::isnan(f)) << "NaN must stay NaN (unit " << static_cast<int>(unit) << ")";
+    for (float f : nan)
+      EXPECT_TRUE(std::isnan(f)) << "NaN must stay NaN (unit " << static_cast<int>(unit) << ")";
   }
 }
 
@@ -177,19 +184,22 @@ TEST(HandWrittenStepKernels, BernoulliHeadMatchesTheClosedFormInDouble) {
   bias[3] = 0.75f;
   for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7) % 3 == 0);
   const float scale = 0.01f;
-  const double ll = kernels::bernoulli_head(raw.data(), bias.data(), x.data(), g.data(), rows, cols, scale);
+  const double ll =
+      kernels::bernoulli_head(raw.data(), bias.data(), x.data(), g.data(), rows, cols, scale);
   double want_ll = 0;
   for (size_t i = 0; i < raw.size(); ++i) {
     const double l = static_cast<double>(static_cast<float>(raw[i] + bias[i % cols]));
     const double softplus = std::max(l, 0.0) + std::log1p(std::exp(-std::abs(l)));
     want_ll += x[i] * l - softplus;
     const double sig = 1.0 / (1.0 + std::exp(-l));
-    ASSERT_NEAR(g[i], (sig - x[i]) * scale, 1e-9 + 3e-7 * std::abs((sig - x[i]) * scale)) << "at l = " << l;
+    ASSERT_NEAR(g[i], (sig - x[i]) * scale, 1e-9 + 3e-7 * std::abs((sig - x[i]) * scale))
+        << "at l = " << l;
   }
   EXPECT_NEAR(ll, want_ll, 1e-6 * std::abs(want_ll));
   // A NaN logit makes the sum NaN, so the trainer's check sees it.
   raw[5] = std::nanf("");
-  EXPECT_TRUE(std::isnan(kernels::bernoulli_head(raw.data(), bias.data(), x.data(), g.data(), rows, cols, scale)));
+  EXPECT_TRUE(std::isnan(
+      kernels::bernoulli_head(raw.data(), bias.data(), x.data(), g.data(), rows, cols, scale)));
 }
 
 // sum_selected_rows against the dense product it replaces, at widths that
@@ -207,24 +217,28 @@ TEST(HandWrittenStepKernels, SumsOfSelectedRowsAreTheBinaryMatrixProduct) {
     for (const int64_t n : {1, 5, 8, 20, 63, 64, 65, 100, 130, 500}) {
       SCOPED_TRACE("n = " + std::to_string(n));
       auto x = (torch::rand({rows, k}) < 0.3).to(torch::kFloat);
-      x[2].zero_();              // an image with no lit pixel: a row of zeros
-      x.select(1, 6).zero_();    // a pixel lit in no image: a zero row of X^T G
+      x[2].zero_();            // an image with no lit pixel: a row of zeros
+      x.select(1, 6).zero_();  // a pixel lit in no image: a zero row of X^T G
       auto src_full = torch::full({k, n + pad}, std::nan(""));
       auto src = src_full.narrow(1, 0, n).copy_(torch::randn({k, n}));
       kernels::Pattern p, t;
       ASSERT_TRUE(kernels::binary_pattern(x.data_ptr<float>(), rows, k, k, rows * k, p));
       ASSERT_EQ(static_cast<int64_t>(p.idx.size()), x.sum().item<int64_t>());
       auto out_full = torch::full({rows, n + pad}, 7.0f);
-      kernels::sum_selected_rows(src.data_ptr<float>(), n + pad, n, p, rows, out_full.data_ptr<float>(), n + pad);
+      kernels::sum_selected_rows(src.data_ptr<float>(), n + pad, n, p, rows,
+                                 out_full.data_ptr<float>(), n + pad);
       EXPECT_TRUE(torch::allclose(out_full.narrow(1, 0, n), x.mm(src), 1e-5, 1e-5));
-      EXPECT_TRUE(torch::all(out_full.narrow(1, n, pad) == 7.0f).item<bool>()) << "wrote past a row's end";
+      EXPECT_TRUE(torch::all(out_full.narrow(1, n, pad) == 7.0f).item<bool>())
+          << "wrote past a row's end";
       // By column: X^T G, each pixel summing the rows of the images it is lit in.
       kernels::transpose_pattern(p, k, t);
       auto g = torch::randn({rows, n});
       auto gt_full = torch::full({k, n + pad}, 7.0f);
-      kernels::sum_selected_rows(g.data_ptr<float>(), n, n, t, k, gt_full.data_ptr<float>(), n + pad);
+      kernels::sum_selected_rows(g.data_ptr<float>(), n, n, t, k, gt_full.data_ptr<float>(),
+                                 n + pad);
       EXPECT_TRUE(torch::allclose(gt_full.narrow(1, 0, n), x.t().mm(g), 1e-5, 1e-5));
-      EXPECT_TRUE(torch::all(gt_full.narrow(1, n, pad) == 7.0f).item<bool>()) << "wrote past a row's end";
+      EXPECT_TRUE(torch::all(gt_full.narrow(1, n, pad) == 7.0f).item<bool>())
+          << "wrote past a row's end";
     }
   }
   kernels::set_vectorised(had_avx2);
@@ -236,7 +250,8 @@ TEST(HandWrittenStepKernels, ABinaryPatternRefusesAnythingButZerosAndOnes) {
     kernels::set_vectorised(vector_forms);
     SCOPED_TRACE(kernels::vectorised() ? "AVX2 forms" : "scalar forms");
     kernels::Pattern p;
-    for (const float bad : {0.5f, -1.0f, 2.0f, 1e-30f, std::nanf(""), std::numeric_limits<float>::infinity()}) {
+    for (const float bad :
+         {0.5f, -1.0f, 2.0f, 1e-30f, std::nanf(""), std::numeric_limits<float>::infinity()}) {
       for (const int64_t at : {3, 17}) {  // in a vector body and in a scalar tail
         std::vector<float> x(2 * 20, 0.0f);
         x[5] = 1.0f;
@@ -275,7 +290,7 @@ TEST(HandWrittenStep, TakesTheSparseFirstLayerOnlyWhereItApplies) {
   step.compute_gradients(binary, {}, 1.0, {});
   EXPECT_EQ(step.sparse_steps(), 1);
   const auto sparse_grads = grads();
-  step.compute_gradients(binary * 0.5 + 0.25, {}, 1.0, {});  // gray levels
+  step.compute_gradients(binary * 0.5 + 0.25, {}, 1.0, {});    // gray levels
   step.compute_gradients(torch::ones({16, 30}), {}, 1.0, {});  // denser than 0.5
   EXPECT_EQ(step.steps(), 3);
   EXPECT_EQ(step.sparse_steps(), 1);
@@ -303,12 +318,14 @@ TEST(HandWrittenStep, TakesTheSparseFirstLayerOnlyWhereItApplies) {
 TEST(HandWrittenStep, SplitProductsOnTwoThreadsMatchAutograd) {
   const int threads_before = torch::get_num_threads();
   torch::set_num_threads(2);
-  if (torch::get_num_threads() != 2) GTEST_SKIP() << "two threads are not available, so nothing is split";
+  if (torch::get_num_threads() != 2)
+    GTEST_SKIP() << "two threads are not available, so nothing is split";
   torch::manual_seed(21);
   const int64_t d = 300, batch = 64;
   Vae vae(VaeOptions(d, parse_architecture("[256, 160, 6]")).condition_dim(3).init_std(0.05));
   auto x = (torch::rand({batch, d}) < 0.3).to(torch::kFloat);
-  auto c = encode_condition(torch::randint(0, 3, {batch}, torch::kLong), ConditionEncoding::kOneHot, 3);
+  auto c =
+      encode_condition(torch::randint(0, 3, {batch}, torch::kLong), ConditionEncoding::kOneHot, 3);
   torch::manual_seed(5);
   for (auto& q : vae->parameters()) q.mutable_grad().reset();
   training_loss(*vae, x, c, 1.0).loss.backward();
@@ -316,7 +333,8 @@ TEST(HandWrittenStep, SplitProductsOnTwoThreadsMatchAutograd) {
   for (auto& q : vae->parameters()) expected.push_back(q.grad().clone());
   for (const bool split : {true, false}) {
     for (const bool sparse : {true, false}) {
-      SCOPED_TRACE(std::string(split ? "split" : "OpenBLAS threads") + (sparse ? ", sparse" : ", dense"));
+      SCOPED_TRACE(std::string(split ? "split" : "OpenBLAS threads") +
+                   (sparse ? ", sparse" : ", dense"));
       for (auto& q : vae->parameters()) q.mutable_grad().reset();
       MlpStepOptions so;
       so.split_products = split;
@@ -345,10 +363,13 @@ TEST(HandWrittenStep, SaysWhatItIsNotWrittenFor) {
   EXPECT_EQ(MlpVaeStep::unsupported_reason(*ok), "");
   MlpVaeStep step(*ok);
   EXPECT_THROW(step.compute_gradients(torch::rand({3, 7}), {}, 1.0, {}), c10::Error);
-  EXPECT_THROW(step.compute_gradients(torch::rand({3, 8}), torch::rand({3, 2}), 1.0, {}), c10::Error);
+  EXPECT_THROW(step.compute_gradients(torch::rand({3, 8}), torch::rand({3, 2}), 1.0, {}),
+               c10::Error);
 }
 
-TensorData toy_data() { return vaerepro::test::four_prototypes(); }
+TensorData toy_data() {
+  return vaerepro::test::four_prototypes();
+}
 
 TEST(HandWrittenStep, TrainVaeUsesItAndStaysWithAutogradsRun) {
   // Same seed, same data, same draws: after 40 steps the parameters of the
@@ -385,8 +406,10 @@ TEST(HandWrittenStep, TrainVaeUsesItAndStaysWithAutogradsRun) {
     EXPECT_LE((a[i] - b[i]).abs().max().item<double>(), 1e-4) << "sparse, parameter " << i;
     EXPECT_LE((c[i] - b[i]).abs().max().item<double>(), 1e-4) << "dense, parameter " << i;
   }
-  EXPECT_NEAR(ra.curve.back().test.elbo, rb.curve.back().test.elbo, 1e-3 * std::abs(rb.curve.back().test.elbo));
-  EXPECT_NEAR(rc.curve.back().test.elbo, rb.curve.back().test.elbo, 1e-3 * std::abs(rb.curve.back().test.elbo));
+  EXPECT_NEAR(ra.curve.back().test.elbo, rb.curve.back().test.elbo,
+              1e-3 * std::abs(rb.curve.back().test.elbo));
+  EXPECT_NEAR(rc.curve.back().test.elbo, rb.curve.back().test.elbo,
+              1e-3 * std::abs(rb.curve.back().test.elbo));
 }
 
 TEST(HandWrittenStep, ConditionalTrainingFromTheTrainerToo) {

@@ -50,7 +50,8 @@ TEST(Vae, ShapesUnconditional) {
   EXPECT_EQ(out.z.sizes(), torch::IntArrayRef({8, 20}));
   EXPECT_EQ(out.decoded.loc.sizes(), torch::IntArrayRef({8, 784}));
   EXPECT_FALSE(out.decoded.logvar.defined());
-  EXPECT_EQ(vae->parameter_count(), (784 * 500 + 500) + 2 * (500 * 20 + 20) + (20 * 500 + 500) + (500 * 784 + 784));
+  EXPECT_EQ(vae->parameter_count(),
+            (784 * 500 + 500) + 2 * (500 * 20 + 20) + (20 * 500 + 500) + (500 * 784 + 784));
 }
 
 TEST(Vae, ShapesConditionalOneHotAndRaw) {
@@ -58,15 +59,19 @@ TEST(Vae, ShapesConditionalOneHotAndRaw) {
   auto labels = torch::tensor({0, 3, 9, 1}, torch::kLong);
   for (auto enc : {ConditionEncoding::kOneHot, ConditionEncoding::kRaw}) {
     const int64_t c_dim = condition_dim(enc, 10);
-    Vae vae(VaeOptions(784, parse_architecture("[64, 64, 3]")).condition_dim(c_dim).activation(Activation::kRelu));
+    Vae vae(VaeOptions(784, parse_architecture("[64, 64, 3]"))
+                .condition_dim(c_dim)
+                .activation(Activation::kRelu));
     auto c = encode_condition(labels, enc, 10);
     EXPECT_EQ(c.sizes(), torch::IntArrayRef({4, c_dim}));
     auto out = vae->forward(torch::rand({4, 784}), c);
     EXPECT_EQ(out.decoded.loc.sizes(), torch::IntArrayRef({4, 784}));
     // The decoder's output depends on the label.
     auto z = torch::zeros({1, 3});
-    auto a = vae->decoder->forward(z, encode_condition(torch::tensor({1}, torch::kLong), enc, 10)).loc;
-    auto b = vae->decoder->forward(z, encode_condition(torch::tensor({7}, torch::kLong), enc, 10)).loc;
+    auto a =
+        vae->decoder->forward(z, encode_condition(torch::tensor({1}, torch::kLong), enc, 10)).loc;
+    auto b =
+        vae->decoder->forward(z, encode_condition(torch::tensor({7}, torch::kLong), enc, 10)).loc;
     EXPECT_GT((a - b).abs().max().item<double>(), 0.0);
   }
 }
@@ -76,7 +81,8 @@ TEST(Vae, GradientsReachEveryParameter) {
   for (auto lik : {Likelihood::kBernoulli, Likelihood::kGaussian}) {
     Vae vae(VaeOptions(784, parse_architecture("[32, 16, 4]")).likelihood(lik).condition_dim(10));
     auto x = torch::rand({16, 784});
-    auto c = encode_condition(torch::randint(0, 10, {16}, torch::kLong), ConditionEncoding::kOneHot, 10);
+    auto c =
+        encode_condition(torch::randint(0, 10, {16}, torch::kLong), ConditionEncoding::kOneHot, 10);
     negative_beta_elbo_loss(elbo(*vae, x, c), 2.0).backward();
     for (const auto& p : vae->named_parameters()) {
       ASSERT_TRUE(p.value().grad().defined()) << p.key();
@@ -89,7 +95,8 @@ TEST(Objectives, BetaOneIsTheNegativeElbo) {
   torch::manual_seed(2);
   Vae vae(VaeOptions(20, parse_architecture("[8, 2]")));
   auto terms = elbo(*vae, torch::rand({5, 20}).round());
-  EXPECT_NEAR(negative_beta_elbo_loss(terms, 1.0).item<double>(), -terms.elbo.mean().item<double>(), 1e-5);
+  EXPECT_NEAR(negative_beta_elbo_loss(terms, 1.0).item<double>(), -terms.elbo.mean().item<double>(),
+              1e-5);
   EXPECT_TRUE(torch::allclose(terms.elbo, terms.log_likelihood - terms.kl));
 }
 
@@ -97,7 +104,7 @@ TEST_F(LinearGaussian, ExactPosteriorMakesEveryLogWeightEqualLogPx) {
   auto x = data(6);
   torch::NoGradGuard no_grad;
   auto lw = importance_log_weights(*vae, x, {}, 50);  // [K, B]
-  auto truth = exact_log_px(x);                        // [B]
+  auto truth = exact_log_px(x);                       // [B]
   EXPECT_LT((lw - truth.unsqueeze(0)).abs().max().item<double>(), 1e-4);
   auto bound = importance_weighted_bound(*vae, x, {}, 5000, 1000);
   EXPECT_LT((bound - truth).abs().max().item<double>(), 1e-4);
@@ -127,10 +134,12 @@ TEST_F(LinearGaussian, BoundsAreBelowLogPxAndTightenWithK) {
   auto truth = exact_log_px(x).mean().item<double>();
   auto mean_bound = [&](int64_t k, int reps) {
     double s = 0;
-    for (int r = 0; r < reps; ++r) s += importance_weighted_bound(*vae, x, {}, k).mean().item<double>();
+    for (int r = 0; r < reps; ++r)
+      s += importance_weighted_bound(*vae, x, {}, k).mean().item<double>();
     return s / reps;
   };
-  const double elbo_mean = elbo(*vae, x.repeat({5000, 1})).elbo.to(torch::kDouble).mean().item<double>();
+  const double elbo_mean =
+      elbo(*vae, x.repeat({5000, 1})).elbo.to(torch::kDouble).mean().item<double>();
   const double l1 = mean_bound(1, 400), l10 = mean_bound(10, 100), l1000 = mean_bound(1000, 10);
   EXPECT_LT(elbo_mean, truth - 0.05);
   EXPECT_LT(l1, l10);
@@ -147,7 +156,7 @@ TEST(ImportanceWeightedBound, LogWeightsNearMinus1e4DoNotUnderflow) {
   {
     torch::NoGradGuard no_grad;
     for (auto& p : vae->parameters()) p.zero_();  // q(z|x) = N(0, I) = p(z); decoder ignores z
-    vae->decoder->loc_head->bias.fill_(13.0);  // p(pixel = 1) ~ 1 - 2e-6
+    vae->decoder->loc_head->bias.fill_(13.0);     // p(pixel = 1) ~ 1 - 2e-6
   }
   auto x = torch::zeros({2, 784});  // every pixel 0: log p(x|z) ~ -784 * 13 ~ -1.0e4
   torch::NoGradGuard no_grad;
@@ -233,7 +242,8 @@ TEST(ConvBlocks, ShapesAndGradients) {
   auto y = dec->forward(z);
   EXPECT_EQ(y.sizes(), torch::IntArrayRef({3, 1, 28, 28}));
   torch::binary_cross_entropy_with_logits(y, x).backward();
-  for (auto* m : {static_cast<torch::nn::Module*>(enc.get()), static_cast<torch::nn::Module*>(dec.get())}) {
+  for (auto* m :
+       {static_cast<torch::nn::Module*>(enc.get()), static_cast<torch::nn::Module*>(dec.get())}) {
     for (const auto& p : m->named_parameters()) {
       ASSERT_TRUE(p.value().grad().defined()) << p.key();
       EXPECT_GT(p.value().grad().abs().sum().item<double>(), 0.0) << p.key();

@@ -19,22 +19,28 @@ namespace {
 constexpr int64_t kH = 7, kW = 7, kC = 6;
 
 /// |d sum(f(x)[:, :, r, c]) / d x| summed over batch and channels: [H, W].
-torch::Tensor gradient_map(const std::function<torch::Tensor(const torch::Tensor&)>& f, int64_t r, int64_t c) {
+torch::Tensor gradient_map(const std::function<torch::Tensor(const torch::Tensor&)>& f, int64_t r,
+                           int64_t c) {
   auto x = torch::randn({2, kC, kH, kW}, torch::kFloat64).requires_grad_(true);
   auto y = f(x);  // [2, K, H, W]
   y.select(3, c).select(2, r).sum().backward();
   return x.grad().abs().sum(torch::IntArrayRef{0, 1});  // [H, W]
 }
 
-bool before(int64_t r2, int64_t c2, int64_t r, int64_t c) { return r2 < r || (r2 == r && c2 < c); }
+bool before(int64_t r2, int64_t c2, int64_t r, int64_t c) {
+  return r2 < r || (r2 == r && c2 < c);
+}
 
 TEST(CausalMask, ShapesByHand) {
   auto a = causal_mask(CausalMask::kRasterA, 3, 3);
-  EXPECT_TRUE(torch::equal(a, torch::tensor({1.f, 1.f, 1.f, 1.f, 0.f, 0.f, 0.f, 0.f, 0.f}).view({3, 3})));
+  EXPECT_TRUE(
+      torch::equal(a, torch::tensor({1.f, 1.f, 1.f, 1.f, 0.f, 0.f, 0.f, 0.f, 0.f}).view({3, 3})));
   auto b = causal_mask(CausalMask::kRasterB, 3, 3);
-  EXPECT_TRUE(torch::equal(b, torch::tensor({1.f, 1.f, 1.f, 1.f, 1.f, 0.f, 0.f, 0.f, 0.f}).view({3, 3})));
+  EXPECT_TRUE(
+      torch::equal(b, torch::tensor({1.f, 1.f, 1.f, 1.f, 1.f, 0.f, 0.f, 0.f, 0.f}).view({3, 3})));
   auto v = causal_mask(CausalMask::kVerticalA, 3, 3);
-  EXPECT_TRUE(torch::equal(v, torch::tensor({1.f, 1.f, 1.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}).view({3, 3})));
+  EXPECT_TRUE(
+      torch::equal(v, torch::tensor({1.f, 1.f, 1.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f}).view({3, 3})));
   auto h = causal_mask(CausalMask::kHorizontalB, 1, 5);
   EXPECT_TRUE(torch::equal(h, torch::tensor({1.f, 1.f, 1.f, 0.f, 0.f}).view({1, 5})));
   EXPECT_THROW(causal_mask(CausalMask::kRasterA, 2, 3), std::invalid_argument);
@@ -52,9 +58,11 @@ TEST(MaskedConv, TypeAExcludesTheCentreAndEverythingLater) {
           const double v = g[r2][c2].item<double>();
           const bool in_kernel = std::abs(r2 - r) <= 2 && std::abs(c2 - c) <= 2;
           if (!before(r2, c2, r, c)) {
-            EXPECT_EQ(v, 0.0) << "output (" << r << "," << c << ") sees input (" << r2 << "," << c2 << ")";
+            EXPECT_EQ(v, 0.0) << "output (" << r << "," << c << ") sees input (" << r2 << "," << c2
+                              << ")";
           } else if (in_kernel) {
-            EXPECT_GT(v, 0.0) << "output (" << r << "," << c << ") misses earlier input (" << r2 << "," << c2 << ")";
+            EXPECT_GT(v, 0.0) << "output (" << r << "," << c << ") misses earlier input (" << r2
+                              << "," << c2 << ")";
           }
         }
       }
@@ -69,11 +77,13 @@ TEST(MaskedConv, TypeBIncludesTheCentreButNothingLater) {
   for (int64_t r = 0; r < kH; ++r) {
     for (int64_t c = 0; c < kW; ++c) {
       auto g = gradient_map([&](const torch::Tensor& x) { return conv->forward(x); }, r, c);
-      EXPECT_GT(g[r][c].item<double>(), 0.0) << "type B must see its own position (" << r << "," << c << ")";
+      EXPECT_GT(g[r][c].item<double>(), 0.0)
+          << "type B must see its own position (" << r << "," << c << ")";
       for (int64_t r2 = 0; r2 < kH; ++r2) {
         for (int64_t c2 = 0; c2 < kW; ++c2) {
           if (before(r2, c2, r, c) || (r2 == r && c2 == c)) continue;
-          EXPECT_EQ(g[r2][c2].item<double>(), 0.0) << "(" << r << "," << c << ") sees later (" << r2 << "," << c2 << ")";
+          EXPECT_EQ(g[r2][c2].item<double>(), 0.0)
+              << "(" << r << "," << c << ") sees later (" << r2 << "," << c2 << ")";
         }
       }
     }
@@ -93,9 +103,11 @@ TEST(GatedPixelCnn, WholeNetworkIsCausalAndHasNoBlindSpot) {
         for (int64_t c2 = 0; c2 < kW; ++c2) {
           const double v = g[r2][c2].item<double>();
           if (before(r2, c2, r, c)) {
-            EXPECT_GT(v, 0.0) << "blind spot: output (" << r << "," << c << ") misses earlier (" << r2 << "," << c2 << ")";
+            EXPECT_GT(v, 0.0) << "blind spot: output (" << r << "," << c << ") misses earlier ("
+                              << r2 << "," << c2 << ")";
           } else {
-            EXPECT_EQ(v, 0.0) << "leak: output (" << r << "," << c << ") sees (" << r2 << "," << c2 << ")";
+            EXPECT_EQ(v, 0.0) << "leak: output (" << r << "," << c << ") sees (" << r2 << "," << c2
+                              << ")";
           }
         }
       }
@@ -121,8 +133,10 @@ TEST(GatedPixelCnn, PlainMaskedStackHasTheBlindSpotTheTwoStacksRemove) {
   auto gp = gradient_map([&](const torch::Tensor& x) { return plain->forward(x); }, r, c);
   auto gg = gradient_map([&](const torch::Tensor& x) { return gated->forward_embedded(x); }, r, c);
   for (auto [r2, c2] : {std::pair<int64_t, int64_t>{2, 5}, {2, 6}, {1, 6}}) {
-    EXPECT_EQ(gp[r2][c2].item<double>(), 0.0) << "the plain stack was expected to miss (" << r2 << "," << c2 << ")";
-    EXPECT_GT(gg[r2][c2].item<double>(), 0.0) << "the gated network misses (" << r2 << "," << c2 << ")";
+    EXPECT_EQ(gp[r2][c2].item<double>(), 0.0)
+        << "the plain stack was expected to miss (" << r2 << "," << c2 << ")";
+    EXPECT_GT(gg[r2][c2].item<double>(), 0.0)
+        << "the gated network misses (" << r2 << "," << c2 << ")";
   }
   // Both see the position just up-right, and neither sees the centre.
   EXPECT_GT(gp[2][4].item<double>(), 0.0);
@@ -160,8 +174,8 @@ TEST(GatedPixelCnn, SamplingFollowsTheLearnedConditionals) {
   EXPECT_LT(curve.back().test.nats_per_map, std::log(2.0) + 0.3);
   auto s = net->sample(200, torch::kCPU);
   ASSERT_EQ(s.sizes(), (std::vector<int64_t>{200, kH, kW}));
-  auto first = s.select(2, 0).select(1, 0);                                    // [200]
-  auto constant = (s == first.view({200, 1, 1})).flatten(1).all(1);           // [200]
+  auto first = s.select(2, 0).select(1, 0);                          // [200]
+  auto constant = (s == first.view({200, 1, 1})).flatten(1).all(1);  // [200]
   EXPECT_GE(constant.sum().item<int64_t>(), 190);
   const auto ones = first.sum().item<int64_t>();
   EXPECT_GT(ones, 50);  // both kinds, near half each

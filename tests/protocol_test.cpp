@@ -7,7 +7,9 @@
 namespace {
 using namespace vaerepro;
 
-Dataset tiny() { return make_synthetic(64, 32, 3); }
+Dataset tiny() {
+  return make_synthetic(64, 32, 3);
+}
 
 TEST(Protocol, TestSetIsBinarisedOnceIndependentlyOfTheRunSeed) {
   const auto data = tiny();

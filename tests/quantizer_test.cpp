@@ -30,7 +30,9 @@ bool is_a_row_of(const torch::Tensor& codebook, int64_t row, const torch::Tensor
 }
 
 /// `flat` [M, D] as a z_e map [1, D, 1, M].
-torch::Tensor as_map(const torch::Tensor& flat) { return flat.t().unsqueeze(0).unsqueeze(2).contiguous(); }
+torch::Tensor as_map(const torch::Tensor& flat) {
+  return flat.t().unsqueeze(0).unsqueeze(2).contiguous();
+}
 
 TEST_F(QuantizerTest, EmaUpdateEqualsItsClosedForm) {
   CodebookOptions co;
@@ -44,7 +46,8 @@ TEST_F(QuantizerTest, EmaUpdateEqualsItsClosedForm) {
     vq->codebook.copy_(torch::tensor({0.0f, 0.0f, 4.0f, 0.0f, 0.0f, 4.0f}).view({3, 2}));
     vq->ema_sum.copy_(vq->codebook);  // the state after construction: N = 1, m = e
   }
-  EXPECT_TRUE(vq->codebook.requires_grad() == false) << "an EMA codebook is a buffer, not an Adam parameter";
+  EXPECT_TRUE(vq->codebook.requires_grad() == false)
+      << "an EMA codebook is a buffer, not an Adam parameter";
   // Four vectors, three nearest code 0 and one nearest code 1 (by hand):
   const std::vector<std::vector<double>> x = {{0.5, 0.2}, {-0.3, 0.1}, {3.5, 0.5}, {0.2, -0.4}};
   const std::vector<int> assign = {0, 0, 1, 0};
@@ -69,7 +72,8 @@ TEST_F(QuantizerTest, EmaUpdateEqualsItsClosedForm) {
     for (int d = 0; d < 2; ++d) {
       const double m = 0.9 * e0[k][d] + 0.1 * sum[k][d];
       EXPECT_NEAR(vq->ema_sum[k][d].item<double>(), m, 1e-6) << "code " << k << ", dim " << d;
-      EXPECT_NEAR(vq->codebook[k][d].item<double>(), m / smoothed, 1e-6) << "code " << k << ", dim " << d;
+      EXPECT_NEAR(vq->codebook[k][d].item<double>(), m / smoothed, 1e-6)
+          << "code " << k << ", dim " << d;
     }
   }
   EXPECT_EQ(vq->steps.item<int64_t>(), 1);
@@ -104,10 +108,13 @@ TEST_F(QuantizerTest, RestartMovesExactlyTheDeadCodesOntoBatchVectors) {
     const bool dead = expected_usage[k].item<float>() < 1.0f;
     dead_expected += dead;
     if (dead) {
-      EXPECT_TRUE(is_a_row_of(vq->codebook.detach(), k, flat)) << "dead code " << k << " is not on a batch vector";
-      EXPECT_FLOAT_EQ(vq->usage[k].item<float>(), 1.0f) << "a restarted code's use average restarts at the threshold";
+      EXPECT_TRUE(is_a_row_of(vq->codebook.detach(), k, flat))
+          << "dead code " << k << " is not on a batch vector";
+      EXPECT_FLOAT_EQ(vq->usage[k].item<float>(), 1.0f)
+          << "a restarted code's use average restarts at the threshold";
     } else {
-      EXPECT_TRUE(torch::equal(vq->codebook[k].detach(), before[k])) << "live code " << k << " moved";
+      EXPECT_TRUE(torch::equal(vq->codebook[k].detach(), before[k]))
+          << "live code " << k << " moved";
       EXPECT_FLOAT_EQ(vq->usage[k].item<float>(), expected_usage[k].item<float>());
     }
   }
@@ -125,10 +132,12 @@ TEST_F(QuantizerTest, InitialisationFromEncoderOutputsPutsEveryCodeOnABatchVecto
     auto z_e = torch::randn({2, 4, 3, 3});
     auto flat = z_e.permute({0, 2, 3, 1}).reshape({-1, 4});  // [18, 4]
     vq->forward(z_e);
-    for (int64_t c = 0; c < k; ++c) EXPECT_TRUE(is_a_row_of(vq->codebook.detach(), c, flat)) << "K = " << k << ", code " << c;
+    for (int64_t c = 0; c < k; ++c)
+      EXPECT_TRUE(is_a_row_of(vq->codebook.detach(), c, flat)) << "K = " << k << ", code " << c;
     if (k <= 18) {
       for (int64_t a = 0; a < k; ++a) {
-        for (int64_t b = a + 1; b < k; ++b) EXPECT_FALSE(torch::equal(vq->codebook[a], vq->codebook[b]));
+        for (int64_t b = a + 1; b < k; ++b)
+          EXPECT_FALSE(torch::equal(vq->codebook[a], vq->codebook[b]));
       }
     }
     // Only once: the next batch leaves a gradient codebook untouched.
@@ -174,9 +183,13 @@ int64_t codes_used_on_toy(const CodebookOptions& co) {
   VectorQuantizer vq(VectorQuantizerOptions(k, 2).codebook(co));
   auto angles = torch::arange(k).to(torch::kFloat32) * (2 * M_PI / k);
   auto centres = torch::stack({10 + 2 * torch::cos(angles), 2 * torch::sin(angles)}, 1);  // [16, 2]
-  auto sample = [&](int64_t m) { return centres.index_select(0, torch::randint(k, {m})) + 0.05 * torch::randn({m, 2}); };
+  auto sample = [&](int64_t m) {
+    return centres.index_select(0, torch::randint(k, {m})) + 0.05 * torch::randn({m, 2});
+  };
   std::vector<torch::Tensor> params = vq->parameters();
-  torch::optim::Adam opt(params.empty() ? std::vector<torch::Tensor>{torch::zeros({1}, torch::requires_grad())} : params,
+  torch::optim::Adam opt(params.empty()
+                             ? std::vector<torch::Tensor>{torch::zeros({1}, torch::requires_grad())}
+                             : params,
                          torch::optim::AdamOptions(1e-2));
   vq->train();
   for (int step = 0; step < 300; ++step) {
@@ -201,14 +214,16 @@ TEST_F(QuantizerTest, RestartsKeepMoreCodesAliveOnAToyProblemThatCollapses) {
   RecordProperty("codes_used_as_written", static_cast<int>(without));
   RecordProperty("codes_used_with_restarts", static_cast<int>(with));
   RecordProperty("codes_used_with_the_usual_fixes", static_cast<int>(fixes));
-  EXPECT_LE(without, 2) << "the paper's recipe was expected to collapse on this toy (it uses one code)";
+  EXPECT_LE(without, 2)
+      << "the paper's recipe was expected to collapse on this toy (it uses one code)";
   EXPECT_GT(with, without);
   EXPECT_GE(with, 14);
   EXPECT_GE(fixes, 14);
 }
 
 TEST_F(QuantizerTest, CodePerplexityAndChoicesByName) {
-  EXPECT_NEAR(code_perplexity(torch::tensor({0, 0, 1, 1}, torch::kInt64), 3).item<double>(), 2.0, 1e-6);
+  EXPECT_NEAR(code_perplexity(torch::tensor({0, 0, 1, 1}, torch::kInt64), 3).item<double>(), 2.0,
+              1e-6);
   EXPECT_NEAR(code_perplexity(torch::zeros({7}, torch::kInt64), 5).item<double>(), 1.0, 1e-6);
   EXPECT_EQ(parse_codebook_update("ema"), CodebookUpdate::kEma);
   EXPECT_EQ(parse_codebook_init(to_string(CodebookInit::kKmeans)), CodebookInit::kKmeans);
@@ -251,7 +266,8 @@ TEST_F(QuantizerTest, JudgeInClosedForm) {
 TEST_F(QuantizerTest, Table1MetricsByHand) {
   // Output (0.5, 1.5) against gray levels (1, 0): MSE (0.25 + 2.25) / 2; the
   // cross-entropy clips 1.5 to 1 - 1e-7: -ln 0.5 - ln 1e-7.
-  auto t = table1_metrics(torch::tensor({0.5f, 1.5f}).view({1, 2}), torch::tensor({1.0f, 0.0f}).view({1, 2}));
+  auto t = table1_metrics(torch::tensor({0.5f, 1.5f}).view({1, 2}),
+                          torch::tensor({1.0f, 0.0f}).view({1, 2}));
   EXPECT_NEAR(t.mse_per_pixel, 1.25, 1e-7);
   EXPECT_NEAR(t.cross_entropy, std::log(2.0) - std::log(1e-7), 1e-4);
   EXPECT_EQ(t.examples, 1);
@@ -276,11 +292,11 @@ TEST_F(QuantizerTest, BoundAndFittedVarianceInClosedForm) {
 TEST_F(QuantizerTest, UsageBarsByHand) {
   auto img = usage_bars({3, 0, 6});  // K = 3: bars 133 wide, 132 drawn
   ASSERT_EQ(img.sizes(), (std::vector<int64_t>{120, 401}));
-  EXPECT_FLOAT_EQ(img[0][1].item<float>(), 0.15f);      // the most used code (6): full height
-  EXPECT_FLOAT_EQ(img[59][134].item<float>(), 1.0f);    // the second (3): half height
+  EXPECT_FLOAT_EQ(img[0][1].item<float>(), 0.15f);    // the most used code (6): full height
+  EXPECT_FLOAT_EQ(img[59][134].item<float>(), 1.0f);  // the second (3): half height
   EXPECT_FLOAT_EQ(img[60][134].item<float>(), 0.15f);
   EXPECT_FLOAT_EQ(img[119][1 + 2 * 133].item<float>(), 1.0f);  // an unused code: no bar
-  EXPECT_FLOAT_EQ(img[0][0].item<float>(), 1.0f);       // the margin
+  EXPECT_FLOAT_EQ(img[0][0].item<float>(), 1.0f);              // the margin
 }
 
 }  // namespace

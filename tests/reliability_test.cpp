@@ -39,15 +39,16 @@ using namespace vaerepro;
 
 namespace {
 
-const char* kFiles[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
-                         "t10k-labels-idx1-ubyte"};
+const char* kFiles[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
 
 class Reliability : public ::testing::Test {
  protected:
   fs::path root;
   void SetUp() override {
-    root = fs::temp_directory_path() / ("vaerepro-reliability-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    root = fs::temp_directory_path() /
+           ("vaerepro-reliability-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root);
     fs::create_directories(root);
   }
@@ -57,8 +58,8 @@ class Reliability : public ::testing::Test {
   }
 
   /// An MNIST-style folder data/mnist/ from a synthetic set (n_train, n_test), `gz` or raw.
-  fs::path write_mnist(const fs::path& data, int64_t n_train = 40, int64_t n_test = 20, bool gz = true,
-                       uint64_t seed = 1) {
+  fs::path write_mnist(const fs::path& data, int64_t n_train = 40, int64_t n_test = 20,
+                       bool gz = true, uint64_t seed = 1) {
     const Dataset d = make_synthetic(n_train, n_test, seed);
     const fs::path dir = data / "mnist";
     fs::create_directories(dir);
@@ -124,9 +125,11 @@ TEST_F(Reliability, TheFingerprintEntersTheRunHashAndThePointHash) {
   const nlohmann::json config = {{"nz", 3}};
   const std::string first = RunCheckpoints(s, config).hash();
   s.dataset.fingerprint = "0000000000000002";
-  EXPECT_NE(RunCheckpoints(s, config).hash(), first) << "a run on other files is another configuration";
+  EXPECT_NE(RunCheckpoints(s, config).hash(), first)
+      << "a run on other files is another configuration";
   EXPECT_EQ(s.run_json("t")["dataset"]["fingerprint"], "0000000000000002");
-  const PointStore one(s.common.out, s.slug, "0000000000000001"), two(s.common.out, s.slug, "0000000000000002");
+  const PointStore one(s.common.out, s.slug, "0000000000000001"),
+      two(s.common.out, s.slug, "0000000000000002");
   EXPECT_NE(one.dir("beta=1", config), two.dir("beta=1", config));
   EXPECT_NE(point_checkpoint(s, one, "beta=1", config).config_hash,
             point_checkpoint(s, two, "beta=1", config).config_hash);
@@ -141,7 +144,8 @@ TEST_F(Reliability, TheFingerprintEntersTheRunHashAndThePointHash) {
 
 TEST_F(Reliability, AnIdxFileWithNoImagesIsADataErrorNamingIt) {
   const fs::path dir = write_mnist(root / "data");
-  write_idx((dir / (std::string(kFiles[0]) + ".gz")).string(), torch::empty({0, 28, 28}, torch::kUInt8));
+  write_idx((dir / (std::string(kFiles[0]) + ".gz")).string(),
+            torch::empty({0, 28, 28}, torch::kUInt8));
   write_idx((dir / (std::string(kFiles[1]) + ".gz")).string(), torch::empty({0}, torch::kUInt8));
   const std::string e = data_error(root / "data");
   EXPECT_NE(e.find((dir / kFiles[0]).string()), std::string::npos) << e;
@@ -178,7 +182,8 @@ TEST_F(Reliability, WrongFileTypesAreReportedAsWhatTheyAreNotAsMissing) {
     }
     // auto falls back (its decision is unchanged) and says why.
     EXPECT_EQ(resolve_dataset_name("auto", paths(data)), "fashion-mnist");
-    EXPECT_NE(auto_fallback_reason(paths(data)).find(c.what), std::string::npos) << auto_fallback_reason(paths(data));
+    EXPECT_NE(auto_fallback_reason(paths(data)).find(c.what), std::string::npos)
+        << auto_fallback_reason(paths(data));
   }
 }
 
@@ -204,7 +209,8 @@ TEST_F(Reliability, GzipWithTrailingGarbageIsRejectedLikeARawFile) {
     read_idx(file.string());
     ADD_FAILURE() << "garbage after the gzip stream was accepted";
   } catch (const DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("7 bytes of trailing garbage"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("7 bytes of trailing garbage"), std::string::npos)
+        << e.what();
   }
   // Two gzip members (as `cat a.gz b.gz` makes) are one stream of data: accepted.
   const fs::path two = root / "two-idx1-ubyte.gz";
@@ -240,7 +246,8 @@ TEST_F(Reliability, ASecondRunOfTheSameConfigurationIsRefusedNamingThePid) {
       second.start(w2);
       ADD_FAILURE() << "two runs of one configuration at once";
     } catch (const RunLocked& e) {
-      EXPECT_NE(std::string(e.what()).find("pid " + std::to_string(::getpid())), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("pid " + std::to_string(::getpid())), std::string::npos)
+          << e.what();
     }
     w2.abandon();
   }
@@ -274,7 +281,8 @@ TEST_F(Reliability, ReplacingAResultLeavesNoOldCopyBehind) {
 TEST_F(Reliability, AFailureThatCannotBeRecordedLeavesNothingSayingRunning) {
   const std::string out = (root / "out").string();
   ::setenv("VAEREPRO_FAULT_WRITE", "run.json", 1);
-  ::setenv("VAEREPRO_FAULT_WRITE_CONTAINS", "\"title\"", 1);  // the full record fails, a short one fits
+  ::setenv("VAEREPRO_FAULT_WRITE_CONTAINS", "\"title\"",
+           1);  // the full record fails, a short one fits
   {
     RunWriter w(out, "00-test");
     w.fail({{"title", "t"}}, "disk full");
@@ -288,7 +296,8 @@ TEST_F(Reliability, AFailureThatCannotBeRecordedLeavesNothingSayingRunning) {
   ::unsetenv("VAEREPRO_FAULT_WRITE");
   ::unsetenv("VAEREPRO_FAULT_WRITE_CONTAINS");
   EXPECT_TRUE(fs::exists(root / "out/00-test.failed"));
-  EXPECT_FALSE(fs::exists(root / "out/00-test.failed/run.json")) << "no run.json saying \"running\"";
+  EXPECT_FALSE(fs::exists(root / "out/00-test.failed/run.json"))
+      << "no run.json saying \"running\"";
   EXPECT_TRUE(fs::is_empty(root / "out/.staging"));
 }
 
@@ -297,7 +306,8 @@ TEST_F(Reliability, APngWriteFailureSaysTheSystemsReason) {
     write_png((root / "no-such-folder" / "x.png").string(), torch::zeros({4, 4}));
     ADD_FAILURE() << "wrote into a missing folder";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("No such file or directory"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("No such file or directory"), std::string::npos)
+        << e.what();
   }
 }
 
@@ -318,11 +328,16 @@ TEST_F(Reliability, AnExplodingVqVaeLossStopsTheRunWithADiagnosis) {
   o.label = "vq";
   int calls = 0;
   try {
-    train_vqvae(*model, 32, [&](const torch::Tensor& idx) { return x.index_select(0, idx) * (++calls > 1 ? 1e4 : 1.0); },
-                x.narrow(0, 0, 8), o);
+    train_vqvae(
+        *model, 32,
+        [&](const torch::Tensor& idx) {
+          return x.index_select(0, idx) * (++calls > 1 ? 1e4 : 1.0);
+        },
+        x.narrow(0, 0, 8), o);
     ADD_FAILURE() << "a diverged VQ-VAE trained to the end";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("vq: the VQ-VAE diverged at step 2"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("vq: the VQ-VAE diverged at step 2"), std::string::npos)
+        << e.what();
     EXPECT_NE(std::string(e.what()).find("--lr"), std::string::npos) << e.what();
   }
 }
@@ -341,7 +356,8 @@ TEST_F(Reliability, AnExplodingPriorStopsTheRunWithADiagnosis) {
     train_prior(*net, maps, maps, o);
     ADD_FAILURE() << "no divergence check";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("prior: the prior diverged"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("prior: the prior diverged"), std::string::npos)
+        << e.what();
     EXPECT_NE(std::string(e.what()).find("uniform guess"), std::string::npos) << e.what();
   }
   o.divergence_factor = 10;  // the default: an ordinary run is not stopped
@@ -374,12 +390,15 @@ TEST_F(Reliability, EstimatorsClassifierAndChapterFiveLoopsStopWhenAsked) {
   const auto images = torch::rand({8, 784});
   VqTrainOptions vo;
   vo.progress_seconds = 0;
-  EXPECT_THROW(train_vqvae(*model, 8, [&](const torch::Tensor& i) { return images.index_select(0, i); }, images, vo),
-               Interrupted);
+  EXPECT_THROW(
+      train_vqvae(
+          *model, 8, [&](const torch::Tensor& i) { return images.index_select(0, i); }, images, vo),
+      Interrupted);
   GatedPixelCnn net(GatedPixelCnnOptions(2).channels(8).blocks(1));
   PriorTrainOptions po;
   po.progress_seconds = 0;
-  EXPECT_THROW(train_prior(*net, torch::zeros({4, 2, 2}, torch::kInt64), torch::zeros({4, 2, 2}, torch::kInt64), po),
+  EXPECT_THROW(train_prior(*net, torch::zeros({4, 2, 2}, torch::kInt64),
+                           torch::zeros({4, 2, 2}, torch::kInt64), po),
                Interrupted);
   clear_stop();
   EXPECT_NO_THROW(importance_sampled_on_set(*vae, x, 5));
@@ -395,7 +414,8 @@ TEST_F(Reliability, TheSuitesFoldersAreFoundFromAnyWorkingDirectory) {
   EXPECT_EQ(locate_suite_folder("results", "results"), (checkout / "results").string());
   EXPECT_EQ(locate_suite_folder("elsewhere", "data"), "elsewhere") << "given folders are kept";
   fs::create_directories(root / "data");
-  EXPECT_EQ(locate_suite_folder("data", "data"), "data") << "the working directory's own data/ wins";
+  EXPECT_EQ(locate_suite_folder("data", "data"), "data")
+      << "the working directory's own data/ wins";
   fs::current_path(before);
 }
 
@@ -421,7 +441,9 @@ TEST_F(Reliability, RuntimeWarningsForSettingsThatAreNotHonoured) {
   info.omp_num_threads_env = "";
   info.openblas_coretype_env = "garbage";
   info.openblas_corename = "Haswell";
-  EXPECT_NE(all().find("not a core type OpenBLAS took: it uses the Haswell kernels"), std::string::npos) << all();
+  EXPECT_NE(all().find("not a core type OpenBLAS took: it uses the Haswell kernels"),
+            std::string::npos)
+      << all();
   info.openblas_coretype_env = "HASWELL";
   EXPECT_NE(all().find("OpenBLAS uses those kernels (Haswell)"), std::string::npos) << all();
   info.openblas_coretype_env = "";
@@ -450,13 +472,15 @@ TEST_F(Reliability, PrepareDataValidatesItsOwnOutFolderWithOrWithoutASlash) {
   for (int k = 0; k < 10; ++k) {
     nlohmann::json data = nlohmann::json::array();
     for (int i = 0; i < 5 * 784; ++i) data.push_back((i + k) % 7 / 6.0);
-    std::ofstream(digits / (std::to_string(k) + ".json")) << nlohmann::json({{"data", data}}).dump();
+    std::ofstream(digits / (std::to_string(k) + ".json"))
+        << nlohmann::json({{"data", data}}).dump();
   }
   // A sibling mnist-10k folder that is broken must not be what is checked.
   fs::create_directories(root / "mnist-10k");
   for (const char* out : {"custom/", "custom2"}) {
-    const auto r = vaerepro::test::run_program(
-        "prepare-data", "--npm-digits '" + digits.string() + "' --out '" + (root / out).string() + "'");
+    const auto r =
+        vaerepro::test::run_program("prepare-data", "--npm-digits '" + digits.string() +
+                                                        "' --out '" + (root / out).string() + "'");
     EXPECT_EQ(r.code, 0) << out << "\n" << r.output;
     EXPECT_NE(r.output.find("40 train / 10 test"), std::string::npos) << r.output;
     EXPECT_TRUE(fs::exists(root / out / "t10k-labels-idx1-ubyte.gz")) << out;

@@ -42,11 +42,13 @@ bool have(const std::string& program) {
 
 /// Every element opened is closed in order (void elements and "/>" aside).
 std::string check_well_formed(const std::string& html) {
-  static const std::set<std::string> kVoid = {"area", "base", "br", "col", "embed", "hr", "img", "input",
-                                              "link", "meta", "source", "track", "wbr", "!doctype"};
+  static const std::set<std::string> kVoid = {"area",   "base",  "br",    "col",     "embed",
+                                              "hr",     "img",   "input", "link",    "meta",
+                                              "source", "track", "wbr",   "!doctype"};
   std::vector<std::string> stack;
   std::regex tag(R"re(<(/?)([A-Za-z!][A-Za-z0-9:-]*)([^>]*)>)re");
-  for (auto it = std::sregex_iterator(html.begin(), html.end(), tag); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), tag); it != std::sregex_iterator();
+       ++it) {
     std::string name = (*it)[2];
     for (auto& c : name) c = static_cast<char>(std::tolower(c));
     const bool closing = (*it)[1] == "/";
@@ -56,7 +58,8 @@ std::string check_well_formed(const std::string& html) {
       stack.push_back(name);
     } else {
       if (stack.empty() || stack.back() != name) {
-        return "</" + name + "> closes " + (stack.empty() ? std::string("nothing") : "<" + stack.back() + ">");
+        return "</" + name + "> closes " +
+               (stack.empty() ? std::string("nothing") : "<" + stack.back() + ">");
       }
       stack.pop_back();
     }
@@ -70,8 +73,9 @@ class ReportFromFixtures : public ::testing::Test {
   rp::Options options;
 
   void SetUp() override {
-    root = fs::temp_directory_path() / ("vaerepro-report-" + std::to_string(::getpid()) + "-" +
-                                        ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    root = fs::temp_directory_path() /
+           ("vaerepro-report-" + std::to_string(::getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(root);
     fs::create_directories(root);
     const fs::path src = VAEREPRO_SOURCE_DIR;
@@ -86,7 +90,9 @@ class ReportFromFixtures : public ::testing::Test {
     options.pdf = have("latexmk") && have("pdflatex");
   }
   void TearDown() override { fs::remove_all(root); }
-  json fixture_metrics() { return json::parse(read(root / "results/01-elbo-vs-latent/metrics.json")); }
+  json fixture_metrics() {
+    return json::parse(read(root / "results/01-elbo-vs-latent/metrics.json"));
+  }
   json fixture_json(const std::string& slug, const std::string& file) {
     return json::parse(read(root / "results" / slug / file));
   }
@@ -105,7 +111,8 @@ class ReportFromFixtures : public ::testing::Test {
 TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   // An interrupted chapter-3 run waiting to be resumed.
   fs::create_directories(root / "results/.checkpoints/03-beta-sweep/0123456789abcdef");
-  std::ofstream(root / "results/.checkpoints/03-beta-sweep/0123456789abcdef/in-progress.json") << "{}";
+  std::ofstream(root / "results/.checkpoints/03-beta-sweep/0123456789abcdef/in-progress.json")
+      << "{}";
   const auto outcome = rp::generate(options);
   const std::string html = read(root / "out/index.html");
   const std::string tex = read(root / "out/report.tex");
@@ -118,7 +125,8 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
     for (const char* split : {"train", "test"}) {
       const std::string v = rp::fmt1(m["final"][split]["elbo"].get<double>());
       EXPECT_NE(html.find(v), std::string::npos) << "missing " << split << " bound " << v;
-      EXPECT_NE(tex.find(v), std::string::npos) << "missing " << split << " bound " << v << " in LaTeX";
+      EXPECT_NE(tex.find(v), std::string::npos)
+          << "missing " << split << " bound " << v << " in LaTeX";
     }
   }
   EXPECT_NE(html.find("-133.4"), std::string::npos);  // KW2013 Nz = 3 test (D)
@@ -133,8 +141,10 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   const std::string k = ch2["k_final"].dump();
   for (const auto& m : ch2["models"]) {
     for (const char* split : {"train", "test"}) {
-      const std::string v = rp::fmt1(m["final"][split]["importance_sampled"][k]["mean"].get<double>());
-      EXPECT_NE(html.find(v), std::string::npos) << "chapter 2: missing " << split << " estimate " << v;
+      const std::string v =
+          rp::fmt1(m["final"][split]["importance_sampled"][k]["mean"].get<double>());
+      EXPECT_NE(html.find(v), std::string::npos)
+          << "chapter 2: missing " << split << " estimate " << v;
     }
   }
   EXPECT_TRUE(fs::exists(root / "figures/ch02-curves.svg"));
@@ -151,7 +161,8 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   // Chapter 4: the conditional accuracy of both encodings, and the benchmark.
   const auto ch4 = json::parse(read(root / "results/04-cvae-labels/metrics.json"));
   for (const char* m : {"cvae-raw", "cvae-one-hot", "vae"}) {
-    const std::string v = rp::fmt1(100 * ch4["conditional_accuracy"][m]["overall"].get<double>()) + "%";
+    const std::string v =
+        rp::fmt1(100 * ch4["conditional_accuracy"][m]["overall"].get<double>()) + "%";
     EXPECT_NE(html.find(v), std::string::npos) << m << " " << v;
   }
   EXPECT_NE(html.find("121.1"), std::string::npos);  // seed 000 Table 1, VAE cross-entropy (S)
@@ -182,12 +193,14 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
   }
   EXPECT_NE(html.find("with the usual fixes"), std::string::npos);
   EXPECT_NE(html.find("K = 512 against K = 10, over seeds"), std::string::npos);
-  EXPECT_NE(html.find("<strong>1 of 1</strong> seeds"), std::string::npos);  // the fixture's one seed, paired by arm
+  EXPECT_NE(html.find("<strong>1 of 1</strong> seeds"),
+            std::string::npos);  // the fixture's one seed, paired by arm
   EXPECT_NE(html.find("Jukebox"), std::string::npos);
   EXPECT_TRUE(fs::exists(root / "figures/ch05-usage.svg"));
   EXPECT_NE(html.find("169.8"), std::string::npos);  // seed 000 Table 1, VQ-VAE cross-entropy (S)
-  EXPECT_NE(html.find("vqvae (chapter 5, K = 10)"), std::string::npos);  // chapter 4's benchmark reads chapter 5
-  EXPECT_NE(html.find("4.67"), std::string::npos);   // vdO2017 CIFAR-10 bits/dim (V), for scale
+  EXPECT_NE(html.find("vqvae (chapter 5, K = 10)"),
+            std::string::npos);                     // chapter 4's benchmark reads chapter 5
+  EXPECT_NE(html.find("4.67"), std::string::npos);  // vdO2017 CIFAR-10 bits/dim (V), for scale
   EXPECT_NE(html.find("Caveats"), std::string::npos);
   EXPECT_TRUE(fs::exists(root / "figures/ch05-curves.svg"));
   EXPECT_TRUE(fs::exists(root / "figures/ch05-prior.svg"));
@@ -216,8 +229,9 @@ TEST_F(ReportFromFixtures, HoldsTheRunsValuesAndTheStatusOfEveryChapter) {
     EXPECT_EQ(s.find("incomplete or corrupt"), std::string::npos) << s;
   // The reliability appendix lists the failure classes covered, and the interrupted runs.
   EXPECT_NE(html.find("failures the suite catches"), std::string::npos);
-  for (const char* c : {"SIGKILL", "SIGINT", "NaN or Inf", "wrong checksum", "a missing dataset",
-                        "contradictory options", "cannot be written", "fails half-way", "FORCE=1"}) {
+  for (const char* c :
+       {"SIGKILL", "SIGINT", "NaN or Inf", "wrong checksum", "a missing dataset",
+        "contradictory options", "cannot be written", "fails half-way", "FORCE=1"}) {
     EXPECT_NE(html.find(c), std::string::npos) << "the appendix lacks " << c;
   }
   EXPECT_NE(html.find("stopped before completing (configuration 0123456789abcdef"),
@@ -259,7 +273,8 @@ TEST_F(ReportFromFixtures, ChapterOneShowsItsFullBudgetRunBesideKw2013) {
 TEST_F(ReportFromFixtures, ThePerformanceAppendixSaysWhereEachChaptersTimeWent) {
   json run = fixture_json("01-elbo-vs-latent", "run.json");
   run["wall_seconds"] = 600.0;
-  run["time_spent"] = {{"training", 300.0}, {"whole-set evaluations", 60.0}, {"log p(x) estimates", 180.0}};
+  run["time_spent"] = {
+      {"training", 300.0}, {"whole-set evaluations", 60.0}, {"log p(x) estimates", 180.0}};
   write_json("01-elbo-vs-latent", "run.json", run);
   rp::generate(options);
   const std::string md_text = read(root / "out/report.md");
@@ -276,8 +291,8 @@ TEST_F(ReportFromFixtures, ThePerformanceAppendixSaysWhereEachChaptersTimeWent) 
 TEST_F(ReportFromFixtures, AFailedRunShowsItsErrorAndHowToRerun) {
   // Chapter 3's complete result replaced by a failed one (a real failure's run.json).
   fs::remove_all(root / "results/03-beta-sweep");
-  fs::copy(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/failed/03-beta-sweep.failed", root / "results/03-beta-sweep.failed",
-           fs::copy_options::recursive);
+  fs::copy(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/failed/03-beta-sweep.failed",
+           root / "results/03-beta-sweep.failed", fs::copy_options::recursive);
   options.pdf = false;
   const auto outcome = rp::generate(options);
   const std::string html = read(root / "out/index.html");
@@ -297,7 +312,8 @@ TEST_F(ReportFromFixtures, HtmlIsWellFormedAndEveryReferencedFileExists) {
   EXPECT_EQ(check_well_formed(html), "");
   std::regex ref(R"re((?:src|href)="([^"#]+)")re");
   int images = 0;
-  for (auto it = std::sregex_iterator(html.begin(), html.end(), ref); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), ref); it != std::sregex_iterator();
+       ++it) {
     const std::string target = (*it)[1];
     if (target.rfind("http", 0) == 0 || target.rfind("mailto:", 0) == 0) {
       ADD_FAILURE() << "the report references the network: " << target;
@@ -317,9 +333,11 @@ TEST_F(ReportFromFixtures, TheFidelityTableAndSeedIntervals) {
   auto outcome = rp::generate(options);
   std::string md_text = read(root / "out/report.md");
   EXPECT_NE(md_text.find("# Do the published numbers hold?"), std::string::npos);
-  EXPECT_NE(md_text.find("| [01](#chapter-01) | KW2013 Fig. 2 (D) | test bound, Nz = 20 |"), std::string::npos);
+  EXPECT_NE(md_text.find("| [01](#chapter-01) | KW2013 Fig. 2 (D) | test bound, Nz = 20 |"),
+            std::string::npos);
   EXPECT_NE(md_text.find("not compared: CIFAR-10 is not run"), std::string::npos);
-  EXPECT_FALSE(std::regex_search(md_text, std::regex(R"(\bn/c\b)"))) << "a bare n/c instead of a reason";
+  EXPECT_FALSE(std::regex_search(md_text, std::regex(R"(\bn/c\b)")))
+      << "a bare n/c instead of a reason";
   const json m1 = fixture_metrics();
   double te20 = 0;
   for (const auto& m : m1["models"]) {
@@ -327,19 +345,23 @@ TEST_F(ReportFromFixtures, TheFidelityTableAndSeedIntervals) {
   }
   EXPECT_NE(md_text.find(rp::fmt1(te20) + " (one seed)"), std::string::npos);
 
-  // A second seed of the same configuration: means and spreads; another configuration is left out, and said.
+  // A second seed of the same configuration: means and spreads; another configuration is left out,
+  // and said.
   json run = json::parse(read(root / "results/01-elbo-vs-latent/run.json"));
   json metrics = m1;
-  for (auto& m : metrics["models"]) m["final"]["test"]["elbo"] = m["final"]["test"]["elbo"].get<double>() - 2.0;
+  for (auto& m : metrics["models"])
+    m["final"]["test"]["elbo"] = m["final"]["test"]["elbo"].get<double>() - 2.0;
   run["seed"] = 7;
   fs::create_directories(root / "results/seeds/7");
-  fs::copy(root / "results/01-elbo-vs-latent", root / "results/seeds/7/01-elbo-vs-latent", fs::copy_options::recursive);
+  fs::copy(root / "results/01-elbo-vs-latent", root / "results/seeds/7/01-elbo-vs-latent",
+           fs::copy_options::recursive);
   std::ofstream(root / "results/seeds/7/01-elbo-vs-latent/run.json") << run.dump();
   std::ofstream(root / "results/seeds/7/01-elbo-vs-latent/metrics.json") << metrics.dump();
   run["seed"] = 8;
   run["profile"] = "full";
   fs::create_directories(root / "results/seeds/8");
-  fs::copy(root / "results/01-elbo-vs-latent", root / "results/seeds/8/01-elbo-vs-latent", fs::copy_options::recursive);
+  fs::copy(root / "results/01-elbo-vs-latent", root / "results/seeds/8/01-elbo-vs-latent",
+           fs::copy_options::recursive);
   std::ofstream(root / "results/seeds/8/01-elbo-vs-latent/run.json") << run.dump();
   outcome = rp::generate(options);
   md_text = read(root / "out/report.md");
@@ -347,7 +369,8 @@ TEST_F(ReportFromFixtures, TheFidelityTableAndSeedIntervals) {
   EXPECT_NE(md_text.find(rp::fmt1(te20 - 1.0) + " &plusmn; 1.4 (2 seeds)"), std::string::npos);
   EXPECT_NE(md_text.find("**Over 2 seeds**"), std::string::npos);
   bool said = false;
-  for (const auto& s : outcome.skipped) said |= s.find("seed 8 ran another configuration") != std::string::npos;
+  for (const auto& s : outcome.skipped)
+    said |= s.find("seed 8 ran another configuration") != std::string::npos;
   EXPECT_TRUE(said);
 }
 
@@ -560,15 +583,16 @@ TEST(ResultsSchema, EveryFixtureRecordsTheConfigTheReportReads) {
   namespace cfg = sc::config_key;
   const std::vector<std::pair<std::string, std::vector<std::string>>> wanted = {
       {sc::ch01::kSlug,
-       {cfg::kActivation, cfg::kBatchSize, cfg::kInit, cfg::kOptimizer, cfg::kSamplesPerModel, cfg::kEvalPoints,
-        sc::ch01::kConfigHidden}},
+       {cfg::kActivation, cfg::kBatchSize, cfg::kInit, cfg::kOptimizer, cfg::kSamplesPerModel,
+        cfg::kEvalPoints, sc::ch01::kConfigHidden}},
       {sc::ch02::kSlug,
        {cfg::kArchitecture, cfg::kActivation, cfg::kInit, cfg::kOptimizer, cfg::kBatchSize,
         sc::ch02::kConfigEvalExamples, sc::ch02::kConfigKCurve, sc::ch02::kConfigKFinal,
         sc::ch02::kConfigHmcExamples}},
       {sc::ch03::kSlug,
-       {cfg::kArchitecture, cfg::kActivation, cfg::kOptimizer, cfg::kBatchSize, sc::ch03::kConfigTraversalNz,
-        sc::ch03::kConfigAppendixNz, sc::ch03::kConfigTraversalCondition, sc::ch03::kConfigTraversalBetas}},
+       {cfg::kArchitecture, cfg::kActivation, cfg::kOptimizer, cfg::kBatchSize,
+        sc::ch03::kConfigTraversalNz, sc::ch03::kConfigAppendixNz,
+        sc::ch03::kConfigTraversalCondition, sc::ch03::kConfigTraversalBetas}},
       {sc::ch04::kSlug,
        {cfg::kArchitecture, cfg::kActivation, cfg::kSamplesPerModel, sc::ch04::kConfigBetaBvae,
         sc::ch04::kConfigClassifier, sc::ch04::kConfigClassifierEpochs, sc::ch04::kConfigPerLabel}},
@@ -580,10 +604,12 @@ TEST(ResultsSchema, EveryFixtureRecordsTheConfigTheReportReads) {
     std::ifstream in(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/results" / slug / "run.json");
     const json run = json::parse(in);
     const json& config = run.at(sc::run_key::kConfig);
-    for (const auto& key : keys) EXPECT_TRUE(config.contains(key)) << slug << ": config lacks " << key;
+    for (const auto& key : keys)
+      EXPECT_TRUE(config.contains(key)) << slug << ": config lacks " << key;
     if (config.contains(cfg::kOptimizer)) {
       for (const char* key : {cfg::kOptimizerName, cfg::kLr}) {
-        EXPECT_TRUE(config[cfg::kOptimizer].contains(key)) << slug << ": config.optimizer lacks " << key;
+        EXPECT_TRUE(config[cfg::kOptimizer].contains(key))
+            << slug << ": config.optimizer lacks " << key;
       }
     }
   }
@@ -640,7 +666,8 @@ TEST(NoiseVerdict, WithinAndOutsideTwoStandardErrors) {
   one.values = {-100.0};
   one.mean = -100.0;
   EXPECT_NE(rp::noise_verdict(one, -101.0, 0.5).second.find("no error bar"), std::string::npos);
-  EXPECT_NE(rp::noise_verdict(one, -101.0, 0.5, 1.0).second.find("within noise"), std::string::npos);
+  EXPECT_NE(rp::noise_verdict(one, -101.0, 0.5, 1.0).second.find("within noise"),
+            std::string::npos);
 }
 
 TEST_F(ReportFromFixtures, TheLiteratePagesTravelInsideTheReport) {
@@ -651,8 +678,10 @@ TEST_F(ReportFromFixtures, TheLiteratePagesTravelInsideTheReport) {
   EXPECT_NE(read(root / "out/report.md").find("`make docs` builds it"), std::string::npos);
   // With them: copied into out/docs/, linked relatively, every link resolves.
   fs::create_directories(root / "docs/search");
-  for (const char* page : {"chapter01", "chapter02", "chapter03", "chapter04", "chapter05", "chapter06"}) {
-    std::ofstream(root / "docs" / (std::string(page) + ".html")) << "<html><body>" << page << "</body></html>";
+  for (const char* page :
+       {"chapter01", "chapter02", "chapter03", "chapter04", "chapter05", "chapter06"}) {
+    std::ofstream(root / "docs" / (std::string(page) + ".html"))
+        << "<html><body>" << page << "</body></html>";
   }
   std::ofstream(root / "docs/search/search.js") << "// search";
   outcome = rp::generate(options);
@@ -661,7 +690,8 @@ TEST_F(ReportFromFixtures, TheLiteratePagesTravelInsideTheReport) {
   EXPECT_TRUE(fs::exists(root / "out/docs/chapter06.html"));
   EXPECT_TRUE(fs::exists(root / "out/docs/search/search.js"));
   std::regex ref(R"re((?:src|href)="([^"#]+)")re");
-  for (auto it = std::sregex_iterator(html.begin(), html.end(), ref); it != std::sregex_iterator(); ++it) {
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), ref); it != std::sregex_iterator();
+       ++it) {
     EXPECT_TRUE(fs::exists(root / "out" / std::string((*it)[1]))) << (*it)[1];
   }
 }
@@ -671,7 +701,8 @@ TEST_F(ReportFromFixtures, LatexReferencesExistAndCompiles) {
   const std::string tex = read(root / "out/report.tex");
   std::regex inc(R"re(\\includegraphics(?:\[[^\]]*\])?\{([^}]+)\})re");
   int n = 0;
-  for (auto it = std::sregex_iterator(tex.begin(), tex.end(), inc); it != std::sregex_iterator(); ++it, ++n) {
+  for (auto it = std::sregex_iterator(tex.begin(), tex.end(), inc); it != std::sregex_iterator();
+       ++it, ++n) {
     fs::path p = root / "out" / std::string((*it)[1]);
     if (!p.has_extension()) p += ".pdf";
     EXPECT_TRUE(fs::exists(p)) << p;
@@ -712,7 +743,8 @@ TEST_F(ReportFromFixtures, NeverCrashesOnOddJson) {
   std::ofstream(root / "results/05-vqvae-pixelcnn/run.json") << "null";
   std::ofstream(root / "results/01-elbo-vs-latent/run.json")
       << R"({"status": "complete", "dataset": 3, "protocol": [], "provenance": "x"})";
-  std::ofstream(root / "results/01-elbo-vs-latent/metrics.json") << R"({"checks": [1, "a"], "models": 7})";
+  std::ofstream(root / "results/01-elbo-vs-latent/metrics.json")
+      << R"({"checks": [1, "a"], "models": 7})";
   options.pdf = false;
   ASSERT_NO_THROW(rp::generate(options));
   const std::string html = read(root / "out/index.html");
@@ -738,8 +770,11 @@ TEST_F(ReportFromFixtures, AnEmptyResultsFolderGivesAllNotRun) {
   rp::generate(options);
   const std::string html = read(root / "out/index.html");
   size_t count = 0;
-  for (size_t pos = html.find("Not run yet"); pos != std::string::npos; pos = html.find("Not run yet", pos + 1)) ++count;
-  const auto chapters = json::parse(read(fs::path(VAEREPRO_SOURCE_DIR) / "report/templates/chapters.json"));
+  for (size_t pos = html.find("Not run yet"); pos != std::string::npos;
+       pos = html.find("Not run yet", pos + 1))
+    ++count;
+  const auto chapters =
+      json::parse(read(fs::path(VAEREPRO_SOURCE_DIR) / "report/templates/chapters.json"));
   EXPECT_EQ(count, chapters.size());  // every chapter, written or not
   // A written chapter says how to run it; an unwritten one says it is not written.
   size_t unwritten = 0;
@@ -748,10 +783,14 @@ TEST_F(ReportFromFixtures, AnEmptyResultsFolderGivesAllNotRun) {
       ++unwritten;
       continue;
     }
-    EXPECT_NE(html.find("Run it with <code>" + ch["make"].get<std::string>() + "</code>"), std::string::npos) << ch["slug"];
+    EXPECT_NE(html.find("Run it with <code>" + ch["make"].get<std::string>() + "</code>"),
+              std::string::npos)
+        << ch["slug"];
   }
   size_t not_written = 0;
-  for (size_t pos = html.find("not written yet"); pos != std::string::npos; pos = html.find("not written yet", pos + 1)) ++not_written;
+  for (size_t pos = html.find("not written yet"); pos != std::string::npos;
+       pos = html.find("not written yet", pos + 1))
+    ++not_written;
   EXPECT_EQ(not_written, unwritten);
 }
 
@@ -793,7 +832,8 @@ TEST(PerformanceAppendix, SaysHowToProduceItWhenThereIsNoBenchmark) {
 }
 
 TEST(PerformanceAppendix, ShowsTheMediansRatiosVerdictsAndEnvironment) {
-  const fs::path root = fs::temp_directory_path() / ("vaerepro-perf2-" + std::to_string(::getpid()));
+  const fs::path root =
+      fs::temp_directory_path() / ("vaerepro-perf2-" + std::to_string(::getpid()));
   fs::remove_all(root);
   fs::create_directories(root / "results/bench");
   const json b = {
@@ -801,25 +841,41 @@ TEST(PerformanceAppendix, ShowsTheMediansRatiosVerdictsAndEnvironment) {
       {"data", "Fashion-MNIST"},
       {"gpu", {{"measured", false}, {"note", "no CUDA device: GPU numbers were not measured"}}},
       {"environment",
-       {{"cpu_model", "Test CPU"}, {"blas_library", "/usr/lib/libopenblas.so"}, {"openblas_corename", "Haswell"},
-        {"env", {{"OPENBLAS_CORETYPE", "Haswell"}}}, {"load_at_start", {{"1min", 0.25}}},
+       {{"cpu_model", "Test CPU"},
+        {"blas_library", "/usr/lib/libopenblas.so"},
+        {"openblas_corename", "Haswell"},
+        {"env", {{"OPENBLAS_CORETYPE", "Haswell"}}},
+        {"load_at_start", {{"1min", 0.25}}},
         {"load_at_end", {{"1min", 1.5}}}}},
       {"warnings", {"the machine was busy"}},
       {"configs",
        {{{"name", "kw"},
          {"description", "KW config"},
          {"variants",
-          {{"suite", {{"median_samples_per_s", 30000.0}, {"threads", 2}, {"other_runnable_before", 0.0}}},
-           {"python-default", {{"median_samples_per_s", 12000.0}, {"threads", 1}, {"torch_version", "1.13.1"},
-                               {"python", "3.11.2"}}},
+          {{"suite",
+            {{"median_samples_per_s", 30000.0}, {"threads", 2}, {"other_runnable_before", 0.0}}},
+           {"python-default",
+            {{"median_samples_per_s", 12000.0},
+             {"threads", 1},
+             {"torch_version", "1.13.1"},
+             {"python", "3.11.2"}}},
            {"gemm-bound", {{"median_samples_per_s", 40000.0}, {"threads", 2}}}}},
          {"targets",
-          {{{"target", "epoch within 1.5x of the GEMM-only bound"}, {"value", 1.3333}, {"threshold", 1.5},
-            {"at_most", true}, {"holds", true}},
-           {{"target", "at least 2.5x the default Python loop"}, {"value", 2.5}, {"threshold", 2.5},
-            {"at_most", false}, {"holds", true}},
-           {{"target", "at least 1.5x the tuned Python loop"}, {"value", nullptr}, {"threshold", 1.5},
-            {"at_most", false}, {"holds", nullptr}}}}}}}};
+          {{{"target", "epoch within 1.5x of the GEMM-only bound"},
+            {"value", 1.3333},
+            {"threshold", 1.5},
+            {"at_most", true},
+            {"holds", true}},
+           {{"target", "at least 2.5x the default Python loop"},
+            {"value", 2.5},
+            {"threshold", 2.5},
+            {"at_most", false},
+            {"holds", true}},
+           {{"target", "at least 1.5x the tuned Python loop"},
+            {"value", nullptr},
+            {"threshold", 1.5},
+            {"at_most", false},
+            {"holds", nullptr}}}}}}}};
   std::ofstream(root / "results/bench/bench.json") << b.dump();
   rp::Paths paths;
   paths.results = (root / "results").string();
@@ -835,7 +891,8 @@ TEST(PerformanceAppendix, ShowsTheMediansRatiosVerdictsAndEnvironment) {
   EXPECT_NE(md.find("0.25 / 1.50"), std::string::npos) << md;
   EXPECT_NE(md.find("torch 1.13.1"), std::string::npos) << md;
   EXPECT_NE(md.find("the machine was busy"), std::string::npos) << md;
-  EXPECT_EQ(md.find("OPENBLAS_CORETYPE unset"), std::string::npos) << "no second run: no second section";
+  EXPECT_EQ(md.find("OPENBLAS_CORETYPE unset"), std::string::npos)
+      << "no second run: no second section";
 
   // The same figures taken with OPENBLAS_CORETYPE unset: their own section,
   // saying how they were taken.
@@ -851,23 +908,37 @@ TEST(PerformanceAppendix, ShowsTheMediansRatiosVerdictsAndEnvironment) {
   EXPECT_NE(both.find("48000", section), std::string::npos) << both;
   EXPECT_NE(both.find("Cooperlake", section), std::string::npos) << both;
   EXPECT_NE(both.find("--coretype unset", section), std::string::npos) << both;
-  EXPECT_EQ(both.find("48000"), both.find("48000", section)) << "the unset figures only in their own section";
+  EXPECT_EQ(both.find("48000"), both.find("48000", section))
+      << "the unset figures only in their own section";
   fs::remove_all(root);
 }
 
 // bench-train --load's contended section (issue #21): its targets with their
 // verdicts and conditions, and every row with its paired ratios.
 TEST(PerformanceAppendix, ShowsTheContendedRowsAndTheirVerdicts) {
-  const fs::path root = fs::temp_directory_path() / ("vaerepro-perf3-" + std::to_string(::getpid()));
+  const fs::path root =
+      fs::temp_directory_path() / ("vaerepro-perf3-" + std::to_string(::getpid()));
   fs::remove_all(root);
   fs::create_directories(root / "results/bench");
-  const json row_quiet = {{"variant", "suite"},          {"competing", 0},     {"median_samples_per_s", 20000.0},
-                          {"threads", 2},                {"of_quiet", 1.0},    {"of_1_thread", 1.6},
-                          {"background_runnable", 0.5},  {"wait_policy", "passive (set by the suite at start)"}};
-  const json row_loaded = {{"variant", "suite-libgomp-default"}, {"competing", 1}, {"median_samples_per_s", 1234.0},
-                           {"threads", 2}, {"of_quiet", 0.07}, {"of_1_thread", 0.21}, {"background_runnable", 2.5},
+  const json row_quiet = {{"variant", "suite"},
+                          {"competing", 0},
+                          {"median_samples_per_s", 20000.0},
+                          {"threads", 2},
+                          {"of_quiet", 1.0},
+                          {"of_1_thread", 1.6},
+                          {"background_runnable", 0.5},
+                          {"wait_policy", "passive (set by the suite at start)"}};
+  const json row_loaded = {{"variant", "suite-libgomp-default"},
+                           {"competing", 1},
+                           {"median_samples_per_s", 1234.0},
+                           {"threads", 2},
+                           {"of_quiet", 0.07},
+                           {"of_1_thread", 0.21},
+                           {"background_runnable", 2.5},
                            {"wait_policy", "libgomp default (spins)"}};
-  const json failed = {{"variant", "suite-1-thread"}, {"competing", 2}, {"median_samples_per_s", nullptr},
+  const json failed = {{"variant", "suite-1-thread"},
+                       {"competing", 2},
+                       {"median_samples_per_s", nullptr},
                        {"error", "stopped after 300 s"}};
   const json b = {
       {"configs",
@@ -881,13 +952,27 @@ TEST(PerformanceAppendix, ShowsTheContendedRowsAndTheirVerdicts) {
            {"variants", {{"suite-libgomp-default", {{"what", "libgomp's default wait policy"}}}}},
            {"rows", {row_quiet, row_loaded, failed}},
            {"targets",
-            {{{"target", "with 1 competing process: at least 40% of the quiet throughput"}, {"value", 0.55},
-              {"threshold", 0.4}, {"rounds", 3}, {"background_runnable", 2.5}, {"holds", true}},
-             {{"target", "with 2 competing processes: not slower than --threads 1 under the same load"},
-              {"value", 0.9}, {"threshold", 1.0}, {"rounds", 2}, {"background_runnable", 1.0}, {"holds", false}},
-             {{"target", "with 1 competing process: not slower than --threads 1 under the same load"},
-              {"value", nullptr}, {"threshold", 1.0}, {"rounds", 0}, {"background_runnable", 0.0},
-              {"holds", nullptr}, {"why_not_judged", "not measured (a variant failed or was stopped)"}}}}}}}}}};
+            {{{"target", "with 1 competing process: at least 40% of the quiet throughput"},
+              {"value", 0.55},
+              {"threshold", 0.4},
+              {"rounds", 3},
+              {"background_runnable", 2.5},
+              {"holds", true}},
+             {{"target",
+               "with 2 competing processes: not slower than --threads 1 under the same load"},
+              {"value", 0.9},
+              {"threshold", 1.0},
+              {"rounds", 2},
+              {"background_runnable", 1.0},
+              {"holds", false}},
+             {{"target",
+               "with 1 competing process: not slower than --threads 1 under the same load"},
+              {"value", nullptr},
+              {"threshold", 1.0},
+              {"rounds", 0},
+              {"background_runnable", 0.0},
+              {"holds", nullptr},
+              {"why_not_judged", "not measured (a variant failed or was stopped)"}}}}}}}}}};
   std::ofstream(root / "results/bench/bench.json") << b.dump();
   rp::Paths paths;
   paths.results = (root / "results").string();
@@ -895,15 +980,25 @@ TEST(PerformanceAppendix, ShowsTheContendedRowsAndTheirVerdicts) {
   const std::string md = rp::render_performance(paths, outcome);
   const auto at = md.find("beside competing processes");
   ASSERT_NE(at, std::string::npos) << md;
-  EXPECT_NE(md.find("at least 40% of the quiet throughput | 0.55x | >= 0.40x | 3 | 2.5 | **yes** |", at),
-            std::string::npos) << md;
-  EXPECT_NE(md.find("not slower than --threads 1 under the same load | 0.90x | >= 1.00x | 2 | 1.0 | **no** |", at),
-            std::string::npos) << md;
+  EXPECT_NE(
+      md.find("at least 40% of the quiet throughput | 0.55x | >= 0.40x | 3 | 2.5 | **yes** |", at),
+      std::string::npos)
+      << md;
+  EXPECT_NE(
+      md.find(
+          "not slower than --threads 1 under the same load | 0.90x | >= 1.00x | 2 | 1.0 | **no** |",
+          at),
+      std::string::npos)
+      << md;
   EXPECT_NE(md.find("not judged: not measured", at), std::string::npos) << md;
-  EXPECT_NE(md.find("| suite | 0 | 20000 | 2 | passive (set by the suite at start) | 1.00 | 1.60 | 0.5 |", at),
-            std::string::npos) << md;
+  EXPECT_NE(
+      md.find("| suite | 0 | 20000 | 2 | passive (set by the suite at start) | 1.00 | 1.60 | 0.5 |",
+              at),
+      std::string::npos)
+      << md;
   EXPECT_NE(md.find("| suite-libgomp-default | 1 | 1234 | 2 |", at), std::string::npos) << md;
-  EXPECT_NE(md.find("| suite-1-thread | 2 | failed: stopped after 300 s", at), std::string::npos) << md;
+  EXPECT_NE(md.find("| suite-1-thread | 2 | failed: stopped after 300 s", at), std::string::npos)
+      << md;
   EXPECT_NE(md.find("libgomp's default wait policy", at), std::string::npos) << md;
   fs::remove_all(root);
 
@@ -913,7 +1008,8 @@ TEST(PerformanceAppendix, ShowsTheContendedRowsAndTheirVerdicts) {
   fs::create_directories(root / "results/bench");
   std::ofstream(root / "results/bench/bench.json") << bad.dump();
   const std::string named = rp::render_performance(paths, outcome);
-  EXPECT_NE(named.find(rp::md("configs[0].contended.rows[0].of_quiet: expected a number")), std::string::npos)
+  EXPECT_NE(named.find(rp::md("configs[0].contended.rows[0].of_quiet: expected a number")),
+            std::string::npos)
       << named;
   fs::remove_all(root);
 }
@@ -922,18 +1018,26 @@ TEST(PerformanceAppendix, ShowsTheContendedRowsAndTheirVerdicts) {
 // scripts/gpu_check_summary.py writes) beside the CPU's figures: bench.json's
 // KW suite and a CPU probe of chapter 6 from results/.
 TEST(PerformanceAppendix, ShowsTheGpuCheckBesideTheCpu) {
-  const fs::path root = fs::temp_directory_path() / ("vaerepro-perf3-" + std::to_string(::getpid()));
+  const fs::path root =
+      fs::temp_directory_path() / ("vaerepro-perf3-" + std::to_string(::getpid()));
   fs::remove_all(root);
   fs::create_directories(root / "results/gpu");
-  fs::copy_file(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/gpu/gpu-check.json", root / "results/gpu/gpu-check.json");
+  fs::copy_file(fs::path(VAEREPRO_SOURCE_DIR) / "tests/fixtures/gpu/gpu-check.json",
+                root / "results/gpu/gpu-check.json");
   fs::create_directories(root / "results/bench");
   std::ofstream(root / "results/bench/bench.json")
-      << json{{"configs", {{{"name", "kw"}, {"description", "KW"},
-                            {"variants", {{"suite", {{"median_samples_per_s", 25000.0}, {"threads", 2}}}}}}}}}.dump();
+      << json{{"configs",
+               {{{"name", "kw"},
+                 {"description", "KW"},
+                 {"variants", {{"suite", {{"median_samples_per_s", 25000.0}, {"threads", 2}}}}}}}}}
+             .dump();
   const fs::path probe = root / "results/.points/06-architecture-search/probe-[500, 500, 3]-r0-abc";
   fs::create_directories(probe);
-  std::ofstream(probe / "point.json") << json{{"status", "complete"}, {"samples_seen", 120000},
-                                              {"train_seconds", 12.0}, {"device", "cpu"}}.dump();
+  std::ofstream(probe / "point.json") << json{
+      {"status", "complete"},
+      {"samples_seen", 120000},
+      {"train_seconds", 12.0},
+      {"device", "cpu"}}.dump();
   rp::Paths paths;
   paths.results = (root / "results").string();
   rp::Outcome outcome;
@@ -943,13 +1047,19 @@ TEST(PerformanceAppendix, ShowsTheGpuCheckBesideTheCpu) {
   const std::string gpu = md.substr(at);
   EXPECT_EQ(gpu.find("No GPU check has run yet"), std::string::npos) << gpu;
   EXPECT_NE(gpu.find("NVIDIA H200"), std::string::npos) << gpu;
-  EXPECT_NE(gpu.find("| 25000 | 500000 | 20.0x |"), std::string::npos) << gpu;  // chapter 1 vs bench's KW suite
-  EXPECT_NE(gpu.find("| 10000 | 400000 | 40.0x |"), std::string::npos) << gpu;  // the probe vs the CPU probe
-  EXPECT_NE(gpu.find("| 66.7 min | 3.3 min |"), std::string::npos) << gpu;     // 1e8 samples
-  EXPECT_NE(gpu.find("| 3.3 h | 5.0 min | 30.0x the seed's rate |"), std::string::npos) << gpu;  // 1.2e8
-  EXPECT_NE(gpu.find("| 25000 | 520000 | 20.8x |"), std::string::npos) << gpu;  // bench-train on the GPU
+  EXPECT_NE(gpu.find("| 25000 | 500000 | 20.0x |"), std::string::npos)
+      << gpu;  // chapter 1 vs bench's KW suite
+  EXPECT_NE(gpu.find("| 10000 | 400000 | 40.0x |"), std::string::npos)
+      << gpu;  // the probe vs the CPU probe
+  EXPECT_NE(gpu.find("| 66.7 min | 3.3 min |"), std::string::npos) << gpu;  // 1e8 samples
+  EXPECT_NE(gpu.find("| 3.3 h | 5.0 min | 30.0x the seed's rate |"), std::string::npos)
+      << gpu;  // 1.2e8
+  EXPECT_NE(gpu.find("| 25000 | 520000 | 20.8x |"), std::string::npos)
+      << gpu;  // bench-train on the GPU
   EXPECT_NE(gpu.find("100% tests passed"), std::string::npos) << gpu;
-  EXPECT_NE(gpu.find("StoppedAndResumedOnTheGpuEqualsUninterrupted\\_cuda *passed*"), std::string::npos) << gpu;
+  EXPECT_NE(gpu.find("StoppedAndResumedOnTheGpuEqualsUninterrupted\\_cuda *passed*"),
+            std::string::npos)
+      << gpu;
   EXPECT_NE(gpu.find("2.11.0"), std::string::npos) << gpu;
   EXPECT_NE(gpu.find("0123456789ab"), std::string::npos) << gpu;
   EXPECT_EQ(gpu.find("dry run"), std::string::npos) << gpu;
@@ -957,7 +1067,8 @@ TEST(PerformanceAppendix, ShowsTheGpuCheckBesideTheCpu) {
   json dry = rp::read_json(root / "results/gpu/gpu-check.json");
   dry["dry_run"] = true;
   std::ofstream(root / "results/gpu/gpu-check.json") << dry.dump();
-  EXPECT_NE(rp::render_performance(paths, outcome).find("These figures come from a dry run"), std::string::npos);
+  EXPECT_NE(rp::render_performance(paths, outcome).find("These figures come from a dry run"),
+            std::string::npos);
   std::ofstream(root / "results/gpu/gpu-check.json") << "{\"kind\": 3}";
   EXPECT_NE(rp::render_performance(paths, outcome).find("could not be read"), std::string::npos);
   fs::remove_all(root);
@@ -991,8 +1102,10 @@ TEST_F(ReportReliability, AWrongTypeInBenchJsonNamesTheFileAndKeyAndTheReportIsW
       {R"({"configs": [{"name": "kw", "variants": {"suite": {"median_samples_per_s": "fast"}}}]})",
        "configs[0].variants.suite.median_samples_per_s: expected a number"},
       {R"({"configs": [], "gpu": "none"})", "gpu: expected an object"},
-      {R"({"configs": [{"name": "kw", "targets": [{"target": "t", "value": 1, "threshold": 2}]}]})", ""},
-      {R"({"configs": [{"targets": [{"holds": "yes"}]}]})", "configs[0].targets[0].holds: expected a boolean"},
+      {R"({"configs": [{"name": "kw", "targets": [{"target": "t", "value": 1, "threshold": 2}]}]})",
+       ""},
+      {R"({"configs": [{"targets": [{"holds": "yes"}]}]})",
+       "configs[0].targets[0].holds: expected a boolean"},
       {R"({"configs": {}})", "configs: expected an array"},
   };
   for (const auto& [bench, key] : cases) {
@@ -1004,8 +1117,10 @@ TEST_F(ReportReliability, AWrongTypeInBenchJsonNamesTheFileAndKeyAndTheReportIsW
       EXPECT_NE(md.find("not judged"), std::string::npos) << bench << "\n" << md;
       continue;
     }
-    EXPECT_NE(md.find("could not read " + rp::md((root / "results/bench/bench.json").string())), std::string::npos)
-        << bench << "\n" << md;
+    EXPECT_NE(md.find("could not read " + rp::md((root / "results/bench/bench.json").string())),
+              std::string::npos)
+        << bench << "\n"
+        << md;
     EXPECT_NE(md.find(rp::md(key)), std::string::npos) << bench << "\n" << md;
   }
   // And the whole report is still written around it.
@@ -1025,7 +1140,8 @@ TEST_F(ReportReliability, AWrongTypeInAChaptersResultsNamesTheKey) {
   ASSERT_NO_THROW(outcome = rp::generate(options));
   std::string skipped;
   for (const auto& s : outcome.skipped) skipped += s + "\n";
-  EXPECT_NE(skipped.find("could not read " + (root / "results/01-elbo-vs-latent").string()), std::string::npos)
+  EXPECT_NE(skipped.find("could not read " + (root / "results/01-elbo-vs-latent").string()),
+            std::string::npos)
       << skipped;
   EXPECT_NE(skipped.find("(/models"), std::string::npos) << skipped;
 }
@@ -1040,7 +1156,8 @@ TEST_F(ReportReliability, ASymlinkLoopInPlaceOfAResultIsReportedAndTheRestWritte
   const std::string html = read(root / "out/index.html");
   EXPECT_NE(html.find("could not read"), std::string::npos);
   bool named = false;
-  for (const auto& s : outcome.skipped) named |= s.rfind("03-beta-sweep: incomplete or corrupt: could not read", 0) == 0;
+  for (const auto& s : outcome.skipped)
+    named |= s.rfind("03-beta-sweep: incomplete or corrupt: could not read", 0) == 0;
   EXPECT_TRUE(named);
   // The other chapters are still there (chapter 1's fixture numbers).
   EXPECT_NE(html.find("ELBO"), std::string::npos);
@@ -1055,7 +1172,8 @@ TEST_F(ReportReliability, ItsOwnWriteErrorsAreItsOwnNotTheResults) {
     rp::generate(options);
     ADD_FAILURE() << "an unwritable --figures folder must fail the generation";
   } catch (const rp::OutputError& e) {
-    EXPECT_NE(std::string(e.what()).find((root / "a-file" / "figures").string()), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find((root / "a-file" / "figures").string()), std::string::npos)
+        << e.what();
   }
   // --out likewise.
   options.plots = false;
@@ -1080,7 +1198,8 @@ TEST_F(ReportReliability, OnlyPngFilesInsideTheRunsFolderAreCopied) {
   for (const char* name : {"passwd", "hostname", "not-a-png.png", "link-out.png"}) {
     EXPECT_FALSE(fs::exists(root / "out/images/01-elbo-vs-latent" / name)) << name;
   }
-  EXPECT_TRUE(fs::exists(root / "out/images/01-elbo-vs-latent/samples-nz-10.png"));  // a good one still is
+  EXPECT_TRUE(
+      fs::exists(root / "out/images/01-elbo-vs-latent/samples-nz-10.png"));  // a good one still is
   std::string skipped;
   for (const auto& s : outcome.skipped) skipped += s + "\n";
   EXPECT_NE(skipped.find("absolute path"), std::string::npos) << skipped;
@@ -1118,11 +1237,12 @@ TEST_F(ReportFromFixtures, ChapterSevenSetsSeed002AndTheIwaePaperBesideTheGrid) 
     EXPECT_NE(md_text.find(" / " + elbo + " / " + lp + " / "), std::string::npos)
         << p["name"] << ": the cell lacks its fresh ELBO " << elbo << " and log p(x) " << lp;
   }
-  EXPECT_NE(md_text.find("-137.6"), std::string::npos);  // seed 002, VAE implementation, N_z = 3 (S)
+  EXPECT_NE(md_text.find("-137.6"),
+            std::string::npos);  // seed 002, VAE implementation, N_z = 3 (S)
   EXPECT_NE(md_text.find("-154.2"), std::string::npos);  // seed 002, beta-VAE, N_z = 3 (S)
   EXPECT_NE(md_text.find("VAE original (published only)"), std::string::npos);
-  EXPECT_NE(md_text.find("86.8"), std::string::npos);    // IWAE paper, 1 layer, k = 1 (V)
-  EXPECT_NE(md_text.find("82.9"), std::string::npos);    // IWAE paper, 2 layers, IWAE k = 50 (V)
+  EXPECT_NE(md_text.find("86.8"), std::string::npos);  // IWAE paper, 1 layer, k = 1 (V)
+  EXPECT_NE(md_text.find("82.9"), std::string::npos);  // IWAE paper, 2 layers, IWAE k = 50 (V)
   EXPECT_NE(md_text.find("Not the same experiment"), std::string::npos);
   EXPECT_NE(md_text.find("fig5-reconstructions.png"), std::string::npos);
   EXPECT_NE(md_text.find("fig6-samples.png"), std::string::npos);
@@ -1133,7 +1253,8 @@ TEST_F(ReportFromFixtures, ChapterSevenSetsSeed002AndTheIwaePaperBesideTheGrid) 
     if (r.chapter != "07") continue;
     ++rows;
     EXPECT_EQ(r.status, "S");
-    EXPECT_NE(r.verdict.find("not compared"), std::string::npos) << r.verdict;  // the fixture ran on synthetic data
+    EXPECT_NE(r.verdict.find("not compared"), std::string::npos)
+        << r.verdict;  // the fixture ran on synthetic data
   }
   EXPECT_EQ(rows, 7u);  // one per seed 002 row the grid reproduces
   EXPECT_EQ(md_text.find("{{"), std::string::npos);
@@ -1144,7 +1265,8 @@ TEST_F(ReportFromFixtures, ChapterSevenSetsSeed002AndTheIwaePaperBesideTheGrid) 
   for (auto& p : metrics["grid"]) p["test"]["elbo"] = p["test"]["elbo"].get<double>() - 2.0;
   run["seed"] = 7;
   fs::create_directories(root / "results/seeds/7");
-  fs::copy(root / "results/07-improving-vaes", root / "results/seeds/7/07-improving-vaes", fs::copy_options::recursive);
+  fs::copy(root / "results/07-improving-vaes", root / "results/seeds/7/07-improving-vaes",
+           fs::copy_options::recursive);
   std::ofstream(root / "results/seeds/7/07-improving-vaes/run.json") << run.dump();
   std::ofstream(root / "results/seeds/7/07-improving-vaes/metrics.json") << metrics.dump();
   rp::generate(options);

@@ -64,8 +64,9 @@ TEST(WaitPolicyWarning, OnlyWhenSeveralThreadsSpinByDefault) {
   EXPECT_FALSE(spinning());
   info.intra_op_threads = 2;
   info.available_cores = 2;
-  for (const char* chosen : {"passive (set by the suite at start)", "OMP_WAIT_POLICY=active (environment)",
-                             "GOMP_SPINCOUNT=10000 (environment)"}) {
+  for (const char* chosen :
+       {"passive (set by the suite at start)", "OMP_WAIT_POLICY=active (environment)",
+        "GOMP_SPINCOUNT=10000 (environment)"}) {
     info.omp_wait_policy = chosen;
     EXPECT_FALSE(spinning()) << chosen;
   }
@@ -75,8 +76,8 @@ TEST(WaitPolicyWarning, OnlyWhenSeveralThreadsSpinByDefault) {
 /// then `assignments` (e.g. "OMP_WAIT_POLICY=active").
 vaerepro::test::ProgramRun probe(const std::string& assignments, const std::string& args) {
   return vaerepro::test::run_command(std::string("env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u ") +
-                                     kWaitPolicyRestartMarker + " " + assignments + " " + WAIT_POLICY_PROBE + " " +
-                                     args);
+                                     kWaitPolicyRestartMarker + " " + assignments + " " +
+                                     WAIT_POLICY_PROBE + " " + args);
 }
 
 int count(const std::string& text, const std::string& what) {
@@ -96,7 +97,8 @@ TEST(WaitPolicyRestart, UnsetRestartsOnceWithTheSameArgumentsAndProcess) {
   EXPECT_NE(r.output.find("argc=4 [one] [two words] [--x=3]"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("OMP_WAIT_POLICY=passive\n"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("marker=1\n"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("description=passive (set by the suite at start)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("description=passive (set by the suite at start)"), std::string::npos)
+      << r.output;
   // libgomp itself loaded with the passive policy (omp_display_env).
   EXPECT_NE(r.output.find("OMP_WAIT_POLICY = 'PASSIVE'"), std::string::npos) << r.output;
   // Nothing had started a thread before the call: the restart lost nothing.
@@ -108,13 +110,15 @@ TEST(WaitPolicyRestart, AUserSettingIsKeptWithoutARestart) {
   ASSERT_EQ(active.code, 0) << active.output;
   EXPECT_EQ(count(active.output, "before pid="), 1) << active.output;
   EXPECT_NE(active.output.find("OMP_WAIT_POLICY = 'ACTIVE'"), std::string::npos) << active.output;
-  EXPECT_NE(active.output.find("description=OMP_WAIT_POLICY=active (environment)"), std::string::npos)
+  EXPECT_NE(active.output.find("description=OMP_WAIT_POLICY=active (environment)"),
+            std::string::npos)
       << active.output;
   const auto spin = probe("GOMP_SPINCOUNT=300000", "a");
   ASSERT_EQ(spin.code, 0) << spin.output;
   EXPECT_EQ(count(spin.output, "before pid="), 1) << spin.output;
   EXPECT_NE(spin.output.find("OMP_WAIT_POLICY=(unset)"), std::string::npos) << spin.output;
-  EXPECT_NE(spin.output.find("description=GOMP_SPINCOUNT=300000 (environment)"), std::string::npos) << spin.output;
+  EXPECT_NE(spin.output.find("description=GOMP_SPINCOUNT=300000 (environment)"), std::string::npos)
+      << spin.output;
 }
 
 TEST(WaitPolicyRestart, TheMarkerAloneKeepsLibgompsDefault) {

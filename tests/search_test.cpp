@@ -16,18 +16,22 @@ using namespace vaerepro;
 ProbeMeasure monotone(const std::vector<int64_t>& w) {
   double width_sum = 0;
   for (size_t i = 0; i + 1 < w.size(); ++i) width_sum += static_cast<double>(w[i]);
-  const double rec = 100.0 + 40.0 * (w.back() < 3) + (w.size() > 1 ? std::max(0.0, 600.0 - width_sum) / 10.0 : 0.0);
+  const double rec = 100.0 + 40.0 * (w.back() < 3) +
+                     (w.size() > 1 ? std::max(0.0, 600.0 - width_sum) / 10.0 : 0.0);
   return {rec, 5.0 + w.back(), 1.0};
 }
 
 TEST(Search, FindsTheKnownMinimumOfAMonotoneOracle) {
   int calls = 0;
-  Oracle oracle = [&](const std::vector<int64_t>& w, int) { ++calls; return monotone(w); };
+  Oracle oracle = [&](const std::vector<int64_t>& w, int) {
+    ++calls;
+    return monotone(w);
+  };
   SearchOptions o;  // R = 120, K = 10
   auto r = minimal_architecture_search(oracle, {500, 500, 3}, o);
   ASSERT_TRUE(r.found) << r.outcome;
-  // h3: smallest latent that is good: 3. h2: smallest in [3, 500] with 500 + h2 >= 400 (rec <= 120 <=> sum >= 400): 3.
-  // h1: smallest in [3, 500] with h1 + 3 >= 400: 397.
+  // h3: smallest latent that is good: 3. h2: smallest in [3, 500] with 500 + h2 >= 400 (rec <= 120
+  // <=> sum >= 400): 3. h1: smallest in [3, 500] with h1 + 3 >= 400: 397.
   EXPECT_EQ(r.widths, (std::vector<int64_t>{397, 3, 3}));
   EXPECT_EQ(static_cast<int>(r.log.size()), calls);
   EXPECT_TRUE(r.log.front().good);  // the upper bound is probed first
@@ -54,7 +58,8 @@ TEST(Search, WidthOneIsReachable) {
 
 TEST(Search, RejectsAnUpperBoundThatWidens) {
   Oracle oracle = [](const std::vector<int64_t>&, int) { return ProbeMeasure{}; };
-  EXPECT_THROW(minimal_architecture_search(oracle, {100, 200, 3}, SearchOptions{}), std::invalid_argument);
+  EXPECT_THROW(minimal_architecture_search(oracle, {100, 200, 3}, SearchOptions{}),
+               std::invalid_argument);
 }
 
 TEST(Search, NoiseAwareModeRepeatsNearTheThresholdAndRecoversTheAnswer) {
@@ -170,8 +175,9 @@ TEST(ProbeRounds, PlannedRoundsReachTheSequentialSearch) {
   size_t pending_before = 0;
   bool repeats_together = false;
   for (;;) {
-    const bool complete =
-        attempt([&] { minimal_architecture_search(rounds.oracle(), {500, 500, 3}, o); });
+    const bool complete = attempt([&] {
+      minimal_architecture_search(rounds.oracle(), {500, 500, 3}, o);
+    });
     const auto& pending = rounds.pending();
     if (complete) break;
     ASSERT_GT(pending.size(), pending_before) << "a round that plans nothing new";

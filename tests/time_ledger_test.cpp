@@ -13,8 +13,8 @@ using Clock = TimeLedger::Clock;
 
 namespace {
 Clock::time_point clock_at(double seconds) {
-  return Clock::time_point{} + std::chrono::duration_cast<Clock::duration>(
-                                   std::chrono::duration<double>(seconds));
+  return Clock::time_point{} +
+         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
 }
 }  // namespace
 

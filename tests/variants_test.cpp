@@ -17,7 +17,9 @@ using namespace vaerepro;
 
 namespace {
 
-double lr_of(torch::optim::Optimizer& o) { return o.param_groups().front().options().get_lr(); }
+double lr_of(torch::optim::Optimizer& o) {
+  return o.param_groups().front().options().get_lr();
+}
 
 TEST(Variants, TheTableHasSeed002sRowsInOrder) {
   ASSERT_EQ(variant_names().size(), 8u);
@@ -167,8 +169,8 @@ TEST(Variants, ATrainedVariantReportsItsBoundsAndEstimates) {
     if (v.conditional()) EXPECT_EQ(out["marginal"]["label_marginal"]["k_per_label"], 5) << name;
   }
   // The pictures: PNGs and the tensors of the composite figures.
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("vaerepro-variants-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("vaerepro-variants-" + std::to_string(::getpid()));
   torch::manual_seed(3);
   const Variant cvae = make_variant("cvae", {});
   auto built = build_variant(cvae, 2, data, 16, 4, torch::kCPU);

@@ -44,7 +44,9 @@ TEST_F(VqVaeTest, NearestCodeHandCase) {
   // (0.1, 0.1): 0.02, 0.82, 3.62 -> 0;   (0.9, -0.3): 0.90, 0.10, 6.10 -> 1;
   // (0.2, 1.2): 1.48, 2.08, 0.68 -> 2;   (0.6, 0.1): 0.37, 0.17, 3.97 -> 1;
   // (-5, 5): 50, 61, 34 -> 2;            (3, 3): 18, 13, 10 -> 2.
-  auto flat = torch::tensor({0.1f, 0.1f, 0.9f, -0.3f, 0.2f, 1.2f, 0.6f, 0.1f, -5.0f, 5.0f, 3.0f, 3.0f}).view({6, 2});
+  auto flat =
+      torch::tensor({0.1f, 0.1f, 0.9f, -0.3f, 0.2f, 1.2f, 0.6f, 0.1f, -5.0f, 5.0f, 3.0f, 3.0f})
+          .view({6, 2});
   auto codes = vq->nearest(flat);
   const std::vector<int64_t> expected = {0, 1, 2, 1, 2, 2};
   ASSERT_EQ(codes.size(0), 6);
@@ -52,7 +54,8 @@ TEST_F(VqVaeTest, NearestCodeHandCase) {
 
   // The same points as a [1, 2, 2, 3] map of z_e: codes come back in the map's
   // layout and z_q holds the codebook vectors.
-  auto z_e = flat.view({2, 3, 2}).permute({2, 0, 1}).unsqueeze(0).contiguous();  // [1, D=2, H=2, W=3]
+  auto z_e =
+      flat.view({2, 3, 2}).permute({2, 0, 1}).unsqueeze(0).contiguous();  // [1, D=2, H=2, W=3]
   auto q = vq->forward(z_e);
   ASSERT_EQ(q.codes.sizes(), (std::vector<int64_t>{1, 2, 3}));
   for (int64_t i = 0; i < 6; ++i) EXPECT_EQ(q.codes[0][i / 3][i % 3].item<int64_t>(), expected[i]);
@@ -176,7 +179,8 @@ TEST_F(VqVaeTest, TrainingLowersTheLossOnATinySet) {
   o.lr = 3e-3;
   o.curve_points = 3;
   o.progress_seconds = 0;
-  auto r = train_vqvae(*model, 32, [&](const torch::Tensor& idx) { return x.index_select(0, idx); }, x, o);
+  auto r = train_vqvae(
+      *model, 32, [&](const torch::Tensor& idx) { return x.index_select(0, idx); }, x, o);
   EXPECT_EQ(r.curve.size(), 3u);
   EXPECT_EQ(r.samples_seen, 32 * 100);
   EXPECT_LT(r.curve.back().test.reconstruction, 0.5 * before);

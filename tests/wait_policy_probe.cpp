@@ -38,7 +38,8 @@ int main(int argc, char** argv) {
   vaerepro::use_passive_wait_policy(argv);
   std::cout << "after pid=" << ::getpid() << " argc=" << argc;
   for (int i = 1; i < argc; ++i) std::cout << " [" << argv[i] << "]";
-  std::cout << "\nOMP_WAIT_POLICY=" << env("OMP_WAIT_POLICY") << "\nmarker=" << env(vaerepro::kWaitPolicyRestartMarker)
+  std::cout << "\nOMP_WAIT_POLICY=" << env("OMP_WAIT_POLICY")
+            << "\nmarker=" << env(vaerepro::kWaitPolicyRestartMarker)
             << "\ndescription=" << vaerepro::wait_policy_description() << std::endl;
   // libgomp's settings as it parsed them when it loaded (OpenMP 5.1).
   using Display = void (*)(int);

@@ -90,29 +90,40 @@ class ElboVsLatent : public Chapter {
  public:
   ChapterInfo info() const override {
     // KW2013's numbers are for MNIST; the default protocol gives proper nats.
-    return {"chapter-01", "01-elbo-vs-latent", "ELBO against latent size (Kingma & Welling 2013, Fig. 2)",
-            "mnist", Protocol::kBinarized};
+    return {"chapter-01", "01-elbo-vs-latent",
+            "ELBO against latent size (Kingma & Welling 2013, Fig. 2)", "mnist",
+            Protocol::kBinarized};
   }
 
   void declare(OptionTable& o) override {
-    add_training_options(o, training_);  // tanh, Adagrad 0.02, M = 100: KW2013 section 5 (seed 000 used 0.02)
-    o.add("nz", nz_, {"3,20", "3,5,10,20,200", "3,5,10,20,200"}, "latent sizes to train (KW2013 Fig. 2)");
-    o.add("manifold-nz", manifold_nz_, int64_t{2}, "latent size of the 2-D manifold figure (KW2013 Fig. 4; 0 = none)")
+    add_training_options(
+        o, training_);  // tanh, Adagrad 0.02, M = 100: KW2013 section 5 (seed 000 used 0.02)
+    o.add("nz", nz_, {"3,20", "3,5,10,20,200", "3,5,10,20,200"},
+          "latent sizes to train (KW2013 Fig. 2)");
+    o.add("manifold-nz", manifold_nz_, int64_t{2},
+          "latent size of the 2-D manifold figure (KW2013 Fig. 4; 0 = none)")
         .range(0, 2)
         .check([this] {
-          if (manifold_nz_ == 1) throw UsageError("--manifold-nz must be 2 (a 2-D grid) or 0 (none)");
+          if (manifold_nz_ == 1)
+            throw UsageError("--manifold-nz must be 2 (a 2-D grid) or 0 (none)");
         });
-    o.add("hidden", hidden_, int64_t{500}, "hidden units of encoder and decoder (KW2013 section 5)").range(1, 100000);
-    o.add("weight-decay", weight_decay_, -1.0, "L2 weight decay; -1 = KW2013's N(0,I) weight prior, 1/N")
+    o.add("hidden", hidden_, int64_t{500}, "hidden units of encoder and decoder (KW2013 section 5)")
+        .range(1, 100000);
+    o.add("weight-decay", weight_decay_, -1.0,
+          "L2 weight decay; -1 = KW2013's N(0,I) weight prior, 1/N")
         .check([this] {
           if (weight_decay_ != -1) require_range("weight-decay", weight_decay_, 0, 1);
         })
         .key("");
     // quick: the chapter in about half an hour on 2 CPU cores; full: KW2013's budget.
-    o.add("samples", samples_, {3e3, 1.5e6, 1e8}, "training samples per model").range(1, 1e12).key("");
-    o.add("eval-points", eval_points_, {3, 8, 30}, "whole-set evaluations per model").range(1, 10000);
-    o.add("k-marginal", k_marginal_, {50, 5000, 5000},
-          "importance samples K of the final log p(x) estimate (IWAE, Burda et al. 2015, section 5)")
+    o.add("samples", samples_, {3e3, 1.5e6, 1e8}, "training samples per model")
+        .range(1, 1e12)
+        .key("");
+    o.add("eval-points", eval_points_, {3, 8, 30}, "whole-set evaluations per model")
+        .range(1, 10000);
+    o.add(
+         "k-marginal", k_marginal_, {50, 5000, 5000},
+         "importance samples K of the final log p(x) estimate (IWAE, Burda et al. 2015, section 5)")
         .range(1, 1e6);
     o.add("marginal-points", marginal_points_, {100, 1000, 10000},
           "first test points scored by log p(x) (10000 = the whole test set, as IWAE's Table 1)")
@@ -143,7 +154,8 @@ class ElboVsLatent : public Chapter {
                              " training samples (KW2013 Fig. 2 runs to 1e8)"));
 
     std::vector<int64_t> to_train = nz_list_;
-    if (manifold_nz_ > 0 && std::find(to_train.begin(), to_train.end(), manifold_nz_) == to_train.end()) {
+    if (manifold_nz_ > 0 &&
+        std::find(to_train.begin(), to_train.end(), manifold_nz_) == to_train.end()) {
       to_train.push_back(manifold_nz_);
     }
     const TrainOptions train = training_schedule(total, training_.batch_size, eval_points_);
@@ -162,16 +174,20 @@ class ElboVsLatent : public Chapter {
       auto [vae, result] = run.train_vae(name, model, optimizer, data, train);
       // [train-one]
       const auto& last = result.curve.back();
-      std::cout << run.prefix() << "Nz=" << nz << " done: train ELBO " << last.train.elbo << ", test ELBO "
-                << last.test.elbo << " nats (" << to_string(run.protocol()) << ", " << run.dataset_name() << "), "
-                << result.train_seconds << " s training + " << result.eval_seconds << " s evaluation\n";
-      // [marginal] log p(x) by importance sampling on the first test points, beside the bound there.
-      const auto marginal = marginal_on_first_points(*vae, data.test, k_marginal_, marginal_points_);
+      std::cout << run.prefix() << "Nz=" << nz << " done: train ELBO " << last.train.elbo
+                << ", test ELBO " << last.test.elbo << " nats (" << to_string(run.protocol())
+                << ", " << run.dataset_name() << "), " << result.train_seconds << " s training + "
+                << result.eval_seconds << " s evaluation\n";
+      // [marginal] log p(x) by importance sampling on the first test points, beside the bound
+      // there.
+      const auto marginal =
+          marginal_on_first_points(*vae, data.test, k_marginal_, marginal_points_);
       // [marginal]
       if (!marginal.is_null()) {
         std::cout << run.prefix() << "Nz=" << nz << " log p(x) (K = " << k_marginal_ << ", "
                   << marginal["points"].get<std::string>() << ") "
-                  << format_fixed(marginal["log_px"]["mean"].get<double>()) << " nats (ELBO on the same points "
+                  << format_fixed(marginal["log_px"]["mean"].get<double>())
+                  << " nats (ELBO on the same points "
                   << format_fixed(marginal["elbo_same_points"]["mean"].get<double>()) << "), "
                   << format_fixed(marginal["wall_seconds"].get<double>(), 1) << " s\n";
       }
@@ -196,26 +212,29 @@ class ElboVsLatent : public Chapter {
            {"eval_seconds", result.eval_seconds},
            {c1::kMarginal, marginal},
            {"step", result.step}});
-      // Pictures: reconstructions (seed Fig. 4), samples (seed Fig. 5), the 2-D manifold (KW2013 Fig. 4).
+      // Pictures: reconstructions (seed Fig. 4), samples (seed Fig. 5), the 2-D manifold (KW2013
+      // Fig. 4).
       recon_rows.push_back(reconstruct(*vae, originals));
       write_image_grid(run.writer().path("images/samples-" + name + ".png"),
                        sample_images(*vae, 100, originals.options()), 10, data.height, data.width);
       images[schema::ch01::image_samples(nz)] = "images/samples-" + name + ".png";
       if (nz == 2 && manifold_nz_ == 2) {
-        write_image_grid(run.writer().path("images/manifold-nz-2.png"), manifold_grid(*vae, 20, originals.options()),
-                         20, data.height, data.width);
+        write_image_grid(run.writer().path("images/manifold-nz-2.png"),
+                         manifold_grid(*vae, 20, originals.options()), 20, data.height, data.width);
         images[schema::ch01::kImageManifold] = "images/manifold-nz-2.png";
       }
       char line[128];
-      std::snprintf(line, sizeof(line), "%5lld %12.2f %12.2f\n", static_cast<long long>(nz), last.train.elbo,
-                    last.test.elbo);
+      std::snprintf(line, sizeof(line), "%5lld %12.2f %12.2f\n", static_cast<long long>(nz),
+                    last.train.elbo, last.test.elbo);
       table += line;
     }
-    write_image_grid(run.writer().path("images/reconstructions.png"), torch::cat(recon_rows, 0), n_show,
-                     data.height, data.width);
+    write_image_grid(run.writer().path("images/reconstructions.png"), torch::cat(recon_rows, 0),
+                     n_show, data.height, data.width);
     images[schema::ch01::kImageReconstructions] = "images/reconstructions.png";
-    std::cout << "\n" << run.prefix() << "final bounds, nats per example (" << run.dataset_name() << ", "
-              << to_string(run.protocol()) << ", " << total << " samples per model)\n   Nz   train ELBO    test ELBO\n"
+    std::cout << "\n"
+              << run.prefix() << "final bounds, nats per example (" << run.dataset_name() << ", "
+              << to_string(run.protocol()) << ", " << total
+              << " samples per model)\n   Nz   train ELBO    test ELBO\n"
               << table;
 
     const nlohmann::json frey = frey_face_status(run.common().data_dir);
@@ -239,4 +258,6 @@ class ElboVsLatent : public Chapter {
 
 }  // namespace
 
-int main(int argc, char** argv) { return chapter_main<ElboVsLatent>(argc, argv); }
+int main(int argc, char** argv) {
+  return chapter_main<ElboVsLatent>(argc, argv);
+}

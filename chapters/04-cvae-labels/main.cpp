@@ -44,8 +44,10 @@ struct Trained {
 nlohmann::json benchmark_row(const Trained& m, const torch::Tensor& x, const torch::Tensor& x_gray,
                              const torch::Tensor& recon) {
   const double mse = (recon - x_gray).pow(2).mean().item<double>();
-  const double ce = torch::binary_cross_entropy(recon.clamp(1e-7, 1 - 1e-7), x_gray, {}, at::Reduction::Sum)
-                        .item<double>() / x.size(0);
+  const double ce =
+      torch::binary_cross_entropy(recon.clamp(1e-7, 1 - 1e-7), x_gray, {}, at::Reduction::Sum)
+          .item<double>() /
+      x.size(0);
   const auto& last = m.result.curve.back();
   return {{k::kModel, m.name},
           {k::kBeta, m.beta},
@@ -111,28 +113,34 @@ class CvaeLabels : public Chapter {
  public:
   ChapterInfo info() const override {
     // Seed 000's protocol by default, so its tables compare.
-    return {"chapter-04", "04-cvae-labels", "CVAE with one-hot and raw labels, and the benchmark (seed 000 sections 3.2, 4)",
+    return {"chapter-04", "04-cvae-labels",
+            "CVAE with one-hot and raw labels, and the benchmark (seed 000 sections 3.2, 4)",
             "mnist", Protocol::kGrayBce};
   }
 
   void declare(OptionTable& o) override {
     add_training_options(o, training_);  // seed 000's benchmark code: ReLU, Adagrad 1e-2
-    o.add("arch", arch_text_, std::string("[500, 500, 3]"), "architecture [h1, ..., Nz] of every model (seed 000 Tables 1-2)")
+    o.add("arch", arch_text_, std::string("[500, 500, 3]"),
+          "architecture [h1, ..., Nz] of every model (seed 000 Tables 1-2)")
         .key("");
     o.add("beta-bvae", beta_bvae_, 5.0, "the beta-VAE's beta (seed 000 Table 2)").range(1e-6, 1e4);
     // full: seed 000 Table 2's 2000 epochs.
-    o.add("samples", samples_, {2e3, 4e5, 1.2e8}, "training samples per model").range(1, 1e12).key("");
-    o.add("eval-points", eval_points_, {2, 4, 20}, "whole-set evaluations per model").range(1, 10000);
-    o.add("per-label", per_label_, {20, 200, 1000}, "generated samples per label for the conditional accuracy")
+    o.add("samples", samples_, {2e3, 4e5, 1.2e8}, "training samples per model")
+        .range(1, 1e12)
+        .key("");
+    o.add("eval-points", eval_points_, {2, 4, 20}, "whole-set evaluations per model")
+        .range(1, 10000);
+    o.add("per-label", per_label_, {20, 200, 1000},
+          "generated samples per label for the conditional accuracy")
         .range(1, 1e6);
-    o.add("classifier-epochs", classifier_epochs_, {1, 3, 10}, "epochs of the judging classifier").range(1, 1000);
-    o.add("scatter-points", scatter_points_, {200, 2000, 2000}, "test points in the 2-D latent scatter (seed Fig. 13)")
+    o.add("classifier-epochs", classifier_epochs_, {1, 3, 10}, "epochs of the judging classifier")
+        .range(1, 1000);
+    o.add("scatter-points", scatter_points_, {200, 2000, 2000},
+          "test points in the 2-D latent scatter (seed Fig. 13)")
         .range(1, 1e6);
   }
 
-  void validate() override {
-    arch_ = parse_architecture_option(arch_text_, "arch");
-  }
+  void validate() override { arch_ = parse_architecture_option(arch_text_, "arch"); }
 
   nlohmann::json run(ChapterRun& run) override {
     const TensorData data = run.tensors(training_.max_train, training_.max_test);
@@ -149,22 +157,24 @@ class CvaeLabels : public Chapter {
                              " training samples (seed 000 Table 2: 2000 epochs, 1.2e8)"));
 
     const TrainOptions train = training_schedule(total, training_.batch_size, eval_points_);
-    auto train_one = [&](const std::string& name, ConditionEncoding cond, double beta, const Architecture& a) {
+    auto train_one = [&](const std::string& name, ConditionEncoding cond, double beta,
+                         const Architecture& a) {
       TrainOptions t = train;
       t.beta = beta;
       t.condition = cond;
       const auto model = VaeOptions(data.dim(), a)
                              .activation(parse_activation(training_.activation))
                              .condition_dim(condition_dim(cond, classes));
-      auto [vae, result] = run.train_vae(name, model, {training_.optimizer, training_.lr, 0.0}, data, t);
+      auto [vae, result] =
+          run.train_vae(name, model, {training_.optimizer, training_.lr, 0.0}, data, t);
       vae->eval();
       write_curve_csv(run.writer(), "curves/" + name + ".csv", result);
       return Trained{name, cond, beta, vae, std::move(result)};
     };
 
     Judge judge = run.train_judge(data, classifier_epochs_);
-    std::cout << run.prefix() << "classifier test accuracy " << format_fixed(100 * judge.accuracy) << "% on "
-              << run.dataset_name() << "\n";
+    std::cout << run.prefix() << "classifier test accuracy " << format_fixed(100 * judge.accuracy)
+              << "% on " << run.dataset_name() << "\n";
     std::vector<Trained> models;
     models.push_back(train_one("vae", ConditionEncoding::kNone, 1.0, arch_));
     models.push_back(train_one("bvae", ConditionEncoding::kNone, beta_bvae_, arch_));
@@ -173,29 +183,36 @@ class CvaeLabels : public Chapter {
 
     torch::NoGradGuard no_grad;
     // [conditional-accuracy]
-    auto labels = torch::arange(classes, data.test_labels.options()).repeat_interleave(per_label_);  // [10 * M]
+    auto labels = torch::arange(classes, data.test_labels.options())
+                      .repeat_interleave(per_label_);  // [10 * M]
     nlohmann::json accuracy = nlohmann::json::object(), images = nlohmann::json::object();
     for (auto& m : models) {
       if (m.name == "bvae") continue;
       auto z = torch::randn({labels.size(0), arch_.latent}, data.test.options());
-      auto samples = m.vae->decoder->mean(m.vae->decoder->forward(z, encode_condition(labels, m.condition, classes)));
+      auto samples = m.vae->decoder->mean(
+          m.vae->decoder->forward(z, encode_condition(labels, m.condition, classes)));
       // For the unconditional VAE the "requested" label is just the row: the 10% baseline.
-      auto acc = conditional_accuracy([&](const torch::Tensor& x) { return judge.classifier->forward(x); },
-                                      samples, labels, classes);
+      auto acc =
+          conditional_accuracy([&](const torch::Tensor& x) { return judge.classifier->forward(x); },
+                               samples, labels, classes);
       accuracy[m.name] = acc.to_json();
-      std::cout << run.prefix() << m.name << ": conditional accuracy " << format_fixed(100 * acc.overall) << "% +- "
+      std::cout << run.prefix() << m.name << ": conditional accuracy "
+                << format_fixed(100 * acc.overall) << "% +- "
                 << format_fixed(100 * acc.standard_error) << "\n";
       // Generation grid (seed Figs. 9-10): ten rows, labels 0-9, ten samples each.
-      auto grid = samples.view({classes, per_label_, -1}).narrow(1, 0, std::min<int64_t>(10, per_label_));
+      auto grid =
+          samples.view({classes, per_label_, -1}).narrow(1, 0, std::min<int64_t>(10, per_label_));
       const std::string rel = "images/generation-" + m.name + ".png";
       write_image_grid(run.writer().path(rel), grid.reshape({-1, data.dim()}), grid.size(1), h, w);
       images[c4::image_generation(m.name)] = rel;
     }
     // [conditional-accuracy]
 
-    // Benchmark (seed Tables 1-2): reconstruction of a fixed set of 100 test images, losses after training.
+    // Benchmark (seed Tables 1-2): reconstruction of a fixed set of 100 test images, losses after
+    // training.
     const int64_t n_fixed = std::min<int64_t>(100, data.test.size(0));
-    const auto x_fixed = data.test.narrow(0, 0, n_fixed), x_fixed_gray = data.test_gray.narrow(0, 0, n_fixed);
+    const auto x_fixed = data.test.narrow(0, 0, n_fixed),
+               x_fixed_gray = data.test_gray.narrow(0, 0, n_fixed);
     nlohmann::json benchmark = nlohmann::json::array();
     for (auto& m : models) {
       auto c = encode_condition(data.test_labels.narrow(0, 0, n_fixed), m.condition, classes);
@@ -203,8 +220,9 @@ class CvaeLabels : public Chapter {
       benchmark.push_back(benchmark_row(m, x_fixed, x_fixed_gray, recon));
       if (m.name == "vae" || m.name == "cvae-one-hot") {
         const std::string rel = "images/reconstructions-" + m.name + ".png";
-        write_image_grid(run.writer().path(rel), torch::cat({x_fixed_gray.narrow(0, 0, 10), recon.narrow(0, 0, 10)}),
-                         10, h, w);
+        write_image_grid(run.writer().path(rel),
+                         torch::cat({x_fixed_gray.narrow(0, 0, 10), recon.narrow(0, 0, 10)}), 10, h,
+                         w);
         images["reconstructions_" + m.name] = rel;
       }
     }
@@ -212,9 +230,10 @@ class CvaeLabels : public Chapter {
     // The 2-D latent space (seed Fig. 13): VAE, beta-VAE and CVAE with Nz = 2.
     nlohmann::json scatter = nlohmann::json::array();
     const int64_t n_scatter = std::min(scatter_points_, data.test.size(0));
-    for (auto [name, cond, beta] : {std::tuple{"vae-nz2", ConditionEncoding::kNone, 1.0},
-                                    std::tuple{"bvae-nz2", ConditionEncoding::kNone, beta_bvae_},
-                                    std::tuple{"cvae-one-hot-nz2", ConditionEncoding::kOneHot, 1.0}}) {
+    for (auto [name, cond, beta] :
+         {std::tuple{"vae-nz2", ConditionEncoding::kNone, 1.0},
+          std::tuple{"bvae-nz2", ConditionEncoding::kNone, beta_bvae_},
+          std::tuple{"cvae-one-hot-nz2", ConditionEncoding::kOneHot, 1.0}}) {
       Trained m = [&, name = name, cond = cond, beta = beta] {
         torch::AutoGradMode grad_on(true);
         return train_one(name, cond, beta, Architecture{arch_.hidden, 2});
@@ -245,4 +264,6 @@ class CvaeLabels : public Chapter {
 
 }  // namespace
 
-int main(int argc, char** argv) { return chapter_main<CvaeLabels>(argc, argv); }
+int main(int argc, char** argv) {
+  return chapter_main<CvaeLabels>(argc, argv);
+}

@@ -429,4 +429,6 @@ class VqVaePixelCnn : public Chapter {
 
 }  // namespace
 
-int main(int argc, char** argv) { return chapter_main<VqVaePixelCnn>(argc, argv); }
+int main(int argc, char** argv) {
+  return chapter_main<VqVaePixelCnn>(argc, argv);
+}

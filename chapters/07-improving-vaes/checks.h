@@ -25,11 +25,13 @@ namespace chapter07 {
 /// A point's number: "elbo" (the test ELBO, seed 002's quantity) or "log_px"
 /// (the importance-sampled estimate; for a CVAE its label-marginal log p(x)
 /// when `marginal_cvae`, else log p(x | y)). NaN when the point lacks it.
-inline double point_value(const nlohmann::json& p, const std::string& quantity, bool marginal_cvae) {
+inline double point_value(const nlohmann::json& p, const std::string& quantity,
+                          bool marginal_cvae) {
   try {
     if (quantity == "elbo") return p.at("test").at("elbo").get<double>();
     const auto& m = p.at("marginal");
-    if (marginal_cvae && m.contains("label_marginal")) return m.at("label_marginal").at("mean").get<double>();
+    if (marginal_cvae && m.contains("label_marginal"))
+      return m.at("label_marginal").at("mean").get<double>();
     return m.at("log_px").at("mean").get<double>();
   } catch (const std::exception&) {
     return std::numeric_limits<double>::quiet_NaN();
@@ -42,7 +44,8 @@ using Table = std::map<std::string, std::map<int64_t, nlohmann::json>>;
 inline Table table_of(const std::vector<nlohmann::json>& grid, const std::string& protocol) {
   Table t;
   for (const auto& p : grid) {
-    if (p.value("protocol", "") == protocol) t[p.at("variant").get<std::string>()][p.at("nz").get<int64_t>()] = p;
+    if (p.value("protocol", "") == protocol)
+      t[p.at("variant").get<std::string>()][p.at("nz").get<int64_t>()] = p;
   }
   return t;
 }
@@ -54,8 +57,9 @@ inline bool has(const Table& t, const std::string& v, int64_t nz) {
 
 /// "DVAE best at low latent capacity" and its kin: at each of `nzs` present,
 /// is `variant`'s number the highest of the unconditional variants?
-inline nlohmann::json best_at(const Table& t, const std::string& variant, const std::vector<int64_t>& nzs,
-                              const std::string& quantity, const std::string& claim, const std::string& where) {
+inline nlohmann::json best_at(const Table& t, const std::string& variant,
+                              const std::vector<int64_t>& nzs, const std::string& quantity,
+                              const std::string& claim, const std::string& where) {
   bool holds = true;
   int tested = 0;
   std::string detail;
@@ -64,7 +68,8 @@ inline nlohmann::json best_at(const Table& t, const std::string& variant, const 
     std::string best, second;
     double best_value = -std::numeric_limits<double>::infinity(), second_value = best_value;
     for (const auto& [name, row] : t) {
-      if (name == "cvae" || !row.count(nz)) continue;  // a CVAE's numbers are conditional: not ranked here
+      if (name == "cvae" || !row.count(nz))
+        continue;  // a CVAE's numbers are conditional: not ranked here
       const double v = point_value(row.at(nz), quantity, false);
       if (v > best_value) {
         second_value = best_value;
@@ -79,8 +84,9 @@ inline nlohmann::json best_at(const Table& t, const std::string& variant, const 
     ++tested;
     const double mine = point_value(t.at(variant).at(nz), quantity, false);
     if (best != variant) holds = false;
-    detail += (detail.empty() ? "" : "; ") + std::string("N_z = ") + std::to_string(nz) + ": " + variant + " " +
-              vaerepro::format_fixed(mine) + ", best " + best + " " + vaerepro::format_fixed(best_value);
+    detail += (detail.empty() ? "" : "; ") + std::string("N_z = ") + std::to_string(nz) + ": " +
+              variant + " " + vaerepro::format_fixed(mine) + ", best " + best + " " +
+              vaerepro::format_fixed(best_value);
     // How far ahead the leader is: a margin within the noise decides nothing (run several seeds).
     if (!second.empty()) {
       detail += ", next " + second + " " + vaerepro::format_fixed(second_value) + " (margin " +
@@ -91,14 +97,16 @@ inline nlohmann::json best_at(const Table& t, const std::string& variant, const 
   const std::string q = quantity == "elbo" ? "test ELBO" : "log p(x)";
   return {{"claim", claim + " (" + q + ")"},
           {"criterion", "at " + where + " the " + variant + "'s " + q +
-                            " is the highest of the unconditional variants (the CVAE's conditional numbers left out)"},
+                            " is the highest of the unconditional variants (the CVAE's conditional "
+                            "numbers left out)"},
           {"holds", holds},
           {"quantity", quantity},
           {"detail", detail}};
 }
 
 /// Means over the latent sizes every variant of `t` has.
-inline std::map<std::string, double> means_over_nz(const Table& t, const std::string& quantity, bool marginal_cvae,
+inline std::map<std::string, double> means_over_nz(const Table& t, const std::string& quantity,
+                                                   bool marginal_cvae,
                                                    std::vector<int64_t>* common_nz) {
   std::vector<int64_t> nzs;
   if (!t.empty()) {
@@ -133,13 +141,17 @@ inline nlohmann::json cvae_best_overall(const Table& t, const std::string& quant
     }
     detail += (detail.empty() ? "" : ", ") + name + " " + vaerepro::format_fixed(m);
   }
-  const std::string q = quantity == "elbo" ? "test ELBO (the CVAE's is of log p(x | y), as the seed's)"
-                                           : "log p(x) (the CVAE's label-marginal log (1/10) sum_y p(x | y))";
-  return {{"claim", std::string("CVAE best overall (") + (quantity == "elbo" ? "test ELBO" : "log p(x)") + ")"},
-          {"criterion", "the CVAE has the highest mean over N_z of the " + q + " of all variants"},
-          {"holds", best == "cvae"},
-          {"quantity", quantity},
-          {"detail", "means over N_z = " + vaerepro::format_fixed(static_cast<double>(nzs.size()), 0) + " sizes: " + detail}};
+  const std::string q = quantity == "elbo"
+                            ? "test ELBO (the CVAE's is of log p(x | y), as the seed's)"
+                            : "log p(x) (the CVAE's label-marginal log (1/10) sum_y p(x | y))";
+  return {
+      {"claim",
+       std::string("CVAE best overall (") + (quantity == "elbo" ? "test ELBO" : "log p(x)") + ")"},
+      {"criterion", "the CVAE has the highest mean over N_z of the " + q + " of all variants"},
+      {"holds", best == "cvae"},
+      {"quantity", quantity},
+      {"detail", "means over N_z = " + vaerepro::format_fixed(static_cast<double>(nzs.size()), 0) +
+                     " sizes: " + detail}};
 }
 
 inline nlohmann::json tuned_slightly_better(const Table& t, const std::string& quantity) {
@@ -149,16 +161,19 @@ inline nlohmann::json tuned_slightly_better(const Table& t, const std::string& q
   std::string detail;
   for (const auto& [nz, p] : t.at("vae")) {
     if (!has(t, "vae-tuned", nz)) continue;
-    const double d = point_value(t.at("vae-tuned").at(nz), quantity, false) - point_value(p, quantity, false);
+    const double d =
+        point_value(t.at("vae-tuned").at(nz), quantity, false) - point_value(p, quantity, false);
     sum += d;
     ++n;
-    detail += (detail.empty() ? "" : ", ") + std::string("N_z = ") + std::to_string(nz) + ": " + vaerepro::format_fixed(d);
+    detail += (detail.empty() ? "" : ", ") + std::string("N_z = ") + std::to_string(nz) + ": " +
+              vaerepro::format_fixed(d);
   }
   if (n == 0) return nullptr;
   const double mean = sum / n;
   const std::string q = quantity == "elbo" ? "test ELBO" : "log p(x)";
   return {{"claim", "the tuned VAE is slightly better than the baseline (" + q + ")"},
-          {"criterion", "the mean over N_z of (tuned VAE - VAE) " + q + " is above 0 and at most 10 nats (seed 002: +4.6)"},
+          {"criterion", "the mean over N_z of (tuned VAE - VAE) " + q +
+                            " is above 0 and at most 10 nats (seed 002: +4.6)"},
           {"holds", mean > 0 && mean <= 10},
           {"quantity", quantity},
           {"detail", "tuned - baseline " + detail + "; mean " + vaerepro::format_fixed(mean)}};
@@ -171,22 +186,29 @@ inline nlohmann::json iwae_objective_helps(const Table& t) {
   std::string detail;
   for (const auto& [nz, p] : t.at("iwae")) {
     if (!has(t, "iwae-elbo", nz)) continue;
-    const double d = point_value(p, "log_px", false) - point_value(t.at("iwae-elbo").at(nz), "log_px", false);
+    const double d =
+        point_value(p, "log_px", false) - point_value(t.at("iwae-elbo").at(nz), "log_px", false);
     holds = holds && d > 0;
     ++n;
-    detail += (detail.empty() ? "" : ", ") + std::string("N_z = ") + std::to_string(nz) + ": " + vaerepro::format_fixed(d, 2);
+    detail += (detail.empty() ? "" : ", ") + std::string("N_z = ") + std::to_string(nz) + ": " +
+              vaerepro::format_fixed(d, 2);
   }
   if (n == 0) return nullptr;
   const std::string k = t.at("iwae").begin()->second.at("objective").at("k").dump();
-  return {{"claim", "the k = " + k + " objective gives a better log p(x) than the ELBO on the same network (Burda et al. 2015)"},
-          {"criterion", "at every N_z the IWAE's log p(x) is above that of the same two-layer network trained with the ELBO"},
+  return {{"claim", "the k = " + k +
+                        " objective gives a better log p(x) than the ELBO on the same network "
+                        "(Burda et al. 2015)"},
+          {"criterion",
+           "at every N_z the IWAE's log p(x) is above that of the same two-layer network trained "
+           "with the ELBO"},
           {"holds", holds},
           {"quantity", "log_px"},
           {"detail", "IWAE - IWAE network with the ELBO: " + detail}};
 }
 
 /// Every verdict, on the points of `protocol` (the run's --protocol).
-inline nlohmann::json compute_checks(const std::vector<nlohmann::json>& grid, const std::string& protocol) {
+inline nlohmann::json compute_checks(const std::vector<nlohmann::json>& grid,
+                                     const std::string& protocol) {
   const Table t = table_of(grid, protocol);
   nlohmann::json checks = nlohmann::json::array();
   auto add = [&](nlohmann::json c) {
@@ -205,11 +227,14 @@ inline nlohmann::json compute_checks(const std::vector<nlohmann::json>& grid, co
 /// Seed 002 Figs. 5-6 from the points at N_z = picture_nz under `protocol`:
 /// the first ten test images above one row of reconstructions per variant,
 /// and ten samples per variant, in the seed's row order.
-inline nlohmann::json write_composites(const vaerepro::RunWriter& writer, const std::vector<nlohmann::json>& grid,
-                                       int64_t picture_nz, const vaerepro::TensorData& data, vaerepro::Protocol protocol) {
+inline nlohmann::json write_composites(const vaerepro::RunWriter& writer,
+                                       const std::vector<nlohmann::json>& grid, int64_t picture_nz,
+                                       const vaerepro::TensorData& data,
+                                       vaerepro::Protocol protocol) {
   namespace fs = std::filesystem;
   const Table t = table_of(grid, vaerepro::to_string(protocol));
-  const std::vector<std::string> order = {"vae", "vae-tuned", "cnn", "iwae", "dvae", "cvae", "beta-vae", "iwae-elbo"};
+  const std::vector<std::string> order = {"vae",  "vae-tuned", "cnn",      "iwae",
+                                          "dvae", "cvae",      "beta-vae", "iwae-elbo"};
   std::vector<torch::Tensor> recon_rows, sample_rows;
   std::vector<std::string> names;
   for (const auto& v : order) {
@@ -228,9 +253,10 @@ inline nlohmann::json write_composites(const vaerepro::RunWriter& writer, const 
   const int64_t n = recon_rows.front().size(0);
   auto originals = data.test.narrow(0, 0, n).to(torch::kCPU);
   recon_rows.insert(recon_rows.begin(), originals);
-  vaerepro::write_image_grid(writer.path("images/fig5-reconstructions.png"), torch::cat(recon_rows), n, data.height, data.width);
-  vaerepro::write_image_grid(writer.path("images/fig6-samples.png"), torch::cat(sample_rows), sample_rows.front().size(0),
-                             data.height, data.width);
+  vaerepro::write_image_grid(writer.path("images/fig5-reconstructions.png"), torch::cat(recon_rows),
+                             n, data.height, data.width);
+  vaerepro::write_image_grid(writer.path("images/fig6-samples.png"), torch::cat(sample_rows),
+                             sample_rows.front().size(0), data.height, data.width);
   images["reconstructions"] = "images/fig5-reconstructions.png";
   images["samples"] = "images/fig6-samples.png";
   images["nz"] = picture_nz;

@@ -66,20 +66,25 @@ class ImprovingVaes : public Chapter {
   /// The defaults' sources are seed 002's sections unless said.
   void declare(OptionTable& o) override {
     o.add("variants", variants_text_, all_variants(), "the grid's rows (Table 1), e.g. vae,iwae")
-        .key("").check([this] { variants_ = parse_variants(variants_text_, settings_); });
+        .key("")
+        .check([this] { variants_ = parse_variants(variants_text_, settings_); });
     o.add("nz", nzs_text_, {"3,20", "3,5,10,20,200", "3,5,10,20,200"},
-          "the grid's latent sizes (Table 1: 3,5,10,20,200)").key("").check([this] {
-      nzs_ = parse_positive_list(nzs_text_, "nz");
-      std::sort(nzs_.begin(), nzs_.end());
-      if (nzs_.back() > 1000) throw std::invalid_argument("latent sizes are in [1, 1000]");
-    });
+          "the grid's latent sizes (Table 1: 3,5,10,20,200)")
+        .key("")
+        .check([this] {
+          nzs_ = parse_positive_list(nzs_text_, "nz");
+          std::sort(nzs_.begin(), nzs_.end());
+          if (nzs_.back() > 1000) throw std::invalid_argument("latent sizes are in [1, 1000]");
+        });
     o.add("second-protocol", second_protocol_, {"", "", "binarized"},
           "the grid again under this protocol too (binarized | gray-bce | threshold; empty: none)")
-        .key("").check([this] {
+        .key("")
+        .check([this] {
           if (!second_protocol_.empty()) second_ = parse_protocol(second_protocol_);
         });
     // 4.1: 100 epochs = 6e6 samples; quick: two epochs (the grid in about 20 minutes).
-    o.add("samples", samples_, {500, 1.2e5, 6e6}, "training samples per model").range(1, 1e12)
+    o.add("samples", samples_, {500, 1.2e5, 6e6}, "training samples per model")
+        .range(1, 1e12)
         .key("");
     o.add("batch-size", batch_size_, int64_t{100}, "minibatch (4.1, 4.2.1)").range(1, 1e5);
     o.add("hidden", hidden_, int64_t{500}, "hidden units of the MLP VAEs (4.1)").range(1, 1e5);
@@ -98,7 +103,8 @@ class ImprovingVaes : public Chapter {
     o.add("marginal-k", eval_.marginal_k, {10, 200, 5000}, "importance samples of log p(x)")
         .range(1, 1e7);
     o.add("marginal-points", eval_.marginal_points, {50, 500, 0},
-          "first test points scored by log p(x) (0: all)").range(0, 1e7);
+          "first test points scored by log p(x) (0: all)")
+        .range(0, 1e7);
     o.add("picture-nz", picture_nz_, int64_t{3}, "the latent size drawn (Figs. 5-6)");
     o.add("eval-points", eval_points_, {2, 3, 20}, "curve points per model").range(1, 10000);
     o.add("max-train", max_train_, {1000, 0, 0}, "the first N training examples (0: all)")
@@ -107,7 +113,8 @@ class ImprovingVaes : public Chapter {
     o.add("only-point", only_point_, std::string(), "train one point and stop: VARIANT-nzN")
         .key("");
     o.flag("list-points", list_points_,
-           "print the points not yet trained (lines 'pending-point NAME'), and stop").key("");
+           "print the points not yet trained (lines 'pending-point NAME'), and stop")
+        .key("");
     o.check([this] {
       if (list_points_ && !only_point_.empty()) {
         throw UsageError("--list-points and --only-point exclude each other");
@@ -122,8 +129,8 @@ class ImprovingVaes : public Chapter {
     data_.emplace(run.protocol(), run.tensors(max_train_, max_test_));
     if (protocols.size() > 1) {
       torch::manual_seed(static_cast<uint64_t>(run.common().seed));  // as run.tensors
-      data_.emplace(second_, prepare_tensors(run.setup().dataset, second_, run.device(),
-                                             max_train_, max_test_));
+      data_.emplace(second_, prepare_tensors(run.setup().dataset, second_, run.device(), max_train_,
+                                             max_test_));
     }
     const std::vector<VariantPoint> specs = variant_grid(variants_, nzs_, protocols);
     const PointStore store = run.point_store();
@@ -173,17 +180,19 @@ class ImprovingVaes : public Chapter {
                               train_point(run, store, p));
       std::cout << run.prefix() << p.name() << ": test ELBO "
                 << format_fixed(point["test"]["elbo"].get<double>()) << ", log p(x) "
-                << format_fixed(point["marginal"]["log_px"]["mean"].get<double>()) << " (K = "
-                << eval_.marginal_k << "), active units " << point["active_units"] << "\n";
+                << format_fixed(point["marginal"]["log_px"]["mean"].get<double>())
+                << " (K = " << eval_.marginal_k << "), active units " << point["active_units"]
+                << "\n";
       grid.push_back(point);
     }
     return {{"grid", grid},
-            {"images", chapter07::write_composites(run.writer(), grid, picture_nz_, data,
-                                                   run.protocol())},
+            {"images",
+             chapter07::write_composites(run.writer(), grid, picture_nz_, data, run.protocol())},
             {"checks", chapter07::compute_checks(grid, to_string(run.protocol()))},
             {"estimator_note",
              "log p(x): importance sampling with K samples from q (Burda et al. 2015), log-sum-exp "
-             "in float64, on " + grid.front()["marginal"]["points"].get<std::string>() +
+             "in float64, on " +
+                 grid.front()["marginal"]["points"].get<std::string>() +
                  "; test ELBO: one sample per test point, the whole test set"}};
   }
 
@@ -191,12 +200,19 @@ class ImprovingVaes : public Chapter {
   /// A point's cache key besides the run's identity (seed, data, protocol, device, profile).
   nlohmann::json point_config(const ChapterRun& run, const VariantPoint& p) const {
     auto c = variant_config(p.variant, p.nz, hidden_, iwae_z1_);
-    c.update({{"name", p.name()}, {"batch_size", batch_size_}, {"samples", total_},
-              {"eval_points", eval_points_}, {"marginal_k", eval_.marginal_k},
-              {"marginal_points", eval_.marginal_points}, {"bound_k", eval_.bound_k},
-              {"pictures", p.nz == picture_nz_}, {"dataset", run.dataset_name()},
-              {"protocol", to_string(p.protocol)}, {"max_train", max_train_},
-              {"max_test", max_test_}, {"seed", run.common().seed},
+    c.update({{"name", p.name()},
+              {"batch_size", batch_size_},
+              {"samples", total_},
+              {"eval_points", eval_points_},
+              {"marginal_k", eval_.marginal_k},
+              {"marginal_points", eval_.marginal_points},
+              {"bound_k", eval_.bound_k},
+              {"pictures", p.nz == picture_nz_},
+              {"dataset", run.dataset_name()},
+              {"protocol", to_string(p.protocol)},
+              {"max_train", max_train_},
+              {"max_test", max_test_},
+              {"seed", run.common().seed},
               {"device", run.device().is_cuda() ? "cuda" : "cpu"}});
     return c;
   }
@@ -205,29 +221,30 @@ class ImprovingVaes : public Chapter {
   nlohmann::json train_point(const ChapterRun& run, const PointStore& store,
                              const VariantPoint& p) const {
     const auto config = point_config(run, p);
-    return cached_point(run.setup(), store, p.name(), config, [&](const std::string& staging,
-                                                                  const CheckpointOptions& ckpt) {
-      const TensorData& data = data_.at(p.protocol);
-      torch::manual_seed(static_cast<uint64_t>(run.seed_for(p.name())));
-      auto [model, optimizer] =
-          build_variant(p.variant, p.nz, data, hidden_, iwae_z1_, run.device());
-      LatentTrainOptions train = variant_training(p.variant);
-      train.total_samples = total_;
-      train.batch_size = batch_size_;
-      train.eval_at = log_spaced_marks(std::max<int64_t>(batch_size_, total_ / 100), total_,
-                                       eval_points_, batch_size_);
-      train.label = run.info().program + " " + p.name();
-      train.checkpoint = ckpt;
-      const auto result = train_latent_model(*model, *optimizer, data, train);
-      nlohmann::json point = config;
-      point.update(describe_trained(p.variant, *model, result));
-      point.update(evaluate_variant(p.variant, *model, data, eval_));
-      if (p.nz == picture_nz_) {
-        point["images"] = write_variant_pictures(p.variant, *model, data, staging);
-      }
-      write_file_atomic((fs::path(staging) / "curve.csv").string(), result.curve_csv());
-      return point;
-    });
+    return cached_point(
+        run.setup(), store, p.name(), config,
+        [&](const std::string& staging, const CheckpointOptions& ckpt) {
+          const TensorData& data = data_.at(p.protocol);
+          torch::manual_seed(static_cast<uint64_t>(run.seed_for(p.name())));
+          auto [model, optimizer] =
+              build_variant(p.variant, p.nz, data, hidden_, iwae_z1_, run.device());
+          LatentTrainOptions train = variant_training(p.variant);
+          train.total_samples = total_;
+          train.batch_size = batch_size_;
+          train.eval_at = log_spaced_marks(std::max<int64_t>(batch_size_, total_ / 100), total_,
+                                           eval_points_, batch_size_);
+          train.label = run.info().program + " " + p.name();
+          train.checkpoint = ckpt;
+          const auto result = train_latent_model(*model, *optimizer, data, train);
+          nlohmann::json point = config;
+          point.update(describe_trained(p.variant, *model, result));
+          point.update(evaluate_variant(p.variant, *model, data, eval_));
+          if (p.nz == picture_nz_) {
+            point["images"] = write_variant_pictures(p.variant, *model, data, staging);
+          }
+          write_file_atomic((fs::path(staging) / "curve.csv").string(), result.curve_csv());
+          return point;
+        });
   }
 
   std::string variants_text_, nzs_text_, second_protocol_, only_point_;
@@ -245,4 +262,6 @@ class ImprovingVaes : public Chapter {
 
 }  // namespace
 
-int main(int argc, char** argv) { return chapter_main<ImprovingVaes>(argc, argv); }
+int main(int argc, char** argv) {
+  return chapter_main<ImprovingVaes>(argc, argv);
+}

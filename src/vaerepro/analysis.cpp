@@ -6,21 +6,23 @@
 
 namespace vaerepro {
 
-LatentUsage latent_usage(VaeImpl& vae, const torch::Tensor& x, const torch::Tensor& c, double threshold,
-                         int64_t batch_size) {
+LatentUsage latent_usage(VaeImpl& vae, const torch::Tensor& x, const torch::Tensor& c,
+                         double threshold, int64_t batch_size) {
   torch::NoGradGuard no_grad;
   const bool was_training = vae.is_training();
   vae.eval();
   std::vector<torch::Tensor> means, kls;
   for (int64_t s = 0; s < x.size(0); s += batch_size) {
     const int64_t len = std::min(batch_size, x.size(0) - s);
-    auto post = vae.encoder->forward(x.narrow(0, s, len), c.defined() ? c.narrow(0, s, len) : torch::Tensor());
-    means.push_back(post.mu.to(torch::kDouble));                                      // [B, Z]
-    kls.push_back((-0.5 * (1 + post.logvar - post.mu.pow(2) - post.logvar.exp())).to(torch::kDouble));  // [B, Z]
+    auto post = vae.encoder->forward(x.narrow(0, s, len),
+                                     c.defined() ? c.narrow(0, s, len) : torch::Tensor());
+    means.push_back(post.mu.to(torch::kDouble));  // [B, Z]
+    kls.push_back((-0.5 * (1 + post.logvar - post.mu.pow(2) - post.logvar.exp()))
+                      .to(torch::kDouble));  // [B, Z]
   }
   vae.train(was_training);
-  auto mu = torch::cat(means).cpu();  // [N, Z]
-  auto kl = torch::cat(kls).cpu();    // [N, Z]
+  auto mu = torch::cat(means).cpu();              // [N, Z]
+  auto kl = torch::cat(kls).cpu();                // [N, Z]
   auto activity = mu.var(0, /*unbiased=*/false);  // Cov_x(E_q[z_j]), the diagonal
   auto kl_mean = kl.mean(0);
   LatentUsage u;
@@ -41,10 +43,11 @@ std::vector<double> traversal_values(double limit, int64_t count) {
   return v;
 }
 
-torch::Tensor latent_traversal(VaeImpl& vae, const torch::Tensor& base, const torch::Tensor& condition,
-                               int64_t dim, const std::vector<double>& values) {
-  TORCH_CHECK(base.dim() == 2 && dim >= 0 && dim < base.size(1), "latent_traversal: dimension ", dim,
-              " is outside the code's ", base.size(1));
+torch::Tensor latent_traversal(VaeImpl& vae, const torch::Tensor& base,
+                               const torch::Tensor& condition, int64_t dim,
+                               const std::vector<double>& values) {
+  TORCH_CHECK(base.dim() == 2 && dim >= 0 && dim < base.size(1), "latent_traversal: dimension ",
+              dim, " is outside the code's ", base.size(1));
   torch::NoGradGuard no_grad;
   const int64_t r = base.size(0), v = static_cast<int64_t>(values.size());
   std::vector<double> all = values;
@@ -56,11 +59,13 @@ torch::Tensor latent_traversal(VaeImpl& vae, const torch::Tensor& base, const to
   codes.select(2, dim).copy_(column.expand({r, n}));
   auto flat = codes.view({r * n, base.size(1)});
   torch::Tensor cond;
-  if (condition.defined()) cond = condition.unsqueeze(1).expand({r, n, condition.size(1)}).reshape({r * n, -1});
-  auto images = vae.decoder->mean(vae.decoder->forward(flat, cond)).view({r, n, -1});  // [R, V + 2, D]
-  auto heat = (images.select(1, n - 1) - images.select(1, n - 2)).abs();            // [R, D]
+  if (condition.defined())
+    cond = condition.unsqueeze(1).expand({r, n, condition.size(1)}).reshape({r * n, -1});
+  auto images =
+      vae.decoder->mean(vae.decoder->forward(flat, cond)).view({r, n, -1});  // [R, V + 2, D]
+  auto heat = (images.select(1, n - 1) - images.select(1, n - 2)).abs();     // [R, D]
   auto peak = heat.amax(1, /*keepdim=*/true).clamp_min(1e-12);
-  return torch::cat({images.narrow(1, 0, v), (heat / peak).unsqueeze(1)}, 1);      // [R, V + 1, D]
+  return torch::cat({images.narrow(1, 0, v), (heat / peak).unsqueeze(1)}, 1);  // [R, V + 1, D]
 }
 
 TraversalRows traversal_rows(VaeImpl& vae, const TensorData& data, ConditionEncoding condition) {

@@ -19,9 +19,9 @@ namespace vaerepro {
 
 /// Per-dimension statistics of q(z|x) over a set.
 struct LatentUsage {
-  std::vector<double> kl_per_dim;        ///< E_x KL(q(z_j|x) || N(0,1)), nats
-  std::vector<double> activity;          ///< Cov_x(E_q[z_j | x]), Burda et al. 2015
-  int64_t active_units = 0;              ///< dimensions with activity > threshold
+  std::vector<double> kl_per_dim;  ///< E_x KL(q(z_j|x) || N(0,1)), nats
+  std::vector<double> activity;    ///< Cov_x(E_q[z_j | x]), Burda et al. 2015
+  int64_t active_units = 0;        ///< dimensions with activity > threshold
   double threshold = 1e-2;
 };
 
@@ -39,8 +39,9 @@ LatentUsage latent_usage(VaeImpl& vae, const torch::Tensor& x, const torch::Tens
 /// `base` [R, Z] are the codes to vary (e.g. zeros, the prior's mean, or the
 /// posterior means of anchor images); `condition` [R, C] or undefined.
 /// Returns [R, V + 1, D] decoder means (row-major: row r, column j).
-torch::Tensor latent_traversal(VaeImpl& vae, const torch::Tensor& base, const torch::Tensor& condition,
-                               int64_t dim, const std::vector<double>& values);
+torch::Tensor latent_traversal(VaeImpl& vae, const torch::Tensor& base,
+                               const torch::Tensor& condition, int64_t dim,
+                               const std::vector<double>& values);
 
 /// `count` values evenly spaced from -limit to +limit standard deviations.
 std::vector<double> traversal_values(double limit = 2.0, int64_t count = 9);

@@ -47,21 +47,23 @@ ChapterSetup start_chapter(const std::string& program, const std::string& slug,
   // start over, so the resume command leaves it out).
   install_stop_handlers(shell_command(argc, argv, {"--force", "--force-since="}));
   if (s.common.force && s.common.force_since <= 0) {
-    s.common.force_since = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    s.common.force_since =
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   }
   s.device = select_device(common.device);
-  for (const auto& w : runtime_warnings(s.runtime, s.device)) std::cerr << program << ": warning: " << w << "\n";
+  for (const auto& w : runtime_warnings(s.runtime, s.device))
+    std::cerr << program << ": warning: " << w << "\n";
   DataPaths paths;
   paths.data_dir = common.data_dir;
   s.dataset_name = resolve_dataset_name(common.dataset, paths);
   if (common.dataset == "auto" && s.dataset_name != "mnist") {
-    std::cout << program << ": dataset auto: real MNIST not used: " << auto_fallback_reason(paths) << "; using "
-              << s.dataset_name << "\n";
+    std::cout << program << ": dataset auto: real MNIST not used: " << auto_fallback_reason(paths)
+              << "; using " << s.dataset_name << "\n";
   }
   s.dataset = load_dataset(s.dataset_name, paths);
-  std::cout << program << ": dataset " << s.dataset_name << " (fingerprint " << s.dataset.fingerprint
-            << "): " << s.dataset.description
-            << "; protocol " << to_string(s.protocol) << "; profile " << common.profile << "; device "
+  std::cout << program << ": dataset " << s.dataset_name << " (fingerprint "
+            << s.dataset.fingerprint << "): " << s.dataset.description << "; protocol "
+            << to_string(s.protocol) << "; profile " << common.profile << "; device "
             << s.device.str() << "; seed " << common.seed << "\n";
   if (!paper_dataset.empty() && s.dataset_name != paper_dataset) {
     std::cout << program << ": note: the published numbers are for " << paper_dataset << "; on "
@@ -73,8 +75,8 @@ ChapterSetup start_chapter(const std::string& program, const std::string& slug,
 }
 
 nlohmann::json RunIdentity::to_json() const {
-  return {{"seed", seed}, {"dataset", dataset}, {"data_fingerprint", data_fingerprint},
-          {"protocol", protocol}, {"device", device}, {"profile", profile}};
+  return {{"seed", seed},         {"dataset", dataset}, {"data_fingerprint", data_fingerprint},
+          {"protocol", protocol}, {"device", device},   {"profile", profile}};
 }
 
 std::string RunIdentity::hash(const nlohmann::json& config) const {
@@ -168,8 +170,9 @@ nlohmann::json training_record(const TrainResult& r) {
 void write_curve_csv(const RunWriter& writer, const std::string& relative, const TrainResult& r) {
   std::vector<std::vector<double>> rows;
   for (const auto& p : r.curve) {
-    rows.push_back({static_cast<double>(p.samples_seen), p.epochs, p.train.elbo, p.train.log_likelihood,
-                    p.train.kl, p.test.elbo, p.test.log_likelihood, p.test.kl, p.wall_seconds});
+    rows.push_back({static_cast<double>(p.samples_seen), p.epochs, p.train.elbo,
+                    p.train.log_likelihood, p.train.kl, p.test.elbo, p.test.log_likelihood,
+                    p.test.kl, p.wall_seconds});
   }
   writer.write_csv(relative,
                    {"samples_seen", "epochs", "train_elbo", "train_log_likelihood", "train_kl",
@@ -185,7 +188,8 @@ RunCheckpoints::RunCheckpoints(const ChapterSetup& setup, const nlohmann::json& 
       every_seconds_(setup.common.checkpoint_every) {
   hash_ = identity_of(setup).hash({{"chapter", setup.slug}, {"config", config}});
   dir_ = (fs::path(root_) / hash_).string();
-  lock_path_ = (fs::path(setup.common.out) / ".locks" / (setup.slug + "-" + hash_ + ".lock")).string();
+  lock_path_ =
+      (fs::path(setup.common.out) / ".locks" / (setup.slug + "-" + hash_ + ".lock")).string();
 }
 
 RunCheckpoints::~RunCheckpoints() {
@@ -202,8 +206,8 @@ bool RunCheckpoints::start(RunWriter& writer) const {
     for (int attempt = 0; attempt < 10 && lock_fd_ < 0; ++attempt) {
       const int fd = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
       if (fd < 0) {
-        throw std::runtime_error("cannot create the lock file " + lock_path_ + ": " + std::strerror(errno) +
-                                 " (choose a writable --out / OUT=)");
+        throw std::runtime_error("cannot create the lock file " + lock_path_ + ": " +
+                                 std::strerror(errno) + " (choose a writable --out / OUT=)");
       }
       if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         const int err = errno;
@@ -216,25 +220,30 @@ bool RunCheckpoints::start(RunWriter& writer) const {
         std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("unknown");
         while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
         throw RunLocked("another run of this configuration (hash " + hash_ + ", pid " + pid +
-                        ") is in progress in " + fs::path(results_dir_).parent_path().string() + " (lock " +
-                        lock_path_ + "); this one does not start. Wait for it to finish (then rerun: it says "
-                        "\"nothing to train\"), or stop it (kill " + pid + ") and rerun to resume it");
+                        ") is in progress in " + fs::path(results_dir_).parent_path().string() +
+                        " (lock " + lock_path_ +
+                        "); this one does not start. Wait for it to finish (then rerun: it says "
+                        "\"nothing to train\"), or stop it (kill " +
+                        pid + ") and rerun to resume it");
       }
       // The file may have been unlinked by its last holder between open and
       // flock: then lock the file that is at the path now.
-      struct stat held {}, now {};
-      if (::fstat(fd, &held) != 0 || ::stat(lock_path_.c_str(), &now) != 0 || held.st_ino != now.st_ino ||
-          held.st_dev != now.st_dev) {
+      struct stat held {
+      }, now{};
+      if (::fstat(fd, &held) != 0 || ::stat(lock_path_.c_str(), &now) != 0 ||
+          held.st_ino != now.st_ino || held.st_dev != now.st_dev) {
         ::close(fd);
         continue;
       }
       const std::string me = std::to_string(::getpid()) + "\n";
-      if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
+      if (::ftruncate(fd, 0) != 0 ||
+          ::pwrite(fd, me.data(), me.size(), 0) != static_cast<ssize_t>(me.size())) {
         // The pid is only for the message; the lock holds without it.
       }
       lock_fd_ = fd;
     }
-    if (lock_fd_ < 0) throw std::runtime_error("cannot take the lock " + lock_path_ + " (it keeps changing)");
+    if (lock_fd_ < 0)
+      throw std::runtime_error("cannot take the lock " + lock_path_ + " (it keeps changing)");
   }
   const fs::path marker = fs::path(dir_) / "in-progress.json";
   if (force_) {
@@ -246,13 +255,16 @@ bool RunCheckpoints::start(RunWriter& writer) const {
     try {
       std::ifstream in(fs::path(results_dir_) / "run.json");
       const auto done = in ? nlohmann::json::parse(in) : nlohmann::json();
-      if (done.is_object() && done.value("status", "") == "complete" && done.value("config_hash", "") == hash_) {
-        std::cout << program_ << ": " << results_dir_ << " is complete for this configuration (hash " << hash_
+      if (done.is_object() && done.value("status", "") == "complete" &&
+          done.value("config_hash", "") == hash_) {
+        std::cout << program_ << ": " << results_dir_
+                  << " is complete for this configuration (hash " << hash_
                   << "); nothing to train. To train it again: FORCE=1 (make) or --force.\n";
         writer.abandon();
         // As a newer complete run would, this supersedes a failure of another configuration since.
         if (fs::remove_all(results_dir_ + ".failed", ec) > 0) {
-          std::cout << program_ << ": the later failed run in " << results_dir_ << ".failed is superseded\n";
+          std::cout << program_ << ": the later failed run in " << results_dir_
+                    << ".failed is superseded\n";
         }
         return false;
       }
@@ -266,9 +278,12 @@ bool RunCheckpoints::start(RunWriter& writer) const {
   }
   if (others > 0) {
     std::cout << program_ << ": note: " << others << " checkpoint folder(s) in " << root_
-              << " belong to other configurations (another hash) and are not used; delete them to free space\n";
+              << " belong to other configurations (another hash) and are not used; delete them to "
+                 "free space\n";
   }
-  write_file_atomic(marker.string(), nlohmann::json({{"config_hash", hash_}, {"status", "in progress"}}).dump(2) + "\n");
+  write_file_atomic(
+      marker.string(),
+      nlohmann::json({{"config_hash", hash_}, {"status", "in progress"}}).dump(2) + "\n");
   return true;
 }
 
@@ -286,8 +301,8 @@ void RunCheckpoints::clear() const {
   fs::remove(root_, ec);  // only when empty
 }
 
-CheckpointOptions point_checkpoint(const ChapterSetup& setup, const PointStore& store, const std::string& name,
-                                   const nlohmann::json& config) {
+CheckpointOptions point_checkpoint(const ChapterSetup& setup, const PointStore& store,
+                                   const std::string& name, const nlohmann::json& config) {
   CheckpointOptions c;
   c.path = store.dir(name, config) + ".ckpt";
   c.config_hash = store.hash(config);
@@ -305,17 +320,21 @@ bool finished_before(const std::string& path, double since) {
   if (ec) return false;
   // file_clock -> seconds since the epoch (C++17: through the difference to now).
   const auto age = fs::file_time_type::clock::now() - t;
-  const double written = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() -
-                         std::chrono::duration<double>(age).count();
+  const double written =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() -
+      std::chrono::duration<double>(age).count();
   return written < since;
 }
 
 std::optional<nlohmann::json> reusable_point(const ChapterSetup& setup, const PointStore& store,
-                                             const std::string& name, const nlohmann::json& config) {
+                                             const std::string& name,
+                                             const nlohmann::json& config) {
   auto cached = store.load(name, config);
   if (cached && setup.common.force &&
-      finished_before((fs::path(store.dir(name, config)) / "point.json").string(), setup.common.force_since)) {
-    return std::nullopt;  // --force: finished before this run (or before --force-since): train it again
+      finished_before((fs::path(store.dir(name, config)) / "point.json").string(),
+                      setup.common.force_since)) {
+    return std::nullopt;  // --force: finished before this run (or before --force-since): train it
+                          // again
   }
   return cached;
 }
@@ -323,8 +342,8 @@ std::optional<nlohmann::json> reusable_point(const ChapterSetup& setup, const Po
 nlohmann::json cached_point(
     const ChapterSetup& setup, const PointStore& store, const std::string& name,
     const nlohmann::json& config,
-    const std::function<nlohmann::json(const std::string& staging, const CheckpointOptions& checkpoint)>&
-        train) {
+    const std::function<nlohmann::json(const std::string& staging,
+                                       const CheckpointOptions& checkpoint)>& train) {
   // A finished point is reused (--force trains it again); one in training checkpoints.
   const auto checkpoint = point_checkpoint(setup, store, name, config);
   if (auto cached = reusable_point(setup, store, name, config)) {
@@ -357,7 +376,8 @@ void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json
                     const std::string& program, std::chrono::steady_clock::time_point started,
                     const RunCheckpoints* checkpoints) {
   writer.write_json("metrics.json", metrics);
-  run["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  run["wall_seconds"] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   run[schema::run_key::kTimeSpent] = TimeLedger::process().to_json();
   if (checkpoints) run["config_hash"] = checkpoints->hash();
   const auto where = writer.finish(run);
@@ -371,22 +391,25 @@ void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json
   const schema::Budget budget = schema::read_budget(run, metrics);
   std::cout << program << ": verdicts " << (budget.provisional ? "provisional" : "not provisional")
             << ": " << budget.why << "\n";
-  std::cout << program << ": results in " << where << " (" << run["wall_seconds"].get<double>() << " s";
+  std::cout << program << ": results in " << where << " (" << run["wall_seconds"].get<double>()
+            << " s";
   for (const auto& [stage, seconds] : run[schema::run_key::kTimeSpent].items()) {
     std::cout << "; " << stage << " " << std::lround(seconds.get<double>()) << " s";
   }
   std::cout << ")\n";
 }
 
-void record_failure(RunWriter& writer, nlohmann::json& run, const std::string& program, const std::string& message,
-                    std::chrono::steady_clock::time_point started) {
-  run["wall_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+void record_failure(RunWriter& writer, nlohmann::json& run, const std::string& program,
+                    const std::string& message, std::chrono::steady_clock::time_point started) {
+  run["wall_seconds"] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   run[schema::run_key::kTimeSpent] = TimeLedger::process().to_json();
   try {
     const auto where = writer.fail(run, message);
     std::cerr << program << ": the run failed; partial output kept in " << where << "\n";
   } catch (const std::exception& inner) {
-    std::cerr << program << ": the run failed, and marking it failed failed too: " << inner.what() << "\n";
+    std::cerr << program << ": the run failed, and marking it failed failed too: " << inner.what()
+              << "\n";
   }
   // What the failed run leaves on disk besides its output: its checkpoints
   // (a rerun resumes from the last good one), said with their size.
@@ -399,8 +422,8 @@ void record_failure(RunWriter& writer, nlohmann::json& run, const std::string& p
     if (f.is_regular_file(size_ec)) bytes += f.file_size(size_ec);
   }
   if (bytes > 0) {
-    std::cerr << program << ": its checkpoints (" << std::fixed << std::setprecision(1) << bytes / 1e6
-              << " MB) are kept in " << kept.string()
+    std::cerr << program << ": its checkpoints (" << std::fixed << std::setprecision(1)
+              << bytes / 1e6 << " MB) are kept in " << kept.string()
               << ": rerunning resumes from them; delete the folder to free the space\n";
   }
 }

@@ -142,10 +142,10 @@ class RunCheckpoints {
 
 /// Checkpointing of a sweep point being trained (OUT/.points/SLUG/NAME-HASH.ckpt,
 /// keyed by the point's own hash); with --force an existing one written before
-/// common.force_since is deleted first, so the point trains afresh. PointStore::commit does not remove it:
-/// call remove_point_checkpoint after the commit.
-CheckpointOptions point_checkpoint(const ChapterSetup& setup, const PointStore& store, const std::string& name,
-                                   const nlohmann::json& config);
+/// common.force_since is deleted first, so the point trains afresh. PointStore::commit does not
+/// remove it: call remove_point_checkpoint after the commit.
+CheckpointOptions point_checkpoint(const ChapterSetup& setup, const PointStore& store,
+                                   const std::string& name, const nlohmann::json& config);
 void remove_point_checkpoint(const CheckpointOptions& checkpoint);
 
 /// A finished sweep point to reuse: the cached one, unless --force asks that
@@ -163,8 +163,8 @@ std::optional<nlohmann::json> reusable_point(const ChapterSetup& setup, const Po
 nlohmann::json cached_point(
     const ChapterSetup& setup, const PointStore& store, const std::string& name,
     const nlohmann::json& config,
-    const std::function<nlohmann::json(const std::string& staging, const CheckpointOptions& checkpoint)>&
-        train);
+    const std::function<nlohmann::json(const std::string& staging,
+                                       const CheckpointOptions& checkpoint)>& train);
 /// Copies the stored point `name` into the run's folder as points/NAME and
 /// returns `point` with "dir" (that folder, relative) and "config_hash".
 nlohmann::json copy_point(const RunWriter& writer, const PointStore& store, const std::string& name,
@@ -182,7 +182,7 @@ void finish_chapter(RunWriter& writer, nlohmann::json& run, const nlohmann::json
 
 /// Marks the run failed with `message` (results/SLUG.failed/) and says where
 /// this configuration's checkpoints are kept and how large they are.
-void record_failure(RunWriter& writer, nlohmann::json& run, const std::string& program, const std::string& message,
-                    std::chrono::steady_clock::time_point started);
+void record_failure(RunWriter& writer, nlohmann::json& run, const std::string& program,
+                    const std::string& message, std::chrono::steady_clock::time_point started);
 
 }  // namespace vaerepro

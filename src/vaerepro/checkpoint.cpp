@@ -28,7 +28,8 @@ void capture_rng(TrainingSnapshot& s, const torch::Device& device) {
 }
 
 void restore_rng(const TrainingSnapshot& s, const torch::Device& device) {
-  if (s.rng_cpu.defined()) compat::set_generator_state(compat::default_generator(torch::kCPU), s.rng_cpu);
+  if (s.rng_cpu.defined())
+    compat::set_generator_state(compat::default_generator(torch::kCPU), s.rng_cpu);
   if (device.is_cuda() && s.rng_cuda.defined()) {
     compat::set_generator_state(compat::default_generator(device), s.rng_cuda);
   }
@@ -84,13 +85,16 @@ void save_checkpoint(const CheckpointOptions& options, const torch::nn::Module& 
   try {
     archive.save_to(bytes);
   } catch (const c10::Error& e) {
-    throw std::runtime_error("cannot serialise the checkpoint " + options.path + ": " + e.what_without_backtrace());
+    throw std::runtime_error("cannot serialise the checkpoint " + options.path + ": " +
+                             e.what_without_backtrace());
   }
   write_file_atomic(options.path, bytes.str());
 }
 
-std::optional<TrainingSnapshot> load_checkpoint(const CheckpointOptions& options, torch::nn::Module& model,
-                                                const OptimizerState& optimizer, const nlohmann::json& expect,
+std::optional<TrainingSnapshot> load_checkpoint(const CheckpointOptions& options,
+                                                torch::nn::Module& model,
+                                                const OptimizerState& optimizer,
+                                                const nlohmann::json& expect,
                                                 const std::string& label) {
   std::error_code ec;
   if (!options.enabled()) return std::nullopt;
@@ -116,16 +120,17 @@ std::optional<TrainingSnapshot> load_checkpoint(const CheckpointOptions& options
     return std::nullopt;
   }
   if (s.progress.value("config_hash", "") != options.config_hash) {
-    std::cerr << who << "the checkpoint " << options.path << " was made by another configuration (hash "
-              << s.progress.value("config_hash", "?") << ", this run's is " << options.config_hash
+    std::cerr << who << "the checkpoint " << options.path
+              << " was made by another configuration (hash " << s.progress.value("config_hash", "?")
+              << ", this run's is " << options.config_hash
               << "); it is not resumed from, and will be overwritten\n";
     return std::nullopt;
   }
   for (const auto& [key, value] : expect.items()) {
     if (s.progress.value(key, nlohmann::json()) != value) {
       std::cerr << who << "the checkpoint " << options.path << " has " << key << " = "
-                << s.progress.value(key, nlohmann::json()).dump() << " where this run has " << value.dump()
-                << "; it is not resumed from, and will be overwritten\n";
+                << s.progress.value(key, nlohmann::json()).dump() << " where this run has "
+                << value.dump() << "; it is not resumed from, and will be overwritten\n";
       return std::nullopt;
     }
   }
@@ -141,20 +146,23 @@ std::optional<TrainingSnapshot> load_checkpoint(const CheckpointOptions& options
     auto stage = [&](const std::string& name, const torch::Tensor& target, bool) {
       const size_t i = copies.size();
       torch::Tensor t;
-      if (i >= names.size() || names[i] != name || !params.try_read("t" + std::to_string(i), t, true)) {
+      if (i >= names.size() || names[i] != name ||
+          !params.try_read("t" + std::to_string(i), t, true)) {
         throw std::runtime_error("the model's tensor " + std::to_string(i) + " (" + name +
                                  ") is not in the checkpoint");
       }
       if (t.sizes() != target.sizes()) {
         std::ostringstream os;
-        os << name << " has shape " << t.sizes() << " in the checkpoint, " << target.sizes() << " in the model";
+        os << name << " has shape " << t.sizes() << " in the checkpoint, " << target.sizes()
+           << " in the model";
         throw std::runtime_error(os.str());
       }
       copies.emplace_back(target, t);
     };
     for (const auto& p : model.named_parameters(true)) stage(p.key(), p.value(), false);
     for (const auto& b : model.named_buffers(true)) stage(b.key(), b.value(), true);
-    if (copies.size() != names.size()) throw std::runtime_error("the checkpoint holds more tensors than the model");
+    if (copies.size() != names.size())
+      throw std::runtime_error("the checkpoint holds more tensors than the model");
     torch::serialize::InputArchive opt;
     archive.read("optimizer", opt);
     archive.try_read("permutation", s.permutation, true);
@@ -180,10 +188,11 @@ std::optional<TrainingSnapshot> load_checkpoint(const CheckpointOptions& options
     }
     optimizer.load(opt);
   } catch (const c10::Error& e) {
-    throw std::runtime_error("the checkpoint " + options.path + " does not fit this model: " +
-                             e.what_without_backtrace() + afresh);
+    throw std::runtime_error("the checkpoint " + options.path +
+                             " does not fit this model: " + e.what_without_backtrace() + afresh);
   } catch (const std::exception& e) {
-    throw std::runtime_error("the checkpoint " + options.path + " does not fit this model: " + e.what() + afresh);
+    throw std::runtime_error("the checkpoint " + options.path +
+                             " does not fit this model: " + e.what() + afresh);
   }
   return s;
 }

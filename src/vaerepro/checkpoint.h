@@ -32,10 +32,11 @@ namespace vaerepro {
 
 /// Where and how often a training loop saves its state.
 struct CheckpointOptions {
-  std::string path;            ///< the checkpoint file; empty: no checkpoints
-  std::string config_hash;     ///< hash of the effective configuration; a file with another is not used
-  double every_seconds = 60;   ///< wall time between saves (<= 0: none by time)
-  int64_t every_steps = 0;     ///< also after this many steps (0: none by steps)
+  std::string path;  ///< the checkpoint file; empty: no checkpoints
+  std::string
+      config_hash;  ///< hash of the effective configuration; a file with another is not used
+  double every_seconds = 60;  ///< wall time between saves (<= 0: none by time)
+  int64_t every_steps = 0;    ///< also after this many steps (0: none by steps)
   bool enabled() const { return !path.empty(); }
 };
 
@@ -50,13 +51,13 @@ struct OptimizerState {
 
 /// The state of a training loop besides model and optimizer.
 struct TrainingSnapshot {
-  nlohmann::json progress;      ///< counters, partial curve, timings (the loop's own format)
-  torch::Tensor permutation;    ///< the epoch's data order (undefined before the first step)
+  nlohmann::json progress;    ///< counters, partial curve, timings (the loop's own format)
+  torch::Tensor permutation;  ///< the epoch's data order (undefined before the first step)
   /// Other tensors of the loop's state by name (e.g. a step's accumulators
   /// on the device); names are letters, digits, '_' and '-'.
   std::map<std::string, torch::Tensor> tensors;
-  torch::Tensor rng_cpu;        ///< the default CPU generator's state
-  torch::Tensor rng_cuda;       ///< the default CUDA generator's state (CUDA runs only)
+  torch::Tensor rng_cpu;   ///< the default CPU generator's state
+  torch::Tensor rng_cuda;  ///< the default CUDA generator's state (CUDA runs only)
 };
 
 /// The default generators' states of `device` (and the CPU's) into `s`.
@@ -79,10 +80,9 @@ void save_checkpoint(const CheckpointOptions& options, const torch::nn::Module& 
 /// the optimizer state, and returns the snapshot. Throws std::runtime_error
 /// (naming the file and how to start afresh) when a matching checkpoint does
 /// not fit the model.
-std::optional<TrainingSnapshot> load_checkpoint(const CheckpointOptions& options, torch::nn::Module& model,
-                                                const OptimizerState& optimizer,
-                                                const nlohmann::json& expect = nlohmann::json::object(),
-                                                const std::string& label = "");
+std::optional<TrainingSnapshot> load_checkpoint(
+    const CheckpointOptions& options, torch::nn::Module& model, const OptimizerState& optimizer,
+    const nlohmann::json& expect = nlohmann::json::object(), const std::string& label = "");
 
 /// True when every parameter of `model` is finite (a checkpoint is only
 /// written from a finite model: the last good one is kept).

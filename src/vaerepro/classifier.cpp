@@ -9,11 +9,14 @@
 namespace vaerepro {
 
 ClassifierImpl::ClassifierImpl(int64_t input_dim, int64_t num_classes) {
-  body = register_module("body", Mlp(MlpOptions(input_dim, {512, 256}).activation(Activation::kRelu)));
+  body =
+      register_module("body", Mlp(MlpOptions(input_dim, {512, 256}).activation(Activation::kRelu)));
   head = register_module("head", torch::nn::Linear(256, num_classes));
 }
 
-torch::Tensor ClassifierImpl::forward(const torch::Tensor& x) { return head(body->forward(x)); }
+torch::Tensor ClassifierImpl::forward(const torch::Tensor& x) {
+  return head(body->forward(x));
+}
 
 namespace {
 
@@ -115,9 +118,9 @@ nlohmann::json ConditionalAccuracy::to_json() const {
           {schema::key::kStandardError, standard_error}};
 }
 
-ConditionalAccuracy conditional_accuracy(const std::function<torch::Tensor(const torch::Tensor&)>& classify,
-                                         const torch::Tensor& samples, const torch::Tensor& labels,
-                                         int64_t num_classes) {
+ConditionalAccuracy conditional_accuracy(
+    const std::function<torch::Tensor(const torch::Tensor&)>& classify,
+    const torch::Tensor& samples, const torch::Tensor& labels, int64_t num_classes) {
   torch::NoGradGuard no_grad;
   auto pred = classify(samples).argmax(1).to(torch::kCPU);  // [N]
   auto lab = labels.to(torch::kCPU).to(torch::kLong);
@@ -127,7 +130,8 @@ ConditionalAccuracy conditional_accuracy(const std::function<torch::Tensor(const
     auto mask = lab == c;
     const int64_t count = mask.sum().item<int64_t>();
     a.per_label_count.push_back(count);
-    a.per_label.push_back(count ? hit.masked_select(mask).to(torch::kDouble).mean().item<double>() : 0.0);
+    a.per_label.push_back(count ? hit.masked_select(mask).to(torch::kDouble).mean().item<double>()
+                                : 0.0);
   }
   const double n = static_cast<double>(lab.size(0));
   a.overall = hit.to(torch::kDouble).mean().item<double>();

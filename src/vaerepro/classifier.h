@@ -83,8 +83,8 @@ struct ConditionalAccuracy {
 
 /// `classify` maps [N, D] images to [N, C] logits; `samples` [N, D] were
 /// generated for `labels` [N].
-ConditionalAccuracy conditional_accuracy(const std::function<torch::Tensor(const torch::Tensor&)>& classify,
-                                         const torch::Tensor& samples, const torch::Tensor& labels,
-                                         int64_t num_classes);
+ConditionalAccuracy conditional_accuracy(
+    const std::function<torch::Tensor(const torch::Tensor&)>& classify,
+    const torch::Tensor& samples, const torch::Tensor& labels, int64_t num_classes);
 
 }  // namespace vaerepro

@@ -26,15 +26,17 @@ std::string shell_command(int argc, char** argv, const std::vector<std::string>&
     if (std::find(drop.begin(), drop.end(), a) != drop.end()) continue;
     // A dropped option that takes a value ("--force-since=" in `drop`) goes with it.
     const auto valued = std::find_if(drop.begin(), drop.end(), [&](const std::string& d) {
-      return !d.empty() && d.back() == '=' && (a == d.substr(0, d.size() - 1) || a.rfind(d, 0) == 0);
+      return !d.empty() && d.back() == '=' &&
+             (a == d.substr(0, d.size() - 1) || a.rfind(d, 0) == 0);
     });
     if (valued != drop.end()) {
       if (a.find('=') == std::string::npos) ++i;  // its value is the next argument
       continue;
     }
-    const bool plain = !a.empty() && a.find_first_not_of(
-                                         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-                                         "-_./=,:+@%") == std::string::npos;
+    const bool plain =
+        !a.empty() && a.find_first_not_of(
+                          "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                          "-_./=,:+@%") == std::string::npos;
     std::string q = a;
     if (!plain) {
       q = "'";
@@ -58,33 +60,42 @@ std::string locate_suite_folder(const std::string& value, const std::string& nam
 
 po::options_description generic_options(CommonOptions& o) {
   po::options_description d("Generic");
-  d.add_options()
-      ("help,h", "print this help and exit")
-      ("config", po::value(&o.config), "read options from FILE (key = value lines); the command line wins")
-      ("profile", po::value(&o.profile)->default_value(o.profile),
-       "smoke (seconds, for tests) | quick (minutes on 2 CPU cores) | full (the paper's budget)")
-      ("dataset", po::value(&o.dataset)->default_value(o.dataset),
-       "auto (real MNIST if in data/mnist, else Fashion-MNIST) | mnist | fashion-mnist | mnist-10k | synthetic")
-      ("protocol", po::value(&o.protocol),
-       "binarized (dynamic binarisation, proper nats) | gray-bce (seed 000: gray levels in BCE, not a likelihood) | threshold (seed 002: pixels above zero set to one, once)")
-      ("device", po::value(&o.device)->default_value(o.device), "auto | cpu | cuda")
-      ("seed", po::value(&o.seed)->default_value(o.seed), "random seed (runs are deterministic on CPU)")
-      ("seeds", po::value<std::string>(),
-       "several seeds, e.g. 1,2,3: one complete run each, the first into --out, the others into "
-       "OUT/seeds/SEED/ (the report shows their mean and spread)")
-      ("out", po::value(&o.out)->default_value(o.out)->notifier([&o](const std::string&) {
-         o.out = locate_suite_folder(o.out, "results");
-       }), "results root folder (default: ./results, else the checkout's results/)")
-      ("data-dir", po::value(&o.data_dir)->default_value(o.data_dir)->notifier([&o](const std::string&) {
-         o.data_dir = locate_suite_folder(o.data_dir, "data");
-       }), "the data/ folder (default: ./data, else the checkout's data/)")
-      ("threads", po::value(&o.threads)->default_value(o.threads), "CPU threads (0 = all available cores)")
-      ("force", po::bool_switch(&o.force),
-       "train again from scratch even when OUT/SLUG is complete for this configuration (ignores its checkpoints and cached points)")
-      ("force-since", po::value(&o.force_since),
-       "with --force: keep what finished after this moment (seconds since the epoch; default: the program's start)")
-      ("checkpoint-every", po::value(&o.checkpoint_every)->default_value(o.checkpoint_every),
-       "seconds between checkpoints of the model in training (0 = only when a model ends and on SIGINT/SIGTERM)");
+  d.add_options()("help,h", "print this help and exit")(
+      "config", po::value(&o.config),
+      "read options from FILE (key = value lines); the command line wins")(
+      "profile", po::value(&o.profile)->default_value(o.profile),
+      "smoke (seconds, for tests) | quick (minutes on 2 CPU cores) | full (the paper's budget)")(
+      "dataset", po::value(&o.dataset)->default_value(o.dataset),
+      "auto (real MNIST if in data/mnist, else Fashion-MNIST) | mnist | fashion-mnist | mnist-10k "
+      "| synthetic")(
+      "protocol", po::value(&o.protocol),
+      "binarized (dynamic binarisation, proper nats) | gray-bce (seed 000: gray levels in BCE, not "
+      "a likelihood) | threshold (seed 002: pixels above zero set to one, once)")(
+      "device", po::value(&o.device)->default_value(o.device), "auto | cpu | cuda")(
+      "seed", po::value(&o.seed)->default_value(o.seed),
+      "random seed (runs are deterministic on CPU)")(
+      "seeds", po::value<std::string>(),
+      "several seeds, e.g. 1,2,3: one complete run each, the first into --out, the others into "
+      "OUT/seeds/SEED/ (the report shows their mean and spread)")(
+      "out", po::value(&o.out)->default_value(o.out)->notifier([&o](const std::string&) {
+        o.out = locate_suite_folder(o.out, "results");
+      }),
+      "results root folder (default: ./results, else the checkout's results/)")(
+      "data-dir",
+      po::value(&o.data_dir)->default_value(o.data_dir)->notifier([&o](const std::string&) {
+        o.data_dir = locate_suite_folder(o.data_dir, "data");
+      }),
+      "the data/ folder (default: ./data, else the checkout's data/)")(
+      "threads", po::value(&o.threads)->default_value(o.threads),
+      "CPU threads (0 = all available cores)")(
+      "force", po::bool_switch(&o.force),
+      "train again from scratch even when OUT/SLUG is complete for this configuration (ignores its "
+      "checkpoints and cached points)")("force-since", po::value(&o.force_since),
+                                        "with --force: keep what finished after this moment "
+                                        "(seconds since the epoch; default: the program's start)")(
+      "checkpoint-every", po::value(&o.checkpoint_every)->default_value(o.checkpoint_every),
+      "seconds between checkpoints of the model in training (0 = only when a model ends and on "
+      "SIGINT/SIGTERM)");
   return d;
 }
 
@@ -96,9 +107,10 @@ bool parse_command_line(int argc, char** argv, const std::string& synopsis,
     // word and the run go on with the defaults.
     for (const auto& opt : parsed.options) {
       if (opt.position_key >= 0 || opt.string_key.empty()) {
-        const std::string word = opt.original_tokens.empty() ? std::string("?") : opt.original_tokens.front();
-        throw UsageError("unexpected argument '" + word + "': every setting is an option (e.g. --profile " + word +
-                         "); see --help");
+        const std::string word =
+            opt.original_tokens.empty() ? std::string("?") : opt.original_tokens.front();
+        throw UsageError("unexpected argument '" + word +
+                         "': every setting is an option (e.g. --profile " + word + "); see --help");
       }
     }
     po::store(parsed, vm);
@@ -149,7 +161,8 @@ void validate_common(const CommonOptions& o) {
     datasets.insert(datasets.begin(), "auto");
   }
   require_one_of("dataset", o.dataset, datasets);
-  if (!o.protocol.empty()) require_one_of("protocol", o.protocol, {"binarized", "gray-bce", "threshold"});
+  if (!o.protocol.empty())
+    require_one_of("protocol", o.protocol, {"binarized", "gray-bce", "threshold"});
   require_one_of("device", o.device, {"auto", "cpu", "cuda"});
   if (o.seed < 0 || o.seed > 1000000000) {
     throw UsageError("--seed must be between 0 and 1e9, got " + std::to_string(o.seed));
@@ -162,7 +175,8 @@ void validate_common(const CommonOptions& o) {
   require_range("checkpoint-every", o.checkpoint_every, 0, 1e7);
 }
 
-std::vector<double> parse_positive_reals(const std::string& text, const std::string& option, double max) {
+std::vector<double> parse_positive_reals(const std::string& text, const std::string& option,
+                                         double max) {
   std::vector<double> out;
   std::stringstream ss(text);
   std::string tok;
@@ -171,7 +185,8 @@ std::vector<double> parse_positive_reals(const std::string& text, const std::str
     throw UsageError("--" + option + ": '" + text + "' has an empty entry (write e.g. 0.5,1,2)");
   }
   while (std::getline(ss, tok, ',')) {
-    if (tok.empty()) throw UsageError("--" + option + ": '" + text + "' has an empty entry (write e.g. 0.5,1,2)");
+    if (tok.empty())
+      throw UsageError("--" + option + ": '" + text + "' has an empty entry (write e.g. 0.5,1,2)");
     size_t used = 0;
     double v = 0;
     try {
@@ -241,13 +256,16 @@ std::vector<int64_t> parse_positive_list(const std::string& text, const std::str
   std::string body = text;
   while (!body.empty() && body.front() == ' ') body.erase(body.begin());
   while (!body.empty() && body.back() == ' ') body.pop_back();
-  const bool open = !body.empty() && body.front() == '[', close = !body.empty() && body.back() == ']';
+  const bool open = !body.empty() && body.front() == '[',
+             close = !body.empty() && body.back() == ']';
   if (open != close || (open && body.size() < 2)) {
-    throw UsageError("--" + option + ": '" + text + "' has an unbalanced bracket (write e.g. 3,5,10 or [3,5,10])");
+    throw UsageError("--" + option + ": '" + text +
+                     "' has an unbalanced bracket (write e.g. 3,5,10 or [3,5,10])");
   }
   if (open) body = body.substr(1, body.size() - 2);
   if (body.find_first_of("[]") != std::string::npos) {
-    throw UsageError("--" + option + ": '" + text + "': brackets only around the whole list (write e.g. 3,5,10)");
+    throw UsageError("--" + option + ": '" + text +
+                     "': brackets only around the whole list (write e.g. 3,5,10)");
   }
   {
     std::string entry;
@@ -399,9 +417,10 @@ int run_program(const std::string& program, int argc, char** argv,
     std::vector<char*> cargv;
     for (auto& s : args) cargv.push_back(s.data());
     cargv.push_back(nullptr);
-    std::cout << program << ": seed " << seeds[i] << " (" << i + 1 << " of " << seeds.size() << "), results in "
-              << dir << "\n";
-    const int code = run_program(program, [&] { return body(static_cast<int>(args.size()), cargv.data()); });
+    std::cout << program << ": seed " << seeds[i] << " (" << i + 1 << " of " << seeds.size()
+              << "), results in " << dir << "\n";
+    const int code =
+        run_program(program, [&] { return body(static_cast<int>(args.size()), cargv.data()); });
     if (code == 130 || code == 143) return code;
     if (code != 0 && result == 0) result = code;
   }

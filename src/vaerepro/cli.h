@@ -33,19 +33,19 @@ std::string shell_command(int argc, char** argv, const std::vector<std::string>&
 struct CommonOptions {
   std::string profile = "quick";  ///< smoke | quick | full
   std::string dataset = "auto";   ///< auto | mnist | fashion-mnist | mnist-10k | synthetic
-  std::string protocol;           ///< binarized | gray-bce | threshold; empty = the chapter's default
-  std::string device = "auto";    ///< auto | cpu | cuda
+  std::string protocol;         ///< binarized | gray-bce | threshold; empty = the chapter's default
+  std::string device = "auto";  ///< auto | cpu | cuda
   int64_t seed = 1;
-  std::string out = "results";    ///< results root
+  std::string out = "results";  ///< results root
   std::string data_dir = "data";
-  int threads = 0;                ///< 0 = the cores available
-  std::string config;             ///< optional config file (key = value)
-  bool force = false;             ///< train again even when a complete result of this configuration exists
+  int threads = 0;     ///< 0 = the cores available
+  std::string config;  ///< optional config file (key = value)
+  bool force = false;  ///< train again even when a complete result of this configuration exists
   /// With --force: what was finished before this moment (seconds since the
   /// epoch; 0 = the program's start) trains again; what finished after it (a
   /// point job of the same `make` run) is kept.
   double force_since = 0;
-  double checkpoint_every = 60;   ///< seconds between checkpoints of the model in training
+  double checkpoint_every = 60;  ///< seconds between checkpoints of the model in training
 };
 
 /// Where the suite's own folder `name` ("data", "results") is when a run
@@ -82,7 +82,8 @@ std::vector<int64_t> parse_positive_list(const std::string& text, const std::str
 
 /// "0.5,1,2" -> {0.5, 1, 2}, sorted; every entry a number in (0, max], none
 /// twice, none left out ("1,,5", "1,"). Throws UsageError naming `option`.
-std::vector<double> parse_positive_reals(const std::string& text, const std::string& option, double max);
+std::vector<double> parse_positive_reals(const std::string& text, const std::string& option,
+                                         double max);
 
 /// "seed,paper" -> {"seed", "paper"}: names separated by commas (spaces
 /// around each trimmed), each one of `choices` (any name when `choices` is

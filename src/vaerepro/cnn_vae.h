@@ -36,10 +36,10 @@ namespace vaerepro {
 
 struct CnnVaeOptions {
   explicit CnnVaeOptions(int64_t latent) : latent_(latent) {}
-  TORCH_ARG(int64_t, latent);           ///< Z
-  TORCH_ARG(int64_t, channels1) = 32;   ///< C1
-  TORCH_ARG(int64_t, channels2) = 64;   ///< C2
-  TORCH_ARG(int64_t, height) = 28;      ///< the image (a multiple of 4)
+  TORCH_ARG(int64_t, latent);          ///< Z
+  TORCH_ARG(int64_t, channels1) = 32;  ///< C1
+  TORCH_ARG(int64_t, channels2) = 64;  ///< C2
+  TORCH_ARG(int64_t, height) = 28;     ///< the image (a multiple of 4)
   TORCH_ARG(int64_t, width) = 28;
   TORCH_ARG(double, leaky_slope) = 0.2;
 };
@@ -52,10 +52,12 @@ class CnnVaeImpl : public torch::nn::Module, public LatentModel {
   GaussianPosterior encode(const torch::Tensor& x);
   /// Bernoulli logits of p(x | z): z [.., Z] -> [.., D].
   torch::Tensor decode(const torch::Tensor& z);
-  torch::Tensor log_weights(const torch::Tensor& x_in, const torch::Tensor& x, const torch::Tensor& c,
-                            int64_t k) override;
-  ElboTerms elbo_terms(const torch::Tensor& x_in, const torch::Tensor& x, const torch::Tensor& c) override;
-  std::vector<torch::Tensor> posterior_means(const torch::Tensor& x, const torch::Tensor& c) override;
+  torch::Tensor log_weights(const torch::Tensor& x_in, const torch::Tensor& x,
+                            const torch::Tensor& c, int64_t k) override;
+  ElboTerms elbo_terms(const torch::Tensor& x_in, const torch::Tensor& x,
+                       const torch::Tensor& c) override;
+  std::vector<torch::Tensor> posterior_means(const torch::Tensor& x,
+                                             const torch::Tensor& c) override;
   torch::Tensor reconstruct(const torch::Tensor& x, const torch::Tensor& c) override;
   torch::Tensor sample(int64_t n, const torch::Tensor& c) override;
   torch::nn::Module& module() override { return *this; }

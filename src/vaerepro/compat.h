@@ -52,11 +52,15 @@ inline at::Generator default_generator(const torch::Device& device) {
 }
 
 /// A generator's state as a byte tensor (what checkpoints store).
-inline at::Tensor generator_state(const at::Generator& gen) { return gen.get_state(); }
+inline at::Tensor generator_state(const at::Generator& gen) {
+  return gen.get_state();
+}
 
 /// Restores a state that generator_state() returned for a generator of the
 /// same kind.
-inline void set_generator_state(at::Generator gen, const at::Tensor& state) { gen.set_state(state); }
+inline void set_generator_state(at::Generator gen, const at::Tensor& state) {
+  gen.set_state(state);
+}
 
 /// The CPU generator's implementation (its mt19937 engine and mutex).
 inline at::CPUGeneratorImpl* cpu_generator_impl(const at::Generator& gen) {

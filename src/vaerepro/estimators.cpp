@@ -51,9 +51,12 @@ LogMarginalEstimate importance_sampled_log_marginal(VaeImpl& vae, const torch::T
 }
 
 nlohmann::json HmcOptions::to_json() const {
-  return {{"burn_in", burn_in},       {"samples", samples},
-          {"leapfrog_steps", leapfrog_steps}, {"thin", thin},
-          {"initial_step", initial_step}, {"target_acceptance", target_acceptance},
+  return {{"burn_in", burn_in},
+          {"samples", samples},
+          {"leapfrog_steps", leapfrog_steps},
+          {"thin", thin},
+          {"initial_step", initial_step},
+          {"target_acceptance", target_acceptance},
           {"fitted_density", "Gaussian, mean and full covariance of the first L samples"},
           {"chain_start", "the encoder's mean"}};
 }
@@ -75,8 +78,8 @@ Potential potential(VaeImpl& vae, const torch::Tensor& z, const torch::Tensor& x
                     const torch::Tensor& c) {
   torch::AutoGradMode grad_mode(true);
   auto zz = z.detach().requires_grad_(true);
-  auto u = -log_joint(vae, zz, x, c);                             // [B]
-  auto g = torch::autograd::grad({u.sum()}, {zz})[0];             // [B, Z]
+  auto u = -log_joint(vae, zz, x, c);                  // [B]
+  auto g = torch::autograd::grad({u.sum()}, {zz})[0];  // [B, Z]
   return {u.detach(), g.detach()};
 }
 
@@ -84,8 +87,8 @@ Potential potential(VaeImpl& vae, const torch::Tensor& z, const torch::Tensor& x
 torch::Tensor hmc_transition(VaeImpl& vae, torch::Tensor& z, Potential& pot, const torch::Tensor& x,
                              const torch::Tensor& c, const torch::Tensor& eps, int64_t steps,
                              torch::Tensor* accept_prob) {
-  auto e = eps.unsqueeze(1);                 // [B, 1]
-  auto p0 = torch::randn_like(z);            // [B, Z]
+  auto e = eps.unsqueeze(1);       // [B, 1]
+  auto p0 = torch::randn_like(z);  // [B, Z]
   auto p = p0 - 0.5 * e * pot.grad;
   auto zn = z.clone();
   Potential pn = pot;
@@ -136,27 +139,30 @@ HmcEstimate hmc_log_marginal(VaeImpl& vae, const torch::Tensor& x, const torch::
     auto acc = torch::zeros({b}, z.options().dtype(torch::kDouble));
     for (int64_t l = 0; l < o.samples; ++l) {
       throw_if_stopped("the HMC estimate");
-      for (int64_t t = 0; t < o.thin; ++t) acc += hmc_transition(vae, z, pot, x, c, eps, o.leapfrog_steps, nullptr);
+      for (int64_t t = 0; t < o.thin; ++t)
+        acc += hmc_transition(vae, z, pot, x, c, eps, o.leapfrog_steps, nullptr);
       out.push_back(z.clone());
     }
     *accepted = acc / static_cast<double>(o.samples * o.thin);
     return torch::stack(out);  // [L, B, Z]
   };
   torch::Tensor acc1, acc2;
-  auto fit = draw(&acc1).to(torch::kDouble);                  // [L, B, Z]
-  auto mean = fit.mean(0);                                    // [B, Z]
-  auto centered = (fit - mean).permute({1, 2, 0});            // [B, Z, L]
-  auto cov = centered.matmul(centered.transpose(1, 2)) / static_cast<double>(o.samples - 1);  // [B, Z, Z]
+  auto fit = draw(&acc1).to(torch::kDouble);        // [L, B, Z]
+  auto mean = fit.mean(0);                          // [B, Z]
+  auto centered = (fit - mean).permute({1, 2, 0});  // [B, Z, L]
+  auto cov =
+      centered.matmul(centered.transpose(1, 2)) / static_cast<double>(o.samples - 1);  // [B, Z, Z]
   cov = cov + 1e-6 * torch::eye(dz, cov.options());
-  auto prec = torch::inverse(cov);                            // [B, Z, Z]
-  auto logdet = torch::logdet(cov);                           // [B]
-  auto samples = draw(&acc2);                                 // [L, B, Z]
-  torch::Tensor log_r;                                        // [L, B]: log q(z) - log p(x, z)
+  auto prec = torch::inverse(cov);   // [B, Z, Z]
+  auto logdet = torch::logdet(cov);  // [B]
+  auto samples = draw(&acc2);        // [L, B, Z]
+  torch::Tensor log_r;               // [L, B]: log q(z) - log p(x, z)
   {
     torch::NoGradGuard no_grad;
     auto zd = samples.to(torch::kDouble);
-    auto diff = zd - mean.unsqueeze(0);                       // [L, B, Z]
-    auto maha = (diff.unsqueeze(-2).matmul(prec.unsqueeze(0)).squeeze(-2) * diff).sum(-1);  // [L, B]
+    auto diff = zd - mean.unsqueeze(0);  // [L, B, Z]
+    auto maha =
+        (diff.unsqueeze(-2).matmul(prec.unsqueeze(0)).squeeze(-2) * diff).sum(-1);  // [L, B]
     auto log_q = -0.5 * (maha + logdet.unsqueeze(0) + dz * std::log(2 * M_PI));
     auto lj = log_joint(vae, samples.reshape({-1, dz}), x.repeat({o.samples, 1}),
                         c.defined() ? c.repeat({o.samples, 1}) : c)
@@ -183,7 +189,8 @@ SetEstimate summarize(const LogMarginalEstimate& e) {
   auto v = e.log_px.to(torch::kCPU).to(torch::kDouble);
   s.examples = v.size(0);
   s.mean = v.mean().item<double>();
-  s.standard_error_data = s.examples > 1 ? v.std().item<double>() / std::sqrt(static_cast<double>(s.examples)) : 0.0;
+  s.standard_error_data =
+      s.examples > 1 ? v.std().item<double>() / std::sqrt(static_cast<double>(s.examples)) : 0.0;
   s.mean_mc_standard_error = e.standard_error.to(torch::kDouble).mean().item<double>();
   return s;
 }

@@ -35,10 +35,10 @@ LogMarginalEstimate importance_sampled_log_marginal(VaeImpl& vae, const torch::T
 
 /// Settings of the HMC-based estimator.
 struct HmcOptions {
-  int64_t burn_in = 300;          ///< transitions before sampling, step size adapted
-  int64_t samples = 400;          ///< L, for the fit and again for the estimate
+  int64_t burn_in = 300;  ///< transitions before sampling, step size adapted
+  int64_t samples = 400;  ///< L, for the fit and again for the estimate
   int64_t leapfrog_steps = 10;
-  int64_t thin = 2;               ///< keep every thin-th transition
+  int64_t thin = 2;  ///< keep every thin-th transition
   double initial_step = 0.05;
   double target_acceptance = 0.8;  ///< step size adapted towards it during burn-in
   nlohmann::json to_json() const;

@@ -9,7 +9,8 @@ namespace po = boost::program_options;
 
 namespace vaerepro {
 
-ChapterRun::ChapterRun(const ChapterInfo& info, ChapterSetup setup, Profile profile, nlohmann::json config)
+ChapterRun::ChapterRun(const ChapterInfo& info, ChapterSetup setup, Profile profile,
+                       nlohmann::json config)
     : info_(info),
       setup_(std::move(setup)),
       profile_(profile),
@@ -34,9 +35,9 @@ schema::Budget ChapterRun::budget(double amount, double paper_amount, const std:
 schema::Budget ChapterRun::samples_budget(int64_t samples, double paper_samples,
                                           const std::string& each, const std::string& paper,
                                           const std::string& note) const {
-  return budget(static_cast<double>(samples), paper_samples, "training samples per " + each, paper,
-                "each " + each + " sees " + std::to_string(samples) + " training samples (" +
-                    note + ")");
+  return budget(
+      static_cast<double>(samples), paper_samples, "training samples per " + each, paper,
+      "each " + each + " sees " + std::to_string(samples) + " training samples (" + note + ")");
 }
 
 void ChapterRun::begin(const nlohmann::json& data, const schema::Budget& budget) {
@@ -62,7 +63,8 @@ void ChapterRun::begin(const nlohmann::json& data, const schema::Budget& budget)
 }
 
 RunWriter& ChapterRun::writer() {
-  if (!writer_) throw std::logic_error(info_.program + ": the run's files are written only after begin()");
+  if (!writer_)
+    throw std::logic_error(info_.program + ": the run's files are written only after begin()");
   return *writer_;
 }
 
@@ -72,7 +74,8 @@ nlohmann::json& ChapterRun::record() {
 }
 
 CheckpointOptions ChapterRun::checkpoint(const std::string& name) const {
-  if (!checkpoints_) throw std::logic_error(info_.program + ": checkpoints exist only after begin()");
+  if (!checkpoints_)
+    throw std::logic_error(info_.program + ": checkpoints exist only after begin()");
   return checkpoints_->model(name);
 }
 
@@ -123,7 +126,8 @@ int run_one(Chapter& chapter, int argc, char** argv) {
   po::options_description all;
   all.add(generic_options(common)).add(options.description());
   po::variables_map vm;
-  const std::string synopsis = info.program + ": " + info.title + "\nusage: " + info.program + " [options]";
+  const std::string synopsis =
+      info.program + ": " + info.title + "\nusage: " + info.program + " [options]";
   if (!parse_command_line(argc, argv, synopsis, all, vm)) return 0;
   // The profile first, as an enum: its defaults, then the values given over them.
   const Profile profile = parse_profile(vm["profile"].as<std::string>());
@@ -133,8 +137,10 @@ int run_one(Chapter& chapter, int argc, char** argv) {
   options.validate();
   chapter.validate();
 
-  ChapterRun run(info, start_chapter(info.program, info.slug, common, info.protocol, info.paper_dataset, argc, argv),
-                 profile, options.config());
+  ChapterRun run(
+      info,
+      start_chapter(info.program, info.slug, common, info.protocol, info.paper_dataset, argc, argv),
+      profile, options.config());
   try {
     const nlohmann::json metrics = chapter.run(run);
     // Inside the try: a failure to write the results (a full disk) is a failed run too.

@@ -123,8 +123,9 @@ class ChapterRun {
   /// it from `model` on the device, an optimizer from `optimizer`, and train
   /// it with `train` (its label and, unless set, its checkpoint filled in:
   /// this run's, after begin()).
-  TrainedVae train_vae(const std::string& name, const VaeOptions& model, const OptimizerOptions& optimizer,
-                       const TensorData& data, TrainOptions train) const;
+  TrainedVae train_vae(const std::string& name, const VaeOptions& model,
+                       const OptimizerOptions& optimizer, const TensorData& data,
+                       TrainOptions train) const;
 
   /// The judge of a chapter's images (classifier.h's train_judge), seeded as
   /// the model `seed_name`, on the device, with this run's checkpoint

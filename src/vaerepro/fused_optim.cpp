@@ -46,7 +46,8 @@ FusedOptimizerOptions with_default_eps(FusedOptimizerOptions o) {
 
 }  // namespace
 
-FusedOptimizer::FusedOptimizer(std::vector<torch::Tensor> params, const FusedOptimizerOptions& options)
+FusedOptimizer::FusedOptimizer(std::vector<torch::Tensor> params,
+                               const FusedOptimizerOptions& options)
     : torch::optim::Optimizer(std::vector<torch::Tensor>(params), torch_defaults(options)),
       options_(with_default_eps(options)) {
   if (params.empty()) throw std::invalid_argument("fused optimizer: no parameters to optimize");
@@ -63,7 +64,8 @@ FusedOptimizer::FusedOptimizer(std::vector<torch::Tensor> params, const FusedOpt
     }
     if (p.scalar_type() != params.front().scalar_type() || p.device() != params.front().device()) {
       throw std::invalid_argument(
-          "fused optimizer: parameters of mixed dtype or device (move the model to one device first)");
+          "fused optimizer: parameters of mixed dtype or device (move the model to one device "
+          "first)");
     }
     total = aligned(total) + p.numel();
   }
@@ -75,7 +77,8 @@ FusedOptimizer::FusedOptimizer(std::vector<torch::Tensor> params, const FusedOpt
     // The view keeps the parameter's memory layout (an input-major weight,
     // models.h, stays input major); a layout with gaps or overlaps becomes
     // contiguous.
-    const auto strides = p.is_non_overlapping_and_dense() ? p.strides().vec() : p.contiguous().strides().vec();
+    const auto strides =
+        p.is_non_overlapping_and_dense() ? p.strides().vec() : p.contiguous().strides().vec();
     auto view = flat_params_.as_strided(p.sizes(), strides, offset);
     view.copy_(p.detach());
     p.set_data(view);  // the module's tensor now lives in the flat buffer
@@ -83,8 +86,9 @@ FusedOptimizer::FusedOptimizer(std::vector<torch::Tensor> params, const FusedOpt
     offset += p.numel();
   }
   state1_ = options_.kind == FusedOptimizerOptions::Kind::kSgd ? torch::Tensor()
-                                                                : torch::zeros_like(flat_params_);
-  if (options_.kind == FusedOptimizerOptions::Kind::kAdam) state2_ = torch::zeros_like(flat_params_);
+                                                               : torch::zeros_like(flat_params_);
+  if (options_.kind == FusedOptimizerOptions::Kind::kAdam)
+    state2_ = torch::zeros_like(flat_params_);
 }
 
 torch::Tensor FusedOptimizer::step(LossClosure closure) {
@@ -112,7 +116,7 @@ namespace {
 // intrinsics. Each tail loop is the reference.
 #ifdef VAEREPRO_X86
 __attribute__((target("avx2"))) int64_t adagrad_avx2(float* p, float* s, const float* g, int64_t n,
-                                                      float neg_clr, float eps, float wd) {
+                                                     float neg_clr, float eps, float wd) {
   const __m256 a = _mm256_set1_ps(neg_clr), e = _mm256_set1_ps(eps), w = _mm256_set1_ps(wd);
   const bool decay = wd != 0.0f;
   int64_t i = 0;
@@ -128,7 +132,8 @@ __attribute__((target("avx2"))) int64_t adagrad_avx2(float* p, float* s, const f
   return i;
 }
 
-int64_t adagrad_sse(float* p, float* s, const float* g, int64_t n, float neg_clr, float eps, float wd) {
+int64_t adagrad_sse(float* p, float* s, const float* g, int64_t n, float neg_clr, float eps,
+                    float wd) {
   const __m128 a = _mm_set1_ps(neg_clr), e = _mm_set1_ps(eps), w = _mm_set1_ps(wd);
   const bool decay = wd != 0.0f;
   int64_t i = 0;
@@ -144,21 +149,24 @@ int64_t adagrad_sse(float* p, float* s, const float* g, int64_t n, float neg_clr
   return i;
 }
 
-__attribute__((target("avx2"))) int64_t adam_avx2(float* p, float* m, float* v, const float* g, int64_t n,
-                                                   float neg_step, float sqrt_bc2, float eps, float b1,
-                                                   float one_minus_b1, float b2, float one_minus_b2, float wd) {
+__attribute__((target("avx2"))) int64_t adam_avx2(float* p, float* m, float* v, const float* g,
+                                                  int64_t n, float neg_step, float sqrt_bc2,
+                                                  float eps, float b1, float one_minus_b1, float b2,
+                                                  float one_minus_b2, float wd) {
   const __m256 a = _mm256_set1_ps(neg_step), sb = _mm256_set1_ps(sqrt_bc2), e = _mm256_set1_ps(eps);
   const __m256 vb1 = _mm256_set1_ps(b1), vb1c = _mm256_set1_ps(one_minus_b1);
-  const __m256 vb2 = _mm256_set1_ps(b2), vb2c = _mm256_set1_ps(one_minus_b2), w = _mm256_set1_ps(wd);
+  const __m256 vb2 = _mm256_set1_ps(b2), vb2c = _mm256_set1_ps(one_minus_b2),
+               w = _mm256_set1_ps(wd);
   const bool decay = wd != 0.0f;
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
     __m256 pi = _mm256_loadu_ps(p + i);
     __m256 gi = _mm256_loadu_ps(g + i);
     if (decay) gi = _mm256_add_ps(gi, _mm256_mul_ps(w, pi));
-    const __m256 mi = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(m + i), vb1), _mm256_mul_ps(vb1c, gi));
-    const __m256 vi =
-        _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i), vb2), _mm256_mul_ps(vb2c, _mm256_mul_ps(gi, gi)));
+    const __m256 mi =
+        _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(m + i), vb1), _mm256_mul_ps(vb1c, gi));
+    const __m256 vi = _mm256_add_ps(_mm256_mul_ps(_mm256_loadu_ps(v + i), vb2),
+                                    _mm256_mul_ps(vb2c, _mm256_mul_ps(gi, gi)));
     _mm256_storeu_ps(m + i, mi);
     _mm256_storeu_ps(v + i, vi);
     const __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), sb), e);
@@ -167,8 +175,9 @@ __attribute__((target("avx2"))) int64_t adam_avx2(float* p, float* m, float* v, 
   return i;
 }
 
-int64_t adam_sse(float* p, float* m, float* v, const float* g, int64_t n, float neg_step, float sqrt_bc2,
-                 float eps, float b1, float one_minus_b1, float b2, float one_minus_b2, float wd) {
+int64_t adam_sse(float* p, float* m, float* v, const float* g, int64_t n, float neg_step,
+                 float sqrt_bc2, float eps, float b1, float one_minus_b1, float b2,
+                 float one_minus_b2, float wd) {
   const __m128 a = _mm_set1_ps(neg_step), sb = _mm_set1_ps(sqrt_bc2), e = _mm_set1_ps(eps);
   const __m128 vb1 = _mm_set1_ps(b1), vb1c = _mm_set1_ps(one_minus_b1);
   const __m128 vb2 = _mm_set1_ps(b2), vb2c = _mm_set1_ps(one_minus_b2), w = _mm_set1_ps(wd);
@@ -179,7 +188,8 @@ int64_t adam_sse(float* p, float* m, float* v, const float* g, int64_t n, float 
     __m128 gi = _mm_loadu_ps(g + i);
     if (decay) gi = _mm_add_ps(gi, _mm_mul_ps(w, pi));
     const __m128 mi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(m + i), vb1), _mm_mul_ps(vb1c, gi));
-    const __m128 vi = _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(v + i), vb2), _mm_mul_ps(vb2c, _mm_mul_ps(gi, gi)));
+    const __m128 vi =
+        _mm_add_ps(_mm_mul_ps(_mm_loadu_ps(v + i), vb2), _mm_mul_ps(vb2c, _mm_mul_ps(gi, gi)));
     _mm_storeu_ps(m + i, mi);
     _mm_storeu_ps(v + i, vi);
     const __m128 denom = _mm_add_ps(_mm_div_ps(_mm_sqrt_ps(vi), sb), e);
@@ -194,10 +204,12 @@ bool have_avx2() {
 }
 #endif
 
-void adagrad_loop(float* p, float* s, const float* g, int64_t n, float neg_clr, float eps, float wd) {
+void adagrad_loop(float* p, float* s, const float* g, int64_t n, float neg_clr, float eps,
+                  float wd) {
   int64_t i = 0;
 #ifdef VAEREPRO_X86
-  i = have_avx2() ? adagrad_avx2(p, s, g, n, neg_clr, eps, wd) : adagrad_sse(p, s, g, n, neg_clr, eps, wd);
+  i = have_avx2() ? adagrad_avx2(p, s, g, n, neg_clr, eps, wd)
+                  : adagrad_sse(p, s, g, n, neg_clr, eps, wd);
 #endif
   for (; i < n; ++i) {
     const float gi = wd != 0.0f ? g[i] + wd * p[i] : g[i];
@@ -207,12 +219,15 @@ void adagrad_loop(float* p, float* s, const float* g, int64_t n, float neg_clr, 
   }
 }
 
-void adam_loop(float* p, float* m, float* v, const float* g, int64_t n, float neg_step, float sqrt_bc2,
-               float eps, float b1, float one_minus_b1, float b2, float one_minus_b2, float wd) {
+void adam_loop(float* p, float* m, float* v, const float* g, int64_t n, float neg_step,
+               float sqrt_bc2, float eps, float b1, float one_minus_b1, float b2,
+               float one_minus_b2, float wd) {
   int64_t i = 0;
 #ifdef VAEREPRO_X86
-  i = have_avx2() ? adam_avx2(p, m, v, g, n, neg_step, sqrt_bc2, eps, b1, one_minus_b1, b2, one_minus_b2, wd)
-                  : adam_sse(p, m, v, g, n, neg_step, sqrt_bc2, eps, b1, one_minus_b1, b2, one_minus_b2, wd);
+  i = have_avx2() ? adam_avx2(p, m, v, g, n, neg_step, sqrt_bc2, eps, b1, one_minus_b1, b2,
+                              one_minus_b2, wd)
+                  : adam_sse(p, m, v, g, n, neg_step, sqrt_bc2, eps, b1, one_minus_b1, b2,
+                             one_minus_b2, wd);
 #endif
   for (; i < n; ++i) {
     const float gi = wd != 0.0f ? g[i] + wd * p[i] : g[i];
@@ -233,7 +248,7 @@ void sgd_loop(float* __restrict p, const float* __restrict g, int64_t n, float n
 
 /// One parameter's slice of the CPU loop with its per-step coefficients.
 struct Job {
-  int64_t begin = 0, end = 0;  ///< range in the flat buffer
+  int64_t begin = 0, end = 0;   ///< range in the flat buffer
   const float* grad = nullptr;  ///< at `begin`
   float a = 0, b = 0, c = 0;    ///< kind-specific coefficients
 };
@@ -251,7 +266,8 @@ void FusedOptimizer::step_cpu_float(double lr) {
     TORCH_CHECK(!g.is_sparse(), "fused optimizer: sparse gradients are not supported");
     // The loop pairs gradient and parameter element by element in memory:
     // a gradient of another layout is first copied into the parameter's.
-    if (g.scalar_type() != torch::kFloat || !g.is_cpu() || g.strides() != c10::IntArrayRef(s.strides)) {
+    if (g.scalar_type() != torch::kFloat || !g.is_cpu() ||
+        g.strides() != c10::IntArrayRef(s.strides)) {
       g = torch::empty_strided(s.sizes, s.strides, flat_params_.options()).copy_(g);
       keep.push_back(g);
     }
@@ -268,7 +284,7 @@ void FusedOptimizer::step_cpu_float(double lr) {
       case Kind::kAdam: {
         const double bc1 = 1 - std::pow(o.beta1, t);
         const double bc2 = 1 - std::pow(o.beta2, t);
-        j.a = static_cast<float>(-(lr / bc1));    // -step_size
+        j.a = static_cast<float>(-(lr / bc1));     // -step_size
         j.b = static_cast<float>(std::sqrt(bc2));  // sqrt(bias_correction2)
         break;
       }
@@ -300,7 +316,8 @@ void FusedOptimizer::step_cpu_float(double lr) {
           adagrad_loop(p + lo, s1 + lo, g, len, j.a, eps, wd);
           break;
         case Kind::kAdam:
-          adam_loop(p + lo, s1 + lo, s2 + lo, g, len, j.a, j.b, eps, b1, one_minus_b1, b2, one_minus_b2, wd);
+          adam_loop(p + lo, s1 + lo, s2 + lo, g, len, j.a, j.b, eps, b1, one_minus_b1, b2,
+                    one_minus_b2, wd);
           break;
         case Kind::kSgd:
           sgd_loop(p + lo, g, len, j.a, wd);
@@ -354,8 +371,8 @@ void FusedOptimizer::save(torch::serialize::OutputArchive& archive) const {
     sizes.push_back(s.numel);
   }
   archive.write("fused_optimizer/kind", torch::tensor(static_cast<int64_t>(options_.kind)));
-  archive.write("fused_optimizer/lr", torch::tensor(param_groups_.front().options().get_lr(),
-                                                     torch::kDouble));
+  archive.write("fused_optimizer/lr",
+                torch::tensor(param_groups_.front().options().get_lr(), torch::kDouble));
   archive.write("fused_optimizer/steps", torch::tensor(steps));
   archive.write("fused_optimizer/sizes", torch::tensor(sizes));
   if (state1_.defined()) archive.write("fused_optimizer/state1", canonical(state1_).cpu());
@@ -393,8 +410,9 @@ void FusedOptimizer::load(torch::serialize::InputArchive& archive) {
     throw std::runtime_error("fused optimizer: the saved state is of another optimizer kind");
   }
   if (sizes.numel() != static_cast<int64_t>(segments_.size())) {
-    throw std::runtime_error("fused optimizer: the saved state has " + std::to_string(sizes.numel()) +
-                             " parameters, this model " + std::to_string(segments_.size()));
+    throw std::runtime_error("fused optimizer: the saved state has " +
+                             std::to_string(sizes.numel()) + " parameters, this model " +
+                             std::to_string(segments_.size()));
   }
   auto sz = sizes.accessor<int64_t, 1>();
   for (size_t i = 0; i < segments_.size(); ++i) {

@@ -51,10 +51,10 @@ struct FusedOptimizerOptions {
   Kind kind = Kind::kAdagrad;
   double lr = 0.01;
   double weight_decay = 0.0;
-  double eps = -1;         ///< < 0: torch's default (Adagrad 1e-10, Adam 1e-8)
-  double lr_decay = 0.0;   ///< Adagrad only
-  double beta1 = 0.9;      ///< Adam only
-  double beta2 = 0.999;    ///< Adam only
+  double eps = -1;        ///< < 0: torch's default (Adagrad 1e-10, Adam 1e-8)
+  double lr_decay = 0.0;  ///< Adagrad only
+  double beta1 = 0.9;     ///< Adam only
+  double beta2 = 0.999;   ///< Adam only
 };
 
 /// A torch::optim::Optimizer whose parameters and state live in flat buffers.
@@ -93,7 +93,9 @@ class FusedOptimizer : public torch::optim::Optimizer {
     int64_t numel = 0;
     int64_t steps = 0;
     std::vector<int64_t> sizes, strides;  ///< its layout in the buffers, fixed at construction
-    torch::Tensor in(const torch::Tensor& flat) const { return flat.as_strided(sizes, strides, offset); }
+    torch::Tensor in(const torch::Tensor& flat) const {
+      return flat.as_strided(sizes, strides, offset);
+    }
   };
   void step_cpu_float(double lr);
   void step_generic(double lr);

@@ -51,13 +51,20 @@ std::string hex_bytes(const unsigned char* b, size_t n) {
 /// Names the known idx element types, for error messages.
 std::string type_name(unsigned char t) {
   switch (t) {
-    case 0x08: return "unsigned byte";
-    case 0x09: return "signed byte";
-    case 0x0B: return "int16";
-    case 0x0C: return "int32";
-    case 0x0D: return "float32";
-    case 0x0E: return "float64";
-    default: return "not an idx type";
+    case 0x08:
+      return "unsigned byte";
+    case 0x09:
+      return "signed byte";
+    case 0x0B:
+      return "int16";
+    case 0x0C:
+      return "int32";
+    case 0x0D:
+      return "float32";
+    case 0x0E:
+      return "float64";
+    default:
+      return "not an idx type";
   }
 }
 
@@ -117,8 +124,8 @@ class ByteSource {
         if (r < 0) {
           int err = 0;
           const char* msg = gzerror(gz_, &err);
-          throw DataError(path_ + ": corrupt gzip data (" +
-                          (msg ? msg : "unknown zlib error") + ")");
+          throw DataError(path_ + ": corrupt gzip data (" + (msg ? msg : "unknown zlib error") +
+                          ")");
         }
         got = static_cast<size_t>(r);
         if (got == 0) {
@@ -126,8 +133,8 @@ class ByteSource {
           int err = 0;
           const char* msg = gzerror(gz_, &err);
           if (err != Z_OK && err != Z_BUF_ERROR) {
-            throw DataError(path_ + ": corrupt gzip data (" +
-                            (msg ? msg : "unknown zlib error") + ")");
+            throw DataError(path_ + ": corrupt gzip data (" + (msg ? msg : "unknown zlib error") +
+                            ")");
           }
         }
       } else {
@@ -241,7 +248,8 @@ uint64_t gzip_trailing_garbage(const std::string& path) {
       return garbage;
     }
     if (r != Z_OK && r != Z_BUF_ERROR) {
-      throw DataError(path + ": corrupt gzip data (" + (z.msg ? z.msg : "unknown zlib error") + ")");
+      throw DataError(path + ": corrupt gzip data (" + (z.msg ? z.msg : "unknown zlib error") +
+                      ")");
     }
     if (r == Z_BUF_ERROR && z.avail_in == 0 && eof) return 0;
   }
@@ -252,8 +260,10 @@ uint64_t gzip_trailing_garbage(const std::string& path) {
 bool gzip_ends_with_size(const std::string& path, uint64_t total) {
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
   unsigned char b[4];
-  if (!f || std::fseek(f.get(), -4, SEEK_END) != 0 || std::fread(b, 1, 4, f.get()) != 4) return false;
-  const uint32_t isize = uint32_t{b[0]} | (uint32_t{b[1]} << 8) | (uint32_t{b[2]} << 16) | (uint32_t{b[3]} << 24);
+  if (!f || std::fseek(f.get(), -4, SEEK_END) != 0 || std::fread(b, 1, 4, f.get()) != 4)
+    return false;
+  const uint32_t isize =
+      uint32_t{b[0]} | (uint32_t{b[1]} << 8) | (uint32_t{b[2]} << 16) | (uint32_t{b[3]} << 24);
   return isize == static_cast<uint32_t>(total);
 }
 
@@ -331,7 +341,8 @@ torch::Tensor read_idx(const std::string& path) {
   if (ec && ec.value() == ELOOP) throw DataError(path + ": a symbolic link loop, not an idx file");
   if (!fs::exists(status)) {
     if (fs::is_symlink(fs::symlink_status(path, ec))) {
-      throw DataError(path + ": a dangling symbolic link (to " + fs::read_symlink(path, ec).string() + ")");
+      throw DataError(path + ": a dangling symbolic link (to " +
+                      fs::read_symlink(path, ec).string() + ")");
     }
     throw DataError(path + ": no such file");
   }
@@ -342,7 +353,8 @@ torch::Tensor read_idx(const std::string& path) {
                        : fs::is_block_file(status)     ? "a block device"
                        : fs::is_socket(status)         ? "a socket"
                                                        : "not a regular file";
-    throw DataError(path + ": " + kind + ", not an idx file (an idx file is a regular file, raw or gzip)");
+    throw DataError(path + ": " + kind +
+                    ", not an idx file (an idx file is a regular file, raw or gzip)");
   }
   const bool gzip = starts_with_gzip_magic(path);
   const std::string where = gzip ? " (after gzip decompression)" : "";
@@ -355,24 +367,23 @@ torch::Tensor read_idx(const std::string& path) {
                     std::to_string(got) + where);
   }
   if (magic[0] != 0 || magic[1] != 0 || magic[3] < 1 || magic[3] > kMaxDims) {
-    throw DataError(path + ": wrong magic number: expected 0x00 0x00 0x08 0x0N "
+    throw DataError(path +
+                    ": wrong magic number: expected 0x00 0x00 0x08 0x0N "
                     "(unsigned bytes, N = 1..4 dimensions), found " +
                     hex_bytes(magic, 4) + "; not an idx file" +
                     (gzip ? " inside the gzip stream" : ""));
   }
   if (magic[2] != kTypeUByte) {
-    throw DataError(path + ": unsupported idx data type " + hex_byte(magic[2]) +
-                    " (" + type_name(magic[2]) +
-                    "): only unsigned bytes (0x08) are accepted");
+    throw DataError(path + ": unsupported idx data type " + hex_byte(magic[2]) + " (" +
+                    type_name(magic[2]) + "): only unsigned bytes (0x08) are accepted");
   }
 
   const size_t ndim = magic[3];
   unsigned char dim_bytes[4 * kMaxDims];
   got = src.read(dim_bytes, 4 * ndim);
   if (got < 4 * ndim) {
-    throw DataError(path + ": truncated: the idx header declares " +
-                    std::to_string(ndim) + " dimensions (" +
-                    std::to_string(4 * ndim) + " bytes), file has " +
+    throw DataError(path + ": truncated: the idx header declares " + std::to_string(ndim) +
+                    " dimensions (" + std::to_string(4 * ndim) + " bytes), file has " +
                     std::to_string(got) + where);
   }
   std::vector<int64_t> dims(ndim);
@@ -380,8 +391,8 @@ torch::Tensor read_idx(const std::string& path) {
   bool overflow = false;
   for (size_t i = 0; i < ndim; ++i) {
     const unsigned char* b = dim_bytes + 4 * i;
-    uint64_t d = (uint64_t{b[0]} << 24) | (uint64_t{b[1]} << 16) |
-                 (uint64_t{b[2]} << 8) | uint64_t{b[3]};
+    uint64_t d =
+        (uint64_t{b[0]} << 24) | (uint64_t{b[1]} << 16) | (uint64_t{b[2]} << 8) | uint64_t{b[3]};
     dims[i] = static_cast<int64_t>(d);
     if (d != 0 && expected > std::numeric_limits<uint64_t>::max() / d) {
       overflow = true;
@@ -390,8 +401,8 @@ torch::Tensor read_idx(const std::string& path) {
   }
   const uint64_t header_bytes = 4 + 4 * ndim;
   if (overflow) {
-    throw DataError(path + ": implausible idx header: dimensions " +
-                    dims_text(dims) + " overflow 64 bits");
+    throw DataError(path + ": implausible idx header: dimensions " + dims_text(dims) +
+                    " overflow 64 bits");
   }
   // A raw file's size is known: reject a short or long one before allocating.
   if (!gzip) {
@@ -399,16 +410,14 @@ torch::Tensor read_idx(const std::string& path) {
     if (!ec) {
       uint64_t body = file_size >= header_bytes ? file_size - header_bytes : 0;
       if (body < expected) {
-        throw DataError(path + ": truncated: header promises " +
-                        std::to_string(expected) + " bytes of " +
-                        body_noun(ndim) + " (" + dims_text(dims) +
-                        "), file has " + std::to_string(body));
+        throw DataError(path + ": truncated: header promises " + std::to_string(expected) +
+                        " bytes of " + body_noun(ndim) + " (" + dims_text(dims) + "), file has " +
+                        std::to_string(body));
       }
       if (body > expected) {
         throw DataError(path + ": " + std::to_string(body - expected) +
-                        " trailing bytes after the " + std::to_string(expected) +
-                        " bytes of " + body_noun(ndim) + " the header describes (" +
-                        dims_text(dims) + ")");
+                        " trailing bytes after the " + std::to_string(expected) + " bytes of " +
+                        body_noun(ndim) + " the header describes (" + dims_text(dims) + ")");
       }
     }
   }
@@ -419,29 +428,28 @@ torch::Tensor read_idx(const std::string& path) {
   body.reserve(static_cast<size_t>(std::min<uint64_t>(expected, uint64_t{1} << 28)));
   std::vector<unsigned char> buf(kChunk);
   while (body.size() < expected) {
-    size_t want = static_cast<size_t>(
-        std::min<uint64_t>(kChunk, expected - body.size()));
+    size_t want = static_cast<size_t>(std::min<uint64_t>(kChunk, expected - body.size()));
     size_t n = src.read(buf.data(), want);
     body.insert(body.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(n));
     if (n < want) break;
   }
   if (body.size() < expected) {
-    throw DataError(path + ": truncated: header promises " +
-                    std::to_string(expected) + " bytes of " + body_noun(ndim) +
-                    " (" + dims_text(dims) + "), file has " +
+    throw DataError(path + ": truncated: header promises " + std::to_string(expected) +
+                    " bytes of " + body_noun(ndim) + " (" + dims_text(dims) + "), file has " +
                     std::to_string(body.size()) + where);
   }
   uint64_t trailing = src.count_rest();
   if (trailing > 0) {
-    throw DataError(path + ": " + std::to_string(trailing) +
-                    " trailing bytes after the " + std::to_string(expected) +
-                    " bytes of " + body_noun(ndim) + " the header describes (" +
-                    dims_text(dims) + ")" + where);
+    throw DataError(path + ": " + std::to_string(trailing) + " trailing bytes after the " +
+                    std::to_string(expected) + " bytes of " + body_noun(ndim) +
+                    " the header describes (" + dims_text(dims) + ")" + where);
   }
   if (src.cut_short()) {
-    throw DataError(path + ": truncated: the gzip stream ends before its "
-                    "checksum (all " + std::to_string(expected) +
-                    " bytes of " + body_noun(ndim) + " present, unverified)");
+    throw DataError(path +
+                    ": truncated: the gzip stream ends before its "
+                    "checksum (all " +
+                    std::to_string(expected) + " bytes of " + body_noun(ndim) +
+                    " present, unverified)");
   }
 
   if (gzip && !gzip_ends_with_size(path, header_bytes + expected)) {
@@ -466,8 +474,7 @@ void write_idx(const std::string& path, const torch::Tensor& data) {
     throw std::invalid_argument("write_idx(" + path + "): undefined tensor");
   }
   if (data.scalar_type() != torch::kUInt8) {
-    throw std::invalid_argument("write_idx(" + path +
-                                "): only uint8 tensors can be written, got " +
+    throw std::invalid_argument("write_idx(" + path + "): only uint8 tensors can be written, got " +
                                 std::string(c10::toString(data.scalar_type())));
   }
   if (data.dim() < 1 || data.dim() > kMaxDims) {
@@ -480,8 +487,8 @@ void write_idx(const std::string& path, const torch::Tensor& data) {
   for (int64_t i = 0; i < data.dim(); ++i) {
     int64_t d = data.size(i);
     if (d > int64_t{0xffffffff}) {
-      throw std::invalid_argument("write_idx(" + path + "): dimension " +
-                                  std::to_string(i) + " is " + std::to_string(d) +
+      throw std::invalid_argument("write_idx(" + path + "): dimension " + std::to_string(i) +
+                                  " is " + std::to_string(d) +
                                   ", more than an idx header can hold");
     }
     auto u = static_cast<uint32_t>(d);
@@ -513,22 +520,19 @@ void write_idx(const std::string& path, const torch::Tensor& data) {
   }
 }
 
-ImageSet read_idx_pair(const std::string& images_path,
-                       const std::string& labels_path, int64_t rows,
+ImageSet read_idx_pair(const std::string& images_path, const std::string& labels_path, int64_t rows,
                        int64_t cols, int64_t num_classes) {
   const std::string pair = " (images " + images_path + ", labels " + labels_path + ")";
   torch::Tensor images = read_idx(images_path);
   torch::Tensor labels = read_idx(labels_path);
   if (images.dim() != 3) {
-    throw DataError(images_path + ": images must be 3-d [N, " +
-                    std::to_string(rows) + ", " + std::to_string(cols) +
-                    "], found " + std::to_string(images.dim()) + "-d " +
+    throw DataError(images_path + ": images must be 3-d [N, " + std::to_string(rows) + ", " +
+                    std::to_string(cols) + "], found " + std::to_string(images.dim()) + "-d " +
                     shape_text(images) + pair);
   }
   if (images.size(1) != rows || images.size(2) != cols) {
-    throw DataError(images_path + ": images must be " + std::to_string(rows) +
-                    "x" + std::to_string(cols) + ", found " +
-                    std::to_string(images.size(1)) + "x" +
+    throw DataError(images_path + ": images must be " + std::to_string(rows) + "x" +
+                    std::to_string(cols) + ", found " + std::to_string(images.size(1)) + "x" +
                     std::to_string(images.size(2)) + " " + shape_text(images) + pair);
   }
   if (labels.dim() != 1) {
@@ -537,8 +541,8 @@ ImageSet read_idx_pair(const std::string& images_path,
   }
   if (images.size(0) != labels.size(0)) {
     throw DataError("image/label count mismatch: " + images_path + " has " +
-                    std::to_string(images.size(0)) + " images, " + labels_path +
-                    " has " + std::to_string(labels.size(0)) + " labels");
+                    std::to_string(images.size(0)) + " images, " + labels_path + " has " +
+                    std::to_string(labels.size(0)) + " labels");
   }
   if (labels.numel() > 0) {
     int64_t max_label = labels.max().item<int64_t>();
@@ -546,9 +550,9 @@ ImageSet read_idx_pair(const std::string& images_path,
       int64_t bad = (labels >= num_classes).sum().item<int64_t>();
       int64_t first = (labels >= num_classes).nonzero()[0][0].item<int64_t>();
       throw DataError(labels_path + ": label out of range: " + std::to_string(bad) +
-                      " labels are >= " + std::to_string(num_classes) +
-                      " classes (largest " + std::to_string(max_label) +
-                      ", first at index " + std::to_string(first) + ")" + pair);
+                      " labels are >= " + std::to_string(num_classes) + " classes (largest " +
+                      std::to_string(max_label) + ", first at index " + std::to_string(first) +
+                      ")" + pair);
     }
   }
   return ImageSet{images, labels.to(torch::kInt64)};

@@ -77,8 +77,8 @@ void write_png(const std::string& path, const torch::Tensor& image) {
   }
 }
 
-void write_image_grid(const std::string& path, const torch::Tensor& images, int64_t cols,
-                      int64_t h, int64_t w) {
+void write_image_grid(const std::string& path, const torch::Tensor& images, int64_t cols, int64_t h,
+                      int64_t w) {
   StageTimer stage_timer(stage::kFigures);
   write_png(path, tile_images(images, cols, h, w));
 }

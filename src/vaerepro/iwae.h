@@ -36,7 +36,8 @@
 namespace vaerepro {
 
 struct TwoLayerVaeOptions {
-  TwoLayerVaeOptions(int64_t input_dim, int64_t z1, int64_t z2) : input_dim_(input_dim), z1_(z1), z2_(z2) {}
+  TwoLayerVaeOptions(int64_t input_dim, int64_t z1, int64_t z2)
+      : input_dim_(input_dim), z1_(z1), z2_(z2) {}
   TORCH_ARG(int64_t, input_dim);  ///< D
   TORCH_ARG(int64_t, z1);         ///< first stochastic layer (Burda et al.: 100)
   TORCH_ARG(int64_t, z2);         ///< second (top) stochastic layer (Burda et al.: 50; here N_z)
@@ -57,9 +58,9 @@ TORCH_MODULE(GaussianLayer);
 
 /// One draw of both stochastic layers from q, with the densities log_weights needs.
 struct TwoLayerSample {
-  torch::Tensor h1, h2;        ///< [K, B, Z1], [K, B, Z2]
-  torch::Tensor log_q;         ///< [K, B] log q(h1 | x) + log q(h2 | h1)
-  torch::Tensor log_prior;     ///< [K, B] log p(h2) + log p(h1 | h2)
+  torch::Tensor h1, h2;          ///< [K, B, Z1], [K, B, Z2]
+  torch::Tensor log_q;           ///< [K, B] log q(h1 | x) + log q(h2 | h1)
+  torch::Tensor log_prior;       ///< [K, B] log p(h2) + log p(h1 | h2)
   torch::Tensor log_likelihood;  ///< [K, B] log p(x | h1)
 };
 
@@ -69,12 +70,14 @@ class TwoLayerVaeImpl : public torch::nn::Module, public LatentModel {
   explicit TwoLayerVaeImpl(const TwoLayerVaeOptions& options);
   /// K reparameterised draws (h1, h2) ~ q(. | x_in) and every density at them.
   TwoLayerSample draw(const torch::Tensor& x_in, const torch::Tensor& x, int64_t k);
-  torch::Tensor log_weights(const torch::Tensor& x_in, const torch::Tensor& x, const torch::Tensor& c,
-                            int64_t k) override;
+  torch::Tensor log_weights(const torch::Tensor& x_in, const torch::Tensor& x,
+                            const torch::Tensor& c, int64_t k) override;
   /// One sample: log_likelihood = log p(x | h1), kl = log q(h1, h2 | x) - log p(h1, h2).
-  ElboTerms elbo_terms(const torch::Tensor& x_in, const torch::Tensor& x, const torch::Tensor& c) override;
+  ElboTerms elbo_terms(const torch::Tensor& x_in, const torch::Tensor& x,
+                       const torch::Tensor& c) override;
   /// E_q[h1 | x] = mu_q1(x); E_q[h2 | x] = E_{q(h1|x)} mu_q2(h1) by 16 draws of h1.
-  std::vector<torch::Tensor> posterior_means(const torch::Tensor& x, const torch::Tensor& c) override;
+  std::vector<torch::Tensor> posterior_means(const torch::Tensor& x,
+                                             const torch::Tensor& c) override;
   torch::Tensor reconstruct(const torch::Tensor& x, const torch::Tensor& c) override;
   /// h2 ~ N(0, I), h1 ~ p(h1 | h2), then the Bernoulli means of p(x | h1).
   torch::Tensor sample(int64_t n, const torch::Tensor& c) override;
@@ -89,6 +92,8 @@ class TwoLayerVaeImpl : public torch::nn::Module, public LatentModel {
 TORCH_MODULE(TwoLayerVae);
 
 /// The LatentModel behind a TwoLayerVae holder (the module's own object).
-inline LatentModel& as_latent(TwoLayerVae& m) { return *m; }
+inline LatentModel& as_latent(TwoLayerVae& m) {
+  return *m;
+}
 
 }  // namespace vaerepro

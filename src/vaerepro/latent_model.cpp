@@ -17,19 +17,22 @@ int64_t LatentModel::parameter_count() {
   return n;
 }
 
-torch::Tensor VaeLatentModel::log_weights(const torch::Tensor& x_in, const torch::Tensor& x, const torch::Tensor& c,
-                                          int64_t k) {
+torch::Tensor VaeLatentModel::log_weights(const torch::Tensor& x_in, const torch::Tensor& x,
+                                          const torch::Tensor& c, int64_t k) {
   TORCH_CHECK(k >= 1, "importance samples must be >= 1, got ", k);
   auto q = vae_->encoder->forward(x_in, c);
-  auto mu = q.mu.unsqueeze(0), logvar = q.logvar.unsqueeze(0);                                      // [1, B, Z]
-  auto z = mu + torch::exp(0.5 * logvar) * torch::randn({k, mu.size(1), mu.size(2)}, mu.options());  // [K, B, Z]
+  auto mu = q.mu.unsqueeze(0), logvar = q.logvar.unsqueeze(0);  // [1, B, Z]
+  auto z = mu + torch::exp(0.5 * logvar) *
+                    torch::randn({k, mu.size(1), mu.size(2)}, mu.options());  // [K, B, Z]
   torch::Tensor ck;
-  if (c.defined() && c.numel() > 0) ck = c.unsqueeze(0).expand({k, c.size(0), c.size(1)});          // [K, B, C]
-  auto log_lik = vae_->decoder->log_prob(vae_->decoder->forward(z, ck), x.unsqueeze(0));            // [K, B]
+  if (c.defined() && c.numel() > 0)
+    ck = c.unsqueeze(0).expand({k, c.size(0), c.size(1)});  // [K, B, C]
+  auto log_lik = vae_->decoder->log_prob(vae_->decoder->forward(z, ck), x.unsqueeze(0));  // [K, B]
   return log_lik + standard_normal_log_prob(z) - gaussian_log_prob(z, mu, logvar);
 }
 
-ElboTerms VaeLatentModel::elbo_terms(const torch::Tensor& x_in, const torch::Tensor& x, const torch::Tensor& c) {
+ElboTerms VaeLatentModel::elbo_terms(const torch::Tensor& x_in, const torch::Tensor& x,
+                                     const torch::Tensor& c) {
   auto q = vae_->encoder->forward(x_in, c);
   auto z = reparameterize(q.mu, q.logvar);                                  // [B, Z]
   auto log_lik = vae_->decoder->log_prob(vae_->decoder->forward(z, c), x);  // [B]
@@ -37,7 +40,8 @@ ElboTerms VaeLatentModel::elbo_terms(const torch::Tensor& x_in, const torch::Ten
   return {log_lik - kl, log_lik, kl};
 }
 
-std::vector<torch::Tensor> VaeLatentModel::posterior_means(const torch::Tensor& x, const torch::Tensor& c) {
+std::vector<torch::Tensor> VaeLatentModel::posterior_means(const torch::Tensor& x,
+                                                           const torch::Tensor& c) {
   return {vae_->encoder->forward(x, c).mu};
 }
 
@@ -55,13 +59,14 @@ std::string VaeLatentModel::describe() const {
   os << "x-";
   for (auto h : vae_->options.arch().hidden) os << h << "-";
   os << "z(" << vae_->latent_dim() << ") " << to_string(vae_->options.activation());
-  if (vae_->options.condition_dim() > 0) os << ", condition of " << vae_->options.condition_dim() << " inputs";
+  if (vae_->options.condition_dim() > 0)
+    os << ", condition of " << vae_->options.condition_dim() << " inputs";
   return os.str();
 }
 
 torch::Tensor iwae_bound(LatentModel& model, const torch::Tensor& x_in, const torch::Tensor& x,
                          const torch::Tensor& c, int64_t k) {
-  auto lw = model.log_weights(x_in, x, c, k);                     // [K, B]
+  auto lw = model.log_weights(x_in, x, c, k);                         // [K, B]
   return torch::logsumexp(lw, 0) - std::log(static_cast<double>(k));  // [B]
 }
 
@@ -71,11 +76,15 @@ Objective parse_objective(const std::string& name) {
   throw std::invalid_argument("unknown objective '" + name + "' (expected elbo or iwae)");
 }
 
-std::string to_string(Objective o) { return o == Objective::kElbo ? "elbo" : "iwae"; }
+std::string to_string(Objective o) {
+  return o == Objective::kElbo ? "elbo" : "iwae";
+}
 
-torch::Tensor objective_loss(LatentModel& model, const ObjectiveOptions& objective, const torch::Tensor& x_in,
-                             const torch::Tensor& x, const torch::Tensor& c) {
-  if (objective.objective == Objective::kIwae) return -iwae_bound(model, x_in, x, c, objective.k).mean();
+torch::Tensor objective_loss(LatentModel& model, const ObjectiveOptions& objective,
+                             const torch::Tensor& x_in, const torch::Tensor& x,
+                             const torch::Tensor& c) {
+  if (objective.objective == Objective::kIwae)
+    return -iwae_bound(model, x_in, x, c, objective.k).mean();
   auto t = model.elbo_terms(x_in, x, c);
   return -(t.log_likelihood - objective.beta * t.kl).mean();
 }
@@ -113,8 +122,9 @@ SetMetrics evaluate_latent_elbo(LatentModel& model, const torch::Tensor& x, cons
   return m;
 }
 
-LogMarginalEstimate importance_sampled_latent(LatentModel& model, const torch::Tensor& x, const torch::Tensor& c,
-                                              int64_t k, int64_t batch_size, int64_t max_chunk_elements) {
+LogMarginalEstimate importance_sampled_latent(LatentModel& model, const torch::Tensor& x,
+                                              const torch::Tensor& c, int64_t k, int64_t batch_size,
+                                              int64_t max_chunk_elements) {
   StageTimer stage_timer(stage::kLogMarginal);
   TORCH_CHECK(k >= 1, "importance samples must be >= 1, got ", k);
   torch::NoGradGuard no_grad;
@@ -124,11 +134,13 @@ LogMarginalEstimate importance_sampled_latent(LatentModel& model, const torch::T
     const int64_t b = std::min(batch_size, n - i);
     auto xb = x.narrow(0, i, b);
     auto cb = rows(c, i, b);
-    const int64_t chunk = std::clamp<int64_t>(max_chunk_elements / std::max<int64_t>(1, b * x.size(1)), 1, k);
+    const int64_t chunk =
+        std::clamp<int64_t>(max_chunk_elements / std::max<int64_t>(1, b * x.size(1)), 1, k);
     torch::Tensor lse, lse2;  // running log-sum-exp of log w and of 2 log w: [b] float64
     for (int64_t done = 0; done < k; done += chunk) {
       throw_if_stopped("the importance-sampled estimate");
-      auto lw = model.log_weights(xb, xb, cb, std::min(chunk, k - done)).to(torch::kDouble);  // [k', b]
+      auto lw =
+          model.log_weights(xb, xb, cb, std::min(chunk, k - done)).to(torch::kDouble);  // [k', b]
       auto a = torch::logsumexp(lw, 0), a2 = torch::logsumexp(2 * lw, 0);
       lse = lse.defined() ? torch::logaddexp(lse, a) : a;
       lse2 = lse2.defined() ? torch::logaddexp(lse2, a2) : a2;
@@ -143,13 +155,15 @@ LogMarginalEstimate importance_sampled_latent(LatentModel& model, const torch::T
   return {torch::cat(log_px), torch::cat(se)};
 }
 
-LogMarginalEstimate label_marginal_log_px(LatentModel& model, const torch::Tensor& x, ConditionEncoding encoding,
-                                          int64_t num_classes, int64_t k, int64_t batch_size) {
+LogMarginalEstimate label_marginal_log_px(LatentModel& model, const torch::Tensor& x,
+                                          ConditionEncoding encoding, int64_t num_classes,
+                                          int64_t k, int64_t batch_size) {
   TORCH_CHECK(encoding != ConditionEncoding::kNone && model.condition_dim() > 0,
               "label_marginal_log_px needs a conditional model and its label encoding");
   std::vector<torch::Tensor> per_label, se;
   for (int64_t y = 0; y < num_classes; ++y) {
-    auto labels = torch::full({x.size(0)}, y, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
+    auto labels =
+        torch::full({x.size(0)}, y, torch::TensorOptions().dtype(torch::kLong).device(x.device()));
     auto c = encode_condition(labels, encoding, num_classes);
     auto e = importance_sampled_latent(model, x, c, k, batch_size);
     per_label.push_back(e.log_px);
@@ -162,8 +176,9 @@ LogMarginalEstimate label_marginal_log_px(LatentModel& model, const torch::Tenso
   return {log_px, se_max};
 }
 
-std::vector<LayerActivity> latent_activity(LatentModel& model, const torch::Tensor& x, const torch::Tensor& c,
-                                           double threshold, int64_t batch_size) {
+std::vector<LayerActivity> latent_activity(LatentModel& model, const torch::Tensor& x,
+                                           const torch::Tensor& c, double threshold,
+                                           int64_t batch_size) {
   torch::NoGradGuard no_grad;
   std::vector<torch::Tensor> sum, sum2;
   const int64_t n = x.size(0);

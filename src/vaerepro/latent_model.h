@@ -43,7 +43,8 @@ class LatentModel {
                                const torch::Tensor& c) = 0;
   /// The posterior means E_q[h_l | x] of every stochastic layer l, input side
   /// first: [B, Z_l] each (active units, Burda et al. 2015 section 5.2).
-  virtual std::vector<torch::Tensor> posterior_means(const torch::Tensor& x, const torch::Tensor& c) = 0;
+  virtual std::vector<torch::Tensor> posterior_means(const torch::Tensor& x,
+                                                     const torch::Tensor& c) = 0;
   /// Bernoulli means of p(x | h) at the posterior means: [B, D] in [0, 1].
   virtual torch::Tensor reconstruct(const torch::Tensor& x, const torch::Tensor& c) = 0;
   /// Bernoulli means of p(x | h) for n draws h ~ p(h): [n, D]; `c` [n, C] or undefined.
@@ -65,10 +66,12 @@ class LatentModel {
 class VaeLatentModel : public LatentModel {
  public:
   explicit VaeLatentModel(Vae vae) : vae_(std::move(vae)) {}
-  torch::Tensor log_weights(const torch::Tensor& x_in, const torch::Tensor& x, const torch::Tensor& c,
-                            int64_t k) override;
-  ElboTerms elbo_terms(const torch::Tensor& x_in, const torch::Tensor& x, const torch::Tensor& c) override;
-  std::vector<torch::Tensor> posterior_means(const torch::Tensor& x, const torch::Tensor& c) override;
+  torch::Tensor log_weights(const torch::Tensor& x_in, const torch::Tensor& x,
+                            const torch::Tensor& c, int64_t k) override;
+  ElboTerms elbo_terms(const torch::Tensor& x_in, const torch::Tensor& x,
+                       const torch::Tensor& c) override;
+  std::vector<torch::Tensor> posterior_means(const torch::Tensor& x,
+                                             const torch::Tensor& c) override;
   torch::Tensor reconstruct(const torch::Tensor& x, const torch::Tensor& c) override;
   torch::Tensor sample(int64_t n, const torch::Tensor& c) override;
   torch::nn::Module& module() override { return *vae_; }
@@ -109,8 +112,9 @@ struct ObjectiveOptions {
 
 /// The minibatch loss, a scalar: the mean over the batch of minus the
 /// objective. `x_in` is what the encoder sees (corrupted for a DVAE).
-torch::Tensor objective_loss(LatentModel& model, const ObjectiveOptions& objective, const torch::Tensor& x_in,
-                             const torch::Tensor& x, const torch::Tensor& c);
+torch::Tensor objective_loss(LatentModel& model, const ObjectiveOptions& objective,
+                             const torch::Tensor& x_in, const torch::Tensor& x,
+                             const torch::Tensor& c);
 
 /// Evaluations of a trained model (in eval mode, without gradients): every
 /// function below checks the stop flag between batches (cli.h) and throws
@@ -128,8 +132,9 @@ SetMetrics evaluate_latent_elbo(LatentModel& model, const torch::Tensor& x, cons
 /// standard error sqrt((mean w^2 / (mean w)^2 - 1) / K), computed in log
 /// space (as estimators.h). With K = 50 on an IWAE this is its training
 /// bound; with K = 5000 the estimator of Burda et al. 2015 section 5.
-LogMarginalEstimate importance_sampled_latent(LatentModel& model, const torch::Tensor& x, const torch::Tensor& c,
-                                              int64_t k, int64_t batch_size = 100,
+LogMarginalEstimate importance_sampled_latent(LatentModel& model, const torch::Tensor& x,
+                                              const torch::Tensor& c, int64_t k,
+                                              int64_t batch_size = 100,
                                               int64_t max_chunk_elements = int64_t{1} << 22);
 
 /// The marginal log p(x) of a conditional model with a uniform prior over
@@ -140,8 +145,9 @@ LogMarginalEstimate importance_sampled_latent(LatentModel& model, const torch::T
 /// comparable with an unconditional model's. Costs C times
 /// importance_sampled_latent. The standard error is the largest label's
 /// term's (an upper bound on the mixture's relative error). [N] float64.
-LogMarginalEstimate label_marginal_log_px(LatentModel& model, const torch::Tensor& x, ConditionEncoding encoding,
-                                          int64_t num_classes, int64_t k, int64_t batch_size = 100);
+LogMarginalEstimate label_marginal_log_px(LatentModel& model, const torch::Tensor& x,
+                                          ConditionEncoding encoding, int64_t num_classes,
+                                          int64_t k, int64_t batch_size = 100);
 
 /// Active units of every stochastic layer (Burda et al. 2015 section 5.2:
 /// unit j is active when Cov_x(E_q[h_j | x]) > threshold), over x [N, D].
@@ -149,7 +155,8 @@ struct LayerActivity {
   std::vector<double> activity;  ///< [Z_l] Cov_x(E_q[h_j | x]), float64
   int64_t active_units = 0;
 };
-std::vector<LayerActivity> latent_activity(LatentModel& model, const torch::Tensor& x, const torch::Tensor& c,
-                                           double threshold = 1e-2, int64_t batch_size = 1000);
+std::vector<LayerActivity> latent_activity(LatentModel& model, const torch::Tensor& x,
+                                           const torch::Tensor& c, double threshold = 1e-2,
+                                           int64_t batch_size = 1000);
 
 }  // namespace vaerepro

@@ -10,16 +10,19 @@
 namespace vaerepro {
 
 nlohmann::json LatentCurvePoint::to_json() const {
-  return {{"samples_seen", samples_seen}, {"epochs", epochs},         {"train_objective", train_objective},
-          {"test_elbo", test_elbo},       {"wall_seconds", wall_seconds}};
+  return {{"samples_seen", samples_seen},
+          {"epochs", epochs},
+          {"train_objective", train_objective},
+          {"test_elbo", test_elbo},
+          {"wall_seconds", wall_seconds}};
 }
 
 std::string LatentTrainResult::curve_csv() const {
   std::ostringstream csv;
   csv << "samples_seen,epochs,train_objective,test_elbo,wall_seconds\n";
   for (const auto& q : curve) {
-    csv << q.samples_seen << ',' << q.epochs << ',' << q.train_objective << ',' << q.test_elbo << ','
-        << q.wall_seconds << '\n';
+    csv << q.samples_seen << ',' << q.epochs << ',' << q.train_objective << ',' << q.test_elbo
+        << ',' << q.wall_seconds << '\n';
   }
   return csv.str();
 }
@@ -49,22 +52,28 @@ class LatentStep : public TrainStep {
   std::vector<std::string> terms() const override { return {"objective"}; }
   torch::Dtype history_dtype() const override { return torch::kDouble; }
   nlohmann::json identity() const override {
-    return {{"objective", to_string(o_.objective.objective)}, {"beta", o_.objective.beta},
-            {"k", o_.objective.k}, {"corruption", o_.corruption},
-            {"condition", to_string(o_.condition)}, {"curve_examples", curve_x_.size(0)}};
+    return {{"objective", to_string(o_.objective.objective)},
+            {"beta", o_.objective.beta},
+            {"k", o_.objective.k},
+            {"corruption", o_.corruption},
+            {"condition", to_string(o_.condition)},
+            {"curve_examples", curve_x_.size(0)}};
   }
   void step(const torch::Tensor& idx, torch::Tensor sums) override {
-    auto x = data_.train_batch(idx);                                              // [B, D]
+    auto x = data_.train_batch(idx);                                        // [B, D]
     auto x_in = o_.corruption > 0 ? salt_and_pepper(x, o_.corruption) : x;  // the DVAE's input
     torch::Tensor c;
     if (o_.condition != ConditionEncoding::kNone) {
-      c = encode_condition(data_.train_labels.index_select(0, idx), o_.condition, data_.num_classes);
+      c = encode_condition(data_.train_labels.index_select(0, idx), o_.condition,
+                           data_.num_classes);
     }
     optimizer_.zero_grad();
-    auto loss = objective_loss(model_, o_.objective, x_in, x, c);  // minus the batch's mean objective
+    auto loss =
+        objective_loss(model_, o_.objective, x_in, x, c);  // minus the batch's mean objective
     loss.backward();
     optimizer_.step();
-    sums.copy_(loss.detach().to(torch::kDouble).mul(-static_cast<double>(idx.size(0))).reshape({1}));
+    sums.copy_(
+        loss.detach().to(torch::kDouble).mul(-static_cast<double>(idx.size(0))).reshape({1}));
   }
   torch::nn::Module& model() override { return model_.module(); }
   torch::optim::Optimizer& optimizer() override { return optimizer_; }
@@ -72,7 +81,8 @@ class LatentStep : public TrainStep {
     model_.module().eval();
     const double test_elbo = evaluate_latent_elbo(model_, curve_x_, curve_c_).elbo;
     model_.module().train();
-    return {{"train_objective", m.window[0] / static_cast<double>(std::max<int64_t>(1, m.window_examples))},
+    return {{"train_objective",
+             m.window[0] / static_cast<double>(std::max<int64_t>(1, m.window_examples))},
             {"test_elbo", test_elbo}};
   }
   std::string describe(const std::vector<double>& means) const override {
@@ -95,8 +105,8 @@ class LatentStep : public TrainStep {
 
 }  // namespace
 
-LatentTrainResult train_latent_model(LatentModel& model, torch::optim::Optimizer& optimizer, const TensorData& data,
-                                     const LatentTrainOptions& options) {
+LatentTrainResult train_latent_model(LatentModel& model, torch::optim::Optimizer& optimizer,
+                                     const TensorData& data, const LatentTrainOptions& options) {
   TORCH_CHECK(options.batch_size > 0 && options.total_samples > 0, options.label,
               ": batch size and training samples must be positive");
   LatentStep step(model, optimizer, data, options);

@@ -36,7 +36,7 @@ struct LatentTrainOptions {
   /// generators are restored after each, so the marks never change the model.
   std::vector<int64_t> eval_at;
   int64_t curve_examples = 1000;
-  std::string label;            ///< prefix of the progress lines
+  std::string label;             ///< prefix of the progress lines
   double progress_seconds = 10;  ///< between progress lines (<= 0: none)
   CheckpointOptions checkpoint;  ///< enabled: resume from it, save along the way and on a stop
 };
@@ -55,7 +55,7 @@ struct LatentCurvePoint {
 struct LatentTrainResult {
   std::vector<LatentCurvePoint> curve;
   int64_t samples_seen = 0;
-  double train_seconds = 0;  ///< wall time less the marks' evaluations
+  double train_seconds = 0;         ///< wall time less the marks' evaluations
   std::vector<int64_t> resumed_at;  ///< samples seen at each resumption
   /// The curve as a CSV: samples_seen,epochs,train_objective,test_elbo,wall_seconds.
   std::string curve_csv() const;

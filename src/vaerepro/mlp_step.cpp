@@ -15,7 +15,9 @@ namespace {
 
 const int64_t kRows[] = {0};  // sum over the batch dimension
 
-bool is_float(const torch::Tensor& t) { return t.scalar_type() == torch::kFloat; }
+bool is_float(const torch::Tensor& t) {
+  return t.scalar_type() == torch::kFloat;
+}
 
 kernels::Unit unit_of(Activation a) {
   switch (a) {
@@ -56,10 +58,12 @@ void side_by_side(bool cpu, F&& f, G&& g) {
 // (kernels::bias_activation); elsewhere addmm and the activation in place.
 template <typename Activate>
 void dense_forward(torch::Tensor& out, const torch::Tensor& in, const torch::Tensor& weight,
-                   const torch::Tensor& bias, bool cpu, bool split, kernels::Unit unit, Activate&& activate) {
+                   const torch::Tensor& bias, bool cpu, bool split, kernels::Unit unit,
+                   Activate&& activate) {
   if (cpu) {
     threaded_product(out, in, weight.t(), split);
-    kernels::bias_activation(out.data_ptr<float>(), bias.data_ptr<float>(), out.size(0), out.size(1), unit);
+    kernels::bias_activation(out.data_ptr<float>(), bias.data_ptr<float>(), out.size(0),
+                             out.size(1), unit);
   } else {
     at::addmm_out(out, bias, in, weight.t());
     activate(out);
@@ -68,7 +72,8 @@ void dense_forward(torch::Tensor& out, const torch::Tensor& in, const torch::Ten
 
 }  // namespace
 
-void threaded_product(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b, bool split) {
+void threaded_product(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b,
+                      bool split) {
   constexpr int64_t kMinMacs = int64_t{1} << 20, kMinColumns = 64, kAlign = 16;
   const int64_t n = out.size(1);
   if (!split || !out.is_cpu() || n < 2 * kMinColumns || out.size(0) * n * a.size(1) < kMinMacs ||
@@ -92,11 +97,13 @@ void threaded_product(torch::Tensor& out, const torch::Tensor& a, const torch::T
 std::string MlpVaeStep::unsupported_reason(VaeImpl& vae) {
   const auto& o = vae.options;
   if (o.likelihood() != Likelihood::kBernoulli) {
-    return "the decoder is " + to_string(o.likelihood()) + " (the hand-written step is Bernoulli only)";
+    return "the decoder is " + to_string(o.likelihood()) +
+           " (the hand-written step is Bernoulli only)";
   }
   if (o.activation() != Activation::kTanh && o.activation() != Activation::kRelu &&
       o.activation() != Activation::kSigmoid) {
-    return to_string(o.activation()) + " hidden units (the hand-written step has tanh, relu and sigmoid)";
+    return to_string(o.activation()) +
+           " hidden units (the hand-written step has tanh, relu and sigmoid)";
   }
   for (const auto& p : vae.parameters()) {
     if (!is_float(p)) return "parameters are not float32";
@@ -128,8 +135,8 @@ MlpVaeStep::MlpVaeStep(VaeImpl& vae, MlpStepOptions options)
   enc_g_.resize(encoder_.size());
   dec_h_.resize(decoder_.size());
   dec_g_.resize(decoder_.size());
-  buffers_ = {&input_, &mu_, &logvar_, &eps_, &sd_, &z_in_, &dz_in_, &dmu_, &dlogvar_,
-              &logits_, &softplus_, &dlogits_};
+  buffers_ = {&input_, &mu_,  &logvar_,  &eps_,    &sd_,       &z_in_,
+              &dz_in_, &dmu_, &dlogvar_, &logits_, &softplus_, &dlogits_};
   for (auto* v : {&enc_h_, &enc_g_, &dec_h_, &dec_g_}) {
     for (auto& b : *v) buffers_.push_back(&b);
   }
@@ -225,9 +232,10 @@ void MlpVaeStep::activation_backward_(torch::Tensor& g, const torch::Tensor& h) 
   }
 }
 
-void MlpVaeStep::dense_backward(Dense& d, const torch::Tensor& g, const torch::Tensor& input) const {
+void MlpVaeStep::dense_backward(Dense& d, const torch::Tensor& g,
+                                const torch::Tensor& input) const {
   threaded_product(d.weight_grad, g.t(), input, options_.split_products);  // [out, in]
-  at::sum_out(d.bias_grad, g, at::IntArrayRef(kRows));  // [out]
+  at::sum_out(d.bias_grad, g, at::IntArrayRef(kRows));                     // [out]
 }
 
 bool MlpVaeStep::input_major(const Dense& d) {
@@ -242,7 +250,8 @@ void MlpVaeStep::first_layer_sparse_forward(const torch::Tensor& c, kernels::Uni
   torch::Tensor& h = enc_h_.front().view;  // [B, H]
   const int64_t width = h.size(1);
   const torch::Tensor wt = f.weight.t();  // [D (+ C), H], contiguous
-  kernels::sum_selected_rows(wt.data_ptr<float>(), width, width, lit_, h.size(0), h.data_ptr<float>(), width);
+  kernels::sum_selected_rows(wt.data_ptr<float>(), width, width, lit_, h.size(0),
+                             h.data_ptr<float>(), width);
   if (condition_dim_ > 0) h.addmm_(c, wt.narrow(0, input_dim_, condition_dim_));
   kernels::bias_activation(h.data_ptr<float>(), f.bias.data_ptr<float>(), h.size(0), width, unit);
 }
@@ -254,8 +263,8 @@ void MlpVaeStep::first_layer_sparse_backward(const torch::Tensor& c) {
   const torch::Tensor& g = enc_g_.front().view;  // [B, H]
   const int64_t width = g.size(1);
   torch::Tensor gwt = f.weight_grad.t();  // [D (+ C), H], contiguous
-  kernels::sum_selected_rows(g.data_ptr<float>(), width, width, lit_by_pixel_, input_dim_, gwt.data_ptr<float>(),
-                             width);
+  kernels::sum_selected_rows(g.data_ptr<float>(), width, width, lit_by_pixel_, input_dim_,
+                             gwt.data_ptr<float>(), width);
   if (condition_dim_ > 0) {
     torch::Tensor gv = gwt.narrow(0, input_dim_, condition_dim_);
     at::mm_out(gv, c.t(), g);
@@ -276,10 +285,12 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
               "], got ", x.sizes());
   TORCH_CHECK(is_float(x), "MlpVaeStep: x must be float32");
   if (condition_dim_ > 0) {
-    TORCH_CHECK(c.defined() && c.dim() == 2 && c.size(0) == x.size(0) && c.size(1) == condition_dim_,
-                "MlpVaeStep: the model expects a condition [B, ", condition_dim_, "]");
+    TORCH_CHECK(
+        c.defined() && c.dim() == 2 && c.size(0) == x.size(0) && c.size(1) == condition_dim_,
+        "MlpVaeStep: the model expects a condition [B, ", condition_dim_, "]");
   } else {
-    TORCH_CHECK(!c.defined() || c.numel() == 0, "this model is unconditional but a condition was given");
+    TORCH_CHECK(!c.defined() || c.numel() == 0,
+                "this model is unconditional but a condition was given");
   }
   torch::NoGradGuard no_grad;
   const int64_t b = x.size(0);
@@ -293,8 +304,9 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
   // Binary x on the CPU: the first layer as sums of selected rows.
   const bool sparse =
       cpu && options_.sparse_binary_input && !encoder_.empty() && input_major(encoder_.front()) &&
-      kernels::binary_pattern(xc.data_ptr<float>(), b, input_dim_, input_dim_,
-                              static_cast<int64_t>(options_.max_density * static_cast<double>(b * input_dim_)), lit_);
+      kernels::binary_pattern(
+          xc.data_ptr<float>(), b, input_dim_, input_dim_,
+          static_cast<int64_t>(options_.max_density * static_cast<double>(b * input_dim_)), lit_);
   if (sparse) kernels::transpose_pattern(lit_, input_dim_, lit_by_pixel_);
   ++steps_;
   sparse_steps_ += sparse ? 1 : 0;
@@ -308,7 +320,8 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
     in = input_.view;
   }
   // The condition as float, the columns after x in the encoder's input.
-  const torch::Tensor cond = condition_dim_ > 0 ? input_.view.narrow(1, input_dim_, condition_dim_) : torch::Tensor();
+  const torch::Tensor cond =
+      condition_dim_ > 0 ? input_.view.narrow(1, input_dim_, condition_dim_) : torch::Tensor();
   const torch::Tensor* h = &in;
   const kernels::Unit unit = unit_of(activation_);
   auto act = [this](torch::Tensor& t) { activate_(t); };
@@ -316,7 +329,8 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
     if (i == 0 && sparse) {
       first_layer_sparse_forward(cond, unit);
     } else {
-      dense_forward(enc_h_[i].view, *h, encoder_[i].weight, encoder_[i].bias, cpu, split, unit, act);
+      dense_forward(enc_h_[i].view, *h, encoder_[i].weight, encoder_[i].bias, cpu, split, unit,
+                    act);
     }
     h = &enc_h_[i].view;
   }
@@ -371,9 +385,9 @@ void MlpVaeStep::compute_gradients(const torch::Tensor& x, const torch::Tensor& 
   if (cpu) {
     // logits without their bias; the head adds it, in one pass with the rest.
     threaded_product(logits_.view, dec_out, out_head_.weight.t(), split);
-    const double ll = kernels::bernoulli_head(logits_.view.data_ptr<float>(), out_head_.bias.data_ptr<float>(),
-                                              xc.data_ptr<float>(), dlogits_.view.data_ptr<float>(), b,
-                                              input_dim_, static_cast<float>(inv_b));
+    const double ll = kernels::bernoulli_head(
+        logits_.view.data_ptr<float>(), out_head_.bias.data_ptr<float>(), xc.data_ptr<float>(),
+        dlogits_.view.data_ptr<float>(), b, input_dim_, static_cast<float>(inv_b));
     if (sums_out.defined()) {
       sums_out.select(0, 0).fill_(ll);
       sums_out.select(0, 1).fill_(kl_sum);

@@ -77,7 +77,8 @@ namespace vaerepro {
 /// (B = 100, 500 x 784) OpenBLAS's own two-thread split of the same product
 /// took 20-50% longer on the 2-vCPU machine (bench/README.md). Otherwise,
 /// and elsewhere: at::mm_out.
-void threaded_product(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b, bool split = true);
+void threaded_product(torch::Tensor& out, const torch::Tensor& a, const torch::Tensor& b,
+                      bool split = true);
 
 /// Choices of the hand-written step.
 struct MlpStepOptions {
@@ -147,12 +148,12 @@ class MlpVaeStep {
     torch::Tensor full, view;
   };
   std::vector<Buffer*> buffers_;
-  Buffer input_;                   ///< [B, D + C] when conditional
+  Buffer input_;  ///< [B, D + C] when conditional
   std::vector<Buffer> enc_h_, enc_g_;
   Buffer mu_, logvar_, eps_, sd_, z_in_, dz_in_, dmu_, dlogvar_;
   std::vector<Buffer> dec_h_, dec_g_;
   Buffer logits_, softplus_, dlogits_;
-  torch::Tensor kl_scratch_;  ///< [] (non-CPU path)
+  torch::Tensor kl_scratch_;             ///< [] (non-CPU path)
   kernels::Pattern lit_, lit_by_pixel_;  ///< a binary batch's 1s, by image and by pixel
   int64_t steps_ = 0, sparse_steps_ = 0;
 };

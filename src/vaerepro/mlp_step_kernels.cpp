@@ -70,7 +70,8 @@ __attribute__((target("avx2,fma"))) inline __m256 exp256(__m256 x) {
 __attribute__((target("avx2,fma"))) inline __m256 log256(__m256 x) {
   const __m256 one = _mm256_set1_ps(1.0f);
   __m256i bits = _mm256_castps_si256(x);
-  __m256 e = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126)));
+  __m256 e =
+      _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(bits, 23), _mm256_set1_epi32(126)));
   bits = _mm256_and_si256(bits, _mm256_set1_epi32(0x007fffff));
   x = _mm256_or_ps(_mm256_castsi256_ps(bits), _mm256_set1_ps(0.5f));  // [0.5, 1)
   const __m256 small = _mm256_cmp_ps(x, _mm256_set1_ps(0.707106781186547524f), _CMP_LT_OQ);
@@ -106,8 +107,8 @@ __attribute__((target("avx2,fma"))) inline __m256 log1p256_unit(__m256 e) {
   return _mm256_blendv_ps(r, e, is_one);
 }
 
-__attribute__((target("avx2,fma"))) int64_t bias_activation_avx2(float* h, const float* b, int64_t cols,
-                                                                   Unit u) {
+__attribute__((target("avx2,fma"))) int64_t bias_activation_avx2(float* h, const float* b,
+                                                                 int64_t cols, Unit u) {
   const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
   const __m256 sign_mask = _mm256_set1_ps(-0.0f);
   int64_t j = 0;
@@ -136,8 +137,8 @@ __attribute__((target("avx2,fma"))) int64_t bias_activation_avx2(float* h, const
 }
 
 __attribute__((target("avx2,fma"))) double bernoulli_head_avx2(const float* raw, const float* b,
-                                                                 const float* x, float* g, int64_t n,
-                                                                 float scale, int64_t* done) {
+                                                               const float* x, float* g, int64_t n,
+                                                               float scale, int64_t* done) {
   const __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps(), s = _mm256_set1_ps(scale);
   const __m256 sign_mask = _mm256_set1_ps(-0.0f);
   __m256 acc = _mm256_setzero_ps();
@@ -161,14 +162,14 @@ __attribute__((target("avx2,fma"))) double bernoulli_head_avx2(const float* raw,
   return sum;
 }
 
-
 // Sums of selected rows, `V` vectors of 8 columns at a time: V accumulators
 // stay in registers while the rows stream past. With kMasked the last
 // vector holds only the lanes set in `mask` (the columns' tail): the
 // others are neither read nor written.
 template <int V, bool kMasked>
-__attribute__((target("avx2"))) inline void sum_rows_block(const float* src, int64_t ld, const int32_t* idx,
-                                                            int64_t count, float* out, __m256i mask) {
+__attribute__((target("avx2"))) inline void sum_rows_block(const float* src, int64_t ld,
+                                                           const int32_t* idx, int64_t count,
+                                                           float* out, __m256i mask) {
   __m256 acc[V];
 #pragma GCC unroll 8
   for (int v = 0; v < V; ++v) acc[v] = _mm256_setzero_ps();
@@ -176,7 +177,8 @@ __attribute__((target("avx2"))) inline void sum_rows_block(const float* src, int
     const float* row = src + static_cast<int64_t>(idx[k]) * ld;
 #pragma GCC unroll 8
     for (int v = 0; v < V; ++v) {
-      const __m256 r = kMasked && v == V - 1 ? _mm256_maskload_ps(row + 8 * v, mask) : _mm256_loadu_ps(row + 8 * v);
+      const __m256 r = kMasked && v == V - 1 ? _mm256_maskload_ps(row + 8 * v, mask)
+                                             : _mm256_loadu_ps(row + 8 * v);
       acc[v] = _mm256_add_ps(acc[v], r);
     }
   }
@@ -194,17 +196,35 @@ __attribute__((target("avx2"))) inline void sum_rows_block(const float* src, int
 // them masked when `masked`.
 template <bool kMasked>
 __attribute__((target("avx2"))) void sum_rows_tail(const float* src, int64_t ld, const int32_t* idx,
-                                                    int64_t count, float* out, int vectors, __m256i mask) {
+                                                   int64_t count, float* out, int vectors,
+                                                   __m256i mask) {
   switch (vectors) {
-    case 1: sum_rows_block<1, kMasked>(src, ld, idx, count, out, mask); break;
-    case 2: sum_rows_block<2, kMasked>(src, ld, idx, count, out, mask); break;
-    case 3: sum_rows_block<3, kMasked>(src, ld, idx, count, out, mask); break;
-    case 4: sum_rows_block<4, kMasked>(src, ld, idx, count, out, mask); break;
-    case 5: sum_rows_block<5, kMasked>(src, ld, idx, count, out, mask); break;
-    case 6: sum_rows_block<6, kMasked>(src, ld, idx, count, out, mask); break;
-    case 7: sum_rows_block<7, kMasked>(src, ld, idx, count, out, mask); break;
-    case 8: sum_rows_block<8, kMasked>(src, ld, idx, count, out, mask); break;
-    default: break;
+    case 1:
+      sum_rows_block<1, kMasked>(src, ld, idx, count, out, mask);
+      break;
+    case 2:
+      sum_rows_block<2, kMasked>(src, ld, idx, count, out, mask);
+      break;
+    case 3:
+      sum_rows_block<3, kMasked>(src, ld, idx, count, out, mask);
+      break;
+    case 4:
+      sum_rows_block<4, kMasked>(src, ld, idx, count, out, mask);
+      break;
+    case 5:
+      sum_rows_block<5, kMasked>(src, ld, idx, count, out, mask);
+      break;
+    case 6:
+      sum_rows_block<6, kMasked>(src, ld, idx, count, out, mask);
+      break;
+    case 7:
+      sum_rows_block<7, kMasked>(src, ld, idx, count, out, mask);
+      break;
+    case 8:
+      sum_rows_block<8, kMasked>(src, ld, idx, count, out, mask);
+      break;
+    default:
+      break;
   }
 }
 
@@ -212,21 +232,25 @@ __attribute__((target("avx2"))) void sum_rows_tail(const float* src, int64_t ld,
 // (the outer loop, so that one block of src, at most 256 bytes a row, is
 // reused by every row), then the rest in one block whose last vector is
 // masked.
-__attribute__((target("avx2"))) void sum_selected_rows_avx2(const float* src, int64_t ld_src, int64_t n,
-                                                             const int32_t* ptr, const int32_t* idx, int64_t r0,
-                                                             int64_t r1, float* out, int64_t ld_out) {
+__attribute__((target("avx2"))) void sum_selected_rows_avx2(const float* src, int64_t ld_src,
+                                                            int64_t n, const int32_t* ptr,
+                                                            const int32_t* idx, int64_t r0,
+                                                            int64_t r1, float* out,
+                                                            int64_t ld_out) {
   const __m256i all = _mm256_set1_epi32(-1);
   int64_t c = 0;
   for (; c + 64 <= n; c += 64) {
     for (int64_t r = r0; r < r1; ++r) {
-      sum_rows_block<8, false>(src + c, ld_src, idx + ptr[r], ptr[r + 1] - ptr[r], out + r * ld_out + c, all);
+      sum_rows_block<8, false>(src + c, ld_src, idx + ptr[r], ptr[r + 1] - ptr[r],
+                               out + r * ld_out + c, all);
     }
   }
   const int64_t rest = n - c;  // 0..63
   if (rest == 0) return;
   const int vectors = static_cast<int>((rest + 7) / 8);
   const int lanes = static_cast<int>(rest - 8 * (vectors - 1));  // 1..8 in the last vector
-  const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i mask =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   for (int64_t r = r0; r < r1; ++r) {
     const int32_t* list = idx + ptr[r];
     const int64_t count = ptr[r + 1] - ptr[r];
@@ -241,8 +265,8 @@ __attribute__((target("avx2"))) void sum_selected_rows_avx2(const float* src, in
 
 // Appends the columns of the 1s of row x[0, cols) to idx; false when an
 // entry is neither 0 nor 1. Returns the columns done (a multiple of 8).
-__attribute__((target("avx2"))) bool binary_row_avx2(const float* x, int64_t cols, std::vector<int32_t>& idx,
-                                                      int64_t* done) {
+__attribute__((target("avx2"))) bool binary_row_avx2(const float* x, int64_t cols,
+                                                     std::vector<int32_t>& idx, int64_t* done) {
   const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
   int64_t j = 0;
   for (; j + 8 <= cols; j += 8) {
@@ -250,13 +274,16 @@ __attribute__((target("avx2"))) bool binary_row_avx2(const float* x, int64_t col
     const int ones = _mm256_movemask_ps(_mm256_cmp_ps(v, one, _CMP_EQ_OQ));
     const int zeros = _mm256_movemask_ps(_mm256_cmp_ps(v, zero, _CMP_EQ_OQ));
     if ((ones | zeros) != 0xff) return false;  // NaN compares unequal to both
-    for (int m = ones; m != 0; m &= m - 1) idx.push_back(static_cast<int32_t>(j + __builtin_ctz(m)));
+    for (int m = ones; m != 0; m &= m - 1)
+      idx.push_back(static_cast<int32_t>(j + __builtin_ctz(m)));
   }
   *done = j;
   return true;
 }
 
-bool detect() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
+bool detect() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
 
 #endif
 
@@ -268,15 +295,21 @@ const bool kCpuHasAvx2Fma =
 #endif
 std::atomic<bool> g_vectorised{kCpuHasAvx2Fma};  // set_vectorised() turns it off for tests
 
-inline bool use_avx2() { return g_vectorised.load(std::memory_order_relaxed); }
+inline bool use_avx2() {
+  return g_vectorised.load(std::memory_order_relaxed);
+}
 
 constexpr int64_t kGrain = 16384;  // elements per parallel chunk
 
 }  // namespace
 
-bool vectorised() { return use_avx2(); }
+bool vectorised() {
+  return use_avx2();
+}
 
-bool set_vectorised(bool on) { return g_vectorised.exchange(on && kCpuHasAvx2Fma); }
+bool set_vectorised(bool on) {
+  return g_vectorised.exchange(on && kCpuHasAvx2Fma);
+}
 
 void bias_activation(float* h, const float* bias, int64_t rows, int64_t cols, Unit unit) {
   const int64_t grain_rows = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, cols));
@@ -292,7 +325,8 @@ void bias_activation(float* h, const float* bias, int64_t rows, int64_t cols, Un
   });
 }
 
-bool binary_pattern(const float* x, int64_t rows, int64_t cols, int64_t ld, int64_t max_nonzero, Pattern& p) {
+bool binary_pattern(const float* x, int64_t rows, int64_t cols, int64_t ld, int64_t max_nonzero,
+                    Pattern& p) {
   // The pattern's offsets are int32: beyond that, the caller's dense path.
   if (rows >= std::numeric_limits<int32_t>::max() / std::max<int64_t>(1, cols)) return false;
   p.ptr.assign(1, 0);
@@ -325,12 +359,13 @@ void transpose_pattern(const Pattern& p, int64_t cols, Pattern& t) {
   t.idx.resize(p.idx.size());
   std::vector<int32_t> next(t.ptr.begin(), t.ptr.end() - 1);
   for (int64_t r = 0; r < rows; ++r) {  // rows ascending: each column's list comes out sorted
-    for (int32_t k = p.ptr[r]; k < p.ptr[r + 1]; ++k) t.idx[next[p.idx[k]]++] = static_cast<int32_t>(r);
+    for (int32_t k = p.ptr[r]; k < p.ptr[r + 1]; ++k)
+      t.idx[next[p.idx[k]]++] = static_cast<int32_t>(r);
   }
 }
 
-void sum_selected_rows(const float* src, int64_t ld_src, int64_t n, const Pattern& p, int64_t rows, float* out,
-                       int64_t ld_out) {
+void sum_selected_rows(const float* src, int64_t ld_src, int64_t n, const Pattern& p, int64_t rows,
+                       float* out, int64_t ld_out) {
   TORCH_CHECK(static_cast<int64_t>(p.ptr.size()) == rows + 1, "sum_selected_rows: the pattern has ",
               p.ptr.size() - 1, " rows, expected ", rows);
   const int32_t* ptr = p.ptr.data();
@@ -367,8 +402,8 @@ void sum_selected_rows(const float* src, int64_t ld_src, int64_t n, const Patter
   });
 }
 
-double bernoulli_head(const float* raw, const float* bias, const float* x, float* grad, int64_t rows,
-                      int64_t cols, float scale) {
+double bernoulli_head(const float* raw, const float* bias, const float* x, float* grad,
+                      int64_t rows, int64_t cols, float scale) {
   const int64_t grain_rows = std::max<int64_t>(1, kGrain / std::max<int64_t>(1, cols));
   const int64_t chunks = (rows + grain_rows - 1) / grain_rows;
   std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
@@ -381,7 +416,8 @@ double bernoulli_head(const float* raw, const float* bias, const float* x, float
 #ifdef VAEREPRO_KERNELS_X86
         if (use_avx2()) sum += bernoulli_head_avx2(raw + o, bias, x + o, grad + o, cols, scale, &j);
 #endif
-        for (; j < cols; ++j) sum += head_scalar(raw[o + j] + bias[j], x[o + j], grad + o + j, scale);
+        for (; j < cols; ++j)
+          sum += head_scalar(raw[o + j] + bias[j], x[o + j], grad + o + j, scale);
       }
       partial[static_cast<size_t>(c)] = sum;
     }

@@ -24,8 +24,8 @@ void bias_activation(float* h, const float* bias, int64_t rows, int64_t cols, Un
 ///   grad[r, j] = (sigmoid(l[r, j]) - x[r, j]) * scale,
 /// and returns sum (x l - softplus(l)) = log p(x | l), float within a row's
 /// 8 lanes, double across rows and chunks, in a fixed order.
-double bernoulli_head(const float* raw, const float* bias, const float* x, float* grad, int64_t rows,
-                      int64_t cols, float scale);
+double bernoulli_head(const float* raw, const float* bias, const float* x, float* grad,
+                      int64_t rows, int64_t cols, float scale);
 
 /// Rows of a binary matrix as lists of their nonzero columns (CSR): row r's
 /// columns are idx[ptr[r] .. ptr[r + 1]), ascending.
@@ -38,7 +38,8 @@ struct Pattern {
 /// as an entry is anything else (a gray level, NaN), more than
 /// `max_nonzero` entries are 1, or rows x cols does not fit the int32
 /// offsets; the caller then takes the dense path.
-bool binary_pattern(const float* x, int64_t rows, int64_t cols, int64_t ld, int64_t max_nonzero, Pattern& p);
+bool binary_pattern(const float* x, int64_t rows, int64_t cols, int64_t ld, int64_t max_nonzero,
+                    Pattern& p);
 
 /// The same nonzeros listed by column: t.ptr has cols + 1 entries, and
 /// column j's rows are t.idx[t.ptr[j] .. t.ptr[j + 1]), ascending.
@@ -48,8 +49,8 @@ void transpose_pattern(const Pattern& p, int64_t cols, Pattern& t);
 /// empty row writes zeros); rows of src are ld_src apart, of out ld_out.
 /// With a binary X of pattern p this is X S (X's rows select rows of S);
 /// with p transposed it is X^T S. Sums run in the pattern's order.
-void sum_selected_rows(const float* src, int64_t ld_src, int64_t n, const Pattern& p, int64_t rows, float* out,
-                       int64_t ld_out);
+void sum_selected_rows(const float* src, int64_t ld_src, int64_t n, const Pattern& p, int64_t rows,
+                       float* out, int64_t ld_out);
 
 /// Whether the AVX2 + FMA forms run (the CPU has them and they are on).
 bool vectorised();

@@ -20,10 +20,14 @@ Activation parse_activation(const std::string& name) {
 
 std::string to_string(Activation a) {
   switch (a) {
-    case Activation::kTanh: return "tanh";
-    case Activation::kRelu: return "relu";
-    case Activation::kSoftplus: return "softplus";
-    case Activation::kSigmoid: return "sigmoid";
+    case Activation::kTanh:
+      return "tanh";
+    case Activation::kRelu:
+      return "relu";
+    case Activation::kSoftplus:
+      return "softplus";
+    case Activation::kSigmoid:
+      return "sigmoid";
   }
   return "?";
 }
@@ -31,8 +35,7 @@ std::string to_string(Activation a) {
 Likelihood parse_likelihood(const std::string& name) {
   if (name == "bernoulli") return Likelihood::kBernoulli;
   if (name == "gaussian") return Likelihood::kGaussian;
-  throw std::invalid_argument("unknown likelihood '" + name +
-                              "' (expected bernoulli or gaussian)");
+  throw std::invalid_argument("unknown likelihood '" + name + "' (expected bernoulli or gaussian)");
 }
 
 std::string to_string(Likelihood l) {
@@ -100,10 +103,14 @@ Architecture parse_architecture(const std::string& text) {
 
 torch::Tensor activate(const torch::Tensor& x, Activation a) {
   switch (a) {
-    case Activation::kTanh: return torch::tanh(x);
-    case Activation::kRelu: return torch::relu(x);
-    case Activation::kSoftplus: return torch::nn::functional::softplus(x);
-    case Activation::kSigmoid: return torch::sigmoid(x);
+    case Activation::kTanh:
+      return torch::tanh(x);
+    case Activation::kRelu:
+      return torch::relu(x);
+    case Activation::kSoftplus:
+      return torch::nn::functional::softplus(x);
+    case Activation::kSigmoid:
+      return torch::sigmoid(x);
   }
   return x;
 }
@@ -123,18 +130,24 @@ ConditionEncoding parse_condition_encoding(const std::string& name) {
 
 std::string to_string(ConditionEncoding e) {
   switch (e) {
-    case ConditionEncoding::kNone: return "none";
-    case ConditionEncoding::kOneHot: return "one-hot";
-    case ConditionEncoding::kRaw: return "raw";
+    case ConditionEncoding::kNone:
+      return "none";
+    case ConditionEncoding::kOneHot:
+      return "one-hot";
+    case ConditionEncoding::kRaw:
+      return "raw";
   }
   return "?";
 }
 
 int64_t condition_dim(ConditionEncoding e, int64_t num_classes) {
   switch (e) {
-    case ConditionEncoding::kNone: return 0;
-    case ConditionEncoding::kOneHot: return num_classes;
-    case ConditionEncoding::kRaw: return 1;
+    case ConditionEncoding::kNone:
+      return 0;
+    case ConditionEncoding::kOneHot:
+      return num_classes;
+    case ConditionEncoding::kRaw:
+      return 1;
   }
   return 0;
 }
@@ -142,7 +155,8 @@ int64_t condition_dim(ConditionEncoding e, int64_t num_classes) {
 torch::Tensor encode_condition(const torch::Tensor& labels, ConditionEncoding e,
                                int64_t num_classes) {
   switch (e) {
-    case ConditionEncoding::kNone: return {};
+    case ConditionEncoding::kNone:
+      return {};
     case ConditionEncoding::kOneHot:
       return torch::one_hot(labels.to(torch::kLong), num_classes).to(torch::kFloat);  // [B, C]
     case ConditionEncoding::kRaw:
@@ -154,8 +168,8 @@ torch::Tensor encode_condition(const torch::Tensor& labels, ConditionEncoding e,
 MlpImpl::MlpImpl(const MlpOptions& options_) : options(options_) {
   int64_t in = options.in_features();
   for (size_t i = 0; i < options.widths().size(); ++i) {
-    auto layer = register_module("fc" + std::to_string(i),
-                                 torch::nn::Linear(in, options.widths()[i]));
+    auto layer =
+        register_module("fc" + std::to_string(i), torch::nn::Linear(in, options.widths()[i]));
     layers_.push_back(layer);
     in = options.widths()[i];
   }
@@ -168,8 +182,7 @@ torch::Tensor MlpImpl::forward(torch::Tensor x) {
 }
 
 namespace {
-torch::Tensor with_condition(const torch::Tensor& x, const torch::Tensor& c,
-                             int64_t expected_dim) {
+torch::Tensor with_condition(const torch::Tensor& x, const torch::Tensor& c, int64_t expected_dim) {
   if (expected_dim == 0) {
     TORCH_CHECK(!c.defined() || c.numel() == 0,
                 "this model is unconditional but a condition was given");
@@ -211,9 +224,9 @@ GaussianPosterior GaussianEncoderImpl::forward(const torch::Tensor& x, const tor
 
 DecoderImpl::DecoderImpl(const DecoderOptions& options_) : options(options_) {
   std::vector<int64_t> widths(options.arch().hidden.rbegin(), options.arch().hidden.rend());
-  body = register_module(
-      "body", Mlp(MlpOptions(options.arch().latent + options.condition_dim(), widths)
-                      .activation(options.activation())));
+  body = register_module("body",
+                         Mlp(MlpOptions(options.arch().latent + options.condition_dim(), widths)
+                                 .activation(options.activation())));
   loc_head = register_module("loc", torch::nn::Linear(body->out_features(), options.output_dim()));
   if (options.likelihood() == Likelihood::kGaussian &&
       options.variance() == VarianceMode::kPerPixelHead) {
@@ -284,7 +297,8 @@ namespace F = torch::nn::functional;
 ResidualBlockImpl::ResidualBlockImpl(int64_t channels) {
   conv3 = register_module(
       "conv3", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 3).padding(1)));
-  conv1 = register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 1)));
+  conv1 =
+      register_module("conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(channels, channels, 1)));
 }
 
 torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
@@ -294,9 +308,10 @@ torch::Tensor ResidualBlockImpl::forward(const torch::Tensor& x) {
 ConvEncoderImpl::ConvEncoderImpl(const ConvOptions& o) : options(o) {
   const int64_t f = o.channels();
   down1 = register_module(
-      "down1", torch::nn::Conv2d(torch::nn::Conv2dOptions(o.image_channels(), f, 4).stride(2).padding(1)));
-  down2 = register_module("down2",
-                          torch::nn::Conv2d(torch::nn::Conv2dOptions(f, f, 4).stride(2).padding(1)));
+      "down1",
+      torch::nn::Conv2d(torch::nn::Conv2dOptions(o.image_channels(), f, 4).stride(2).padding(1)));
+  down2 = register_module(
+      "down2", torch::nn::Conv2d(torch::nn::Conv2dOptions(f, f, 4).stride(2).padding(1)));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.residual_blocks(); ++i) blocks->push_back(ResidualBlock(f));
   out = register_module("out", torch::nn::Conv2d(torch::nn::Conv2dOptions(f, o.out_channels(), 1)));
@@ -306,20 +321,21 @@ torch::Tensor ConvEncoderImpl::forward(const torch::Tensor& x) {
   auto h = torch::relu(down1(x));  // [B, F, 14, 14]
   h = down2(h);                    // [B, F, 7, 7]
   for (auto& block : *blocks) h = block->as<ResidualBlock>()->forward(h);
-  return out(torch::relu(h));      // [B, E, 7, 7]
+  return out(torch::relu(h));  // [B, E, 7, 7]
 }
 
 ConvDecoderImpl::ConvDecoderImpl(const ConvOptions& o) : options(o) {
   const int64_t f = o.channels();
-  in = register_module("in", torch::nn::Conv2d(torch::nn::Conv2dOptions(o.out_channels(), f, 3).padding(1)));
+  in = register_module(
+      "in", torch::nn::Conv2d(torch::nn::Conv2dOptions(o.out_channels(), f, 3).padding(1)));
   blocks = register_module("blocks", torch::nn::ModuleList());
   for (int64_t i = 0; i < o.residual_blocks(); ++i) blocks->push_back(ResidualBlock(f));
-  up1 = register_module("up1", torch::nn::ConvTranspose2d(
-                                   torch::nn::ConvTranspose2dOptions(f, f, 4).stride(2).padding(1)));
-  up2 = register_module("up2", torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(
-                                                              f, o.image_channels(), 4)
-                                                              .stride(2)
-                                                              .padding(1)));
+  up1 = register_module(
+      "up1",
+      torch::nn::ConvTranspose2d(torch::nn::ConvTranspose2dOptions(f, f, 4).stride(2).padding(1)));
+  up2 = register_module(
+      "up2", torch::nn::ConvTranspose2d(
+                 torch::nn::ConvTranspose2dOptions(f, o.image_channels(), 4).stride(2).padding(1)));
 }
 
 torch::Tensor ConvDecoderImpl::forward(const torch::Tensor& z) {

@@ -39,8 +39,8 @@ std::string to_string(Likelihood l);
 
 /// `[h1, ..., hn]`: hidden widths and the latent size (seed 000, Def. 4.1).
 struct Architecture {
-  std::vector<int64_t> hidden;  ///< h1 .. h(n-1); may be empty (a linear model)
-  int64_t latent = 0;           ///< hn
+  std::vector<int64_t> hidden;    ///< h1 .. h(n-1); may be empty (a linear model)
+  int64_t latent = 0;             ///< hn
   std::string to_string() const;  ///< "[500, 20]"
 };
 
@@ -82,7 +82,7 @@ struct MlpOptions {
 class MlpImpl : public torch::nn::Module {
  public:
   explicit MlpImpl(const MlpOptions& options);
-  torch::Tensor forward(torch::Tensor x);                      ///< [B, in] -> [B, out]
+  torch::Tensor forward(torch::Tensor x);  ///< [B, in] -> [B, out]
   int64_t out_features() const { return out_features_; }
   /// The Linear layers, input side first.
   const std::vector<torch::nn::Linear>& layers() const { return layers_; }
@@ -174,7 +174,7 @@ struct VaeOptions {
   TORCH_ARG(VarianceMode, variance) = VarianceMode::kPerPixelHead;
   TORCH_ARG(double, fixed_logvar) = 0.0;
   TORCH_ARG(bool, sigmoid_mean) = true;  ///< Gaussian decoder: mean through a sigmoid
-  TORCH_ARG(double, init_std) = 0.01;  ///< KW2013 section 5; <= 0 keeps torch's default
+  TORCH_ARG(double, init_std) = 0.01;    ///< KW2013 section 5; <= 0 keeps torch's default
 };
 
 /// One pass of the VAE: posterior, sample, decoder output.

@@ -5,12 +5,11 @@
 
 #include "vaerepro/distributions.h"
 
-
 namespace vaerepro {
 
 ElboTerms elbo(VaeImpl& vae, const torch::Tensor& x, const torch::Tensor& c) {
   auto out = vae.forward(x, c);
-  auto log_likelihood = vae.decoder->log_prob(out.decoded, x);  // [B]
+  auto log_likelihood = vae.decoder->log_prob(out.decoded, x);                       // [B]
   auto kl = gaussian_kl_to_standard_normal(out.posterior.mu, out.posterior.logvar);  // [B]
   return {log_likelihood - kl, log_likelihood, kl};
 }
@@ -113,8 +112,8 @@ struct BernoulliLogProbSum : public torch::autograd::Function<BernoulliLogProbSu
     auto saved = ctx->get_saved_variables();
     const auto& logits = saved[0];
     const auto& x = saved[1];
-    auto g = torch::sigmoid(logits);               // [.., D]
-    torch::sub_out(g, x.expand_as(g), g);          // x - sigmoid(l), in place
+    auto g = torch::sigmoid(logits);       // [.., D]
+    torch::sub_out(g, x.expand_as(g), g);  // x - sigmoid(l), in place
     g.mul_(grads[0]);
     return {g, torch::Tensor()};
   }
@@ -149,8 +148,8 @@ TrainingLoss training_loss(VaeImpl& vae, const torch::Tensor& x, const torch::Te
   return {loss, ll.detach(), zk[1].detach()};
 }
 
-torch::Tensor importance_log_weights(VaeImpl& vae, const torch::Tensor& x,
-                                     const torch::Tensor& c, int64_t k) {
+torch::Tensor importance_log_weights(VaeImpl& vae, const torch::Tensor& x, const torch::Tensor& c,
+                                     int64_t k) {
   TORCH_CHECK(k >= 1, "importance samples must be >= 1, got ", k);
   auto posterior = vae.encoder->forward(x, c);                         // [B, Z]
   auto mu = posterior.mu.unsqueeze(0);                                 // [1, B, Z]
@@ -174,7 +173,7 @@ torch::Tensor importance_weighted_bound(VaeImpl& vae, const torch::Tensor& x,
   torch::Tensor running;  // [B] float64
   for (int64_t done = 0; done < k; done += chunk) {
     auto lw = importance_log_weights(vae, x, c, std::min(chunk, k - done));  // [k', B]
-    auto lse = torch::logsumexp(lw, 0);                                    // [B]
+    auto lse = torch::logsumexp(lw, 0);                                      // [B]
     running = running.defined() ? torch::logsumexp(torch::stack({running, lse}), 0) : lse;
   }
   return running - std::log(static_cast<double>(k));

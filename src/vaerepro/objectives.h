@@ -73,7 +73,7 @@ torch::Tensor importance_weighted_bound(VaeImpl& vae, const torch::Tensor& x,
 /// Log-weights log p(x, z_k) - log q(z_k | x) for K samples: [K, B] float64.
 /// The building block of importance_weighted_bound, exposed for tests and for
 /// estimators that need the weights themselves.
-torch::Tensor importance_log_weights(VaeImpl& vae, const torch::Tensor& x,
-                                     const torch::Tensor& c, int64_t k);
+torch::Tensor importance_log_weights(VaeImpl& vae, const torch::Tensor& x, const torch::Tensor& c,
+                                     int64_t k);
 
 }  // namespace vaerepro

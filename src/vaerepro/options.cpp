@@ -20,9 +20,12 @@ Profile parse_profile(const std::string& name) {
 
 std::string to_string(Profile p) {
   switch (p) {
-    case Profile::kSmoke: return "smoke";
-    case Profile::kQuick: return "quick";
-    case Profile::kFull: return "full";
+    case Profile::kSmoke:
+      return "smoke";
+    case Profile::kQuick:
+      return "quick";
+    case Profile::kFull:
+      return "full";
   }
   return "?";
 }
@@ -49,10 +52,18 @@ std::string compact_number(double v) {
 
 namespace {
 
-std::string text_of(int64_t v) { return compact_number(static_cast<double>(v)); }
-std::string text_of(double v) { return compact_number(v); }
-std::string text_of(const std::string& v) { return v.empty() ? "none" : v; }
-std::string text_of(bool v) { return v ? "on" : "off"; }
+std::string text_of(int64_t v) {
+  return compact_number(static_cast<double>(v));
+}
+std::string text_of(double v) {
+  return compact_number(v);
+}
+std::string text_of(const std::string& v) {
+  return v.empty() ? "none" : v;
+}
+std::string text_of(bool v) {
+  return v ? "on" : "off";
+}
 
 std::string config_key_of(const std::string& name) {
   std::string k = name;
@@ -80,8 +91,8 @@ class TypedEntry : public OptionTable::Entry {
     if (defaults_.uniform()) {
       text += " (" + text_of(defaults_.quick) + ")";
     } else {
-      text += " (smoke " + text_of(defaults_.smoke) + ", quick " + text_of(defaults_.quick) + ", full " +
-              text_of(defaults_.full) + ")";
+      text += " (smoke " + text_of(defaults_.smoke) + ", quick " + text_of(defaults_.quick) +
+              ", full " + text_of(defaults_.full) + ")";
     }
     if constexpr (std::is_same_v<T, bool>) {
       d.add_options()(name_.c_str(), po::bool_switch(&target_), help_.c_str());
@@ -148,8 +159,8 @@ OptionTable::Entry& OptionTable::Entry::key(std::string key) {
 OptionTable::OptionTable(std::string caption) : caption_(std::move(caption)) {}
 
 template <class T>
-OptionTable::Entry& OptionTable::add_entry(const std::string& name, T& target, PerProfile<T> defaults,
-                                           const std::string& help) {
+OptionTable::Entry& OptionTable::add_entry(const std::string& name, T& target,
+                                           PerProfile<T> defaults, const std::string& help) {
   for (const auto& e : entries_) {
     if (e->name() == name) throw std::logic_error("option --" + name + " is declared twice");
   }
@@ -157,23 +168,26 @@ OptionTable::Entry& OptionTable::add_entry(const std::string& name, T& target, P
   return *entries_.back();
 }
 
-OptionTable::Entry& OptionTable::add(const std::string& name, int64_t& target, PerProfile<int64_t> defaults,
-                                     const std::string& help) {
+OptionTable::Entry& OptionTable::add(const std::string& name, int64_t& target,
+                                     PerProfile<int64_t> defaults, const std::string& help) {
   return add_entry(name, target, std::move(defaults), help);
 }
-OptionTable::Entry& OptionTable::add(const std::string& name, double& target, PerProfile<double> defaults,
-                                     const std::string& help) {
+OptionTable::Entry& OptionTable::add(const std::string& name, double& target,
+                                     PerProfile<double> defaults, const std::string& help) {
   return add_entry(name, target, std::move(defaults), help);
 }
 OptionTable::Entry& OptionTable::add(const std::string& name, std::string& target,
                                      PerProfile<std::string> defaults, const std::string& help) {
   return add_entry(name, target, std::move(defaults), help);
 }
-OptionTable::Entry& OptionTable::flag(const std::string& name, bool& target, const std::string& help) {
+OptionTable::Entry& OptionTable::flag(const std::string& name, bool& target,
+                                      const std::string& help) {
   return add_entry(name, target, PerProfile<bool>(false), help);
 }
 
-void OptionTable::check(std::function<void()> check) { checks_.push_back(std::move(check)); }
+void OptionTable::check(std::function<void()> check) {
+  checks_.push_back(std::move(check));
+}
 
 void OptionTable::record(std::function<void(nlohmann::json&)> recorder) {
   recorders_.push_back(std::move(recorder));
@@ -203,29 +217,36 @@ nlohmann::json OptionTable::config() const {
   return c;
 }
 
-void add_training_options(OptionTable& options, TrainingFlags& f, bool subsets, int64_t smoke_max_train,
-                          int64_t smoke_max_test) {
+void add_training_options(OptionTable& options, TrainingFlags& f, bool subsets,
+                          int64_t smoke_max_train, int64_t smoke_max_test) {
   options.add("activation", f.activation, f.activation, "hidden units' nonlinearity")
       .one_of({"tanh", "relu", "softplus", "sigmoid"});
-  options.add("optimizer", f.optimizer, f.optimizer, "the optimizer").one_of({"adagrad", "adam", "sgd"}).key("");
+  options.add("optimizer", f.optimizer, f.optimizer, "the optimizer")
+      .one_of({"adagrad", "adam", "sgd"})
+      .key("");
   options.add("lr", f.lr, f.lr, "learning rate").range(1e-12, 10).key("");
   options.add("batch-size", f.batch_size, f.batch_size, "minibatch size").range(1, 1e6);
   if (subsets) {
-    options.add("max-train", f.max_train, {smoke_max_train, int64_t{0}, int64_t{0}},
-                "use only the first N training examples (0 = all)")
+    options
+        .add("max-train", f.max_train, {smoke_max_train, int64_t{0}, int64_t{0}},
+             "use only the first N training examples (0 = all)")
         .range(0, 1e9);
-    options.add("max-test", f.max_test, {smoke_max_test, int64_t{0}, int64_t{0}},
-                "use only the first N test examples (0 = all)")
+    options
+        .add("max-test", f.max_test, {smoke_max_test, int64_t{0}, int64_t{0}},
+             "use only the first N test examples (0 = all)")
         .range(0, 1e9);
   }
   options.check([&f] {
     if (f.max_train > 0 && f.batch_size > f.max_train) {
-      throw UsageError("--batch-size " + std::to_string(f.batch_size) + " contradicts --max-train " +
-                       std::to_string(f.max_train) + ": a minibatch cannot be larger than the training set " +
+      throw UsageError("--batch-size " + std::to_string(f.batch_size) +
+                       " contradicts --max-train " + std::to_string(f.max_train) +
+                       ": a minibatch cannot be larger than the training set " +
                        "(lower --batch-size or raise --max-train)");
     }
   });
-  options.record([&f](nlohmann::json& c) { c["optimizer"] = {{"name", f.optimizer}, {"lr", f.lr}}; });
+  options.record([&f](nlohmann::json& c) {
+    c["optimizer"] = {{"name", f.optimizer}, {"lr", f.lr}};
+  });
 }
 
 OptionTable::Entry& add_weight_decay_option(OptionTable& options, double& target) {

@@ -39,10 +39,13 @@ std::string to_string(Profile p);
 /// One value per profile; a single value applies to all three.
 template <class T>
 struct PerProfile {
-  PerProfile(T all) : smoke(all), quick(all), full(std::move(all)) {}  // NOLINT: implicit on purpose
+  PerProfile(T all)
+      : smoke(all), quick(all), full(std::move(all)) {}  // NOLINT: implicit on purpose
   PerProfile(T s, T q, T f) : smoke(std::move(s)), quick(std::move(q)), full(std::move(f)) {}
   T smoke, quick, full;
-  const T& at(Profile p) const { return p == Profile::kSmoke ? smoke : p == Profile::kQuick ? quick : full; }
+  const T& at(Profile p) const {
+    return p == Profile::kSmoke ? smoke : p == Profile::kQuick ? quick : full;
+  }
   bool uniform() const { return smoke == quick && quick == full; }
 };
 
@@ -89,8 +92,10 @@ class OptionTable {
 
   /// A numeric or string option bound to `target`, set to `defaults.at(profile)`
   /// unless given; its help ends with the defaults.
-  Entry& add(const std::string& name, int64_t& target, PerProfile<int64_t> defaults, const std::string& help);
-  Entry& add(const std::string& name, double& target, PerProfile<double> defaults, const std::string& help);
+  Entry& add(const std::string& name, int64_t& target, PerProfile<int64_t> defaults,
+             const std::string& help);
+  Entry& add(const std::string& name, double& target, PerProfile<double> defaults,
+             const std::string& help);
   Entry& add(const std::string& name, std::string& target, PerProfile<std::string> defaults,
              const std::string& help);
   /// A switch (false unless given).
@@ -114,7 +119,8 @@ class OptionTable {
 
  private:
   template <class T>
-  Entry& add_entry(const std::string& name, T& target, PerProfile<T> defaults, const std::string& help);
+  Entry& add_entry(const std::string& name, T& target, PerProfile<T> defaults,
+                   const std::string& help);
   std::string caption_;
   std::deque<std::unique_ptr<Entry>> entries_;
   std::vector<std::function<void()>> checks_;
@@ -126,12 +132,12 @@ class OptionTable {
 /// smoke profile's 1000 / 500 examples, the whole sets otherwise). Each
 /// chapter passes its paper's choices.
 struct TrainingFlags {
-  std::string activation = "tanh";   ///< KW2013 appendix C
+  std::string activation = "tanh";    ///< KW2013 appendix C
   std::string optimizer = "adagrad";  ///< KW2013 section 5
   double lr = 0.02;
-  int64_t batch_size = 100;           ///< KW2013 section 5
-  int64_t max_train = 0;              ///< 0: the whole training set
-  int64_t max_test = 0;               ///< 0: the whole test set
+  int64_t batch_size = 100;  ///< KW2013 section 5
+  int64_t max_train = 0;     ///< 0: the whole training set
+  int64_t max_test = 0;      ///< 0: the whole test set
 };
 
 /// Declares the training flags bound to `flags` with `flags`' current values
@@ -148,6 +154,8 @@ void add_training_options(OptionTable& options, TrainingFlags& flags, bool subse
 /// N training examples (weight_decay_for). Returns the entry (e.g. for key("")).
 OptionTable::Entry& add_weight_decay_option(OptionTable& options, double& target);
 /// The weight decay `option` (add_weight_decay_option) means for `n` training examples.
-inline double weight_decay_for(double option, int64_t n) { return option < 0 ? 1.0 / n : option; }
+inline double weight_decay_for(double option, int64_t n) {
+  return option < 0 ? 1.0 / n : option;
+}
 
 }  // namespace vaerepro

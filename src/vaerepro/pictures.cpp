@@ -54,20 +54,22 @@ torch::Tensor manifold_grid(VaeImpl& vae, int64_t g, const torch::TensorOptions&
   }
   torch::NoGradGuard no_grad;
   vae.eval();
-  auto q = torch::linspace(0.05, 0.95, g, options);   // prior quantiles
+  auto q = torch::linspace(0.05, 0.95, g, options);    // prior quantiles
   auto v = std::sqrt(2.0) * torch::erfinv(2 * q - 1);  // Phi^{-1}(q)
   auto grid = torch::stack(torch::meshgrid({v.flip(0), v}, "ij"), -1).view({g * g, 2});
   return vae.decoder->mean(vae.decoder->forward(grid));
 }
 
-nlohmann::json marginal_on_first_points(VaeImpl& vae, const torch::Tensor& test, int64_t k, int64_t points) {
+nlohmann::json marginal_on_first_points(VaeImpl& vae, const torch::Tensor& test, int64_t k,
+                                        int64_t points) {
   const int64_t n = std::min<int64_t>(points, test.size(0));
   if (n <= 0) return nullptr;
   const auto t0 = std::chrono::steady_clock::now();
   const auto x = test.narrow(0, 0, n);  // [n, D] as scored
   const SetEstimate log_px = importance_sampled_on_set(vae, x, k);
   const SetEstimate bound = importance_sampled_on_set(vae, x, 1);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   namespace c1 = schema::ch01;
   return {{c1::kK, k},
           {schema::key::kExamples, n},
@@ -78,12 +80,14 @@ nlohmann::json marginal_on_first_points(VaeImpl& vae, const torch::Tensor& test,
           {"wall_seconds", seconds}};
 }
 
-std::vector<std::vector<double>> latent_scatter_rows(const torch::Tensor& mu, const torch::Tensor& labels) {
+std::vector<std::vector<double>> latent_scatter_rows(const torch::Tensor& mu,
+                                                     const torch::Tensor& labels) {
   const auto m = mu.to(torch::kCPU);
   const auto lab = labels.to(torch::kCPU);
   std::vector<std::vector<double>> rows;
   for (int64_t i = 0; i < m.size(0); ++i) {
-    rows.push_back({m[i][0].item<double>(), m[i][1].item<double>(), static_cast<double>(lab[i].item<int64_t>())});
+    rows.push_back({m[i][0].item<double>(), m[i][1].item<double>(),
+                    static_cast<double>(lab[i].item<int64_t>())});
   }
   return rows;
 }

@@ -53,10 +53,12 @@ std::vector<std::string> write_traversal_pngs(VaeImpl& vae, const TraversalRows&
 /// examples of `test` (all of them when fewer), beside the single-sample
 /// bound (k = 1) on the same points: {"k", "examples", "points" (in words),
 /// "log_px", "elbo_same_points", "wall_seconds"}; null when points is 0.
-nlohmann::json marginal_on_first_points(VaeImpl& vae, const torch::Tensor& test, int64_t k, int64_t points);
+nlohmann::json marginal_on_first_points(VaeImpl& vae, const torch::Tensor& test, int64_t k,
+                                        int64_t points);
 
 /// The rows of a 2-D latent scatter: {z_1, z_2, label} for each row of the
 /// posterior means `mu` [N, >= 2] and its `labels` [N] (int64).
-std::vector<std::vector<double>> latent_scatter_rows(const torch::Tensor& mu, const torch::Tensor& labels);
+std::vector<std::vector<double>> latent_scatter_rows(const torch::Tensor& mu,
+                                                     const torch::Tensor& labels);
 
 }  // namespace vaerepro

@@ -14,8 +14,8 @@ namespace F = torch::nn::functional;
 
 torch::Tensor causal_mask(CausalMask type, int64_t kh, int64_t kw) {
   if (kh < 1 || kw < 1 || kh % 2 == 0 || kw % 2 == 0) {
-    throw std::invalid_argument("causal_mask: kernel sizes must be odd and positive (got " + std::to_string(kh) + "x" +
-                                std::to_string(kw) + ")");
+    throw std::invalid_argument("causal_mask: kernel sizes must be odd and positive (got " +
+                                std::to_string(kh) + "x" + std::to_string(kw) + ")");
   }
   const int64_t cr = kh / 2, cc = kw / 2;
   auto m = torch::zeros({kh, kw});
@@ -24,12 +24,24 @@ torch::Tensor causal_mask(CausalMask type, int64_t kh, int64_t kw) {
     for (int64_t c = 0; c < kw; ++c) {
       bool on = false;
       switch (type) {
-        case CausalMask::kRasterA: on = r < cr || (r == cr && c < cc); break;
-        case CausalMask::kRasterB: on = r < cr || (r == cr && c <= cc); break;
-        case CausalMask::kVerticalA: on = r < cr; break;
-        case CausalMask::kVerticalB: on = r <= cr; break;
-        case CausalMask::kHorizontalA: on = r == cr && c < cc; break;
-        case CausalMask::kHorizontalB: on = r == cr && c <= cc; break;
+        case CausalMask::kRasterA:
+          on = r < cr || (r == cr && c < cc);
+          break;
+        case CausalMask::kRasterB:
+          on = r < cr || (r == cr && c <= cc);
+          break;
+        case CausalMask::kVerticalA:
+          on = r < cr;
+          break;
+        case CausalMask::kVerticalB:
+          on = r <= cr;
+          break;
+        case CausalMask::kHorizontalA:
+          on = r == cr && c < cc;
+          break;
+        case CausalMask::kHorizontalB:
+          on = r == cr && c <= cc;
+          break;
       }
       a[r][c] = on ? 1.0f : 0.0f;
     }
@@ -38,14 +50,17 @@ torch::Tensor causal_mask(CausalMask type, int64_t kh, int64_t kw) {
 }
 
 MaskedConv2dImpl::MaskedConv2dImpl(const MaskedConv2dOptions& o) : options(o) {
-  conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(o.in(), o.out(), {o.kh(), o.kw()})
-                                                       .padding({o.kh() / 2, o.kw() / 2})));
-  mask = register_buffer("mask", causal_mask(o.mask(), o.kh(), o.kw()).view({1, 1, o.kh(), o.kw()}));
+  conv = register_module(
+      "conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(o.in(), o.out(), {o.kh(), o.kw()})
+                                    .padding({o.kh() / 2, o.kw() / 2})));
+  mask =
+      register_buffer("mask", causal_mask(o.mask(), o.kh(), o.kw()).view({1, 1, o.kh(), o.kw()}));
 }
 
 torch::Tensor MaskedConv2dImpl::forward(const torch::Tensor& x) {
   const auto& o = options;
-  return torch::conv2d(x, conv->weight * mask.to(conv->weight.dtype()), conv->bias, /*stride=*/{1, 1},
+  return torch::conv2d(x, conv->weight * mask.to(conv->weight.dtype()), conv->bias,
+                       /*stride=*/{1, 1},
                        /*padding=*/{o.kh() / 2, o.kw() / 2});
 }
 
@@ -57,20 +72,24 @@ torch::Tensor gated_activation(const torch::Tensor& x) {
 GatedBlockImpl::GatedBlockImpl(const GatedBlockOptions& o) : options(o) {
   const int64_t c = o.channels(), k = o.kernel();
   vertical = register_module(
-      "vertical", MaskedConv2d(MaskedConv2dOptions(o.in(), 2 * c, k, k,
-                                                   o.first() ? CausalMask::kVerticalA : CausalMask::kVerticalB)));
+      "vertical",
+      MaskedConv2d(MaskedConv2dOptions(
+          o.in(), 2 * c, k, k, o.first() ? CausalMask::kVerticalA : CausalMask::kVerticalB)));
   horizontal = register_module(
-      "horizontal", MaskedConv2d(MaskedConv2dOptions(o.in(), 2 * c, 1, k,
-                                                     o.first() ? CausalMask::kHorizontalA : CausalMask::kHorizontalB)));
-  vertical_to_horizontal =
-      register_module("vertical_to_horizontal", torch::nn::Conv2d(torch::nn::Conv2dOptions(2 * c, 2 * c, 1)));
-  horizontal_out = register_module("horizontal_out", torch::nn::Conv2d(torch::nn::Conv2dOptions(c, c, 1)));
+      "horizontal",
+      MaskedConv2d(MaskedConv2dOptions(
+          o.in(), 2 * c, 1, k, o.first() ? CausalMask::kHorizontalA : CausalMask::kHorizontalB)));
+  vertical_to_horizontal = register_module(
+      "vertical_to_horizontal", torch::nn::Conv2d(torch::nn::Conv2dOptions(2 * c, 2 * c, 1)));
+  horizontal_out =
+      register_module("horizontal_out", torch::nn::Conv2d(torch::nn::Conv2dOptions(c, c, 1)));
 }
 
 Stacks GatedBlockImpl::forward(const Stacks& in) {
   auto v = vertical->forward(in.vertical);  // [B, 2C, H, W], sees rows above only
-  auto h = horizontal->forward(in.horizontal) + vertical_to_horizontal->forward(v);  // [B, 2C, H, W]
-  auto h_out = horizontal_out->forward(gated_activation(h));                        // [B, C, H, W]
+  auto h =
+      horizontal->forward(in.horizontal) + vertical_to_horizontal->forward(v);  // [B, 2C, H, W]
+  auto h_out = horizontal_out->forward(gated_activation(h));                    // [B, C, H, W]
   if (!options.first()) h_out = h_out + in.horizontal;
   return {gated_activation(v), h_out};
 }
@@ -81,7 +100,8 @@ GatedPixelCnnImpl::GatedPixelCnnImpl(const GatedPixelCnnOptions& o) : options(o)
   embedding = register_module("embedding", torch::nn::Embedding(o.codes(), c));
   blocks = register_module("blocks", torch::nn::ModuleList());
   blocks->push_back(GatedBlock(GatedBlockOptions(c, c, o.first_kernel(), true)));
-  for (int64_t i = 0; i < o.blocks(); ++i) blocks->push_back(GatedBlock(GatedBlockOptions(c, c, o.kernel(), false)));
+  for (int64_t i = 0; i < o.blocks(); ++i)
+    blocks->push_back(GatedBlock(GatedBlockOptions(c, c, o.kernel(), false)));
   head1 = register_module("head1", torch::nn::Conv2d(torch::nn::Conv2dOptions(c, c, 1)));
   head2 = register_module("head2", torch::nn::Conv2d(torch::nn::Conv2dOptions(c, o.codes(), 1)));
 }
@@ -99,7 +119,9 @@ torch::Tensor GatedPixelCnnImpl::forward(const torch::Tensor& codes) {
 
 torch::Tensor GatedPixelCnnImpl::nll(const torch::Tensor& codes) {
   auto logits = forward(codes);  // [B, K, H, W]
-  return F::cross_entropy(logits, codes, F::CrossEntropyFuncOptions().reduction(torch::kNone)).flatten(1).sum(1);  // [B]
+  return F::cross_entropy(logits, codes, F::CrossEntropyFuncOptions().reduction(torch::kNone))
+      .flatten(1)
+      .sum(1);  // [B]
 }
 
 torch::Tensor GatedPixelCnnImpl::sample(int64_t n, torch::Device device, double temperature) {
@@ -109,7 +131,7 @@ torch::Tensor GatedPixelCnnImpl::sample(int64_t n, torch::Device device, double 
   auto codes = torch::zeros({n, h, w}, torch::TensorOptions().dtype(torch::kInt64).device(device));
   for (int64_t r = 0; r < h; ++r) {
     for (int64_t c = 0; c < w; ++c) {
-      auto logits = forward(codes).select(3, c).select(2, r) / temperature;  // [n, K]
+      auto logits = forward(codes).select(3, c).select(2, r) / temperature;     // [n, K]
       auto next = torch::multinomial(torch::softmax(logits, 1), 1).squeeze(1);  // [n]
       codes.select(2, c).select(1, r).copy_(next);
     }
@@ -163,7 +185,8 @@ PriorMetrics finish_metrics(double nats_sum, int64_t maps, int64_t positions) {
 }
 }  // namespace
 
-PriorMetrics evaluate_prior(GatedPixelCnnImpl& prior, const torch::Tensor& codes, int64_t batch_size) {
+PriorMetrics evaluate_prior(GatedPixelCnnImpl& prior, const torch::Tensor& codes,
+                            int64_t batch_size) {
   StageTimer stage_timer(stage::kEvaluation);
   torch::NoGradGuard no_grad;
   const bool was_training = prior.is_training();
@@ -171,7 +194,10 @@ PriorMetrics evaluate_prior(GatedPixelCnnImpl& prior, const torch::Tensor& codes
   double sum = 0;
   const int64_t n = codes.size(0);
   for (int64_t i = 0; i < n; i += batch_size) {
-    sum += prior.nll(codes.narrow(0, i, std::min(batch_size, n - i))).to(torch::kFloat64).sum().item<double>();
+    sum += prior.nll(codes.narrow(0, i, std::min(batch_size, n - i)))
+               .to(torch::kFloat64)
+               .sum()
+               .item<double>();
   }
   prior.train(was_training);
   return finish_metrics(sum, n, codes.size(1) * codes.size(2));

@@ -98,10 +98,10 @@ TORCH_MODULE(GatedBlock);
 
 struct GatedPixelCnnOptions {
   explicit GatedPixelCnnOptions(int64_t codes) : codes_(codes) {}
-  TORCH_ARG(int64_t, codes);                ///< K
-  TORCH_ARG(int64_t, channels) = 64;        ///< C, also the code embedding's size
-  TORCH_ARG(int64_t, blocks) = 15;          ///< gated layers after the first; seed 000's code: 15
-  TORCH_ARG(int64_t, first_kernel) = 7;     ///< vdO2016: a 7x7 type-A first layer
+  TORCH_ARG(int64_t, codes);             ///< K
+  TORCH_ARG(int64_t, channels) = 64;     ///< C, also the code embedding's size
+  TORCH_ARG(int64_t, blocks) = 15;       ///< gated layers after the first; seed 000's code: 15
+  TORCH_ARG(int64_t, first_kernel) = 7;  ///< vdO2016: a 7x7 type-A first layer
   TORCH_ARG(int64_t, kernel) = 3;
   TORCH_ARG(int64_t, height) = 7;
   TORCH_ARG(int64_t, width) = 7;
@@ -140,7 +140,8 @@ struct PriorMetrics {
 };
 
 /// The prior's NLL on `codes` [N, H, W] in batches (no gradient).
-PriorMetrics evaluate_prior(GatedPixelCnnImpl& prior, const torch::Tensor& codes, int64_t batch_size = 500);
+PriorMetrics evaluate_prior(GatedPixelCnnImpl& prior, const torch::Tensor& codes,
+                            int64_t batch_size = 500);
 
 /// One epoch of the prior's training curve.
 struct PriorCurvePoint {

@@ -36,13 +36,15 @@ std::string PointStore::dir(const std::string& name, const nlohmann::json& confi
   return (fs::path(root_) / ".points" / slug_ / (name + "-" + hash(config))).string();
 }
 
-std::optional<nlohmann::json> PointStore::load(const std::string& name, const nlohmann::json& config) const {
+std::optional<nlohmann::json> PointStore::load(const std::string& name,
+                                               const nlohmann::json& config) const {
   const fs::path p = fs::path(dir(name, config)) / "point.json";
   std::ifstream in(p);
   if (!in) return std::nullopt;
   try {
     auto j = nlohmann::json::parse(in);
-    if (j.is_object() && j.value("status", "") == "complete" && j.value("config", nlohmann::json()) == config &&
+    if (j.is_object() && j.value("status", "") == "complete" &&
+        j.value("config", nlohmann::json()) == config &&
         j.value("data_fingerprint", std::string()) == data_fingerprint_ &&
         j.value("identity", nlohmann::json()) == identity_) {
       return j;
@@ -62,8 +64,8 @@ std::string PointStore::begin(const std::string& name, const nlohmann::json& con
   return staging;
 }
 
-void PointStore::commit(const std::string& staging, const std::string& name, const nlohmann::json& config,
-                        nlohmann::json point) const {
+void PointStore::commit(const std::string& staging, const std::string& name,
+                        const nlohmann::json& config, nlohmann::json point) const {
   point["status"] = "complete";
   point["config"] = config;
   if (!data_fingerprint_.empty()) point["data_fingerprint"] = data_fingerprint_;
@@ -73,7 +75,8 @@ void PointStore::commit(const std::string& staging, const std::string& name, con
   std::error_code ec;
   fs::remove_all(target, ec);
   fs::rename(staging, target, ec);
-  if (ec) throw std::runtime_error("cannot move " + staging + " to " + target + ": " + ec.message());
+  if (ec)
+    throw std::runtime_error("cannot move " + staging + " to " + target + ": " + ec.message());
 }
 
 }  // namespace vaerepro

@@ -24,7 +24,9 @@ class PointStore {
   /// `data_fingerprint` (Dataset::fingerprint) enters every point's hash, so
   /// that a point trained on other data is never reused.
   PointStore(std::string out_root, std::string slug, std::string data_fingerprint = "")
-      : root_(std::move(out_root)), slug_(std::move(slug)), data_fingerprint_(std::move(data_fingerprint)) {}
+      : root_(std::move(out_root)),
+        slug_(std::move(slug)),
+        data_fingerprint_(std::move(data_fingerprint)) {}
   /// A store whose every point is keyed by `identity` (a RunIdentity's JSON,
   /// experiment.h: seed, data and its fingerprint, protocol, device, profile)
   /// with the point's own configuration: a point trained under another

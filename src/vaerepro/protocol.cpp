@@ -72,14 +72,18 @@ Protocol parse_protocol(const std::string& name) {
   if (name == "binarized") return Protocol::kBinarized;
   if (name == "gray-bce") return Protocol::kGrayBce;
   if (name == "threshold") return Protocol::kThreshold;
-  throw std::invalid_argument("unknown protocol '" + name + "' (expected binarized, gray-bce or threshold)");
+  throw std::invalid_argument("unknown protocol '" + name +
+                              "' (expected binarized, gray-bce or threshold)");
 }
 
 std::string to_string(Protocol p) {
   switch (p) {
-    case Protocol::kBinarized: return "binarized";
-    case Protocol::kGrayBce: return "gray-bce";
-    case Protocol::kThreshold: return "threshold";
+    case Protocol::kBinarized:
+      return "binarized";
+    case Protocol::kGrayBce:
+      return "gray-bce";
+    case Protocol::kThreshold:
+      return "threshold";
   }
   return "binarized";
 }
@@ -92,7 +96,8 @@ std::string describe(Protocol p) {
   }
   if (p == Protocol::kThreshold) {
     return "fixed threshold (seed 002's protocol): every pixel above zero set to one, training and "
-           "test sets once; nats of a bolder binary MNIST, comparable with seed 002's numbers but not "
+           "test sets once; nats of a bolder binary MNIST, comparable with seed 002's numbers but "
+           "not "
            "with those of papers that binarise dynamically";
   }
   return "gray levels inside binary cross-entropy (seed 000's protocol): not a normalised "
@@ -109,7 +114,9 @@ torch::Tensor first_rows(const torch::Tensor& t, int64_t n) {
   return n > 0 && n < t.size(0) ? t.narrow(0, 0, n) : t;
 }
 
-torch::Tensor threshold_binarize(const torch::Tensor& gray) { return gray.gt(0.0).to(gray.scalar_type()); }
+torch::Tensor threshold_binarize(const torch::Tensor& gray) {
+  return gray.gt(0.0).to(gray.scalar_type());
+}
 
 torch::Tensor TensorData::train_batch(const torch::Tensor& idx) const {
   auto x = train.index_select(0, idx);  // [B, D]

@@ -42,7 +42,7 @@ namespace vaerepro {
 /// How the codebook vectors learn.
 enum class CodebookUpdate {
   kGradient,  ///< Adam on the codebook term ||sg[z_e] - e||^2 (vdO2017 eq. 3)
-  kEma,       ///< exponential moving averages of the assigned encoder outputs (vdO2017 appendix A.1)
+  kEma,  ///< exponential moving averages of the assigned encoder outputs (vdO2017 appendix A.1)
 };
 /// "gradient" | "ema"; throws std::invalid_argument naming the choices.
 CodebookUpdate parse_codebook_update(const std::string& name);
@@ -61,14 +61,14 @@ std::string to_string(CodebookInit i);  ///< "uniform" | "data" | "kmeans"
 /// The codebook's learning choices beyond K and D.
 struct CodebookOptions {
   CodebookUpdate update = CodebookUpdate::kGradient;
-  double decay = 0.99;           ///< EMA decay gamma (vdO2017 appendix A.1)
-  double epsilon = 1e-5;         ///< Laplace smoothing of the EMA counts (Sonnet's VectorQuantizerEMA)
+  double decay = 0.99;    ///< EMA decay gamma (vdO2017 appendix A.1)
+  double epsilon = 1e-5;  ///< Laplace smoothing of the EMA counts (Sonnet's VectorQuantizerEMA)
   CodebookInit init = CodebookInit::kUniform;
   int64_t kmeans_iterations = 10;  ///< Lloyd iterations of kKmeans (lucidrains' default 10)
   /// Restart a code when its moving-average use per step falls below this
   /// (Jukebox: 1); 0 turns restarts off.
   double restart_threshold = 0;
-  double usage_decay = 0.99;     ///< decay of the use average that restarts read (Jukebox's mu = 0.99)
+  double usage_decay = 0.99;  ///< decay of the use average that restarts read (Jukebox's mu = 0.99)
 
   /// vdO2017 as written: uniform initialisation, gradient update, no restarts.
   static CodebookOptions as_written();
@@ -90,12 +90,17 @@ struct VectorQuantizerOptions {
 
 /// The result of quantising z_e [B, D, H, W].
 struct Quantized {
-  torch::Tensor straight_through;  ///< [B, D, H, W] z_e + sg(z_q - z_e): the value of z_q, the gradient of z_e
-  torch::Tensor z_q;               ///< [B, D, H, W] the nearest codebook vectors (gradient reaches a kGradient codebook)
-  torch::Tensor codes;             ///< [B, H, W] int64 indices in [0, K)
-  torch::Tensor codebook_loss;     ///< [B] mean over H, W, D of (sg[z_e] - e)^2: trains only a kGradient codebook
-  torch::Tensor commitment_loss;   ///< [B] mean over H, W, D of (z_e - sg[e])^2: trains only the encoder
-  torch::Tensor batch_perplexity;  ///< [] exp of the entropy of this batch's code frequencies (at most min(K, M))
+  torch::Tensor straight_through;  ///< [B, D, H, W] z_e + sg(z_q - z_e): the value of z_q, the
+                                   ///< gradient of z_e
+  torch::Tensor
+      z_q;  ///< [B, D, H, W] the nearest codebook vectors (gradient reaches a kGradient codebook)
+  torch::Tensor codes;          ///< [B, H, W] int64 indices in [0, K)
+  torch::Tensor codebook_loss;  ///< [B] mean over H, W, D of (sg[z_e] - e)^2: trains only a
+                                ///< kGradient codebook
+  torch::Tensor
+      commitment_loss;  ///< [B] mean over H, W, D of (z_e - sg[e])^2: trains only the encoder
+  torch::Tensor batch_perplexity;  ///< [] exp of the entropy of this batch's code frequencies (at
+                                   ///< most min(K, M))
 };
 
 /// The codebook and nearest-code assignment (vdO2017 section 3.1, equations
@@ -133,12 +138,13 @@ class VectorQuantizerImpl : public torch::nn::Module {
   int64_t restarts() const;
 
   VectorQuantizerOptions options;
-  torch::Tensor codebook;      ///< [K, D]; a parameter (kGradient) or a buffer (kEma)
-  torch::Tensor ema_count;     ///< [K] N_i of appendix A.1 (buffer; ones at start)
-  torch::Tensor ema_sum;       ///< [K, D] m_i of appendix A.1 (buffer; the codebook at start)
-  torch::Tensor usage;         ///< [K] moving average of assignments per step (buffer; the threshold at start)
-  torch::Tensor steps;         ///< [] int64 training steps seen (buffer)
-  torch::Tensor restart_count; ///< [] int64 codes restarted so far (buffer)
+  torch::Tensor codebook;   ///< [K, D]; a parameter (kGradient) or a buffer (kEma)
+  torch::Tensor ema_count;  ///< [K] N_i of appendix A.1 (buffer; ones at start)
+  torch::Tensor ema_sum;    ///< [K, D] m_i of appendix A.1 (buffer; the codebook at start)
+  torch::Tensor
+      usage;  ///< [K] moving average of assignments per step (buffer; the threshold at start)
+  torch::Tensor steps;          ///< [] int64 training steps seen (buffer)
+  torch::Tensor restart_count;  ///< [] int64 codes restarted so far (buffer)
 
  private:
   bool init_checked_ = false;  // steps was read once: initialise_from runs at most at step 0

@@ -57,8 +57,9 @@ void write_file_atomic(const std::string& path, const std::string& text) {
     (void)ignored;
     ::close(fd);
     ::unlink(tmp.c_str());
-    throw std::runtime_error("write to " + path + " failed half-way: injected fault (VAEREPRO_FAULT_WRITE=" +
-                             std::string(fault) + ")");
+    throw std::runtime_error(
+        "write to " + path +
+        " failed half-way: injected fault (VAEREPRO_FAULT_WRITE=" + std::string(fault) + ")");
   }
   while (left > 0) {
     ssize_t n = ::write(fd, p, left);
@@ -83,7 +84,8 @@ void write_file_atomic(const std::string& path, const std::string& text) {
     throw std::runtime_error("cannot move " + tmp + " to " + path + ": " + std::strerror(err));
   }
   // The rename itself survives a power loss only once the folder is flushed.
-  const std::string folder = target.has_parent_path() ? target.parent_path().string() : std::string(".");
+  const std::string folder =
+      target.has_parent_path() ? target.parent_path().string() : std::string(".");
   const int dir_fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd >= 0) {
     ::fsync(dir_fd);
@@ -100,7 +102,8 @@ void remove_stale_leftovers(const std::string& path, const std::string& marker) 
     const std::string name = e.path().filename().string();
     if (name.rfind(prefix, 0) != 0) continue;
     const std::string pid = name.substr(prefix.size());
-    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (pid.empty() || pid.size() > 9 || pid.find_first_not_of("0123456789") != std::string::npos)
+      continue;
     if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH) {
       std::error_code ignored;
       fs::remove_all(e.path(), ignored);
@@ -153,8 +156,8 @@ nlohmann::json Provenance::to_json() const {
 Provenance collect_provenance(int argc, char** argv) {
   Provenance p;
   const std::string src = VAEREPRO_SOURCE_DIR;
-  p.git_commit = run_command("git -C '" + src +
-                             "' describe --always --dirty --abbrev=12 2>/dev/null");
+  p.git_commit =
+      run_command("git -C '" + src + "' describe --always --dirty --abbrev=12 2>/dev/null");
   if (p.git_commit.empty()) p.git_commit = "unknown (not a git checkout)";
   p.date_utc = utc_now();
   char host[256] = {0};
@@ -178,8 +181,8 @@ RunWriter::RunWriter(std::string results_root, std::string slug)
   fs::remove_all(staging_, ec);
   fs::create_directories(staging_, ec);
   if (ec) {
-    throw std::runtime_error("cannot create the results folder " + staging_ + ": " +
-                             ec.message() + " (choose a writable --out / OUT=)");
+    throw std::runtime_error("cannot create the results folder " + staging_ + ": " + ec.message() +
+                             " (choose a writable --out / OUT=)");
   }
   write_json("run.json", {{"status", "running"}, {"chapter", slug_}});
 }
@@ -260,12 +263,14 @@ std::string RunWriter::move_to(const std::string& target) {
       return target;
     }
     if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
-      throw std::runtime_error("cannot replace " + target + " by " + staging_ + ": " + std::strerror(errno));
+      throw std::runtime_error("cannot replace " + target + " by " + staging_ + ": " +
+                               std::strerror(errno));
     }
     // A file system without the swap: set the old one aside under a name
     // the next run cleans up, move the new one in, put the old one back if
     // that fails. (Between the two renames there is no result.)
-    const fs::path old = fs::path(root_) / ".staging" / (slug_ + ".old-" + std::to_string(::getpid()));
+    const fs::path old =
+        fs::path(root_) / ".staging" / (slug_ + ".old-" + std::to_string(::getpid()));
     fs::remove_all(old, ec);
     fs::rename(target, old, ec);
     if (ec) throw std::runtime_error("cannot replace " + target + ": " + ec.message());
@@ -281,7 +286,8 @@ std::string RunWriter::move_to(const std::string& target) {
     return target;
   }
   fs::rename(staging_, target, ec);
-  if (ec) throw std::runtime_error("cannot move " + staging_ + " to " + target + ": " + ec.message());
+  if (ec)
+    throw std::runtime_error("cannot move " + staging_ + " to " + target + ": " + ec.message());
   fsync_folder(fs::path(target).parent_path());
   done_ = true;
   return target;
@@ -321,8 +327,9 @@ std::string RunWriter::fail(nlohmann::json run, const std::string& message) {
   }
   const std::string where = move_to(final_ + ".failed");
   if (!write_error.empty()) {
-    throw std::runtime_error("the failure could not be recorded in " + where + "/run.json either (" + write_error +
-                             "); " + where + " holds the partial output");
+    throw std::runtime_error("the failure could not be recorded in " + where +
+                             "/run.json either (" + write_error + "); " + where +
+                             " holds the partial output");
   }
   return where;
 }

@@ -63,8 +63,8 @@ class RunWriter {
  public:
   /// Creates results_root/.staging/SLUG-PID/ and writes a run.json with
   /// "status": "running". Staging folders of this slug left by processes
-  /// that no longer exist (killed runs) are removed first. Throws std::runtime_error when the folder cannot be
-  /// created or written (naming it).
+  /// that no longer exist (killed runs) are removed first. Throws std::runtime_error when the
+  /// folder cannot be created or written (naming it).
   RunWriter(std::string results_root, std::string slug);
   ~RunWriter();
   RunWriter(const RunWriter&) = delete;

@@ -24,11 +24,12 @@ namespace {
 int find_blas(struct dl_phdr_info* info, size_t, void* data) {
   auto* out = static_cast<std::string*>(data);
   std::string name = info->dlpi_name ? info->dlpi_name : "";
-  if (name.find("libblas.so") != std::string::npos || name.find("libopenblas") != std::string::npos ||
-      name.find("libmkl") != std::string::npos) {
+  if (name.find("libblas.so") != std::string::npos ||
+      name.find("libopenblas") != std::string::npos || name.find("libmkl") != std::string::npos) {
     char resolved[PATH_MAX];
     if (realpath(name.c_str(), resolved)) name = resolved;
-    if (out->empty() || name.find("openblas") != std::string::npos || name.find("mkl") != std::string::npos) {
+    if (out->empty() || name.find("openblas") != std::string::npos ||
+        name.find("mkl") != std::string::npos) {
       *out = name;
     }
   }
@@ -46,7 +47,8 @@ std::string describe_wait_environment() {
   }
   std::string d;
   if (policy != nullptr) d = std::string("OMP_WAIT_POLICY=") + policy + " (environment)";
-  if (spin != nullptr) d += (d.empty() ? "" : ", ") + std::string("GOMP_SPINCOUNT=") + spin + " (environment)";
+  if (spin != nullptr)
+    d += (d.empty() ? "" : ", ") + std::string("GOMP_SPINCOUNT=") + spin + " (environment)";
   return d.empty() ? "libgomp default (spins about 300,000 iterations before it sleeps)" : d;
 }
 
@@ -55,7 +57,8 @@ std::string describe_wait_environment() {
 WaitPolicyDecision decide_wait_policy(const std::function<const char*(const char*)>& lookup) {
   WaitPolicyDecision d;
   if (const char* m = lookup(kWaitPolicyRestartMarker)) {
-    d.reason = std::string(kWaitPolicyRestartMarker) + "=" + m + " is set: this process was restarted already";
+    d.reason = std::string(kWaitPolicyRestartMarker) + "=" + m +
+               " is set: this process was restarted already";
     return d;
   }
   if (const char* p = lookup("OMP_WAIT_POLICY")) {
@@ -67,7 +70,8 @@ WaitPolicyDecision decide_wait_policy(const std::function<const char*(const char
     return d;
   }
   d.restart = true;
-  d.reason = "neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set: restarting with OMP_WAIT_POLICY=passive";
+  d.reason =
+      "neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set: restarting with OMP_WAIT_POLICY=passive";
   return d;
 }
 
@@ -77,7 +81,8 @@ std::string wait_policy_description() {
 }
 
 void use_passive_wait_policy(char** argv) {
-  const WaitPolicyDecision d = decide_wait_policy([](const char* name) { return std::getenv(name); });
+  const WaitPolicyDecision d =
+      decide_wait_policy([](const char* name) { return std::getenv(name); });
   if (!d.restart || argv == nullptr || argv[0] == nullptr) {
     (void)wait_policy_description();  // recorded as it is now, before anything can change it
     return;
@@ -92,9 +97,12 @@ void use_passive_wait_policy(char** argv) {
   ::unsetenv("OMP_WAIT_POLICY");
   ::unsetenv(kWaitPolicyRestartMarker);
   (void)wait_policy_description();
-  std::cerr << argv[0] << ": warning: could not restart with OMP_WAIT_POLICY=passive (execv /proc/self/exe: "
-            << std::strerror(err) << "); libgomp's threads keep spinning while they wait, which is much slower "
-            << "when anything else runs on the machine. Export OMP_WAIT_POLICY=passive to avoid the restart.\n";
+  std::cerr << argv[0]
+            << ": warning: could not restart with OMP_WAIT_POLICY=passive (execv /proc/self/exe: "
+            << std::strerror(err)
+            << "); libgomp's threads keep spinning while they wait, which is much slower "
+            << "when anything else runs on the machine. Export OMP_WAIT_POLICY=passive to avoid "
+               "the restart.\n";
 }
 
 int available_cores() {
@@ -129,7 +137,8 @@ RuntimeInfo configure_runtime(int threads) {
   (void)torch::mm(torch::ones({2, 2}), torch::ones({2, 2}));
   dl_iterate_phdr(find_blas, &info.blas_library);
   info.blas_is_openblas = info.blas_library.find("openblas") != std::string::npos;
-  info.blas_is_optimized = info.blas_is_openblas || info.blas_library.find("mkl") != std::string::npos;
+  info.blas_is_optimized =
+      info.blas_is_openblas || info.blas_library.find("mkl") != std::string::npos;
   using CoreName = char* (*)();
   if (auto fn = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"))) {
     if (const char* name = fn()) info.openblas_corename = name;
@@ -153,10 +162,11 @@ bool blas_calls_stay_on_caller() {
 std::vector<std::string> runtime_warnings(const RuntimeInfo& info, const torch::Device& device) {
   std::vector<std::string> w;
   if (!info.blas_is_optimized && device.is_cpu()) {
-    w.push_back("the active BLAS is not OpenBLAS (" +
-                (info.blas_library.empty() ? std::string("none found") : info.blas_library) +
-                "): CPU training is about 18x slower. Run `make deps` (installs "
-                "libopenblas0-openmp) or `update-alternatives --config libblas.so.3-x86_64-linux-gnu`.");
+    w.push_back(
+        "the active BLAS is not OpenBLAS (" +
+        (info.blas_library.empty() ? std::string("none found") : info.blas_library) +
+        "): CPU training is about 18x slower. Run `make deps` (installs "
+        "libopenblas0-openmp) or `update-alternatives --config libblas.so.3-x86_64-linux-gnu`.");
   }
   auto lower = [](std::string t) {
     for (auto& ch : t) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
@@ -166,7 +176,8 @@ std::vector<std::string> runtime_warnings(const RuntimeInfo& info, const torch::
       lower(info.openblas_coretype_env) != lower(info.openblas_corename)) {
     w.push_back("OPENBLAS_CORETYPE=" + info.openblas_coretype_env +
                 " is set in the environment but is not a core type OpenBLAS took: it uses the " +
-                info.openblas_corename + " kernels. Unset it, or set a name OpenBLAS knows (e.g. Haswell, SkylakeX).");
+                info.openblas_corename +
+                " kernels. Unset it, or set a name OpenBLAS knows (e.g. Haswell, SkylakeX).");
   } else if (!info.openblas_coretype_env.empty()) {
     w.push_back("OPENBLAS_CORETYPE=" + info.openblas_coretype_env +
                 " is set in the environment: OpenBLAS uses those kernels (" +
@@ -177,12 +188,15 @@ std::vector<std::string> runtime_warnings(const RuntimeInfo& info, const torch::
   if (info.requested_threads > info.available_cores) {
     w.push_back("--threads " + std::to_string(info.requested_threads) + " is more than the " +
                 std::to_string(info.available_cores) +
-                " cores available: the threads take turns on the cores and each step is slower. Use --threads 0 "
-                "(all cores) or at most " + std::to_string(info.available_cores) + ".");
+                " cores available: the threads take turns on the cores and each step is slower. "
+                "Use --threads 0 "
+                "(all cores) or at most " +
+                std::to_string(info.available_cores) + ".");
   }
   if (info.requested_threads == 0 && !info.omp_num_threads_env.empty() &&
       info.omp_num_threads_env != std::to_string(info.intra_op_threads)) {
-    w.push_back("OMP_NUM_THREADS=" + info.omp_num_threads_env + " is set, but --threads 0 (THREADS=0) uses all " +
+    w.push_back("OMP_NUM_THREADS=" + info.omp_num_threads_env +
+                " is set, but --threads 0 (THREADS=0) uses all " +
                 std::to_string(info.intra_op_threads) + " available cores; pass --threads " +
                 info.omp_num_threads_env + " to honour it.");
   }
@@ -191,9 +205,11 @@ std::vector<std::string> runtime_warnings(const RuntimeInfo& info, const torch::
                 std::to_string(info.available_cores) + " available cores.");
   }
   if (info.intra_op_threads >= 2 && info.omp_wait_policy.rfind("libgomp default", 0) == 0) {
-    w.push_back("libgomp's threads spin while they wait (neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is set): "
-                "with anything else running on the machine the step can be 10x slower. Export "
-                "OMP_WAIT_POLICY=passive.");
+    w.push_back(
+        "libgomp's threads spin while they wait (neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT is "
+        "set): "
+        "with anything else running on the machine the step can be 10x slower. Export "
+        "OMP_WAIT_POLICY=passive.");
   }
   if (!info.malloc_tuned) w.push_back("could not raise glibc malloc's trim/mmap thresholds.");
   return w;
@@ -218,7 +234,8 @@ nlohmann::json RuntimeInfo::to_json() const {
 
 torch::Device select_device(const std::string& name) {
   if (name == "cpu") return torch::kCPU;
-  if (name == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::kCPU;
+  if (name == "auto")
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::kCPU;
   if (name == "cuda") {
     if (!torch::cuda::is_available()) {
       throw std::runtime_error(

@@ -15,18 +15,19 @@ namespace vaerepro {
 
 /// What was found and set.
 struct RuntimeInfo {
-  std::string libtorch_version;   ///< e.g. "1.13.1"
-  std::string blas_library;       ///< resolved path of the libblas.so.3 in this process
-  bool blas_is_openblas = false;  ///< OpenBLAS (Debian) is the libblas in use
-  bool blas_is_optimized = false; ///< OpenBLAS or MKL; false: reference BLAS, ~18x slower
-  std::string openblas_corename;  ///< the kernel OpenBLAS picked ("Haswell", "SkylakeX", ...)
+  std::string libtorch_version;       ///< e.g. "1.13.1"
+  std::string blas_library;           ///< resolved path of the libblas.so.3 in this process
+  bool blas_is_openblas = false;      ///< OpenBLAS (Debian) is the libblas in use
+  bool blas_is_optimized = false;     ///< OpenBLAS or MKL; false: reference BLAS, ~18x slower
+  std::string openblas_corename;      ///< the kernel OpenBLAS picked ("Haswell", "SkylakeX", ...)
   std::string openblas_coretype_env;  ///< OPENBLAS_CORETYPE as set in the environment
   int intra_op_threads = 0;
-  int requested_threads = 0;          ///< --threads as given (0: all available cores)
-  std::string omp_num_threads_env;    ///< OMP_NUM_THREADS as set in the environment
+  int requested_threads = 0;        ///< --threads as given (0: all available cores)
+  std::string omp_num_threads_env;  ///< OMP_NUM_THREADS as set in the environment
   int available_cores = 0;
-  std::string omp_wait_policy;   ///< libgomp's wait policy as this process loaded it (wait_policy_description)
-  bool malloc_tuned = false;  ///< glibc trim/mmap thresholds raised
+  std::string omp_wait_policy;  ///< libgomp's wait policy as this process loaded it
+                                ///< (wait_policy_description)
+  bool malloc_tuned = false;    ///< glibc trim/mmap thresholds raised
   bool cuda_available = false;
   int cuda_device_count = 0;
   nlohmann::json to_json() const;

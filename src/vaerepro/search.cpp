@@ -58,11 +58,13 @@ class Searcher {
     Probe p;
     p.widths = w;
     std::vector<ProbeMeasure> runs = {oracle_(w, 0)};
-    const bool near = std::abs(runs[0].reconstruction - o_.good.max_reconstruction) < o_.margin_reconstruction ||
-                      std::abs(runs[0].kl - o_.good.max_kl) < o_.margin_kl;
+    const bool near =
+        std::abs(runs[0].reconstruction - o_.good.max_reconstruction) < o_.margin_reconstruction ||
+        std::abs(runs[0].kl - o_.good.max_kl) < o_.margin_kl;
     if (o_.noise_aware && near) {
       for (int r = 1; r < o_.repeats; ++r) runs.push_back(oracle_(w, r));
-      p.note = "repeated over " + std::to_string(o_.repeats) + " seeds: near a threshold; decided on the mean";
+      p.note = "repeated over " + std::to_string(o_.repeats) +
+               " seeds: near a threshold; decided on the mean";
     }
     double sr = 0, sk = 0, qr = 0, qk = 0;
     for (const auto& m : runs) {
@@ -77,7 +79,8 @@ class Searcher {
     p.reconstruction = sr / n;
     p.kl = sk / n;
     if (n > 1) {
-      p.reconstruction_se = std::sqrt(std::max(0.0, (qr - n * p.reconstruction * p.reconstruction) / (n - 1)) / n);
+      p.reconstruction_se =
+          std::sqrt(std::max(0.0, (qr - n * p.reconstruction * p.reconstruction) / (n - 1)) / n);
       p.kl_se = std::sqrt(std::max(0.0, (qk - n * p.kl * p.kl) / (n - 1)) / n);
     }
     p.good = p.reconstruction <= o_.good.max_reconstruction && p.kl <= o_.good.max_kl;
@@ -87,7 +90,8 @@ class Searcher {
 
   /// Seed 000's Binary_search(left, right, H, i): the smallest width at index
   /// i that is good, assuming monotonicity; `fallback` when none is.
-  int64_t binary_search(int64_t left, int64_t right, std::vector<int64_t> h, size_t i, int64_t fallback) {
+  int64_t binary_search(int64_t left, int64_t right, std::vector<int64_t> h, size_t i,
+                        int64_t fallback) {
     int64_t ans = fallback;
     while (left <= right) {
       const int64_t mid = (left + right) / 2;
@@ -124,8 +128,9 @@ SearchResult minimal_architecture_search(const Oracle& oracle, const std::vector
   Searcher s(oracle, options);
   if (!s.good(upper)) {
     r.log = s.log_;
-    r.outcome = "the upper bound " + widths_to_string(upper) +
-                " is not a good model, so (by monotonicity) no architecture below it at this depth is";
+    r.outcome =
+        "the upper bound " + widths_to_string(upper) +
+        " is not a good model, so (by monotonicity) no architecture below it at this depth is";
     return r;
   }
   std::vector<int64_t> h = upper;
@@ -135,7 +140,8 @@ SearchResult minimal_architecture_search(const Oracle& oracle, const std::vector
   r.log = s.log_;
   r.found = true;
   r.widths = h;
-  r.outcome = "minimal architecture " + widths_to_string(h) + " after " + std::to_string(r.log.size()) + " probes";
+  r.outcome = "minimal architecture " + widths_to_string(h) + " after " +
+              std::to_string(r.log.size()) + " probes";
   return r;
 }
 
@@ -218,7 +224,8 @@ std::vector<int64_t> parse_search_widths(const std::string& text, const std::str
     w.push_back(a.latent);
     for (size_t i = 0; i + 1 < w.size(); ++i) {
       if (w[i + 1] > w[i]) {
-        throw std::invalid_argument("'" + text + "' breaks h_{i+1} <= h_i (seed 000 Assumption 5.1)");
+        throw std::invalid_argument("'" + text +
+                                    "' breaks h_{i+1} <= h_i (seed 000 Assumption 5.1)");
       }
     }
     return w;
@@ -247,9 +254,11 @@ std::pair<std::vector<int64_t>, int> parse_probe_token(const std::string& token)
     }
     size_t used = 0;
     repeat = std::stoi(token.substr(dot + 2), &used);
-    if (used != token.size() - dot - 2 || repeat < 0 || widths.empty()) throw std::invalid_argument("repeat");
+    if (used != token.size() - dot - 2 || repeat < 0 || widths.empty())
+      throw std::invalid_argument("repeat");
   } catch (const std::exception&) {
-    throw UsageError("--only-probe '" + token + "' is not a probe: write the widths joined by '-' and the seed "
+    throw UsageError("--only-probe '" + token +
+                     "' is not a probe: write the widths joined by '-' and the seed "
                      "index, e.g. 500-500-3.r0 (chapter-06 --list-probes prints the ones pending)");
   }
   return {widths, repeat};

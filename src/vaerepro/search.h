@@ -44,7 +44,7 @@ struct GoodModel {
 struct SearchOptions {
   GoodModel good;
   bool noise_aware = false;
-  int repeats = 3;                ///< seeds for a probe near a threshold (noise-aware mode)
+  int repeats = 3;                   ///< seeds for a probe near a threshold (noise-aware mode)
   double margin_reconstruction = 3;  ///< "near": within this of R ...
   double margin_kl = 0.5;            ///< ... or of K
 };
@@ -52,7 +52,7 @@ struct SearchOptions {
 /// One probe of the search log (seed 000 Table 3).
 struct Probe {
   std::vector<int64_t> widths;
-  double reconstruction = 0, kl = 0;  ///< the mean over repeats
+  double reconstruction = 0, kl = 0;        ///< the mean over repeats
   double reconstruction_se = 0, kl_se = 0;  ///< standard errors (0 for one run)
   int repeats = 1;
   bool good = false;

@@ -136,7 +136,8 @@ std::optional<ProbeMeasure> ProbeSweep::cached(const std::vector<int64_t>& width
 
 ProbeMeasure ProbeSweep::train(const std::vector<int64_t>& widths, int repeat) const {
   const SweepPoint point{
-      name(widths, repeat), config(widths, repeat),
+      name(widths, repeat),
+      config(widths, repeat),
       [&](const PointStaging& staging) { return train_(widths, repeat, staging); },
       {}};
   const ProbeMeasure m = ProbeMeasure::from_json(sweep_.obtain(point));

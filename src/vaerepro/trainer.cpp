@@ -87,11 +87,12 @@ SetMetrics evaluate_elbo(VaeImpl& vae, const torch::Tensor& x, const torch::Tens
   auto sums = torch::zeros({3}, x.options().dtype(torch::kDouble));  // [elbo, ll, kl]
   for (int64_t start = 0; start < n; start += batch_size) {
     const int64_t len = std::min(batch_size, n - start);
-    auto xb = x.narrow(0, start, len);                                          // [B, D]
+    auto xb = x.narrow(0, start, len);  // [B, D]
     auto cb = condition.defined() ? condition.narrow(0, start, len) : torch::Tensor();
     auto t = elbo(vae, xb, cb);
-    sums += torch::stack({t.elbo.to(torch::kDouble).sum(), t.log_likelihood.to(torch::kDouble).sum(),
-                          t.kl.to(torch::kDouble).sum()});
+    sums +=
+        torch::stack({t.elbo.to(torch::kDouble).sum(), t.log_likelihood.to(torch::kDouble).sum(),
+                      t.kl.to(torch::kDouble).sum()});
   }
   vae.train(was_training);
   auto s = sums.cpu();
@@ -107,8 +108,9 @@ std::vector<int64_t> log_spaced_marks(int64_t first, int64_t last, int64_t count
   count = std::max<int64_t>(1, count);
   for (int64_t i = 0; i < count; ++i) {
     double t = count == 1 ? 1.0 : static_cast<double>(i) / (count - 1);
-    double v = std::exp(std::log(static_cast<double>(first)) +
-                        t * (std::log(static_cast<double>(last)) - std::log(static_cast<double>(first))));
+    double v =
+        std::exp(std::log(static_cast<double>(first)) +
+                 t * (std::log(static_cast<double>(last)) - std::log(static_cast<double>(first))));
     int64_t m = std::max<int64_t>(step, static_cast<int64_t>(std::llround(v / step)) * step);
     m = std::min(m, last);
     if (marks.empty() || m > marks.back()) marks.push_back(m);

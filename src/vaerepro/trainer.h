@@ -71,13 +71,13 @@ struct CurvePoint {
 
 /// What to train and when to look.
 struct TrainOptions {
-  int64_t total_samples = 0;   ///< training examples to process (epochs x N)
-  int64_t batch_size = 100;    ///< KW2013: M = 100
-  double beta = 1.0;           ///< weight on the KL (1 = the VAE)
+  int64_t total_samples = 0;     ///< training examples to process (epochs x N)
+  int64_t batch_size = 100;      ///< KW2013: M = 100
+  double beta = 1.0;             ///< weight on the KL (1 = the VAE)
   std::vector<int64_t> eval_at;  ///< samples-seen marks for whole-set bounds
   int64_t eval_batch = 1000;
   ConditionEncoding condition = ConditionEncoding::kNone;
-  std::string label;           ///< prefix of the progress line
+  std::string label;            ///< prefix of the progress line
   double progress_seconds = 5;  ///< between progress lines (<= 0: none)
   /// Called at every evaluation mark (the model in eval mode, no gradient
   /// state touched) for chapter-specific estimates; its time counts as
@@ -144,8 +144,7 @@ void train_step(VaeImpl& vae, const std::vector<torch::Tensor>& params,
 
 /// `count` marks from `first` to `last` evenly spaced in log(samples),
 /// rounded to multiples of `step`, strictly increasing, `last` included.
-std::vector<int64_t> log_spaced_marks(int64_t first, int64_t last, int64_t count,
-                                      int64_t step = 1);
+std::vector<int64_t> log_spaced_marks(int64_t first, int64_t last, int64_t count, int64_t step = 1);
 
 /// The suite's schedule for a model trained for `total_samples` in batches of
 /// `batch_size`: `eval_points` whole-set evaluations log-spaced in samples

@@ -17,16 +17,19 @@ namespace vaerepro {
 
 std::string to_string(VariantFamily f) {
   switch (f) {
-    case VariantFamily::kMlp: return "mlp";
-    case VariantFamily::kCnn: return "cnn";
-    case VariantFamily::kTwoLayer: return "two-layer";
+    case VariantFamily::kMlp:
+      return "mlp";
+    case VariantFamily::kCnn:
+      return "cnn";
+    case VariantFamily::kTwoLayer:
+      return "two-layer";
   }
   return "?";
 }
 
 const std::vector<std::string>& variant_names() {
-  static const std::vector<std::string> names = {"vae",  "vae-tuned", "cnn",      "iwae",
-                                                 "iwae-elbo", "dvae", "beta-vae", "cvae"};
+  static const std::vector<std::string> names = {"vae",       "vae-tuned", "cnn",      "iwae",
+                                                 "iwae-elbo", "dvae",      "beta-vae", "cvae"};
   return names;
 }
 
@@ -42,7 +45,8 @@ Variant make_variant(const std::string& name, const VariantSettings& settings) {
   auto tuned = [](Variant& t) {  // seed 002 section 4.2.1: ReLU, Adam (0.9, 0.99), no weight decay
     t.activation = Activation::kRelu;
     t.optimizer = "adam";
-    t.init_std = 0;  // "Xavier and He initialization ... no significant improvement": torch's default
+    t.init_std =
+        0;  // "Xavier and He initialization ... no significant improvement": torch's default
   };
   if (name == "vae") {
     v.row = "VAE implementation";
@@ -71,7 +75,8 @@ Variant make_variant(const std::string& name, const VariantSettings& settings) {
     tuned(v);  // seed 002 section 4.2.3: "the same settings from section 4.2.1"
     v.condition = ConditionEncoding::kOneHot;
   } else {
-    throw std::invalid_argument("unknown variant '" + name + "' (choose from " + all_variants() + ")");
+    throw std::invalid_argument("unknown variant '" + name + "' (choose from " + all_variants() +
+                                ")");
   }
   return v;
 }
@@ -94,8 +99,9 @@ std::vector<Variant> parse_variants(const std::string& text, const VariantSettin
 }
 
 double learning_rate(const Variant& v, int64_t nz) {
-  if (v.optimizer == "adagrad") return 0.02;  // KW2013 section 5, seed 002 4.1: of {0.01, 0.02, 0.1}
-  if (v.family == VariantFamily::kTwoLayer) return 1e-3;           // section 4.2.4 (Burda et al.)
+  if (v.optimizer == "adagrad")
+    return 0.02;  // KW2013 section 5, seed 002 4.1: of {0.01, 0.02, 0.1}
+  if (v.family == VariantFamily::kTwoLayer) return 1e-3;  // section 4.2.4 (Burda et al.)
   if (v.family == VariantFamily::kCnn) return nz >= 200 ? 1e-3 : 1e-2;  // section 4.2.2
   return nz <= 3 ? 1e-2 : 1e-3;  // section 4.2.1: 1e-2 at N_z = 3, 1e-3 otherwise
 }
@@ -110,7 +116,9 @@ nlohmann::json variant_config(const Variant& v, int64_t nz, int64_t hidden, int6
           {"activation", to_string(v.activation)},
           {"optimizer", {{"name", v.optimizer}, {"lr", learning_rate(v, nz)}}},
           {"objective",
-           {{"name", to_string(v.objective.objective)}, {"beta", v.objective.beta}, {"k", v.objective.k}}},
+           {{"name", to_string(v.objective.objective)},
+            {"beta", v.objective.beta},
+            {"k", v.objective.k}}},
           {"corruption", v.corruption},
           {"condition", to_string(v.condition)},
           {"init_std", v.init_std}};
@@ -141,8 +149,8 @@ VariantModel build_variant(const Variant& v, int64_t nz, const TensorData& data,
     b.optimizer = std::make_unique<torch::optim::Adam>(
         params, torch::optim::AdamOptions(lr).betas({0.9, 0.999}).eps(1e-4));
   } else {  // seed 002 section 4.2.1: beta_1 = 0.9, beta_2 = 0.99
-    b.optimizer =
-        std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(lr).betas({0.9, 0.99}));
+    b.optimizer = std::make_unique<torch::optim::Adam>(
+        params, torch::optim::AdamOptions(lr).betas({0.9, 0.99}));
   }
   return b;
 }
@@ -195,8 +203,9 @@ nlohmann::json evaluate_variant(const Variant& v, LatentModel& model, const Tens
   model.module().eval();
   const auto t0 = std::chrono::steady_clock::now();
   const bool conditional = v.conditional();
-  const auto test_c = conditional ? encode_condition(data.test_labels, v.condition, data.num_classes)
-                                  : torch::Tensor();
+  const auto test_c = conditional
+                          ? encode_condition(data.test_labels, v.condition, data.num_classes)
+                          : torch::Tensor();
   const SetMetrics test = evaluate_latent_elbo(model, data.test, test_c);
   const auto xs = first_points(data.test, e.marginal_points);
   const auto cs = conditional ? first_points(test_c, e.marginal_points) : torch::Tensor();
@@ -214,7 +223,8 @@ nlohmann::json evaluate_variant(const Variant& v, LatentModel& model, const Tens
   if (conditional) {  // the same cost: K / C samples for each of the C labels
     const int64_t per_label = std::max<int64_t>(1, e.marginal_k / data.num_classes);
     marginal["label_marginal"] =
-        summarize(label_marginal_log_px(model, xs, v.condition, data.num_classes, per_label)).to_json();
+        summarize(label_marginal_log_px(model, xs, v.condition, data.num_classes, per_label))
+            .to_json();
     marginal["label_marginal"]["k_per_label"] = per_label;
   }
   out["marginal"] = marginal;
@@ -224,7 +234,8 @@ nlohmann::json evaluate_variant(const Variant& v, LatentModel& model, const Tens
   }
   if (v.corruption > 0) {  // the denoising bound itself (seed 002 eq. 4), one corruption per point
     auto noisy = salt_and_pepper(xs, v.corruption);
-    out["denoising_elbo"] = model.elbo_terms(noisy, xs, cs).elbo.to(torch::kDouble).mean().item<double>();
+    out["denoising_elbo"] =
+        model.elbo_terms(noisy, xs, cs).elbo.to(torch::kDouble).mean().item<double>();
   }
   nlohmann::json layers = nlohmann::json::array();
   int64_t active = 0;
@@ -234,7 +245,8 @@ nlohmann::json evaluate_variant(const Variant& v, LatentModel& model, const Tens
   }
   out["layers"] = layers;
   out["active_units"] = active;
-  out["eval_seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  out["eval_seconds"] =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return out;
 }
 
@@ -254,8 +266,8 @@ nlohmann::json write_variant_pictures(const Variant& v, LatentModel& model, cons
   auto recon = model.reconstruct(x, c).to(torch::kCPU);      // [n, D]
   auto samples = model.sample(100, c_ones).to(torch::kCPU);  // [100, D]
   const int64_t h = data.height, w = data.width;
-  write_image_grid((d / "images/reconstructions.png").string(), torch::cat({x.to(torch::kCPU), recon}),
-                   n, h, w);
+  write_image_grid((d / "images/reconstructions.png").string(),
+                   torch::cat({x.to(torch::kCPU), recon}), n, h, w);
   write_image_grid((d / "images/samples.png").string(), samples, 10, h, w);
   torch::save(recon, (d / "reconstructions.pt").string());
   torch::save(samples.narrow(0, 0, 10).clone(), (d / "samples.pt").string());

@@ -117,9 +117,9 @@ nlohmann::json describe_trained(const Variant& v, LatentModel& model, const Late
 
 /// What a trained variant is scored with.
 struct VariantEvaluation {
-  int64_t marginal_k = 5000;   ///< importance samples of log p(x) (Burda et al. 2015 section 5)
-  int64_t marginal_points = 0; ///< the first test points it scores (0: all)
-  int64_t bound_k = 50;        ///< the two-layer rows' bound (seed 002's k)
+  int64_t marginal_k = 5000;    ///< importance samples of log p(x) (Burda et al. 2015 section 5)
+  int64_t marginal_points = 0;  ///< the first test points it scores (0: all)
+  int64_t bound_k = 50;         ///< the two-layer rows' bound (seed 002's k)
 };
 
 /// Everything a trained variant reports, in eval mode without gradients:

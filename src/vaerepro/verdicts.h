@@ -31,7 +31,9 @@ double root_sum_square(std::initializer_list<double> se);
 Estimate difference(const Estimate& a, const Estimate& b);
 
 /// The same estimate with the sign of its mean flipped (exact).
-inline Estimate operator-(const Estimate& e) { return Estimate{-e.mean, e.se}; }
+inline Estimate operator-(const Estimate& e) {
+  return Estimate{-e.mean, e.se};
+}
 
 /// The gap a_x - a_y against the gap b_x - b_y: (a_x - a_y) - (b_x - b_y),
 /// with the standard error root_sum_square({a_x.se, a_y.se, b_x.se, b_y.se}).

@@ -7,27 +7,34 @@
 namespace vaerepro {
 
 nlohmann::json SampleJudge::to_json() const {
-  return {{"mean_confidence", mean_confidence},   {"standard_error", standard_error},
-          {"class_perplexity", class_perplexity}, {"classifier_score", classifier_score},
+  return {{"mean_confidence", mean_confidence},
+          {"standard_error", standard_error},
+          {"class_perplexity", class_perplexity},
+          {"classifier_score", classifier_score},
           {"examples", examples}};
 }
 
 SampleJudge judge_probabilities(const torch::Tensor& p_in) {
-  TORCH_CHECK(p_in.dim() == 2 && p_in.size(0) > 0, "judge_probabilities: expected [N, C] with N >= 1, got ", p_in.sizes());
+  TORCH_CHECK(p_in.dim() == 2 && p_in.size(0) > 0,
+              "judge_probabilities: expected [N, C] with N >= 1, got ", p_in.sizes());
   torch::NoGradGuard no_grad;
-  auto p = p_in.to(torch::kFloat64);                 // [N, C]
-  auto conf = std::get<0>(p.max(1));                 // [N]
+  auto p = p_in.to(torch::kFloat64);  // [N, C]
+  auto conf = std::get<0>(p.max(1));  // [N]
   const int64_t classes = p.size(1);
   auto hist = torch::bincount(p.argmax(1).to(torch::kCPU), {}, classes).to(torch::kFloat64);  // [C]
   auto freq = hist / hist.sum();
-  auto entropy = [](const torch::Tensor& q, int64_t dim) { return -(q * torch::log(q.clamp_min(1e-300))).sum(dim); };
+  auto entropy = [](const torch::Tensor& q, int64_t dim) {
+    return -(q * torch::log(q.clamp_min(1e-300))).sum(dim);
+  };
   auto marginal = p.mean(0);  // [C]
   SampleJudge j;
   j.examples = p.size(0);
   j.mean_confidence = conf.mean().item<double>();
-  j.standard_error = j.examples > 1 ? conf.std().item<double>() / std::sqrt(static_cast<double>(j.examples)) : 0.0;
+  j.standard_error =
+      j.examples > 1 ? conf.std().item<double>() / std::sqrt(static_cast<double>(j.examples)) : 0.0;
   j.class_perplexity = std::exp(entropy(freq, 0).item<double>());
-  j.classifier_score = std::exp(entropy(marginal, 0).item<double>() - entropy(p, 1).mean().item<double>());
+  j.classifier_score =
+      std::exp(entropy(marginal, 0).item<double>() - entropy(p, 1).mean().item<double>());
   return j;
 }
 
@@ -37,19 +44,21 @@ SampleJudge judge_images(ClassifierImpl& classifier, const torch::Tensor& x) {
 }
 
 nlohmann::json Table1Metrics::to_json() const {
-  return {{"mse_per_pixel", mse_per_pixel}, {"cross_entropy", cross_entropy}, {"examples", examples}};
+  return {
+      {"mse_per_pixel", mse_per_pixel}, {"cross_entropy", cross_entropy}, {"examples", examples}};
 }
 
 Table1Metrics table1_metrics(const torch::Tensor& recon, const torch::Tensor& gray) {
   TORCH_CHECK(recon.sizes() == gray.sizes() && recon.dim() == 2 && recon.size(0) > 0,
-              "table1_metrics: expected reconstructions and targets of one shape [N, P], got ", recon.sizes(), " and ",
-              gray.sizes());
+              "table1_metrics: expected reconstructions and targets of one shape [N, P], got ",
+              recon.sizes(), " and ", gray.sizes());
   torch::NoGradGuard no_grad;
   auto r = recon.to(torch::kFloat64), g = gray.to(torch::kFloat64);
   Table1Metrics t;
   t.examples = recon.size(0);
   t.mse_per_pixel = (r - g).pow(2).mean().item<double>();
-  t.cross_entropy = torch::binary_cross_entropy(r.clamp(1e-7, 1 - 1e-7), g, {}, at::Reduction::Sum).item<double>() /
+  t.cross_entropy = torch::binary_cross_entropy(r.clamp(1e-7, 1 - 1e-7), g, {}, at::Reduction::Sum)
+                        .item<double>() /
                     static_cast<double>(t.examples);
   return t;
 }
@@ -80,26 +89,35 @@ double fitted_variance(VqVaeImpl& model, const torch::Tensor& x, int64_t batch_s
   for (int64_t i = 0; i < x.size(0); i += batch_size) {
     auto xb = x.narrow(0, i, std::min(batch_size, x.size(0) - i));
     sq += (model.forward(xb).output.reshape({xb.size(0), -1}) - xb.reshape({xb.size(0), -1}))
-              .pow(2).to(torch::kFloat64).sum().item<double>();
+              .pow(2)
+              .to(torch::kFloat64)
+              .sum()
+              .item<double>();
     count += xb.numel();
   }
   if (count == 0) throw std::invalid_argument("fitted_variance: no examples");
   return sq / static_cast<double>(count);
 }
 
-double mean_log_likelihood(VqVaeImpl& model, const torch::Tensor& x, double sigma2, int64_t batch_size) {
+double mean_log_likelihood(VqVaeImpl& model, const torch::Tensor& x, double sigma2,
+                           int64_t batch_size) {
   torch::NoGradGuard no_grad;
   double total = 0;
   for (int64_t i = 0; i < x.size(0); i += batch_size) {
     auto xb = x.narrow(0, i, std::min(batch_size, x.size(0) - i));
-    total += model.log_likelihood(model.forward(xb).output, xb, sigma2).to(torch::kFloat64).sum().item<double>();
+    total += model.log_likelihood(model.forward(xb).output, xb, sigma2)
+                 .to(torch::kFloat64)
+                 .sum()
+                 .item<double>();
   }
   if (x.size(0) == 0) throw std::invalid_argument("mean_log_likelihood: no examples");
   return total / static_cast<double>(x.size(0));
 }
 
-VqBound vq_bound(double log_p_x_given_z, double prior_nats_per_map, int64_t positions, int64_t codes) {
-  if (positions < 1 || codes < 1) throw std::invalid_argument("vq_bound: positions and codes must be >= 1");
+VqBound vq_bound(double log_p_x_given_z, double prior_nats_per_map, int64_t positions,
+                 int64_t codes) {
+  if (positions < 1 || codes < 1)
+    throw std::invalid_argument("vq_bound: positions and codes must be >= 1");
   VqBound b;
   b.log_p_x_given_z = log_p_x_given_z;
   b.log_p_z = -prior_nats_per_map;
@@ -236,7 +254,8 @@ torch::Tensor usage_bars(const std::vector<int64_t>& counts) {
   const int64_t width = std::max<int64_t>(1, bar - (bar > 2 ? 1 : 0));  // a gap between wide bars
   auto img = torch::ones({height, k * bar + 2});
   for (int64_t i = 0; i < k; ++i) {
-    const auto h = static_cast<int64_t>(std::llround(height * static_cast<double>(sorted[i]) / top));
+    const auto h =
+        static_cast<int64_t>(std::llround(height * static_cast<double>(sorted[i]) / top));
     if (h > 0) img.narrow(0, height - h, h).narrow(1, 1 + i * bar, width).fill_(0.15);
   }
   return img;

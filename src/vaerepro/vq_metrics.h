@@ -29,7 +29,8 @@ namespace vaerepro {
 struct SampleJudge {
   double mean_confidence = 0;   ///< mean of the largest class probability
   double standard_error = 0;    ///< of that mean: sample sd / sqrt(N) (0 for N = 1)
-  double class_perplexity = 0;  ///< exp of the entropy of the predicted classes' frequencies: C when balanced, 1 when one class
+  double class_perplexity = 0;  ///< exp of the entropy of the predicted classes' frequencies: C
+                                ///< when balanced, 1 when one class
   /// exp(H[p(y)] - E_x H[p(y | x)]): the Inception score of Salimans et al.
   /// 2016 with this classifier; in [1, C], high when each image is
   /// confidently one class and the classes are diverse.
@@ -75,7 +76,8 @@ double fitted_variance(VqVaeImpl& model, const torch::Tensor& x, int64_t batch_s
 
 /// The mean over `x` [N, P] of log p(x | z_q(x)) (VqVaeImpl::log_likelihood,
 /// nats per image summed over pixels), float64.
-double mean_log_likelihood(VqVaeImpl& model, const torch::Tensor& x, double sigma2, int64_t batch_size = 1000);
+double mean_log_likelihood(VqVaeImpl& model, const torch::Tensor& x, double sigma2,
+                           int64_t batch_size = 1000);
 
 /// The bound log p(x) >= log p(x | z_q) + log p(z_q) (vdO2017 section 3.2:
 /// q(z | x) is a point mass at z_q, so there is no entropy term), per test image.
@@ -88,7 +90,8 @@ struct VqBound {
 };
 /// The bound from its parts: `prior_nats_per_map` is the prior's mean NLL of
 /// a code map of `positions` codes from a codebook of `codes`.
-VqBound vq_bound(double log_p_x_given_z, double prior_nats_per_map, int64_t positions, int64_t codes);
+VqBound vq_bound(double log_p_x_given_z, double prior_nats_per_map, int64_t positions,
+                 int64_t codes);
 
 /// Whether the bound is a lower bound on log p(x) in nats: only for a
 /// Bernoulli decoder on dynamically binarised data.

@@ -18,12 +18,16 @@ Reconstruction parse_reconstruction(const std::string& name) {
   throw std::invalid_argument("unknown reconstruction '" + name + "' (expected mse or bernoulli)");
 }
 
-std::string to_string(Reconstruction r) { return r == Reconstruction::kMse ? "mse" : "bernoulli"; }
+std::string to_string(Reconstruction r) {
+  return r == Reconstruction::kMse ? "mse" : "bernoulli";
+}
 
 VqVaeImpl::VqVaeImpl(const VqVaeOptions& o) : options(o) {
   const ConvOptions conv = ConvOptions(o.channels(), o.dim()).residual_blocks(o.residual_blocks());
   encoder = register_module("encoder", ConvEncoder(conv));
-  quantizer = register_module("quantizer", VectorQuantizer(VectorQuantizerOptions(o.codes(), o.dim()).codebook(o.codebook())));
+  quantizer = register_module(
+      "quantizer",
+      VectorQuantizer(VectorQuantizerOptions(o.codes(), o.dim()).codebook(o.codebook())));
   decoder = register_module("decoder", ConvDecoder(conv));
 }
 
@@ -48,7 +52,8 @@ VqVaeLoss VqVaeImpl::loss(const VqVaeOutput& out, const torch::Tensor& x) const 
     l.reconstruction = (out.output - target).pow(2).flatten(1).mean(1);  // [B]
   } else {
     l.reconstruction = F::binary_cross_entropy_with_logits(
-                           out.output, target, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone))
+                           out.output, target,
+                           F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone))
                            .flatten(1)
                            .mean(1);  // [B]
   }
@@ -69,20 +74,25 @@ torch::Tensor VqVaeImpl::decode_codes(const torch::Tensor& codes) {
 }
 
 torch::Tensor VqVaeImpl::mean_image(const torch::Tensor& output) const {
-  return options.reconstruction() == Reconstruction::kMse ? output.clamp(0.0, 1.0) : torch::sigmoid(output);
+  return options.reconstruction() == Reconstruction::kMse ? output.clamp(0.0, 1.0)
+                                                          : torch::sigmoid(output);
 }
 
-torch::Tensor VqVaeImpl::log_likelihood(const torch::Tensor& output, const torch::Tensor& x, double sigma2) const {
+torch::Tensor VqVaeImpl::log_likelihood(const torch::Tensor& output, const torch::Tensor& x,
+                                        double sigma2) const {
   auto target = as_images(x);
   if (options.reconstruction() == Reconstruction::kBernoulli) {
     return -F::binary_cross_entropy_with_logits(
-                output, target, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone))
+                output, target,
+                F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone))
                 .flatten(1)
                 .sum(1);  // [B]
   }
   TORCH_CHECK(sigma2 > 0, "log_likelihood: the Gaussian variance must be positive, got ", sigma2);
   // log N(x; mu, sigma2) summed over pixels, every constant included.
-  return (-0.5 * ((output - target).pow(2) / sigma2 + std::log(2 * M_PI * sigma2))).flatten(1).sum(1);  // [B]
+  return (-0.5 * ((output - target).pow(2) / sigma2 + std::log(2 * M_PI * sigma2)))
+      .flatten(1)
+      .sum(1);  // [B]
 }
 
 int64_t VqVaeImpl::parameter_count() const {
@@ -96,7 +106,8 @@ nlohmann::json CodebookUsage::to_json() const {
 }
 
 CodebookUsage codebook_usage(const torch::Tensor& codes, int64_t num_codes) {
-  auto counts = torch::bincount(codes.flatten().to(torch::kCPU), {}, num_codes).to(torch::kInt64);  // [K]
+  auto counts =
+      torch::bincount(codes.flatten().to(torch::kCPU), {}, num_codes).to(torch::kInt64);  // [K]
   return codebook_usage_of_counts(
       std::vector<int64_t>(counts.data_ptr<int64_t>(), counts.data_ptr<int64_t>() + num_codes));
 }
@@ -117,8 +128,12 @@ CodebookUsage codebook_usage_of_counts(std::vector<int64_t> counts) {
 }
 
 nlohmann::json VqSetMetrics::to_json() const {
-  return {{"reconstruction", reconstruction}, {"codebook", codebook},     {"commitment", commitment},
-          {"mse_per_pixel", mse_per_pixel},   {"perplexity", perplexity}, {"codes_used", codes_used},
+  return {{"reconstruction", reconstruction},
+          {"codebook", codebook},
+          {"commitment", commitment},
+          {"mse_per_pixel", mse_per_pixel},
+          {"perplexity", perplexity},
+          {"codes_used", codes_used},
           {"examples", examples}};
 }
 
@@ -172,7 +187,12 @@ VqSetMetrics evaluate_vqvae(VqVaeImpl& model, const torch::Tensor& x, int64_t ba
     rec += l.reconstruction.to(torch::kFloat64).sum().item<double>();
     cb += l.codebook.to(torch::kFloat64).sum().item<double>();
     cm += l.commitment.to(torch::kFloat64).sum().item<double>();
-    mse += (model.mean_image(out.output).flatten(1) - xb.flatten(1)).pow(2).to(torch::kFloat64).mean(1).sum().item<double>();
+    mse += (model.mean_image(out.output).flatten(1) - xb.flatten(1))
+               .pow(2)
+               .to(torch::kFloat64)
+               .mean(1)
+               .sum()
+               .item<double>();
     codes.push_back(out.quantized.codes);
   }
   m.examples = n;
@@ -279,8 +299,8 @@ class VqVaeStep : public TrainStep {
     p.train.examples = mark.window_examples;
     p.test = evaluate_vqvae(model_, test_subset_);
     // The mean over the window's steps of each minibatch's code perplexity.
-    p.batch_perplexity =
-        batch_perplexity_.item<double>() / static_cast<double>(std::max<int64_t>(1, mark.window_steps));
+    p.batch_perplexity = batch_perplexity_.item<double>() /
+                         static_cast<double>(std::max<int64_t>(1, mark.window_steps));
     p.restarts = model_.quantizer->restarts();
     p.dead_codes =
         model_.quantizer->codes_below(std::max(1.0, model_.options.codebook().restart_threshold));
@@ -317,7 +337,8 @@ class VqVaeStep : public TrainStep {
     }
     counts_.copy_(it->second);
     const auto bp = tensors.find("vq_window_batch_perplexity");
-    if (bp == tensors.end()) throw std::runtime_error("the VQ-VAE's batch perplexity window is missing");
+    if (bp == tensors.end())
+      throw std::runtime_error("the VQ-VAE's batch perplexity window is missing");
     batch_perplexity_.copy_(bp->second);
   }
 
@@ -339,7 +360,8 @@ VqTrainResult train_vqvae(VqVaeImpl& model, int64_t n_train,
                           const std::function<torch::Tensor(const torch::Tensor&)>& batch,
                           const torch::Tensor& test, const VqTrainOptions& o) {
   if (n_train < 1 || o.epochs < 1 || o.batch_size < 1) {
-    throw std::invalid_argument("train_vqvae: need at least one training example, epoch and batch element");
+    throw std::invalid_argument(
+        "train_vqvae: need at least one training example, epoch and batch element");
   }
   const auto device = model.parameters().front().device();
   const int64_t steps_per_epoch = (n_train + o.batch_size - 1) / o.batch_size;

@@ -36,11 +36,11 @@ std::string to_string(Reconstruction r);
 
 struct VqVaeOptions {
   VqVaeOptions(int64_t codes, int64_t dim) : codes_(codes), dim_(dim) {}
-  TORCH_ARG(int64_t, codes);                 ///< K
-  TORCH_ARG(int64_t, dim);                   ///< D
-  TORCH_ARG(int64_t, channels) = 32;         ///< feature channels of encoder and decoder
-  TORCH_ARG(int64_t, residual_blocks) = 2;   ///< vdO2017 section 4.1: two residual 3x3 blocks
-  TORCH_ARG(double, beta) = 0.25;            ///< commitment weight, vdO2017 section 4.1
+  TORCH_ARG(int64_t, codes);                ///< K
+  TORCH_ARG(int64_t, dim);                  ///< D
+  TORCH_ARG(int64_t, channels) = 32;        ///< feature channels of encoder and decoder
+  TORCH_ARG(int64_t, residual_blocks) = 2;  ///< vdO2017 section 4.1: two residual 3x3 blocks
+  TORCH_ARG(double, beta) = 0.25;           ///< commitment weight, vdO2017 section 4.1
   TORCH_ARG(Reconstruction, reconstruction) = Reconstruction::kMse;  ///< seed 000 section 4: MSE
   /// How the codebook learns (quantizer.h); the default is vdO2017 as written.
   TORCH_ARG(CodebookOptions, codebook) = CodebookOptions();
@@ -48,7 +48,7 @@ struct VqVaeOptions {
 
 /// One pass of the VQ-VAE.
 struct VqVaeOutput {
-  torch::Tensor z_e;     ///< [B, D, H, W] encoder output
+  torch::Tensor z_e;  ///< [B, D, H, W] encoder output
   Quantized quantized;
   torch::Tensor output;  ///< [B, 1, 28, 28] mean image (kMse) or logits (kBernoulli)
 };
@@ -79,7 +79,8 @@ class VqVaeImpl : public torch::nn::Module {
   /// log p(x | z_q) per example [B], summed over pixels: Bernoulli in nats
   /// (a probability when x is binary), or a Gaussian density with per-pixel
   /// variance `sigma2` for kMse (a density on gray levels: see the chapter's caveats).
-  torch::Tensor log_likelihood(const torch::Tensor& output, const torch::Tensor& x, double sigma2) const;
+  torch::Tensor log_likelihood(const torch::Tensor& output, const torch::Tensor& x,
+                               double sigma2) const;
   int64_t parameter_count() const;
   VqVaeOptions options;
   ConvEncoder encoder{nullptr};
@@ -105,7 +106,7 @@ struct VqSetMetrics {
   double reconstruction = 0;  ///< mean over examples of the per-pixel reconstruction term
   double codebook = 0;
   double commitment = 0;
-  double mse_per_pixel = 0;   ///< of the mean image against the target, whatever the reconstruction
+  double mse_per_pixel = 0;  ///< of the mean image against the target, whatever the reconstruction
   double perplexity = 0;
   int64_t codes_used = 0;
   int64_t examples = 0;
@@ -127,8 +128,8 @@ struct VqCurvePoint {
   /// perplexity (bounded by the vectors in a batch: it understates the use
   /// of a large codebook; the test set's count does not).
   double batch_perplexity = 0;
-  int64_t restarts = 0;     ///< dead-code restarts so far (quantizer.h)
-  int64_t dead_codes = 0;   ///< codes whose use average is below max(restart threshold, 1) per step
+  int64_t restarts = 0;    ///< dead-code restarts so far (quantizer.h)
+  int64_t dead_codes = 0;  ///< codes whose use average is below max(restart threshold, 1) per step
   double wall_seconds = 0;
   /// samples_seen, epochs, train, test, batch_perplexity, restarts, dead_codes, wall_seconds.
   nlohmann::json to_json() const;
@@ -143,10 +144,10 @@ inline void to_json(nlohmann::json& j, const VqCurvePoint& p) {
 struct VqTrainOptions {
   int64_t epochs = 1;
   int64_t batch_size = 100;
-  double lr = 2e-4;              ///< Adam, vdO2017 section 4.1
-  int64_t curve_points = 10;     ///< evaluations along training
+  double lr = 2e-4;           ///< Adam, vdO2017 section 4.1
+  int64_t curve_points = 10;  ///< evaluations along training
   int64_t curve_test_examples = 2000;
-  std::string label;             ///< progress-line prefix
+  std::string label;  ///< progress-line prefix
   double progress_seconds = 10;
   /// Divergence: a step whose loss per example exceeds this many times the
   /// first step's (at least 1 nat) stops the run (0: no such check).
