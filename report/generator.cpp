@@ -352,6 +352,7 @@ std::string render_results(const json& ch, ChapterState& st, const json& publish
     const std::string renderer = ch.value("renderer", "");
     if (renderer == "elbo-vs-latent") {
       vars = render_elbo_vs_latent(RenderContext{st, published, options, outcome, slug});
+      vars["full_budget"] = render_full_budget_ch01(options.paths, published);
     } else if (renderer == "architecture-search") {
       vars = render_architecture_search(RenderContext{st, published, options, outcome, slug});
     } else if (renderer == "cvae-labels") {
